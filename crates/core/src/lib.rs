@@ -1,0 +1,11 @@
+//! The connector's logic, free of I/O: it builds requests, parses responses and
+//! decides the next step. Hosts (the worker, the browser module) move the bytes
+//! and pass the current time in, so everything here is deterministic and tested
+//! natively.
+
+pub mod health;
+pub mod problem;
+pub mod http;
+
+/// The product version, shown by `GET /api/v1/health` and in the browser.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

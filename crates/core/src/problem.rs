@@ -1,0 +1,210 @@
+//! The error catalog: every problem a user can meet, with a stable code, an
+//! HTTP status, a title and what to do next. The worker turns these into RFC
+//! 9457 bodies; the browser shows the same words.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    Unauthorized,
+    ValidationFailed,
+    InstanceUrlForbidden,
+    InstanceUnreachable,
+    InstanceHibernating,
+    NotServicenow,
+    CredentialsRejected,
+    NotAdmin,
+    ReleaseUnsupported,
+    TableAccessDenied,
+    RateLimited,
+    NotFound,
+    Conflict,
+    Internal,
+}
+
+impl ProblemCode {
+    pub const ALL: [ProblemCode; 14] = [
+        ProblemCode::Unauthorized,
+        ProblemCode::ValidationFailed,
+        ProblemCode::InstanceUrlForbidden,
+        ProblemCode::InstanceUnreachable,
+        ProblemCode::InstanceHibernating,
+        ProblemCode::NotServicenow,
+        ProblemCode::CredentialsRejected,
+        ProblemCode::NotAdmin,
+        ProblemCode::ReleaseUnsupported,
+        ProblemCode::TableAccessDenied,
+        ProblemCode::RateLimited,
+        ProblemCode::NotFound,
+        ProblemCode::Conflict,
+        ProblemCode::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemCode::Unauthorized => "unauthorized",
+            ProblemCode::ValidationFailed => "validation_failed",
+            ProblemCode::InstanceUrlForbidden => "instance_url_forbidden",
+            ProblemCode::InstanceUnreachable => "instance_unreachable",
+            ProblemCode::InstanceHibernating => "instance_hibernating",
+            ProblemCode::NotServicenow => "not_servicenow",
+            ProblemCode::CredentialsRejected => "credentials_rejected",
+            ProblemCode::NotAdmin => "not_admin",
+            ProblemCode::ReleaseUnsupported => "release_unsupported",
+            ProblemCode::TableAccessDenied => "table_access_denied",
+            ProblemCode::RateLimited => "rate_limited",
+            ProblemCode::NotFound => "not_found",
+            ProblemCode::Conflict => "conflict",
+            ProblemCode::Internal => "internal",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            ProblemCode::Unauthorized => 401,
+            ProblemCode::ValidationFailed | ProblemCode::InstanceUrlForbidden => 422,
+            ProblemCode::NotFound => 404,
+            ProblemCode::Conflict => 409,
+            ProblemCode::RateLimited => 429,
+            ProblemCode::Internal => 500,
+            ProblemCode::InstanceUnreachable | ProblemCode::NotServicenow => 502,
+            ProblemCode::InstanceHibernating => 503,
+            ProblemCode::CredentialsRejected
+            | ProblemCode::NotAdmin
+            | ProblemCode::ReleaseUnsupported
+            | ProblemCode::TableAccessDenied => 422,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ProblemCode::Unauthorized => "Admin token missing or wrong",
+            ProblemCode::ValidationFailed => "Some fields need attention",
+            ProblemCode::InstanceUrlForbidden => "This instance URL is not allowed",
+            ProblemCode::InstanceUnreachable => "The instance could not be reached",
+            ProblemCode::InstanceHibernating => "The instance is hibernating",
+            ProblemCode::NotServicenow => "This does not look like a ServiceNow instance",
+            ProblemCode::CredentialsRejected => "ServiceNow rejected the credentials",
+            ProblemCode::NotAdmin => "The user does not have the admin role",
+            ProblemCode::ReleaseUnsupported => "This ServiceNow release is not supported",
+            ProblemCode::TableAccessDenied => "The user cannot read a table the connector needs",
+            ProblemCode::RateLimited => "ServiceNow is rate limiting this user",
+            ProblemCode::NotFound => "Not found",
+            ProblemCode::Conflict => "Already connected",
+            ProblemCode::Internal => "Something went wrong on our side",
+        }
+    }
+
+    /// What the user should do next; the problem's `detail` starts from this.
+    pub fn advice(self) -> &'static str {
+        match self {
+            ProblemCode::Unauthorized => "Send the admin token as 'Authorization: Bearer <token>'. It is the ADMIN_TOKEN secret of the worker.",
+            ProblemCode::ValidationFailed => "Correct the fields listed in 'errors' and try again.",
+            ProblemCode::InstanceUrlForbidden => "Use your instance's address, such as https://acme.service-now.com. Only hosts under the configured INSTANCE_HOSTS are allowed.",
+            ProblemCode::InstanceUnreachable => "Check the instance URL and that the instance is up, then try again.",
+            ProblemCode::InstanceHibernating => "Wake the instance (sign in to it, or wake it from the developer portal), wait a few minutes, then try again.",
+            ProblemCode::NotServicenow => "Check the instance URL: it should be your ServiceNow instance, such as https://acme.service-now.com.",
+            ProblemCode::CredentialsRejected => "ServiceNow does not say which part was wrong. Check, in this order: the user ID and password; the OAuth client ID and client secret (System OAuth > Application Registry); that the user is active and not locked out; that the OAuth endpoint allows the password grant. Then reconnect.",
+            ProblemCode::NotAdmin => "Grant the admin role to this user (User Administration > Users > Roles), or connect with a user that has it.",
+            ProblemCode::ReleaseUnsupported => "Connect an instance on a supported release, or widen the supported range of this connector.",
+            ProblemCode::TableAccessDenied => "Check the user's roles and ACLs for the table named here, and that the REST API is active on the instance.",
+            ProblemCode::RateLimited => "Wait until the time given and try again, or raise the user's inbound REST API rate limit (System Web Services > REST > Rate Limit Rules).",
+            ProblemCode::NotFound => "Check the ID; list the connections with GET /api/v1/connections.",
+            ProblemCode::Conflict => "A connection with this name, or with this instance and user, exists already. Pick another name, or reconnect the existing one.",
+            ProblemCode::Internal => "Try again. If it persists, check the worker's log for this request.",
+        }
+    }
+}
+
+impl std::fmt::Display for ProblemCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One field's problem, as shown next to the field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// An RFC 9457 problem with our `code` and, for validation, `errors`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Seconds to wait, for `rate_limited`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    pub fn new(code: ProblemCode) -> Self {
+        Problem {
+            type_uri: format!("https://servicenow-connector.dev/problems/{}", code.as_str()),
+            title: code.title().into(),
+            status: code.status(),
+            detail: code.advice().into(),
+            code: code.as_str().into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// The catalog's advice, preceded by what happened in this case.
+    pub fn with_context(code: ProblemCode, what_happened: impl AsRef<str>) -> Self {
+        let mut p = Problem::new(code);
+        p.detail = format!("{} {}", what_happened.as_ref(), code.advice());
+        p
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let mut p = Problem::new(ProblemCode::ValidationFailed);
+        p.errors = errors;
+        p
+    }
+
+    pub fn is(&self, code: ProblemCode) -> bool {
+        self.code == code.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_serializes_to_its_stable_name_and_has_advice() {
+        for code in ProblemCode::ALL {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, code.as_str());
+            assert!(code.advice().len() > 20, "{code} needs advice");
+            let p = Problem::new(code);
+            assert_eq!(p.status, code.status());
+            assert!(p.type_uri.ends_with(code.as_str()));
+        }
+    }
+
+    #[test]
+    fn validation_problem_carries_field_errors() {
+        let p = Problem::validation(vec![FieldError {
+            field: "name".into(),
+            code: "required".into(),
+            message: "Give the connection a name.".into(),
+        }]);
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["status"], 422);
+        assert_eq!(v["code"], "validation_failed");
+        assert_eq!(v["errors"][0]["field"], "name");
+        assert!(v.get("retry_after").is_none());
+    }
+}

@@ -1,0 +1,35 @@
+//! What a simulated instance is: its credentials, release and data volume.
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub days: u32,
+    pub events_per_day: u32,
+    /// Release family, lower case as in `glide.war` (`tokyo`, `washingtondc`).
+    pub release: String,
+    pub username: String,
+    pub password: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// OAuth access token lifespan in seconds (ServiceNow's default: 1,800).
+    pub access_lifespan: i64,
+    /// OAuth refresh token lifespan in seconds (ServiceNow's default: 100 days).
+    pub refresh_lifespan: i64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            days: 7,
+            events_per_day: 200,
+            release: "xanadu".into(),
+            username: "svc.connector".into(),
+            password: "Sim-Passw0rd!".into(),
+            client_id: "9f2c4b1e7a3d4c5e8f6a0b1c2d3e4f50".into(),
+            client_secret: "sim-client-secret".into(),
+            access_lifespan: 1_800,
+            refresh_lifespan: 8_640_000,
+        }
+    }
+}

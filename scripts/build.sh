@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds what the worker serves and runs: the browser module into www/pkg and
+# the worker into crates/worker/build. Uses only local tools (see install.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH="$ROOT/.tools/bin:$PATH"
+export WASM_BINDGEN_BIN="$ROOT/.tools/bin/wasm-bindgen"
+export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
+export ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
+
+echo "build: browser module -> www/pkg"
+cargo build --quiet -p snc-web --target wasm32-unknown-unknown --release
+wasm-bindgen --target web --no-typescript --out-dir www/pkg \
+  target/wasm32-unknown-unknown/release/snc_web.wasm
+"$WASM_OPT_BIN" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+  www/pkg/snc_web_bg.wasm -o www/pkg/snc_web_bg.wasm
+
+echo "build: worker -> crates/worker/build"
+(cd crates/worker && worker-build --release)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `make test`: installs, then every check and every kind of test, and ends with
+# one summary line. Logs of each stage go to target/test-logs/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH="$ROOT/.tools/bin:$PATH"
+LOGS="$ROOT/target/test-logs"
+mkdir -p "$LOGS"
+rm -f "$LOGS"/*.log
+
+stage() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
+t0=$(date +%s)
+
+stage install
+scripts/install.sh
+
+stage "cargo fmt --check"
+cargo fmt --all -- --check
+
+stage "clippy (native and wasm32), warnings are errors"
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+cargo clippy --quiet -p snc-core -p snc-web -p snc-worker --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+stage "build: sim (release), browser module, worker"
+cargo build --quiet --release -p snc-sim
+scripts/build.sh
+echo "ready for tests after $(( $(date +%s) - t0 )) s"
+
+stage "native cargo tests"
+cargo test --workspace 2>&1 | tee "$LOGS/native.log"
+
+stage "browser module wasm tests in headless Chromium"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+export CHROMEDRIVER=/usr/bin/chromedriver
+export WASM_BINDGEN_TEST_TIMEOUT=60
+(cd crates/web && cargo test --target wasm32-unknown-unknown 2>&1) | tee "$LOGS/wasm.log"
+
+stage "worker end-to-end tests in workerd against the simulator"
+node --test --test-concurrency=1 tests/worker/*.test.mjs 2>&1 | tee "$LOGS/worker-e2e.log"
+
+stage "browser end-to-end tests (Playwright, Debian Chromium)"
+node --test --test-concurrency=1 tests/browser/*.test.mjs 2>&1 | tee "$LOGS/browser-e2e.log"
+
+stage summary
+scripts/summarize-tests.sh "$LOGS"
+echo "make test took $(( $(date +%s) - t0 )) s"

@@ -1,0 +1,110 @@
+// Starts real parts for end-to-end tests: the simulator binary and the worker
+// in workerd (wrangler dev) with local D1 in a fresh directory. No mocks.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+import { randomBytes } from "node:crypto";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
+const SIM = process.env.SNC_SIM_BIN || join(ROOT, "target", "release", "snc-sim");
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts the simulator; resolves with its banner plus `stop()`. */
+export async function startSim(args = []) {
+  const child = spawn(SIM, ["--listen", "127.0.0.1:0", ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const lines = createInterface({ input: child.stdout });
+  const first = await new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`snc-sim exited with ${code} before its banner`)));
+    lines.once("line", resolve);
+  });
+  const banner = JSON.parse(first);
+  return {
+    ...banner,
+    async control(path, body) {
+      const r = await fetch(`${banner.instance_url}/__sim/${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body ?? {}),
+      });
+      return r.json();
+    },
+    stop: () => stopChild(child),
+  };
+}
+
+function stopChild(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    try { process.kill(-child.pid, "SIGTERM"); } catch { child.kill("SIGTERM"); }
+    setTimeout(() => { try { process.kill(-child.pid, "SIGKILL"); } catch {} }, 3000).unref();
+  });
+}
+
+const ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" };
+
+/**
+ * Starts the built worker under `wrangler dev` with local D1 migrated in a
+ * fresh persist directory. Resolves with `{ url, adminToken, logs(), stop() }`.
+ */
+export async function startWorker({ vars = {} } = {}) {
+  const persist = mkdtempSync(join(tmpdir(), "snc-d1-"));
+  execFileSync(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], {
+    cwd: ROOT, env: ENV, stdio: "pipe",
+  });
+  const port = await freePort();
+  const adminToken = randomBytes(24).toString("base64url");
+  const allVars = {
+    ADMIN_TOKEN: adminToken,
+    ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    ALLOW_LOOPBACK_INSTANCES: "true",
+    ...vars,
+  };
+  const args = ["dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist,
+    "--inspector-port", String(await freePort()), "--test-scheduled", "--show-interactive-dev-session=false"];
+  for (const [k, v] of Object.entries(allVars)) args.push("--var", `${k}:${v}`);
+  const child = spawn(WRANGLER, args, { cwd: ROOT, env: ENV, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let output = "";
+  child.stdout.on("data", (d) => { output += d; });
+  child.stderr.on("data", (d) => { output += d; });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${output}`);
+    try {
+      const r = await fetch(`${url}/api/v1/health`);
+      if (r.ok) break;
+    } catch {}
+    if (Date.now() > deadline) {
+      await stopChild(child);
+      throw new Error(`wrangler dev not ready after 60 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url,
+    adminToken,
+    persist,
+    logs: () => output,
+    async stop() {
+      await stopChild(child);
+      rmSync(persist, { recursive: true, force: true });
+    },
+  };
+}
