@@ -32,6 +32,9 @@ mod tests {
         let body = serde_json::to_vec(&HealthReport::ok()).unwrap();
         assert_eq!(HealthReport::parse(&body), Some(HealthReport::ok()));
         assert_eq!(HealthReport::parse(b"<html>hibernating</html>"), None);
-        assert_eq!(HealthReport::parse(br#"{"status":"down","version":"1"}"#), None);
+        assert_eq!(
+            HealthReport::parse(br#"{"status":"down","version":"1"}"#),
+            None
+        );
     }
 }

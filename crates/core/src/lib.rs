@@ -4,8 +4,8 @@
 //! natively.
 
 pub mod health;
-pub mod problem;
 pub mod http;
+pub mod problem;
 
 /// The product version, shown by `GET /api/v1/health` and in the browser.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

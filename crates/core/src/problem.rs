@@ -150,7 +150,10 @@ pub struct Problem {
 impl Problem {
     pub fn new(code: ProblemCode) -> Self {
         Problem {
-            type_uri: format!("https://servicenow-connector.dev/problems/{}", code.as_str()),
+            type_uri: format!(
+                "https://servicenow-connector.dev/problems/{}",
+                code.as_str()
+            ),
             title: code.title().into(),
             status: code.status(),
             detail: code.advice().into(),

@@ -48,7 +48,10 @@ impl SimHandle {
 }
 
 /// Starts serving on an already bound listener (bind port 0 in tests).
-pub async fn start(config: SimConfig, listener: tokio::net::TcpListener) -> std::io::Result<SimHandle> {
+pub async fn start(
+    config: SimConfig,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<SimHandle> {
     let addr = listener.local_addr()?;
     let state = Arc::new(State::new(config));
     let app = server::router(state.clone());

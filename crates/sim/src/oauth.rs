@@ -8,7 +8,8 @@ use rand::{Rng, SeedableRng};
 
 /// ServiceNow's body for every token failure (wrong password, wrong secret,
 /// unknown client, expired or revoked refresh token alike).
-pub const ACCESS_DENIED_BODY: &str = r#"{"error_description":"access_denied","error":"server_error"}"#;
+pub const ACCESS_DENIED_BODY: &str =
+    r#"{"error_description":"access_denied","error":"server_error"}"#;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenKind {
@@ -182,7 +183,10 @@ mod tests {
     }
 
     fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -227,13 +231,22 @@ mod tests {
             ("username", "admin"),
             ("password", "pw"),
         ];
-        for (i, bad) in ["client_credentials", "nope", "bad", "other", "wrong"].iter().enumerate() {
+        for (i, bad) in ["client_credentials", "nope", "bad", "other", "wrong"]
+            .iter()
+            .enumerate()
+        {
             let mut pairs = base;
             pairs[i].1 = bad;
-            assert_eq!(store.grant(&creds(), &form(&pairs), None, 0), GrantOutcome::Denied);
+            assert_eq!(
+                store.grant(&creds(), &form(&pairs), None, 0),
+                GrantOutcome::Denied
+            );
         }
         let mut locked = creds();
         locked.user_locked_out = true;
-        assert_eq!(store.grant(&locked, &form(&base), None, 0), GrantOutcome::Denied);
+        assert_eq!(
+            store.grant(&locked, &form(&base), None, 0),
+            GrantOutcome::Denied
+        );
     }
 }

@@ -2,7 +2,9 @@
 
 async fn start() -> snc_sim::SimHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    snc_sim::start(snc_sim::SimConfig::default(), listener).await.unwrap()
+    snc_sim::start(snc_sim::SimConfig::default(), listener)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -33,7 +35,10 @@ async fn password_grant_form_body_and_basic_header() {
         .post(&url)
         .basic_auth(&c.client_id, Some(&c.client_secret))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("grant_type=refresh_token&refresh_token={}", v["refresh_token"].as_str().unwrap()))
+        .body(format!(
+            "grant_type=refresh_token&refresh_token={}",
+            v["refresh_token"].as_str().unwrap()
+        ))
         .send()
         .await
         .unwrap();

@@ -22,6 +22,7 @@ fn not_found() -> Result<Response> {
         "code": "not_found",
     });
     let mut resp = Response::from_json(&body)?.with_status(404);
-    resp.headers_mut().set("content-type", "application/problem+json")?;
+    resp.headers_mut()
+        .set("content-type", "application/problem+json")?;
     Ok(resp)
 }

@@ -1,0 +1,410 @@
+//! The instance's records: deterministic from the seed, spread over the days
+//! before "now", with bursts where thousands of records share one second.
+
+use std::collections::HashMap;
+
+use rand::{Rng, SeedableRng};
+
+use crate::time_fmt;
+
+/// A field's value, typed the way the Table API renders it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    /// Unix seconds; rendered `YYYY-MM-DD hh:mm:ss` UTC as raw value.
+    DateTime(i64),
+    /// A reference to another table's record; `display` is its display value.
+    Ref { table: &'static str, sys_id: String, display: String },
+    Empty,
+}
+
+impl Value {
+    /// The raw value as the Table API sends it with `sysparm_display_value=false`.
+    pub fn raw(&self) -> String {
+        match self {
+            Value::Str(s) => s.clone(),
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::DateTime(t) => time_fmt::raw(*t),
+            Value::Ref { sys_id, .. } => sys_id.clone(),
+            Value::Empty => String::new(),
+        }
+    }
+
+    /// The display value, in the user's zone and format for date-times.
+    pub fn display(&self) -> String {
+        match self {
+            Value::DateTime(t) => time_fmt::display(*t),
+            Value::Ref { display, .. } => display.clone(),
+            other => other.raw(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub sys_id: String,
+    pub created: i64,
+    pub fields: Vec<(&'static str, Value)>,
+}
+
+impl Record {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+}
+
+/// Every table the simulator serves, with the fields it knows.
+pub const TABLES: &[(&str, &[&str])] = &[
+    ("sysevent", &["sys_id", "name", "parm1", "parm2", "instance", "queue", "state", "table", "uri", "processed", "sys_created_on", "sys_created_by", "sys_updated_on"]),
+    ("sys_audit", &["sys_id", "tablename", "documentkey", "fieldname", "oldvalue", "newvalue", "user", "reason", "record_checkpoint", "internal_checkpoint", "sys_created_on", "sys_created_by"]),
+    ("sys_audit_delete", &["sys_id", "tablename", "documentkey", "display_value", "sys_created_on", "sys_created_by"]),
+    ("syslog_transaction", &["sys_id", "url", "remote_ip", "type", "response_time", "response_status", "session", "system_id", "sys_created_on", "sys_created_by"]),
+    ("sys_user", &["sys_id", "user_name", "first_name", "last_name", "email", "active", "locked_out", "last_login_time", "sys_created_on", "sys_created_by", "sys_updated_on"]),
+    ("sys_user_role", &["sys_id", "name", "description", "elevated_privilege", "sys_created_on"]),
+    ("sys_user_group", &["sys_id", "name", "description", "sys_created_on"]),
+    ("sys_user_has_role", &["sys_id", "user", "role", "inherited", "state", "granted_by", "sys_created_on", "sys_created_by"]),
+    ("sys_user_grmember", &["sys_id", "user", "group", "sys_created_on", "sys_created_by"]),
+    ("sys_properties", &["sys_id", "name", "value", "type", "description", "sys_created_on"]),
+];
+
+pub fn table_fields(table: &str) -> Option<&'static [&'static str]> {
+    TABLES.iter().find(|(t, _)| *t == table).map(|(_, f)| *f)
+}
+
+/// The tables whose records count as "events" for `--events-per-day`.
+pub const EVENT_TABLES: [&str; 4] = ["sysevent", "sys_audit", "sys_audit_delete", "syslog_transaction"];
+
+/// A table's records, kept sorted by (sys_created_on, sys_id): the order the
+/// connector asks for, so the common query needs no sort.
+#[derive(Default)]
+pub struct Table {
+    pub records: Vec<Record>,
+}
+
+impl Table {
+    pub fn insert_sorted(&mut self, mut new: Vec<Record>) {
+        self.records.append(&mut new);
+        self.records
+            .sort_unstable_by(|a, b| (a.created, &a.sys_id).cmp(&(b.created, &b.sys_id)));
+    }
+}
+
+pub struct Generator {
+    rng: rand::rngs::SmallRng,
+    pub users: Vec<(String, String)>,
+}
+
+const FIRST: &[&str] = &["Abel", "Beth", "Carlos", "Dana", "Emeka", "Fatima", "Goran", "Hana", "Ivan", "Jun", "Kiri", "Lena"];
+const LAST: &[&str] = &["Tuter", "Anaya", "Ruiz", "Okafor", "Novak", "Sato", "Meyer", "Haddad", "Lund", "Park"];
+const ROLES: &[&str] = &["admin", "itil", "security_admin", "user_admin", "catalog_admin", "snc_internal", "knowledge"];
+const AUDITED: &[(&str, &str)] = &[("incident", "state"), ("incident", "assigned_to"), ("sys_user", "active"), ("sys_user", "locked_out"), ("sys_user_has_role", "role"), ("change_request", "approval"), ("sys_properties", "value")];
+const URLS: &[&str] = &["/api/now/table/incident", "/incident.do", "/navpage.do", "/sys_user_list.do", "/api/now/table/sys_user", "/login.do", "/stats.do"];
+
+impl Generator {
+    pub fn new(seed: u64) -> Self {
+        Generator {
+            rng: rand::rngs::SmallRng::seed_from_u64(seed),
+            users: Vec::new(),
+        }
+    }
+
+    pub fn sys_id(&mut self) -> String {
+        let v: u128 = self.rng.random();
+        format!("{v:032x}")
+    }
+
+    fn pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
+        items[self.rng.random_range(0..items.len())]
+    }
+
+    fn ip(&mut self) -> String {
+        format!("10.{}.{}.{}", self.rng.random_range(0..255), self.rng.random_range(0..255), self.rng.random_range(1..255))
+    }
+
+    fn user(&mut self) -> (String, String) {
+        if self.users.is_empty() {
+            return ("system".into(), String::new());
+        }
+        self.users[self.rng.random_range(0..self.users.len())].clone()
+    }
+
+    /// One record of an event table, created at `created`.
+    pub fn event(&mut self, table: &str, created: i64) -> Record {
+        let sys_id = self.sys_id();
+        let (user, _) = self.user();
+        let at = Value::DateTime(created);
+        let fields: Vec<(&'static str, Value)> = match table {
+            "sysevent" => {
+                let name = self.pick(&["login", "login", "login", "login.failed", "logout", "logout", "impersonation.start", "impersonation.end", "security.elevated_role.enabled", "security.elevated_role.disabled", "external.authentication.succeeded", "external.authentication.failed"]);
+                let parm2 = if name.starts_with("impersonation") {
+                    self.user().0
+                } else if name.starts_with("security.elevated") {
+                    "security_admin".into()
+                } else {
+                    self.ip()
+                };
+                vec![
+                    ("name", Value::Str(name.into())),
+                    ("parm1", Value::Str(user.clone())),
+                    ("parm2", Value::Str(parm2)),
+                    ("instance", Value::Empty),
+                    ("queue", Value::Empty),
+                    ("state", Value::Str("processed".into())),
+                    ("table", Value::Empty),
+                    ("uri", Value::Empty),
+                    ("processed", at.clone()),
+                    ("sys_created_on", at.clone()),
+                    ("sys_created_by", Value::Str(user)),
+                    ("sys_updated_on", at),
+                ]
+            }
+            "sys_audit" => {
+                let (tablename, fieldname) = AUDITED[self.rng.random_range(0..AUDITED.len())];
+                let (old, new) = match fieldname {
+                    "active" | "locked_out" => ("true".to_string(), "false".to_string()),
+                    "role" => (String::new(), self.pick(ROLES).to_string()),
+                    "state" => ("1".into(), "2".into()),
+                    _ => (String::new(), self.sys_id()),
+                };
+                let doc = self.sys_id();
+                vec![
+                    ("tablename", Value::Str(tablename.into())),
+                    ("documentkey", Value::Str(doc)),
+                    ("fieldname", Value::Str(fieldname.into())),
+                    ("oldvalue", Value::Str(old)),
+                    ("newvalue", Value::Str(new)),
+                    ("user", Value::Str(user.clone())),
+                    ("reason", Value::Empty),
+                    ("record_checkpoint", Value::Int(self.rng.random_range(1..40))),
+                    ("internal_checkpoint", Value::Str(format!("{:x}", self.rng.random::<u64>()))),
+                    ("sys_created_on", at),
+                    ("sys_created_by", Value::Str(user)),
+                ]
+            }
+            "sys_audit_delete" => {
+                let doc = self.sys_id();
+                let tablename = self.pick(&["incident", "sys_user", "sys_user_has_role", "kb_knowledge"]);
+                vec![
+                    ("tablename", Value::Str(tablename.into())),
+                    ("documentkey", Value::Str(doc)),
+                    ("display_value", Value::Str(format!("{tablename} record"))),
+                    ("sys_created_on", at),
+                    ("sys_created_by", Value::Str(user)),
+                ]
+            }
+            _ => {
+                let url = self.pick(URLS);
+                let status = *[200, 200, 200, 200, 302, 401, 403, 404].get(self.rng.random_range(0..8)).unwrap_or(&200);
+                let session = format!("{:032X}", self.rng.random::<u128>());
+                vec![
+                    ("url", Value::Str(url.into())),
+                    ("remote_ip", Value::Str(self.ip())),
+                    ("type", Value::Str(if url.starts_with("/api") { "rest" } else { "form" }.into())),
+                    ("response_time", Value::Int(self.rng.random_range(3..4000))),
+                    ("response_status", Value::Int(status)),
+                    ("session", Value::Str(session)),
+                    ("system_id", Value::Str("app128.sim".into())),
+                    ("sys_created_on", at),
+                    ("sys_created_by", Value::Str(user)),
+                ]
+            }
+        };
+        Record { sys_id: sys_id.clone(), created, fields: with_sys_id(sys_id, fields) }
+    }
+}
+
+fn with_sys_id(sys_id: String, mut fields: Vec<(&'static str, Value)>) -> Vec<(&'static str, Value)> {
+    fields.insert(0, ("sys_id", Value::Str(sys_id)));
+    fields
+}
+
+/// Parameters of a generated instance.
+pub struct DataSpec<'a> {
+    pub seed: u64,
+    pub now: i64,
+    pub days: u32,
+    pub events_per_day: u32,
+    pub release: &'a str,
+    pub username: &'a str,
+    pub user_is_admin: bool,
+}
+
+/// Builds every table. Event records fall in `[now - days, now)`; each day has
+/// one burst second holding a tenth of that day's sysevent records.
+pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
+    let mut g = Generator::new(spec.seed);
+    let mut tables: HashMap<&'static str, Table> = TABLES.iter().map(|(t, _)| (*t, Table::default())).collect();
+    let start = spec.now - i64::from(spec.days) * 86_400;
+    let old = start - 400 * 86_400;
+
+    // Roles and groups.
+    let mut role_ids = HashMap::new();
+    let mut rows = Vec::new();
+    for role in ROLES {
+        let id = g.sys_id();
+        role_ids.insert(*role, id.clone());
+        rows.push(Record {
+            sys_id: id.clone(),
+            created: old,
+            fields: with_sys_id(id, vec![
+                ("name", Value::Str((*role).into())),
+                ("description", Value::Str(format!("The {role} role"))),
+                ("elevated_privilege", Value::Bool(*role == "security_admin")),
+                ("sys_created_on", Value::DateTime(old)),
+            ]),
+        });
+    }
+    table_mut(&mut tables, "sys_user_role").insert_sorted(rows);
+    let group_id = g.sys_id();
+    table_mut(&mut tables, "sys_user_group").insert_sorted(vec![Record {
+        sys_id: group_id.clone(),
+        created: old,
+        fields: with_sys_id(group_id.clone(), vec![
+            ("name", Value::Str("Service Desk".into())),
+            ("description", Value::Str("First line".into())),
+            ("sys_created_on", Value::DateTime(old)),
+        ]),
+    }]);
+
+    // Users: the connector's service account first, then people.
+    let mut users = Vec::new();
+    let mut names: Vec<(String, String, String)> = vec![(spec.username.to_string(), "Connector".into(), "Service".into())];
+    for (i, f) in FIRST.iter().enumerate() {
+        let l = LAST[i % LAST.len()];
+        names.push((format!("{}.{}", f.to_lowercase(), l.to_lowercase()), (*f).into(), l.into()));
+    }
+    let mut has_role = Vec::new();
+    let mut members = Vec::new();
+    for (i, (user_name, first, last)) in names.iter().enumerate() {
+        let id = g.sys_id();
+        let created = old + i as i64 * 3_600;
+        let display = format!("{first} {last}");
+        users.push(Record {
+            sys_id: id.clone(),
+            created,
+            fields: with_sys_id(id.clone(), vec![
+                ("user_name", Value::Str(user_name.clone())),
+                ("first_name", Value::Str(first.clone())),
+                ("last_name", Value::Str(last.clone())),
+                ("email", Value::Str(format!("{user_name}@example.com"))),
+                ("active", Value::Bool(true)),
+                ("locked_out", Value::Bool(false)),
+                ("last_login_time", Value::DateTime(spec.now - 3_600 * (i as i64 + 1))),
+                ("sys_created_on", Value::DateTime(created)),
+                ("sys_created_by", Value::Str("admin".into())),
+                ("sys_updated_on", Value::DateTime(created)),
+            ]),
+        });
+        g.users.push((user_name.clone(), id.clone()));
+        let user_ref = Value::Ref { table: "sys_user", sys_id: id.clone(), display: display.clone() };
+        let mut grant = |role: &str, g: &mut Generator| {
+            let rid = g.sys_id();
+            has_role.push(Record {
+                sys_id: rid.clone(),
+                created,
+                fields: with_sys_id(rid, vec![
+                    ("user", user_ref.clone()),
+                    ("role", Value::Ref { table: "sys_user_role", sys_id: role_ids.get(role).cloned().unwrap_or_default(), display: role.to_string() }),
+                    ("inherited", Value::Bool(false)),
+                    ("state", Value::Str("active".into())),
+                    ("granted_by", Value::Empty),
+                    ("sys_created_on", Value::DateTime(created)),
+                    ("sys_created_by", Value::Str("admin".into())),
+                ]),
+            });
+        };
+        if i == 0 {
+            if spec.user_is_admin {
+                grant("admin", &mut g);
+            }
+            grant("snc_internal", &mut g);
+        } else {
+            grant(ROLES[i % ROLES.len()], &mut g);
+            let mid = g.sys_id();
+            members.push(Record {
+                sys_id: mid.clone(),
+                created,
+                fields: with_sys_id(mid, vec![
+                    ("user", user_ref.clone()),
+                    ("group", Value::Ref { table: "sys_user_group", sys_id: group_id.clone(), display: "Service Desk".into() }),
+                    ("sys_created_on", Value::DateTime(created)),
+                    ("sys_created_by", Value::Str("admin".into())),
+                ]),
+            });
+        }
+    }
+    table_mut(&mut tables, "sys_user").insert_sorted(users);
+    table_mut(&mut tables, "sys_user_has_role").insert_sorted(has_role);
+    table_mut(&mut tables, "sys_user_grmember").insert_sorted(members);
+    table_mut(&mut tables, "sys_properties").insert_sorted(release_properties(&mut g, spec.release, old));
+
+    // Events: a share per table, uniform over the window, plus a daily burst.
+    let shares = [("sysevent", 30u32), ("sys_audit", 30), ("sys_audit_delete", 5), ("syslog_transaction", 35)];
+    let span = (spec.now - start).max(1);
+    for (table, share) in shares {
+        let per_day = u64::from(spec.events_per_day) * u64::from(share) / 100;
+        let total = per_day * u64::from(spec.days);
+        let burst_per_day = if table == "sysevent" { per_day / 10 } else { 0 };
+        let mut rows = Vec::with_capacity(total as usize);
+        for day in 0..spec.days {
+            let day_start = start + i64::from(day) * 86_400;
+            let burst_at = day_start + g.rng.random_range(0..86_400);
+            for _ in 0..burst_per_day {
+                rows.push(g.event(table, burst_at));
+            }
+        }
+        while (rows.len() as u64) < total {
+            let at = start + g.rng.random_range(0..span);
+            rows.push(g.event(table, at));
+        }
+        table_mut(&mut tables, table).insert_sorted(rows);
+    }
+    tables
+}
+
+fn table_mut<'a>(tables: &'a mut HashMap<&'static str, Table>, name: &'static str) -> &'a mut Table {
+    tables.entry(name).or_default()
+}
+
+/// `glide.war` and `glide.buildname` as the release family would show them.
+fn release_properties(g: &mut Generator, family: &str, created: i64) -> Vec<Record> {
+    let build_name = display_family(family);
+    let war = format!("glide-{}-06-01-2024__patch4-11-05-2024_11-12-2024_1200.zip", family.to_ascii_lowercase().replace([' ', '_', '-'], ""));
+    [("glide.war", war), ("glide.buildname", build_name), ("glide.product.name", "ServiceNow".into())]
+        .into_iter()
+        .map(|(name, value)| {
+            let id = g.sys_id();
+            Record {
+                sys_id: id.clone(),
+                created,
+                fields: with_sys_id(id, vec![
+                    ("name", Value::Str(name.into())),
+                    ("value", Value::Str(value)),
+                    ("type", Value::Str("string".into())),
+                    ("description", Value::Empty),
+                    ("sys_created_on", Value::DateTime(created)),
+                ]),
+            }
+        })
+        .collect()
+}
+
+/// `washingtondc` → `Washington DC`, `sandiego` → `San Diego`, `tokyo` → `Tokyo`.
+pub fn display_family(family: &str) -> String {
+    let f = family.to_ascii_lowercase().replace([' ', '_', '-'], "");
+    match f.as_str() {
+        "newyork" => "New York".into(),
+        "sandiego" => "San Diego".into(),
+        "washingtondc" => "Washington DC".into(),
+        _ => {
+            let mut c = f.chars();
+            match c.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + c.as_str(),
+                None => String::new(),
+            }
+        }
+    }
+}
