@@ -19,19 +19,31 @@ else
   rustup target add wasm32-unknown-unknown
 fi
 
-# 2. worker-build and the wasm-bindgen CLI, compiled once into .tools/.
-if [ "$("$TOOLS/bin/worker-build" --version 2>/dev/null || true)" = "worker-build $WORKER_BUILD_VERSION" ]; then
-  say "skip worker-build $WORKER_BUILD_VERSION (in .tools)"
-else
-  say "compiling worker-build $WORKER_BUILD_VERSION into .tools (about 10 minutes on a fresh machine)"
-  cargo install --locked --root "$TOOLS" "worker-build@$WORKER_BUILD_VERSION"
-fi
-if [ "$("$TOOLS/bin/wasm-bindgen" --version 2>/dev/null || true)" = "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
-  say "skip wasm-bindgen-cli $WASM_BINDGEN_VERSION (in .tools)"
-else
-  # Not --locked: the locked webpki-roots of this release fails to build.
-  say "compiling wasm-bindgen-cli $WASM_BINDGEN_VERSION into .tools (about 6 minutes on a fresh machine)"
-  cargo install --force --root "$TOOLS" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+# 2. worker-build and the wasm-bindgen CLI, compiled once into .tools/. A
+# machine-wide cache (~/.cache/snc-tools) lets a fresh clone on a warm machine
+# (CI's) copy them instead of spending 16 minutes compiling again.
+CACHE="${SNC_TOOLS_CACHE:-$HOME/.cache/snc-tools}"
+has_version() { "$1" --version 2>/dev/null | grep -qw "$2"; }
+ensure_tool() { # binary version cargo-install-args...
+  local bin=$1 version=$2 want="$1 $2"; shift 2
+  if has_version "$TOOLS/bin/$bin" "$version"; then
+    say "skip $want (in .tools)"; return
+  fi
+  if has_version "$CACHE/bin/$bin" "$version"; then
+    mkdir -p "$TOOLS/bin"
+    cp "$CACHE/bin/$bin" "$TOOLS/bin/"
+    [ "$bin" = wasm-bindgen ] && cp "$CACHE/bin/wasm-bindgen-test-runner" "$TOOLS/bin/" 2>/dev/null || true
+    say "copied $want from $CACHE"; return
+  fi
+  say "compiling $want into .tools (several minutes on a fresh machine)"
+  cargo install --root "$TOOLS" "$@"
+  mkdir -p "$CACHE/bin" && cp "$TOOLS"/bin/* "$CACHE/bin/" 2>/dev/null || true
+}
+ensure_tool worker-build "$WORKER_BUILD_VERSION" --locked "worker-build@$WORKER_BUILD_VERSION"
+# Not --locked: the locked webpki-roots of this release fails to build.
+ensure_tool wasm-bindgen "$WASM_BINDGEN_VERSION" --force wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+if [ ! -x "$TOOLS/bin/wasm-bindgen-test-runner" ]; then
+  cargo install --root "$TOOLS" --force wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 
 # 3. Node tooling from the committed lockfile (wrangler, miniflare, playwright-core, binaryen, axe-core).
