@@ -13,3 +13,8 @@ install:
 
 build: install
 	@scripts/build.sh
+
+# Figures, not pass/fail: the simulator's raw serve rate (1,000,000 records in
+# pages of 10,000). The full benchmark of issue 7 will grow here.
+bench: install
+	@cargo run --release --quiet -p snc-sim --example serve_rate -- 1000000

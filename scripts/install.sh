@@ -66,4 +66,15 @@ else
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium chromium-driver
 fi
 
+# 5. Python tools for the fidelity tests (pysnow, a ServiceNow client we did not write).
+req_sum=$(sha256sum tests/fidelity/requirements.txt | cut -d' ' -f1)
+if [ -f "$TOOLS/venv/.snc-req-sum" ] && [ "$(cat "$TOOLS/venv/.snc-req-sum")" = "$req_sum" ]; then
+  say "skip python venv (tests/fidelity/requirements.txt installed in .tools/venv)"
+else
+  say "python venv with tests/fidelity/requirements.txt"
+  python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check -r tests/fidelity/requirements.txt
+  echo "$req_sum" > "$TOOLS/venv/.snc-req-sum"
+fi
+
 say "done"

@@ -7,6 +7,9 @@ total_pass=0; total_fail=0; empty=0
 count() { # kind file
   local pass fail
   case "$2" in
+    *pytest.log) pass=$(grep -oE '[0-9]+ passed' "$2" | tail -1 | awk '{print $1+0}')
+              fail=$(grep -oE '[0-9]+ failed' "$2" | tail -1 | awk '{print $1+0}')
+              pass=${pass:-0}; fail=${fail:-0} ;;
     *e2e.log) pass=$(grep -E '^# pass ' "$2" | awk '{s+=$3} END {print s+0}')
               fail=$(grep -E '^# fail ' "$2" | awk '{s+=$3} END {print s+0}') ;;
     *)        pass=$(grep -oE 'test result: [A-Za-z]+\. [0-9]+ passed' "$2" | awk '{s+=$4} END {print s+0}')
@@ -17,6 +20,7 @@ count() { # kind file
   [ "$pass" -gt 0 ] || empty=1
 }
 count "native (cargo test)" "$LOGS/native.log"
+count "sim fidelity (pysnow, pytest)" "$LOGS/fidelity-pytest.log"
 count "wasm in Chromium (wasm-bindgen-test)" "$LOGS/wasm.log"
 count "worker e2e (workerd + simulator)" "$LOGS/worker-e2e.log"
 count "browser e2e (Playwright)" "$LOGS/browser-e2e.log"

@@ -30,6 +30,9 @@ echo "ready for tests after $(( $(date +%s) - t0 )) s"
 stage "native cargo tests"
 cargo test --workspace 2>&1 | tee "$LOGS/native.log"
 
+stage "simulator fidelity: pysnow against the simulator"
+OAUTHLIB_INSECURE_TRANSPORT=1 .tools/venv/bin/python -m pytest -q -p no:cacheprovider tests/fidelity 2>&1 | tee "$LOGS/fidelity-pytest.log"
+
 stage "browser module wasm tests in headless Chromium"
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export CHROMEDRIVER=/usr/bin/chromedriver

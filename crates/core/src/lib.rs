@@ -5,7 +5,11 @@
 
 pub mod health;
 pub mod http;
+pub mod input;
+pub mod instance_url;
 pub mod problem;
+pub mod release;
+pub mod secret;
 
 /// The product version, shown by `GET /api/v1/health` and in the browser.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -16,7 +16,11 @@ pub enum Value {
     /// Unix seconds; rendered `YYYY-MM-DD hh:mm:ss` UTC as raw value.
     DateTime(i64),
     /// A reference to another table's record; `display` is its display value.
-    Ref { table: &'static str, sys_id: String, display: String },
+    Ref {
+        table: &'static str,
+        sys_id: String,
+        display: String,
+    },
     Empty,
 }
 
@@ -58,16 +62,131 @@ impl Record {
 
 /// Every table the simulator serves, with the fields it knows.
 pub const TABLES: &[(&str, &[&str])] = &[
-    ("sysevent", &["sys_id", "name", "parm1", "parm2", "instance", "queue", "state", "table", "uri", "processed", "sys_created_on", "sys_created_by", "sys_updated_on"]),
-    ("sys_audit", &["sys_id", "tablename", "documentkey", "fieldname", "oldvalue", "newvalue", "user", "reason", "record_checkpoint", "internal_checkpoint", "sys_created_on", "sys_created_by"]),
-    ("sys_audit_delete", &["sys_id", "tablename", "documentkey", "display_value", "sys_created_on", "sys_created_by"]),
-    ("syslog_transaction", &["sys_id", "url", "remote_ip", "type", "response_time", "response_status", "session", "system_id", "sys_created_on", "sys_created_by"]),
-    ("sys_user", &["sys_id", "user_name", "first_name", "last_name", "email", "active", "locked_out", "last_login_time", "sys_created_on", "sys_created_by", "sys_updated_on"]),
-    ("sys_user_role", &["sys_id", "name", "description", "elevated_privilege", "sys_created_on"]),
-    ("sys_user_group", &["sys_id", "name", "description", "sys_created_on"]),
-    ("sys_user_has_role", &["sys_id", "user", "role", "inherited", "state", "granted_by", "sys_created_on", "sys_created_by"]),
-    ("sys_user_grmember", &["sys_id", "user", "group", "sys_created_on", "sys_created_by"]),
-    ("sys_properties", &["sys_id", "name", "value", "type", "description", "sys_created_on"]),
+    (
+        "sysevent",
+        &[
+            "sys_id",
+            "name",
+            "parm1",
+            "parm2",
+            "instance",
+            "queue",
+            "state",
+            "table",
+            "uri",
+            "processed",
+            "sys_created_on",
+            "sys_created_by",
+            "sys_updated_on",
+        ],
+    ),
+    (
+        "sys_audit",
+        &[
+            "sys_id",
+            "tablename",
+            "documentkey",
+            "fieldname",
+            "oldvalue",
+            "newvalue",
+            "user",
+            "reason",
+            "record_checkpoint",
+            "internal_checkpoint",
+            "sys_created_on",
+            "sys_created_by",
+        ],
+    ),
+    (
+        "sys_audit_delete",
+        &[
+            "sys_id",
+            "tablename",
+            "documentkey",
+            "display_value",
+            "sys_created_on",
+            "sys_created_by",
+        ],
+    ),
+    (
+        "syslog_transaction",
+        &[
+            "sys_id",
+            "url",
+            "remote_ip",
+            "type",
+            "response_time",
+            "response_status",
+            "session",
+            "system_id",
+            "sys_created_on",
+            "sys_created_by",
+        ],
+    ),
+    (
+        "sys_user",
+        &[
+            "sys_id",
+            "user_name",
+            "first_name",
+            "last_name",
+            "email",
+            "active",
+            "locked_out",
+            "last_login_time",
+            "sys_created_on",
+            "sys_created_by",
+            "sys_updated_on",
+        ],
+    ),
+    (
+        "sys_user_role",
+        &[
+            "sys_id",
+            "name",
+            "description",
+            "elevated_privilege",
+            "sys_created_on",
+        ],
+    ),
+    (
+        "sys_user_group",
+        &["sys_id", "name", "description", "sys_created_on"],
+    ),
+    (
+        "sys_user_has_role",
+        &[
+            "sys_id",
+            "user",
+            "role",
+            "inherited",
+            "state",
+            "granted_by",
+            "sys_created_on",
+            "sys_created_by",
+        ],
+    ),
+    (
+        "sys_user_grmember",
+        &[
+            "sys_id",
+            "user",
+            "group",
+            "sys_created_on",
+            "sys_created_by",
+        ],
+    ),
+    (
+        "sys_properties",
+        &[
+            "sys_id",
+            "name",
+            "value",
+            "type",
+            "description",
+            "sys_created_on",
+        ],
+    ),
 ];
 
 pub fn table_fields(table: &str) -> Option<&'static [&'static str]> {
@@ -75,7 +194,12 @@ pub fn table_fields(table: &str) -> Option<&'static [&'static str]> {
 }
 
 /// The tables whose records count as "events" for `--events-per-day`.
-pub const EVENT_TABLES: [&str; 4] = ["sysevent", "sys_audit", "sys_audit_delete", "syslog_transaction"];
+pub const EVENT_TABLES: [&str; 4] = [
+    "sysevent",
+    "sys_audit",
+    "sys_audit_delete",
+    "syslog_transaction",
+];
 
 /// A table's records, kept sorted by (sys_created_on, sys_id): the order the
 /// connector asks for, so the common query needs no sort.
@@ -97,11 +221,40 @@ pub struct Generator {
     pub users: Vec<(String, String)>,
 }
 
-const FIRST: &[&str] = &["Abel", "Beth", "Carlos", "Dana", "Emeka", "Fatima", "Goran", "Hana", "Ivan", "Jun", "Kiri", "Lena"];
-const LAST: &[&str] = &["Tuter", "Anaya", "Ruiz", "Okafor", "Novak", "Sato", "Meyer", "Haddad", "Lund", "Park"];
-const ROLES: &[&str] = &["admin", "itil", "security_admin", "user_admin", "catalog_admin", "snc_internal", "knowledge"];
-const AUDITED: &[(&str, &str)] = &[("incident", "state"), ("incident", "assigned_to"), ("sys_user", "active"), ("sys_user", "locked_out"), ("sys_user_has_role", "role"), ("change_request", "approval"), ("sys_properties", "value")];
-const URLS: &[&str] = &["/api/now/table/incident", "/incident.do", "/navpage.do", "/sys_user_list.do", "/api/now/table/sys_user", "/login.do", "/stats.do"];
+const FIRST: &[&str] = &[
+    "Abel", "Beth", "Carlos", "Dana", "Emeka", "Fatima", "Goran", "Hana", "Ivan", "Jun", "Kiri",
+    "Lena",
+];
+const LAST: &[&str] = &[
+    "Tuter", "Anaya", "Ruiz", "Okafor", "Novak", "Sato", "Meyer", "Haddad", "Lund", "Park",
+];
+const ROLES: &[&str] = &[
+    "admin",
+    "itil",
+    "security_admin",
+    "user_admin",
+    "catalog_admin",
+    "snc_internal",
+    "knowledge",
+];
+const AUDITED: &[(&str, &str)] = &[
+    ("incident", "state"),
+    ("incident", "assigned_to"),
+    ("sys_user", "active"),
+    ("sys_user", "locked_out"),
+    ("sys_user_has_role", "role"),
+    ("change_request", "approval"),
+    ("sys_properties", "value"),
+];
+const URLS: &[&str] = &[
+    "/api/now/table/incident",
+    "/incident.do",
+    "/navpage.do",
+    "/sys_user_list.do",
+    "/api/now/table/sys_user",
+    "/login.do",
+    "/stats.do",
+];
 
 impl Generator {
     pub fn new(seed: u64) -> Self {
@@ -121,7 +274,12 @@ impl Generator {
     }
 
     fn ip(&mut self) -> String {
-        format!("10.{}.{}.{}", self.rng.random_range(0..255), self.rng.random_range(0..255), self.rng.random_range(1..255))
+        format!(
+            "10.{}.{}.{}",
+            self.rng.random_range(0..255),
+            self.rng.random_range(0..255),
+            self.rng.random_range(1..255)
+        )
     }
 
     fn user(&mut self) -> (String, String) {
@@ -138,7 +296,20 @@ impl Generator {
         let at = Value::DateTime(created);
         let fields: Vec<(&'static str, Value)> = match table {
             "sysevent" => {
-                let name = self.pick(&["login", "login", "login", "login.failed", "logout", "logout", "impersonation.start", "impersonation.end", "security.elevated_role.enabled", "security.elevated_role.disabled", "external.authentication.succeeded", "external.authentication.failed"]);
+                let name = self.pick(&[
+                    "login",
+                    "login",
+                    "login",
+                    "login.failed",
+                    "logout",
+                    "logout",
+                    "impersonation.start",
+                    "impersonation.end",
+                    "security.elevated_role.enabled",
+                    "security.elevated_role.disabled",
+                    "external.authentication.succeeded",
+                    "external.authentication.failed",
+                ]);
                 let parm2 = if name.starts_with("impersonation") {
                     self.user().0
                 } else if name.starts_with("security.elevated") {
@@ -178,15 +349,22 @@ impl Generator {
                     ("newvalue", Value::Str(new)),
                     ("user", Value::Str(user.clone())),
                     ("reason", Value::Empty),
-                    ("record_checkpoint", Value::Int(self.rng.random_range(1..40))),
-                    ("internal_checkpoint", Value::Str(format!("{:x}", self.rng.random::<u64>()))),
+                    (
+                        "record_checkpoint",
+                        Value::Int(self.rng.random_range(1..40)),
+                    ),
+                    (
+                        "internal_checkpoint",
+                        Value::Str(format!("{:x}", self.rng.random::<u64>())),
+                    ),
                     ("sys_created_on", at),
                     ("sys_created_by", Value::Str(user)),
                 ]
             }
             "sys_audit_delete" => {
                 let doc = self.sys_id();
-                let tablename = self.pick(&["incident", "sys_user", "sys_user_has_role", "kb_knowledge"]);
+                let tablename =
+                    self.pick(&["incident", "sys_user", "sys_user_has_role", "kb_knowledge"]);
                 vec![
                     ("tablename", Value::Str(tablename.into())),
                     ("documentkey", Value::Str(doc)),
@@ -197,12 +375,24 @@ impl Generator {
             }
             _ => {
                 let url = self.pick(URLS);
-                let status = *[200, 200, 200, 200, 302, 401, 403, 404].get(self.rng.random_range(0..8)).unwrap_or(&200);
+                let status = *[200, 200, 200, 200, 302, 401, 403, 404]
+                    .get(self.rng.random_range(0..8))
+                    .unwrap_or(&200);
                 let session = format!("{:032X}", self.rng.random::<u128>());
                 vec![
                     ("url", Value::Str(url.into())),
                     ("remote_ip", Value::Str(self.ip())),
-                    ("type", Value::Str(if url.starts_with("/api") { "rest" } else { "form" }.into())),
+                    (
+                        "type",
+                        Value::Str(
+                            if url.starts_with("/api") {
+                                "rest"
+                            } else {
+                                "form"
+                            }
+                            .into(),
+                        ),
+                    ),
                     ("response_time", Value::Int(self.rng.random_range(3..4000))),
                     ("response_status", Value::Int(status)),
                     ("session", Value::Str(session)),
@@ -212,11 +402,18 @@ impl Generator {
                 ]
             }
         };
-        Record { sys_id: sys_id.clone(), created, fields: with_sys_id(sys_id, fields) }
+        Record {
+            sys_id: sys_id.clone(),
+            created,
+            fields: with_sys_id(sys_id, fields),
+        }
     }
 }
 
-fn with_sys_id(sys_id: String, mut fields: Vec<(&'static str, Value)>) -> Vec<(&'static str, Value)> {
+fn with_sys_id(
+    sys_id: String,
+    mut fields: Vec<(&'static str, Value)>,
+) -> Vec<(&'static str, Value)> {
     fields.insert(0, ("sys_id", Value::Str(sys_id)));
     fields
 }
@@ -236,7 +433,8 @@ pub struct DataSpec<'a> {
 /// one burst second holding a tenth of that day's sysevent records.
 pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
     let mut g = Generator::new(spec.seed);
-    let mut tables: HashMap<&'static str, Table> = TABLES.iter().map(|(t, _)| (*t, Table::default())).collect();
+    let mut tables: HashMap<&'static str, Table> =
+        TABLES.iter().map(|(t, _)| (*t, Table::default())).collect();
     let start = spec.now - i64::from(spec.days) * 86_400;
     let old = start - 400 * 86_400;
 
@@ -249,12 +447,15 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
         rows.push(Record {
             sys_id: id.clone(),
             created: old,
-            fields: with_sys_id(id, vec![
-                ("name", Value::Str((*role).into())),
-                ("description", Value::Str(format!("The {role} role"))),
-                ("elevated_privilege", Value::Bool(*role == "security_admin")),
-                ("sys_created_on", Value::DateTime(old)),
-            ]),
+            fields: with_sys_id(
+                id,
+                vec![
+                    ("name", Value::Str((*role).into())),
+                    ("description", Value::Str(format!("The {role} role"))),
+                    ("elevated_privilege", Value::Bool(*role == "security_admin")),
+                    ("sys_created_on", Value::DateTime(old)),
+                ],
+            ),
         });
     }
     table_mut(&mut tables, "sys_user_role").insert_sorted(rows);
@@ -262,19 +463,30 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
     table_mut(&mut tables, "sys_user_group").insert_sorted(vec![Record {
         sys_id: group_id.clone(),
         created: old,
-        fields: with_sys_id(group_id.clone(), vec![
-            ("name", Value::Str("Service Desk".into())),
-            ("description", Value::Str("First line".into())),
-            ("sys_created_on", Value::DateTime(old)),
-        ]),
+        fields: with_sys_id(
+            group_id.clone(),
+            vec![
+                ("name", Value::Str("Service Desk".into())),
+                ("description", Value::Str("First line".into())),
+                ("sys_created_on", Value::DateTime(old)),
+            ],
+        ),
     }]);
 
     // Users: the connector's service account first, then people.
     let mut users = Vec::new();
-    let mut names: Vec<(String, String, String)> = vec![(spec.username.to_string(), "Connector".into(), "Service".into())];
+    let mut names: Vec<(String, String, String)> = vec![(
+        spec.username.to_string(),
+        "Connector".into(),
+        "Service".into(),
+    )];
     for (i, f) in FIRST.iter().enumerate() {
         let l = LAST[i % LAST.len()];
-        names.push((format!("{}.{}", f.to_lowercase(), l.to_lowercase()), (*f).into(), l.into()));
+        names.push((
+            format!("{}.{}", f.to_lowercase(), l.to_lowercase()),
+            (*f).into(),
+            l.into(),
+        ));
     }
     let mut has_role = Vec::new();
     let mut members = Vec::new();
@@ -285,35 +497,55 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
         users.push(Record {
             sys_id: id.clone(),
             created,
-            fields: with_sys_id(id.clone(), vec![
-                ("user_name", Value::Str(user_name.clone())),
-                ("first_name", Value::Str(first.clone())),
-                ("last_name", Value::Str(last.clone())),
-                ("email", Value::Str(format!("{user_name}@example.com"))),
-                ("active", Value::Bool(true)),
-                ("locked_out", Value::Bool(false)),
-                ("last_login_time", Value::DateTime(spec.now - 3_600 * (i as i64 + 1))),
-                ("sys_created_on", Value::DateTime(created)),
-                ("sys_created_by", Value::Str("admin".into())),
-                ("sys_updated_on", Value::DateTime(created)),
-            ]),
+            fields: with_sys_id(
+                id.clone(),
+                vec![
+                    ("user_name", Value::Str(user_name.clone())),
+                    ("first_name", Value::Str(first.clone())),
+                    ("last_name", Value::Str(last.clone())),
+                    ("email", Value::Str(format!("{user_name}@example.com"))),
+                    ("active", Value::Bool(true)),
+                    ("locked_out", Value::Bool(false)),
+                    (
+                        "last_login_time",
+                        Value::DateTime(spec.now - 3_600 * (i as i64 + 1)),
+                    ),
+                    ("sys_created_on", Value::DateTime(created)),
+                    ("sys_created_by", Value::Str("admin".into())),
+                    ("sys_updated_on", Value::DateTime(created)),
+                ],
+            ),
         });
         g.users.push((user_name.clone(), id.clone()));
-        let user_ref = Value::Ref { table: "sys_user", sys_id: id.clone(), display: display.clone() };
+        let user_ref = Value::Ref {
+            table: "sys_user",
+            sys_id: id.clone(),
+            display: display.clone(),
+        };
         let mut grant = |role: &str, g: &mut Generator| {
             let rid = g.sys_id();
             has_role.push(Record {
                 sys_id: rid.clone(),
                 created,
-                fields: with_sys_id(rid, vec![
-                    ("user", user_ref.clone()),
-                    ("role", Value::Ref { table: "sys_user_role", sys_id: role_ids.get(role).cloned().unwrap_or_default(), display: role.to_string() }),
-                    ("inherited", Value::Bool(false)),
-                    ("state", Value::Str("active".into())),
-                    ("granted_by", Value::Empty),
-                    ("sys_created_on", Value::DateTime(created)),
-                    ("sys_created_by", Value::Str("admin".into())),
-                ]),
+                fields: with_sys_id(
+                    rid,
+                    vec![
+                        ("user", user_ref.clone()),
+                        (
+                            "role",
+                            Value::Ref {
+                                table: "sys_user_role",
+                                sys_id: role_ids.get(role).cloned().unwrap_or_default(),
+                                display: role.to_string(),
+                            },
+                        ),
+                        ("inherited", Value::Bool(false)),
+                        ("state", Value::Str("active".into())),
+                        ("granted_by", Value::Empty),
+                        ("sys_created_on", Value::DateTime(created)),
+                        ("sys_created_by", Value::Str("admin".into())),
+                    ],
+                ),
             });
         };
         if i == 0 {
@@ -327,22 +559,41 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
             members.push(Record {
                 sys_id: mid.clone(),
                 created,
-                fields: with_sys_id(mid, vec![
-                    ("user", user_ref.clone()),
-                    ("group", Value::Ref { table: "sys_user_group", sys_id: group_id.clone(), display: "Service Desk".into() }),
-                    ("sys_created_on", Value::DateTime(created)),
-                    ("sys_created_by", Value::Str("admin".into())),
-                ]),
+                fields: with_sys_id(
+                    mid,
+                    vec![
+                        ("user", user_ref.clone()),
+                        (
+                            "group",
+                            Value::Ref {
+                                table: "sys_user_group",
+                                sys_id: group_id.clone(),
+                                display: "Service Desk".into(),
+                            },
+                        ),
+                        ("sys_created_on", Value::DateTime(created)),
+                        ("sys_created_by", Value::Str("admin".into())),
+                    ],
+                ),
             });
         }
     }
     table_mut(&mut tables, "sys_user").insert_sorted(users);
     table_mut(&mut tables, "sys_user_has_role").insert_sorted(has_role);
     table_mut(&mut tables, "sys_user_grmember").insert_sorted(members);
-    table_mut(&mut tables, "sys_properties").insert_sorted(release_properties(&mut g, spec.release, old));
+    table_mut(&mut tables, "sys_properties").insert_sorted(release_properties(
+        &mut g,
+        spec.release,
+        old,
+    ));
 
     // Events: a share per table, uniform over the window, plus a daily burst.
-    let shares = [("sysevent", 30u32), ("sys_audit", 30), ("sys_audit_delete", 5), ("syslog_transaction", 35)];
+    let shares = [
+        ("sysevent", 30u32),
+        ("sys_audit", 30),
+        ("sys_audit_delete", 5),
+        ("syslog_transaction", 35),
+    ];
     let span = (spec.now - start).max(1);
     for (table, share) in shares {
         let per_day = u64::from(spec.events_per_day) * u64::from(share) / 100;
@@ -365,31 +616,44 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
     tables
 }
 
-fn table_mut<'a>(tables: &'a mut HashMap<&'static str, Table>, name: &'static str) -> &'a mut Table {
+fn table_mut<'a>(
+    tables: &'a mut HashMap<&'static str, Table>,
+    name: &'static str,
+) -> &'a mut Table {
     tables.entry(name).or_default()
 }
 
 /// `glide.war` and `glide.buildname` as the release family would show them.
 fn release_properties(g: &mut Generator, family: &str, created: i64) -> Vec<Record> {
     let build_name = display_family(family);
-    let war = format!("glide-{}-06-01-2024__patch4-11-05-2024_11-12-2024_1200.zip", family.to_ascii_lowercase().replace([' ', '_', '-'], ""));
-    [("glide.war", war), ("glide.buildname", build_name), ("glide.product.name", "ServiceNow".into())]
-        .into_iter()
-        .map(|(name, value)| {
-            let id = g.sys_id();
-            Record {
-                sys_id: id.clone(),
-                created,
-                fields: with_sys_id(id, vec![
+    let war = format!(
+        "glide-{}-06-01-2024__patch4-11-05-2024_11-12-2024_1200.zip",
+        family.to_ascii_lowercase().replace([' ', '_', '-'], "")
+    );
+    [
+        ("glide.war", war),
+        ("glide.buildname", build_name),
+        ("glide.product.name", "ServiceNow".into()),
+    ]
+    .into_iter()
+    .map(|(name, value)| {
+        let id = g.sys_id();
+        Record {
+            sys_id: id.clone(),
+            created,
+            fields: with_sys_id(
+                id,
+                vec![
                     ("name", Value::Str(name.into())),
                     ("value", Value::Str(value)),
                     ("type", Value::Str("string".into())),
                     ("description", Value::Empty),
                     ("sys_created_on", Value::DateTime(created)),
-                ]),
-            }
-        })
-        .collect()
+                ],
+            ),
+        }
+    })
+    .collect()
 }
 
 /// `washingtondc` → `Washington DC`, `sandiego` → `San Diego`, `tokyo` → `Tokyo`.

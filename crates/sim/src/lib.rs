@@ -5,13 +5,19 @@
 //! other.
 
 pub mod clock;
+pub mod conditions;
 pub mod config;
+pub mod data;
 pub mod oauth;
+pub mod query;
 mod server;
+pub mod table;
+pub mod time_fmt;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use conditions::Conditions;
 pub use config::SimConfig;
 pub use server::State;
 
@@ -52,8 +58,17 @@ pub async fn start(
     config: SimConfig,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<SimHandle> {
+    start_with(config, Conditions::default(), listener).await
+}
+
+/// Starts serving with the given initial conditions.
+pub async fn start_with(
+    config: SimConfig,
+    conditions: Conditions,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<SimHandle> {
     let addr = listener.local_addr()?;
-    let state = Arc::new(State::new(config));
+    let state = Arc::new(State::new(config, conditions, format!("http://{addr}")));
     let app = server::router(state.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

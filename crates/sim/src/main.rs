@@ -27,6 +27,36 @@ struct Args {
     /// OAuth refresh token lifespan in seconds.
     #[arg(long, default_value_t = 8_640_000)]
     refresh_lifespan: i64,
+    /// The service account lacks the admin role.
+    #[arg(long)]
+    not_admin: bool,
+    /// The REST API is off: Table API calls answer 403.
+    #[arg(long)]
+    rest_api_off: bool,
+    /// Hibernating: every path answers 200 with an HTML page.
+    #[arg(long)]
+    hibernating: bool,
+    /// Share (0..1) of Table API calls answered 429 with Retry-After.
+    #[arg(long, default_value_t = 0.0)]
+    rate_limit_fraction: f64,
+    /// An hourly rate-limit rule: Table API calls per hour, then 429 until the hour ends.
+    #[arg(long)]
+    rate_limit_per_hour: Option<u32>,
+    /// Share (0..1) of Table API calls answered 500 or 503.
+    #[arg(long, default_value_t = 0.0)]
+    error_fraction: f64,
+    /// Delay added to every Table API answer, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    slow_ms: u64,
+    /// Pages with sysparm_limit above this get "Transaction cancelled".
+    #[arg(long)]
+    cancel_above_limit: Option<u32>,
+    /// How long a cancelled transaction takes to answer, ms (a real instance: 60000).
+    #[arg(long, default_value_t = 0)]
+    cancel_delay_ms: u64,
+    /// Share (0..1) of event records hidden by ACLs (short pages).
+    #[arg(long, default_value_t = 0.0)]
+    acl_hidden_fraction: f64,
 }
 
 #[tokio::main]
@@ -48,7 +78,20 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let sim = match snc_sim::start(config, listener).await {
+    let conditions = snc_sim::Conditions {
+        not_admin: args.not_admin,
+        rest_api_off: args.rest_api_off,
+        hibernating: args.hibernating,
+        rate_limit_fraction: args.rate_limit_fraction,
+        rate_limit_per_hour: args.rate_limit_per_hour,
+        error_fraction: args.error_fraction,
+        slow_ms: args.slow_ms,
+        cancel_above_limit: args.cancel_above_limit,
+        cancel_delay_ms: args.cancel_delay_ms,
+        acl_hidden_fraction: args.acl_hidden_fraction,
+        ..Default::default()
+    };
+    let sim = match snc_sim::start_with(config, conditions, listener).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("snc-sim: cannot start: {e}");

@@ -74,7 +74,10 @@ fn literal(value: &str) -> String {
         .strip_prefix("javascript:gs.dateGenerate(")
         .and_then(|r| r.strip_suffix(')'))
     {
-        let parts: Vec<&str> = args.split(',').map(|p| p.trim().trim_matches('\'').trim_matches('"')).collect();
+        let parts: Vec<&str> = args
+            .split(',')
+            .map(|p| p.trim().trim_matches('\'').trim_matches('"'))
+            .collect();
         if let [date, time] = parts.as_slice() {
             return format!("{date} {time}");
         }
@@ -94,10 +97,11 @@ fn parse_term(token: &str) -> Option<Term> {
         .iter()
         .find_map(|(sym, op)| rest.strip_prefix(sym).map(|v| (*op, v)))?;
     let value = literal(value);
-    let list = value.split(',').map(|s| s.trim().to_ascii_lowercase()).collect();
-    let between = value
-        .split_once('@')
-        .map(|(a, b)| (literal(a), literal(b)));
+    let list = value
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    let between = value.split_once('@').map(|(a, b)| (literal(a), literal(b)));
     Some(Term {
         path: field.split('.').map(str::to_string).collect(),
         op,
@@ -144,12 +148,21 @@ pub struct Resolver<'a> {
 
 impl<'a> Resolver<'a> {
     fn by_id(&self, table: &str, sys_id: &str) -> Option<&'a Record> {
-        self.tables.get(table)?.records.iter().find(|r| r.sys_id == sys_id)
+        self.tables
+            .get(table)?
+            .records
+            .iter()
+            .find(|r| r.sys_id == sys_id)
     }
 
     /// The value at `path`, or `None` when the path names no known field (the
     /// term is then ignored, as ServiceNow does).
-    pub fn value<'r>(&self, table: &str, record: &'r Record, path: &[String]) -> Option<Resolved<'r>>
+    pub fn value<'r>(
+        &self,
+        table: &str,
+        record: &'r Record,
+        path: &[String],
+    ) -> Option<Resolved<'r>>
     where
         'a: 'r,
     {
@@ -161,7 +174,12 @@ impl<'a> Resolver<'a> {
         let v = record.get(first).unwrap_or(&Value::Empty);
         match (path.len(), v) {
             (1, v) => Some(Resolved::Here(v)),
-            (2, Value::Ref { table: t, sys_id, .. }) => {
+            (
+                2,
+                Value::Ref {
+                    table: t, sys_id, ..
+                },
+            ) => {
                 let sub = &path[1];
                 if !table_fields(t)?.contains(&sub.as_str()) {
                     return None;
@@ -186,7 +204,13 @@ fn cmp_value(v: &Value, t: &Term) -> Option<Ordering> {
     match v {
         Value::DateTime(x) => t.time.map(|y| x.cmp(&y)),
         Value::Int(x) => t.num.and_then(|y| (*x as f64).partial_cmp(&y)),
-        other => Some(other.raw().to_ascii_lowercase().as_str().cmp(t.lower.as_str())),
+        other => Some(
+            other
+                .raw()
+                .to_ascii_lowercase()
+                .as_str()
+                .cmp(t.lower.as_str()),
+        ),
     }
 }
 
@@ -282,7 +306,11 @@ mod tests {
     use super::*;
 
     fn rec(fields: Vec<(&'static str, Value)>) -> Record {
-        Record { sys_id: "a".repeat(32), created: 0, fields }
+        Record {
+            sys_id: "a".repeat(32),
+            created: 0,
+            fields,
+        }
     }
 
     fn check(q: &str, r: &Record) -> bool {
@@ -307,8 +335,14 @@ mod tests {
         assert!(check("sys_created_on>=2023-11-14 22:13:20", &r));
         assert!(!check("sys_created_on>2023-11-14 22:13:20", &r));
         assert!(check("sys_created_on<2023-11-15", &r));
-        assert!(check("sys_created_on>=javascript:gs.dateGenerate('2023-11-14','22:13:20')", &r));
-        assert!(check("sys_created_onBETWEEN2023-11-14 00:00:00@2023-11-15 00:00:00", &r));
+        assert!(check(
+            "sys_created_on>=javascript:gs.dateGenerate('2023-11-14','22:13:20')",
+            &r
+        ));
+        assert!(check(
+            "sys_created_onBETWEEN2023-11-14 00:00:00@2023-11-15 00:00:00",
+            &r
+        ));
         assert!(check("name=logout^ORname=login.failed", &r));
         assert!(!check("name=logout^parm1=abel.tuter", &r));
         assert!(check("name=logout^NQparm1=abel.tuter", &r));
@@ -319,7 +353,10 @@ mod tests {
     #[test]
     fn unknown_fields_are_ignored_like_servicenow() {
         let r = rec(vec![("name", Value::Str("login".into()))]);
-        assert!(check("nmae=logout", &r), "a misspelled field matches everything");
+        assert!(
+            check("nmae=logout", &r),
+            "a misspelled field matches everything"
+        );
         assert!(!check("nmae=logout^name=logout", &r));
     }
 
@@ -329,7 +366,10 @@ mod tests {
         assert_eq!(q.order.len(), 3);
         assert_eq!(
             q.known_order("sysevent"),
-            vec![("sys_created_on".to_string(), false), ("sys_id".to_string(), true)]
+            vec![
+                ("sys_created_on".to_string(), false),
+                ("sys_id".to_string(), true)
+            ]
         );
     }
 }

@@ -1,59 +1,165 @@
 //! HTTP routing: ServiceNow's paths plus the `/__sim/` control API.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State as AxState;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State as AxState};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use base64::Engine;
+use rand::{Rng, SeedableRng};
 
 use crate::clock::Clock;
+use crate::conditions::{acl_hidden, Conditions};
 use crate::config::SimConfig;
+use crate::data::{self, Generator, Table, Value, EVENT_TABLES};
 use crate::oauth::{self, Credentials, GrantOutcome, TokenKind, TokenStore};
+use crate::table::{self, TableRequest, Viewer};
+use crate::time_fmt;
 
 pub struct State {
     pub config: SimConfig,
+    pub base_url: String,
     pub clock: Clock,
     pub tokens: Mutex<TokenStore>,
+    pub tables: RwLock<HashMap<&'static str, Table>>,
+    pub conditions: RwLock<Conditions>,
+    generator: Mutex<Generator>,
+    dice: Mutex<rand::rngs::SmallRng>,
+    service_user_sys_id: String,
+    pub requests: AtomicU64,
+    pub table_requests: AtomicU64,
+    pub token_requests: AtomicU64,
+    hour_window: Mutex<(i64, u32)>,
 }
 
 impl State {
-    pub fn new(config: SimConfig) -> Self {
+    pub fn new(config: SimConfig, conditions: Conditions, base_url: String) -> Self {
+        let clock = Clock::default();
+        let tables = data::generate(&data::DataSpec {
+            seed: config.seed,
+            now: clock.now(),
+            days: config.days,
+            events_per_day: config.events_per_day,
+            release: &config.release,
+            username: &config.username,
+            user_is_admin: true,
+        });
+        let service_user_sys_id = tables
+            .get("sys_user")
+            .and_then(|t| {
+                t.records.iter().find(
+                    |r| matches!(r.get("user_name"), Some(Value::Str(u)) if *u == config.username),
+                )
+            })
+            .map(|r| r.sys_id.clone())
+            .unwrap_or_default();
+        let mut generator = Generator::new(config.seed.wrapping_add(0xD1CE));
+        generator.users = tables
+            .get("sys_user")
+            .map(|t| {
+                t.records
+                    .iter()
+                    .filter_map(|r| match r.get("user_name") {
+                        Some(Value::Str(u)) => Some((u.clone(), r.sys_id.clone())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         State {
             tokens: Mutex::new(TokenStore::new(config.seed)),
-            clock: Clock::default(),
+            dice: Mutex::new(rand::rngs::SmallRng::seed_from_u64(config.seed ^ 0xFA17)),
+            generator: Mutex::new(generator),
+            tables: RwLock::new(tables),
+            conditions: RwLock::new(conditions),
+            service_user_sys_id,
+            clock,
+            base_url,
             config,
+            requests: AtomicU64::new(0),
+            table_requests: AtomicU64::new(0),
+            token_requests: AtomicU64::new(0),
+            hour_window: Mutex::new((0, 0)),
         }
+    }
+
+    fn conditions(&self) -> Conditions {
+        self.conditions
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
+    fn roll(&self, p: f64) -> bool {
+        p > 0.0
+            && self
+                .dice
+                .lock()
+                .map(|mut r| r.random::<f64>() < p)
+                .unwrap_or(false)
     }
 }
 
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/oauth_token.do", post(token))
+        .route("/api/now/table/{table}", get(table_v1))
+        .route("/api/now/v1/table/{table}", get(table_v1))
+        .route("/api/now/v2/table/{table}", get(table_v2))
         .route("/__sim/revoke", post(revoke))
         .route("/__sim/clock", post(clock))
+        .route(
+            "/__sim/conditions",
+            get(get_conditions).post(set_conditions),
+        )
+        .route("/__sim/insert", post(insert))
+        .route("/__sim/truth", get(truth))
+        .route("/__sim/stats", get(stats))
+        .fallback(any(fallback))
         .with_state(state)
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
+const JSON_TYPE: &str = "application/json;charset=UTF-8";
+
+fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    (status, [(header::CONTENT_TYPE, JSON_TYPE)], body.into()).into_response()
+}
+
+const HIBERNATING_PAGE: &str = "<!DOCTYPE html><html><head><title>Instance Hibernating page</title></head><body><h1>Your instance is hibernating</h1><p>Sign in to the developer site to wake it.</p></body></html>";
+
+fn hibernating_response() -> Response {
     (
-        status,
-        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
-        body,
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html;charset=UTF-8")],
+        HIBERNATING_PAGE,
     )
         .into_response()
 }
 
+async fn fallback(AxState(state): AxState<Arc<State>>) -> Response {
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    if state.conditions().hibernating {
+        return hibernating_response();
+    }
+    json_response(
+        StatusCode::BAD_REQUEST,
+        table::error_body("Requested URI does not represent any resource", None),
+    )
+}
+
 /// Client credentials from `Authorization: Basic` (RFC 6749 client_secret_basic).
-fn basic_client(headers: &HeaderMap) -> Option<(String, String)> {
+fn basic_pair(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .ok()?;
@@ -63,7 +169,13 @@ fn basic_client(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 async fn token(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
-    let denied = || json_response(StatusCode::UNAUTHORIZED, oauth::ACCESS_DENIED_BODY.into());
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    state.token_requests.fetch_add(1, Ordering::Relaxed);
+    let cond = state.conditions();
+    if cond.hibernating {
+        return hibernating_response();
+    }
+    let denied = || json_response(StatusCode::UNAUTHORIZED, oauth::ACCESS_DENIED_BODY);
     // The endpoint reads form bodies only; JSON gets the same opaque denial.
     let is_form = headers
         .get(header::CONTENT_TYPE)
@@ -82,21 +194,201 @@ async fn token(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: By
         password: &c.password,
         client_id: &c.client_id,
         client_secret: &c.client_secret,
-        user_active: true,
-        user_locked_out: false,
-        password_grant_allowed: true,
+        user_active: !cond.user_inactive,
+        user_locked_out: cond.user_locked_out,
+        password_grant_allowed: !cond.password_grant_disabled,
         access_lifespan: c.access_lifespan,
         refresh_lifespan: c.refresh_lifespan,
     };
     let now = state.clock.now();
     let outcome = match state.tokens.lock() {
-        Ok(mut store) => store.grant(&creds, &form, basic_client(&headers), now),
+        Ok(mut store) => store.grant(&creds, &form, basic_pair(&headers), now),
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     match outcome {
         GrantOutcome::Issued(v) => json_response(StatusCode::OK, v.to_string()),
         GrantOutcome::Denied => denied(),
     }
+}
+
+async fn table_v1(
+    state: AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(t): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    table_api(state, headers, t, q, false).await
+}
+
+async fn table_v2(
+    state: AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(t): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    table_api(state, headers, t, q, true).await
+}
+
+fn authenticated(state: &State, headers: &HeaderMap, cond: &Conditions) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        let now = state.clock.now();
+        return state
+            .tokens
+            .lock()
+            .map(|s| s.access_user(token.trim(), now).is_some())
+            .unwrap_or(false);
+    }
+    match basic_pair(headers) {
+        Some((u, p)) => {
+            u == state.config.username
+                && p == state.config.password
+                && !cond.user_locked_out
+                && !cond.user_inactive
+        }
+        None => false,
+    }
+}
+
+fn with_headers(mut resp: Response, extra: &[(&'static str, String)]) -> Response {
+    for (k, v) in extra {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            resp.headers_mut().insert(*k, v);
+        }
+    }
+    resp
+}
+
+async fn table_api(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    table_name: String,
+    raw_query: Option<String>,
+    v2: bool,
+) -> Response {
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    state.table_requests.fetch_add(1, Ordering::Relaxed);
+    let cond = state.conditions();
+    if cond.hibernating {
+        return hibernating_response();
+    }
+    if !authenticated(&state, &headers, &cond) {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            table::error_body(
+                "User Not Authenticated",
+                Some("Required to provide Auth information"),
+            ),
+        );
+    }
+    if cond.rest_api_off {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            table::error_body("User Not Authorized", Some("REST API access is not enabled for this instance (com.glide.rest plugin inactive)")),
+        );
+    }
+    let now = state.clock.now();
+    let reset = (now / 3600 + 1) * 3600;
+    let mut rate_headers = Vec::new();
+    if let Some(limit) = cond.rate_limit_per_hour {
+        let used = match state.hour_window.lock() {
+            Ok(mut w) => {
+                if w.0 != now / 3600 {
+                    *w = (now / 3600, 0);
+                }
+                w.1 += 1;
+                w.1
+            }
+            Err(_) => 0,
+        };
+        rate_headers = vec![
+            ("X-RateLimit-Limit", limit.to_string()),
+            ("X-RateLimit-Reset", reset.to_string()),
+            (
+                "X-RateLimit-Rule",
+                "4f1b6c3e1b2a30104b6a2f0dcd4bcb11".to_string(),
+            ),
+        ];
+        if used > limit {
+            let mut h = rate_headers.clone();
+            h.push(("Retry-After", (reset - now).to_string()));
+            return with_headers(too_many(), &h);
+        }
+    }
+    if state.roll(cond.rate_limit_fraction) {
+        let retry = cond.retry_after_secs;
+        return with_headers(
+            too_many(),
+            &[
+                ("Retry-After", retry.to_string()),
+                ("X-RateLimit-Limit", "1000".into()),
+                ("X-RateLimit-Reset", (now + retry as i64).to_string()),
+                (
+                    "X-RateLimit-Rule",
+                    "4f1b6c3e1b2a30104b6a2f0dcd4bcb11".into(),
+                ),
+            ],
+        );
+    }
+    if state.roll(cond.error_fraction) {
+        let (status, msg) = if state.roll(0.5) {
+            (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+        } else {
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        };
+        return json_response(status, table::error_body(msg, None));
+    }
+    if cond.slow_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(cond.slow_ms)).await;
+    }
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(raw_query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let req = TableRequest::from_params(&table_name, v2, params);
+    if cond
+        .cancel_above_limit
+        .is_some_and(|max| req.limit > max as usize)
+    {
+        if cond.cancel_delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(cond.cancel_delay_ms)).await;
+        }
+        return json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            table::error_body(
+                "Transaction cancelled: maximum execution time exceeded",
+                Some("Transaction cancelled: maximum execution time exceeded Check logs for error trace or enable glide.rest.debug property to verify REST request processing"),
+            ),
+        );
+    }
+    let viewer = Viewer {
+        user_sys_id: &state.service_user_sys_id,
+        not_admin: cond.not_admin,
+        acl_hidden_fraction: cond.acl_hidden_fraction,
+    };
+    let page = match state.tables.read() {
+        Ok(tables) => table::serve(&tables, &req, &viewer, &state.base_url),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let status = StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut extra = page.headers;
+    extra.extend(rate_headers);
+    with_headers(json_response(status, page.body), &extra)
+}
+
+fn too_many() -> Response {
+    json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        table::error_body(
+            "Rate limit exceeded",
+            Some("The maximum number of requests per hour has been reached for this user"),
+        ),
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -123,4 +415,150 @@ struct ClockRequest {
 async fn clock(AxState(state): AxState<Arc<State>>, Json(req): Json<ClockRequest>) -> Response {
     state.clock.advance(req.advance_secs);
     Json(serde_json::json!({ "now": state.clock.now() })).into_response()
+}
+
+async fn get_conditions(AxState(state): AxState<Arc<State>>) -> Response {
+    Json(state.conditions()).into_response()
+}
+
+async fn set_conditions(
+    AxState(state): AxState<Arc<State>>,
+    Json(patch): Json<serde_json::Value>,
+) -> Response {
+    let Ok(mut current) = state.conditions.write() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    match current.merged(&patch) {
+        Ok(next) => {
+            *current = next.clone();
+            Json(next).into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": e })),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct InsertRequest {
+    table: String,
+    count: usize,
+    /// `YYYY-MM-DD hh:mm:ss` (UTC) or unix seconds; default now. An older
+    /// time inserted now is a late commit.
+    created_on: Option<serde_json::Value>,
+    /// Spread the records over this many seconds from `created_on`; 0 puts
+    /// them all in one second (a burst).
+    #[serde(default)]
+    spread_secs: i64,
+}
+
+fn parse_time(v: &serde_json::Value) -> Option<i64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => time_fmt::parse_raw(s),
+        _ => None,
+    }
+}
+
+async fn insert(AxState(state): AxState<Arc<State>>, Json(req): Json<InsertRequest>) -> Response {
+    if !EVENT_TABLES.contains(&req.table.as_str()) {
+        let msg = format!("insert takes one of {EVENT_TABLES:?}");
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": msg })),
+        )
+            .into_response();
+    }
+    let at = match req.created_on.as_ref() {
+        None => state.clock.now(),
+        Some(v) => match parse_time(v) {
+            Some(t) => t,
+            None => {
+                return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": "created_on: use 'YYYY-MM-DD hh:mm:ss' or unix seconds" }))).into_response()
+            }
+        },
+    };
+    let rows: Vec<data::Record> = match state.generator.lock() {
+        Ok(mut g) => (0..req.count)
+            .map(|i| {
+                let offset = if req.spread_secs > 0 {
+                    (i as i64) % req.spread_secs
+                } else {
+                    0
+                };
+                g.event(&req.table, at + offset)
+            })
+            .collect(),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let ids: Vec<String> = rows.iter().map(|r| r.sys_id.clone()).collect();
+    let Some(name) = EVENT_TABLES.iter().find(|t| **t == req.table) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    match state.tables.write() {
+        Ok(mut tables) => tables.entry(name).or_default().insert_sorted(rows),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+    Json(serde_json::json!({ "table": req.table, "inserted": ids.len(), "sys_ids": ids }))
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct TruthQuery {
+    table: String,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The sys_ids the connector's user can see in `[from, to)`, oldest first.
+async fn truth(
+    AxState(state): AxState<Arc<State>>,
+    axum::extract::Query(q): axum::extract::Query<TruthQuery>,
+) -> Response {
+    let bound = |s: &Option<String>| {
+        s.as_ref()
+            .map(|v| v.parse::<i64>().ok().or_else(|| time_fmt::parse_raw(v)))
+    };
+    let (from, to) = (bound(&q.from), bound(&q.to));
+    if matches!(from, Some(None)) || matches!(to, Some(None)) {
+        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": "from/to: use 'YYYY-MM-DD hh:mm:ss' or unix seconds" }))).into_response();
+    }
+    let (from, to) = (
+        from.flatten().unwrap_or(i64::MIN),
+        to.flatten().unwrap_or(i64::MAX),
+    );
+    let fraction = state.conditions().acl_hidden_fraction;
+    let Ok(tables) = state.tables.read() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let Some(t) = tables.get(q.table.as_str()) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": "no such table" })),
+        )
+            .into_response();
+    };
+    let hide = EVENT_TABLES.contains(&q.table.as_str());
+    let ids: Vec<&str> = t
+        .records
+        .iter()
+        .filter(|r| {
+            r.created >= from && r.created < to && !(hide && acl_hidden(&r.sys_id, fraction))
+        })
+        .map(|r| r.sys_id.as_str())
+        .collect();
+    Json(serde_json::json!({ "table": q.table, "count": ids.len(), "sys_ids": ids }))
+        .into_response()
+}
+
+async fn stats(AxState(state): AxState<Arc<State>>) -> Response {
+    Json(serde_json::json!({
+        "requests": state.requests.load(Ordering::Relaxed),
+        "table_requests": state.table_requests.load(Ordering::Relaxed),
+        "token_requests": state.token_requests.load(Ordering::Relaxed),
+        "now": state.clock.now(),
+    }))
+    .into_response()
 }

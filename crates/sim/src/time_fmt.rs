@@ -36,7 +36,9 @@ pub fn parse_raw(s: &str) -> Option<i64> {
         return Some(t.assume_utc().unix_timestamp());
     }
     let day = format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, &day).ok().map(|d| d.midnight().assume_utc().unix_timestamp())
+    time::Date::parse(s, &day)
+        .ok()
+        .map(|d| d.midnight().assume_utc().unix_timestamp())
 }
 
 #[cfg(test)]

@@ -1,0 +1,413 @@
+//! The connect request and its validation: one function the browser (through
+//! wasm) and the worker both call, so both show the same codes and messages.
+
+use serde::{Deserialize, Serialize};
+
+use crate::instance_url::{self, HostPolicy, InstanceUrl};
+use crate::problem::FieldError;
+use crate::secret::Secret;
+
+/// What the wizard or an API client sends; every member optional so a missing
+/// one becomes a field error, not a parse failure.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ConnectRequest {
+    pub name: Option<String>,
+    pub instance_url: Option<String>,
+    pub method: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// OAuth password grant; the password is used once and dropped.
+    Oauth,
+    /// Legacy HTTP Basic with a service account; the password is kept sealed.
+    Basic,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Oauth => "oauth",
+            AuthMethod::Basic => "basic",
+        }
+    }
+}
+
+/// A connect request that passed validation.
+#[derive(Clone, Debug)]
+pub struct ConnectInput {
+    pub name: String,
+    pub instance_url: InstanceUrl,
+    pub method: AuthMethod,
+    pub username: String,
+    pub password: Secret,
+    /// Present for OAuth only.
+    pub client: Option<OAuthClient>,
+}
+
+#[derive(Clone, Debug)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+/// What `/validate` answers: the normalized, non-secret part of the input.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Normalized {
+    pub name: String,
+    pub instance_url: InstanceUrl,
+    pub method: AuthMethod,
+    pub username: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+impl ConnectInput {
+    pub fn normalized(&self) -> Normalized {
+        Normalized {
+            name: self.name.clone(),
+            instance_url: self.instance_url.clone(),
+            method: self.method,
+            username: self.username.clone(),
+            client_id: self.client.as_ref().map(|c| c.client_id.clone()),
+        }
+    }
+}
+
+pub const NAME_MAX: usize = 100;
+pub const USERNAME_MAX: usize = 255;
+pub const SECRET_MAX: usize = 4096;
+pub const CLIENT_ID_MAX: usize = 128;
+
+fn err(field: &str, code: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+pub fn check_name(value: &str) -> Result<String, FieldError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(err(
+            "name",
+            "required",
+            "Give the connection a name, such as \"ServiceNow production\".",
+        ));
+    }
+    if v.chars().count() > NAME_MAX {
+        return Err(err(
+            "name",
+            "too_long",
+            format!("Use at most {NAME_MAX} characters for the name."),
+        ));
+    }
+    if has_control(v) {
+        return Err(err(
+            "name",
+            "invalid",
+            "Remove line breaks and control characters from the name.",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+pub fn check_method(value: &str) -> Result<AuthMethod, FieldError> {
+    match value.trim() {
+        "oauth" => Ok(AuthMethod::Oauth),
+        "basic" => Ok(AuthMethod::Basic),
+        "" => Err(err(
+            "method",
+            "required",
+            "Choose how to connect: OAuth (recommended) or user name and password (legacy).",
+        )),
+        _ => Err(err(
+            "method",
+            "invalid",
+            "The method must be \"oauth\" or \"basic\".",
+        )),
+    }
+}
+
+pub fn check_instance_url(value: &str, policy: &HostPolicy) -> Result<InstanceUrl, FieldError> {
+    instance_url::parse(value, policy).map_err(|e| err("instance_url", e.code(), e.message()))
+}
+
+pub fn check_username(value: &str) -> Result<String, FieldError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(err(
+            "username",
+            "required",
+            "Enter the ServiceNow user ID (the user_name of an account with the admin role).",
+        ));
+    }
+    if v.chars().count() > USERNAME_MAX {
+        return Err(err(
+            "username",
+            "too_long",
+            format!("Use at most {USERNAME_MAX} characters for the user ID."),
+        ));
+    }
+    if has_control(v) {
+        return Err(err(
+            "username",
+            "invalid",
+            "Remove line breaks and control characters from the user ID.",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+fn check_secret(field: &str, value: &Secret, what: &str) -> Result<Secret, FieldError> {
+    if value.is_empty() {
+        return Err(err(field, "required", format!("Enter the {what}.")));
+    }
+    if value.expose().chars().count() > SECRET_MAX {
+        return Err(err(
+            field,
+            "too_long",
+            format!("The {what} is longer than {SECRET_MAX} characters; check what was pasted."),
+        ));
+    }
+    if value.expose().contains(['\n', '\r', '\0']) {
+        return Err(err(
+            field,
+            "invalid",
+            format!("The {what} contains a line break; check what was pasted."),
+        ));
+    }
+    Ok(value.clone())
+}
+
+pub fn check_password(value: &Secret) -> Result<Secret, FieldError> {
+    check_secret("password", value, "password")
+}
+
+pub fn check_client_id(value: &str) -> Result<String, FieldError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(err("client_id", "required", "Enter the client ID from System OAuth > Application Registry (32 characters, generated by ServiceNow)."));
+    }
+    if v.len() > CLIENT_ID_MAX
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(err("client_id", "invalid", "The client ID has letters, digits, '-', '_' or '.' only; copy it again from the Application Registry record."));
+    }
+    Ok(v.to_string())
+}
+
+pub fn check_client_secret(value: &Secret) -> Result<Secret, FieldError> {
+    check_secret("client_secret", value, "client secret")
+}
+
+/// Checks one field as the wizard does while the admin types. `value` is the
+/// field's current text. Unknown fields are an error, so typos surface.
+pub fn check_field(field: &str, value: &str, policy: &HostPolicy) -> Result<(), FieldError> {
+    match field {
+        "name" => check_name(value).map(|_| ()),
+        "method" => check_method(value).map(|_| ()),
+        "instance_url" => check_instance_url(value, policy).map(|_| ()),
+        "username" => check_username(value).map(|_| ()),
+        "password" => check_password(&Secret::new(value)).map(|_| ()),
+        "client_id" => check_client_id(value).map(|_| ()),
+        "client_secret" => check_client_secret(&Secret::new(value)).map(|_| ()),
+        other => Err(err(
+            other,
+            "unknown_field",
+            format!("There is no field named {other:?}."),
+        )),
+    }
+}
+
+/// Validates a whole connect request, collecting every field's problem.
+pub fn validate(
+    req: &ConnectRequest,
+    policy: &HostPolicy,
+) -> Result<ConnectInput, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let empty = Secret::new("");
+    let name = check_name(&text(&req.name))
+        .map_err(|e| errors.push(e))
+        .ok();
+    let instance_url = check_instance_url(&text(&req.instance_url), policy)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let method = check_method(&text(&req.method))
+        .map_err(|e| errors.push(e))
+        .ok();
+    let username = check_username(&text(&req.username))
+        .map_err(|e| errors.push(e))
+        .ok();
+    let password = check_password(req.password.as_ref().unwrap_or(&empty))
+        .map_err(|e| errors.push(e))
+        .ok();
+    let client = match method {
+        Some(AuthMethod::Oauth) => {
+            let id = check_client_id(&text(&req.client_id))
+                .map_err(|e| errors.push(e))
+                .ok();
+            let secret = check_client_secret(req.client_secret.as_ref().unwrap_or(&empty))
+                .map_err(|e| errors.push(e))
+                .ok();
+            id.zip(secret)
+                .map(|(client_id, client_secret)| OAuthClient {
+                    client_id,
+                    client_secret,
+                })
+        }
+        _ => None,
+    };
+    match (name, instance_url, method, username, password) {
+        (Some(name), Some(instance_url), Some(method), Some(username), Some(password))
+            if errors.is_empty() =>
+        {
+            Ok(ConnectInput {
+                name,
+                instance_url,
+                method,
+                username,
+                password,
+                client,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// Validates the credentials of a reconnect: the connect fields minus name and URL.
+pub fn validate_credentials(
+    req: &ConnectRequest,
+    method: AuthMethod,
+) -> Result<(String, Secret, Option<OAuthClient>), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let empty = Secret::new("");
+    let username = check_username(&text(&req.username))
+        .map_err(|e| errors.push(e))
+        .ok();
+    let password = check_password(req.password.as_ref().unwrap_or(&empty))
+        .map_err(|e| errors.push(e))
+        .ok();
+    let client = match method {
+        AuthMethod::Oauth => {
+            let id = check_client_id(&text(&req.client_id))
+                .map_err(|e| errors.push(e))
+                .ok();
+            let secret = check_client_secret(req.client_secret.as_ref().unwrap_or(&empty))
+                .map_err(|e| errors.push(e))
+                .ok();
+            id.zip(secret)
+                .map(|(client_id, client_secret)| OAuthClient {
+                    client_id,
+                    client_secret,
+                })
+        }
+        AuthMethod::Basic => None,
+    };
+    match (username, password) {
+        (Some(u), Some(p)) if errors.is_empty() => Ok((u, p, client)),
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> ConnectRequest {
+        ConnectRequest {
+            name: Some(" Prod ".into()),
+            instance_url: Some("acme".into()),
+            method: Some("oauth".into()),
+            username: Some("svc.connector".into()),
+            password: Some(Secret::new("pw")),
+            client_id: Some("9f2c4b1e7a3d4c5e8f6a0b1c2d3e4f50".into()),
+            client_secret: Some(Secret::new("sec")),
+        }
+    }
+
+    #[test]
+    fn a_full_oauth_request_normalizes() {
+        let ok = validate(&full(), &HostPolicy::default()).unwrap();
+        let n = ok.normalized();
+        assert_eq!(n.name, "Prod");
+        assert_eq!(n.instance_url.as_str(), "https://acme.service-now.com");
+        assert_eq!(n.method, AuthMethod::Oauth);
+        let json = serde_json::to_string(&n).unwrap();
+        assert!(!json.contains("pw") && !json.contains("sec\""), "{json}");
+    }
+
+    #[test]
+    fn every_missing_field_is_reported_at_once() {
+        let errors = validate(
+            &ConnectRequest {
+                method: Some("oauth".into()),
+                ..Default::default()
+            },
+            &HostPolicy::default(),
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "instance_url",
+                "username",
+                "password",
+                "client_id",
+                "client_secret"
+            ]
+        );
+        assert!(errors.iter().all(|e| e.code == "required"));
+    }
+
+    #[test]
+    fn basic_needs_no_client_and_bad_method_is_named() {
+        let mut r = full();
+        r.method = Some("basic".into());
+        r.client_id = None;
+        r.client_secret = None;
+        assert!(validate(&r, &HostPolicy::default())
+            .unwrap()
+            .client
+            .is_none());
+        r.method = Some("saml".into());
+        let e = validate(&r, &HostPolicy::default()).unwrap_err();
+        assert_eq!(
+            (e[0].field.as_str(), e[0].code.as_str()),
+            ("method", "invalid")
+        );
+    }
+
+    #[test]
+    fn check_field_matches_whole_validation() {
+        let p = HostPolicy::default();
+        assert!(check_field("instance_url", "acme", &p).is_ok());
+        let e = check_field("instance_url", "https://10.0.0.1", &p).unwrap_err();
+        assert_eq!(e.code, "instance_url_forbidden");
+        assert_eq!(check_field("name", "  ", &p).unwrap_err().code, "required");
+        assert_eq!(
+            check_field("client_id", "abc def", &p).unwrap_err().code,
+            "invalid"
+        );
+        assert_eq!(
+            check_field("bogus", "x", &p).unwrap_err().code,
+            "unknown_field"
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! Instance URLs: what the admin may type, what we normalize it to, and the
+//! host policy that keeps the worker from being pointed anywhere else (SSRF).
+//!
+//! Accepted: `acme`, `acme.service-now.com`, `https://acme.service-now.com/`,
+//! `https://acme.service-now.com/navpage.do`: all become
+//! `https://acme.service-now.com`. Refused: other schemes and ports, userinfo,
+//! IP literals in any notation, punycode and non-ASCII hosts, trailing dots,
+//! percent-encoding in the host, and hosts outside `INSTANCE_HOSTS`.
+
+use serde::Serialize;
+use url::{Host, Url};
+
+pub const DEFAULT_INSTANCE_HOSTS: &str = ".service-now.com,.servicenowservices.com";
+
+/// Which hosts a connection may point at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPolicy {
+    /// Lower-case suffixes with their leading dot (`.service-now.com`).
+    suffixes: Vec<String>,
+    /// Local development and tests only: `http://127.0.0.1:<port>`.
+    allow_loopback: bool,
+}
+
+impl HostPolicy {
+    /// From the worker's `INSTANCE_HOSTS` and `ALLOW_LOOPBACK_INSTANCES` values.
+    pub fn from_config(instance_hosts: Option<&str>, allow_loopback: Option<&str>) -> Self {
+        let hosts = instance_hosts
+            .filter(|h| !h.trim().is_empty())
+            .unwrap_or(DEFAULT_INSTANCE_HOSTS);
+        let suffixes = hosts
+            .split(',')
+            .map(|s| s.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|s| !s.trim_start_matches('.').is_empty())
+            .map(|s| {
+                if s.starts_with('.') {
+                    s
+                } else {
+                    format!(".{s}")
+                }
+            })
+            .collect();
+        HostPolicy {
+            suffixes,
+            allow_loopback: allow_loopback.is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+        }
+    }
+
+    pub fn allows_loopback(&self) -> bool {
+        self.allow_loopback
+    }
+}
+
+impl Default for HostPolicy {
+    fn default() -> Self {
+        HostPolicy::from_config(None, None)
+    }
+}
+
+/// A normalized instance origin, without a trailing slash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct InstanceUrl(String);
+
+impl InstanceUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `https://acme.service-now.com` + `/api/now/...`.
+    pub fn join(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.0, path_and_query)
+    }
+}
+
+impl std::fmt::Display for InstanceUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstanceUrlError {
+    Empty,
+    Malformed,
+    Scheme,
+    Userinfo,
+    Port,
+    IpLiteral,
+    NonAscii,
+    Punycode,
+    TrailingDot,
+    PercentEncoded,
+    HostNotAllowed,
+    NotAnInstanceName,
+}
+
+impl InstanceUrlError {
+    /// The field error code: policy refusals are `instance_url_forbidden`.
+    pub fn code(self) -> &'static str {
+        match self {
+            InstanceUrlError::Empty => "required",
+            InstanceUrlError::Malformed => "invalid",
+            _ => "instance_url_forbidden",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            InstanceUrlError::Empty => "Enter your instance URL, such as https://acme.service-now.com or just acme.",
+            InstanceUrlError::Malformed => "This is not a URL. Enter your instance URL, such as https://acme.service-now.com.",
+            InstanceUrlError::Scheme => "Only https:// instance URLs are allowed.",
+            InstanceUrlError::Userinfo => "Remove the user name or password from the URL; enter them in their own fields.",
+            InstanceUrlError::Port => "Remove the port: instances are reached on the standard https port.",
+            InstanceUrlError::IpLiteral => "Use the instance's name, not an IP address, such as https://acme.service-now.com.",
+            InstanceUrlError::NonAscii | InstanceUrlError::Punycode => "Internationalized host names are not allowed; type the instance address in plain ASCII.",
+            InstanceUrlError::TrailingDot => "Remove the trailing dot from the host name.",
+            InstanceUrlError::PercentEncoded => "Remove the percent-encoding from the host name.",
+            InstanceUrlError::HostNotAllowed => "This host is not a ServiceNow instance this connector may reach (allowed: hosts under INSTANCE_HOSTS, such as acme.service-now.com).",
+            InstanceUrlError::NotAnInstanceName => "Use the instance address itself, such as https://acme.service-now.com (one name before the domain).",
+        }
+    }
+}
+
+fn is_instance_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Parses and normalizes what the admin typed, under `policy`.
+pub fn parse(input: &str, policy: &HostPolicy) -> Result<InstanceUrl, InstanceUrlError> {
+    let raw = input.trim();
+    if raw.is_empty() {
+        return Err(InstanceUrlError::Empty);
+    }
+    if !raw.is_ascii() {
+        return Err(InstanceUrlError::NonAscii);
+    }
+    if raw
+        .bytes()
+        .any(|b| b.is_ascii_control() || b == b' ' || b == b'\\')
+    {
+        return Err(InstanceUrlError::Malformed);
+    }
+    let lower = raw.to_ascii_lowercase();
+    let with_scheme = if lower.contains("://") {
+        raw.to_string()
+    } else if is_instance_label(&lower) {
+        match policy.suffixes.first() {
+            Some(suffix) => format!("https://{lower}{suffix}"),
+            None => return Err(InstanceUrlError::HostNotAllowed),
+        }
+    } else if lower.contains(':') && !lower.contains('.') && !lower.starts_with('[') {
+        // `javascript:…`, `mailto:…`, `data:…`: a scheme without `//`.
+        return Err(InstanceUrlError::Scheme);
+    } else {
+        format!("https://{raw}")
+    };
+
+    // The authority as typed, before the URL parser normalizes it away.
+    let after_scheme = with_scheme
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or("");
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(InstanceUrlError::Userinfo);
+    }
+    if authority.contains('%') {
+        return Err(InstanceUrlError::PercentEncoded);
+    }
+    let host_text = if authority.starts_with('[') {
+        authority
+            .split_once(']')
+            .map(|(h, _)| format!("{h}]"))
+            .unwrap_or_default()
+    } else {
+        authority
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    if host_text.ends_with('.') {
+        return Err(InstanceUrlError::TrailingDot);
+    }
+
+    let url = Url::parse(&with_scheme).map_err(|_| InstanceUrlError::Malformed)?;
+    let scheme = url.scheme();
+    if scheme != "https" && scheme != "http" {
+        return Err(InstanceUrlError::Scheme);
+    }
+    let loopback_text = matches!(host_text.as_str(), "127.0.0.1" | "[::1]" | "localhost");
+    if policy.allow_loopback && loopback_text {
+        let port = url.port_or_known_default().ok_or(InstanceUrlError::Port)?;
+        return Ok(InstanceUrl(format!("{scheme}://{host_text}:{port}")));
+    }
+    if scheme != "https" {
+        return Err(InstanceUrlError::Scheme);
+    }
+    let host = match url.host() {
+        Some(Host::Domain(d)) => d.to_string(),
+        Some(Host::Ipv4(_)) | Some(Host::Ipv6(_)) => return Err(InstanceUrlError::IpLiteral),
+        None => return Err(InstanceUrlError::Malformed),
+    };
+    if url.port().is_some() {
+        return Err(InstanceUrlError::Port);
+    }
+    if host.split('.').any(|l| l.starts_with("xn--")) {
+        return Err(InstanceUrlError::Punycode);
+    }
+    if host == "localhost" || host.ends_with(".localhost") {
+        return Err(InstanceUrlError::HostNotAllowed);
+    }
+    let Some(suffix) = policy.suffixes.iter().find(|s| host.ends_with(s.as_str())) else {
+        return Err(InstanceUrlError::HostNotAllowed);
+    };
+    let name = &host[..host.len() - suffix.len()];
+    if !is_instance_label(name) {
+        return Err(InstanceUrlError::NotAnInstanceName);
+    }
+    Ok(InstanceUrl(format!("https://{host}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strict() -> HostPolicy {
+        HostPolicy::default()
+    }
+
+    #[test]
+    fn accepted_forms_normalize_to_the_origin() {
+        for input in [
+            "acme",
+            "ACME",
+            "acme.service-now.com",
+            "https://acme.service-now.com",
+            "https://acme.service-now.com/",
+            "https://acme.service-now.com/navpage.do",
+            "  https://Acme.Service-Now.com/now/nav/ui/home?x=%2F#top  ",
+            "https://acme.service-now.com:443/",
+        ] {
+            assert_eq!(
+                parse(input, &strict()).map(|u| u.0),
+                Ok("https://acme.service-now.com".to_string()),
+                "{input}"
+            );
+        }
+        assert_eq!(
+            parse("gov1.servicenowservices.com", &strict())
+                .unwrap()
+                .as_str(),
+            "https://gov1.servicenowservices.com"
+        );
+    }
+
+    /// The hostile list: every entry must be refused under the default policy.
+    pub const HOSTILE: &[&str] = &[
+        "http://acme.service-now.com",
+        "ftp://acme.service-now.com",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "data:text/html,hi",
+        "gopher://acme.service-now.com",
+        "https://user:pw@acme.service-now.com",
+        "https://acme.service-now.com@evil.com",
+        "https://evil.com#@acme.service-now.com",
+        "https://evil.com?acme.service-now.com",
+        "https://evil.com/acme.service-now.com",
+        "https://acme.service-now.com:8443",
+        "https://acme.service-now.com:0",
+        "https://169.254.169.254/latest/meta-data/",
+        "http://169.254.169.254",
+        "https://metadata.google.internal",
+        "https://127.0.0.1",
+        "https://2130706433",
+        "https://017700000001",
+        "https://0x7f000001",
+        "https://0x7f.0.0.1",
+        "https://0177.0.0.1",
+        "https://127.1",
+        "https://[::1]",
+        "https://[::ffff:127.0.0.1]",
+        "https://[fd00:ec2::254]",
+        "https://10.0.0.1",
+        "https://localhost",
+        "https://acme.service-now.com.",
+        "https://acme.service-now.com./",
+        "https://acme.service-now.com.evil.com",
+        "https://acmeservice-now.com",
+        "https://service-now.com",
+        "https://.service-now.com",
+        "https://acme.service-now.co",
+        "https://acme.service-now.com.attacker.net",
+        "https://acme-service-now.com",
+        "https://xn--acme-9qa.service-now.com",
+        "https://acmé.service-now.com",
+        "https://acme.servісe-now.com",
+        "https://acme%2eservice-now.com",
+        "https://%61cme.service-now.com",
+        "https://a.b.service-now.com",
+        "https://-acme.service-now.com",
+        "https://acme.service-now.com\\@evil.com",
+        "https://acme .service-now.com",
+        "https://acme.service-now.com\t.evil.com",
+        "https://acme.servicenowservices.com:444",
+        "",
+        "   ",
+    ];
+
+    #[test]
+    fn hostile_urls_are_refused() {
+        for input in HOSTILE {
+            assert!(parse(input, &strict()).is_err(), "accepted {input:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_urls_stay_refused_with_loopback_on_except_plain_loopback() {
+        let dev = HostPolicy::from_config(None, Some("true"));
+        for input in HOSTILE {
+            let expected_ok = matches!(
+                *input,
+                "https://127.0.0.1" | "https://[::1]" | "https://localhost"
+            );
+            assert_eq!(parse(input, &dev).is_ok(), expected_ok, "{input:?}");
+        }
+        assert_eq!(
+            parse("http://127.0.0.1:8788", &dev).unwrap().as_str(),
+            "http://127.0.0.1:8788"
+        );
+        assert_eq!(
+            parse("http://127.0.0.1:8788/", &strict()),
+            Err(InstanceUrlError::Scheme)
+        );
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        assert_eq!(
+            parse("https://u:p@acme.service-now.com", &strict()),
+            Err(InstanceUrlError::Userinfo)
+        );
+        assert_eq!(
+            parse("https://acme.service-now.com:8443", &strict()),
+            Err(InstanceUrlError::Port)
+        );
+        assert_eq!(
+            parse("https://2130706433", &strict()),
+            Err(InstanceUrlError::IpLiteral)
+        );
+        assert_eq!(
+            parse("https://acme.service-now.com.", &strict()),
+            Err(InstanceUrlError::TrailingDot)
+        );
+        assert_eq!(
+            parse("https://xn--acme-9qa.service-now.com", &strict()),
+            Err(InstanceUrlError::Punycode)
+        );
+        assert_eq!(
+            parse("https://example.com", &strict()),
+            Err(InstanceUrlError::HostNotAllowed)
+        );
+        assert_eq!(
+            parse("", &strict()).map_err(InstanceUrlError::code),
+            Err("required")
+        );
+        assert_eq!(
+            parse("https://example.com", &strict()).map_err(InstanceUrlError::code),
+            Err("instance_url_forbidden")
+        );
+    }
+
+    #[test]
+    fn policy_suffixes_come_from_config() {
+        let p = HostPolicy::from_config(Some(" example.org , .corp.test. "), None);
+        assert_eq!(
+            parse("acme", &p).unwrap().as_str(),
+            "https://acme.example.org"
+        );
+        assert_eq!(
+            parse("https://x.corp.test", &p).unwrap().as_str(),
+            "https://x.corp.test"
+        );
+        assert!(parse("https://acme.service-now.com", &p).is_err());
+        assert!(parse("https://evilexample.org", &p).is_err());
+    }
+}
