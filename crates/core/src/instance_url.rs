@@ -392,3 +392,47 @@ mod tests {
         assert!(parse("https://evilexample.org", &p).is_err());
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn every_accepted_form_of_a_name_normalizes_the_same(
+            name in "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?",
+            path in "(/[a-z0-9._]{0,12}){0,3}",
+            upper in any::<bool>(),
+        ) {
+            let want = format!("https://{name}.service-now.com");
+            let host = format!("{name}.service-now.com");
+            let host = if upper { host.to_ascii_uppercase() } else { host };
+            for input in [name.clone(), host.clone(), format!("https://{host}{path}"), format!("  https://{host}/  ")] {
+                prop_assert_eq!(parse(&input, &HostPolicy::default()).map(|u| u.0), Ok(want.clone()));
+            }
+        }
+
+        #[test]
+        fn whatever_is_accepted_is_an_https_origin_under_an_allowed_suffix(input in "\\PC{0,60}") {
+            if let Ok(u) = parse(&input, &HostPolicy::default()) {
+                let host = u.as_str().strip_prefix("https://").unwrap_or("");
+                prop_assert!(!host.is_empty());
+                prop_assert!(host.ends_with(".service-now.com") || host.ends_with(".servicenowservices.com"));
+                prop_assert!(!host.contains(['@', ':', '/', '%', '[']));
+                prop_assert_eq!(host.matches('.').count(), 2);
+            }
+        }
+
+        #[test]
+        fn ipv4_addresses_are_refused_in_any_notation(ip in any::<u32>()) {
+            let [a, b, c, d] = ip.to_be_bytes();
+            let dev = HostPolicy::from_config(None, Some("true"));
+            for input in [format!("https://{ip}"), format!("https://{a}.{b}.{c}.{d}"), format!("https://0x{ip:x}"), format!("https://0{ip:o}")] {
+                let loopback_text = input == "https://127.0.0.1";
+                prop_assert!(parse(&input, &HostPolicy::default()).is_err());
+                prop_assert_eq!(parse(&input, &dev).is_ok(), loopback_text, "{}", input);
+            }
+        }
+    }
+}
