@@ -7,9 +7,13 @@ pub mod health;
 pub mod http;
 pub mod input;
 pub mod instance_url;
+pub mod oauth;
+pub mod preflight;
 pub mod problem;
 pub mod release;
 pub mod secret;
+pub mod servicenow;
+pub mod table;
 
 /// The product version, shown by `GET /api/v1/health` and in the browser.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

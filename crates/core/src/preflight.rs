@@ -1,0 +1,745 @@
+//! The connect check as a small state machine. The host calls `start()`, sends
+//! each request it gets, feeds the answer to `on_response()` and stops at
+//! `Done` or `Failed`. At most four round trips:
+//!
+//! 1. OAuth only: the password grant (the password is used here and nowhere else).
+//! 2. One Batch API call holding the admin-role check, the release properties
+//!    and a one-record read of each table the pulls use.
+//! 3. and 4. Only where the Batch API is missing (old releases): the role
+//!    check and the release, one call each; table access is then checked by
+//!    the first pull and the connection carries a warning saying so.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::input::{AuthMethod, OAuthClient};
+use crate::instance_url::InstanceUrl;
+use crate::oauth::{self, SHORT_LIFESPAN_SECS};
+use crate::problem::{Problem, ProblemCode};
+use crate::release::{Release, ReleaseRange};
+use crate::secret::Secret;
+use crate::servicenow::{classify_failure, is_html};
+use crate::table::{self, ApiAuth, PULL_TABLES};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub code: String,
+    pub message: String,
+}
+
+/// What must be kept to call the instance later.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    OAuth {
+        client: OAuthClient,
+        refresh_token: Secret,
+        access_token: Secret,
+        access_expires_at: i64,
+    },
+    Basic {
+        password: Secret,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct PreflightReport {
+    pub credential: Credential,
+    pub release: Release,
+    /// `glide.war` as read, for support.
+    pub build: String,
+    pub warnings: Vec<Warning>,
+    pub round_trips: u32,
+}
+
+#[derive(Debug)]
+pub enum Step {
+    Send(HttpRequest),
+    Done(Box<PreflightReport>),
+    Failed(Problem),
+}
+
+#[derive(Clone, Debug)]
+pub struct PreflightInput {
+    pub instance: InstanceUrl,
+    pub method: AuthMethod,
+    pub username: String,
+    pub password: Secret,
+    pub client: Option<OAuthClient>,
+    pub releases: ReleaseRange,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Token,
+    Batch,
+    Role,
+    Release,
+    Finished,
+}
+
+pub struct Preflight {
+    input: PreflightInput,
+    now: i64,
+    stage: Stage,
+    round_trips: u32,
+    credential: Option<Credential>,
+    warnings: Vec<Warning>,
+}
+
+pub const MAX_ROUND_TRIPS: u32 = 4;
+
+impl Preflight {
+    pub fn new(input: PreflightInput, now: i64) -> Self {
+        Preflight {
+            input,
+            now,
+            stage: Stage::Token,
+            round_trips: 0,
+            credential: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn round_trips(&self) -> u32 {
+        self.round_trips
+    }
+
+    pub fn start(&mut self) -> Step {
+        match (self.input.method, self.input.client.clone()) {
+            (AuthMethod::Oauth, Some(client)) => {
+                self.stage = Stage::Token;
+                self.send(oauth::password_grant(
+                    &self.input.instance,
+                    &client,
+                    &self.input.username,
+                    &self.input.password,
+                ))
+            }
+            (AuthMethod::Oauth, None) => self.fail(Problem::with_context(
+                ProblemCode::ValidationFailed,
+                "OAuth needs a client ID and client secret.",
+            )),
+            (AuthMethod::Basic, _) => {
+                self.credential = Some(Credential::Basic {
+                    password: self.input.password.clone(),
+                });
+                self.batch()
+            }
+        }
+    }
+
+    /// The request could not be sent or got no answer.
+    pub fn on_unreachable(&mut self, why: &str) -> Step {
+        self.fail(Problem::with_context(
+            ProblemCode::InstanceUnreachable,
+            format!("No answer from {} ({why}).", self.input.instance),
+        ))
+    }
+
+    pub fn on_response(&mut self, resp: &HttpResponse) -> Step {
+        match self.stage {
+            Stage::Token => self.on_token(resp),
+            Stage::Batch => self.on_batch(resp),
+            Stage::Role => self.on_role(resp),
+            Stage::Release => self.on_release(resp),
+            Stage::Finished => self.fail(Problem::new(ProblemCode::Internal)),
+        }
+    }
+
+    fn send(&mut self, req: HttpRequest) -> Step {
+        self.round_trips += 1;
+        if self.round_trips > MAX_ROUND_TRIPS {
+            return self.fail(Problem::new(ProblemCode::Internal));
+        }
+        Step::Send(req)
+    }
+
+    fn fail(&mut self, p: Problem) -> Step {
+        self.stage = Stage::Finished;
+        Step::Failed(p)
+    }
+
+    fn auth(&self) -> ApiAuth {
+        match &self.credential {
+            Some(Credential::OAuth { access_token, .. }) => ApiAuth::Bearer(access_token.clone()),
+            _ => ApiAuth::Basic {
+                username: self.input.username.clone(),
+                password: self.input.password.clone(),
+            },
+        }
+    }
+
+    fn role_path(&self) -> String {
+        let q = format!("user.user_name={}^role.name=admin", self.input.username);
+        table::table_path(
+            "sys_user_has_role",
+            &[
+                ("sysparm_query", &q),
+                ("sysparm_limit", "1"),
+                ("sysparm_fields", "sys_id"),
+            ],
+        )
+    }
+
+    fn release_path() -> String {
+        table::table_path(
+            "sys_properties",
+            &[
+                ("sysparm_query", "nameINglide.war,glide.buildname"),
+                ("sysparm_fields", "name,value"),
+                ("sysparm_limit", "10"),
+            ],
+        )
+    }
+
+    fn on_token(&mut self, resp: &HttpResponse) -> Step {
+        let grant = match oauth::parse_token_response(resp, self.now) {
+            Ok(g) => g,
+            Err(p) => return self.fail(p),
+        };
+        let Some(refresh_token) = grant.refresh_token.clone() else {
+            return self.fail(Problem::with_context(
+                ProblemCode::CredentialsRejected,
+                "ServiceNow issued no refresh token, so the connection could not stay connected. Check that the OAuth endpoint issues refresh tokens (Refresh Token Lifespan above 0).",
+            ));
+        };
+        // ServiceNow reports the lifespan minus one second: 3,600 s shows as 3,599.
+        if grant.expires_in + 1 < SHORT_LIFESPAN_SECS {
+            self.warnings.push(Warning {
+                code: "token_lifespan_short".into(),
+                message: format!(
+                    "The access token lives {} s. Raise the Access Token Lifespan of the OAuth application to at least 3,600 s (System OAuth > Application Registry) so the connector refreshes less often.",
+                    grant.expires_in + 1
+                ),
+            });
+        }
+        let Some(client) = self.input.client.clone() else {
+            return self.fail(Problem::new(ProblemCode::Internal));
+        };
+        self.credential = Some(Credential::OAuth {
+            client,
+            refresh_token,
+            access_expires_at: grant.expires_at(self.now),
+            access_token: grant.access_token,
+        });
+        self.batch()
+    }
+
+    fn batch(&mut self) -> Step {
+        self.stage = Stage::Batch;
+        let mut items = vec![
+            serde_json::json!({"id": "role", "method": "GET", "url": self.role_path(), "exclude_response_headers": false, "headers": [{"name": "Accept", "value": "application/json"}]}),
+            serde_json::json!({"id": "release", "method": "GET", "url": Self::release_path(), "exclude_response_headers": false, "headers": [{"name": "Accept", "value": "application/json"}]}),
+        ];
+        for t in PULL_TABLES {
+            let path = table::table_path(
+                t,
+                &[
+                    ("sysparm_limit", "1"),
+                    ("sysparm_fields", "sys_id"),
+                    ("sysparm_no_count", "true"),
+                ],
+            );
+            items.push(serde_json::json!({"id": format!("table:{t}"), "method": "GET", "url": path, "exclude_response_headers": false, "headers": [{"name": "Accept", "value": "application/json"}]}));
+        }
+        let body = serde_json::json!({"batch_request_id": "preflight", "rest_requests": items});
+        let req = HttpRequest {
+            method: Method::Post,
+            url: self.input.instance.join("/api/now/v1/batch"),
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("Accept".into(), "application/json".into()),
+                ("Authorization".into(), self.auth().header_value()),
+            ],
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        };
+        self.send(req)
+    }
+
+    fn on_batch(&mut self, resp: &HttpResponse) -> Step {
+        if !is_html(resp) && matches!(resp.status, 400 | 404 | 405) {
+            // No Batch API on this release: check role and release one by one.
+            self.warnings.push(Warning {
+                code: "table_access_unchecked".into(),
+                message: "This instance has no Batch API, so read access to each table is checked by the first pull instead of at connect.".into(),
+            });
+            self.stage = Stage::Role;
+            let req = table::get(&self.input.instance, &self.role_path(), &self.auth());
+            return self.send(req);
+        }
+        if resp.status != 200 || is_html(resp) {
+            return self.fail(classify_failure(resp, "the connect check", self.now));
+        }
+        let items = match parse_batch(resp) {
+            Some(items) => items,
+            None => {
+                return self.fail(Problem::with_context(
+                    ProblemCode::NotServicenow,
+                    "The Batch API answer could not be read.",
+                ))
+            }
+        };
+        let find = |id: &str| items.iter().find(|(i, _)| i == id).map(|(_, r)| r);
+        // Item-level refusals that concern the whole call come first.
+        for (_, r) in &items {
+            if r.status == 401 || r.status == 429 || is_html(r) {
+                return self.fail(classify_failure(r, "the connect check", self.now));
+            }
+        }
+        match find("role") {
+            Some(r) => {
+                if let Err(p) = self.check_role(r) {
+                    return self.fail(p);
+                }
+            }
+            None => {
+                return self.fail(Problem::with_context(
+                    ProblemCode::NotServicenow,
+                    "The Batch API skipped the role check.",
+                ))
+            }
+        }
+        for t in PULL_TABLES {
+            match find(&format!("table:{t}")) {
+                Some(r) if r.status == 200 => {}
+                Some(r) if r.status == 403 || r.status == 404 => {
+                    return self.fail(Problem::with_context(
+                        ProblemCode::TableAccessDenied,
+                        format!("The user cannot read the table {t} (HTTP {}).", r.status),
+                    ))
+                }
+                Some(r) => return self.fail(classify_failure(r, &format!("reading {t}"), self.now)),
+                None => return self.fail(Problem::with_context(ProblemCode::InstanceUnreachable, format!("The instance did not serve the read of {t} (batch limit reached). Try again."))),
+            }
+        }
+        match find("release") {
+            Some(r) => self.finish_release(r),
+            None => self.fail(Problem::with_context(
+                ProblemCode::NotServicenow,
+                "The Batch API skipped the release check.",
+            )),
+        }
+    }
+
+    fn check_role(&self, r: &HttpResponse) -> Result<(), Problem> {
+        let not_admin = || {
+            Problem::with_context(
+                ProblemCode::NotAdmin,
+                format!(
+                    "The user {} does not have the admin role.",
+                    self.input.username
+                ),
+            )
+        };
+        match r.status {
+            200 => match result_rows(r) {
+                Some(rows) if !rows.is_empty() => Ok(()),
+                Some(_) => Err(not_admin()),
+                None => Err(Problem::with_context(
+                    ProblemCode::NotServicenow,
+                    "The role check's answer could not be read.",
+                )),
+            },
+            // v1 says "No Record found"; a user who may not read roles is no admin.
+            403 | 404 => Err(not_admin()),
+            _ => Err(classify_failure(r, "the admin role check", self.now)),
+        }
+    }
+
+    fn on_role(&mut self, resp: &HttpResponse) -> Step {
+        if let Err(p) = self.check_role(resp) {
+            return self.fail(p);
+        }
+        self.stage = Stage::Release;
+        let req = table::get(&self.input.instance, &Self::release_path(), &self.auth());
+        self.send(req)
+    }
+
+    fn on_release(&mut self, resp: &HttpResponse) -> Step {
+        self.finish_release(resp)
+    }
+
+    fn finish_release(&mut self, r: &HttpResponse) -> Step {
+        if r.status != 200 {
+            return self.fail(classify_failure(r, "the release check", self.now));
+        }
+        let rows = result_rows(r).unwrap_or_default();
+        let prop = |name: &str| {
+            rows.iter()
+                .find(|p| p.get("name").and_then(|v| v.as_str()) == Some(name))
+                .and_then(|p| p.get("value").and_then(|v| v.as_str()))
+                .map(str::to_string)
+        };
+        let war = prop("glide.war");
+        let release = war
+            .as_deref()
+            .and_then(Release::from_glide_war)
+            .or_else(|| {
+                prop("glide.buildname")
+                    .as_deref()
+                    .and_then(Release::from_build_name)
+            });
+        let Some(release) = release else {
+            return self.fail(Problem::with_context(
+                ProblemCode::ReleaseUnsupported,
+                "The release could not be read from glide.war or glide.buildname.",
+            ));
+        };
+        if !self.input.releases.contains(release) {
+            return self.fail(Problem::with_context(
+                ProblemCode::ReleaseUnsupported,
+                format!(
+                    "The instance runs {}; this connector accepts {} to {}.",
+                    release.name(),
+                    self.input.releases.oldest.name(),
+                    self.input.releases.newest.name()
+                ),
+            ));
+        }
+        let Some(credential) = self.credential.clone() else {
+            return self.fail(Problem::new(ProblemCode::Internal));
+        };
+        self.stage = Stage::Finished;
+        Step::Done(Box::new(PreflightReport {
+            credential,
+            release,
+            build: war.unwrap_or_default(),
+            warnings: std::mem::take(&mut self.warnings),
+            round_trips: self.round_trips,
+        }))
+    }
+}
+
+fn result_rows(r: &HttpResponse) -> Option<Vec<serde_json::Map<String, serde_json::Value>>> {
+    #[derive(Deserialize)]
+    struct Page {
+        result: Vec<serde_json::Map<String, serde_json::Value>>,
+    }
+    serde_json::from_slice::<Page>(&r.body)
+        .ok()
+        .map(|p| p.result)
+}
+
+#[derive(Deserialize)]
+struct BatchAnswer {
+    serviced_requests: Vec<BatchItem>,
+}
+
+#[derive(Deserialize)]
+struct BatchItem {
+    id: String,
+    status_code: u16,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    headers: Vec<BatchHeader>,
+}
+
+#[derive(Deserialize)]
+struct BatchHeader {
+    name: String,
+    value: String,
+}
+
+/// The Batch API's serviced items as plain responses (bodies are base64).
+fn parse_batch(resp: &HttpResponse) -> Option<Vec<(String, HttpResponse)>> {
+    let answer: BatchAnswer = serde_json::from_slice(&resp.body).ok()?;
+    answer
+        .serviced_requests
+        .into_iter()
+        .map(|item| {
+            let cleaned: String = item.body.chars().filter(|c| !c.is_whitespace()).collect();
+            let body = base64::engine::general_purpose::STANDARD
+                .decode(cleaned)
+                .ok()?;
+            let headers = item
+                .headers
+                .into_iter()
+                .map(|h| (h.name, h.value))
+                .collect();
+            Some((
+                item.id,
+                HttpResponse {
+                    status: item.status_code,
+                    headers,
+                    body,
+                },
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instance_url::{parse, HostPolicy};
+
+    fn input(method: AuthMethod) -> PreflightInput {
+        PreflightInput {
+            instance: parse("acme", &HostPolicy::default()).unwrap(),
+            method,
+            username: "svc".into(),
+            password: Secret::new("pw"),
+            client: (method == AuthMethod::Oauth).then(|| OAuthClient {
+                client_id: "cid".into(),
+                client_secret: Secret::new("sec"),
+            }),
+            releases: ReleaseRange::default(),
+        }
+    }
+
+    fn json(status: u16, body: serde_json::Value) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: serde_json::to_vec(&body).unwrap(),
+        }
+    }
+
+    fn token(expires_in: i64) -> HttpResponse {
+        json(
+            200,
+            serde_json::json!({"access_token":"at","refresh_token":"rt","expires_in":expires_in,"token_type":"Bearer","scope":"useraccount"}),
+        )
+    }
+
+    fn item(id: &str, status: u16, body: serde_json::Value) -> serde_json::Value {
+        let raw = serde_json::to_vec(&body).unwrap();
+        serde_json::json!({"id": id, "status_code": status, "status_text": "OK", "execution_time": 3,
+            "headers": [{"name":"Content-Type","value":"application/json;charset=UTF-8"}],
+            "body": base64::engine::general_purpose::STANDARD.encode(raw)})
+    }
+
+    fn batch_answer(role_rows: usize, table_status: u16, war: &str) -> HttpResponse {
+        let mut items = vec![
+            item(
+                "role",
+                200,
+                serde_json::json!({"result": vec![serde_json::json!({"sys_id":"x"}); role_rows]}),
+            ),
+            item(
+                "release",
+                200,
+                serde_json::json!({"result":[{"name":"glide.war","value":war},{"name":"glide.buildname","value":"Whatever"}]}),
+            ),
+        ];
+        for (i, t) in PULL_TABLES.iter().enumerate() {
+            let status = if i == 2 { table_status } else { 200 };
+            items.push(item(
+                &format!("table:{t}"),
+                status,
+                serde_json::json!({"result":[]}),
+            ));
+        }
+        json(
+            200,
+            serde_json::json!({"batch_request_id":"preflight","serviced_requests":items,"unserviced_requests":[]}),
+        )
+    }
+
+    fn drive(p: &mut Preflight, answers: Vec<HttpResponse>) -> (Vec<HttpRequest>, Step) {
+        let mut sent = Vec::new();
+        let mut step = p.start();
+        let mut answers = answers.into_iter();
+        while let Step::Send(req) = step {
+            sent.push(req);
+            match answers.next() {
+                Some(a) => step = p.on_response(&a),
+                None => panic!(
+                    "preflight asked for more than was scripted: {:?}",
+                    sent.last()
+                ),
+            }
+        }
+        (sent, step)
+    }
+
+    #[test]
+    fn oauth_connect_is_two_round_trips_and_keeps_no_password() {
+        let mut p = Preflight::new(input(AuthMethod::Oauth), 1_000);
+        let (sent, step) = drive(
+            &mut p,
+            vec![
+                token(3599),
+                batch_answer(1, 200, "glide-tokyo-07-08-2022__patch5"),
+            ],
+        );
+        assert_eq!(sent.len(), 2);
+        assert!(sent[0].url.ends_with("/oauth_token.do"));
+        assert!(sent[1].url.ends_with("/api/now/v1/batch"));
+        assert!(sent[1]
+            .headers
+            .iter()
+            .any(|(k, v)| k == "Authorization" && v == "Bearer at"));
+        let batch: serde_json::Value = serde_json::from_slice(&sent[1].body).unwrap();
+        assert_eq!(
+            batch["rest_requests"].as_array().unwrap().len(),
+            2 + PULL_TABLES.len()
+        );
+        let Step::Done(report) = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(report.round_trips, 2);
+        assert_eq!(report.release.name(), "Tokyo");
+        assert!(
+            report.warnings.is_empty(),
+            "3,600 s shows as 3,599 and is long enough"
+        );
+        match &report.credential {
+            Credential::OAuth {
+                refresh_token,
+                access_expires_at,
+                ..
+            } => {
+                assert_eq!(refresh_token.expose(), "rt");
+                assert_eq!(*access_expires_at, 1_000 + 3_599);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn short_lifespan_warns_and_basic_is_one_round_trip() {
+        let mut p = Preflight::new(input(AuthMethod::Oauth), 0);
+        let (_, step) = drive(
+            &mut p,
+            vec![token(1799), batch_answer(1, 200, "glide-xanadu-x")],
+        );
+        let Step::Done(r) = step else { panic!() };
+        assert_eq!(r.warnings[0].code, "token_lifespan_short");
+
+        let mut p = Preflight::new(input(AuthMethod::Basic), 0);
+        let (sent, step) = drive(&mut p, vec![batch_answer(1, 200, "glide-xanadu-x")]);
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0]
+            .headers
+            .iter()
+            .any(|(k, v)| k == "Authorization" && v.starts_with("Basic ")));
+        assert!(matches!(step, Step::Done(r) if matches!(r.credential, Credential::Basic { .. })));
+    }
+
+    #[test]
+    fn failures_map_to_their_codes() {
+        let cases: Vec<(AuthMethod, Vec<HttpResponse>, ProblemCode)> = vec![
+            (
+                AuthMethod::Oauth,
+                vec![json(
+                    401,
+                    serde_json::json!({"error_description":"access_denied","error":"server_error"}),
+                )],
+                ProblemCode::CredentialsRejected,
+            ),
+            (
+                AuthMethod::Basic,
+                vec![json(
+                    401,
+                    serde_json::json!({"error":{"message":"User Not Authenticated"},"status":"failure"}),
+                )],
+                ProblemCode::CredentialsRejected,
+            ),
+            (
+                AuthMethod::Oauth,
+                vec![token(3599), batch_answer(0, 200, "glide-tokyo-x")],
+                ProblemCode::NotAdmin,
+            ),
+            (
+                AuthMethod::Oauth,
+                vec![token(3599), batch_answer(1, 403, "glide-tokyo-x")],
+                ProblemCode::TableAccessDenied,
+            ),
+            (
+                AuthMethod::Oauth,
+                vec![token(3599), batch_answer(1, 200, "no-family-here")],
+                ProblemCode::ReleaseUnsupported,
+            ),
+            (
+                AuthMethod::Basic,
+                vec![HttpResponse {
+                    status: 200,
+                    headers: vec![("Content-Type".into(), "text/html".into())],
+                    body: b"<html>".to_vec(),
+                }],
+                ProblemCode::InstanceHibernating,
+            ),
+            (
+                AuthMethod::Basic,
+                vec![json(
+                    403,
+                    serde_json::json!({"error":{"message":"User Not Authorized"},"status":"failure"}),
+                )],
+                ProblemCode::TableAccessDenied,
+            ),
+            (
+                AuthMethod::Basic,
+                vec![HttpResponse {
+                    status: 429,
+                    headers: vec![("Retry-After".into(), "9".into())],
+                    body: vec![],
+                }],
+                ProblemCode::RateLimited,
+            ),
+        ];
+        for (method, answers, want) in cases {
+            let mut p = Preflight::new(input(method), 0);
+            let (_, step) = drive(&mut p, answers);
+            match step {
+                Step::Failed(problem) => {
+                    assert!(problem.is(want), "wanted {want}, got {problem:?}")
+                }
+                other => panic!("wanted {want}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_release_outside_the_configured_range_is_refused() {
+        let mut i = input(AuthMethod::Basic);
+        i.releases = ReleaseRange::parse(Some("Eureka..Tokyo")).unwrap();
+        let mut p = Preflight::new(i, 0);
+        let (_, step) = drive(
+            &mut p,
+            vec![batch_answer(1, 200, "glide-xanadu-06-01-2024")],
+        );
+        let Step::Failed(problem) = step else {
+            panic!()
+        };
+        assert!(problem.is(ProblemCode::ReleaseUnsupported));
+        assert!(
+            problem.detail.contains("Xanadu") && problem.detail.contains("Tokyo"),
+            "{}",
+            problem.detail
+        );
+    }
+
+    #[test]
+    fn without_batch_api_it_falls_back_within_four_round_trips() {
+        let mut p = Preflight::new(input(AuthMethod::Oauth), 0);
+        let role = json(200, serde_json::json!({"result":[{"sys_id":"x"}]}));
+        let release = json(
+            200,
+            serde_json::json!({"result":[{"name":"glide.buildname","value":"Geneva"}]}),
+        );
+        let no_batch = json(
+            400,
+            serde_json::json!({"error":{"message":"Requested URI does not represent any resource"},"status":"failure"}),
+        );
+        let (sent, step) = drive(&mut p, vec![token(3599), no_batch, role, release]);
+        assert_eq!(sent.len(), 4);
+        let Step::Done(r) = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(r.release.name(), "Geneva");
+        assert_eq!(r.round_trips, MAX_ROUND_TRIPS);
+        assert_eq!(r.warnings[0].code, "table_access_unchecked");
+    }
+
+    #[test]
+    fn unreachable_is_its_own_problem() {
+        let mut p = Preflight::new(input(AuthMethod::Basic), 0);
+        let _ = p.start();
+        assert!(
+            matches!(p.on_unreachable("connection refused"), Step::Failed(pr) if pr.is(ProblemCode::InstanceUnreachable))
+        );
+    }
+}
