@@ -17,6 +17,8 @@ pub struct Conditions {
     pub user_inactive: bool,
     /// The OAuth endpoint does not allow the password grant.
     pub password_grant_disabled: bool,
+    /// No Batch API (`/api/now/v1/batch` answers 400), as on old releases.
+    pub batch_api_off: bool,
     /// Share of Table API calls answered 429 with Retry-After.
     pub rate_limit_fraction: f64,
     /// Hourly rate-limit rule: calls per hour before 429 until the hour ends.
@@ -45,6 +47,7 @@ impl Default for Conditions {
             user_locked_out: false,
             user_inactive: false,
             password_grant_disabled: false,
+            batch_api_off: false,
             rate_limit_fraction: 0.0,
             rate_limit_per_hour: None,
             retry_after_secs: 1,

@@ -36,6 +36,9 @@ struct Args {
     /// Hibernating: every path answers 200 with an HTML page.
     #[arg(long)]
     hibernating: bool,
+    /// No Batch API (as on old releases): /api/now/v1/batch answers 400.
+    #[arg(long)]
+    batch_api_off: bool,
     /// Share (0..1) of Table API calls answered 429 with Retry-After.
     #[arg(long, default_value_t = 0.0)]
     rate_limit_fraction: f64,
@@ -82,6 +85,7 @@ async fn main() -> std::process::ExitCode {
         not_admin: args.not_admin,
         rest_api_off: args.rest_api_off,
         hibernating: args.hibernating,
+        batch_api_off: args.batch_api_off,
         rate_limit_fraction: args.rate_limit_fraction,
         rate_limit_per_hour: args.rate_limit_per_hour,
         error_fraction: args.error_fraction,

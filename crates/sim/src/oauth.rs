@@ -151,6 +151,11 @@ impl TokenStore {
         }
     }
 
+    /// Every issued token string, live or not.
+    pub fn issued(&self) -> Vec<String> {
+        self.tokens.keys().cloned().collect()
+    }
+
     /// Revokes every token (`kind` None) or every token of one kind; returns how many.
     pub fn revoke(&mut self, kind: Option<TokenKind>) -> usize {
         let mut n = 0;

@@ -112,6 +112,9 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/api/now/table/{table}", get(table_v1))
         .route("/api/now/v1/table/{table}", get(table_v1))
         .route("/api/now/v2/table/{table}", get(table_v2))
+        .route("/api/now/batch", post(batch))
+        .route("/api/now/v1/batch", post(batch))
+        .route("/__sim/tokens", get(tokens))
         .route("/__sim/revoke", post(revoke))
         .route("/__sim/clock", post(clock))
         .route(
@@ -264,33 +267,30 @@ fn with_headers(mut resp: Response, extra: &[(&'static str, String)]) -> Respons
     resp
 }
 
-async fn table_api(
-    AxState(state): AxState<Arc<State>>,
-    headers: HeaderMap,
-    table_name: String,
-    raw_query: Option<String>,
-    v2: bool,
-) -> Response {
-    state.requests.fetch_add(1, Ordering::Relaxed);
-    state.table_requests.fetch_add(1, Ordering::Relaxed);
-    let cond = state.conditions();
+/// What every API call meets before it is served: hibernation, auth, the
+/// REST API switch, rate limits, injected errors and slowness.
+async fn gate(
+    state: &State,
+    headers: &HeaderMap,
+    cond: &Conditions,
+) -> Result<Vec<(&'static str, String)>, Response> {
     if cond.hibernating {
-        return hibernating_response();
+        return Err(hibernating_response());
     }
-    if !authenticated(&state, &headers, &cond) {
-        return json_response(
+    if !authenticated(state, headers, cond) {
+        return Err(json_response(
             StatusCode::UNAUTHORIZED,
             table::error_body(
                 "User Not Authenticated",
                 Some("Required to provide Auth information"),
             ),
-        );
+        ));
     }
     if cond.rest_api_off {
-        return json_response(
+        return Err(json_response(
             StatusCode::FORBIDDEN,
             table::error_body("User Not Authorized", Some("REST API access is not enabled for this instance (com.glide.rest plugin inactive)")),
-        );
+        ));
     }
     let now = state.clock.now();
     let reset = (now / 3600 + 1) * 3600;
@@ -317,12 +317,12 @@ async fn table_api(
         if used > limit {
             let mut h = rate_headers.clone();
             h.push(("Retry-After", (reset - now).to_string()));
-            return with_headers(too_many(), &h);
+            return Err(with_headers(too_many(), &h));
         }
     }
     if state.roll(cond.rate_limit_fraction) {
         let retry = cond.retry_after_secs;
-        return with_headers(
+        return Err(with_headers(
             too_many(),
             &[
                 ("Retry-After", retry.to_string()),
@@ -333,7 +333,7 @@ async fn table_api(
                     "4f1b6c3e1b2a30104b6a2f0dcd4bcb11".into(),
                 ),
             ],
-        );
+        ));
     }
     if state.roll(cond.error_fraction) {
         let (status, msg) = if state.roll(0.5) {
@@ -341,16 +341,50 @@ async fn table_api(
         } else {
             (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         };
-        return json_response(status, table::error_body(msg, None));
+        return Err(json_response(status, table::error_body(msg, None)));
     }
     if cond.slow_ms > 0 {
         tokio::time::sleep(Duration::from_millis(cond.slow_ms)).await;
     }
-    let params: Vec<(String, String)> =
-        form_urlencoded::parse(raw_query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    let req = TableRequest::from_params(&table_name, v2, params);
+    Ok(rate_headers)
+}
+
+async fn table_api(
+    AxState(state): AxState<Arc<State>>,
+    headers: HeaderMap,
+    table_name: String,
+    raw_query: Option<String>,
+    v2: bool,
+) -> Response {
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    state.table_requests.fetch_add(1, Ordering::Relaxed);
+    let cond = state.conditions();
+    let rate_headers = match gate(&state, &headers, &cond).await {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let resp = serve_table(
+        &state,
+        &cond,
+        &table_name,
+        raw_query.as_deref().unwrap_or(""),
+        v2,
+    )
+    .await;
+    with_headers(resp, &rate_headers)
+}
+
+async fn serve_table(
+    state: &State,
+    cond: &Conditions,
+    table_name: &str,
+    raw_query: &str,
+    v2: bool,
+) -> Response {
+    let params: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
+        .into_owned()
+        .collect();
+    let req = TableRequest::from_params(table_name, v2, params);
     if cond
         .cancel_above_limit
         .is_some_and(|max| req.limit > max as usize)
@@ -376,9 +410,106 @@ async fn table_api(
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     let status = StatusCode::from_u16(page.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut extra = page.headers;
-    extra.extend(rate_headers);
-    with_headers(json_response(status, page.body), &extra)
+    with_headers(json_response(status, page.body), &page.headers)
+}
+
+#[derive(serde::Deserialize)]
+struct BatchRequest {
+    batch_request_id: Option<String>,
+    rest_requests: Vec<BatchItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct BatchItem {
+    id: String,
+    method: String,
+    url: String,
+    #[serde(default)]
+    exclude_response_headers: bool,
+}
+
+/// `POST /api/now/v1/batch`: several calls in one round trip. Each item is
+/// served as its own call would be (GET on the Table API here), its body
+/// base64-encoded; auth, rate limits and faults apply to the batch as a whole.
+async fn batch(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    state.table_requests.fetch_add(1, Ordering::Relaxed);
+    let cond = state.conditions();
+    if cond.batch_api_off && !cond.hibernating {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            table::error_body("Requested URI does not represent any resource", None),
+        );
+    }
+    let rate_headers = match gate(&state, &headers, &cond).await {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let Ok(req) = serde_json::from_slice::<BatchRequest>(&body) else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            table::error_body(
+                "Invalid batch request",
+                Some("Expected {\"batch_request_id\", \"rest_requests\": [...]}"),
+            ),
+        );
+    };
+    let mut serviced = Vec::new();
+    for item in req.rest_requests {
+        let started = std::time::Instant::now();
+        let (path, query) = item.url.split_once('?').unwrap_or((item.url.as_str(), ""));
+        let table_route = path
+            .strip_prefix("/api/now/v2/table/")
+            .map(|t| (t, true))
+            .or_else(|| path.strip_prefix("/api/now/v1/table/").map(|t| (t, false)))
+            .or_else(|| path.strip_prefix("/api/now/table/").map(|t| (t, false)));
+        let resp = match (item.method.eq_ignore_ascii_case("GET"), table_route) {
+            (true, Some((table_name, v2))) => {
+                serve_table(&state, &cond, table_name, query, v2).await
+            }
+            (false, _) => json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                table::error_body("Method not Supported", None),
+            ),
+            (true, None) => json_response(
+                StatusCode::BAD_REQUEST,
+                table::error_body("Requested URI does not represent any resource", None),
+            ),
+        };
+        let status = resp.status();
+        let item_headers: Vec<serde_json::Value> = if item.exclude_response_headers {
+            Vec::new()
+        } else {
+            resp.headers()
+                .iter()
+                .filter_map(|(k, v)| {
+                    v.to_str()
+                        .ok()
+                        .map(|v| serde_json::json!({"name": k.as_str(), "value": v}))
+                })
+                .collect()
+        };
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap_or_default();
+        serviced.push(serde_json::json!({
+            "id": item.id,
+            "body": base64::engine::general_purpose::STANDARD.encode(&bytes),
+            "status_code": status.as_u16(),
+            "status_text": status.canonical_reason().unwrap_or(""),
+            "headers": item_headers,
+            "execution_time": started.elapsed().as_millis() as u64,
+        }));
+    }
+    let answer = serde_json::json!({
+        "batch_request_id": req.batch_request_id.unwrap_or_default(),
+        "serviced_requests": serviced,
+        "unserviced_requests": [],
+    });
+    with_headers(
+        json_response(StatusCode::OK, answer.to_string()),
+        &rate_headers,
+    )
 }
 
 fn too_many() -> Response {
@@ -551,6 +682,13 @@ async fn truth(
         .collect();
     Json(serde_json::json!({ "table": q.table, "count": ids.len(), "sys_ids": ids }))
         .into_response()
+}
+
+/// Every token the instance has issued, so tests can prove none is stored or
+/// shown in plaintext by the connector.
+async fn tokens(AxState(state): AxState<Arc<State>>) -> Response {
+    let all = state.tokens.lock().map(|s| s.issued()).unwrap_or_default();
+    Json(serde_json::json!({ "tokens": all })).into_response()
 }
 
 async fn stats(AxState(state): AxState<Arc<State>>) -> Response {

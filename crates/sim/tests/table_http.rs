@@ -580,3 +580,79 @@ async fn the_same_seed_gives_the_same_instance() {
     b.stop().await;
     c.stop().await;
 }
+
+#[tokio::test]
+async fn batch_api_serves_items_base64_and_can_be_switched_off() {
+    use base64::Engine;
+    let sim = start(small(), Conditions::default()).await;
+    let c = Client::new(&sim);
+    let body = json!({"batch_request_id":"b1","rest_requests":[
+        {"id":"role","method":"GET","url":"/api/now/v2/table/sys_user_has_role?sysparm_query=user.user_name%3Dsvc.connector%5Erole.name%3Dadmin&sysparm_limit=1"},
+        {"id":"none","method":"GET","url":"/api/now/table/sysevent?sysparm_query=name%3Dnope","exclude_response_headers":true}
+    ]});
+    let r = c
+        .http
+        .post(format!("{}/api/now/v1/batch", c.base))
+        .basic_auth(&c.user, Some(&c.password))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["batch_request_id"], "b1");
+    let items = v["serviced_requests"].as_array().unwrap();
+    assert_eq!(items[0]["status_code"], 200);
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(items[0]["body"].as_str().unwrap())
+        .unwrap();
+    let page: Value = serde_json::from_slice(&decoded).unwrap();
+    assert_eq!(page["result"].as_array().unwrap().len(), 1);
+    assert!(items[0]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["name"] == "x-total-count"));
+    assert_eq!(
+        items[1]["status_code"], 404,
+        "v1 inside a batch still answers 404 when empty"
+    );
+    assert_eq!(items[1]["headers"], json!([]));
+
+    let stats: Value = c
+        .http
+        .get(format!("{}/__sim/stats", c.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["table_requests"], 1, "a batch is one round trip");
+
+    c.control("conditions", json!({"batch_api_off": true}))
+        .await;
+    let r = c
+        .http
+        .post(format!("{}/api/now/v1/batch", c.base))
+        .basic_auth(&c.user, Some(&c.password))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c
+        .http
+        .post(format!("{}/api/now/v1/batch", c.base))
+        .basic_auth(&c.user, Some("wrong"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        400,
+        "without a Batch API the path does not exist at all"
+    );
+    sim.stop().await;
+}
