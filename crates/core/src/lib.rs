@@ -7,6 +7,8 @@
 // would buy nothing measurable and cost every caller a deref.
 #![allow(clippy::result_large_err)]
 
+pub mod clock;
+pub mod connection;
 pub mod health;
 pub mod http;
 pub mod input;
@@ -15,6 +17,7 @@ pub mod oauth;
 pub mod preflight;
 pub mod problem;
 pub mod release;
+pub mod seal;
 pub mod secret;
 pub mod servicenow;
 pub mod table;

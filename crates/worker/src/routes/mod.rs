@@ -1,28 +1,85 @@
-//! Routing of `/api/v1/*`; everything else is a static asset served by
-//! Cloudflare before the worker runs.
+//! Routing of `/api/v1/*` (everything else is a static asset served before
+//! the worker runs), with the admin token check, CORS and a log line per
+//! request that never holds a body or a header value.
 
+mod connections;
 mod health;
+mod openapi;
+mod validate;
 
-use worker::{Env, Method, Request, Response, Result};
+use snc_core::problem::{Problem, ProblemCode};
+use worker::{console_log, Env, Method, Request, Response, Result};
 
-pub async fn dispatch(req: Request, _env: Env) -> Result<Response> {
+use crate::auth::{self, Admission};
+use crate::config::Config;
+use crate::respond;
+
+pub async fn handle(req: Request, env: Env) -> Result<Response> {
+    let config = Config::from_env(&env);
+    let method = req.method();
     let path = req.path();
-    match (req.method(), path.as_str()) {
-        (Method::Get, "/api/v1/health") => health::get(),
-        _ => not_found(),
+    let origin = auth::allowed_origin(&req, &config);
+    let resp = match route(req, &env, &config).await {
+        Ok(r) => r,
+        Err(e) => {
+            console_log!(
+                "{} {} failed inside the worker: {}",
+                method.as_ref(),
+                path,
+                e
+            );
+            respond::problem(&Problem::new(ProblemCode::Internal))?
+        }
+    };
+    if let Some(origin) = origin {
+        auth::add_cors(resp.headers(), &origin);
     }
+    console_log!("{} {} -> {}", method.as_ref(), path, resp.status_code());
+    Ok(resp)
 }
 
-fn not_found() -> Result<Response> {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": "Not found",
-        "status": 404,
-        "detail": "No such route. The API lives under /api/v1; see /api/v1/openapi.json.",
-        "code": "not_found",
-    });
-    let mut resp = Response::from_json(&body)?.with_status(404);
-    resp.headers_mut()
-        .set("content-type", "application/problem+json")?;
-    Ok(resp)
+async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
+    let path = req.path();
+    let method = req.method();
+    if method == Method::Options {
+        return Ok(Response::empty()?.with_status(204));
+    }
+    if method == Method::Get && path == "/api/v1/health" {
+        return health::get();
+    }
+    if !path.starts_with("/api/v1/") {
+        return respond::code(ProblemCode::NotFound, "No such route.");
+    }
+    match auth::admit(&req, config) {
+        Admission::Allowed => {}
+        Admission::NotConfigured => {
+            return respond::code(
+                ProblemCode::Unauthorized,
+                "The worker has no ADMIN_TOKEN configured (wrangler secret put ADMIN_TOKEN).",
+            )
+        }
+        Admission::NoToken => {
+            return respond::code(ProblemCode::Unauthorized, "No admin token was sent.")
+        }
+        Admission::WrongToken => {
+            return respond::code(ProblemCode::Unauthorized, "The admin token is wrong.")
+        }
+    }
+    let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
+    match (method, segments.as_slice()) {
+        (Method::Get, ["openapi.json"]) => openapi::get(),
+        (Method::Post, ["validate"]) => validate::post(req, config).await,
+        (Method::Get, ["connections"]) => connections::list(env).await,
+        (Method::Post, ["connections"]) => connections::create(req, env, config).await,
+        (Method::Get, ["connections", id]) => connections::get(env, id).await,
+        (Method::Patch, ["connections", id]) => connections::patch(req, env, id).await,
+        (Method::Delete, ["connections", id]) => connections::delete(env, id).await,
+        (Method::Post, ["connections", id, "reconnect"]) => {
+            connections::reconnect(req, env, config, id).await
+        }
+        _ => respond::code(
+            ProblemCode::NotFound,
+            "No such route or method. See /api/v1/openapi.json.",
+        ),
+    }
 }

@@ -1,0 +1,67 @@
+//! A connection as the API shows it: what the worker returns and the browser
+//! reads. Secrets are not part of it, by construction.
+
+use serde::{Deserialize, Serialize};
+
+use crate::preflight::Warning;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Connected,
+    Error,
+    Disabled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Connected => "connected",
+            Status::Error => "error",
+            Status::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "connected" => Some(Status::Connected),
+            "error" => Some(Status::Error),
+            "disabled" => Some(Status::Disabled),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusDetail {
+    pub code: String,
+    pub message: String,
+    pub since: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backfill {
+    pub from: String,
+    pub to: String,
+    pub done: bool,
+    pub events: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub id: String,
+    pub name: String,
+    pub instance_url: String,
+    pub method: String,
+    pub enabled: bool,
+    pub status: Status,
+    pub status_detail: Option<StatusDetail>,
+    pub warnings: Vec<Warning>,
+    pub release: Option<String>,
+    pub build: Option<String>,
+    pub created_at: String,
+    pub last_pull_at: Option<String>,
+    pub next_pull_at: Option<String>,
+    pub backfill: Backfill,
+    pub event_count: u64,
+}

@@ -1,0 +1,51 @@
+//! The worker's configuration (wrangler.toml vars and secrets), read once per
+//! request into core types.
+
+use snc_core::instance_url::HostPolicy;
+use snc_core::release::ReleaseRange;
+use snc_core::seal::SealingKey;
+use worker::Env;
+
+pub struct Config {
+    pub admin_token: Option<String>,
+    pub sealing_key: Option<SealingKey>,
+    pub policy: HostPolicy,
+    /// `None` when SUPPORTED_RELEASES is set but unreadable.
+    pub releases: Option<ReleaseRange>,
+    pub backfill_days: i64,
+    pub allowed_origins: Vec<String>,
+}
+
+fn text(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .map(|v| v.to_string())
+        .or_else(|_| env.secret(name).map(|s| s.to_string()))
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Config {
+        Config {
+            admin_token: text(env, "ADMIN_TOKEN"),
+            sealing_key: text(env, "ENCRYPTION_KEY").and_then(|k| SealingKey::from_base64(&k).ok()),
+            policy: HostPolicy::from_config(
+                text(env, "INSTANCE_HOSTS").as_deref(),
+                text(env, "ALLOW_LOOPBACK_INSTANCES").as_deref(),
+            ),
+            releases: ReleaseRange::parse(text(env, "SUPPORTED_RELEASES").as_deref()),
+            backfill_days: text(env, "BACKFILL_DAYS")
+                .and_then(|d| d.trim().parse().ok())
+                .filter(|d: &i64| (1..=90).contains(d))
+                .unwrap_or(7),
+            allowed_origins: text(env, "ALLOWED_ORIGINS")
+                .map(|o| {
+                    o.split(',')
+                        .map(|s| s.trim().trim_end_matches('/').to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! `/api/v1/connections`: connect, list, get, rename/enable/disable,
+//! reconnect and delete.
+
+use serde::Deserialize;
+use serde_json::json;
+use snc_core::input::{self, AuthMethod};
+use snc_core::preflight::{Credential, Preflight, PreflightInput, PreflightReport, Step};
+use snc_core::problem::{Problem, ProblemCode};
+use snc_core::seal::SealingKey;
+use worker::{console_log, Env, Request, Response, Result};
+
+use super::validate::{read_connect_request, validation_problem};
+use crate::config::Config;
+use crate::store::{NewConnection, SealedSecret, Store};
+use crate::{now, random_bytes, respond, transport};
+
+fn store(env: &Env) -> Result<Store> {
+    Ok(Store::new(env.d1("DB")?))
+}
+
+/// Ids are 32 lower-case hex characters; anything else cannot exist.
+fn valid_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn not_found(id: &str) -> Result<Response> {
+    respond::code(
+        ProblemCode::NotFound,
+        &format!("There is no connection {id:?}."),
+    )
+}
+
+/// Drives core's preflight over the network. The password travels in the
+/// token request (or, for basic, every call) and nowhere else.
+async fn run_preflight(input: PreflightInput) -> std::result::Result<PreflightReport, Problem> {
+    let mut preflight = Preflight::new(input, now());
+    let mut step = preflight.start();
+    loop {
+        match step {
+            Step::Send(req) => {
+                step = match transport::send(&req).await {
+                    Ok(resp) => preflight.on_response(&resp),
+                    Err(why) => preflight.on_unreachable(&why),
+                }
+            }
+            Step::Done(report) => {
+                console_log!("preflight done in {} round trips", report.round_trips);
+                return Ok(*report);
+            }
+            Step::Failed(problem) => {
+                console_log!(
+                    "preflight failed after {} round trips: {}",
+                    preflight.round_trips(),
+                    problem.code
+                );
+                return Err(problem);
+            }
+        }
+    }
+}
+
+fn seal_all(
+    key: &SealingKey,
+    connection_id: &str,
+    credential: &Credential,
+) -> Result<Vec<SealedSecret>> {
+    let one = |kind: &'static str,
+               secret: &snc_core::secret::Secret,
+               expires_at: Option<i64>|
+     -> Result<SealedSecret> {
+        let sealed = key
+            .seal(
+                secret,
+                &format!("{connection_id}/{kind}"),
+                random_bytes::<12>()?,
+            )
+            .map_err(|_| worker::Error::RustError("sealing failed".into()))?;
+        Ok(SealedSecret {
+            kind,
+            key_id: key.id().to_string(),
+            sealed,
+            expires_at,
+        })
+    };
+    match credential {
+        Credential::OAuth {
+            client,
+            refresh_token,
+            access_token,
+            access_expires_at,
+        } => Ok(vec![
+            one("refresh_token", refresh_token, None)?,
+            one("access_token", access_token, Some(*access_expires_at))?,
+            one("client_secret", &client.client_secret, None)?,
+        ]),
+        Credential::Basic { password } => Ok(vec![one("password", password, None)?]),
+    }
+}
+
+fn require_key(config: &Config) -> std::result::Result<&SealingKey, Problem> {
+    config.sealing_key.as_ref().ok_or_else(|| {
+        Problem::with_context(ProblemCode::Internal, "ENCRYPTION_KEY is missing or is not 32 bytes of base64 (wrangler secret put ENCRYPTION_KEY).")
+    })
+}
+
+fn require_releases(
+    config: &Config,
+) -> std::result::Result<snc_core::release::ReleaseRange, Problem> {
+    config.releases.ok_or_else(|| {
+        Problem::with_context(
+            ProblemCode::Internal,
+            "SUPPORTED_RELEASES is not a range such as \"Eureka..Tokyo\".",
+        )
+    })
+}
+
+fn is_unique_violation(e: &worker::Error) -> bool {
+    e.to_string().contains("UNIQUE")
+}
+
+pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
+    let body = match read_connect_request(&mut req).await {
+        Ok(b) => b,
+        Err(p) => return respond::problem(&p),
+    };
+    let input = match input::validate(&body, &config.policy) {
+        Ok(i) => i,
+        Err(errors) => return respond::problem(&validation_problem(errors)),
+    };
+    let (key, releases) = match (require_key(config), require_releases(config)) {
+        (Ok(k), Ok(r)) => (k, r),
+        (Err(p), _) | (_, Err(p)) => return respond::problem(&p),
+    };
+    let store = store(env)?;
+    if store
+        .conflicting(
+            Some(&input.name),
+            input.instance_url.as_str(),
+            &input.username,
+            None,
+        )
+        .await?
+        .is_some()
+    {
+        return respond::code(
+            ProblemCode::Conflict,
+            "A connection with this name, or this instance and user, exists.",
+        );
+    }
+    let report = match run_preflight(PreflightInput {
+        instance: input.instance_url.clone(),
+        method: input.method,
+        username: input.username.clone(),
+        password: input.password.clone(),
+        client: input.client.clone(),
+        releases,
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(p) => return respond::problem(&p),
+    };
+    let id = hex(&random_bytes::<16>()?);
+    let secrets = seal_all(key, &id, &report.credential)?;
+    let warnings_json = serde_json::to_string(&report.warnings).unwrap_or_else(|_| "[]".into());
+    let inserted = store
+        .insert(
+            &NewConnection {
+                id: &id,
+                name: &input.name,
+                instance_url: input.instance_url.as_str(),
+                username: &input.username,
+                method: input.method.as_str(),
+                client_id: input.client.as_ref().map(|c| c.client_id.as_str()),
+                warnings_json: &warnings_json,
+                release: report.release.name(),
+                build: &report.build,
+                now: now(),
+                backfill_days: config.backfill_days,
+            },
+            &secrets,
+        )
+        .await;
+    match inserted {
+        Ok(()) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return respond::code(
+                ProblemCode::Conflict,
+                "A connection with this name, or this instance and user, was created meanwhile.",
+            )
+        }
+        Err(e) => return Err(e),
+    }
+    match store.get(&id).await? {
+        Some(row) => respond::json(201, &row.to_api()),
+        None => respond::problem(&Problem::new(ProblemCode::Internal)),
+    }
+}
+
+pub async fn list(env: &Env) -> Result<Response> {
+    let rows = store(env)?.list().await?;
+    let connections: Vec<_> = rows.iter().map(|r| r.to_api()).collect();
+    respond::json(200, &json!({ "connections": connections }))
+}
+
+pub async fn get(env: &Env, id: &str) -> Result<Response> {
+    if !valid_id(id) {
+        return not_found(id);
+    }
+    match store(env)?.get(id).await? {
+        Some(row) => respond::json(200, &row.to_api()),
+        None => not_found(id),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    name: Option<String>,
+    enabled: Option<bool>,
+}
+
+pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
+    if !valid_id(id) {
+        return not_found(id);
+    }
+    let text = req.text().await.unwrap_or_default();
+    let Ok(body) = serde_json::from_str::<PatchBody>(&text) else {
+        return respond::problem(&Problem::validation(vec![snc_core::problem::FieldError {
+            field: "body".into(),
+            code: "invalid_json".into(),
+            message: "Send a JSON object with \"name\" (text) and/or \"enabled\" (true or false), nothing else.".into(),
+        }]));
+    };
+    let store = store(env)?;
+    let Some(row) = store.get(id).await? else {
+        return not_found(id);
+    };
+    if let Some(name) = &body.name {
+        let name = match input::check_name(name) {
+            Ok(n) => n,
+            Err(e) => return respond::problem(&validation_problem(vec![e])),
+        };
+        if store
+            .conflicting(Some(&name), "", "", Some(id))
+            .await?
+            .is_some()
+        {
+            return respond::code(ProblemCode::Conflict, "Another connection has this name.");
+        }
+        match store.rename(id, &name).await {
+            Ok(()) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return respond::code(ProblemCode::Conflict, "Another connection has this name.")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(enabled) = body.enabled {
+        if enabled != (row.enabled != 0.0) {
+            store.set_enabled(id, enabled).await?;
+        }
+    }
+    match store.get(id).await? {
+        Some(row) => respond::json(200, &row.to_api()),
+        None => not_found(id),
+    }
+}
+
+pub async fn delete(env: &Env, id: &str) -> Result<Response> {
+    if !valid_id(id) {
+        return not_found(id);
+    }
+    let store = store(env)?;
+    if store.get(id).await?.is_none() {
+        return not_found(id);
+    }
+    store.delete(id).await?;
+    Ok(Response::empty()?.with_status(204))
+}
+
+pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -> Result<Response> {
+    if !valid_id(id) {
+        return not_found(id);
+    }
+    let store = store(env)?;
+    let Some(row) = store.get(id).await? else {
+        return not_found(id);
+    };
+    let mut body = match read_connect_request(&mut req).await {
+        Ok(b) => b,
+        Err(p) => return respond::problem(&p),
+    };
+    // A reconnect usually only renews the password (or the secret): what is
+    // not sent stays as connected.
+    body.username = body.username.or_else(|| Some(row.username.clone()));
+    body.client_id = body.client_id.or_else(|| row.client_id.clone());
+    let method = if row.method == "basic" {
+        AuthMethod::Basic
+    } else {
+        AuthMethod::Oauth
+    };
+    let (username, password, client) = match input::validate_credentials(&body, method) {
+        Ok(c) => c,
+        Err(errors) => return respond::problem(&validation_problem(errors)),
+    };
+    let (key, releases) = match (require_key(config), require_releases(config)) {
+        (Ok(k), Ok(r)) => (k, r),
+        (Err(p), _) | (_, Err(p)) => return respond::problem(&p),
+    };
+    // The stored URL passed the policy when it was connected; check it again
+    // in case INSTANCE_HOSTS was narrowed since.
+    let instance = match input::check_instance_url(&row.instance_url, &config.policy) {
+        Ok(u) => u,
+        Err(e) => return respond::problem(&validation_problem(vec![e])),
+    };
+    if store
+        .conflicting(None, instance.as_str(), &username, Some(id))
+        .await?
+        .is_some()
+    {
+        return respond::code(
+            ProblemCode::Conflict,
+            "Another connection uses this instance and user.",
+        );
+    }
+    let report = match run_preflight(PreflightInput {
+        instance,
+        method,
+        username: username.clone(),
+        password,
+        client: client.clone(),
+        releases,
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(p) => return respond::problem(&p),
+    };
+    let secrets = seal_all(key, id, &report.credential)?;
+    let warnings_json = serde_json::to_string(&report.warnings).unwrap_or_else(|_| "[]".into());
+    store
+        .reconnect(
+            id,
+            &username,
+            client.as_ref().map(|c| c.client_id.as_str()),
+            &warnings_json,
+            report.release.name(),
+            &report.build,
+            &secrets,
+        )
+        .await?;
+    match store.get(id).await? {
+        Some(row) => respond::json(200, &row.to_api()),
+        None => not_found(id),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

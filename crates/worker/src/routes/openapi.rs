@@ -1,0 +1,10 @@
+use worker::{Response, Result};
+
+/// The OpenAPI 3.1 description, kept beside the code it describes.
+const OPENAPI: &str = include_str!("../../openapi.json");
+
+pub fn get() -> Result<Response> {
+    let mut resp = Response::ok(OPENAPI)?;
+    resp.headers_mut().set("content-type", "application/json")?;
+    Ok(resp)
+}
