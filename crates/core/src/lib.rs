@@ -3,10 +3,6 @@
 //! and pass the current time in, so everything here is deterministic and tested
 //! natively.
 
-// Problems travel on the failure path only, once per request; boxing them
-// would buy nothing measurable and cost every caller a deref.
-#![allow(clippy::result_large_err)]
-
 pub mod clock;
 pub mod connection;
 pub mod health;

@@ -33,11 +33,7 @@ pub fn admit(req: &Request, config: &Config) -> Admission {
 /// The request's Origin when ALLOWED_ORIGINS lists it.
 pub fn allowed_origin(req: &Request, config: &Config) -> Option<String> {
     let origin = req.headers().get("origin").ok().flatten()?;
-    config
-        .allowed_origins
-        .iter()
-        .any(|o| *o == origin)
-        .then_some(origin)
+    config.allowed_origins.contains(&origin).then_some(origin)
 }
 
 pub fn add_cors(headers: &Headers, origin: &str) {

@@ -92,6 +92,15 @@ pub struct NewConnection<'a> {
     pub backfill_days: i64,
 }
 
+/// What a reconnect changes besides the secrets.
+pub struct Renewal<'a> {
+    pub username: &'a str,
+    pub client_id: Option<&'a str>,
+    pub warnings_json: &'a str,
+    pub release: &'a str,
+    pub build: &'a str,
+}
+
 /// One sealed secret to store.
 pub struct SealedSecret {
     pub kind: &'static str,
@@ -182,11 +191,7 @@ impl Store {
     pub async fn reconnect(
         &self,
         id: &str,
-        username: &str,
-        client_id: Option<&str>,
-        warnings_json: &str,
-        release: &str,
-        build: &str,
+        r: &Renewal<'_>,
         secrets: &[SealedSecret],
     ) -> Result<()> {
         let mut stmts = vec![self
@@ -195,7 +200,7 @@ impl Store {
                 "UPDATE connections SET username = ?2, client_id = ?3, warnings = ?4, release = ?5, build = ?6, \
                  status = CASE WHEN enabled = 1 THEN 'connected' ELSE 'disabled' END, status_code = NULL, status_message = NULL, status_since = NULL WHERE id = ?1",
             )
-            .bind(&[s(id), s(username), opt(client_id), s(warnings_json), s(release), s(build)])?];
+            .bind(&[s(id), s(r.username), opt(r.client_id), s(r.warnings_json), s(r.release), s(r.build)])?];
         stmts.extend(self.secret_statements(id, secrets)?);
         self.db.batch(stmts).await?;
         Ok(())

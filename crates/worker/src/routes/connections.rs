@@ -11,7 +11,7 @@ use worker::{console_log, Env, Request, Response, Result};
 
 use super::validate::{read_connect_request, validation_problem};
 use crate::config::Config;
-use crate::store::{NewConnection, SealedSecret, Store};
+use crate::store::{NewConnection, Renewal, SealedSecret, Store};
 use crate::{now, random_bytes, respond, transport};
 
 fn store(env: &Env) -> Result<Store> {
@@ -345,11 +345,13 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
     store
         .reconnect(
             id,
-            &username,
-            client.as_ref().map(|c| c.client_id.as_str()),
-            &warnings_json,
-            report.release.name(),
-            &report.build,
+            &Renewal {
+                username: &username,
+                client_id: client.as_ref().map(|c| c.client_id.as_str()),
+                warnings_json: &warnings_json,
+                release: report.release.name(),
+                build: &report.build,
+            },
             &secrets,
         )
         .await?;
