@@ -16,8 +16,10 @@ test("health answers ok with the workspace version, without a token", async () =
   assert.deepEqual(await r.json(), { status: "ok", version: cargoVersion });
 });
 
-test("an unknown API route is a not_found problem", async () => {
-  const r = await fetch(`${worker.url}/api/v1/nothing-here`);
+test("an unknown API route is a not_found problem (after the token check)", async () => {
+  const anonymous = await fetch(`${worker.url}/api/v1/nothing-here`);
+  assert.equal(anonymous.status, 401, "route names are not revealed without the token");
+  const r = await fetch(`${worker.url}/api/v1/nothing-here`, { headers: { authorization: `Bearer ${worker.adminToken}` } });
   assert.equal(r.status, 404);
   assert.equal(r.headers.get("content-type"), "application/problem+json");
   const p = await r.json();
