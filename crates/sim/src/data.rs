@@ -238,6 +238,7 @@ const ROLES: &[&str] = &[
     "knowledge",
 ];
 const AUDITED: &[(&str, &str)] = &[
+    ("sys_user", "user_name"),
     ("incident", "state"),
     ("incident", "assigned_to"),
     ("sys_user", "active"),
@@ -335,6 +336,8 @@ impl Generator {
             "sys_audit" => {
                 let (tablename, fieldname) = AUDITED[self.rng.random_range(0..AUDITED.len())];
                 let (old, new) = match fieldname {
+                    // A new user: the audit of an insert has no old value.
+                    "user_name" => (String::new(), self.user().0),
                     "active" | "locked_out" => ("true".to_string(), "false".to_string()),
                     "role" => (String::new(), self.pick(ROLES).to_string()),
                     "state" => ("1".into(), "2".into()),
@@ -351,7 +354,11 @@ impl Generator {
                     ("reason", Value::Empty),
                     (
                         "record_checkpoint",
-                        Value::Int(self.rng.random_range(1..40)),
+                        Value::Int(if fieldname == "user_name" {
+                            0
+                        } else {
+                            self.rng.random_range(1..40)
+                        }),
                     ),
                     (
                         "internal_checkpoint",

@@ -656,3 +656,59 @@ async fn batch_api_serves_items_base64_and_can_be_switched_off() {
     );
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn slow_answers_take_at_least_the_configured_delay() {
+    let sim = start(
+        small(),
+        Conditions {
+            slow_ms: 300,
+            ..Default::default()
+        },
+    )
+    .await;
+    let c = Client::new(&sim);
+    let t = std::time::Instant::now();
+    assert_eq!(
+        c.get("/api/now/table/sys_user?sysparm_limit=1")
+            .await
+            .status(),
+        200
+    );
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    c.control("conditions", json!({"slow_ms": 0})).await;
+    let t = std::time::Instant::now();
+    c.get("/api/now/table/sys_user?sysparm_limit=1").await;
+    assert!(t.elapsed() < std::time::Duration::from_millis(300));
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn audit_records_user_creation_and_role_grants() {
+    let sim = start(small(), Conditions::default()).await;
+    let c = Client::new(&sim);
+    let q = enc("tablename=sys_user^fieldname=user_name^oldvalueISEMPTY");
+    let created: Value = c
+        .get(&format!(
+            "/api/now/v2/table/sys_audit?sysparm_query={q}&sysparm_limit=5"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first = &created["result"][0];
+    assert_eq!(first["record_checkpoint"], "0");
+    assert!(!first["newvalue"].as_str().unwrap().is_empty());
+    let q = enc("tablename=sys_user_has_role^fieldname=role");
+    let grants = c
+        .get(&format!(
+            "/api/now/v2/table/sys_audit?sysparm_query={q}&sysparm_limit=1"
+        ))
+        .await;
+    assert_ne!(grants.headers()["x-total-count"], "0");
+    sim.stop().await;
+}

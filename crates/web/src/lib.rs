@@ -2,6 +2,7 @@
 //! same core code the worker runs does every check here.
 
 mod api;
+mod validate;
 mod view;
 
 use wasm_bindgen::prelude::*;
@@ -20,4 +21,5 @@ pub fn module_version() -> String {
 }
 
 pub use api::ApiError;
+pub use validate::{validate_connect, validate_field};
 pub use view::render_health;

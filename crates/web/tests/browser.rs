@@ -44,3 +44,42 @@ async fn an_unreachable_worker_is_reported_not_panicked() {
     snc_web::show_health("http://127.0.0.1:9".into(), el.clone()).await;
     assert_eq!(el.get_attribute("data-state").unwrap(), "error");
 }
+
+#[wasm_bindgen_test]
+fn field_validation_in_the_browser_matches_core() {
+    let ok = snc_web::validate_field("instance_url", "acme", None, false);
+    assert!(ok.is_null());
+    let bad = snc_web::validate_field("instance_url", "https://169.254.169.254", None, false);
+    let e: snc_core::problem::FieldError = serde_wasm_bindgen::from_value(bad).unwrap();
+    let core = snc_core::input::check_field(
+        "instance_url",
+        "https://169.254.169.254",
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e, core);
+    assert_eq!(e.code, "instance_url_forbidden");
+    // Loopback only when the page says the worker allows it.
+    assert!(
+        !snc_web::validate_field("instance_url", "http://127.0.0.1:8788", None, false).is_null()
+    );
+    assert!(snc_web::validate_field("instance_url", "http://127.0.0.1:8788", None, true).is_null());
+}
+
+#[wasm_bindgen_test]
+fn whole_request_validation_lists_every_field() {
+    let req = js_sys::JSON::parse(r#"{"method":"oauth","name":"x","password":"p"}"#).unwrap();
+    let out = snc_web::validate_connect(req, None, false);
+    let v: serde_json::Value = serde_wasm_bindgen::from_value(out).unwrap();
+    assert_eq!(v["valid"], false);
+    let fields: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["instance_url", "username", "client_id", "client_secret"]
+    );
+}
