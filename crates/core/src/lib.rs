@@ -5,6 +5,8 @@
 
 pub mod clock;
 pub mod connection;
+pub mod cursor;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod input;

@@ -1,0 +1,433 @@
+//! Normalization of ServiceNow records to the contract's Event, with the raw
+//! record kept. The one mapping table (also in docs/events.md):
+//!
+//! | source table | record | kind |
+//! |---|---|---|
+//! | sysevent | name `login`, `external.authentication.succeeded` | login |
+//! | sysevent | name `login.failed`, `external.authentication.failed` | login_failed |
+//! | sysevent | name `logout` | logout |
+//! | sysevent | name `impersonation.*` | impersonation |
+//! | sysevent | name `security.elevated_role.*` | elevation |
+//! | sysevent | any other name | other |
+//! | sys_audit | tablename sys_user, fieldname user_name, no old value | user_created |
+//! | sys_audit | tablename sys_user_has_role, fieldname role, no old value | role_granted |
+//! | sys_audit | tablename sys_user_has_role, fieldname role, no new value | role_revoked |
+//! | sys_audit | record_checkpoint 0 or no old value | record_created |
+//! | sys_audit | anything else | record_updated |
+//! | sys_audit_delete | tablename sys_user | user_deleted |
+//! | sys_audit_delete | tablename sys_user_has_role | role_revoked |
+//! | sys_audit_delete | anything else | record_deleted |
+//! | syslog_transaction | every record | transaction |
+//! | sys_user | every record (a user created in the window) | user_created |
+//! | sys_user_has_role | every record (a role granted in the window) | role_granted |
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::clock::rfc3339;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Login,
+    LoginFailed,
+    Logout,
+    Impersonation,
+    Elevation,
+    RecordCreated,
+    RecordUpdated,
+    RecordDeleted,
+    RoleGranted,
+    RoleRevoked,
+    UserCreated,
+    UserDeleted,
+    Transaction,
+    Other,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 14] = [
+        Kind::Login,
+        Kind::LoginFailed,
+        Kind::Logout,
+        Kind::Impersonation,
+        Kind::Elevation,
+        Kind::RecordCreated,
+        Kind::RecordUpdated,
+        Kind::RecordDeleted,
+        Kind::RoleGranted,
+        Kind::RoleRevoked,
+        Kind::UserCreated,
+        Kind::UserDeleted,
+        Kind::Transaction,
+        Kind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Login => "login",
+            Kind::LoginFailed => "login_failed",
+            Kind::Logout => "logout",
+            Kind::Impersonation => "impersonation",
+            Kind::Elevation => "elevation",
+            Kind::RecordCreated => "record_created",
+            Kind::RecordUpdated => "record_updated",
+            Kind::RecordDeleted => "record_deleted",
+            Kind::RoleGranted => "role_granted",
+            Kind::RoleRevoked => "role_revoked",
+            Kind::UserCreated => "user_created",
+            Kind::UserDeleted => "user_deleted",
+            Kind::Transaction => "transaction",
+            Kind::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub table: Option<String>,
+    pub record: Option<String>,
+    pub field: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// `<source_table>:<sys_id>`.
+    pub id: String,
+    pub connection_id: String,
+    pub occurred_at: String,
+    pub kind: Kind,
+    pub actor: Option<String>,
+    pub source_ip: Option<String>,
+    pub target: Option<Target>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub source_table: String,
+    pub raw: Map<String, Value>,
+}
+
+/// The fields each source is read with (raw values, no reference links).
+pub fn fields_for(table: &str) -> &'static str {
+    match table {
+        "sysevent" => "sys_id,name,parm1,parm2,instance,queue,state,table,uri,sys_created_on,sys_created_by",
+        "sys_audit" => "sys_id,tablename,documentkey,fieldname,oldvalue,newvalue,user,reason,record_checkpoint,sys_created_on,sys_created_by",
+        "sys_audit_delete" => "sys_id,tablename,documentkey,display_value,sys_created_on,sys_created_by",
+        "syslog_transaction" => "sys_id,url,remote_ip,type,response_time,response_status,session,sys_created_on,sys_created_by",
+        "sys_user" => "sys_id,user_name,first_name,last_name,email,active,locked_out,sys_created_on,sys_created_by",
+        "sys_user_has_role" => "sys_id,user,user.user_name,role,role.name,inherited,state,granted_by,sys_created_on,sys_created_by",
+        _ => "sys_id,sys_created_on,sys_created_by",
+    }
+}
+
+fn text(raw: &Map<String, Value>, field: &str) -> Option<String> {
+    match raw.get(field) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Object(o)) => o
+            .get("value")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::Bool(b)) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// An IPv4 or IPv6 address as text, or nothing (sysevent's parm2 holds other
+/// things for non-login events).
+fn ip_like(s: Option<String>) -> Option<String> {
+    s.filter(|v| v.parse::<std::net::IpAddr>().is_ok())
+}
+
+/// `YYYY-MM-DD hh:mm:ss` (UTC, ServiceNow's raw form) to unix seconds.
+pub fn parse_servicenow_time(s: &str) -> Option<i64> {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(s.trim(), &f)
+        .ok()
+        .map(|t| t.assume_utc().unix_timestamp())
+}
+
+pub fn servicenow_time(unix: i64) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&f).ok())
+        .unwrap_or_default()
+}
+
+/// Normalizes one record. `None` when it lacks a sys_id or a readable
+/// `sys_created_on` (then the caller counts it as malformed, not silently).
+pub fn normalize(connection_id: &str, table: &str, raw: Map<String, Value>) -> Option<Event> {
+    let sys_id = text(&raw, "sys_id")?;
+    let occurred = parse_servicenow_time(&text(&raw, "sys_created_on")?)?;
+    let t = |f: &str| text(&raw, f);
+    let target = |table: Option<String>, record: Option<String>, field: Option<String>| {
+        Some(Target {
+            table,
+            record,
+            field,
+        })
+    };
+    let (kind, actor, source_ip, tgt, old_value, new_value) = match table {
+        "sysevent" => {
+            let name = t("name").unwrap_or_default();
+            let kind = match name.as_str() {
+                "login" | "external.authentication.succeeded" => Kind::Login,
+                "login.failed" | "external.authentication.failed" => Kind::LoginFailed,
+                "logout" => Kind::Logout,
+                n if n.starts_with("impersonation") => Kind::Impersonation,
+                n if n.starts_with("security.elevated_role") => Kind::Elevation,
+                _ => Kind::Other,
+            };
+            let (ip, tgt) = match kind {
+                Kind::Impersonation => (None, target(Some("sys_user".into()), t("parm2"), None)),
+                Kind::Elevation => (None, target(Some("sys_user_role".into()), t("parm2"), None)),
+                _ => (ip_like(t("parm2")), None),
+            };
+            (
+                kind,
+                t("parm1").or_else(|| t("sys_created_by")),
+                ip,
+                tgt,
+                None,
+                Some(name),
+            )
+        }
+        "sys_audit" => {
+            let tablename = t("tablename");
+            let field = t("fieldname");
+            let (old, new) = (t("oldvalue"), t("newvalue"));
+            let kind = match (tablename.as_deref(), field.as_deref()) {
+                (Some("sys_user"), Some("user_name")) if old.is_none() => Kind::UserCreated,
+                (Some("sys_user_has_role"), Some("role")) if old.is_none() => Kind::RoleGranted,
+                (Some("sys_user_has_role"), Some("role")) if new.is_none() => Kind::RoleRevoked,
+                _ if t("record_checkpoint").as_deref() == Some("0") || old.is_none() => {
+                    Kind::RecordCreated
+                }
+                _ => Kind::RecordUpdated,
+            };
+            (
+                kind,
+                t("user").or_else(|| t("sys_created_by")),
+                None,
+                target(tablename, t("documentkey"), field),
+                old,
+                new,
+            )
+        }
+        "sys_audit_delete" => {
+            let tablename = t("tablename");
+            let kind = match tablename.as_deref() {
+                Some("sys_user") => Kind::UserDeleted,
+                Some("sys_user_has_role") => Kind::RoleRevoked,
+                _ => Kind::RecordDeleted,
+            };
+            (
+                kind,
+                t("sys_created_by"),
+                None,
+                target(tablename, t("documentkey"), None),
+                t("display_value"),
+                None,
+            )
+        }
+        "syslog_transaction" => (
+            Kind::Transaction,
+            t("sys_created_by"),
+            ip_like(t("remote_ip")),
+            None,
+            None,
+            t("url"),
+        ),
+        "sys_user" => (
+            Kind::UserCreated,
+            t("sys_created_by"),
+            None,
+            target(Some("sys_user".into()), Some(sys_id.clone()), None),
+            None,
+            t("user_name"),
+        ),
+        "sys_user_has_role" => (
+            Kind::RoleGranted,
+            t("granted_by").or_else(|| t("sys_created_by")),
+            None,
+            target(Some("sys_user".into()), t("user"), Some("roles".into())),
+            None,
+            t("role.name").or_else(|| t("role")),
+        ),
+        _ => (Kind::Other, t("sys_created_by"), None, None, None, None),
+    };
+    Some(Event {
+        id: format!("{table}:{sys_id}"),
+        connection_id: connection_id.to_string(),
+        occurred_at: rfc3339(occurred),
+        kind,
+        actor,
+        source_ip,
+        target: tgt,
+        old_value,
+        new_value,
+        source_table: table.to_string(),
+        raw,
+    })
+}
+
+/// OCSF class of an event: Authentication 3002, Account Change 3001, API
+/// Activity 6003, Entity Management 3004.
+pub fn ocsf(e: &Event) -> Value {
+    let (class_uid, class_name, category_uid, activity_id) = match e.kind {
+        Kind::Login => (3002, "Authentication", 3, 1),
+        Kind::LoginFailed => (3002, "Authentication", 3, 1),
+        Kind::Logout => (3002, "Authentication", 3, 2),
+        Kind::Impersonation | Kind::Elevation => (3002, "Authentication", 3, 99),
+        Kind::UserCreated => (3001, "Account Change", 3, 1),
+        Kind::UserDeleted => (3001, "Account Change", 3, 6),
+        Kind::RoleGranted => (3001, "Account Change", 3, 7),
+        Kind::RoleRevoked => (3001, "Account Change", 3, 8),
+        Kind::Transaction => (6003, "API Activity", 6, 99),
+        Kind::RecordCreated => (3004, "Entity Management", 3, 1),
+        Kind::RecordUpdated => (3004, "Entity Management", 3, 3),
+        Kind::RecordDeleted => (3004, "Entity Management", 3, 4),
+        Kind::Other => (3004, "Entity Management", 3, 99),
+    };
+    let time_ms = crate::clock::parse_rfc3339(&e.occurred_at).unwrap_or(0) * 1000;
+    let status_id = if e.kind == Kind::LoginFailed { 2 } else { 1 };
+    serde_json::json!({
+        "class_uid": class_uid,
+        "class_name": class_name,
+        "category_uid": category_uid,
+        "activity_id": activity_id,
+        "type_uid": class_uid * 100 + activity_id,
+        "severity_id": 1,
+        "status_id": status_id,
+        "time": time_ms,
+        "metadata": {
+            "uid": e.id,
+            "product": { "name": "ServiceNow", "vendor_name": "ServiceNow" },
+            "version": "1.1.0",
+            "original_time": e.occurred_at,
+        },
+        "actor": { "user": { "name": e.actor } },
+        "src_endpoint": { "ip": e.source_ip },
+        "unmapped": { "kind": e.kind.as_str(), "source_table": e.source_table, "target": e.target, "old_value": e.old_value, "new_value": e.new_value },
+        "raw_data": serde_json::to_string(&e.raw).unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn sysevent_kinds_actor_and_ip() {
+        let e = normalize("c1", "sysevent", raw(serde_json::json!({"sys_id":"a1","name":"login.failed","parm1":"abel.tuter","parm2":"10.1.2.3","sys_created_on":"2026-11-20 10:00:00"}))).unwrap();
+        assert_eq!(e.kind, Kind::LoginFailed);
+        assert_eq!(e.id, "sysevent:a1");
+        assert_eq!(e.occurred_at, "2026-11-20T10:00:00Z");
+        assert_eq!(e.actor.as_deref(), Some("abel.tuter"));
+        assert_eq!(e.source_ip.as_deref(), Some("10.1.2.3"));
+        let imp = normalize("c1", "sysevent", raw(serde_json::json!({"sys_id":"a2","name":"impersonation.start","parm1":"admin","parm2":"beth.anaya","sys_created_on":"2026-11-20 10:00:00"}))).unwrap();
+        assert_eq!(imp.kind, Kind::Impersonation);
+        assert_eq!(imp.source_ip, None);
+        assert_eq!(imp.target.unwrap().record.as_deref(), Some("beth.anaya"));
+        let other = normalize("c1", "sysevent", raw(serde_json::json!({"sys_id":"a3","name":"glide.heartbeat","sys_created_on":"2026-11-20 10:00:00"}))).unwrap();
+        assert_eq!(other.kind, Kind::Other);
+    }
+
+    #[test]
+    fn audit_rows_become_changes_grants_and_creations() {
+        let n = |v: Value| normalize("c", "sys_audit", raw(v)).unwrap().kind;
+        assert_eq!(
+            n(
+                serde_json::json!({"sys_id":"1","tablename":"sys_user","fieldname":"user_name","oldvalue":"","newvalue":"x","sys_created_on":"2026-01-01 00:00:00"})
+            ),
+            Kind::UserCreated
+        );
+        assert_eq!(
+            n(
+                serde_json::json!({"sys_id":"2","tablename":"sys_user_has_role","fieldname":"role","oldvalue":"","newvalue":"admin","sys_created_on":"2026-01-01 00:00:00"})
+            ),
+            Kind::RoleGranted
+        );
+        assert_eq!(
+            n(
+                serde_json::json!({"sys_id":"3","tablename":"sys_user_has_role","fieldname":"role","oldvalue":"admin","newvalue":"","sys_created_on":"2026-01-01 00:00:00"})
+            ),
+            Kind::RoleRevoked
+        );
+        assert_eq!(
+            n(
+                serde_json::json!({"sys_id":"4","tablename":"incident","fieldname":"state","oldvalue":"1","newvalue":"2","record_checkpoint":"5","sys_created_on":"2026-01-01 00:00:00"})
+            ),
+            Kind::RecordUpdated
+        );
+        assert_eq!(
+            n(
+                serde_json::json!({"sys_id":"5","tablename":"incident","fieldname":"state","oldvalue":"","newvalue":"1","record_checkpoint":"0","sys_created_on":"2026-01-01 00:00:00"})
+            ),
+            Kind::RecordCreated
+        );
+        let d = |tn: &str| {
+            normalize("c", "sys_audit_delete", raw(serde_json::json!({"sys_id":"6","tablename":tn,"documentkey":"d","sys_created_on":"2026-01-01 00:00:00"}))).unwrap().kind
+        };
+        assert_eq!(d("sys_user"), Kind::UserDeleted);
+        assert_eq!(d("sys_user_has_role"), Kind::RoleRevoked);
+        assert_eq!(d("incident"), Kind::RecordDeleted);
+    }
+
+    #[test]
+    fn records_without_id_or_raw_time_are_refused_and_display_times_are_not_parsed() {
+        assert!(normalize(
+            "c",
+            "sysevent",
+            raw(serde_json::json!({"name":"login","sys_created_on":"2026-01-01 00:00:00"}))
+        )
+        .is_none());
+        assert!(normalize(
+            "c",
+            "sysevent",
+            raw(serde_json::json!({"sys_id":"x","sys_created_on":"11/14/2023 02:13:20 PM"}))
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn ocsf_classes() {
+        let mk = |table: &str, v: Value| ocsf(&normalize("c", table, raw(v)).unwrap());
+        assert_eq!(
+            mk(
+                "sysevent",
+                serde_json::json!({"sys_id":"1","name":"login","sys_created_on":"2026-01-01 00:00:00"})
+            )["class_uid"],
+            3002
+        );
+        assert_eq!(
+            mk(
+                "sys_user",
+                serde_json::json!({"sys_id":"1","user_name":"u","sys_created_on":"2026-01-01 00:00:00"})
+            )["class_uid"],
+            3001
+        );
+        assert_eq!(
+            mk(
+                "syslog_transaction",
+                serde_json::json!({"sys_id":"1","url":"/x","sys_created_on":"2026-01-01 00:00:00"})
+            )["class_uid"],
+            6003
+        );
+        let ent = mk(
+            "sys_audit",
+            serde_json::json!({"sys_id":"1","tablename":"incident","fieldname":"state","oldvalue":"1","newvalue":"2","sys_created_on":"2026-01-01 00:00:00"}),
+        );
+        assert_eq!(ent["class_uid"], 3004);
+        assert_eq!(ent["time"], 1_767_225_600_000i64);
+    }
+}
