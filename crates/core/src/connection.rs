@@ -44,7 +44,11 @@ pub struct Backfill {
     pub from: String,
     pub to: String,
     pub done: bool,
+    /// Events stored so far.
     pub events: u64,
+    /// Records the backfill window held when it started (from X-Total-Count):
+    /// with `events`, the progress bar.
+    pub total: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

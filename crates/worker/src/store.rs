@@ -39,6 +39,7 @@ pub struct ConnectionRow {
     pub backfill_to: String,
     pub backfill_done: f64,
     pub event_count: f64,
+    pub backfill_total: f64,
 }
 
 impl ConnectionRow {
@@ -71,6 +72,7 @@ impl ConnectionRow {
                 to: self.backfill_to.clone(),
                 done: self.backfill_done != 0.0,
                 events: self.event_count.max(0.0) as u64,
+                total: self.backfill_total.max(0.0) as u64,
             },
             event_count: self.event_count.max(0.0) as u64,
         }
@@ -113,7 +115,8 @@ pub struct Store {
     db: D1Database,
 }
 
-const COLUMNS: &str = "id, name, instance_url, username, method, client_id, enabled, status, status_code, status_message, status_since, warnings, release, build, created_at, last_pull_at, next_pull_at, backfill_from, backfill_to, backfill_done, event_count";
+const COLUMNS: &str = "id, name, instance_url, username, method, client_id, enabled, status, status_code, status_message, status_since, warnings, release, build, created_at, last_pull_at, next_pull_at, backfill_from, backfill_to, backfill_done, event_count, \
+    (SELECT coalesce(sum(backfill_total), 0) FROM cursors WHERE cursors.connection_id = connections.id) AS backfill_total";
 
 impl Store {
     pub fn new(db: D1Database) -> Self {
@@ -239,5 +242,333 @@ impl Store {
             ])
             .await?;
         Ok(())
+    }
+}
+
+// ---- pulls -------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub struct SecretRow {
+    pub kind: String,
+    pub sealed: String,
+    pub expires_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CursorRow {
+    pub source_table: String,
+    pub created_on: Option<String>,
+    pub sys_id: Option<String>,
+}
+
+#[derive(Deserialize, serde::Serialize)]
+pub struct RunRow {
+    pub started_at: String,
+    pub finished_at: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub events: f64,
+    pub calls: f64,
+    pub statements: f64,
+}
+
+/// One stored event row, as the events API reads it.
+#[derive(Deserialize)]
+pub struct EventRow {
+    pub source_table: String,
+    pub sys_id: String,
+    pub occurred_at: String,
+    pub kind: String,
+    pub actor: Option<String>,
+    pub source_ip: Option<String>,
+    pub target_table: Option<String>,
+    pub target_record: Option<String>,
+    pub target_field: Option<String>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub raw: String,
+}
+
+/// Bound JSON strings above ~2.2 MB fail with SQLITE_TOOBIG; stay well under.
+const CHUNK_BYTES: usize = 1_500_000;
+
+pub struct EventFilter {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub kind: Option<String>,
+    pub actor: Option<String>,
+    /// (occurred_at, source_table, sys_id) to continue after.
+    pub after: Option<(String, String, String)>,
+    pub limit: u32,
+    pub newest_first: bool,
+}
+
+impl Store {
+    pub async fn secrets(&self, id: &str) -> Result<Vec<SecretRow>> {
+        self.db
+            .prepare(
+                "SELECT kind, sealed, expires_at FROM connection_secrets WHERE connection_id = ?1",
+            )
+            .bind(&[s(id)])?
+            .all()
+            .await?
+            .results()
+    }
+
+    pub async fn replace_secret(&self, id: &str, sec: &SealedSecret) -> Result<()> {
+        let expires = sec.expires_at.map(rfc3339);
+        self.db
+            .prepare("INSERT INTO connection_secrets (connection_id, kind, key_id, sealed, expires_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (connection_id, kind) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, expires_at = excluded.expires_at")
+            .bind(&[s(id), s(sec.kind), s(&sec.key_id), s(&sec.sealed), opt(expires.as_deref())])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn cursors(&self, id: &str) -> Result<Vec<CursorRow>> {
+        self.db
+            .prepare(
+                "SELECT source_table, created_on, sys_id FROM cursors WHERE connection_id = ?1",
+            )
+            .bind(&[s(id)])?
+            .all()
+            .await?
+            .results()
+    }
+
+    /// Takes the connection's lease unless another live holder has it.
+    pub async fn acquire_lease(
+        &self,
+        id: &str,
+        holder: &str,
+        now: i64,
+        ttl_secs: i64,
+    ) -> Result<bool> {
+        let now_v = JsValue::from_f64(now as f64);
+        let until = JsValue::from_f64((now + ttl_secs) as f64);
+        self.db
+            .prepare("INSERT INTO leases (connection_id, holder, expires_at) VALUES (?1, ?2, ?3) ON CONFLICT (connection_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at WHERE leases.expires_at <= ?4")
+            .bind(&[s(id), s(holder), until, now_v])?
+            .run()
+            .await?;
+        #[derive(Deserialize)]
+        struct H {
+            holder: String,
+        }
+        let h: Option<H> = self
+            .db
+            .prepare("SELECT holder FROM leases WHERE connection_id = ?1")
+            .bind(&[s(id)])?
+            .first(None)
+            .await?;
+        Ok(h.is_some_and(|h| h.holder == holder))
+    }
+
+    pub async fn release_lease(&self, id: &str, holder: &str) -> Result<()> {
+        self.db
+            .prepare("DELETE FROM leases WHERE connection_id = ?1 AND holder = ?2")
+            .bind(&[s(id), s(holder)])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// Stores one page: new events (once each), the count of the new ones and
+    /// the table's cursor, in one atomic batch. Returns the statements used.
+    pub async fn write_page(
+        &self,
+        id: &str,
+        table: &str,
+        rows: &[serde_json::Value],
+        cursor: Option<(&str, &str)>,
+        backfill_total: Option<u64>,
+        caught_up: bool,
+    ) -> Result<usize> {
+        let mut stmts = Vec::new();
+        let mut chunk: Vec<&serde_json::Value> = Vec::new();
+        let mut size = 0;
+        let flush = |chunk: &mut Vec<&serde_json::Value>,
+                     stmts: &mut Vec<D1PreparedStatement>|
+         -> Result<()> {
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            let json = serde_json::to_string(chunk)
+                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+            stmts.push(
+                self.db
+                    .prepare("UPDATE connections SET event_count = event_count + (SELECT count(*) FROM json_each(?3) AS j WHERE NOT EXISTS (SELECT 1 FROM events AS e WHERE e.connection_id = ?1 AND e.source_table = ?2 AND e.sys_id = j.value->>0)) WHERE id = ?1")
+                    .bind(&[s(id), s(table), s(&json)])?,
+            );
+            stmts.push(
+                self.db
+                    .prepare("INSERT OR IGNORE INTO events (connection_id, source_table, sys_id, occurred_at, kind, actor, source_ip, target_table, target_record, target_field, old_value, new_value, raw) SELECT ?1, ?2, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10 FROM json_each(?3)")
+                    .bind(&[s(id), s(table), s(&json)])?,
+            );
+            chunk.clear();
+            Ok(())
+        };
+        for row in rows {
+            let len = row.to_string().len();
+            if size + len > CHUNK_BYTES {
+                flush(&mut chunk, &mut stmts)?;
+                size = 0;
+            }
+            chunk.push(row);
+            size += len;
+        }
+        flush(&mut chunk, &mut stmts)?;
+        let (t, sid) = cursor
+            .map(|(t, s)| (opt(Some(t)), opt(Some(s))))
+            .unwrap_or((JsValue::NULL, JsValue::NULL));
+        let total = backfill_total
+            .map(|n| JsValue::from_f64(n as f64))
+            .unwrap_or(JsValue::NULL);
+        stmts.push(
+            self.db
+                .prepare("INSERT INTO cursors (connection_id, source_table, created_on, sys_id, backfill_total, caught_up) VALUES (?1, ?2, ?3, ?4, coalesce(?5, 0), ?6) ON CONFLICT (connection_id, source_table) DO UPDATE SET created_on = coalesce(excluded.created_on, cursors.created_on), sys_id = coalesce(excluded.sys_id, cursors.sys_id), backfill_total = coalesce(?5, cursors.backfill_total), caught_up = max(cursors.caught_up, excluded.caught_up)")
+                .bind(&[s(id), s(table), t, sid, total, JsValue::from_f64(if caught_up { 1.0 } else { 0.0 })])?,
+        );
+        let n = stmts.len();
+        self.db.batch(stmts).await?;
+        Ok(n)
+    }
+
+    pub async fn finish_run(
+        &self,
+        id: &str,
+        now: i64,
+        next_pull_at: i64,
+        backfill_done: bool,
+        clear_passing_error: bool,
+    ) -> Result<()> {
+        let q = "UPDATE connections SET last_pull_at = ?2, next_pull_at = ?3, backfill_done = max(backfill_done, ?4), \
+                 status = CASE WHEN ?5 = 1 AND status = 'error' AND status_code = 'instance_hibernating' THEN 'connected' ELSE status END, \
+                 status_code = CASE WHEN ?5 = 1 AND status_code = 'instance_hibernating' THEN NULL ELSE status_code END WHERE id = ?1";
+        self.db
+            .prepare(q)
+            .bind(&[
+                s(id),
+                s(&rfc3339(now)),
+                s(&rfc3339(next_pull_at)),
+                JsValue::from_f64(if backfill_done { 1.0 } else { 0.0 }),
+                JsValue::from_f64(if clear_passing_error { 1.0 } else { 0.0 }),
+            ])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_error(
+        &self,
+        id: &str,
+        code: &str,
+        message: &str,
+        now: i64,
+        retry_at: Option<i64>,
+    ) -> Result<()> {
+        self.db
+            .prepare("UPDATE connections SET status = CASE WHEN enabled = 1 THEN 'error' ELSE status END, status_code = ?2, status_message = ?3, status_since = coalesce(CASE WHEN status_code = ?2 THEN status_since END, ?4), next_pull_at = ?5 WHERE id = ?1")
+            .bind(&[s(id), s(code), s(message), s(&rfc3339(now)), opt(retry_at.map(rfc3339).as_deref())])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn record_run(
+        &self,
+        id: &str,
+        started: i64,
+        finished: i64,
+        outcome: &str,
+        detail: Option<&str>,
+        events: u64,
+        calls: u32,
+        statements: usize,
+    ) -> Result<()> {
+        self.db
+            .prepare("INSERT INTO pull_runs (connection_id, started_at, finished_at, outcome, detail, events, calls, statements) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+            .bind(&[s(id), s(&rfc3339(started)), s(&rfc3339(finished)), s(outcome), opt(detail), JsValue::from_f64(events as f64), JsValue::from_f64(f64::from(calls)), JsValue::from_f64(statements as f64)])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn runs(&self, id: &str, limit: u32) -> Result<Vec<RunRow>> {
+        self.db
+            .prepare("SELECT started_at, finished_at, outcome, detail, events, calls, statements FROM pull_runs WHERE connection_id = ?1 ORDER BY id DESC LIMIT ?2")
+            .bind(&[s(id), JsValue::from_f64(f64::from(limit))])?
+            .all()
+            .await?
+            .results()
+    }
+
+    /// Connections the cron should queue: connected and due, still
+    /// backfilling, or waiting out a hibernation.
+    pub async fn due(&self, now: i64) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: String,
+        }
+        let rows: Vec<Id> = self
+            .db
+            .prepare("SELECT id FROM connections WHERE enabled = 1 AND (status = 'connected' OR (status = 'error' AND status_code = 'instance_hibernating')) AND (next_pull_at IS NULL OR next_pull_at <= ?1 OR backfill_done = 0)")
+            .bind(&[s(&rfc3339(now))])?
+            .all()
+            .await?
+            .results()?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
+    /// Drops events older than the retention and recounts what changed.
+    pub async fn apply_retention(&self, cutoff: i64) -> Result<()> {
+        self.db
+            .batch(vec![
+                self.db.prepare("DELETE FROM events WHERE occurred_at < ?1").bind(&[s(&rfc3339(cutoff))])?,
+                self.db.prepare("UPDATE connections SET event_count = (SELECT count(*) FROM events WHERE events.connection_id = connections.id) WHERE changes() > 0")
+                    .bind(&[])?,
+            ])
+            .await?;
+        Ok(())
+    }
+
+    pub async fn events(&self, id: &str, f: &EventFilter) -> Result<Vec<EventRow>> {
+        let mut sql = String::from("SELECT source_table, sys_id, occurred_at, kind, actor, source_ip, target_table, target_record, target_field, old_value, new_value, raw FROM events WHERE connection_id = ?1");
+        let mut binds = vec![s(id)];
+        let mut add = |cond: &str, v: JsValue, binds: &mut Vec<JsValue>| {
+            binds.push(v);
+            sql.push_str(&cond.replace('?', &format!("?{}", binds.len())));
+        };
+        if let Some(from) = &f.from {
+            add(" AND occurred_at >= ?", s(from), &mut binds);
+        }
+        if let Some(to) = &f.to {
+            add(" AND occurred_at < ?", s(to), &mut binds);
+        }
+        if let Some(kind) = &f.kind {
+            add(" AND kind = ?", s(kind), &mut binds);
+        }
+        if let Some(actor) = &f.actor {
+            add(" AND actor = ?", s(actor), &mut binds);
+        }
+        if let Some((t, table, sid)) = &f.after {
+            let op = if f.newest_first { "<" } else { ">" };
+            binds.push(s(t));
+            let a = binds.len();
+            binds.push(s(table));
+            binds.push(s(sid));
+            sql.push_str(&format!(
+                " AND (occurred_at, source_table, sys_id) {op} (?{a}, ?{}, ?{})",
+                a + 1,
+                a + 2
+            ));
+        }
+        let dir = if f.newest_first { "DESC" } else { "ASC" };
+        binds.push(JsValue::from_f64(f64::from(f.limit)));
+        sql.push_str(&format!(
+            " ORDER BY occurred_at {dir}, source_table {dir}, sys_id {dir} LIMIT ?{}",
+            binds.len()
+        ));
+        self.db.prepare(sql).bind(&binds)?.all().await?.results()
     }
 }

@@ -9,6 +9,7 @@ use snc_core::problem::{Problem, ProblemCode};
 use snc_core::seal::SealingKey;
 use worker::{console_log, Env, Request, Response, Result};
 
+use super::valid_id;
 use super::validate::{read_connect_request, validation_problem};
 use crate::config::Config;
 use crate::store::{NewConnection, Renewal, SealedSecret, Store};
@@ -16,14 +17,6 @@ use crate::{now, random_bytes, respond, transport};
 
 fn store(env: &Env) -> Result<Store> {
     Ok(Store::new(env.d1("DB")?))
-}
-
-/// Ids are 32 lower-case hex characters; anything else cannot exist.
-fn valid_id(id: &str) -> bool {
-    id.len() == 32
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn not_found(id: &str) -> Result<Response> {
@@ -194,6 +187,10 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
         }
         Err(e) => return Err(e),
     }
+    // The backfill starts now; the cron would find it within 5 minutes anyway.
+    if let Err(e) = crate::schedule::enqueue(env, &id).await {
+        console_log!("connect: could not queue the backfill of {id}: {e}");
+    }
     match store.get(&id).await? {
         Some(row) => respond::json(201, &row.to_api()),
         None => respond::problem(&Problem::new(ProblemCode::Internal)),
@@ -262,6 +259,10 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
     if let Some(enabled) = body.enabled {
         if enabled != (row.enabled != 0.0) {
             store.set_enabled(id, enabled).await?;
+            if enabled {
+                // Resume from the cursor without waiting for the cron.
+                let _ = crate::schedule::enqueue(env, id).await;
+            }
         }
     }
     match store.get(id).await? {
@@ -355,6 +356,7 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
             &secrets,
         )
         .await?;
+    let _ = crate::schedule::enqueue(env, id).await;
     match store.get(id).await? {
         Some(row) => respond::json(200, &row.to_api()),
         None => not_found(id),

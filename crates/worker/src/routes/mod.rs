@@ -3,6 +3,7 @@
 //! request that never holds a body or a header value.
 
 mod connections;
+mod events;
 mod health;
 mod openapi;
 mod validate;
@@ -36,6 +37,14 @@ pub async fn handle(req: Request, env: Env) -> Result<Response> {
     }
     console_log!("{} {} -> {}", method.as_ref(), path, resp.status_code());
     Ok(resp)
+}
+
+/// Ids are 32 lower-case hex characters; anything else cannot exist.
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
@@ -76,6 +85,14 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
         (Method::Delete, ["connections", id]) => connections::delete(env, id).await,
         (Method::Post, ["connections", id, "reconnect"]) => {
             connections::reconnect(req, env, config, id).await
+        }
+        (Method::Post, ["connections", id, "pull"]) if valid_id(id) => events::pull(env, id).await,
+        (Method::Get, ["connections", id, "runs"]) if valid_id(id) => events::runs(env, id).await,
+        (Method::Get, ["connections", id, "events"]) if valid_id(id) => {
+            events::list(req, env, id).await
+        }
+        (Method::Get, ["connections", id, "events.ndjson"]) if valid_id(id) => {
+            events::ndjson(req, env, id).await
         }
         _ => respond::code(
             ProblemCode::NotFound,
