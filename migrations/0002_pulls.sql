@@ -9,6 +9,9 @@ CREATE TABLE cursors (
   -- X-Total-Count of the backfill's first page: the progress bar's total.
   backfill_total INTEGER NOT NULL DEFAULT 0,
   caught_up INTEGER NOT NULL DEFAULT 0,
+  -- The page size this table's pages last succeeded with: once a 60 s
+  -- cancellation taught us a smaller one, later runs start there.
+  page_size INTEGER,
   PRIMARY KEY (connection_id, source_table)
 );
 

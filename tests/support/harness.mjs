@@ -63,16 +63,17 @@ const ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETC
  * Starts the built worker under `wrangler dev` with local D1 migrated in a
  * fresh persist directory. Resolves with `{ url, adminToken, logs(), stop() }`.
  */
-export async function startWorker({ vars = {} } = {}) {
-  const persist = mkdtempSync(join(tmpdir(), "snc-d1-"));
+export async function startWorker({ vars = {}, persist = null, adminToken = null, encryptionKey = null, keepPersist = false } = {}) {
+  persist = persist ?? mkdtempSync(join(tmpdir(), "snc-d1-"));
   execFileSync(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], {
     cwd: ROOT, env: ENV, stdio: "pipe",
   });
   const port = await freePort();
-  const adminToken = randomBytes(24).toString("base64url");
+  adminToken = adminToken ?? randomBytes(24).toString("base64url");
+  encryptionKey = encryptionKey ?? randomBytes(32).toString("base64");
   const allVars = {
     ADMIN_TOKEN: adminToken,
-    ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    ENCRYPTION_KEY: encryptionKey,
     ALLOW_LOOPBACK_INSTANCES: "true",
     ...vars,
   };
@@ -100,11 +101,24 @@ export async function startWorker({ vars = {} } = {}) {
   return {
     url,
     adminToken,
+    encryptionKey,
     persist,
+    vars,
     logs: () => output,
+    /** Triggers the cron handler, as Cloudflare would every 5 minutes. */
+    async cron() {
+      const r = await fetch(`${url}/__scheduled?cron=*/5+*+*+*+*`);
+      return r.status;
+    },
+    /** SIGKILL, as a crashed machine: no cleanup, the D1 files stay. */
+    async kill() {
+      const gone = new Promise((resolve) => child.once("exit", resolve));
+      try { process.kill(-child.pid, "SIGKILL"); } catch {}
+      await gone;
+    },
     async stop() {
       await stopChild(child);
-      rmSync(persist, { recursive: true, force: true });
+      if (!keepPersist) rmSync(persist, { recursive: true, force: true });
     },
   };
 }

@@ -3,97 +3,34 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startWorker, startSim } from "../support/harness.mjs";
+import { client, waitFor } from "../support/pulls.mjs";
 
-const SOURCES = ["sysevent", "sys_audit", "sys_audit_delete", "syslog_transaction", "sys_user", "sys_user_has_role"];
-let worker;
-
+let worker, c;
 before(async () => {
   worker = await startWorker({ vars: { LEASE_SECS: "5", PULL_BUDGET_MS: "20000", PULL_MAX_CALLS: "40" } });
+  c = client(worker);
 });
 after(async () => { await worker?.stop(); });
 
-async function api(method, path, body) {
-  const headers = { authorization: `Bearer ${worker.adminToken}` };
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const r = await fetch(worker.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await r.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch {}
-  return { status: r.status, json, text };
-}
-
-async function connect(sim, name, method = "oauth") {
-  const body = { name, instance_url: sim.instance_url, method, username: sim.username, password: sim.password };
-  if (method === "oauth") Object.assign(body, { client_id: sim.client_id, client_secret: sim.client_secret });
-  const res = await api("POST", "/api/v1/connections", body);
-  assert.equal(res.status, 201, res.text);
-  return res.json;
-}
-
-async function waitFor(what, check, timeoutMs = 90_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-async function connection(id) {
-  return (await api("GET", `/api/v1/connections/${id}`)).json;
-}
-
-/** Every stored event id, per source table, from the NDJSON export. */
-async function stored(id) {
-  const r = await fetch(`${worker.url}/api/v1/connections/${id}/events.ndjson`, { headers: { authorization: `Bearer ${worker.adminToken}` } });
-  assert.equal(r.status, 200);
-  const lines = (await r.text()).split("\n").filter(Boolean).map((l) => JSON.parse(l));
-  const by = Object.fromEntries(SOURCES.map((s) => [s, []]));
-  for (const e of lines) by[e.source_table].push(e.id.split(":")[1]);
-  return { by, lines };
-}
-
-async function truth(sim, table, fromIso) {
-  const from = Math.floor(Date.parse(fromIso) / 1000);
-  return (await (await fetch(`${sim.instance_url}/__sim/truth?table=${table}&from=${from}`)).json()).sys_ids;
-}
-
-async function assertExactlyOnce(sim, c) {
-  const { by, lines } = await stored(c.id);
-  for (const table of SOURCES) {
-    const want = await truth(sim, table, c.backfill.from);
-    const got = by[table];
-    assert.equal(new Set(got).size, got.length, `${table}: duplicates`);
-    const missing = want.filter((x) => !got.includes(x));
-    const extra = got.filter((x) => !want.includes(x));
-    assert.deepEqual({ table, missing: missing.length, extra: extra.length }, { table, missing: 0, extra: 0 });
-  }
-  return lines;
-}
-
-async function waitCaughtUp(id, minEvents = 0) {
-  return waitFor("backfill done", async () => {
-    const c = await connection(id);
-    return c.backfill.done && c.event_count >= minEvents && c.status !== "error" ? c : (c.status === "error" ? Promise.reject(new Error(JSON.stringify(c.status_detail))) : null);
-  });
-}
-
-test("the 7-day backfill arrives exactly once, with progress", async () => {
+test("the 7-day backfill arrives exactly once, with progress and kinds", async () => {
   const sim = await startSim(["--days", "9", "--events-per-day", "1500", "--seed", "11"]);
   try {
-    const c = await connect(sim, "backfill");
-    const done = await waitCaughtUp(c.id);
-    const lines = await assertExactlyOnce(sim, done);
+    const conn = await c.connect(sim, "backfill");
+    const done = await c.waitCaughtUp(conn.id);
+    const lines = await c.assertExactlyOnce(sim, done);
     assert.ok(lines.length > 7 * 1500 * 0.9, `${lines.length} events`);
     assert.equal(done.event_count, lines.length);
     assert.ok(done.backfill.total >= lines.length, JSON.stringify(done.backfill));
     assert.ok(done.last_pull_at);
-    // Nothing older than the window came in.
-    assert.ok(lines.every((e) => e.occurred_at >= done.backfill.from));
+    assert.ok(lines.every((e) => e.occurred_at >= done.backfill.from), "nothing older than the window");
     const kinds = new Set(lines.map((e) => e.kind));
-    for (const k of ["login", "login_failed", "logout", "impersonation", "elevation", "record_updated", "record_deleted", "transaction", "user_created"]) assert.ok(kinds.has(k), `kind ${k}`);
-    const runs = (await api("GET", `/api/v1/connections/${c.id}/runs`)).json.runs;
+    for (const k of ["login", "login_failed", "logout", "impersonation", "elevation", "record_updated", "record_deleted", "transaction", "user_created", "role_granted"]) assert.ok(kinds.has(k), `kind ${k}`);
+    const login = lines.find((e) => e.kind === "login" && e.raw.name === "login");
+    assert.equal(login.source_table, "sysevent");
+    assert.match(login.source_ip, /^10\./);
+    assert.equal(login.raw.name, "login");
+    assert.equal(login.connection_id, conn.id);
+    const runs = (await c.api("GET", `/api/v1/connections/${conn.id}/runs`)).json.runs;
     assert.ok(runs.length >= 1 && runs.every((r) => ["done", "more"].includes(r.outcome)), JSON.stringify(runs));
   } finally {
     await sim.stop();
@@ -103,17 +40,62 @@ test("the 7-day backfill arrives exactly once, with progress", async () => {
 test("incremental pulls after new inserts, late commits and a 25,000-record burst", async () => {
   const sim = await startSim(["--days", "2", "--events-per-day", "300", "--seed", "12"]);
   try {
-    const c = await connect(sim, "incremental");
-    await waitCaughtUp(c.id);
+    const conn = await c.connect(sim, "incremental");
+    await c.waitCaughtUp(conn.id);
     const nowS = (await (await fetch(`${sim.instance_url}/__sim/stats`)).json()).now;
     await sim.control("insert", { table: "sysevent", count: 25_000, created_on: nowS });
     await sim.control("insert", { table: "sys_audit", count: 40, spread_secs: 5 });
     // Late commits: inserted now, stamped two minutes ago.
     await sim.control("insert", { table: "syslog_transaction", count: 30, created_on: nowS - 120 });
-    const before = (await connection(c.id)).event_count;
-    assert.equal((await api("POST", `/api/v1/connections/${c.id}/pull`)).status, 202);
-    await waitFor("new events", async () => (await connection(c.id)).event_count >= before + 25_070);
-    await assertExactlyOnce(sim, await connection(c.id));
+    const before = (await c.connection(conn.id)).event_count;
+    assert.equal((await c.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
+    await waitFor("new events", async () => (await c.connection(conn.id)).event_count >= before + 25_070);
+    await c.assertExactlyOnce(sim, await c.connection(conn.id));
+    // The cron finds nothing new to add: still exactly once.
+    assert.equal(await worker.cron(), 200);
+    await new Promise((r) => setTimeout(r, 1500));
+    await c.assertExactlyOnce(sim, await c.connection(conn.id));
+  } finally {
+    await sim.stop();
+  }
+});
+
+test("the events API filters, pages newest first and exports OCSF", async () => {
+  const sim = await startSim(["--days", "2", "--events-per-day", "400", "--seed", "13"]);
+  try {
+    const conn = await c.connect(sim, "events-api");
+    await c.waitCaughtUp(conn.id);
+    const all = (await c.stored(conn.id)).lines;
+    const seen = [];
+    let cursor = null;
+    for (;;) {
+      const q = new URLSearchParams({ limit: "100", ...(cursor ? { cursor } : {}) });
+      const page = await c.api("GET", `/api/v1/connections/${conn.id}/events?${q}`);
+      assert.equal(page.status, 200, page.text);
+      seen.push(...page.json.events);
+      cursor = page.json.next_cursor;
+      if (!cursor) break;
+    }
+    assert.equal(seen.length, all.length);
+    assert.equal(new Set(seen.map((e) => e.id)).size, all.length);
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i - 1].occurred_at >= seen[i].occurred_at, "newest first");
+    const fails = await c.api("GET", `/api/v1/connections/${conn.id}/events?kind=login_failed&limit=1000`);
+    assert.ok(fails.json.events.length > 0 && fails.json.events.every((e) => e.kind === "login_failed"));
+    const actor = fails.json.events[0].actor;
+    const mine = await c.api("GET", `/api/v1/connections/${conn.id}/events?actor=${encodeURIComponent(actor)}&limit=1000`);
+    assert.ok(mine.json.events.every((e) => e.actor === actor));
+    const mid = all[Math.floor(all.length / 2)].occurred_at;
+    const later = await c.api("GET", `/api/v1/connections/${conn.id}/events?from=${encodeURIComponent(mid)}&limit=1000`);
+    assert.ok(later.json.events.every((e) => e.occurred_at >= mid));
+    for (const bad of ["limit=0", "limit=1001", "kind=nope", "from=yesterday", "cursor=garbage", "format=xml"]) {
+      const r = await c.api("GET", `/api/v1/connections/${conn.id}/${bad.startsWith("format") ? "events.ndjson" : "events"}?${bad}`);
+      assert.equal(r.status, 422, bad);
+      assert.equal(r.json.code, "validation_failed");
+    }
+    const ocsf = await fetch(`${worker.url}/api/v1/connections/${conn.id}/events.ndjson?format=ocsf`, { headers: { authorization: `Bearer ${worker.adminToken}` } });
+    const classes = new Set((await ocsf.text()).split("\n").filter(Boolean).map((l) => JSON.parse(l).class_uid));
+    assert.deepEqual([...classes].sort(), [3001, 3002, 3004, 6003]);
+    assert.equal((await c.api("GET", "/api/v1/connections/0123456789abcdef0123456789abcdef/events")).status, 404);
   } finally {
     await sim.stop();
   }

@@ -22,7 +22,7 @@ pub const OVERLAP_SECS: i64 = 600;
 /// ServiceNow's largest page.
 pub const MAX_PAGE: u32 = 10_000;
 /// The smallest page a cancelled transaction makes us retry with.
-pub const MIN_PAGE: u32 = 500;
+pub const MIN_PAGE: u32 = 100;
 
 /// A position in (sys_created_on, sys_id) order. `sys_id` empty means "the
 /// start of that second".

@@ -4,7 +4,7 @@
 //! returns an error to the queue (that would abort the isolate).
 
 use serde::{Deserialize, Serialize};
-use snc_core::cursor::{read_page, Key, Recovery, TablePull, MAX_PAGE};
+use snc_core::cursor::{read_page, Key, PageError, Recovery, TablePull, MAX_PAGE};
 use snc_core::events::Event;
 use snc_core::input::OAuthClient;
 use snc_core::instance_url::InstanceUrl;
@@ -124,7 +124,22 @@ pub async fn run(env: &Env, connection_id: &str) -> RunOutcome {
         .await
     {
         Ok(true) => {}
-        Ok(false) => return RunOutcome::Busy,
+        Ok(false) => {
+            // Recorded too: the health history shows overlapping triggers.
+            let _ = store
+                .record_run(
+                    connection_id,
+                    started,
+                    now(),
+                    RunOutcome::Busy.as_str(),
+                    Some("another run holds the lease"),
+                    0,
+                    0,
+                    0,
+                )
+                .await;
+            return RunOutcome::Busy;
+        }
         Err(e) => {
             console_log!("pull {connection_id}: lease failed: {e}");
             return RunOutcome::Deferred;
@@ -268,7 +283,16 @@ async fn pull_locked(
             _ => None,
         });
         let first_ever = cursor.is_none();
-        let mut pull = TablePull::new(source, cursor, backfill_from, page_size);
+        let learned = cursor_row
+            .and_then(|c| c.page_size)
+            .map(|p| p as u32)
+            .filter(|p| *p > 0);
+        let mut pull = TablePull::new(
+            source,
+            cursor,
+            backfill_from,
+            learned.map_or(page_size, |l| l.min(page_size)),
+        );
         let mut first_page = true;
         while let Some(path) = pull.next_path() {
             let elapsed = now_ms().saturating_sub(started_ms);
@@ -301,7 +325,7 @@ async fn pull_locked(
             let req = table::get(&instance, &path, &auth);
             let page = match transport::send(&req).await {
                 Ok(resp) => read_page(id, source, &resp, now()),
-                Err(_) => Err(snc_core::cursor::PageError::Unavailable(0)),
+                Err(_) => Err(PageError::Unavailable(0)),
             };
             match page {
                 Ok(page) => {
@@ -318,6 +342,7 @@ async fn pull_locked(
                                 .map(|k| (k.created_on.as_str(), k.sys_id.as_str())),
                             total,
                             pull.done,
+                            pull.limit(),
                         )
                         .await?;
                     stats.events += page.events.len() as u64;
@@ -329,6 +354,10 @@ async fn pull_locked(
                         f64::from(random_bytes::<1>().map(|b| b[0]).unwrap_or(128)) / 256.0;
                     match pull.on_error(&err, jitter, left) {
                         Recovery::RetryAfterMs(ms) => {
+                            if err == PageError::Cancelled {
+                                store.remember_page_size(id, source, pull.limit()).await?;
+                                stats.statements += 1;
+                            }
                             if ms > 0 {
                                 worker::Delay::from(std::time::Duration::from_millis(ms)).await;
                             }

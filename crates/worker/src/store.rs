@@ -259,6 +259,7 @@ pub struct CursorRow {
     pub source_table: String,
     pub created_on: Option<String>,
     pub sys_id: Option<String>,
+    pub page_size: Option<f64>,
 }
 
 #[derive(Deserialize, serde::Serialize)]
@@ -328,7 +329,7 @@ impl Store {
     pub async fn cursors(&self, id: &str) -> Result<Vec<CursorRow>> {
         self.db
             .prepare(
-                "SELECT source_table, created_on, sys_id FROM cursors WHERE connection_id = ?1",
+                "SELECT source_table, created_on, sys_id, page_size FROM cursors WHERE connection_id = ?1",
             )
             .bind(&[s(id)])?
             .all()
@@ -375,6 +376,7 @@ impl Store {
 
     /// Stores one page: new events (once each), the count of the new ones and
     /// the table's cursor, in one atomic batch. Returns the statements used.
+    #[allow(clippy::too_many_arguments)] // one row of the cursors table, spelled out
     pub async fn write_page(
         &self,
         id: &str,
@@ -383,6 +385,7 @@ impl Store {
         cursor: Option<(&str, &str)>,
         backfill_total: Option<u64>,
         caught_up: bool,
+        page_size: u32,
     ) -> Result<usize> {
         let mut stmts = Vec::new();
         let mut chunk: Vec<&serde_json::Value> = Vec::new();
@@ -426,12 +429,23 @@ impl Store {
             .unwrap_or(JsValue::NULL);
         stmts.push(
             self.db
-                .prepare("INSERT INTO cursors (connection_id, source_table, created_on, sys_id, backfill_total, caught_up) VALUES (?1, ?2, ?3, ?4, coalesce(?5, 0), ?6) ON CONFLICT (connection_id, source_table) DO UPDATE SET created_on = coalesce(excluded.created_on, cursors.created_on), sys_id = coalesce(excluded.sys_id, cursors.sys_id), backfill_total = coalesce(?5, cursors.backfill_total), caught_up = max(cursors.caught_up, excluded.caught_up)")
-                .bind(&[s(id), s(table), t, sid, total, JsValue::from_f64(if caught_up { 1.0 } else { 0.0 })])?,
+                .prepare("INSERT INTO cursors (connection_id, source_table, created_on, sys_id, backfill_total, caught_up, page_size) VALUES (?1, ?2, ?3, ?4, coalesce(?5, 0), ?6, ?7) ON CONFLICT (connection_id, source_table) DO UPDATE SET created_on = coalesce(excluded.created_on, cursors.created_on), sys_id = coalesce(excluded.sys_id, cursors.sys_id), backfill_total = coalesce(?5, cursors.backfill_total), caught_up = max(cursors.caught_up, excluded.caught_up), page_size = excluded.page_size")
+                .bind(&[s(id), s(table), t, sid, total, JsValue::from_f64(if caught_up { 1.0 } else { 0.0 }), JsValue::from_f64(f64::from(page_size))])?,
         );
         let n = stmts.len();
         self.db.batch(stmts).await?;
         Ok(n)
+    }
+
+    /// A cancellation taught a smaller page size: keep it even if no page of
+    /// this table succeeds before the run's budget ends.
+    pub async fn remember_page_size(&self, id: &str, table: &str, page_size: u32) -> Result<()> {
+        self.db
+            .prepare("INSERT INTO cursors (connection_id, source_table, page_size) VALUES (?1, ?2, ?3) ON CONFLICT (connection_id, source_table) DO UPDATE SET page_size = excluded.page_size")
+            .bind(&[s(id), s(table), JsValue::from_f64(f64::from(page_size))])?
+            .run()
+            .await?;
+        Ok(())
     }
 
     pub async fn finish_run(

@@ -1,0 +1,79 @@
+// Helpers for pull tests: connect, wait, read back, compare with ground truth.
+import assert from "node:assert/strict";
+
+export const SOURCES = ["sysevent", "sys_audit", "sys_audit_delete", "syslog_transaction", "sys_user", "sys_user_has_role"];
+
+export function client(worker) {
+  async function api(method, path, body) {
+    const headers = { authorization: `Bearer ${worker.adminToken}` };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const r = await fetch(worker.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch {}
+    return { status: r.status, json, text };
+  }
+
+  async function connect(sim, name, method = "oauth") {
+    const body = { name, instance_url: sim.instance_url, method, username: sim.username, password: sim.password };
+    if (method === "oauth") Object.assign(body, { client_id: sim.client_id, client_secret: sim.client_secret });
+    const res = await api("POST", "/api/v1/connections", body);
+    assert.equal(res.status, 201, res.text);
+    return res.json;
+  }
+
+  async function connection(id) {
+    return (await api("GET", `/api/v1/connections/${id}`)).json;
+  }
+
+  /** Every stored event, and their sys_ids per source table, from the NDJSON export. */
+  async function stored(id) {
+    const r = await fetch(`${worker.url}/api/v1/connections/${id}/events.ndjson`, { headers: { authorization: `Bearer ${worker.adminToken}` } });
+    assert.equal(r.status, 200);
+    const lines = (await r.text()).split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    const by = Object.fromEntries(SOURCES.map((s) => [s, []]));
+    for (const e of lines) by[e.source_table].push(e.id.split(":")[1]);
+    return { by, lines };
+  }
+
+  async function assertExactlyOnce(sim, c) {
+    const { by, lines } = await stored(c.id);
+    for (const table of SOURCES) {
+      const want = await truth(sim, table, c.backfill.from);
+      const got = by[table];
+      assert.equal(new Set(got).size, got.length, `${table}: duplicates`);
+      const have = new Set(got);
+      const wanted = new Set(want);
+      const missing = want.filter((x) => !have.has(x)).length;
+      const extra = got.filter((x) => !wanted.has(x)).length;
+      assert.deepEqual({ table, missing, extra }, { table, missing: 0, extra: 0 });
+    }
+    return lines;
+  }
+
+  /** Waits for the backfill to finish; fails fast if the connection errs. */
+  async function waitCaughtUp(id, { allowError = false, timeoutMs = 120_000 } = {}) {
+    return waitFor("backfill done", async () => {
+      const c = await connection(id);
+      if (c.status === "error" && !allowError) throw new Error(`connection in error: ${JSON.stringify(c.status_detail)}`);
+      return c.backfill.done ? c : null;
+    }, timeoutMs);
+  }
+
+  return { api, connect, connection, stored, assertExactlyOnce, waitCaughtUp };
+}
+
+export async function truth(sim, table, fromIso) {
+  const from = Math.floor(Date.parse(fromIso) / 1000);
+  return (await (await fetch(`${sim.instance_url}/__sim/truth?table=${table}&from=${from}`)).json()).sys_ids;
+}
+
+export async function waitFor(what, check, timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

@@ -1,0 +1,160 @@
+// Pulls under faults, each compared with the simulator's ground truth. Small
+// pages and few calls per run make every backfill span many runs, so the
+// faults land in the middle of one.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startWorker, startSim } from "../support/harness.mjs";
+import { client, waitFor } from "../support/pulls.mjs";
+
+const VARS = { LEASE_SECS: "3", PULL_BUDGET_MS: "15000", PULL_MAX_CALLS: "6", PULL_PAGE_SIZE: "400" };
+let worker, c;
+before(async () => {
+  worker = await startWorker({ vars: VARS });
+  c = client(worker);
+});
+after(async () => { await worker?.stop(); });
+
+const simArgs = (seed) => ["--days", "8", "--events-per-day", "600", "--seed", String(seed)];
+
+test("30 % of calls rate-limited: Retry-After honoured, nothing lost", async () => {
+  const sim = await startSim([...simArgs(21), "--rate-limit-fraction", "0.3"]);
+  try {
+    const conn = await c.connect(sim, "rate-limited").catch(async () => {
+      // The connect itself may meet a 429; the admin tries again.
+      await sim.control("conditions", { rate_limit_fraction: 0 });
+      const made = await c.connect(sim, "rate-limited");
+      await sim.control("conditions", { rate_limit_fraction: 0.3 });
+      return made;
+    });
+    await c.assertExactlyOnce(sim, await c.waitCaughtUp(conn.id));
+  } finally {
+    await sim.stop();
+  }
+});
+
+test("10 % 5xx: backs off and retries, nothing lost", async () => {
+  const sim = await startSim(simArgs(22));
+  try {
+    const conn = await c.connect(sim, "flaky");
+    await sim.control("conditions", { error_fraction: 0.1 });
+    await c.assertExactlyOnce(sim, await c.waitCaughtUp(conn.id));
+    const runs = (await c.api("GET", `/api/v1/connections/${conn.id}/runs`)).json.runs;
+    assert.ok(runs.length > 1);
+  } finally {
+    await sim.stop();
+  }
+});
+
+test("pages cancelled at the 60 s limit are retried smaller", async () => {
+  const sim = await startSim([...simArgs(23), "--cancel-above-limit", "150"]);
+  try {
+    const conn = await c.connect(sim, "cancelled");
+    await c.assertExactlyOnce(sim, await c.waitCaughtUp(conn.id));
+  } finally {
+    await sim.stop();
+  }
+});
+
+test("the access token expires in the middle of the backfill: refreshed, nothing lost", async () => {
+  const sim = await startSim(simArgs(24));
+  try {
+    const conn = await c.connect(sim, "expiring");
+    await waitFor("backfill under way", async () => (await c.connection(conn.id)).event_count > 0);
+    // Every access token issued so far dies; refresh tokens stay good.
+    await sim.control("revoke", { kind: "access" });
+    const before = (await (await fetch(`${sim.instance_url}/__sim/stats`)).json()).token_requests;
+    await c.assertExactlyOnce(sim, await c.waitCaughtUp(conn.id));
+    const after = (await (await fetch(`${sim.instance_url}/__sim/stats`)).json()).token_requests;
+    assert.ok(after > before, "a refresh grant was used");
+  } finally {
+    await sim.stop();
+  }
+});
+
+test("refresh token revoked: error credentials_rejected, pulls stop; reconnect resumes from the cursor", async () => {
+  const sim = await startSim(simArgs(25));
+  try {
+    const conn = await c.connect(sim, "revoked");
+    await waitFor("backfill under way", async () => (await c.connection(conn.id)).event_count > 0);
+    await sim.control("revoke", {});
+    const failed = await waitFor("error status", async () => {
+      const x = await c.connection(conn.id);
+      return x.status === "error" ? x : null;
+    });
+    assert.equal(failed.status_detail.code, "credentials_rejected");
+    assert.match(failed.status_detail.message, /Reconnect/);
+    const kept = failed.event_count;
+    assert.ok(kept > 0);
+    // Stopped: the cron does not queue it, the count does not move.
+    await worker.cron();
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await c.connection(conn.id)).event_count, kept);
+    const re = await c.api("POST", `/api/v1/connections/${conn.id}/reconnect`, { password: sim.password, client_secret: sim.client_secret });
+    assert.equal(re.status, 200, re.text);
+    assert.equal(re.json.status, "connected");
+    await c.assertExactlyOnce(sim, await c.waitCaughtUp(conn.id));
+  } finally {
+    await sim.stop();
+  }
+});
+
+test("an instance that starts hibernating sets instance_hibernating and recovers", async () => {
+  const sim = await startSim(simArgs(26));
+  try {
+    const conn = await c.connect(sim, "sleepy");
+    await waitFor("backfill under way", async () => (await c.connection(conn.id)).event_count > 0);
+    await sim.control("conditions", { hibernating: true });
+    const asleep = await waitFor("hibernating status", async () => {
+      const x = await c.connection(conn.id);
+      return x.status === "error" ? x : null;
+    });
+    assert.equal(asleep.status_detail.code, "instance_hibernating");
+    await sim.control("conditions", { hibernating: false });
+    assert.equal((await c.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
+    const awake = await c.waitCaughtUp(conn.id, { allowError: true });
+    await waitFor("connected again", async () => (await c.connection(conn.id)).status === "connected");
+    await c.assertExactlyOnce(sim, awake);
+  } finally {
+    await sim.stop();
+  }
+});
+
+test("the worker killed in the middle of a backfill and started again", async () => {
+  const sim = await startSim(simArgs(27));
+  const first = await startWorker({ vars: VARS, keepPersist: true });
+  const w1 = client(first);
+  let second;
+  try {
+    const conn = await w1.connect(sim, "killed");
+    await waitFor("backfill under way", async () => (await w1.connection(conn.id)).event_count > 200);
+    await first.kill();
+    second = await startWorker({ vars: VARS, persist: first.persist, adminToken: first.adminToken, encryptionKey: first.encryptionKey });
+    const w2 = client(second);
+    // Local queues are lost with the process: the cron must find the work again.
+    await new Promise((r) => setTimeout(r, 3_500)); // the dead run's lease expires
+    assert.equal(await second.cron(), 200);
+    await w2.assertExactlyOnce(sim, await w2.waitCaughtUp(conn.id));
+  } finally {
+    await second?.stop();
+    await sim.stop();
+  }
+});
+
+test("two workers pulling one connection at once: the lease keeps them apart", async () => {
+  const sim = await startSim([...simArgs(28), "--slow-ms", "250"]);
+  const other = await startWorker({ vars: VARS, persist: worker.persist, adminToken: worker.adminToken, encryptionKey: worker.encryptionKey, keepPersist: true });
+  try {
+    const conn = await c.connect(sim, "contended");
+    const o = client(other);
+    for (let i = 0; i < 5; i++) {
+      await Promise.all([c.api("POST", `/api/v1/connections/${conn.id}/pull`), o.api("POST", `/api/v1/connections/${conn.id}/pull`)]);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await c.assertExactlyOnce(sim, await c.waitCaughtUp(conn.id));
+    const runs = (await c.api("GET", `/api/v1/connections/${conn.id}/runs`)).json.runs;
+    assert.ok(runs.some((r) => r.outcome === "busy"), `a run found the lease taken: ${runs.map((r) => r.outcome)}`);
+  } finally {
+    await other.stop();
+    await sim.stop();
+  }
+});
