@@ -15,7 +15,7 @@ use snc_core::table::{self, ApiAuth, PULL_TABLES};
 use worker::{console_log, Env, Result};
 
 use crate::config::Config;
-use crate::store::{SealedSecret, Store};
+use crate::store::{RunRecord, SealedSecret, Store};
 use crate::{now, now_ms, random_bytes, transport};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -129,13 +129,15 @@ pub async fn run(env: &Env, connection_id: &str) -> RunOutcome {
             let _ = store
                 .record_run(
                     connection_id,
-                    started,
-                    now(),
-                    RunOutcome::Busy.as_str(),
-                    Some("another run holds the lease"),
-                    0,
-                    0,
-                    0,
+                    &RunRecord {
+                        started,
+                        finished: now(),
+                        outcome: RunOutcome::Busy.as_str(),
+                        detail: Some("another run holds the lease"),
+                        events: 0,
+                        calls: 0,
+                        statements: 0,
+                    },
                 )
                 .await;
             return RunOutcome::Busy;
@@ -159,13 +161,15 @@ pub async fn run(env: &Env, connection_id: &str) -> RunOutcome {
         let _ = store
             .record_run(
                 connection_id,
-                started,
-                now(),
-                outcome.as_str(),
-                stats.detail.as_deref(),
-                stats.events,
-                stats.calls,
-                stats.statements,
+                &RunRecord {
+                    started,
+                    finished: now(),
+                    outcome: outcome.as_str(),
+                    detail: stats.detail.as_deref(),
+                    events: stats.events,
+                    calls: stats.calls,
+                    statements: stats.statements,
+                },
             )
             .await;
     }

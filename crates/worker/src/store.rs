@@ -273,6 +273,17 @@ pub struct RunRow {
     pub statements: f64,
 }
 
+/// One pull run's outcome, for the health history.
+pub struct RunRecord<'a> {
+    pub started: i64,
+    pub finished: i64,
+    pub outcome: &'a str,
+    pub detail: Option<&'a str>,
+    pub events: u64,
+    pub calls: u32,
+    pub statements: usize,
+}
+
 /// One stored event row, as the events API reads it.
 #[derive(Deserialize)]
 pub struct EventRow {
@@ -489,20 +500,19 @@ impl Store {
         Ok(())
     }
 
-    pub async fn record_run(
-        &self,
-        id: &str,
-        started: i64,
-        finished: i64,
-        outcome: &str,
-        detail: Option<&str>,
-        events: u64,
-        calls: u32,
-        statements: usize,
-    ) -> Result<()> {
+    pub async fn record_run(&self, id: &str, run: &RunRecord<'_>) -> Result<()> {
         self.db
             .prepare("INSERT INTO pull_runs (connection_id, started_at, finished_at, outcome, detail, events, calls, statements) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
-            .bind(&[s(id), s(&rfc3339(started)), s(&rfc3339(finished)), s(outcome), opt(detail), JsValue::from_f64(events as f64), JsValue::from_f64(f64::from(calls)), JsValue::from_f64(statements as f64)])?
+            .bind(&[
+                s(id),
+                s(&rfc3339(run.started)),
+                s(&rfc3339(run.finished)),
+                s(run.outcome),
+                opt(run.detail),
+                JsValue::from_f64(run.events as f64),
+                JsValue::from_f64(f64::from(run.calls)),
+                JsValue::from_f64(run.statements as f64),
+            ])?
             .run()
             .await?;
         Ok(())

@@ -16,14 +16,13 @@ use crate::store::{EventFilter, EventRow, Store};
 pub const MAX_LIMIT: u32 = 1_000;
 
 fn to_event(connection_id: &str, r: EventRow) -> Event {
-    let target = (r.target_table.is_some()
-        || r.target_record.is_some()
-        || r.target_field.is_some())
-    .then(|| Target {
-        table: r.target_table,
-        record: r.target_record,
-        field: r.target_field,
-    });
+    let target =
+        (r.target_table.is_some() || r.target_record.is_some() || r.target_field.is_some())
+            .then_some(Target {
+                table: r.target_table,
+                record: r.target_record,
+                field: r.target_field,
+            });
     Event {
         id: format!("{}:{}", r.source_table, r.sys_id),
         connection_id: connection_id.to_string(),
