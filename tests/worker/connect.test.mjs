@@ -16,7 +16,8 @@ before(async () => {
     startSim(["--days", "1", "--events-per-day", "40", "--release", "australia", "--seed", "3"]),
     startSim(["--days", "1", "--events-per-day", "40", "--access-lifespan", "3600", "--seed", "4"]),
   ]);
-  worker = await startWorker({ vars: { SUPPORTED_RELEASES: "Eureka..Zurich", ALLOWED_ORIGINS: "http://portal.test" } });
+  // Pulls paused: these tests count the connect's own round trips.
+  worker = await startWorker({ vars: { SUPPORTED_RELEASES: "Eureka..Zurich", ALLOWED_ORIGINS: "http://portal.test", PULLS_PAUSED: "true" } });
 });
 after(async () => {
   await worker?.stop();
@@ -100,9 +101,12 @@ test("OAuth connect: two round trips, connected, short-lifespan warning, passwor
   assert.deepEqual(c.warnings.map((w) => w.code), ["token_lifespan_short"]);
   assert.equal(c.backfill.done, false);
   assert.equal(Date.parse(c.backfill.to) - Date.parse(c.backfill.from), 7 * 86400 * 1000);
+  // The backfill starts right after, so count by kind: pulls use neither the
+  // token endpoint nor the Batch API, and never read sys_properties.
   const after = await stats(sim);
   assert.equal(after.token_requests - before.token_requests, 1);
-  assert.equal(after.table_requests - before.table_requests, 1, "role, release and table checks share one Batch API call");
+  assert.equal(after.batch_requests - before.batch_requests, 1, "role, release and table checks share one Batch API call");
+  assert.equal(after.reads_by_table.sys_properties - (before.reads_by_table.sys_properties ?? 0), 1);
   const got = await api("GET", `/api/v1/connections/${c.id}`);
   assert.deepEqual(got.json, c);
   const listed = await api("GET", "/api/v1/connections");
@@ -119,7 +123,8 @@ test("basic connect: one round trip, no warning with a 3,600 s lifespan elsewher
   assert.equal(res.json.method, "basic");
   assert.deepEqual(res.json.warnings, []);
   const after = await stats(simBasic);
-  assert.equal(after.requests - before.requests, 1);
+  assert.equal(after.token_requests - before.token_requests, 0);
+  assert.equal(after.batch_requests - before.batch_requests, 1, "one round trip: the Batch API call");
   await deleteAll();
 });
 
@@ -181,7 +186,9 @@ test("without a Batch API the connect still works, within four round trips", asy
     assert.equal(res.status, 201, res.text);
     assert.ok(res.json.warnings.some((w) => w.code === "table_access_unchecked"));
     const after = await stats(sim);
-    assert.equal(after.requests - before.requests, 4);
+    assert.equal(after.token_requests - before.token_requests, 1);
+    assert.equal(after.batch_requests - before.batch_requests, 1, "tried, refused");
+    assert.equal(after.reads_by_table.sys_properties - (before.reads_by_table.sys_properties ?? 0), 1, "release read on its own");
   } finally {
     await sim.control("conditions", { batch_api_off: false });
   }

@@ -35,6 +35,9 @@ pub struct State {
     pub requests: AtomicU64,
     pub table_requests: AtomicU64,
     pub token_requests: AtomicU64,
+    pub batch_requests: AtomicU64,
+    /// Table API reads per table (batch items included), for round-trip tests.
+    pub reads_by_table: Mutex<HashMap<String, u64>>,
     hour_window: Mutex<(i64, u32)>,
 }
 
@@ -85,6 +88,8 @@ impl State {
             requests: AtomicU64::new(0),
             table_requests: AtomicU64::new(0),
             token_requests: AtomicU64::new(0),
+            batch_requests: AtomicU64::new(0),
+            reads_by_table: Mutex::new(HashMap::new()),
             hour_window: Mutex::new((0, 0)),
         }
     }
@@ -381,6 +386,9 @@ async fn serve_table(
     raw_query: &str,
     v2: bool,
 ) -> Response {
+    if let Ok(mut reads) = state.reads_by_table.lock() {
+        *reads.entry(table_name.to_string()).or_insert(0) += 1;
+    }
     let params: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
         .into_owned()
         .collect();
@@ -433,6 +441,7 @@ struct BatchItem {
 /// base64-encoded; auth, rate limits and faults apply to the batch as a whole.
 async fn batch(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
     state.requests.fetch_add(1, Ordering::Relaxed);
+    state.batch_requests.fetch_add(1, Ordering::Relaxed);
     state.table_requests.fetch_add(1, Ordering::Relaxed);
     let cond = state.conditions();
     if cond.batch_api_off && !cond.hibernating {
@@ -696,6 +705,8 @@ async fn stats(AxState(state): AxState<Arc<State>>) -> Response {
         "requests": state.requests.load(Ordering::Relaxed),
         "table_requests": state.table_requests.load(Ordering::Relaxed),
         "token_requests": state.token_requests.load(Ordering::Relaxed),
+        "batch_requests": state.batch_requests.load(Ordering::Relaxed),
+        "reads_by_table": state.reads_by_table.lock().map(|r| r.clone()).unwrap_or_default(),
         "now": state.clock.now(),
     }))
     .into_response()

@@ -107,6 +107,11 @@ fn event_row(e: &Event) -> serde_json::Value {
 
 /// Runs one pull of one connection and records its outcome.
 pub async fn run(env: &Env, connection_id: &str) -> RunOutcome {
+    // An operator's switch (maintenance, or tests of connect alone): queued
+    // work is dropped and the cron finds it again once pulls resume.
+    if env.var("PULLS_PAUSED").is_ok_and(|v| v.to_string().trim() == "true") {
+        return RunOutcome::Skipped;
+    }
     let started = now();
     let store = match env.d1("DB") {
         Ok(db) => Store::new(db),
