@@ -109,7 +109,10 @@ fn event_row(e: &Event) -> serde_json::Value {
 pub async fn run(env: &Env, connection_id: &str) -> RunOutcome {
     // An operator's switch (maintenance, or tests of connect alone): queued
     // work is dropped and the cron finds it again once pulls resume.
-    if env.var("PULLS_PAUSED").is_ok_and(|v| v.to_string().trim() == "true") {
+    if env
+        .var("PULLS_PAUSED")
+        .is_ok_and(|v| v.to_string().trim() == "true")
+    {
         return RunOutcome::Skipped;
     }
     let started = now();
