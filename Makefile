@@ -14,7 +14,9 @@ install:
 build: install
 	@scripts/build.sh
 
-# Figures, not pass/fail: the simulator's raw serve rate (1,000,000 records in
-# pages of 10,000). The full benchmark of issue 7 will grow here.
-bench: install
-	@cargo run --release --quiet -p snc-sim --example serve_rate -- 1000000
+# Figures, not pass/fail: the simulator's raw serve rate, then the ceiling,
+# the pysnow baseline and ours on 350,000 events (bench/bench.mjs).
+bench: build
+	@cargo build --release --quiet -p snc-sim --examples
+	@target/release/examples/serve_rate 1000000
+	@node bench/bench.mjs

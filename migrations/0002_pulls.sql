@@ -29,8 +29,10 @@ CREATE TABLE events (
   old_value TEXT,
   new_value TEXT,
   raw TEXT NOT NULL,
-  PRIMARY KEY (connection_id, source_table, sys_id)
-) WITHOUT ROWID;
+  -- A rowid table: rows carry the raw record (hundreds of bytes), which
+  -- SQLite advises against in WITHOUT ROWID tables.
+  UNIQUE (connection_id, source_table, sys_id)
+);
 CREATE INDEX events_by_time ON events (connection_id, occurred_at, source_table, sys_id);
 
 CREATE TABLE pull_runs (

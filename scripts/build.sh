@@ -17,4 +17,5 @@ wasm-bindgen --target web --no-typescript --out-dir www/pkg \
   www/pkg/snc_web_bg.wasm -o www/pkg/snc_web_bg.wasm
 
 echo "build: worker -> crates/worker/build"
-(cd crates/worker && worker-build --release)
+# Speed over size for the worker: its CPU per event is what costs money.
+(cd crates/worker && CARGO_PROFILE_RELEASE_OPT_LEVEL=3 worker-build --release)

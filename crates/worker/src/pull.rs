@@ -182,17 +182,24 @@ pub async fn run(env: &Env, connection_id: &str) -> RunOutcome {
             .await;
     }
     console_log!(
-        "pull {connection_id}: {} ({} calls, {} statements, {} records)",
+        "pull {connection_id}: {} ({} calls, {} statements, {} records; fetch {} ms, parse {} ms, write {} ms)",
         outcome.as_str(),
         stats.calls,
         stats.statements,
-        stats.events
+        stats.events,
+        stats.fetch_ms,
+        stats.parse_ms,
+        stats.write_ms
     );
     outcome
 }
 
 #[derive(Default)]
 struct RunStats {
+    /// Where a run's wall time went, for the log line.
+    fetch_ms: u64,
+    parse_ms: u64,
+    write_ms: u64,
     calls: u32,
     statements: usize,
     events: u64,
@@ -335,13 +342,19 @@ async fn pull_locked(
             };
             stats.calls += 1;
             let req = table::get(&instance, &path, &auth);
-            let page = match transport::send(&req).await {
+            let t0 = now_ms();
+            let sent = transport::send(&req).await;
+            let t1 = now_ms();
+            let page = match sent {
                 Ok(resp) => read_page(id, source, &resp, now()),
                 Err(_) => Err(PageError::Unavailable(0)),
             };
+            stats.fetch_ms += t1 - t0;
+            stats.parse_ms += now_ms() - t1;
             match page {
                 Ok(page) => {
                     let cursor = pull.on_page(&page);
+                    let t2 = now_ms();
                     let rows: Vec<serde_json::Value> = page.events.iter().map(event_row).collect();
                     let total = (first_ever && first_page).then_some(page.total).flatten();
                     stats.statements += store
@@ -357,6 +370,7 @@ async fn pull_locked(
                             pull.limit(),
                         )
                         .await?;
+                    stats.write_ms += now_ms() - t2;
                     stats.events += page.events.len() as u64;
                     first_page = false;
                 }

@@ -411,13 +411,15 @@ impl Store {
                 .map_err(|e| worker::Error::RustError(e.to_string()))?;
             stmts.push(
                 self.db
-                    .prepare("UPDATE connections SET event_count = event_count + (SELECT count(*) FROM json_each(?3) AS j WHERE NOT EXISTS (SELECT 1 FROM events AS e WHERE e.connection_id = ?1 AND e.source_table = ?2 AND e.sys_id = j.value->>0)) WHERE id = ?1")
-                    .bind(&[s(id), s(table), s(&json)])?,
-            );
-            stmts.push(
-                self.db
                     .prepare("INSERT OR IGNORE INTO events (connection_id, source_table, sys_id, occurred_at, kind, actor, source_ip, target_table, target_record, target_field, old_value, new_value, raw) SELECT ?1, ?2, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10 FROM json_each(?3)")
                     .bind(&[s(id), s(table), s(&json)])?,
+            );
+            // changes() is the INSERT's count of new rows: duplicates ignored
+            // by the unique key are not counted.
+            stmts.push(
+                self.db
+                    .prepare("UPDATE connections SET event_count = event_count + changes() WHERE id = ?1")
+                    .bind(&[s(id)])?,
             );
             chunk.clear();
             Ok(())
