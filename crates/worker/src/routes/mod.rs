@@ -2,10 +2,12 @@
 //! the worker runs), with the admin token check, CORS and a log line per
 //! request that never holds a body or a header value.
 
+mod assets;
 mod connections;
 mod events;
 mod health;
 mod openapi;
+mod settings;
 mod validate;
 
 use snc_core::problem::{Problem, ProblemCode};
@@ -50,6 +52,9 @@ pub fn valid_id(id: &str) -> bool {
 async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
     let path = req.path();
     let method = req.method();
+    if !path.starts_with("/api/") {
+        return assets::serve(req, env).await;
+    }
     if method == Method::Options {
         return Ok(Response::empty()?.with_status(204));
     }
@@ -77,6 +82,7 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
     let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
     match (method, segments.as_slice()) {
         (Method::Get, ["openapi.json"]) => openapi::get(),
+        (Method::Get, ["settings"]) => settings::get(env),
         (Method::Post, ["validate"]) => validate::post(req, config).await,
         (Method::Get, ["connections"]) => connections::list(env).await,
         (Method::Post, ["connections"]) => connections::create(req, env, config).await,

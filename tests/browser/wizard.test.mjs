@@ -1,0 +1,229 @@
+// The connect wizard, the hosted page and the embedded element, in Debian's
+// Chromium against the worker (workerd) and the simulator. Screenshots go to
+// test-results/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { startWorker, startSim, freePort, ROOT } from "../support/harness.mjs";
+import { launch, ARTIFACTS } from "../support/browser.mjs";
+
+const AXE = readFileSync(join(ROOT, "node_modules/axe-core/axe.min.js"), "utf8");
+let worker, sim, simLegacy, browser, portal, portalUrl;
+
+before(async () => {
+  const portalPort = await freePort();
+  portalUrl = `http://127.0.0.1:${portalPort}`;
+  portal = createServer((req, res) => {
+    res.setHeader("content-type", "text/html; charset=utf-8");
+    res.end(readFileSync(join(ROOT, "demo/portal.html")));
+  }).listen(portalPort, "127.0.0.1");
+  [sim, simLegacy] = await Promise.all([
+    startSim(["--days", "8", "--events-per-day", "3000", "--seed", "41"]),
+    startSim(["--days", "2", "--events-per-day", "200", "--seed", "42", "--access-lifespan", "3600"]),
+  ]);
+  worker = await startWorker({ vars: { ALLOWED_ORIGINS: portalUrl, PULL_PAGE_SIZE: "1000", PULL_MAX_CALLS: "3" } });
+  // bypassCSP only so axe-core can be injected; the CSP itself is checked by a test below.
+  browser = await launch({ bypassCSP: true });
+});
+after(async () => {
+  await browser?.close();
+  await worker?.stop();
+  await Promise.all([sim?.stop(), simLegacy?.stop()]);
+  portal?.close();
+});
+
+async function openAdmin() {
+  const page = await browser.newPage();
+  const dialogs = [];
+  page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(worker.url + "/");
+  await page.getByLabel("Admin token").fill(worker.adminToken);
+  await page.getByRole("button", { name: "Continue" }).click();
+  await page.getByRole("heading", { name: "Name the connection" }).waitFor();
+  return { page, dialogs, errors };
+}
+
+async function axe(page, what) {
+  await page.addScriptTag({ content: AXE });
+  const result = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ["violations"] })).violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`));
+  assert.deepEqual(result, [], `axe-core violations on ${what}`);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+async function deleteAll() {
+  const h = { authorization: `Bearer ${worker.adminToken}` };
+  const { connections } = await (await fetch(`${worker.url}/api/v1/connections`, { headers: h })).json();
+  for (const c of connections) await fetch(`${worker.url}/api/v1/connections/${c.id}`, { method: "DELETE", headers: h });
+}
+
+test("pages are served with a Content-Security-Policy", async () => {
+  const r = await fetch(worker.url + "/");
+  const csp = r.headers.get("content-security-policy");
+  assert.match(csp, /default-src 'self'/);
+  assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'/);
+  assert.match(csp, /frame-ancestors 'none'/);
+  assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+});
+
+test("OAuth wizard: every step, live errors, connect, status with the backfill progressing", async () => {
+  const { page, errors } = await openAdmin();
+  await axe(page, "the first step");
+  await shot(page, "wizard-1-name");
+  // Live validation from the core in wasm: the same message the API gives.
+  await page.getByRole("button", { name: "Next" }).click();
+  const name = page.getByLabel("Connection name");
+  assert.equal(await name.getAttribute("aria-invalid"), "true");
+  assert.match(await page.locator("#snc-name-error").textContent(), /Give the connection a name/);
+  await name.fill("Production");
+  assert.equal(await name.getAttribute("aria-invalid"), null, "fixed as the admin types");
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("heading", { name: "How to connect" }).waitFor();
+  assert.ok(await page.getByLabel("Connect using OAuth token (recommended)").isChecked());
+  await axe(page, "the method step");
+  await shot(page, "wizard-2-method");
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByLabel("User ID").fill(sim.username);
+  await page.getByLabel("Password").fill(sim.password);
+  const url = page.getByLabel("Instance URL");
+  await url.fill("https://169.254.169.254/latest");
+  await url.blur();
+  const apiAnswer = await (await fetch(`${worker.url}/api/v1/validate`, { method: "POST", headers: { authorization: `Bearer ${worker.adminToken}`, "content-type": "application/json" }, body: JSON.stringify({ instance_url: "https://169.254.169.254/latest" }) })).json();
+  const serverMessage = apiAnswer.errors.find((e) => e.field === "instance_url").message;
+  assert.equal(await page.locator("#snc-instance_url-error").textContent(), serverMessage, "browser and worker say the same");
+  assert.equal(await url.getAttribute("aria-describedby"), "snc-instance_url-error snc-instance_url-hint");
+  await shot(page, "wizard-3-basic-error");
+  await url.fill(sim.instance_url);
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("heading", { name: "OAuth details" }).waitFor();
+  await page.getByLabel("Client ID").fill(sim.client_id);
+  await page.getByLabel("Client secret").fill(sim.client_secret);
+  await axe(page, "the OAuth step");
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("heading", { name: "Connect", exact: true }).waitFor();
+  await shot(page, "wizard-4-connect");
+  await page.getByRole("button", { name: "Connect", exact: true }).click();
+  await page.getByRole("heading", { name: "Status" }).waitFor();
+  assert.equal(await page.locator(".snc-status [data-status]").textContent(), "Connected");
+  assert.match(await page.locator(".snc-status").textContent(), /3,600 s/, "the short-lifespan warning is shown");
+  const bar = page.locator(".snc-status progress");
+  const first = Number(await bar.getAttribute("value"));
+  await page.waitForFunction((v) => Number(document.querySelector(".snc-status progress")?.getAttribute("value")) > v, first, { timeout: 30_000 });
+  await shot(page, "wizard-5-status");
+  await axe(page, "the status step and the connections list");
+  // The hosted list shows it too, and the activity view draws a chart.
+  await page.getByRole("button", { name: "Activity Production" }).click();
+  await page.locator(".chart svg rect").first().waitFor();
+  await shot(page, "admin-activity");
+  assert.deepEqual(errors, []);
+  await page.close();
+  await deleteAll();
+});
+
+test("a server error is shown at the step it concerns", async () => {
+  const { page } = await openAdmin();
+  await page.getByLabel("Connection name").fill("Wrong password");
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByLabel("Connect using user name and password only (legacy)").check();
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByLabel("User ID").fill(simLegacy.username);
+  await page.getByLabel("Password").fill("not-the-password");
+  await page.getByLabel("Instance URL").fill(simLegacy.instance_url);
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("button", { name: "Connect", exact: true }).click();
+  await page.getByRole("heading", { name: "Basic details" }).waitFor();
+  const alert = page.getByRole("alert");
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /credentials_rejected/);
+  assert.match(await alert.textContent(), /password/);
+  await shot(page, "wizard-server-error");
+  await page.close();
+});
+
+test("legacy wizard, completed with the keyboard alone", async () => {
+  const { page } = await openAdmin();
+  const k = page.keyboard;
+  await page.getByLabel("Connection name").focus();
+  await k.type("Legacy account");
+  await k.press("Enter");
+  await page.getByRole("heading", { name: "How to connect" }).waitFor();
+  await k.press("Tab"); // into the radio group
+  await k.press("ArrowDown"); // legacy
+  await k.press("Enter");
+  await page.getByRole("heading", { name: "Basic details" }).waitFor();
+  await k.press("Tab");
+  await k.type(simLegacy.username);
+  await k.press("Tab"); await k.type(simLegacy.password);
+  await k.press("Tab"); await k.type(simLegacy.instance_url);
+  await k.press("Enter");
+  await page.getByRole("heading", { name: "Connect", exact: true }).waitFor();
+  await k.press("Tab"); // Back
+  await k.press("Tab"); // Connect
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Connect");
+  await k.press("Enter");
+  await page.getByRole("heading", { name: "Status" }).waitFor();
+  assert.equal(await page.locator(".snc-status [data-status]").textContent(), "Connected");
+  await page.close();
+  await deleteAll();
+});
+
+test("a hostile connection name is shown as text and runs nothing", async () => {
+  const { page, dialogs } = await openAdmin();
+  const hostile = "<img src=x onerror=alert(1)>";
+  await page.getByLabel("Connection name").fill(hostile);
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByLabel("User ID").fill(simLegacy.username);
+  await page.getByLabel("Password").fill(simLegacy.password);
+  await page.getByLabel("Instance URL").fill(simLegacy.instance_url);
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByLabel("Client ID").fill(simLegacy.client_id);
+  await page.getByLabel("Client secret").fill(simLegacy.client_secret);
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("button", { name: "Connect", exact: true }).click();
+  await page.getByRole("heading", { name: "Status" }).waitFor();
+  await page.locator(".connections h3").filter({ hasText: hostile }).waitFor();
+  await page.waitForTimeout(500);
+  assert.equal(await page.locator("img").count(), 0, "no element made from the name");
+  assert.deepEqual(dialogs, [], "no script ran");
+  await shot(page, "admin-hostile-name");
+  await page.close();
+  await deleteAll();
+});
+
+test("the embedded element on a second origin connects and fires its event", async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${portalUrl}/?api=${encodeURIComponent(worker.url)}`);
+  await axe(page, "the demo portal");
+  await page.getByLabel("Connector admin token").fill(worker.adminToken);
+  await page.getByRole("button", { name: "Show the connect form" }).click();
+  const widget = page.locator("servicenow-connect");
+  await widget.getByRole("heading", { name: "Name the connection" }).waitFor();
+  const accent = await widget.locator("button[type=submit]").evaluate((b) => getComputedStyle(b).backgroundColor);
+  assert.equal(accent, "rgb(91, 42, 134)", "themed by the portal's --snc-accent");
+  await axe(page, "the embedded wizard");
+  await widget.getByLabel("Connection name").fill("From the portal");
+  await widget.getByRole("button", { name: "Next" }).click();
+  await widget.getByRole("button", { name: "Next" }).click();
+  await widget.getByLabel("User ID").fill(simLegacy.username);
+  await widget.getByLabel("Password").fill(simLegacy.password);
+  await widget.getByLabel("Instance URL").fill(simLegacy.instance_url);
+  await widget.getByRole("button", { name: "Next" }).click();
+  await widget.getByLabel("Client ID").fill(simLegacy.client_id);
+  await widget.getByLabel("Client secret").fill(simLegacy.client_secret);
+  await widget.getByRole("button", { name: "Next" }).click();
+  await widget.getByRole("button", { name: "Connect", exact: true }).click();
+  await page.getByText("connected: From the portal (connected)").waitFor();
+  await shot(page, "embed-connected");
+  assert.deepEqual(errors, []);
+  await page.close();
+  await deleteAll();
+});

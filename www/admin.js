@@ -1,0 +1,145 @@
+// Connections with status, backfill progress and actions; a connection's
+// activity with filters and a chart. Text only, never HTML from data.
+import { api, el } from "./wizard.js";
+
+const KINDS = ["login", "login_failed", "logout", "impersonation", "elevation", "record_created", "record_updated", "record_deleted", "role_granted", "role_revoked", "user_created", "user_deleted", "transaction", "other"];
+const SVG = "http://www.w3.org/2000/svg";
+
+export function mountAdmin(root, { apiBase, token }) {
+  const heading = el("h2", { id: "connections-title", class: "section-title", text: "Connections" });
+  const status = el("p", { role: "status", "aria-live": "polite", class: "snc-live" });
+  const list = el("ul", { class: "connections", "aria-label": "Connections" });
+  const activity = el("div", { class: "activity" });
+  root.append(heading, status, list, activity);
+  const call = (method, path, body) => api(apiBase, token(), method, path, body);
+
+  function row(c) {
+    const item = el("li", { class: "connection", "data-id": c.id });
+    const name = el("h3", { text: c.name });
+    const badge = el("span", { class: `snc-badge ${c.status}`, "data-status": c.status, text: c.status });
+    const meta = el("p", { class: "meta", text: `${c.instance_url} · ${c.method === "oauth" ? "OAuth" : "legacy"} · ${c.release ?? "?"} · last pull ${c.last_pull_at ?? "not yet"} · ${c.event_count} events` });
+    item.append(el("div", { class: "row" }, name, badge), meta);
+    if (c.status_detail) item.append(el("p", { class: "snc-error", text: `${c.status_detail.code}: ${c.status_detail.message}` }));
+    for (const w of c.warnings) item.append(el("p", { class: "snc-warning", text: w.message }));
+    const total = Math.max(c.backfill.total, c.backfill.events, 1);
+    item.append(el("label", { for: `bf-${c.id}`, class: "small", text: c.backfill.done ? "Backfill complete" : "Backfill" }),
+      el("progress", { id: `bf-${c.id}`, max: String(total), value: String(Math.min(c.backfill.events, total)) }));
+    const actions = el("div", { class: "actions" });
+    const button = (label, handler, cls) => {
+      const b = el("button", { type: "button", class: cls ?? "secondary", text: label, "aria-label": `${label} ${c.name}` });
+      b.addEventListener("click", handler);
+      actions.append(b);
+      return b;
+    };
+    button("Activity", () => showActivity(c));
+    button("Pull now", async () => { await call("POST", `/connections/${c.id}/pull`); status.textContent = `Pull queued for ${c.name}.`; });
+    button(c.enabled ? "Disable" : "Enable", async () => { await call("PATCH", `/connections/${c.id}`, { enabled: !c.enabled }); refresh(); });
+    button("Reconnect", () => reconnectForm(item, c));
+    button("Delete", () => confirmDelete(item, c), "danger");
+    item.append(actions);
+    return item;
+  }
+
+  function confirmDelete(item, c) {
+    const box = el("div", { role: "alertdialog", "aria-labelledby": `del-${c.id}`, class: "confirm" });
+    const yes = el("button", { type: "button", class: "danger", text: "Delete for good" });
+    const no = el("button", { type: "button", class: "secondary", text: "Keep it" });
+    box.append(el("p", { id: `del-${c.id}`, text: `Delete ${c.name}? Its secrets, cursors and ${c.event_count} events are removed.` }), yes, no);
+    yes.addEventListener("click", async () => { await call("DELETE", `/connections/${c.id}`); status.textContent = `${c.name} deleted.`; refresh(); });
+    no.addEventListener("click", () => box.remove());
+    item.append(box);
+    no.focus();
+  }
+
+  function reconnectForm(item, c) {
+    const form = el("form", { class: "reconnect", "aria-label": `Reconnect ${c.name}` });
+    const pw = el("input", { id: `rc-pw-${c.id}`, type: "password", autocomplete: "current-password", required: true });
+    form.append(el("label", { for: pw.id, text: "Password" }), pw);
+    let secret = null;
+    if (c.method === "oauth") {
+      secret = el("input", { id: `rc-sec-${c.id}`, type: "password", autocomplete: "off", required: true });
+      form.append(el("label", { for: secret.id, text: "Client secret" }), secret);
+    }
+    const err = el("p", { class: "snc-error", role: "alert", hidden: true });
+    form.append(el("button", { type: "submit", text: "Reconnect" }), err);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const body = { password: pw.value };
+      if (secret) body.client_secret = secret.value;
+      const res = await call("POST", `/connections/${c.id}/reconnect`, body);
+      if (res.ok) { status.textContent = `${c.name} reconnected.`; refresh(); }
+      else { err.textContent = `${res.problem.title}: ${res.problem.detail}`; err.hidden = false; }
+    });
+    item.append(form);
+    pw.focus();
+  }
+
+  async function showActivity(c) {
+    const kind = el("select", { id: "f-kind" }, el("option", { value: "", text: "All kinds" }), ...KINDS.map((k) => el("option", { value: k, text: k })));
+    const actor = el("input", { id: "f-actor", type: "text" });
+    const from = el("input", { id: "f-from", type: "datetime-local" });
+    const to = el("input", { id: "f-to", type: "datetime-local" });
+    const form = el("form", { class: "filters", "aria-label": "Filter activity" },
+      el("label", { for: "f-kind", text: "Kind" }), kind, el("label", { for: "f-actor", text: "Actor" }), actor,
+      el("label", { for: "f-from", text: "From" }), from, el("label", { for: "f-to", text: "To" }), to,
+      el("button", { type: "submit", text: "Show" }));
+    const chart = el("div", { class: "chart" });
+    const table = el("table", { class: "events" });
+    activity.replaceChildren(el("h3", { text: `Activity of ${c.name}` }), form, chart, table);
+    async function load() {
+      const q = new URLSearchParams({ limit: "1000" });
+      if (kind.value) q.set("kind", kind.value);
+      if (actor.value.trim()) q.set("actor", actor.value.trim());
+      if (from.value) q.set("from", new Date(from.value).toISOString());
+      if (to.value) q.set("to", new Date(to.value).toISOString());
+      const res = await call("GET", `/connections/${c.id}/events?${q}`);
+      if (!res.ok) { table.replaceChildren(el("caption", { text: res.problem.detail })); return; }
+      drawChart(chart, res.json.events);
+      table.replaceChildren(el("caption", { text: `${res.json.events.length} most recent events` }),
+        el("thead", {}, el("tr", {}, ...["When", "Kind", "Actor", "Source IP", "Target"].map((h) => el("th", { scope: "col", text: h })))),
+        el("tbody", {}, ...res.json.events.slice(0, 200).map((e) => el("tr", {},
+          el("td", { text: e.occurred_at }), el("td", { text: e.kind }), el("td", { text: e.actor ?? "" }), el("td", { text: e.source_ip ?? "" }),
+          el("td", { text: e.target ? [e.target.table, e.target.record, e.target.field].filter(Boolean).join(" / ") : "" })))));
+    }
+    form.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
+    await load();
+    activity.querySelector("h3").setAttribute("tabindex", "-1");
+    activity.querySelector("h3").focus();
+  }
+
+  /** Events per day as bars; built with DOM calls, so names stay text. */
+  function drawChart(box, events) {
+    const days = new Map();
+    for (const e of events) days.set(e.occurred_at.slice(0, 10), (days.get(e.occurred_at.slice(0, 10)) ?? 0) + 1);
+    const entries = [...days.entries()].sort();
+    const max = Math.max(1, ...entries.map(([, n]) => n));
+    const w = 40, h = 120;
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", `0 0 ${Math.max(1, entries.length) * w} ${h + 20}`);
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", `Events per day: ${entries.map(([d, n]) => `${d} ${n}`).join(", ") || "none"}`);
+    entries.forEach(([day, n], i) => {
+      const bar = document.createElementNS(SVG, "rect");
+      const bh = (n / max) * h;
+      bar.setAttribute("x", String(i * w + 4)); bar.setAttribute("y", String(h - bh));
+      bar.setAttribute("width", String(w - 8)); bar.setAttribute("height", String(bh));
+      bar.setAttribute("class", "bar");
+      const label = document.createElementNS(SVG, "text");
+      label.setAttribute("x", String(i * w + w / 2)); label.setAttribute("y", String(h + 14));
+      label.setAttribute("text-anchor", "middle"); label.setAttribute("font-size", "9");
+      label.textContent = day.slice(5);
+      svg.append(bar, label);
+    });
+    box.replaceChildren(svg);
+  }
+
+  async function refresh() {
+    const res = await call("GET", "/connections");
+    if (!res.ok) { status.textContent = res.problem.detail; return; }
+    list.replaceChildren(...res.json.connections.map(row));
+    if (!res.json.connections.length) list.replaceChildren(el("li", { text: "No connections yet." }));
+  }
+  refresh();
+  const timer = setInterval(refresh, 3000);
+  return { refresh, stop: () => clearInterval(timer) };
+}
