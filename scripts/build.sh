@@ -10,7 +10,9 @@ export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
 
 echo "build: browser module -> www/pkg"
-cargo build --quiet -p snc-web --target wasm32-unknown-unknown --release
+# Smallest code for what the browser downloads: whole-program LTO, one unit.
+CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+  cargo build --quiet -p snc-web --target wasm32-unknown-unknown --release
 wasm-bindgen --target web --no-typescript --out-dir www/pkg \
   target/wasm32-unknown-unknown/release/snc_web.wasm
 "$WASM_OPT_BIN" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
