@@ -1,6 +1,6 @@
 # The two commands: `make dev` runs the product locally, `make test` runs
 # every test. Both install what is missing first and skip what is there.
-.PHONY: dev test install build bench
+.PHONY: dev test install build bench page-figures
 
 dev:
 	@scripts/dev.sh
@@ -20,3 +20,7 @@ bench: build
 	@cargo build --release --quiet -p snc-sim --examples
 	@target/release/examples/serve_rate 1000000
 	@node bench/bench.mjs
+
+# The connect page's gzip bytes and its time until the form accepts input.
+page-figures: build
+	@node bench/page.mjs

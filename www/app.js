@@ -4,15 +4,17 @@ import { loadCore, mountWizard, api, el } from "./wizard.js";
 import { mountAdmin } from "./admin.js";
 import { showHealth } from "./pkg/snc_web.js";
 
-await loadCore();
-showHealth(location.origin, document.getElementById("version"));
-
 const base = location.origin;
 const tokenForm = document.getElementById("token-form");
 const main = document.getElementById("app");
 const token = () => sessionStorage.getItem("snc-admin-token") ?? "";
+// The token form is plain HTML and needs no wasm: the admin can type while
+// the module loads. It goes away when the tab already has a token.
+if (token()) tokenForm.hidden = true;
+const core = loadCore().then(() => showHealth(location.origin, document.getElementById("version")));
 
 async function start() {
+  await core;
   const settings = await api(base, token(), "GET", "/settings");
   if (!settings.ok) {
     sessionStorage.removeItem("snc-admin-token");
@@ -38,4 +40,3 @@ tokenForm.addEventListener("submit", (ev) => {
   start();
 });
 if (token()) start();
-else tokenForm.hidden = false;

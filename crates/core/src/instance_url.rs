@@ -6,9 +6,13 @@
 //! `https://acme.service-now.com`. Refused: other schemes and ports, userinfo,
 //! IP literals in any notation, punycode and non-ASCII hosts, trailing dots,
 //! percent-encoding in the host, and hosts outside `INSTANCE_HOSTS`.
+//!
+//! No URL crate: everything non-ASCII is refused before parsing, and the
+//! `url` crate's IDNA tables would cost the browser module tens of kilobytes
+//! for hosts we refuse anyway. What is parsed here is small and covered by
+//! the hostile list and property tests below.
 
 use serde::Serialize;
-use url::{Host, Url};
 
 pub const DEFAULT_INSTANCE_HOSTS: &str = ".service-now.com,.servicenowservices.com";
 
@@ -189,27 +193,64 @@ pub fn parse(input: &str, policy: &HostPolicy) -> Result<InstanceUrl, InstanceUr
         return Err(InstanceUrlError::TrailingDot);
     }
 
-    let url = Url::parse(&with_scheme).map_err(|_| InstanceUrlError::Malformed)?;
-    let scheme = url.scheme();
+    let scheme = with_scheme
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .unwrap_or_default();
     if scheme != "https" && scheme != "http" {
         return Err(InstanceUrlError::Scheme);
     }
+    // The port as typed: `host:port`, or `[v6]:port`.
+    let port_text = if authority.starts_with('[') {
+        authority.split_once("]:").map(|(_, p)| p)
+    } else {
+        authority.split_once(':').map(|(_, p)| p)
+    };
+    let port = match port_text {
+        None | Some("") => None,
+        Some(p) => Some(p.parse::<u16>().map_err(|_| InstanceUrlError::Malformed)?),
+    };
+    let default_port = if scheme == "https" { 443 } else { 80 };
     let loopback_text = matches!(host_text.as_str(), "127.0.0.1" | "[::1]" | "localhost");
     if policy.allow_loopback && loopback_text {
-        let port = url.port_or_known_default().ok_or(InstanceUrlError::Port)?;
-        return Ok(InstanceUrl(format!("{scheme}://{host_text}:{port}")));
+        return Ok(InstanceUrl(format!(
+            "{scheme}://{host_text}:{}",
+            port.unwrap_or(default_port)
+        )));
     }
     if scheme != "https" {
         return Err(InstanceUrlError::Scheme);
     }
-    let host = match url.host() {
-        Some(Host::Domain(d)) => d.to_string(),
-        Some(Host::Ipv4(_)) | Some(Host::Ipv6(_)) => return Err(InstanceUrlError::IpLiteral),
-        None => return Err(InstanceUrlError::Malformed),
+    if host_text.is_empty()
+        || !host_text.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || b == b'-'
+                || b == b'.'
+                || b == b'['
+                || b == b']'
+                || b == b':'
+        })
+    {
+        return Err(InstanceUrlError::Malformed);
+    }
+    // IP literals in any notation a resolver accepts: dotted, decimal, octal,
+    // hex, short forms, IPv6. A host whose labels are all numeric (or 0x…)
+    // is one; so is anything in brackets.
+    let numeric_label = |l: &str| {
+        !l.is_empty()
+            && (l.bytes().all(|b| b.is_ascii_digit())
+                || (l.starts_with("0x") && l[2..].bytes().all(|b| b.is_ascii_hexdigit())))
     };
-    if url.port().is_some() {
+    if host_text.starts_with('[')
+        || host_text.parse::<std::net::IpAddr>().is_ok()
+        || host_text.split('.').all(numeric_label)
+    {
+        return Err(InstanceUrlError::IpLiteral);
+    }
+    if port.is_some_and(|p| p != default_port) {
         return Err(InstanceUrlError::Port);
     }
+    let host = host_text.clone();
     if host.split('.').any(|l| l.starts_with("xn--")) {
         return Err(InstanceUrlError::Punycode);
     }

@@ -21,5 +21,5 @@ pub fn module_version() -> String {
 }
 
 pub use api::ApiError;
-pub use validate::{validate_connect, validate_field};
+pub use validate::validate_field;
 pub use view::render_health;

@@ -65,21 +65,3 @@ fn field_validation_in_the_browser_matches_core() {
     );
     assert!(snc_web::validate_field("instance_url", "http://127.0.0.1:8788", None, true).is_null());
 }
-
-#[wasm_bindgen_test]
-fn whole_request_validation_lists_every_field() {
-    let req = js_sys::JSON::parse(r#"{"method":"oauth","name":"x","password":"p"}"#).unwrap();
-    let out = snc_web::validate_connect(req, None, false);
-    let v: serde_json::Value = serde_wasm_bindgen::from_value(out).unwrap();
-    assert_eq!(v["valid"], false);
-    let fields: Vec<&str> = v["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        fields,
-        ["instance_url", "username", "client_id", "client_secret"]
-    );
-}

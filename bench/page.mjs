@@ -1,0 +1,58 @@
+// The connect page's figures: gzip bytes of everything it loads, and the time
+// until its form accepts input in headless Chromium (median of 7 loads).
+// `make page-figures` prints both; bench.mjs reuses them.
+import { readFileSync, existsSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { startWorker, ROOT } from "../tests/support/harness.mjs";
+import { launch } from "../tests/support/browser.mjs";
+
+export const PAGE_FILES = ["www/index.html", "www/app.css", "www/app.js", "www/wizard.js", "www/admin.js", "www/pkg/snc_web.js", "www/pkg/snc_web_bg.wasm"];
+
+export function pageBytes() {
+  const files = PAGE_FILES.map((p) => [p, join(ROOT, p)]).filter(([, f]) => existsSync(f));
+  const each = files.map(([p, f]) => [p, gzipSync(readFileSync(f), { level: 9 }).length]);
+  return { total: each.reduce((a, [, n]) => a + n, 0), each };
+}
+
+/**
+ * Two times, each the median of 7 loads, from navigation start:
+ * - the sign-in form (plain HTML) accepting input: `domInteractive`;
+ * - the connect wizard's first field accepting input, with the token already
+ *   in the tab: the `snc-wizard-ready` mark, set after the wasm loaded and
+ *   the settings came back.
+ */
+export async function timeToInput() {
+  const worker = await startWorker({ vars: { PULLS_PAUSED: "true" } });
+  const browser = await launch();
+  try {
+    const signIn = [];
+    const wizard = [];
+    for (let i = 0; i < 7; i++) {
+      const page = await browser.newPage();
+      await page.goto(worker.url + "/");
+      await page.locator("#token").waitFor({ state: "visible" });
+      signIn.push(await page.evaluate(() => performance.getEntriesByType("navigation")[0].domInteractive));
+      await page.evaluate((t) => sessionStorage.setItem("snc-admin-token", t), worker.adminToken);
+      await page.reload();
+      await page.locator("#snc-name").waitFor({ state: "visible" });
+      wizard.push(await page.evaluate(() => performance.getEntriesByName("snc-wizard-ready")[0].startTime));
+      await page.close();
+    }
+    const median = (a) => [...a].sort((x, y) => x - y)[3];
+    return { median_ms: median(signIn), wizard_median_ms: median(wizard), all_ms: signIn.map(Math.round), wizard_all_ms: wizard.map(Math.round) };
+  } finally {
+    await browser.close();
+    await worker.stop();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const bytes = pageBytes();
+  for (const [p, n] of bytes.each) console.log(`${p.padEnd(28)} ${String(n).padStart(7)} B gzip`);
+  console.log(`connect page total             ${String(bytes.total).padStart(7)} B gzip (target <= 65536)`);
+  const t = await timeToInput();
+  console.log(`time until the sign-in form accepts input: ${t.median_ms.toFixed(0)} ms median of 7 (target <= 150): ${t.all_ms.join(", ")}`);
+  console.log(`time until the connect wizard accepts input (wasm loaded, settings read): ${t.wizard_median_ms.toFixed(0)} ms median of 7: ${t.wizard_all_ms.join(", ")}`);
+}
