@@ -51,9 +51,18 @@ export function client(worker) {
     return lines;
   }
 
-  /** Waits for the backfill to finish; fails fast if the connection errs. */
-  async function waitCaughtUp(id, { allowError = false, timeoutMs = 120_000 } = {}) {
+  /**
+   * Waits for the backfill to finish; fails fast if the connection errs.
+   * `crons`: workers whose cron to trigger every few seconds, as Cloudflare
+   * does every 5 minutes (it re-finds work a failed run left behind).
+   */
+  async function waitCaughtUp(id, { allowError = false, timeoutMs = 120_000, crons = [] } = {}) {
+    let lastCron = Date.now();
     return waitFor("backfill done", async () => {
+      if (crons.length && Date.now() - lastCron > 3_000) {
+        lastCron = Date.now();
+        await Promise.all(crons.map((w) => w.cron().catch(() => {})));
+      }
       const c = await connection(id);
       if (c.status === "error" && !allowError) throw new Error(`connection in error: ${JSON.stringify(c.status_detail)}`);
       return c.backfill.done ? c : null;
