@@ -28,7 +28,12 @@ export function client(worker) {
 
   /** Every stored event, and their sys_ids per source table, from the NDJSON export. */
   async function stored(id) {
-    const r = await fetch(`${worker.url}/api/v1/connections/${id}/events.ndjson`, { headers: { authorization: `Bearer ${worker.adminToken}` } });
+    let r;
+    for (let i = 0; i < 5; i++) {
+      r = await fetch(`${worker.url}/api/v1/connections/${id}/events.ndjson`, { headers: { authorization: `Bearer ${worker.adminToken}` } });
+      if (r.status === 200) break;
+      await new Promise((ok) => setTimeout(ok, 500));
+    }
     assert.equal(r.status, 200);
     const lines = (await r.text()).split("\n").filter(Boolean).map((l) => JSON.parse(l));
     const by = Object.fromEntries(SOURCES.map((s) => [s, []]));
@@ -63,7 +68,9 @@ export function client(worker) {
         lastCron = Date.now();
         await Promise.all(crons.map((w) => w.cron().catch(() => {})));
       }
-      const c = await connection(id);
+      const res = await api("GET", `/api/v1/connections/${id}`);
+      if (res.status !== 200) return null; // a passing failure (e.g. a locked local database): ask again
+      const c = res.json;
       if (c.status === "error" && !allowError) throw new Error(`connection in error: ${JSON.stringify(c.status_detail)}`);
       return c.backfill.done ? c : null;
     }, timeoutMs);
