@@ -133,7 +133,8 @@ console.log("\n" + rows.map(([k, v, t]) => `${k.padEnd(48)} ${v.padStart(12)}  $
 <style>.row{display:flex;align-items:center;gap:8px;margin:6px 0}.row span{width:110px}.bar{height:22px}</style>
 ${bar("ceiling", r.ceiling.events_per_s, "#888")}${bar("pysnow", r.baseline.events_per_s, "#c66")}${bar("ours", r.ours.events_per_s, "#0b5cab")}</body></html>`;
   const browser = await launch();
-  const page = await browser.newPage({ viewport: { width: 700, height: 200 } });
+  const page = await browser.newPage();
+  await page.setViewportSize({ width: 700, height: 180 });
   await page.setContent(html);
   await page.screenshot({ path: join(OUT, "bench.png") });
   await browser.close();

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PORT=${PORT:-8787}
 SIM_PORT=${SIM_PORT:-8788}
+PORTAL_PORT=${PORTAL_PORT:-8789}
 export WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 
 scripts/install.sh
@@ -19,6 +20,7 @@ if [ ! -f .dev.vars ]; then
     echo "ADMIN_TOKEN=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
     echo "ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64)"
     echo "ALLOW_LOOPBACK_INSTANCES=true"
+    echo "ALLOWED_ORIGINS=http://127.0.0.1:$PORTAL_PORT"
   } > .dev.vars
   echo "dev: wrote .dev.vars with a new ADMIN_TOKEN and ENCRYPTION_KEY"
 fi
@@ -37,6 +39,10 @@ pids+=($!)
 for _ in $(seq 50); do [ -s "$simlog" ] && break; sleep 0.1; done
 banner=$(head -n1 "$simlog")
 
+# The demo portal, on a second origin, embeds <servicenow-connect>.
+python3 -m http.server --bind 127.0.0.1 --directory demo "$PORTAL_PORT" > /dev/null 2>&1 &
+pids+=($!)
+
 node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$PORT" --test-scheduled \
   --show-interactive-dev-session=false > target/wrangler-dev.log 2>&1 &
 pids+=($!)
@@ -45,6 +51,7 @@ for _ in $(seq 150); do curl -sf "http://127.0.0.1:$PORT/api/v1/health" >/dev/nu
 cat <<MSG
 
   Page:          http://127.0.0.1:$PORT/
+  Demo portal:   http://127.0.0.1:$PORTAL_PORT/portal.html?api=http://127.0.0.1:$PORT
   Admin token:   $ADMIN_TOKEN
   Simulator:     $banner
   Worker log:    target/wrangler-dev.log
