@@ -232,37 +232,32 @@ pub fn check_field(field: &str, value: &str, policy: &HostPolicy) -> Result<(), 
     }
 }
 
-/// Validates a whole connect request, collecting every field's problem.
-pub fn validate(
+/// The value when fine; otherwise the problem joins `errors`.
+fn keep<T>(checked: Result<T, FieldError>, errors: &mut Vec<FieldError>) -> Option<T> {
+    checked.map_err(|e| errors.push(e)).ok()
+}
+
+/// The credential fields every connect and reconnect carries: user ID,
+/// password and, for OAuth, the client. Problems are pushed to `errors`.
+fn check_credentials(
     req: &ConnectRequest,
-    policy: &HostPolicy,
-) -> Result<ConnectInput, Vec<FieldError>> {
-    let mut errors = Vec::new();
+    method: Option<AuthMethod>,
+    errors: &mut Vec<FieldError>,
+) -> (Option<String>, Option<Secret>, Option<OAuthClient>) {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let empty = Secret::new("");
-    let name = check_name(&text(&req.name))
-        .map_err(|e| errors.push(e))
-        .ok();
-    let instance_url = check_instance_url(&text(&req.instance_url), policy)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let method = check_method(&text(&req.method))
-        .map_err(|e| errors.push(e))
-        .ok();
-    let username = check_username(&text(&req.username))
-        .map_err(|e| errors.push(e))
-        .ok();
-    let password = check_password(req.password.as_ref().unwrap_or(&empty))
-        .map_err(|e| errors.push(e))
-        .ok();
+    let username = keep(check_username(&text(&req.username)), errors);
+    let password = keep(
+        check_password(req.password.as_ref().unwrap_or(&empty)),
+        errors,
+    );
     let client = match method {
         Some(AuthMethod::Oauth) => {
-            let id = check_client_id(&text(&req.client_id))
-                .map_err(|e| errors.push(e))
-                .ok();
-            let secret = check_client_secret(req.client_secret.as_ref().unwrap_or(&empty))
-                .map_err(|e| errors.push(e))
-                .ok();
+            let id = keep(check_client_id(&text(&req.client_id)), errors);
+            let secret = keep(
+                check_client_secret(req.client_secret.as_ref().unwrap_or(&empty)),
+                errors,
+            );
             id.zip(secret)
                 .map(|(client_id, client_secret)| OAuthClient {
                     client_id,
@@ -271,6 +266,23 @@ pub fn validate(
         }
         _ => None,
     };
+    (username, password, client)
+}
+
+/// Validates a whole connect request, collecting every field's problem.
+pub fn validate(
+    req: &ConnectRequest,
+    policy: &HostPolicy,
+) -> Result<ConnectInput, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let name = keep(check_name(&text(&req.name)), &mut errors);
+    let instance_url = keep(
+        check_instance_url(&text(&req.instance_url), policy),
+        &mut errors,
+    );
+    let method = keep(check_method(&text(&req.method)), &mut errors);
+    let (username, password, client) = check_credentials(req, method, &mut errors);
     match (name, instance_url, method, username, password) {
         (Some(name), Some(instance_url), Some(method), Some(username), Some(password))
             if errors.is_empty() =>
@@ -294,30 +306,7 @@ pub fn validate_credentials(
     method: AuthMethod,
 ) -> Result<(String, Secret, Option<OAuthClient>), Vec<FieldError>> {
     let mut errors = Vec::new();
-    let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    let empty = Secret::new("");
-    let username = check_username(&text(&req.username))
-        .map_err(|e| errors.push(e))
-        .ok();
-    let password = check_password(req.password.as_ref().unwrap_or(&empty))
-        .map_err(|e| errors.push(e))
-        .ok();
-    let client = match method {
-        AuthMethod::Oauth => {
-            let id = check_client_id(&text(&req.client_id))
-                .map_err(|e| errors.push(e))
-                .ok();
-            let secret = check_client_secret(req.client_secret.as_ref().unwrap_or(&empty))
-                .map_err(|e| errors.push(e))
-                .ok();
-            id.zip(secret)
-                .map(|(client_id, client_secret)| OAuthClient {
-                    client_id,
-                    client_secret,
-                })
-        }
-        AuthMethod::Basic => None,
-    };
+    let (username, password, client) = check_credentials(req, Some(method), &mut errors);
     match (username, password) {
         (Some(u), Some(p)) if errors.is_empty() => Ok((u, p, client)),
         _ => Err(errors),
