@@ -127,44 +127,34 @@ pub async fn run(env: &Env, connection_id: &str) -> RunOutcome {
         .map(|b| hex(&b))
         .unwrap_or_else(|_| format!("h{}", now_ms()));
     let lease_secs = env_number(env, "LEASE_SECS", 120);
-    match store
+    let mut stats = RunStats::default();
+    let outcome = match store
         .acquire_lease(connection_id, &holder, started, lease_secs)
         .await
     {
-        Ok(true) => {}
+        Ok(true) => {
+            let outcome = match pull_locked(env, &store, connection_id, &mut stats).await {
+                Ok(o) => o,
+                Err(e) => {
+                    console_log!("pull {connection_id}: stopped by an internal error: {e}");
+                    stats.detail =
+                        Some("internal error; the next run starts again from the cursor".into());
+                    RunOutcome::Deferred
+                }
+            };
+            let _ = store.release_lease(connection_id, &holder).await;
+            outcome
+        }
         Ok(false) => {
             // Recorded too: the health history shows overlapping triggers.
-            let _ = store
-                .record_run(
-                    connection_id,
-                    &RunRecord {
-                        started,
-                        finished: now(),
-                        outcome: RunOutcome::Busy.as_str(),
-                        detail: Some("another run holds the lease"),
-                        events: 0,
-                        calls: 0,
-                        statements: 0,
-                    },
-                )
-                .await;
-            return RunOutcome::Busy;
+            stats.detail = Some("another run holds the lease".into());
+            RunOutcome::Busy
         }
         Err(e) => {
             console_log!("pull {connection_id}: lease failed: {e}");
             return RunOutcome::Deferred;
         }
-    }
-    let mut stats = RunStats::default();
-    let outcome = match pull_locked(env, &store, connection_id, &mut stats).await {
-        Ok(o) => o,
-        Err(e) => {
-            console_log!("pull {connection_id}: stopped by an internal error: {e}");
-            stats.detail = Some("internal error; the next run starts again from the cursor".into());
-            RunOutcome::Deferred
-        }
     };
-    let _ = store.release_lease(connection_id, &holder).await;
     if outcome != RunOutcome::Skipped {
         let _ = store
             .record_run(
