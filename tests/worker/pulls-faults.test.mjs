@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startWorker, startSim } from "../support/harness.mjs";
-import { client, waitFor } from "../support/pulls.mjs";
+import { client, truth, waitFor } from "../support/pulls.mjs";
 
 const VARS = { LEASE_SECS: "3", PULL_BUDGET_MS: "15000", PULL_MAX_CALLS: "6", PULL_PAGE_SIZE: "400" };
 let worker, c;
@@ -56,16 +56,26 @@ test("pages cancelled at the 60 s limit are retried smaller", async () => {
 });
 
 test("the access token expires in the middle of the backfill: refreshed, nothing lost", async () => {
-  const sim = await startSim(simArgs(24));
+  const sim = await startSim([...simArgs(24), "--slow-ms", "40"]);
   try {
     const conn = await c.connect(sim, "expiring");
     await waitFor("backfill under way", async () => (await c.connection(conn.id)).event_count > 0);
-    // Every access token issued so far dies; refresh tokens stay good.
+    // Every access token issued so far dies; refresh tokens stay good. New
+    // records then make sure a pull needs a fresh token even if the
+    // backfill finished before the revocation landed.
     await sim.control("revoke", { kind: "access" });
     const before = (await (await fetch(`${sim.instance_url}/__sim/stats`)).json()).token_requests;
+    await sim.control("insert", { table: "sysevent", count: 50 });
+    assert.equal((await c.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
+    const expected = (await truth(sim, "sysevent", conn.backfill.from)).length;
+    await waitFor("the new records", async () => {
+      const { by } = await c.stored(conn.id);
+      return by.sysevent.length >= expected;
+    });
     await c.assertExactlyOnce(sim, await c.waitCaughtUp(conn.id));
     const after = (await (await fetch(`${sim.instance_url}/__sim/stats`)).json()).token_requests;
     assert.ok(after > before, "a refresh grant was used");
+    assert.equal((await c.connection(conn.id)).status, "connected");
   } finally {
     await sim.stop();
   }
@@ -77,6 +87,8 @@ test("refresh token revoked: error credentials_rejected, pulls stop; reconnect r
     const conn = await c.connect(sim, "revoked");
     await waitFor("backfill under way", async () => (await c.connection(conn.id)).event_count > 0);
     await sim.control("revoke", {});
+    // A pull now, in case the backfill finished before the revocation landed.
+    await c.api("POST", `/api/v1/connections/${conn.id}/pull`);
     const failed = await waitFor("error status", async () => {
       const x = await c.connection(conn.id);
       return x.status === "error" ? x : null;
@@ -104,6 +116,7 @@ test("an instance that starts hibernating sets instance_hibernating and recovers
     const conn = await c.connect(sim, "sleepy");
     await waitFor("backfill under way", async () => (await c.connection(conn.id)).event_count > 0);
     await sim.control("conditions", { hibernating: true });
+    await c.api("POST", `/api/v1/connections/${conn.id}/pull`);
     const asleep = await waitFor("hibernating status", async () => {
       const x = await c.connection(conn.id);
       return x.status === "error" ? x : null;
