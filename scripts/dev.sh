@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make dev`: installs and builds what is missing, starts the simulator and the
-# worker (wrangler dev, local D1), and prints where to go. Ctrl-C stops both.
+# worker (wrangler dev, local D1) and the demo portal, and prints where to go.
+# Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -56,6 +57,6 @@ cat <<MSG
   Simulator:     $banner
   Worker log:    target/wrangler-dev.log
 
-  Ctrl-C stops both.
+  Ctrl-C stops them all.
 MSG
 wait -n "${pids[@]}"
