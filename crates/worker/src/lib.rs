@@ -6,6 +6,7 @@ mod pull;
 mod respond;
 mod routes;
 mod schedule;
+mod sealing;
 mod store;
 mod transport;
 
@@ -58,6 +59,10 @@ async fn queue(
 /// Unix seconds now: core takes time as an argument, the worker supplies it.
 pub(crate) fn now() -> i64 {
     (worker::Date::now().as_millis() / 1000) as i64
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(crate) fn now_ms() -> u64 {

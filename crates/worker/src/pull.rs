@@ -15,7 +15,7 @@ use snc_core::table::{self, ApiAuth, PULL_TABLES};
 use worker::{console_log, Env, Result};
 
 use crate::config::Config;
-use crate::store::{RunRecord, SealedSecret, Store};
+use crate::store::{RunRecord, Store};
 use crate::{now, now_ms, random_bytes, transport};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,10 +82,6 @@ fn env_number(env: &Env, name: &str, default: i64) -> i64 {
         .unwrap_or(default)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The row shape `Store::write_page` binds through `json_each`.
 fn event_row(e: &Event) -> serde_json::Value {
     let sys_id = e.id.split_once(':').map(|(_, id)| id).unwrap_or(&e.id);
@@ -124,7 +120,7 @@ pub async fn run(env: &Env, connection_id: &str) -> RunOutcome {
         }
     };
     let holder = random_bytes::<8>()
-        .map(|b| hex(&b))
+        .map(|b| crate::hex(&b))
         .unwrap_or_else(|_| format!("h{}", now_ms()));
     let lease_secs = env_number(env, "LEASE_SECS", 120);
     let mut stats = RunStats::default();
@@ -238,7 +234,7 @@ async fn pull_locked(
     let mut client_secret = None;
     let mut refresh = None;
     for s in store.secrets(id).await? {
-        let opened = key.open(&s.sealed, &format!("{id}/{}", s.kind));
+        let opened = key.open(&s.sealed, &crate::sealing::context(id, &s.kind));
         let Ok(secret) = opened else {
             stats.detail = Some(format!(
                 "the stored {} cannot be opened with ENCRYPTION_KEY (rotated?)",
@@ -462,18 +458,7 @@ async fn refresh_token(
     match oauth::parse_token_response(&resp, sent_at) {
         Ok(grant) => {
             let expires_at = grant.expires_at(sent_at);
-            let seal =
-                |kind: &'static str, secret: &Secret, exp: Option<i64>| -> Result<SealedSecret> {
-                    let sealed = key
-                        .seal(secret, &format!("{id}/{kind}"), random_bytes::<12>()?)
-                        .map_err(|_| worker::Error::RustError("sealing failed".into()))?;
-                    Ok(SealedSecret {
-                        kind,
-                        key_id: key.id().to_string(),
-                        sealed,
-                        expires_at: exp,
-                    })
-                };
+            let seal = |kind, secret, exp| crate::sealing::seal(key, id, kind, secret, exp);
             store
                 .replace_secret(
                     id,

@@ -60,23 +60,8 @@ fn seal_all(
     connection_id: &str,
     credential: &Credential,
 ) -> Result<Vec<SealedSecret>> {
-    let one = |kind: &'static str,
-               secret: &snc_core::secret::Secret,
-               expires_at: Option<i64>|
-     -> Result<SealedSecret> {
-        let sealed = key
-            .seal(
-                secret,
-                &format!("{connection_id}/{kind}"),
-                random_bytes::<12>()?,
-            )
-            .map_err(|_| worker::Error::RustError("sealing failed".into()))?;
-        Ok(SealedSecret {
-            kind,
-            key_id: key.id().to_string(),
-            sealed,
-            expires_at,
-        })
+    let one = |kind, secret, expires_at| {
+        crate::sealing::seal(key, connection_id, kind, secret, expires_at)
     };
     match credential {
         Credential::OAuth {
@@ -156,7 +141,7 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
         Ok(r) => r,
         Err(p) => return respond::problem(&p),
     };
-    let id = hex(&random_bytes::<16>()?);
+    let id = crate::hex(&random_bytes::<16>()?);
     let secrets = seal_all(key, &id, &report.credential)?;
     let warnings_json = serde_json::to_string(&report.warnings).unwrap_or_else(|_| "[]".into());
     let inserted = store
@@ -361,8 +346,4 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
         Some(row) => respond::json(200, &row.to_api()),
         None => not_found(id),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
