@@ -82,23 +82,25 @@ fn env_number(env: &Env, name: &str, default: i64) -> i64 {
         .unwrap_or(default)
 }
 
-/// The row shape `Store::write_page` binds through `json_each`.
-fn event_row(e: &Event) -> serde_json::Value {
+/// One event as the JSON array `Store::write_page` binds through
+/// `json_each`, serialized once here (no intermediate `Value` tree).
+fn event_row(e: &Event) -> String {
     let sys_id = e.id.split_once(':').map(|(_, id)| id).unwrap_or(&e.id);
     let t = e.target.as_ref();
-    serde_json::json!([
+    serde_json::to_string(&(
         sys_id,
-        e.occurred_at,
+        &e.occurred_at,
         e.kind.as_str(),
-        e.actor,
-        e.source_ip,
-        t.and_then(|t| t.table.clone()),
-        t.and_then(|t| t.record.clone()),
-        t.and_then(|t| t.field.clone()),
-        e.old_value,
-        e.new_value,
-        serde_json::to_string(&e.raw).unwrap_or_else(|_| "{}".into()),
-    ])
+        &e.actor,
+        &e.source_ip,
+        t.and_then(|t| t.table.as_deref()),
+        t.and_then(|t| t.record.as_deref()),
+        t.and_then(|t| t.field.as_deref()),
+        &e.old_value,
+        &e.new_value,
+        &e.raw,
+    ))
+    .unwrap_or_else(|_| "null".into())
 }
 
 /// Runs one pull of one connection and records its outcome.
@@ -168,7 +170,7 @@ pub async fn run(env: &Env, connection_id: &str) -> RunOutcome {
             .await;
     }
     console_log!(
-        "pull {connection_id}: {} ({} calls, {} statements, {} records; fetch {} ms, parse {} ms, write {} ms)",
+        "pull {connection_id}: {} ({} calls, {} statements, {} records; fetch {} ms, parse {} ms, write {} ms, the next page's fetch overlapped)",
         outcome.as_str(),
         stats.calls,
         stats.statements,
@@ -299,63 +301,92 @@ async fn pull_locked(
             learned.map_or(page_size, |l| l.min(page_size)),
         );
         let mut first_page = true;
+        // The next page, fetched while the previous one was being written.
+        let mut prefetched: Option<std::result::Result<snc_core::http::HttpResponse, String>> =
+            None;
         while let Some(path) = pull.next_path() {
-            let elapsed = now_ms().saturating_sub(started_ms);
-            if stats.calls >= max_calls || elapsed >= budget_ms {
-                return finish(store, id, false, passing_error, RunOutcome::More).await;
-            }
-            // Refresh a little before expiry rather than meet the 401.
-            if let Some((_, exp)) = &creds.access {
-                if *exp - 60 <= now() {
-                    if let Some(outcome) =
-                        refresh_token(store, id, key, &instance, &mut creds, stats).await?
-                    {
-                        return Ok(outcome);
+            let sent = match prefetched.take() {
+                Some(sent) => sent,
+                None => {
+                    let elapsed = now_ms().saturating_sub(started_ms);
+                    if stats.calls >= max_calls || elapsed >= budget_ms {
+                        return finish(store, id, false, passing_error, RunOutcome::More).await;
                     }
+                    // Refresh a little before expiry rather than meet the 401.
+                    if let Some((_, exp)) = &creds.access {
+                        if *exp - 60 <= now() {
+                            if let Some(outcome) =
+                                refresh_token(store, id, key, &instance, &mut creds, stats).await?
+                            {
+                                return Ok(outcome);
+                            }
+                        }
+                    }
+                    let Some(auth) = creds.auth() else {
+                        store
+                            .set_error(
+                                id,
+                                "credentials_rejected",
+                                "No stored credentials. Reconnect.",
+                                now(),
+                                None,
+                            )
+                            .await?;
+                        return Ok(RunOutcome::Failed);
+                    };
+                    stats.calls += 1;
+                    let t0 = now_ms();
+                    let sent = transport::send(&table::get(&instance, &path, &auth)).await;
+                    stats.fetch_ms += now_ms() - t0;
+                    sent
                 }
-            }
-            let Some(auth) = creds.auth() else {
-                store
-                    .set_error(
-                        id,
-                        "credentials_rejected",
-                        "No stored credentials. Reconnect.",
-                        now(),
-                        None,
-                    )
-                    .await?;
-                return Ok(RunOutcome::Failed);
             };
-            stats.calls += 1;
-            let req = table::get(&instance, &path, &auth);
-            let t0 = now_ms();
-            let sent = transport::send(&req).await;
             let t1 = now_ms();
             let page = match sent {
                 Ok(resp) => read_page(id, source, &resp, now()),
                 Err(_) => Err(PageError::Unavailable(0)),
             };
-            stats.fetch_ms += t1 - t0;
             stats.parse_ms += now_ms() - t1;
             match page {
                 Ok(page) => {
                     let cursor = pull.on_page(&page);
                     let t2 = now_ms();
-                    let rows: Vec<serde_json::Value> = page.events.iter().map(event_row).collect();
+                    let rows: Vec<String> = page.events.iter().map(event_row).collect();
                     let total = (first_ever && first_page).then_some(page.total).flatten();
-                    stats.statements += store
-                        .write_page(
-                            id,
-                            source,
-                            &rows,
-                            cursor
+                    let write = store.write_page(
+                        id,
+                        source,
+                        &rows,
+                        cursor
+                            .as_ref()
+                            .map(|k| (k.created_on.as_str(), k.sys_id.as_str())),
+                        total,
+                        pull.done,
+                        pull.limit(),
+                    );
+                    // Fetch the next page during the write when the budget
+                    // allows it and the token is not about to expire; any
+                    // other case goes round the loop and is handled there.
+                    let next = pull.next_path().filter(|_| {
+                        stats.calls < max_calls
+                            && now_ms().saturating_sub(started_ms) < budget_ms
+                            && creds
+                                .access
                                 .as_ref()
-                                .map(|k| (k.created_on.as_str(), k.sys_id.as_str())),
-                            total,
-                            pull.done,
-                            pull.limit(),
-                        )
-                        .await?;
+                                .is_none_or(|(_, exp)| *exp - 60 > now())
+                    });
+                    let next =
+                        next.and_then(|path| Some(table::get(&instance, &path, &creds.auth()?)));
+                    stats.statements += match next {
+                        Some(req) => {
+                            stats.calls += 1;
+                            let (written, sent) =
+                                futures_util::future::join(write, transport::send(&req)).await;
+                            prefetched = Some(sent);
+                            written?
+                        }
+                        None => write.await?,
+                    };
                     stats.write_ms += now_ms() - t2;
                     stats.events += page.events.len() as u64;
                     first_page = false;

@@ -392,27 +392,18 @@ impl Store {
         &self,
         id: &str,
         table: &str,
-        rows: &[serde_json::Value],
+        rows: &[String],
         cursor: Option<(&str, &str)>,
         backfill_total: Option<u64>,
         caught_up: bool,
         page_size: u32,
     ) -> Result<usize> {
         let mut stmts = Vec::new();
-        let mut chunk: Vec<&serde_json::Value> = Vec::new();
-        let mut size = 0;
-        let flush = |chunk: &mut Vec<&serde_json::Value>,
-                     stmts: &mut Vec<D1PreparedStatement>|
-         -> Result<()> {
-            if chunk.is_empty() {
-                return Ok(());
-            }
-            let json = serde_json::to_string(chunk)
-                .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let push = |json: &str, stmts: &mut Vec<D1PreparedStatement>| -> Result<()> {
             stmts.push(
                 self.db
-                    .prepare("INSERT OR IGNORE INTO events (connection_id, source_table, sys_id, occurred_at, kind, actor, source_ip, target_table, target_record, target_field, old_value, new_value, raw) SELECT ?1, ?2, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10 FROM json_each(?3)")
-                    .bind(&[s(id), s(table), s(&json)])?,
+                    .prepare("INSERT OR IGNORE INTO events (connection_id, source_table, sys_id, occurred_at, kind, actor, source_ip, target_table, target_record, target_field, old_value, new_value, raw) SELECT ?1, ?2, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->10 FROM json_each(?3)")
+                    .bind(&[s(id), s(table), s(json)])?,
             );
             // changes() is the INSERT's count of new rows: duplicates ignored
             // by the unique key are not counted.
@@ -421,19 +412,26 @@ impl Store {
                     .prepare("UPDATE connections SET event_count = event_count + changes() WHERE id = ?1")
                     .bind(&[s(id)])?,
             );
-            chunk.clear();
             Ok(())
         };
+        // Rows arrive as JSON texts: a chunk is `[row,row,...]`, joined
+        // rather than serialized again.
+        let mut chunk = String::from("[");
         for row in rows {
-            let len = row.to_string().len();
-            if size + len > CHUNK_BYTES {
-                flush(&mut chunk, &mut stmts)?;
-                size = 0;
+            if chunk.len() > 1 && chunk.len() + row.len() + 1 > CHUNK_BYTES {
+                chunk.push(']');
+                push(&chunk, &mut stmts)?;
+                chunk.truncate(1);
             }
-            chunk.push(row);
-            size += len;
+            if chunk.len() > 1 {
+                chunk.push(',');
+            }
+            chunk.push_str(row);
         }
-        flush(&mut chunk, &mut stmts)?;
+        if chunk.len() > 1 {
+            chunk.push(']');
+            push(&chunk, &mut stmts)?;
+        }
         let (t, sid) = cursor
             .map(|(t, s)| (opt(Some(t)), opt(Some(s))))
             .unwrap_or((JsValue::NULL, JsValue::NULL));
