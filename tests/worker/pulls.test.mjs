@@ -60,6 +60,37 @@ test("incremental pulls after new inserts, late commits and a 25,000-record burs
   }
 });
 
+test("a caught-up connection reads every table in one Batch API call, and falls back to one call per table without it", async () => {
+  const sim = await startSim(["--days", "2", "--events-per-day", "300", "--seed", "13"]);
+  const simStats = async () => (await (await fetch(`${sim.instance_url}/__sim/stats`)).json());
+  const latestRun = async (id) => (await c.api("GET", `/api/v1/connections/${id}/runs`)).json.runs[0];
+  try {
+    const conn = await c.connect(sim, "batched");
+    await c.waitCaughtUp(conn.id);
+    const pullOnce = async (table, count) => {
+      const before = (await c.connection(conn.id)).event_count;
+      const runsBefore = (await c.api("GET", `/api/v1/connections/${conn.id}/runs`)).json.runs.length;
+      await sim.control("insert", { table, count, spread_secs: 5 });
+      assert.equal((await c.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
+      await waitFor("the pull", async () => (await c.api("GET", `/api/v1/connections/${conn.id}/runs`)).json.runs.length > runsBefore && (await c.connection(conn.id)).event_count >= before + count);
+      await c.assertExactlyOnce(sim, await c.connection(conn.id));
+      return latestRun(conn.id);
+    };
+    const batchesBefore = (await simStats()).batch_requests;
+    const run = await pullOnce("sys_audit", 40);
+    assert.equal(run.outcome, "done");
+    assert.equal(run.calls, 1, JSON.stringify(run));
+    assert.equal((await simStats()).batch_requests, batchesBefore + 1);
+    // The Batch API goes away (or refuses): the same run reads table by table.
+    await sim.control("conditions", { batch_api_off: true });
+    const fallback = await pullOnce("sysevent", 30);
+    assert.equal(fallback.outcome, "done");
+    assert.equal(fallback.calls, 1 + 6, JSON.stringify(fallback));
+  } finally {
+    await sim.stop();
+  }
+});
+
 test("the events API filters, pages newest first and exports OCSF", async () => {
   const sim = await startSim(["--days", "2", "--events-per-day", "400", "--seed", "13"]);
   try {

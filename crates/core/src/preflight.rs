@@ -9,10 +9,10 @@
 //!    check and the release, one call each; table access is then checked by
 //!    the first pull and the connection carries a warning saying so.
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::batch;
+use crate::http::{HttpRequest, HttpResponse};
 use crate::input::{AuthMethod, OAuthClient};
 use crate::instance_url::InstanceUrl;
 use crate::oauth::{self, SHORT_LIFESPAN_SECS};
@@ -229,8 +229,8 @@ impl Preflight {
     fn batch(&mut self) -> Step {
         self.stage = Stage::Batch;
         let mut items = vec![
-            serde_json::json!({"id": "role", "method": "GET", "url": self.role_path(), "exclude_response_headers": false, "headers": [{"name": "Accept", "value": "application/json"}]}),
-            serde_json::json!({"id": "release", "method": "GET", "url": Self::release_path(), "exclude_response_headers": false, "headers": [{"name": "Accept", "value": "application/json"}]}),
+            ("role".to_string(), self.role_path()),
+            ("release".to_string(), Self::release_path()),
         ];
         for t in PULL_TABLES {
             let path = table::table_path(
@@ -241,19 +241,9 @@ impl Preflight {
                     ("sysparm_no_count", "true"),
                 ],
             );
-            items.push(serde_json::json!({"id": format!("table:{t}"), "method": "GET", "url": path, "exclude_response_headers": false, "headers": [{"name": "Accept", "value": "application/json"}]}));
+            items.push((format!("table:{t}"), path));
         }
-        let body = serde_json::json!({"batch_request_id": "preflight", "rest_requests": items});
-        let req = HttpRequest {
-            method: Method::Post,
-            url: self.input.instance.join("/api/now/v1/batch"),
-            headers: vec![
-                ("Content-Type".into(), "application/json".into()),
-                ("Accept".into(), "application/json".into()),
-                ("Authorization".into(), self.auth().header_value()),
-            ],
-            body: serde_json::to_vec(&body).unwrap_or_default(),
-        };
+        let req = batch::request(&self.input.instance, &self.auth(), "preflight", &items);
         self.send(req)
     }
 
@@ -271,7 +261,7 @@ impl Preflight {
         if resp.status != 200 || is_html(resp) {
             return self.fail(classify_failure(resp, "the connect check", self.now));
         }
-        let items = match parse_batch(resp) {
+        let items = match batch::parse(resp) {
             Some(items) => items,
             None => {
                 return self.fail(Problem::with_context(
@@ -421,59 +411,11 @@ fn result_rows(r: &HttpResponse) -> Option<Vec<serde_json::Map<String, serde_jso
         .map(|p| p.result)
 }
 
-#[derive(Deserialize)]
-struct BatchAnswer {
-    serviced_requests: Vec<BatchItem>,
-}
-
-#[derive(Deserialize)]
-struct BatchItem {
-    id: String,
-    status_code: u16,
-    #[serde(default)]
-    body: String,
-    #[serde(default)]
-    headers: Vec<BatchHeader>,
-}
-
-#[derive(Deserialize)]
-struct BatchHeader {
-    name: String,
-    value: String,
-}
-
-/// The Batch API's serviced items as plain responses (bodies are base64).
-fn parse_batch(resp: &HttpResponse) -> Option<Vec<(String, HttpResponse)>> {
-    let answer: BatchAnswer = serde_json::from_slice(&resp.body).ok()?;
-    answer
-        .serviced_requests
-        .into_iter()
-        .map(|item| {
-            let cleaned: String = item.body.chars().filter(|c| !c.is_whitespace()).collect();
-            let body = base64::engine::general_purpose::STANDARD
-                .decode(cleaned)
-                .ok()?;
-            let headers = item
-                .headers
-                .into_iter()
-                .map(|h| (h.name, h.value))
-                .collect();
-            Some((
-                item.id,
-                HttpResponse {
-                    status: item.status_code,
-                    headers,
-                    body,
-                },
-            ))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::instance_url::{parse, HostPolicy};
+    use base64::Engine;
 
     fn input(method: AuthMethod) -> PreflightInput {
         PreflightInput {

@@ -4,8 +4,10 @@
 //! returns an error to the queue (that would abort the isolate).
 
 use serde::{Deserialize, Serialize};
+use snc_core::batch;
 use snc_core::cursor::{read_page, Key, PageError, Recovery, TablePull, MAX_PAGE};
 use snc_core::events::Event;
+use snc_core::http::HttpResponse;
 use snc_core::input::OAuthClient;
 use snc_core::instance_url::InstanceUrl;
 use snc_core::oauth;
@@ -280,30 +282,73 @@ async fn pull_locked(
     let started_ms = now_ms();
     let stored: Vec<_> = store.cursors(id).await?;
 
-    for source in PULL_TABLES {
-        let cursor_row = stored.iter().find(|c| c.source_table == source);
-        let cursor = cursor_row.and_then(|c| match (&c.created_on, &c.sys_id) {
-            (Some(t), Some(s)) => Some(Key {
-                created_on: t.clone(),
-                sys_id: s.clone(),
-            }),
-            _ => None,
-        });
-        let first_ever = cursor.is_none();
-        let learned = cursor_row
-            .and_then(|c| c.page_size)
-            .map(|p| p as u32)
-            .filter(|p| *p > 0);
-        let mut pull = TablePull::new(
-            source,
-            cursor,
-            backfill_from,
-            learned.map_or(page_size, |l| l.min(page_size)),
-        );
+    let tables: Vec<(TablePull, bool)> = PULL_TABLES
+        .iter()
+        .map(|source| {
+            let cursor_row = stored.iter().find(|c| c.source_table == *source);
+            let cursor = cursor_row.and_then(|c| match (&c.created_on, &c.sys_id) {
+                (Some(t), Some(s)) => Some(Key {
+                    created_on: t.clone(),
+                    sys_id: s.clone(),
+                }),
+                _ => None,
+            });
+            let first_ever = cursor.is_none();
+            let learned = cursor_row
+                .and_then(|c| c.page_size)
+                .map(|p| p as u32)
+                .filter(|p| *p > 0);
+            let limit = learned.map_or(page_size, |l| l.min(page_size));
+            (
+                TablePull::new(source, cursor, backfill_from, limit),
+                first_ever,
+            )
+        })
+        .collect();
+
+    // One Batch API call reads the next page of every table: a caught-up
+    // connection costs one call per schedule instead of six, and a backfill
+    // gets every table's first page at once. Anything but a readable batch
+    // answer (no Batch API, a refused or cancelled batch, an unserviced item)
+    // leaves those pages to the per-table calls below.
+    let mut batched: Vec<Option<HttpResponse>> = PULL_TABLES.iter().map(|_| None).collect();
+    let has_batch_api = !row.warnings.contains("table_access_unchecked");
+    if has_batch_api && max_calls > 1 {
+        if let Some(outcome) =
+            refresh_if_expiring(store, id, key, &instance, &mut creds, stats).await?
+        {
+            return Ok(outcome);
+        }
+        let items: Vec<batch::BatchItem> = tables
+            .iter()
+            .zip(PULL_TABLES)
+            .filter_map(|((pull, _), source)| Some((source.to_string(), pull.next_path()?)))
+            .collect();
+        if let (true, Some(auth)) = (items.len() > 1, creds.auth()) {
+            stats.calls += 1;
+            let t0 = now_ms();
+            let sent = transport::send(&batch::request(&instance, &auth, "pull", &items)).await;
+            stats.fetch_ms += now_ms() - t0;
+            for (item, resp) in sent
+                .ok()
+                .as_ref()
+                .and_then(batch::parse)
+                .unwrap_or_default()
+            {
+                if let Some(i) = PULL_TABLES.iter().position(|t| *t == item) {
+                    batched[i] = Some(resp);
+                }
+            }
+        }
+    }
+
+    for (i, (mut pull, first_ever)) in tables.into_iter().enumerate() {
+        let source = PULL_TABLES[i];
         let mut first_page = true;
-        // The next page, fetched while the previous one was being written.
-        let mut prefetched: Option<std::result::Result<snc_core::http::HttpResponse, String>> =
-            None;
+        // The next page: from the batch, or fetched while the previous one
+        // was being written.
+        let mut prefetched: Option<std::result::Result<HttpResponse, String>> =
+            batched[i].take().map(Ok);
         while let Some(path) = pull.next_path() {
             let sent = match prefetched.take() {
                 Some(sent) => sent,
@@ -312,15 +357,10 @@ async fn pull_locked(
                     if stats.calls >= max_calls || elapsed >= budget_ms {
                         return finish(store, id, false, passing_error, RunOutcome::More).await;
                     }
-                    // Refresh a little before expiry rather than meet the 401.
-                    if let Some((_, exp)) = &creds.access {
-                        if *exp - 60 <= now() {
-                            if let Some(outcome) =
-                                refresh_token(store, id, key, &instance, &mut creds, stats).await?
-                            {
-                                return Ok(outcome);
-                            }
-                        }
+                    if let Some(outcome) =
+                        refresh_if_expiring(store, id, key, &instance, &mut creds, stats).await?
+                    {
+                        return Ok(outcome);
                     }
                     let Some(auth) = creds.auth() else {
                         store
@@ -460,6 +500,23 @@ async fn finish(
         .finish_run(id, now(), next, caught_up, passing_error || caught_up)
         .await?;
     Ok(outcome)
+}
+
+/// Refreshes a little before expiry rather than meet the 401.
+async fn refresh_if_expiring(
+    store: &Store,
+    id: &str,
+    key: &snc_core::seal::SealingKey,
+    instance: &InstanceUrl,
+    creds: &mut Credentials,
+    stats: &mut RunStats,
+) -> Result<Option<RunOutcome>> {
+    match &creds.access {
+        Some((_, exp)) if *exp - 60 <= now() => {
+            refresh_token(store, id, key, instance, creds, stats).await
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Gets a new access token with the refresh token. `Some(outcome)` ends the run.
