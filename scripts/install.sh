@@ -77,4 +77,16 @@ else
   echo "$req_sum" > "$TOOLS/venv/.snc-req-sum"
 fi
 
+# 6. Schemathesis for the OpenAPI hardening test, in a venv of its own (its
+# dependencies must not move pysnow's).
+st_sum=$(sha256sum tests/hardening/requirements.txt | cut -d' ' -f1)
+if [ -f "$TOOLS/st-venv/.snc-req-sum" ] && [ "$(cat "$TOOLS/st-venv/.snc-req-sum")" = "$st_sum" ]; then
+  say "skip schemathesis venv (tests/hardening/requirements.txt installed in .tools/st-venv)"
+else
+  say "python venv with tests/hardening/requirements.txt (schemathesis)"
+  python3 -m venv "$TOOLS/st-venv"
+  "$TOOLS/st-venv/bin/pip" install --quiet --disable-pip-version-check -r tests/hardening/requirements.txt
+  echo "$st_sum" > "$TOOLS/st-venv/.snc-req-sum"
+fi
+
 say "done"
