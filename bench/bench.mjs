@@ -84,7 +84,10 @@ try {
       const calls = runs.reduce((a, r) => a + r.calls, 0);
       const statements = runs.reduce((a, r) => a + r.statements, 0);
       const events = done.event_count;
-      results.ours = { events, seconds: s, events_per_s: events / s, calls, statements, calls_per_10k: (calls / events) * 10_000, statements_per_10k: (statements / events) * 10_000, workerd_cpu_s: cpu, cpu_ms_per_1k: (cpu * 1000) / (events / 1000) };
+      // The isolate's own work (JSON parse, normalization, row serialization),
+      // from the runs' log lines; the rest of workerd's CPU is local D1.
+      const own = [...worker.logs().matchAll(/parse (\d+) ms, rows (\d+) ms/g)].reduce((a, m) => a + Number(m[1]) + Number(m[2]), 0);
+      results.ours = { isolate_parse_rows_ms_per_1k: own / (events / 1000), events, seconds: s, events_per_s: events / s, calls, statements, calls_per_10k: (calls / events) * 10_000, statements_per_10k: (statements / events) * 10_000, workerd_cpu_s: cpu, cpu_ms_per_1k: (cpu * 1000) / (events / 1000) };
       log(`ours: ${events} events in ${s.toFixed(2)} s = ${(events / s).toFixed(0)}/s; ${calls} calls, ${statements} D1 statements; workerd CPU ${cpu.toFixed(2)} s`);
     } finally {
       await worker.stop();
@@ -114,10 +117,12 @@ const rows = [
   ["baseline (pysnow + SQLite) events/s", r.baseline.events_per_s.toFixed(0), ""],
   ["ours (worker in workerd + D1) events/s", r.ours.events_per_s.toFixed(0), ""],
   ["ours / baseline", r.ratio_ours_to_baseline.toFixed(2) + "x", ">= 5x"],
+  ["  (ceiling / baseline: the most any client gets)", (r.ceiling.events_per_s / r.baseline.events_per_s).toFixed(2) + "x", ""],
   ["ours / ceiling", (r.ratio_ours_to_ceiling * 100).toFixed(1) + " %", ">= 50 %"],
   ["ServiceNow calls per 10,000 events", r.ours.calls_per_10k.toFixed(2), "<= 1.05"],
   ["D1 statements per 10,000 events", r.ours.statements_per_10k.toFixed(1), "<= 10"],
-  ["workerd CPU ms per 1,000 events", r.ours.cpu_ms_per_1k.toFixed(2), "<= 5"],
+  ["workerd CPU ms per 1,000 events (with local D1)", r.ours.cpu_ms_per_1k.toFixed(2), "<= 5"],
+  ["  of which parse + rows in the isolate", r.ours.isolate_parse_rows_ms_per_1k.toFixed(2), ""],
   ["connect page, gzip bytes", String(r.page_gzip_bytes), "<= 65536"],
   ["worker, gzip bytes", String(r.worker_gzip_bytes), ""],
   ["time until the sign-in form accepts input, ms", r.page_input_ms_median.toFixed(0), "<= 150"],

@@ -10,7 +10,8 @@ import { startWorker, startSim, ROOT } from "../support/harness.mjs";
 
 let worker, sim;
 before(async () => {
-  [worker, sim] = await Promise.all([startWorker({ vars: { PULLS_PAUSED: "true" } }), startSim(["--days", "1", "--events-per-day", "10"])]);
+  // BACKFILL_DAYS out of range: the worker uses 7, and says so.
+  [worker, sim] = await Promise.all([startWorker({ vars: { PULLS_PAUSED: "true", BACKFILL_DAYS: "500" } }), startSim(["--days", "1", "--events-per-day", "10"])]);
 });
 after(async () => {
   await worker?.stop();
@@ -65,4 +66,17 @@ test("at least 40 hostile instance URLs are refused at validate and at connect, 
   assert.equal(after, before, "the simulator saw no request");
   const list = await (await fetch(`${worker.url}/api/v1/connections`, { headers: h })).json();
   assert.deepEqual(list.connections, []);
+});
+
+test("methods the router does not know are not served as GET, and settings report what is enforced", async () => {
+  const auth = { authorization: `Bearer ${worker.adminToken}` };
+  for (const method of ["QUERY", "PROPFIND"]) {
+    for (const path of ["/api/v1/connections", "/api/v1/settings"]) {
+      const r = await fetch(worker.url + path, { method, headers: auth });
+      assert.equal(r.status, 404, `${method} ${path}`);
+      assert.equal((await r.json()).code, "not_found");
+    }
+  }
+  const settings = await (await fetch(`${worker.url}/api/v1/settings`, { headers: auth })).json();
+  assert.equal(settings.backfill_days, 7);
 });

@@ -172,13 +172,14 @@ pub async fn run(env: &Env, connection_id: &str) -> RunOutcome {
             .await;
     }
     console_log!(
-        "pull {connection_id}: {} ({} calls, {} statements, {} records; fetch {} ms, parse {} ms, write {} ms, the next page's fetch overlapped)",
+        "pull {connection_id}: {} ({} calls, {} statements, {} records; fetch {} ms, parse {} ms, rows {} ms, write {} ms, the next page's fetch overlapped)",
         outcome.as_str(),
         stats.calls,
         stats.statements,
         stats.events,
         stats.fetch_ms,
         stats.parse_ms,
+        stats.rows_ms,
         stats.write_ms
     );
     outcome
@@ -189,6 +190,7 @@ struct RunStats {
     /// Where a run's wall time went, for the log line.
     fetch_ms: u64,
     parse_ms: u64,
+    rows_ms: u64,
     write_ms: u64,
     calls: u32,
     statements: usize,
@@ -392,6 +394,8 @@ async fn pull_locked(
                     let cursor = pull.on_page(&page);
                     let t2 = now_ms();
                     let rows: Vec<String> = page.events.iter().map(event_row).collect();
+                    stats.rows_ms += now_ms() - t2;
+                    let t2 = now_ms();
                     let total = (first_ever && first_page).then_some(page.total).flatten();
                     let write = store.write_page(
                         id,

@@ -55,6 +55,14 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
     if !path.starts_with("/api/") {
         return assets::serve(req, env).await;
     }
+    // workers-rs reads methods it does not know (QUERY, PROPFIND, …) as GET:
+    // such a request must not be answered as if it were one.
+    if !req.inner().method().eq_ignore_ascii_case(method.as_ref()) {
+        return respond::code(
+            ProblemCode::NotFound,
+            "No such route or method. See /api/v1/openapi.json.",
+        );
+    }
     if method == Method::Options {
         return Ok(Response::empty()?.with_status(204));
     }
@@ -82,7 +90,7 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
     let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
     match (method, segments.as_slice()) {
         (Method::Get, ["openapi.json"]) => openapi::get(),
-        (Method::Get, ["settings"]) => settings::get(env),
+        (Method::Get, ["settings"]) => settings::get(env, config),
         (Method::Post, ["validate"]) => validate::post(req, config).await,
         (Method::Get, ["connections"]) => connections::list(env).await,
         (Method::Post, ["connections"]) => connections::create(req, env, config).await,
