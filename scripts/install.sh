@@ -66,27 +66,25 @@ else
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium chromium-driver
 fi
 
+# A venv per requirements file, rebuilt only when the file's hash changes.
+venv_from() { # <dir under .tools> <requirements file> <what for>
+  local sum
+  sum=$(sha256sum "$2" | cut -d' ' -f1)
+  if [ -f "$TOOLS/$1/.snc-req-sum" ] && [ "$(cat "$TOOLS/$1/.snc-req-sum")" = "$sum" ]; then
+    say "skip $3 venv ($2 installed in .tools/$1)"
+  else
+    say "$3 venv from $2"
+    python3 -m venv "$TOOLS/$1"
+    "$TOOLS/$1/bin/pip" install --quiet --disable-pip-version-check -r "$2"
+    echo "$sum" > "$TOOLS/$1/.snc-req-sum"
+  fi
+}
+
 # 5. Python tools for the fidelity tests (pysnow, a ServiceNow client we did not write).
-req_sum=$(sha256sum tests/fidelity/requirements.txt | cut -d' ' -f1)
-if [ -f "$TOOLS/venv/.snc-req-sum" ] && [ "$(cat "$TOOLS/venv/.snc-req-sum")" = "$req_sum" ]; then
-  say "skip python venv (tests/fidelity/requirements.txt installed in .tools/venv)"
-else
-  say "python venv with tests/fidelity/requirements.txt"
-  python3 -m venv "$TOOLS/venv"
-  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check -r tests/fidelity/requirements.txt
-  echo "$req_sum" > "$TOOLS/venv/.snc-req-sum"
-fi
+venv_from venv tests/fidelity/requirements.txt "pysnow"
 
 # 6. Schemathesis for the OpenAPI hardening test, in a venv of its own (its
 # dependencies must not move pysnow's).
-st_sum=$(sha256sum tests/hardening/requirements.txt | cut -d' ' -f1)
-if [ -f "$TOOLS/st-venv/.snc-req-sum" ] && [ "$(cat "$TOOLS/st-venv/.snc-req-sum")" = "$st_sum" ]; then
-  say "skip schemathesis venv (tests/hardening/requirements.txt installed in .tools/st-venv)"
-else
-  say "python venv with tests/hardening/requirements.txt (schemathesis)"
-  python3 -m venv "$TOOLS/st-venv"
-  "$TOOLS/st-venv/bin/pip" install --quiet --disable-pip-version-check -r tests/hardening/requirements.txt
-  echo "$st_sum" > "$TOOLS/st-venv/.snc-req-sum"
-fi
+venv_from st-venv tests/hardening/requirements.txt "schemathesis"
 
 say "done"
