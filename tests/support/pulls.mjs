@@ -4,10 +4,10 @@ import assert from "node:assert/strict";
 export const SOURCES = ["sysevent", "sys_audit", "sys_audit_delete", "syslog_transaction", "sys_user", "sys_user_has_role"];
 
 export function client(worker) {
-  async function api(method, path, body) {
+  async function api(method, path, body, timeoutMs = 120_000) {
     const headers = { authorization: `Bearer ${worker.adminToken}` };
     if (body !== undefined) headers["content-type"] = "application/json";
-    const r = await fetch(worker.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const r = await fetch(worker.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
     const text = await r.text();
     let json = null;
     try { json = JSON.parse(text); } catch {}
@@ -68,8 +68,12 @@ export function client(worker) {
         lastCron = Date.now();
         await Promise.all(crons.map((w) => w.cron().catch(() => {})));
       }
-      const res = await api("GET", `/api/v1/connections/${id}`);
-      if (res.status !== 200) return null; // a passing failure (e.g. a locked local database): ask again
+      // Passing failures of the local runtime are asked again: a locked
+      // local database (non-200), or wrangler dev's proxy resetting or
+      // holding a status request while a large backfill keeps the single
+      // workerd thread busy. A worker that stays down still fails the wait.
+      const res = await api("GET", `/api/v1/connections/${id}`, undefined, 15_000).catch(() => null);
+      if (res?.status !== 200) return null;
       const c = res.json;
       if (c.status === "error" && !allowError) throw new Error(`connection in error: ${JSON.stringify(c.status_detail)}`);
       return c.backfill.done ? c : null;
