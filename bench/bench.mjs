@@ -82,7 +82,7 @@ try {
   // 3. Ours: connect and the full backfill through the worker in workerd
   // into local D1, a fresh worker and database each run.
   results.ours = await median("ours", async () => {
-    const worker = await startWorker({ vars: { PULL_BUDGET_MS: "600000", PULL_MAX_CALLS: "1000", LEASE_SECS: "700" } });
+    const worker = await startWorker({ vars: { PULL_BUDGET_MS: "600000", PULL_MAX_CALLS: "1000" } });
     try {
       const c = client(worker);
       const cpu0 = workerdCpu();

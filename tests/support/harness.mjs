@@ -1,7 +1,8 @@
 // Starts real parts for end-to-end tests: the simulator binary and the worker
 // in workerd (wrangler dev) with local D1 in a fresh directory. No mocks.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -121,4 +122,27 @@ export async function startWorker({ vars = {}, persist = null, adminToken = null
       if (!keepPersist) rmSync(persist, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Every byte of a worker's local state (D1, Durable Objects, R2) as text,
+ * gzip objects decompressed, for scans: what is stored where, and what is
+ * not stored anywhere.
+ */
+export function stateText(dir) {
+  const out = [];
+  const walk = (d) => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) { walk(p); continue; }
+      if (p.endsWith(".lock")) continue;
+      const bytes = readFileSync(p);
+      out.push(bytes.toString("latin1"));
+      if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+        try { out.push(gunzipSync(bytes).toString("utf8")); } catch {}
+      }
+    }
+  };
+  walk(dir);
+  return out.join("\n");
 }

@@ -7,7 +7,7 @@ import { client, waitFor } from "../support/pulls.mjs";
 
 let worker, c;
 before(async () => {
-  worker = await startWorker({ vars: { LEASE_SECS: "5", PULL_BUDGET_MS: "20000", PULL_MAX_CALLS: "40" } });
+  worker = await startWorker({ vars: { PULL_BUDGET_MS: "20000", PULL_MAX_CALLS: "40" } });
   c = client(worker);
 });
 after(async () => { await worker?.stop(); });

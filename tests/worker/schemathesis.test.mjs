@@ -33,7 +33,7 @@ before(async () => {
   // only instance URLs this worker accepts are the loopback ones; whatever
   // address schemathesis generates, nothing is fetched off this machine.
   [worker, sim, simDoomed, simBroken] = await Promise.all([
-    startWorker({ vars: { LEASE_SECS: "5", INSTANCE_HOSTS: ".localhost" } }),
+    startWorker({ vars: { INSTANCE_HOSTS: ".localhost" } }),
     startSim(["--days", "1", "--events-per-day", "20", "--seed", "5"]),
     startSim(["--days", "1", "--events-per-day", "5", "--seed", "6"]),
     startSim(["--days", "1", "--events-per-day", "5", "--seed", "7"]),

@@ -261,6 +261,12 @@ impl TablePull {
         self.limit
     }
 
+    /// Where the next page starts: with the cursor it ends at, it names the
+    /// page's archive object, the same on every read of the same page.
+    pub fn after_key(&self) -> Key {
+        self.after.clone()
+    }
+
     /// The next page's path, or `None` when this table is caught up.
     pub fn next_path(&self) -> Option<String> {
         (!self.done).then(|| page_path(&self.source, &self.after, self.limit, self.offset))

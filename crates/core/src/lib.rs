@@ -3,6 +3,7 @@
 //! and pass the current time in, so everything here is deterministic and tested
 //! natively.
 
+pub mod archive;
 pub mod batch;
 pub mod clock;
 pub mod connection;

@@ -49,3 +49,11 @@ impl Config {
         }
     }
 }
+
+/// `EVENT_RETENTION_DAYS`, default 90.
+pub fn retention_days(env: &Env) -> i64 {
+    text(env, "EVENT_RETENTION_DAYS")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|d: &i64| *d > 0)
+        .unwrap_or(90)
+}

@@ -2,7 +2,7 @@
 
 mod auth;
 mod config;
-mod pull;
+mod connection_object;
 mod respond;
 mod routes;
 mod schedule;
@@ -10,50 +10,23 @@ mod sealing;
 mod store;
 mod transport;
 
-use worker::{event, Context, Env, MessageExt, Request, Response, Result};
+use worker::{event, Context, Env, Request, Response, Result};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     routes::handle(req, env).await
 }
 
-/// Every 5 minutes: queue the connections that are due, and apply retention.
-/// A cron handler cannot report failure, so each outcome is logged.
+/// Every 5 minutes: the watchdog re-arms connections whose object has no
+/// alarm (lost, or a deployment just upgraded). Pulls themselves run on each
+/// connection's own alarm. A cron handler cannot report failure, so its
+/// outcome is logged.
 #[event(scheduled)]
 async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
     match schedule::run(&env).await {
-        Ok(n) => worker::console_log!("cron: queued {n} connection(s)"),
+        Ok(n) => worker::console_log!("cron: woke {n} connection(s)"),
         Err(e) => worker::console_log!("cron: failed: {e}"),
     }
-}
-
-/// One connection per message. Never returns Err: that would abort the
-/// isolate; each message is acked after its run, whose outcome is recorded.
-#[event(queue)]
-async fn queue(
-    batch: worker::MessageBatch<pull::PullMessage>,
-    env: Env,
-    _ctx: Context,
-) -> Result<()> {
-    let messages = match batch.messages() {
-        Ok(m) => m,
-        Err(e) => {
-            worker::console_log!("queue: unreadable batch: {e}");
-            batch.ack_all();
-            return Ok(());
-        }
-    };
-    for message in messages {
-        let id = message.body().connection_id.clone();
-        let outcome = pull::run(&env, &id).await;
-        if outcome == pull::RunOutcome::More {
-            if let Err(e) = schedule::enqueue(&env, &id).await {
-                worker::console_log!("queue: could not re-queue {id}: {e}");
-            }
-        }
-        message.ack();
-    }
-    Ok(())
 }
 
 /// Unix seconds now: core takes time as an argument, the worker supplies it.

@@ -1,35 +1,29 @@
-//! The cron's work and the queue producer: pulls are spread by Cloudflare's
-//! queue, not by a scheduler of ours.
+//! The cron's work: a watchdog, not a scheduler. Each connection's object
+//! schedules its own pulls with its alarm and copies the alarm's time to the
+//! connection's row; a row whose alarm time is missing or long past belongs
+//! to an object whose alarm was lost (or to a deployment just upgraded), and
+//! waking it re-arms it.
 
-use worker::{Env, Result};
+use worker::{console_log, Env, Result};
 
+use crate::connection_object;
 use crate::now;
-use crate::pull::PullMessage;
 use crate::store::Store;
 
-pub async fn enqueue(env: &Env, connection_id: &str) -> Result<()> {
-    env.queue("PULLS")?
-        .send(PullMessage {
-            connection_id: connection_id.to_string(),
-        })
-        .await
-}
+/// An alarm this late counts as lost.
+const GRACE_SECS: i64 = 600;
+/// Objects woken per cron run: each is a subrequest.
+const WAKE_PER_RUN: u32 = 500;
 
-/// Queues every due connection and drops events past the retention.
 pub async fn run(env: &Env) -> Result<usize> {
     let store = Store::new(env.d1("DB")?);
-    let due = store.due(now()).await?;
-    for id in &due {
-        enqueue(env, id).await?;
+    let overdue = store.overdue(now() - GRACE_SECS, WAKE_PER_RUN).await?;
+    let mut woken = 0;
+    for id in &overdue {
+        match connection_object::wake(env, id).await {
+            Ok(()) => woken += 1,
+            Err(e) => console_log!("cron: could not wake {id}: {e}"),
+        }
     }
-    let retention_days: i64 = env
-        .var("EVENT_RETENTION_DAYS")
-        .ok()
-        .and_then(|v| v.to_string().trim().parse().ok())
-        .filter(|d| *d > 0)
-        .unwrap_or(90);
-    store
-        .apply_retention(now() - retention_days * 86_400)
-        .await?;
-    Ok(due.len())
+    Ok(woken)
 }

@@ -172,9 +172,10 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
         }
         Err(e) => return Err(e),
     }
-    // The backfill starts now; the cron would find it within 5 minutes anyway.
-    if let Err(e) = crate::schedule::enqueue(env, &id).await {
-        console_log!("connect: could not queue the backfill of {id}: {e}");
+    // The backfill starts now; the cron's watchdog would wake it within
+    // minutes anyway.
+    if let Err(e) = crate::connection_object::wake(env, &id).await {
+        console_log!("connect: could not start the backfill of {id}: {e}");
     }
     match store.get(&id).await? {
         Some(row) => respond::json(201, &row.to_api()),
@@ -246,7 +247,7 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
             store.set_enabled(id, enabled).await?;
             if enabled {
                 // Resume from the cursor without waiting for the cron.
-                let _ = crate::schedule::enqueue(env, id).await;
+                let _ = crate::connection_object::wake(env, id).await;
             }
         }
     }
@@ -264,6 +265,10 @@ pub async fn delete(env: &Env, id: &str) -> Result<Response> {
     if store.get(id).await?.is_none() {
         return not_found(id);
     }
+    // The object first: it stops a running pull and empties itself and the
+    // archive; only then does the row go, so a failure leaves a connection
+    // that can be deleted again rather than bytes nobody can reach.
+    crate::connection_object::delete(env, id).await?;
     store.delete(id).await?;
     Ok(Response::empty()?.with_status(204))
 }
@@ -341,7 +346,7 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
             &secrets,
         )
         .await?;
-    let _ = crate::schedule::enqueue(env, id).await;
+    let _ = crate::connection_object::wake(env, id).await;
     match store.get(id).await? {
         Some(row) => respond::json(200, &row.to_api()),
         None => not_found(id),

@@ -3,40 +3,17 @@
 //! `/pull`.
 
 use base64::Engine;
-use serde_json::{json, Map, Value};
-use snc_core::clock::{parse_rfc3339, rfc3339};
-use snc_core::events::{ocsf, Event, Kind, Target};
+use serde_json::{json, Value};
+use snc_core::clock::parse_rfc3339;
+use snc_core::events::{ocsf, Event, Kind};
 use snc_core::problem::{FieldError, Problem, ProblemCode};
 use worker::{Env, Request, Response, Result};
 
+use crate::connection_object::{self, IndexQuery};
 use crate::respond;
-use crate::schedule;
-use crate::store::{EventFilter, EventRow, Store};
+use crate::store::Store;
 
 pub const MAX_LIMIT: u32 = 1_000;
-
-fn to_event(connection_id: &str, r: EventRow) -> Event {
-    let target =
-        (r.target_table.is_some() || r.target_record.is_some() || r.target_field.is_some())
-            .then_some(Target {
-                table: r.target_table,
-                record: r.target_record,
-                field: r.target_field,
-            });
-    Event {
-        id: format!("{}:{}", r.source_table, r.sys_id),
-        connection_id: connection_id.to_string(),
-        occurred_at: r.occurred_at,
-        kind: Kind::parse(&r.kind).unwrap_or(Kind::Other),
-        actor: r.actor,
-        source_ip: r.source_ip,
-        target,
-        old_value: r.old_value,
-        new_value: r.new_value,
-        source_table: r.source_table,
-        raw: serde_json::from_str::<Map<String, Value>>(&r.raw).unwrap_or_default(),
-    }
-}
 
 fn field_error(field: &str, message: &str) -> Problem {
     Problem::validation(vec![FieldError {
@@ -52,25 +29,38 @@ fn encode_cursor(e: &Event) -> String {
         .encode(json!([e.occurred_at, table, sys_id]).to_string())
 }
 
-fn decode_cursor(c: &str) -> Option<(String, String, String)> {
+fn decode_cursor(c: &str) -> Option<(i64, String, String)> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(c)
         .ok()?;
-    let v: (String, String, String) = serde_json::from_slice(&raw).ok()?;
-    Some(v)
+    let (at, table, sys_id): (String, String, String) = serde_json::from_slice(&raw).ok()?;
+    Some((parse_rfc3339(&at)?, table, sys_id))
+}
+
+/// Where an event sits in the index's order.
+fn position(e: &Event) -> Option<(i64, String, String)> {
+    let (table, sys_id) = e.id.split_once(':')?;
+    Some((
+        parse_rfc3339(&e.occurred_at)?,
+        table.to_string(),
+        sys_id.to_string(),
+    ))
 }
 
 /// Reads the filter from the query string; every bad value is a field error.
-fn filter(req: &Request, newest_first: bool) -> std::result::Result<(EventFilter, bool), Problem> {
+fn filter(
+    req: &Request,
+    env: &Env,
+    newest_first: bool,
+) -> std::result::Result<(IndexQuery, bool), Problem> {
     let url = req.url().map_err(|_| Problem::new(ProblemCode::Internal))?;
-    let mut f = EventFilter {
-        from: None,
-        to: None,
-        kind: None,
-        actor: None,
-        after: None,
+    let mut f = IndexQuery {
         limit: 100,
         newest_first,
+        // Past the retention, nothing is shown, even before the object's
+        // next alarm trims it.
+        not_before: Some(crate::now() - crate::config::retention_days(env) * 86_400),
+        ..IndexQuery::default()
     };
     let mut ocsf_format = false;
     for (k, v) in url.query_pairs() {
@@ -80,9 +70,9 @@ fn filter(req: &Request, newest_first: bool) -> std::result::Result<(EventFilter
                     field_error(&k, "Use an RFC 3339 time, such as 2026-11-20T10:00:00Z.")
                 })?;
                 if k == "from" {
-                    f.from = Some(rfc3339(t));
+                    f.from = Some(t);
                 } else {
-                    f.to = Some(rfc3339(t));
+                    f.to = Some(t);
                 }
             }
             "kind" => {
@@ -132,13 +122,12 @@ pub async fn list(req: Request, env: &Env, id: &str) -> Result<Response> {
     if !known(env, id).await? {
         return respond::code(ProblemCode::NotFound, "There is no such connection.");
     }
-    let (f, _) = match filter(&req, true) {
+    let (f, _) = match filter(&req, env, true) {
         Ok(f) => f,
         Err(p) => return respond::problem(&p),
     };
     let limit = f.limit;
-    let rows = Store::new(env.d1("DB")?).events(id, &f).await?;
-    let events: Vec<Event> = rows.into_iter().map(|r| to_event(id, r)).collect();
+    let events = connection_object::events(env, id, &f).await?;
     let next = (events.len() as u32 == limit)
         .then(|| events.last().map(encode_cursor))
         .flatten();
@@ -149,7 +138,7 @@ pub async fn ndjson(req: Request, env: &Env, id: &str) -> Result<Response> {
     if !known(env, id).await? {
         return respond::code(ProblemCode::NotFound, "There is no such connection.");
     }
-    let (mut f, as_ocsf) = match filter(&req, false) {
+    let (mut f, as_ocsf) = match filter(&req, env, false) {
         Ok(f) => f,
         Err(p) => return respond::problem(&p),
     };
@@ -162,32 +151,24 @@ pub async fn ndjson(req: Request, env: &Env, id: &str) -> Result<Response> {
         let id = id.clone();
         async move {
             let mut f = state?;
-            let rows = match env.d1("DB").map(Store::new) {
-                Ok(store) => store.events(&id, &f).await,
-                Err(e) => Err(e),
-            };
-            let rows = match rows {
-                Ok(r) => r,
+            let events = match connection_object::events(&env, &id, &f).await {
+                Ok(e) => e,
                 Err(e) => return Some((Err(e), None)),
             };
-            let full = rows.len() as u32 == f.limit;
+            let full = events.len() as u32 == f.limit;
             let mut out = Vec::new();
-            let mut last = None;
-            for r in rows {
-                let e = to_event(&id, r);
+            for e in &events {
                 let line = if as_ocsf {
-                    ocsf(&e)
+                    ocsf(e)
                 } else {
-                    serde_json::to_value(&e).unwrap_or(Value::Null)
+                    serde_json::to_value(e).unwrap_or(Value::Null)
                 };
                 out.extend_from_slice(line.to_string().as_bytes());
                 out.push(b'\n');
-                last = Some(e);
             }
-            let next = match (full, last) {
-                (true, Some(e)) => {
-                    let (table, sys_id) = e.id.split_once(':').unwrap_or(("", ""));
-                    f.after = Some((e.occurred_at.clone(), table.to_string(), sys_id.to_string()));
+            let next = match (full, events.last().and_then(position)) {
+                (true, Some(after)) => {
+                    f.after = Some(after);
                     Some(f)
                 }
                 _ => None,
@@ -205,17 +186,16 @@ pub async fn ndjson(req: Request, env: &Env, id: &str) -> Result<Response> {
 }
 
 pub async fn runs(env: &Env, id: &str) -> Result<Response> {
-    let store = Store::new(env.d1("DB")?);
-    if store.get(id).await?.is_none() {
+    if !known(env, id).await? {
         return respond::code(ProblemCode::NotFound, "There is no such connection.");
     }
-    respond::json(200, &json!({ "runs": store.runs(id, 50).await? }))
+    respond::json(200, &connection_object::runs(env, id).await?)
 }
 
 pub async fn pull(env: &Env, id: &str) -> Result<Response> {
     if !known(env, id).await? {
         return respond::code(ProblemCode::NotFound, "There is no such connection.");
     }
-    schedule::enqueue(env, id).await?;
+    connection_object::wake(env, id).await?;
     respond::json(202, &json!({ "queued": true }))
 }

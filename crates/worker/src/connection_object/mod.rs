@@ -1,0 +1,427 @@
+//! One Durable Object per connection: the only writer of its cursors, run
+//! history, page index and event index, and the scheduler of its pulls (its
+//! alarm fires to the second: the next pull, a Retry-After, an hourly
+//! hibernation retry, or the next slice of a long backfill).
+//!
+//! The worker talks to it through the functions at the bottom (`wake`,
+//! `delete`, `events`, `runs`); the object answers internal requests only,
+//! never the public API.
+
+mod plane;
+pub mod pull;
+mod upgrade;
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use snc_core::archive;
+use snc_core::events::Event;
+use worker::{
+    console_log, durable_object, Bucket, DurableObject, Env, Method, Request, RequestInit,
+    Response, Result, State,
+};
+
+use crate::store::{Fence, Progress, Store};
+use crate::{now, now_ms};
+pub use plane::{IndexQuery, RunRow};
+use plane::{IndexRow, Plane};
+use pull::{RunOutcome, Slice};
+
+/// The alarm of a connection that is not pulling (disabled, or in an error
+/// only an admin can clear) still fires daily, to apply the retention.
+const MAINTENANCE_SECS: i64 = 86_400;
+/// How long a delete waits for a running slice to reach its next step.
+const STOP_WAIT_MS: u64 = 120_000;
+
+#[durable_object]
+pub struct ConnectionObject {
+    state: State,
+    env: Env,
+    /// A slice is running (alarms never overlap; requests interleave with
+    /// them at each await).
+    running: Cell<bool>,
+    /// A pull was asked for while a slice ran: the next alarm fires at once.
+    again: Cell<bool>,
+    /// Deleted: every later step and request is refused.
+    deleted: Cell<bool>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wake {
+    connection_id: String,
+}
+
+impl DurableObject for ConnectionObject {
+    fn new(state: State, env: Env) -> Self {
+        ConnectionObject {
+            state,
+            env,
+            running: Cell::new(false),
+            again: Cell::new(false),
+            deleted: Cell::new(false),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        if self.deleted.get() {
+            return Response::error("deleted", 410);
+        }
+        let path = req.path();
+        match (req.method(), path.as_str()) {
+            (Method::Post, "/wake") => {
+                let wake: Wake = req.json().await?;
+                self.plane()?
+                    .set_meta("connection_id", &wake.connection_id)?;
+                if self.running.get() {
+                    self.again.set(true);
+                } else {
+                    self.state
+                        .storage()
+                        .set_alarm(Duration::from_millis(1))
+                        .await?;
+                }
+                Ok(Response::empty()?.with_status(202))
+            }
+            (Method::Post, "/delete") => {
+                let wake: Wake = req.json().await?;
+                self.delete(&wake.connection_id).await?;
+                Ok(Response::empty()?.with_status(204))
+            }
+            (Method::Post, "/events") => {
+                let q: IndexQuery = req.json().await?;
+                let events = self.read_events(&q).await?;
+                Response::from_json(&json!({ "events": events }))
+            }
+            (Method::Get, "/runs") => {
+                let runs = self.plane()?.runs(50)?;
+                Response::from_json(&json!({ "runs": runs }))
+            }
+            (Method::Get, "/size") => {
+                let plane = self.plane()?;
+                Response::from_json(&json!({
+                    "database_bytes": plane.database_size(),
+                    "events": plane.event_count()?,
+                }))
+            }
+            _ => Response::error("no such operation", 404),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if self.deleted.get() || self.running.get() {
+            return Response::empty();
+        }
+        self.running.set(true);
+        self.again.set(false);
+        let next = match self.slice().await {
+            Ok(next) => next,
+            Err(e) => {
+                console_log!("connection object: slice failed inside the worker: {e}");
+                // Started again from the cursor in a minute.
+                Some(now() + 60)
+            }
+        };
+        self.running.set(false);
+        if self.deleted.get() {
+            return Response::empty();
+        }
+        let next = if self.again.replace(false) {
+            Some(now())
+        } else {
+            next
+        };
+        if let Some(at) = next {
+            let wait_ms = (at * 1000).saturating_sub(now_ms() as i64).max(1);
+            if let Err(e) = self
+                .state
+                .storage()
+                .set_alarm(Duration::from_millis(wait_ms as u64))
+                .await
+            {
+                console_log!("connection object: could not set the next alarm: {e}");
+            }
+        }
+        Response::empty()
+    }
+}
+
+impl ConnectionObject {
+    fn plane(&self) -> Result<Plane> {
+        Plane::open(self.state.storage().sql())
+    }
+
+    fn bucket(&self) -> Result<Bucket> {
+        self.env.bucket("ARCHIVE")
+    }
+
+    /// One alarm's work; returns when the next alarm should fire.
+    async fn slice(&self) -> Result<Option<i64>> {
+        let plane = self.plane()?;
+        let Some(id) = plane.meta("connection_id")? else {
+            return Ok(None);
+        };
+        let store = Store::new(self.env.d1("DB")?);
+        let Some(row) = store.get(&id).await? else {
+            // The connection is gone from the control plane: nothing of it
+            // may stay here either.
+            self.delete(&id).await?;
+            return Ok(None);
+        };
+        let bucket = self.bucket()?;
+        if self
+            .env
+            .var("PULLS_PAUSED")
+            .is_ok_and(|v| v.to_string().trim() == "true")
+        {
+            let next = now() + pull::INTERVAL_SECS;
+            store.set_alarm_at(&id, Some(next)).await?;
+            return Ok(Some(next));
+        }
+        // A deployment upgraded from before the event plane: this
+        // connection's rows move over first, a bounded chunk per alarm.
+        if !upgrade::step(&plane, &bucket, &self.env.d1("DB")?, &id).await? {
+            store.set_alarm_at(&id, Some(now() + 60)).await?;
+            return Ok(Some(now()));
+        }
+        let started = now();
+        let fence = Fence::new(store, &row);
+        let stopping = || self.deleted.get();
+        let mut slice = Slice::new(&self.env, &plane, &bucket, &fence, &row, &stopping);
+        let end = pull::run(&mut slice).await?;
+        if self.deleted.get() {
+            return Ok(None);
+        }
+        // Retention after the pull, so a backfill's last slice already drops
+        // what it fetched from before the retention.
+        let retention_days = crate::config::retention_days(&self.env);
+        let (dropped, expired) = plane.apply_retention(now() - retention_days * 86_400)?;
+        for keys in expired.chunks(1000) {
+            bucket.delete_multiple(keys.to_vec()).await?;
+        }
+        if dropped > 0 {
+            fence
+                .progress(&Progress {
+                    at: now(),
+                    event_count: plane.event_count()?,
+                    backfill_total: plane.backfill_total()?,
+                })
+                .await?;
+        }
+        let stats = &slice.stats;
+        pull::log_line(&id, end.outcome, stats);
+        if end.outcome != RunOutcome::Skipped {
+            plane.record_run(&RunRow {
+                started_at: snc_core::clock::rfc3339(started),
+                finished_at: snc_core::clock::rfc3339(now()),
+                outcome: end.outcome.as_str().to_string(),
+                detail: stats.detail.clone(),
+                events: stats.events as f64,
+                calls: f64::from(stats.calls),
+                statements: stats.statements as f64,
+            })?;
+        }
+        let next = match (end.outcome, end.next_at) {
+            // The admin changed the connection under the slice: look again
+            // with the new row (its change also woke the object).
+            (RunOutcome::Superseded, _) => now() + 1,
+            (_, Some(at)) => at,
+            (_, None) => now() + MAINTENANCE_SECS,
+        };
+        fence.store().set_alarm_at(&id, Some(next)).await?;
+        Ok(Some(next))
+    }
+
+    /// Stops any running slice, then removes every byte of the connection
+    /// this object and the archive hold.
+    async fn delete(&self, connection_id: &str) -> Result<()> {
+        self.deleted.set(true);
+        let waited = now_ms();
+        while self.running.get() && now_ms().saturating_sub(waited) < STOP_WAIT_MS {
+            worker::Delay::from(Duration::from_millis(50)).await;
+        }
+        let storage = self.state.storage();
+        storage.delete_alarm().await?;
+        storage.delete_all().await?;
+        let bucket = self.bucket()?;
+        let prefix = archive::connection_prefix(connection_id);
+        loop {
+            let listed = bucket.list().prefix(prefix.clone()).execute().await?;
+            let keys: Vec<String> = listed.objects().iter().map(|o| o.key()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            bucket.delete_multiple(keys).await?;
+            if !listed.truncated() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The events the index selects, read whole from their archive members:
+    /// one ranged read per member, in the index's order.
+    async fn read_events(&self, q: &IndexQuery) -> Result<Vec<Event>> {
+        let rows = self.plane()?.events(q)?;
+        let bucket = self.bucket()?;
+        let mut members: Vec<((String, u32), Vec<String>)> = Vec::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let line = row.line.max(0.0) as usize;
+            let Some((start, end)) = archive::member_range(&row.members, line) else {
+                console_log!(
+                    "index row {}:{} has no member",
+                    row.source_table,
+                    row.sys_id
+                );
+                continue;
+            };
+            let at = match members
+                .iter()
+                .position(|((k, s), _)| *k == row.key && *s == start)
+            {
+                Some(at) => at,
+                None => {
+                    members.push((
+                        (row.key.clone(), start),
+                        read_member(&bucket, row, start, end).await?,
+                    ));
+                    members.len() - 1
+                }
+            };
+            let lines = &members[at].1;
+            match lines
+                .get(line % archive::LINES_PER_MEMBER)
+                .and_then(|l| serde_json::from_str::<Event>(l).ok())
+            {
+                Some(e) => out.push(e),
+                None => console_log!(
+                    "archive line of {}:{} unreadable",
+                    row.source_table,
+                    row.sys_id
+                ),
+            }
+        }
+        Ok(out)
+    }
+}
+
+async fn read_member(
+    bucket: &Bucket,
+    row: &IndexRow,
+    start: u32,
+    end: Option<u32>,
+) -> Result<Vec<String>> {
+    let range = match end {
+        Some(end) => worker::Range::OffsetWithLength {
+            offset: u64::from(start),
+            length: u64::from(end.saturating_sub(start)),
+        },
+        None => worker::Range::OffsetToEnd {
+            offset: u64::from(start),
+        },
+    };
+    let Some(object) = bucket.get(&row.key).range(range).execute().await? else {
+        console_log!("archive object {} is missing", row.key);
+        return Ok(Vec::new());
+    };
+    let Some(body) = object.body() else {
+        return Ok(Vec::new());
+    };
+    let bytes = body.bytes().await?;
+    Ok(archive::decode_lines(&bytes).unwrap_or_default())
+}
+
+// ---- the worker's side --------------------------------------------------
+
+async fn call(
+    env: &Env,
+    connection_id: &str,
+    method: Method,
+    op: &str,
+    body: Option<String>,
+) -> Result<Response> {
+    let stub = env
+        .durable_object("CONN")?
+        .id_from_name(connection_id)?
+        .get_stub()?;
+    let mut init = RequestInit::new();
+    init.with_method(method);
+    if let Some(body) = body {
+        init.with_body(Some(body.into()));
+    }
+    let req = Request::new_with_init(&format!("https://connection/{op}"), &init)?;
+    stub.fetch_with_request(req).await
+}
+
+fn wake_body(connection_id: &str) -> Result<String> {
+    Ok(serde_json::to_string(&Wake {
+        connection_id: connection_id.to_string(),
+    })?)
+}
+
+/// Pull now (after connect, reconnect, enable, or an admin's "pull now"),
+/// or re-arm a lost alarm.
+pub async fn wake(env: &Env, connection_id: &str) -> Result<()> {
+    let resp = call(
+        env,
+        connection_id,
+        Method::Post,
+        "wake",
+        Some(wake_body(connection_id)?),
+    )
+    .await?;
+    match resp.status_code() {
+        202 => Ok(()),
+        s => Err(worker::Error::RustError(format!(
+            "the connection's object answered {s} to wake"
+        ))),
+    }
+}
+
+/// Empties the connection's object and archive; returns once nothing of it
+/// remains there and no slice of it runs.
+pub async fn delete(env: &Env, connection_id: &str) -> Result<()> {
+    let resp = call(
+        env,
+        connection_id,
+        Method::Post,
+        "delete",
+        Some(wake_body(connection_id)?),
+    )
+    .await?;
+    match resp.status_code() {
+        204 | 410 => Ok(()),
+        s => Err(worker::Error::RustError(format!(
+            "the connection's object answered {s} to delete"
+        ))),
+    }
+}
+
+pub async fn events(env: &Env, connection_id: &str, q: &IndexQuery) -> Result<Vec<Event>> {
+    #[derive(Deserialize)]
+    struct Events {
+        events: Vec<Event>,
+    }
+    let mut resp = call(
+        env,
+        connection_id,
+        Method::Post,
+        "events",
+        Some(serde_json::to_string(q)?),
+    )
+    .await?;
+    if resp.status_code() != 200 {
+        return Err(worker::Error::RustError(format!(
+            "the connection's object answered {} to events",
+            resp.status_code()
+        )));
+    }
+    Ok(resp.json::<Events>().await?.events)
+}
+
+pub async fn runs(env: &Env, connection_id: &str) -> Result<serde_json::Value> {
+    let mut resp = call(env, connection_id, Method::Get, "runs", None).await?;
+    resp.json().await
+}

@@ -1,0 +1,374 @@
+//! The SQL of one connection's Durable Object: its cursors, run history,
+//! page index and event index. The object is the only writer, so no leases;
+//! statements between two awaits commit together, so a page's index rows,
+//! its page row, its cursor and the count land all or nothing.
+
+use serde::{Deserialize, Serialize};
+use worker::{Result, SqlStorage, SqlStorageValue as V};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+    // Last record stored per table, in (sys_created_on, sys_id) order.
+    "CREATE TABLE IF NOT EXISTS cursors (source_table TEXT PRIMARY KEY, created_on TEXT, sys_id TEXT, backfill_total INTEGER NOT NULL DEFAULT 0, caught_up INTEGER NOT NULL DEFAULT 0, page_size INTEGER)",
+    // One row per archived object; `members` are the gzip members' offsets.
+    "CREATE TABLE IF NOT EXISTS pages (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source_table TEXT NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, events INTEGER NOT NULL, bytes INTEGER NOT NULL, members TEXT NOT NULL)",
+    // The event index: what the events API filters and orders by, and where
+    // the whole event lies in the archive (page, line). Time-ordered key, so
+    // inserts append and the listing needs no second index.
+    "CREATE TABLE IF NOT EXISTS events (occurred_at INTEGER NOT NULL, source_table TEXT NOT NULL, sys_id TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT, page INTEGER NOT NULL, line INTEGER NOT NULL, PRIMARY KEY (occurred_at, source_table, sys_id)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT, events INTEGER NOT NULL, calls INTEGER NOT NULL, statements INTEGER NOT NULL)",
+];
+
+/// Runs kept in the health history.
+const RUNS_KEPT: i64 = 500;
+
+pub struct Plane {
+    sql: SqlStorage,
+}
+
+#[derive(Deserialize)]
+pub struct CursorRow {
+    pub source_table: String,
+    pub created_on: Option<String>,
+    pub sys_id: Option<String>,
+    pub page_size: Option<f64>,
+}
+
+#[derive(Deserialize, Serialize)]
+pub struct RunRow {
+    pub started_at: String,
+    pub finished_at: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub events: f64,
+    pub calls: f64,
+    pub statements: f64,
+}
+
+/// A cursor row of D1's pre-event-plane `cursors` table.
+#[derive(Deserialize)]
+pub struct LegacyCursor {
+    pub source_table: String,
+    pub created_on: Option<String>,
+    pub sys_id: Option<String>,
+    pub backfill_total: f64,
+    pub caught_up: f64,
+    pub page_size: Option<f64>,
+}
+
+/// One index row and where its event lies.
+#[derive(Deserialize)]
+pub struct IndexRow {
+    pub source_table: String,
+    pub sys_id: String,
+    pub key: String,
+    pub members: String,
+    pub line: f64,
+}
+
+/// An event's index entry, as a page is stored.
+pub struct IndexEntry<'a> {
+    pub occurred_at: i64,
+    pub sys_id: &'a str,
+    pub kind: &'a str,
+    pub actor: Option<&'a str>,
+}
+
+/// One archived page, to index.
+pub struct StoredPage<'a> {
+    pub source_table: &'a str,
+    pub key: &'a str,
+    pub bytes: usize,
+    pub members: &'a str,
+    pub entries: Vec<IndexEntry<'a>>,
+    pub cursor: Option<(&'a str, &'a str)>,
+    pub backfill_total: Option<u64>,
+    pub caught_up: bool,
+    pub page_size: u32,
+}
+
+/// What the events API asks for; times in unix seconds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct IndexQuery {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub kind: Option<String>,
+    pub actor: Option<String>,
+    /// (occurred_at, source_table, sys_id) to continue after.
+    pub after: Option<(i64, String, String)>,
+    pub limit: u32,
+    pub newest_first: bool,
+    /// Nothing older than this is shown (the retention's cutoff).
+    pub not_before: Option<i64>,
+}
+
+fn int(n: i64) -> V {
+    V::Integer(n)
+}
+
+fn text(s: &str) -> V {
+    V::String(s.to_string())
+}
+
+impl Plane {
+    /// Opens the object's storage, creating what is missing (a fresh
+    /// object, or one whose storage was deleted).
+    pub fn open(sql: SqlStorage) -> Result<Plane> {
+        for stmt in SCHEMA {
+            sql.exec(stmt, None)?;
+        }
+        Ok(Plane { sql })
+    }
+
+    pub fn meta(&self, k: &str) -> Result<Option<String>> {
+        #[derive(Deserialize)]
+        struct Row {
+            v: String,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec("SELECT v FROM meta WHERE k = ?", vec![text(k)])?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.v))
+    }
+
+    pub fn set_meta(&self, k: &str, v: &str) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            vec![text(k), text(v)],
+        )?;
+        Ok(())
+    }
+
+    pub fn cursors(&self) -> Result<Vec<CursorRow>> {
+        self.sql
+            .exec(
+                "SELECT source_table, created_on, sys_id, page_size FROM cursors",
+                None,
+            )?
+            .to_array()
+    }
+
+    /// Whether the index holds this event (the overlap re-reads records).
+    pub fn has_event(&self, occurred_at: i64, table: &str, sys_id: &str) -> Result<bool> {
+        let cursor = self.sql.exec(
+            "SELECT 1 AS x FROM events WHERE occurred_at = ? AND source_table = ? AND sys_id = ?",
+            vec![int(occurred_at), text(table), text(sys_id)],
+        )?;
+        Ok(cursor.next::<serde_json::Value>().next().is_some())
+    }
+
+    /// Indexes one archived page with its cursor, synchronously (one commit).
+    /// Returns the number of new index rows.
+    pub fn store_page(&self, p: &StoredPage<'_>) -> Result<u64> {
+        let inserted = self.index_page(p.source_table, p.key, p.bytes, p.members, &p.entries)?;
+        let (t, s) = p
+            .cursor
+            .map(|(t, s)| (text(t), text(s)))
+            .unwrap_or((V::Null, V::Null));
+        let total = p.backfill_total.map_or(V::Null, |n| int(n as i64));
+        self.sql.exec(
+            "INSERT INTO cursors (source_table, created_on, sys_id, backfill_total, caught_up, page_size) VALUES (?1, ?2, ?3, coalesce(?4, 0), ?5, ?6) \
+             ON CONFLICT (source_table) DO UPDATE SET created_on = coalesce(excluded.created_on, cursors.created_on), sys_id = coalesce(excluded.sys_id, cursors.sys_id), \
+             backfill_total = coalesce(?4, cursors.backfill_total), caught_up = max(cursors.caught_up, excluded.caught_up), page_size = excluded.page_size",
+            vec![text(p.source_table), t, s, total, int(i64::from(p.caught_up)), int(i64::from(p.page_size))],
+        )?;
+        Ok(inserted)
+    }
+
+    /// The page row and the index rows of one archived object, and the
+    /// count. Returns the number of new index rows.
+    pub fn index_page(
+        &self,
+        source_table: &str,
+        key: &str,
+        bytes: usize,
+        members: &str,
+        entries: &[IndexEntry<'_>],
+    ) -> Result<u64> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let first = entries.iter().map(|e| e.occurred_at).min().unwrap_or(0);
+        let last = entries.iter().map(|e| e.occurred_at).max().unwrap_or(0);
+        self.sql.exec(
+            "INSERT INTO pages (key, source_table, first_at, last_at, events, bytes, members) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (key) DO UPDATE SET first_at = excluded.first_at, last_at = excluded.last_at, events = excluded.events, bytes = excluded.bytes, members = excluded.members",
+            vec![text(key), text(source_table), int(first), int(last), int(entries.len() as i64), int(bytes as i64), text(members)],
+        )?;
+        #[derive(Deserialize)]
+        struct Id {
+            id: f64,
+        }
+        let page: Vec<Id> = self
+            .sql
+            .exec("SELECT id FROM pages WHERE key = ?", vec![text(key)])?
+            .to_array()?;
+        let page = page.first().map(|r| r.id as i64).unwrap_or(0);
+        let mut inserted = 0u64;
+        for (line, e) in entries.iter().enumerate() {
+            inserted += self.write(
+                "INSERT OR IGNORE INTO events (occurred_at, source_table, sys_id, kind, actor, page, line) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                vec![int(e.occurred_at), text(source_table), text(e.sys_id), text(e.kind), e.actor.map_or(V::Null, text), int(page), int(line as i64)],
+            )? as u64;
+        }
+        self.add_count(inserted as i64)?;
+        Ok(inserted)
+    }
+
+    /// A cursor carried over from before the event plane, unless the object
+    /// already has one for the table.
+    pub fn import_cursor(&self, c: &LegacyCursor) -> Result<()> {
+        self.sql.exec(
+            "INSERT OR IGNORE INTO cursors (source_table, created_on, sys_id, backfill_total, caught_up, page_size) VALUES (?, ?, ?, ?, ?, ?)",
+            vec![text(&c.source_table), c.created_on.as_deref().map_or(V::Null, text), c.sys_id.as_deref().map_or(V::Null, text), V::Float(c.backfill_total), V::Float(c.caught_up), c.page_size.map_or(V::Null, V::Float)],
+        )?;
+        Ok(())
+    }
+
+    /// Runs a write to completion and returns the rows it wrote.
+    fn write(&self, stmt: &str, binds: Vec<V>) -> Result<usize> {
+        let cursor = self.sql.exec(stmt, binds)?;
+        cursor.to_array::<serde_json::Value>()?;
+        Ok(cursor.rows_written())
+    }
+
+    fn add_count(&self, n: i64) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO meta (k, v) VALUES ('event_count', ?1) ON CONFLICT (k) DO UPDATE SET v = CAST(v AS REAL) + ?1",
+            vec![int(n)],
+        )?;
+        Ok(())
+    }
+
+    /// A cancellation taught a smaller page size: keep it even if no page of
+    /// this table succeeds before the run ends.
+    pub fn remember_page_size(&self, table: &str, page_size: u32) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO cursors (source_table, page_size) VALUES (?, ?) ON CONFLICT (source_table) DO UPDATE SET page_size = excluded.page_size",
+            vec![text(table), int(i64::from(page_size))],
+        )?;
+        Ok(())
+    }
+
+    pub fn event_count(&self) -> Result<u64> {
+        // Bound numbers arrive as JS doubles: the text column holds "600.0".
+        #[derive(Deserialize)]
+        struct Row {
+            n: f64,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                "SELECT CAST(v AS REAL) AS n FROM meta WHERE k = 'event_count'",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows.first().map_or(0.0, |r| r.n).max(0.0) as u64)
+    }
+
+    pub fn backfill_total(&self) -> Result<u64> {
+        #[derive(Deserialize)]
+        struct Row {
+            n: Option<f64>,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec("SELECT sum(backfill_total) AS n FROM cursors", None)?
+            .to_array()?;
+        Ok(rows.first().and_then(|r| r.n).unwrap_or(0.0).max(0.0) as u64)
+    }
+
+    pub fn record_run(&self, run: &RunRow) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO runs (started_at, finished_at, outcome, detail, events, calls, statements) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            vec![text(&run.started_at), text(&run.finished_at), text(&run.outcome), run.detail.as_deref().map_or(V::Null, text), V::Float(run.events), V::Float(run.calls), V::Float(run.statements)],
+        )?;
+        self.sql.exec(
+            "DELETE FROM runs WHERE id <= (SELECT max(id) FROM runs) - ?",
+            vec![int(RUNS_KEPT)],
+        )?;
+        Ok(())
+    }
+
+    pub fn runs(&self, limit: u32) -> Result<Vec<RunRow>> {
+        self.sql
+            .exec(
+                "SELECT started_at, finished_at, outcome, detail, events, calls, statements FROM runs ORDER BY id DESC LIMIT ?",
+                vec![int(i64::from(limit))],
+            )?
+            .to_array()
+    }
+
+    /// Index rows matching the query, with where each event lies.
+    pub fn events(&self, q: &IndexQuery) -> Result<Vec<IndexRow>> {
+        let mut sql = String::from(
+            "SELECT e.source_table, e.sys_id, p.key, p.members, e.line FROM events e JOIN pages p ON p.id = e.page WHERE 1",
+        );
+        let mut binds = Vec::new();
+        let lower = match (q.from, q.not_before) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(from) = lower {
+            sql.push_str(" AND e.occurred_at >= ?");
+            binds.push(int(from));
+        }
+        if let Some(to) = q.to {
+            sql.push_str(" AND e.occurred_at < ?");
+            binds.push(int(to));
+        }
+        if let Some(kind) = &q.kind {
+            sql.push_str(" AND e.kind = ?");
+            binds.push(text(kind));
+        }
+        if let Some(actor) = &q.actor {
+            sql.push_str(" AND e.actor = ?");
+            binds.push(text(actor));
+        }
+        if let Some((t, table, sys_id)) = &q.after {
+            let op = if q.newest_first { "<" } else { ">" };
+            sql.push_str(&format!(
+                " AND (e.occurred_at, e.source_table, e.sys_id) {op} (?, ?, ?)"
+            ));
+            binds.extend([int(*t), text(table), text(sys_id)]);
+        }
+        let dir = if q.newest_first { "DESC" } else { "ASC" };
+        sql.push_str(&format!(
+            " ORDER BY e.occurred_at {dir}, e.source_table {dir}, e.sys_id {dir} LIMIT ?"
+        ));
+        binds.push(int(i64::from(q.limit)));
+        self.sql.exec(&sql, binds)?.to_array()
+    }
+
+    /// Trims the index to the retention; returns how many events went and
+    /// the archive objects now wholly past it (their rows are gone; the
+    /// caller deletes the objects).
+    pub fn apply_retention(&self, cutoff: i64) -> Result<(u64, Vec<String>)> {
+        #[derive(Deserialize)]
+        struct Key {
+            key: String,
+        }
+        let gone: Vec<Key> = self
+            .sql
+            .exec("SELECT key FROM pages WHERE last_at < ?", vec![int(cutoff)])?
+            .to_array()?;
+        let removed = self.write(
+            "DELETE FROM events WHERE occurred_at < ?",
+            vec![int(cutoff)],
+        )? as i64;
+        self.sql
+            .exec("DELETE FROM pages WHERE last_at < ?", vec![int(cutoff)])?;
+        if removed > 0 {
+            self.add_count(-removed)?;
+        }
+        Ok((
+            removed.max(0) as u64,
+            gone.into_iter().map(|k| k.key).collect(),
+        ))
+    }
+
+    pub fn database_size(&self) -> usize {
+        self.sql.database_size()
+    }
+}
