@@ -25,6 +25,12 @@ cargo clippy --quiet -p snc-core -p snc-web -p snc-worker --target wasm32-unknow
 stage "build: sim (release), browser module, worker"
 cargo build --quiet --release -p snc-sim
 scripts/build.sh
+stage "deployable: wrangler deploy --dry-run (bindings, Durable Object migration, R2, bundle)"
+WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
+  node_modules/.bin/wrangler deploy --dry-run --outdir target/deploy-dry-run 2>&1 | tee "$LOGS/deploy-dry-run.log"
+for binding in "env.CONN (ConnectionObject)" "env.DB (snc)" "env.ARCHIVE" "--dry-run: exiting now"; do
+  grep -qF -- "$binding" "$LOGS/deploy-dry-run.log" || { echo "deploy dry run: missing $binding"; exit 1; }
+done
 echo "ready for tests after $(( $(date +%s) - t0 )) s"
 
 stage "native cargo tests"

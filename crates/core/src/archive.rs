@@ -12,12 +12,6 @@
 //! Every object of a connection shares its prefix: that is how delete
 //! finds them all.
 
-use std::io::{Read, Write};
-
-use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
-use flate2::Compression;
-
 use crate::cursor::Key;
 use crate::events::Event;
 
@@ -62,33 +56,23 @@ pub fn page_key(connection_id: &str, table: &str, from: &Key, to: &Key) -> Strin
 /// (tens of KB) instead of the whole page.
 pub const LINES_PER_MEMBER: usize = 256;
 
-/// An encoded page: the object's bytes and where each member starts.
-pub struct EncodedPage {
-    pub bytes: Vec<u8>,
-    /// Byte offset of each member; member `m` holds lines
-    /// `m * LINES_PER_MEMBER ..`.
-    pub members: Vec<u32>,
-}
-
-/// One line per event, the contract's Event (normalized fields and the full
-/// raw record), gzip-compressed member by member.
-pub fn encode_page(events: &[Event]) -> EncodedPage {
-    let mut bytes = Vec::new();
-    let mut members = Vec::new();
-    for chunk in events.chunks(LINES_PER_MEMBER) {
-        members.push(bytes.len() as u32);
-        let mut gz = GzEncoder::new(std::mem::take(&mut bytes), Compression::new(5));
-        for e in chunk {
-            // An Event always serializes (string keys, JSON values only).
-            if let Ok(line) = serde_json::to_vec(e) {
-                let _ = gz.write_all(&line);
-                let _ = gz.write_all(b"\n");
+/// A page's events as NDJSON, one text per gzip member: the contract's
+/// Event on each line (normalized fields and the full raw record). The host
+/// compresses each member (the runtime's own gzip) and concatenates them.
+pub fn ndjson_members(events: &[Event]) -> Vec<Vec<u8>> {
+    events
+        .chunks(LINES_PER_MEMBER)
+        .map(|chunk| {
+            let mut text = Vec::new();
+            for e in chunk {
+                // An Event always serializes (string keys, JSON values only).
+                if serde_json::to_writer(&mut text, e).is_ok() {
+                    text.push(b'\n');
+                }
             }
-        }
-        // Writing into a Vec cannot fail.
-        bytes = gz.finish().unwrap_or_default();
-    }
-    EncodedPage { bytes, members }
+            text
+        })
+        .collect()
 }
 
 /// The member offsets as the index stores them: `0,3012,6120`.
@@ -109,32 +93,11 @@ pub fn member_range(members: &str, line: usize) -> Option<(u32, Option<u32>)> {
     Some((start, offsets.get(m + 1).copied()))
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum ArchiveError {
-    NotGzip,
-    BadLine(usize),
-}
-
-/// The lines of gzip bytes (one member, several, or a whole object).
-pub fn decode_lines(bytes: &[u8]) -> Result<Vec<String>, ArchiveError> {
-    let mut text = String::new();
-    MultiGzDecoder::new(bytes)
-        .read_to_string(&mut text)
-        .map_err(|_| ArchiveError::NotGzip)?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect())
-}
-
-/// Reads a whole page object back into its events.
-pub fn decode_page(bytes: &[u8]) -> Result<Vec<Event>, ArchiveError> {
-    decode_lines(bytes)?
-        .iter()
-        .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).map_err(|_| ArchiveError::BadLine(i + 1)))
-        .collect()
+/// The lines of decompressed NDJSON.
+pub fn lines(text: &[u8]) -> Vec<&str> {
+    std::str::from_utf8(text)
+        .map(|t| t.lines().filter(|l| !l.is_empty()).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -152,16 +115,44 @@ mod tests {
         normalize("c1", "sysevent", raw).expect("a readable record")
     }
 
+    /// Compresses members as the worker does (each its own gzip member,
+    /// concatenated), here with flate2.
+    fn object(members: &[Vec<u8>]) -> (Vec<u8>, Vec<u32>) {
+        use std::io::Write;
+        let mut bytes = Vec::new();
+        let mut offsets = Vec::new();
+        for m in members {
+            offsets.push(bytes.len() as u32);
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(m).expect("in memory");
+            bytes.extend(gz.finish().expect("in memory"));
+        }
+        (bytes, offsets)
+    }
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .expect("gzip");
+        out
+    }
+
     #[test]
     fn a_page_round_trips_through_gzip_ndjson() {
         let events = vec![
             event("a1", "2026-11-20 10:00:00"),
             event("a2", "2026-11-20 10:00:01"),
         ];
-        let page = encode_page(&events);
-        assert_eq!(&page.bytes[..2], &[0x1f, 0x8b], "gzip magic");
-        assert_eq!(page.members, vec![0]);
-        assert_eq!(decode_page(&page.bytes), Ok(events));
+        let (bytes, offsets) = object(&ndjson_members(&events));
+        assert_eq!(offsets, vec![0]);
+        let text = gunzip(&bytes);
+        let back: Vec<Event> = lines(&text)
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("an event"))
+            .collect();
+        assert_eq!(back, events);
     }
 
     #[test]
@@ -169,16 +160,20 @@ mod tests {
         let events: Vec<Event> = (0..600)
             .map(|i| event(&format!("s{i:04}"), "2026-11-20 10:00:00"))
             .collect();
-        let page = encode_page(&events);
-        assert_eq!(page.members.len(), 3);
-        assert_eq!(decode_page(&page.bytes).map(|e| e.len()), Ok(600));
-        let text = members_text(&page.members);
+        let (bytes, offsets) = object(&ndjson_members(&events));
+        assert_eq!(offsets.len(), 3);
+        assert_eq!(
+            lines(&gunzip(&bytes)).len(),
+            600,
+            "one gzip file for any reader"
+        );
+        let text = members_text(&offsets);
         for line in [0usize, 255, 256, 599] {
             let (start, end) = member_range(&text, line).expect("a member");
-            let end = end.map_or(page.bytes.len(), |e| e as usize);
-            let lines = decode_lines(&page.bytes[start as usize..end]).expect("one member");
+            let end = end.map_or(bytes.len(), |e| e as usize);
+            let member = gunzip(&bytes[start as usize..end]);
             let got: Event =
-                serde_json::from_str(&lines[line % LINES_PER_MEMBER]).expect("an event");
+                serde_json::from_str(lines(&member)[line % LINES_PER_MEMBER]).expect("an event");
             assert_eq!(got, events[line]);
         }
         assert_eq!(member_range(&text, 768), None);
@@ -207,10 +202,5 @@ mod tests {
         assert_ne!(k, page_key("c1", "sysevent", &from, &other));
         assert!(k.starts_with(&connection_prefix("c1")));
         assert!(!k.starts_with(&connection_prefix("c")));
-    }
-
-    #[test]
-    fn garbage_is_refused_not_misread() {
-        assert_eq!(decode_page(b"not gzip"), Err(ArchiveError::NotGzip));
     }
 }

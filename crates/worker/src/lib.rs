@@ -1,8 +1,10 @@
 //! Entry points only; each route lives in `routes/`.
 
+mod archive;
 mod auth;
 mod config;
 mod connection_object;
+mod gzip;
 mod respond;
 mod routes;
 mod schedule;

@@ -25,8 +25,8 @@ use worker::{
 
 use crate::store::{Fence, Progress, Store};
 use crate::{now, now_ms};
+use plane::Plane;
 pub use plane::{IndexQuery, RunRow};
-use plane::{IndexRow, Plane};
 use pull::{RunOutcome, Slice};
 
 /// The alarm of a connection that is not pulling (disabled, or in an error
@@ -197,9 +197,7 @@ impl ConnectionObject {
         // what it fetched from before the retention.
         let retention_days = crate::config::retention_days(&self.env);
         let (dropped, expired) = plane.apply_retention(now() - retention_days * 86_400)?;
-        for keys in expired.chunks(1000) {
-            bucket.delete_multiple(keys.to_vec()).await?;
-        }
+        crate::archive::delete(&bucket, &expired).await?;
         if dropped > 0 {
             fence
                 .progress(&Progress {
@@ -244,20 +242,7 @@ impl ConnectionObject {
         let storage = self.state.storage();
         storage.delete_alarm().await?;
         storage.delete_all().await?;
-        let bucket = self.bucket()?;
-        let prefix = archive::connection_prefix(connection_id);
-        loop {
-            let listed = bucket.list().prefix(prefix.clone()).execute().await?;
-            let keys: Vec<String> = listed.objects().iter().map(|o| o.key()).collect();
-            if keys.is_empty() {
-                break;
-            }
-            bucket.delete_multiple(keys).await?;
-            if !listed.truncated() {
-                break;
-            }
-        }
-        Ok(())
+        crate::archive::purge(&self.bucket()?, connection_id).await
     }
 
     /// The events the index selects, read whole from their archive members:
@@ -283,10 +268,8 @@ impl ConnectionObject {
             {
                 Some(at) => at,
                 None => {
-                    members.push((
-                        (row.key.clone(), start),
-                        read_member(&bucket, row, start, end).await?,
-                    ));
+                    let lines = crate::archive::member_lines(&bucket, &row.key, start, end).await?;
+                    members.push(((row.key.clone(), start), lines));
                     members.len() - 1
                 }
             };
@@ -305,32 +288,6 @@ impl ConnectionObject {
         }
         Ok(out)
     }
-}
-
-async fn read_member(
-    bucket: &Bucket,
-    row: &IndexRow,
-    start: u32,
-    end: Option<u32>,
-) -> Result<Vec<String>> {
-    let range = match end {
-        Some(end) => worker::Range::OffsetWithLength {
-            offset: u64::from(start),
-            length: u64::from(end.saturating_sub(start)),
-        },
-        None => worker::Range::OffsetToEnd {
-            offset: u64::from(start),
-        },
-    };
-    let Some(object) = bucket.get(&row.key).range(range).execute().await? else {
-        console_log!("archive object {} is missing", row.key);
-        return Ok(Vec::new());
-    };
-    let Some(body) = object.body() else {
-        return Ok(Vec::new());
-    };
-    let bytes = body.bytes().await?;
-    Ok(archive::decode_lines(&bytes).unwrap_or_default())
 }
 
 // ---- the worker's side --------------------------------------------------

@@ -104,6 +104,7 @@ pub struct RunStats {
     /// Where a run's wall time went, for the log line.
     pub fetch_ms: u64,
     pub parse_ms: u64,
+    pub encode_ms: u64,
     pub archive_ms: u64,
     pub index_ms: u64,
     pub calls: u32,
@@ -236,12 +237,13 @@ impl<'a> Slice<'a> {
         let mut bytes = 0;
         if !fresh.is_empty() {
             let owned: Vec<Event> = fresh.iter().map(|e| (*e).clone()).collect();
-            let encoded = archive::encode_page(&owned);
-            bytes = encoded.bytes.len();
-            members = archive::members_text(&encoded.members);
+            let object = crate::archive::encode(&owned).await?;
+            self.stats.encode_ms += now_ms() - t0;
+            bytes = object.bytes.len();
+            members = object.members;
             // The object first: the index and the cursor only ever point at
             // archived events. Written again, the same key is overwritten.
-            self.bucket.put(&key, encoded.bytes).execute().await?;
+            self.bucket.put(&key, object.bytes).execute().await?;
             self.stats.statements += 1;
         }
         self.stats.archive_ms += now_ms() - t0;
@@ -626,7 +628,7 @@ async fn refresh_token(
 /// The log line of a slice: where its time went.
 pub fn log_line(id: &str, outcome: RunOutcome, s: &RunStats) {
     console_log!(
-        "pull {id}: {} ({} calls, {} archive writes, {} new events; fetch {} ms, parse {} ms, archive {} ms, index {} ms, the next page's fetch overlapped)",
+        "pull {id}: {} ({} calls, {} archive writes, {} new events; fetch {} ms, parse {} ms, archive {} ms ({} ms gzip), index {} ms, the next page's fetch overlapped)",
         outcome.as_str(),
         s.calls,
         s.statements,
@@ -634,6 +636,7 @@ pub fn log_line(id: &str, outcome: RunOutcome, s: &RunStats) {
         s.fetch_ms,
         s.parse_ms,
         s.archive_ms,
+        s.encode_ms,
         s.index_ms
     );
 }

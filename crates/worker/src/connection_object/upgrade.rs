@@ -144,10 +144,10 @@ async fn move_events(
         return Ok(());
     };
     let key = archive::page_key(id, table, &key_of(first), &key_of(last));
-    let encoded = archive::encode_page(events);
-    let bytes = encoded.bytes.len();
-    let members = archive::members_text(&encoded.members);
-    bucket.put(&key, encoded.bytes).execute().await?;
+    let object = crate::archive::encode(events).await?;
+    let bytes = object.bytes.len();
+    let members = object.members;
+    bucket.put(&key, object.bytes).execute().await?;
     let entries: Vec<IndexEntry> = events
         .iter()
         .map(|e| IndexEntry {

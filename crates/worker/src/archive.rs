@@ -1,0 +1,85 @@
+//! The R2 side of the archive: page objects written, read by member, and
+//! deleted. Keys, line layout and member ranges are core's
+//! (`snc_core::archive`); compression is the runtime's (`gzip`).
+
+use snc_core::archive;
+use snc_core::events::Event;
+use worker::{console_log, Bucket, Range, Result};
+
+use crate::gzip;
+
+/// One page's object: its bytes and its members' offsets as the index keeps them.
+pub struct PageObject {
+    pub bytes: Vec<u8>,
+    pub members: String,
+}
+
+pub async fn encode(events: &[Event]) -> Result<PageObject> {
+    let members = archive::ndjson_members(events);
+    // All members at once: the runtime compresses them while each awaits.
+    let compressed =
+        futures_util::future::join_all(members.iter().map(|m| gzip::compress(m))).await;
+    let mut bytes = Vec::new();
+    let mut offsets = Vec::new();
+    for member in compressed {
+        offsets.push(bytes.len() as u32);
+        bytes.extend(member?);
+    }
+    Ok(PageObject {
+        bytes,
+        members: archive::members_text(&offsets),
+    })
+}
+
+/// The lines of one member of an object (empty if the object is gone).
+pub async fn member_lines(
+    bucket: &Bucket,
+    key: &str,
+    start: u32,
+    end: Option<u32>,
+) -> Result<Vec<String>> {
+    let range = match end {
+        Some(end) => Range::OffsetWithLength {
+            offset: u64::from(start),
+            length: u64::from(end.saturating_sub(start)),
+        },
+        None => Range::OffsetToEnd {
+            offset: u64::from(start),
+        },
+    };
+    let Some(object) = bucket.get(key).range(range).execute().await? else {
+        console_log!("archive object {key} is missing");
+        return Ok(Vec::new());
+    };
+    let Some(body) = object.body() else {
+        return Ok(Vec::new());
+    };
+    let text = gzip::decompress(&body.bytes().await?).await?;
+    Ok(archive::lines(&text)
+        .into_iter()
+        .map(str::to_string)
+        .collect())
+}
+
+pub async fn delete(bucket: &Bucket, keys: &[String]) -> Result<()> {
+    for chunk in keys.chunks(1000) {
+        bucket.delete_multiple(chunk.to_vec()).await?;
+    }
+    Ok(())
+}
+
+/// Deletes every object under the connection's prefix.
+pub async fn purge(bucket: &Bucket, connection_id: &str) -> Result<()> {
+    let prefix = archive::connection_prefix(connection_id);
+    loop {
+        let listed = bucket.list().prefix(prefix.clone()).execute().await?;
+        let keys: Vec<String> = listed.objects().iter().map(|o| o.key()).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        delete(bucket, &keys).await?;
+        if !listed.truncated() {
+            return Ok(());
+        }
+    }
+}
