@@ -128,3 +128,79 @@ test("pull requests racing on one connection: one writer, runs never overlap, ex
     await sim.stop();
   }
 });
+
+test("a hung instance costs one bounded wait per call: the pull defers, the connect says unreachable", async () => {
+  const quick = await startWorker({ vars: { ...VARS, CALL_TIMEOUT_MS: "1500" } });
+  const sim = await startSim(["--days", "1", "--events-per-day", "200", "--seed", "65"]);
+  try {
+    const q = client(quick);
+    const conn = await q.connect(sim, "hung");
+    await q.waitCaughtUp(conn.id);
+    await sim.control("conditions", { slow_ms: 120_000 });
+    await sim.control("insert", { table: "sysevent", count: 5 });
+    const asked = Date.now();
+    assert.equal((await q.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
+    const run = await waitFor("the deferred run", async () => {
+      const runs = (await q.api("GET", `/api/v1/connections/${conn.id}/runs`)).json.runs;
+      return runs[0]?.outcome === "deferred" ? runs[0] : null;
+    }, 45_000);
+    assert.ok(Date.now() - asked < 40_000, `the slice ended after ${(Date.now() - asked) / 1000} s`);
+    assert.match(run.detail, /failing|trying again/);
+    assert.equal((await q.connection(conn.id)).status, "connected");
+    const silent = await startSim(["--days", "1", "--events-per-day", "10", "--seed", "67", "--slow-ms", "120000"]);
+    try {
+      const t0 = Date.now();
+      const body = { name: "hung-connect", instance_url: silent.instance_url, method: "basic", username: silent.username, password: silent.password };
+      const res = await q.api("POST", "/api/v1/connections", body);
+      assert.equal(res.json.code, "instance_unreachable", res.text);
+      assert.ok(Date.now() - t0 < 10_000, `the connect answered after ${(Date.now() - t0) / 1000} s`);
+    } finally {
+      await silent.stop();
+    }
+  } finally {
+    await quick.stop();
+    await sim.stop();
+  }
+});
+
+test("a connect that meets a 429 asking for a second waits it out and connects", async () => {
+  const sim = await startSim(["--days", "1", "--events-per-day", "100", "--seed", "66"]);
+  try {
+    await sim.control("conditions", { rate_limit_fraction: 1, retry_after_secs: 1 });
+    const lift = new Promise((r) => setTimeout(r, 1_500)).then(() => sim.control("conditions", { rate_limit_fraction: 0 }));
+    const res = await c.api("POST", "/api/v1/connections", { name: "patient", instance_url: sim.instance_url, method: "oauth", username: sim.username, password: sim.password, client_id: sim.client_id, client_secret: sim.client_secret });
+    await lift;
+    assert.equal(res.status, 201, res.text);
+  } finally {
+    await sim.stop();
+  }
+  // A long wait is not waited out: the admin is told how long.
+  const busy = await startSim(["--days", "1", "--events-per-day", "10", "--seed", "68", "--rate-limit-fraction", "1"]);
+  try {
+    await busy.control("conditions", { retry_after_secs: 120 });
+    const refused = await c.api("POST", "/api/v1/connections", { name: "impatient", instance_url: busy.instance_url, method: "basic", username: busy.username, password: busy.password });
+    assert.equal(refused.json.code, "rate_limited", refused.text);
+    assert.match(refused.json.detail, /120 s/);
+  } finally {
+    await busy.stop();
+  }
+});
+
+test("an access token refused for every table costs one refresh, not one per table", async () => {
+  const sim = await startSim(["--days", "1", "--events-per-day", "200", "--seed", "69"]);
+  try {
+    const conn = await c.connect(sim, "one-refresh");
+    await c.waitCaughtUp(conn.id);
+    await sim.control("revoke", { kind: "access" });
+    for (const table of ["sysevent", "sys_audit", "syslog_transaction"]) await sim.control("insert", { table, count: 5, spread_secs: 2 });
+    const before = await simStats(sim);
+    const count = (await c.connection(conn.id)).event_count;
+    assert.equal((await c.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
+    await waitFor("the new events", async () => (await c.connection(conn.id)).event_count >= count + 15, 30_000);
+    const after = await simStats(sim);
+    assert.equal(after.token_requests - before.token_requests, 1, "one refresh grant");
+    await c.assertExactlyOnce(sim, await c.connection(conn.id));
+  } finally {
+    await sim.stop();
+  }
+});

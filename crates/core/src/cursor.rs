@@ -101,6 +101,9 @@ pub enum PageError {
     Unavailable(u16),
     /// A 200 we cannot read; `raw` keeps the start of the body for the log.
     Malformed { raw: String },
+    /// 400: ServiceNow refuses the request itself (an invalid table or
+    /// query). Asking again will not help.
+    Rejected(String),
 }
 
 #[derive(Debug)]
@@ -155,6 +158,11 @@ pub fn read_page(
             ))
         }
         429 => return Err(PageError::RateLimited(retry_after(resp, now).unwrap_or(60))),
+        400 => {
+            return Err(PageError::Rejected(
+                error_message(resp).unwrap_or_else(|| "Bad Request".into()),
+            ))
+        }
         s if error_message(resp).is_some_and(|m| m.contains("Transaction cancelled")) => {
             let _ = s;
             return Err(PageError::Cancelled);
@@ -224,6 +232,10 @@ pub enum Recovery {
     /// Stop this run and try again at the next schedule (the problem is
     /// passing: an outage, a rate limit with a long wait).
     Defer { retry_in_secs: u64, detail: String },
+    /// Leave this table for this run and go on with the others: ServiceNow
+    /// refuses the request itself, so asking again now would only loop. The
+    /// next scheduled run asks once more (the table may be fixed by then).
+    SkipTable { code: &'static str, detail: String },
 }
 
 /// The pull of one source table within one run.
@@ -332,6 +344,16 @@ impl TablePull {
                 }
                 None => Recovery::Defer { retry_in_secs: 300, detail: format!("{} pages are cancelled even at {MIN_PAGE} records.", self.source) },
             },
+            PageError::Rejected(msg) => {
+                self.done = true;
+                Recovery::SkipTable {
+                    code: "table_query_rejected",
+                    detail: format!(
+                        "ServiceNow refused the query on {} (HTTP 400: {msg}); the other tables go on, and the next scheduled pull asks again.",
+                        self.source
+                    ),
+                }
+            }
             PageError::Unavailable(_) | PageError::Malformed { .. } => {
                 let ms = backoff_ms(self.failures - 1, jitter);
                 if ms <= budget_left_ms / 2 {
@@ -473,6 +495,30 @@ mod tests {
                 sys_id: max.1
             })
         );
+    }
+
+    #[test]
+    fn a_refused_query_skips_its_table_for_this_run_without_retrying() {
+        let resp = HttpResponse {
+            status: 400,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: br#"{"error":{"message":"Invalid table sys_audit_delete","detail":null},"status":"failure"}"#.to_vec(),
+        };
+        let err = read_page("c", "sys_audit_delete", &resp, 0).unwrap_err();
+        assert_eq!(
+            err,
+            PageError::Rejected("Invalid table sys_audit_delete".into())
+        );
+        let mut pull = TablePull::new("sys_audit_delete", None, 0, 100);
+        match pull.on_error(&err, 0.5, 20_000) {
+            Recovery::SkipTable { code, detail } => {
+                assert_eq!(code, "table_query_rejected");
+                assert!(detail.contains("Invalid table"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(pull.next_path(), None, "no second ask in this run");
+        assert_eq!(pull.cursor, None, "the cursor stays where it was");
     }
 
     #[test]

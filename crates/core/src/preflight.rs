@@ -55,6 +55,12 @@ pub struct PreflightReport {
 #[derive(Debug)]
 pub enum Step {
     Send(HttpRequest),
+    /// A passing refusal (a 429 asking for a short wait, one 5xx): send the
+    /// same request again after this many milliseconds, within the connect.
+    Retry {
+        after_ms: u64,
+        request: HttpRequest,
+    },
     Done(Box<PreflightReport>),
     Failed(Problem),
 }
@@ -85,9 +91,17 @@ pub struct Preflight {
     round_trips: u32,
     credential: Option<Credential>,
     warnings: Vec<Warning>,
+    /// The request in flight, to send again after a passing refusal.
+    in_flight: Option<HttpRequest>,
+    retries: u32,
 }
 
 pub const MAX_ROUND_TRIPS: u32 = 4;
+/// Passing refusals a connect waits out before it reports them.
+pub const MAX_RETRIES: u32 = 2;
+/// The longest Retry-After a connect waits out; a longer one is answered
+/// `rate_limited` with the time to wait.
+pub const SHORT_WAIT_SECS: u64 = 5;
 
 impl Preflight {
     pub fn new(input: PreflightInput, now: i64) -> Self {
@@ -98,6 +112,8 @@ impl Preflight {
             round_trips: 0,
             credential: None,
             warnings: Vec::new(),
+            in_flight: None,
+            retries: 0,
         }
     }
 
@@ -138,6 +154,9 @@ impl Preflight {
     }
 
     pub fn on_response(&mut self, resp: &HttpResponse) -> Step {
+        if let Some(step) = self.passing_refusal(resp) {
+            return step;
+        }
         match self.stage {
             Stage::Token => self.on_token(resp),
             Stage::Batch => self.on_batch(resp),
@@ -152,7 +171,26 @@ impl Preflight {
         if self.round_trips > MAX_ROUND_TRIPS {
             return self.fail(Problem::new(ProblemCode::Internal));
         }
+        self.in_flight = Some(req.clone());
         Step::Send(req)
+    }
+
+    /// A 429 with a Retry-After of a few seconds, or a 5xx, is waited out
+    /// (twice at most) rather than failing the admin's connect.
+    fn passing_refusal(&mut self, resp: &HttpResponse) -> Option<Step> {
+        if self.retries >= MAX_RETRIES || is_html(resp) {
+            return None;
+        }
+        let after_ms = match resp.status {
+            429 => crate::servicenow::retry_after(resp, self.now)
+                .filter(|s| *s <= SHORT_WAIT_SECS)
+                .map(|s| (s * 1000).max(250))?,
+            500 | 502 | 503 | 504 => 1_000,
+            _ => return None,
+        };
+        let request = self.in_flight.clone()?;
+        self.retries += 1;
+        Some(Step::Retry { after_ms, request })
     }
 
     fn fail(&mut self, p: Problem) -> Step {
@@ -170,12 +208,18 @@ impl Preflight {
         }
     }
 
+    /// The admin-role check of the token's (or the basic account's) own
+    /// user: ServiceNow evaluates `gs.getUserID()` for the session, so no
+    /// typed user ID (which may hold `^`, the query's separator) enters the
+    /// encoded query.
     fn role_path(&self) -> String {
-        let q = format!("user.user_name={}^role.name=admin", self.input.username);
         table::table_path(
             "sys_user_has_role",
             &[
-                ("sysparm_query", &q),
+                (
+                    "sysparm_query",
+                    "user=javascript:gs.getUserID()^role.name=admin",
+                ),
                 ("sysparm_limit", "1"),
                 ("sysparm_fields", "sys_id"),
             ],
@@ -539,6 +583,92 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_role_check_asks_for_the_sessions_own_user_never_the_typed_id() {
+        // A `^` in the user ID would start a new condition of the query.
+        let mut hostile = input(AuthMethod::Basic);
+        hostile.username = "svc^NQrole.name=itil^ORuser_name!=x".into();
+        let mut p = Preflight::new(hostile, 0);
+        let (sent, _) = drive(&mut p, vec![batch_answer(1, 200, "glide-xanadu-x")]);
+        let batch: serde_json::Value = serde_json::from_slice(&sent[0].body).unwrap();
+        let role = batch["rest_requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == "role")
+            .unwrap();
+        let url = role["url"].as_str().unwrap();
+        let query: String = form_urlencoded::parse(url.split_once('?').unwrap().1.as_bytes())
+            .find(|(k, _)| k == "sysparm_query")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        assert_eq!(query, "user=javascript:gs.getUserID()^role.name=admin");
+        assert!(!url.contains("svc"), "{url}");
+    }
+
+    fn refused(status: u16, retry_after: Option<u64>) -> HttpResponse {
+        let mut r = json(
+            status,
+            serde_json::json!({"error":{"message":"Too many requests","detail":null},"status":"failure"}),
+        );
+        if let Some(s) = retry_after {
+            r.headers.push(("Retry-After".into(), s.to_string()));
+        }
+        r
+    }
+
+    #[test]
+    fn a_short_retry_after_and_a_5xx_are_waited_out_within_the_connect() {
+        let mut p = Preflight::new(input(AuthMethod::Oauth), 0);
+        let Step::Send(token_req) = p.start() else {
+            panic!()
+        };
+        let Step::Retry { after_ms, request } = p.on_response(&refused(429, Some(2))) else {
+            panic!("a 2 s Retry-After is waited out")
+        };
+        assert_eq!(after_ms, 2_000);
+        assert_eq!(request.url, token_req.url);
+        let Step::Send(batch_req) = p.on_response(&token(3599)) else {
+            panic!()
+        };
+        let Step::Retry { after_ms, request } = p.on_response(&refused(503, None)) else {
+            panic!("one 5xx is tried again")
+        };
+        assert_eq!(after_ms, 1_000);
+        assert_eq!(request.body, batch_req.body);
+        let Step::Done(report) = p.on_response(&batch_answer(1, 200, "glide-xanadu-x")) else {
+            panic!()
+        };
+        assert_eq!(
+            report.round_trips, 2,
+            "retries are not round trips of the check"
+        );
+    }
+
+    #[test]
+    fn a_long_retry_after_or_a_third_refusal_is_reported() {
+        let mut p = Preflight::new(input(AuthMethod::Oauth), 0);
+        p.start();
+        let Step::Failed(problem) = p.on_response(&refused(429, Some(120))) else {
+            panic!("two minutes are not waited out")
+        };
+        assert!(problem.is(ProblemCode::RateLimited));
+        assert_eq!(problem.retry_after, Some(120));
+
+        let mut p = Preflight::new(input(AuthMethod::Basic), 0);
+        p.start();
+        for _ in 0..MAX_RETRIES {
+            assert!(matches!(
+                p.on_response(&refused(500, None)),
+                Step::Retry { .. }
+            ));
+        }
+        assert!(matches!(
+            p.on_response(&refused(500, None)),
+            Step::Failed(_)
+        ));
     }
 
     #[test]

@@ -131,7 +131,12 @@ pub fn serve(
         };
     };
     let resolver = Resolver { tables };
-    let q = query::parse(&req.query);
+    // `javascript:gs.getUserID()` is evaluated for the session's user, as
+    // ServiceNow does: the only user that signs in here is the connector's.
+    let session_query = req
+        .query
+        .replace("javascript:gs.getUserID()", viewer.user_sys_id);
+    let q = query::parse(&session_query);
     let order = q.known_order(&req.table);
     let mut matched: Vec<&Record> = table
         .records

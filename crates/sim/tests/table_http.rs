@@ -246,6 +246,30 @@ async fn dot_walk_admin_role_check_and_release_properties() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["result"][0]["role.name"], "admin");
 
+    // The session's own user, as the connector asks: the service account's
+    // admin grant only, whoever else holds admin.
+    let q = enc("user=javascript:gs.getUserID()^role.name=admin");
+    let own = format!("/api/now/table/sys_user_has_role?sysparm_query={q}&sysparm_fields=user.user_name,role.name");
+    let body: Value = c.get(&own).await.json().await.unwrap();
+    let rows = body["result"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["user.user_name"], "svc.connector");
+    let not_admin = start(
+        small(),
+        Conditions {
+            not_admin: true,
+            ..Conditions::default()
+        },
+    )
+    .await;
+    let r = Client::new(&not_admin).get(&own).await;
+    assert_eq!(
+        r.status(),
+        404,
+        "v1 answers 404 when the session's user is not an admin"
+    );
+    not_admin.stop().await;
+
     let q = enc("nameINglide.war,glide.buildname");
     let body: Value = c
         .get(&format!(

@@ -14,6 +14,8 @@ pub struct Config {
     pub releases: Option<ReleaseRange>,
     pub backfill_days: i64,
     pub allowed_origins: Vec<String>,
+    /// How long one call to an instance may take (`CALL_TIMEOUT_MS`).
+    pub call_deadline: std::time::Duration,
 }
 
 fn text(env: &Env, name: &str) -> Option<String> {
@@ -46,6 +48,13 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
+            call_deadline: text(env, "CALL_TIMEOUT_MS")
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|ms: &u64| *ms >= 100)
+                .map_or(
+                    crate::transport::CALL_DEADLINE,
+                    std::time::Duration::from_millis,
+                ),
         }
     }
 }

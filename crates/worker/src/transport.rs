@@ -1,11 +1,41 @@
 //! Carries core's plain-data requests over `fetch` and brings the answers back
 //! as plain data. Redirects are not followed: an instance URL that passed the
-//! host policy must not be able to send the worker somewhere else.
+//! host policy must not be able to send the worker somewhere else. Every call
+//! has its own deadline, so a hung instance costs one bounded wait, not a
+//! whole alarm's wall time.
 
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
 use snc_core::http::{HttpRequest, HttpResponse, Method as CoreMethod};
-use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+use worker::{
+    AbortController, AbortSignal, Delay, Fetch, Headers, Method, Request, RequestInit,
+    RequestRedirect,
+};
 
-pub async fn send(req: &HttpRequest) -> Result<HttpResponse, String> {
+/// The default deadline (`CALL_TIMEOUT_MS` sets another): past ServiceNow's
+/// own 60 s transaction limit, which answers a cancelled page by itself, so
+/// a call still silent after this is hung.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(70);
+
+/// Sends, and gives up (aborting the fetch) after `deadline`.
+pub async fn send_within(req: &HttpRequest, deadline: Duration) -> Result<HttpResponse, String> {
+    let controller = AbortController::default();
+    let call = Box::pin(exchange(req, controller.signal()));
+    let answer = match select(call, Delay::from(deadline)).await {
+        Either::Left((answer, _)) => Some(answer),
+        Either::Right(((), _)) => None,
+    };
+    match answer {
+        Some(answer) => answer,
+        None => {
+            controller.abort();
+            Err(format!("no answer within {} s", deadline.as_secs()))
+        }
+    }
+}
+
+async fn exchange(req: &HttpRequest, signal: AbortSignal) -> Result<HttpResponse, String> {
     let headers = Headers::new();
     for (k, v) in &req.headers {
         headers
@@ -24,7 +54,7 @@ pub async fn send(req: &HttpRequest) -> Result<HttpResponse, String> {
     }
     let request = Request::new_with_init(&req.url, &init).map_err(|e| e.to_string())?;
     let mut resp = Fetch::Request(request)
-        .send()
+        .send_with_signal(&signal)
         .await
         .map_err(|e| e.to_string())?;
     let status = resp.status_code();

@@ -124,6 +124,7 @@ pub struct Slice<'a> {
     pub stopping: &'a dyn Fn() -> bool,
     pub stats: RunStats,
     last_progress_ms: u64,
+    call_deadline: std::time::Duration,
 }
 
 impl<'a> Slice<'a> {
@@ -144,6 +145,7 @@ impl<'a> Slice<'a> {
             stopping,
             stats: RunStats::default(),
             last_progress_ms: 0,
+            call_deadline: Config::from_env(env).call_deadline,
         }
     }
 
@@ -397,16 +399,32 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         if let (true, Some(auth)) = (items.len() > 1, creds.auth()) {
             slice.stats.calls += 1;
             let t0 = now_ms();
-            let sent = transport::send(&batch::request(&instance, &auth, "pull", &items)).await;
+            let sent = transport::send_within(
+                &batch::request(&instance, &auth, "pull", &items),
+                config.call_deadline,
+            )
+            .await;
             slice.stats.fetch_ms += now_ms() - t0;
+            let refused = sent.as_ref().is_ok_and(|r| r.status == 401);
+            let mut items_refused = false;
             for (item, resp) in sent
                 .ok()
                 .as_ref()
                 .and_then(batch::parse)
                 .unwrap_or_default()
             {
-                if let Some(i) = PULL_TABLES.iter().position(|t| *t == item) {
+                if resp.status == 401 {
+                    // Left to the per-table calls, with the new token.
+                    items_refused = true;
+                } else if let Some(i) = PULL_TABLES.iter().position(|t| *t == item) {
                     batched[i] = Some(resp);
+                }
+            }
+            // The token was refused for the batch or its items: one refresh
+            // for all tables, rather than one per table as each meets its 401.
+            if (refused || items_refused) && creds.oauth.is_some() {
+                if let Some(end) = refresh_token(slice, key, &instance, &mut creds).await? {
+                    return Ok(end);
                 }
             }
         }
@@ -446,7 +464,11 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                     };
                     slice.stats.calls += 1;
                     let t0 = now_ms();
-                    let sent = transport::send(&table::get(&instance, &path, &auth)).await;
+                    let sent = transport::send_within(
+                        &table::get(&instance, &path, &auth),
+                        config.call_deadline,
+                    )
+                    .await;
                     slice.stats.fetch_ms += now_ms() - t0;
                     sent
                 }
@@ -490,8 +512,11 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                     );
                     match next {
                         Some(req) => {
-                            let (stored, sent) =
-                                futures_util::future::join(store, transport::send(&req)).await;
+                            let (stored, sent) = futures_util::future::join(
+                                store,
+                                transport::send_within(&req, config.call_deadline),
+                            )
+                            .await;
                             prefetched = Some(sent);
                             stored?
                         }
@@ -530,6 +555,14 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                             let retry = (code == "instance_hibernating")
                                 .then(|| now() + HIBERNATION_RETRY_SECS);
                             return slice.fail(code, &detail, retry).await;
+                        }
+                        Recovery::SkipTable { code, detail } => {
+                            console_log!("pull {id}: {code}: {detail}");
+                            let note = format!("{code}: {detail}");
+                            slice.stats.detail = Some(match slice.stats.detail.take() {
+                                Some(before) => format!("{before} {note}"),
+                                None => note,
+                            });
                         }
                         Recovery::Defer {
                             retry_in_secs,
@@ -576,7 +609,12 @@ async fn refresh_token(
     let id = slice.row.id.clone();
     slice.stats.calls += 1;
     let sent_at = now();
-    let resp = match transport::send(&oauth::refresh_grant(instance, &client, &refresh)).await {
+    let resp = match transport::send_within(
+        &oauth::refresh_grant(instance, &client, &refresh),
+        slice.call_deadline,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(_) => {
             slice.stats.detail = Some("token endpoint unreachable".into());

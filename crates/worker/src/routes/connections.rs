@@ -28,16 +28,24 @@ fn not_found(id: &str) -> Result<Response> {
 
 /// Drives core's preflight over the network. The password travels in the
 /// token request (or, for basic, every call) and nowhere else.
-async fn run_preflight(input: PreflightInput) -> std::result::Result<PreflightReport, Problem> {
+/// The admin waits for the connect: a silent instance is reported sooner
+/// than a pull would give up on it.
+const PREFLIGHT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(25);
+
+async fn run_preflight(
+    input: PreflightInput,
+    config: &Config,
+) -> std::result::Result<PreflightReport, Problem> {
+    let deadline = config.call_deadline.min(PREFLIGHT_DEADLINE);
     let mut preflight = Preflight::new(input, now());
     let mut step = preflight.start();
     loop {
-        match step {
-            Step::Send(req) => {
-                step = match transport::send(&req).await {
-                    Ok(resp) => preflight.on_response(&resp),
-                    Err(why) => preflight.on_unreachable(&why),
-                }
+        let req = match step {
+            Step::Send(req) => req,
+            Step::Retry { after_ms, request } => {
+                console_log!("preflight: a passing refusal, asking again in {after_ms} ms");
+                worker::Delay::from(std::time::Duration::from_millis(after_ms)).await;
+                request
             }
             Step::Done(report) => {
                 console_log!("preflight done in {} round trips", report.round_trips);
@@ -51,7 +59,11 @@ async fn run_preflight(input: PreflightInput) -> std::result::Result<PreflightRe
                 );
                 return Err(problem);
             }
-        }
+        };
+        step = match transport::send_within(&req, deadline).await {
+            Ok(resp) => preflight.on_response(&resp),
+            Err(why) => preflight.on_unreachable(&why),
+        };
     }
 }
 
@@ -128,14 +140,17 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
             "A connection with this name, or this instance and user, exists.",
         );
     }
-    let report = match run_preflight(PreflightInput {
-        instance: input.instance_url.clone(),
-        method: input.method,
-        username: input.username.clone(),
-        password: input.password.clone(),
-        client: input.client.clone(),
-        releases,
-    })
+    let report = match run_preflight(
+        PreflightInput {
+            instance: input.instance_url.clone(),
+            method: input.method,
+            username: input.username.clone(),
+            password: input.password.clone(),
+            client: input.client.clone(),
+            releases,
+        },
+        config,
+    )
     .await
     {
         Ok(r) => r,
@@ -318,14 +333,17 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
             "Another connection uses this instance and user.",
         );
     }
-    let report = match run_preflight(PreflightInput {
-        instance,
-        method,
-        username: username.clone(),
-        password,
-        client: client.clone(),
-        releases,
-    })
+    let report = match run_preflight(
+        PreflightInput {
+            instance,
+            method,
+            username: username.clone(),
+            password,
+            client: client.clone(),
+            releases,
+        },
+        config,
+    )
     .await
     {
         Ok(r) => r,
