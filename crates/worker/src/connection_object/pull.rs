@@ -108,7 +108,10 @@ pub struct RunStats {
     pub archive_ms: u64,
     pub index_ms: u64,
     pub calls: u32,
+    /// R2 PUTs (archive objects written).
     pub statements: usize,
+    /// Writes to the connection's D1 row (progress, schedule, tokens).
+    pub d1_writes: u32,
     pub events: u64,
     pub detail: Option<String>,
 }
@@ -166,6 +169,7 @@ impl<'a> Slice<'a> {
     ) -> Result<SliceEnd> {
         let passing_error = self.row.status_code.as_deref() == Some("instance_hibernating");
         let progress = self.progress(now())?;
+        self.stats.d1_writes += 1;
         let written = self
             .fence
             .finish_run(&progress, next_at, caught_up, passing_error || caught_up)
@@ -178,6 +182,7 @@ impl<'a> Slice<'a> {
 
     async fn fail(&mut self, code: &str, detail: &str, retry_at: Option<i64>) -> Result<SliceEnd> {
         self.stats.detail = Some(detail.to_string());
+        self.stats.d1_writes += 1;
         let written = self.fence.set_error(code, detail, now(), retry_at).await?;
         Ok(if written {
             SliceEnd::new(RunOutcome::Failed, retry_at)
@@ -192,6 +197,7 @@ impl<'a> Slice<'a> {
             return Ok(true);
         }
         self.last_progress_ms = now_ms();
+        self.stats.d1_writes += 1;
         let p = self.progress(now())?;
         self.fence.progress(&p).await
     }
@@ -628,6 +634,7 @@ async fn refresh_token(
         Ok(grant) => {
             let expires_at = grant.expires_at(sent_at);
             let seal = |kind, secret, exp| crate::sealing::seal(key, &id, kind, secret, exp);
+            slice.stats.d1_writes += 1;
             let mut written = slice
                 .fence
                 .replace_secret(&seal(
@@ -666,10 +673,11 @@ async fn refresh_token(
 /// The log line of a slice: where its time went.
 pub fn log_line(id: &str, outcome: RunOutcome, s: &RunStats) {
     console_log!(
-        "pull {id}: {} ({} calls, {} archive writes, {} new events; fetch {} ms, parse {} ms, archive {} ms ({} ms gzip), index {} ms, the next page's fetch overlapped)",
+        "pull {id}: {} ({} calls, {} archive writes, {} d1 writes, {} new events; fetch {} ms, parse {} ms, archive {} ms ({} ms gzip), index {} ms, the next page's fetch overlapped)",
         outcome.as_str(),
         s.calls,
         s.statements,
+        s.d1_writes,
         s.events,
         s.fetch_ms,
         s.parse_ms,
