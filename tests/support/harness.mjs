@@ -82,9 +82,15 @@ export async function startWorker({ vars = {}, persist = null, adminToken = null
     "--inspector-port", String(await freePort()), "--test-scheduled", "--show-interactive-dev-session=false"];
   for (const [k, v] of Object.entries(allVars)) args.push("--var", `${k}:${v}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: ENV, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  // The log is kept for scans, up to 64 MB: a local runtime in trouble can
+  // print far more (past Node's longest string), and the tail tells why.
   let output = "";
-  child.stdout.on("data", (d) => { output += d; });
-  child.stderr.on("data", (d) => { output += d; });
+  const keep = (d) => {
+    output += d;
+    if (output.length > 64_000_000) output = output.slice(0, 16_000_000) + "\n[… log cut …]\n" + output.slice(-16_000_000);
+  };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {

@@ -58,7 +58,7 @@ pub const LINES_PER_MEMBER: usize = 256;
 
 /// A page's events as NDJSON, one text per gzip member: the contract's
 /// Event on each line (normalized fields and the full raw record). The host
-/// compresses each member (the runtime's own gzip) and concatenates them.
+/// compresses each member and concatenates them.
 pub fn ndjson_members(events: &[Event]) -> Vec<Vec<u8>> {
     events
         .chunks(LINES_PER_MEMBER)

@@ -51,6 +51,21 @@ pub fn run_start(cursor: Option<&Key>, backfill_from: i64) -> Key {
     }
 }
 
+/// Where a run starts when the stored cursor was written by a run that
+/// started at `read_at`. A record committed late is at most `OVERLAP_SECS`
+/// late, so when the cursor lies more than that before the read, every
+/// record at or before it was already visible then: the run starts right
+/// after the cursor. Otherwise it starts `OVERLAP_SECS` before the read.
+/// (Starting before the cursor on every run would make a backfill whose
+/// overlap holds more records than one run reads start over forever.)
+pub fn resume_start(cursor: &Key, read_at: i64, backfill_from: i64) -> Key {
+    match parse_servicenow_time(&cursor.created_on) {
+        Some(t) if t <= read_at - OVERLAP_SECS => cursor.clone(),
+        Some(_) => Key::start_of((read_at - OVERLAP_SECS).max(backfill_from)),
+        None => Key::start_of(backfill_from),
+    }
+}
+
 /// The encoded query for records strictly after `after` (or at/after its
 /// second when `sys_id` is empty).
 pub fn after_query(after: &Key) -> String {
@@ -273,6 +288,15 @@ impl TablePull {
         self.limit
     }
 
+    /// Resumes from a cursor whose writing run started at `read_at` (see
+    /// `resume_start`); without one, the run starts the overlap before it.
+    pub fn with_read_at(mut self, read_at: Option<i64>, backfill_from: i64) -> Self {
+        if let (Some(cursor), Some(read_at)) = (&self.cursor, read_at) {
+            self.after = resume_start(cursor, read_at, backfill_from);
+        }
+        self
+    }
+
     /// Where the next page starts: with the cursor it ends at, it names the
     /// page's archive object, the same on every read of the same page.
     pub fn after_key(&self) -> Key {
@@ -367,21 +391,21 @@ impl TablePull {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::{BTreeSet, HashSet};
 
     /// A record in the fake instance: (created unix, sys_id, visible to ACLs).
-    type Row = (i64, String, bool);
+    pub(crate) type Row = (i64, String, bool);
 
     /// A fake Table API that understands the connector's keyset query and
     /// answers like ServiceNow (ordered, limited, counted, ACL-trimmed).
-    struct Fake {
-        rows: Vec<Row>,
+    pub(crate) struct Fake {
+        pub(crate) rows: Vec<Row>,
     }
 
     impl Fake {
-        fn answer(&self, path: &str) -> HttpResponse {
+        pub(crate) fn answer(&self, path: &str) -> HttpResponse {
             let query: std::collections::HashMap<String, String> =
                 form_urlencoded::parse(path.split_once('?').unwrap().1.as_bytes())
                     .into_owned()
@@ -461,7 +485,7 @@ mod tests {
         (cursor, pages)
     }
 
-    fn id(n: u64) -> String {
+    pub(crate) fn id(n: u64) -> String {
         format!("{:032x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
@@ -519,6 +543,35 @@ mod tests {
         }
         assert_eq!(pull.next_path(), None, "no second ask in this run");
         assert_eq!(pull.cursor, None, "the cursor stays where it was");
+    }
+
+    #[test]
+    fn a_cursor_far_before_its_read_resumes_exactly_after_itself() {
+        let t = 1_700_000_000;
+        let k = Key {
+            created_on: servicenow_time(t),
+            sys_id: "ab".into(),
+        };
+        // Read a day later (a backfill): nothing before it can still commit.
+        assert_eq!(resume_start(&k, t + 86_400, 0), k);
+        // Read within the overlap of its time: late commits may land before it.
+        let near = resume_start(&k, t + 30, 0);
+        assert_eq!(near, Key::start_of(t + 30 - OVERLAP_SECS));
+        assert!(near < k);
+        assert_eq!(
+            resume_start(&k, t + 30, t),
+            Key::start_of(t),
+            "never before the window"
+        );
+        let resumed =
+            TablePull::new("sysevent", Some(k.clone()), 0, 100).with_read_at(Some(t + 86_400), 0);
+        assert_eq!(resumed.after_key(), k);
+        let legacy = TablePull::new("sysevent", Some(k.clone()), 0, 100).with_read_at(None, 0);
+        assert_eq!(
+            legacy.after_key(),
+            run_start(Some(&k), 0),
+            "no read time: the overlap before the cursor"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod instance_url;
 pub mod oauth;
 pub mod preflight;
 pub mod problem;
+pub mod pull_run;
 pub mod release;
 pub mod seal;
 pub mod secret;

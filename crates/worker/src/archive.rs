@@ -1,6 +1,6 @@
 //! The R2 side of the archive: page objects written, read by member, and
 //! deleted. Keys, line layout and member ranges are core's
-//! (`snc_core::archive`); compression is the runtime's (`gzip`).
+//! (`snc_core::archive`); compression is `gzip`'s.
 
 use snc_core::archive;
 use snc_core::events::Event;
@@ -14,16 +14,12 @@ pub struct PageObject {
     pub members: String,
 }
 
-pub async fn encode(events: &[Event]) -> Result<PageObject> {
-    let members = archive::ndjson_members(events);
-    // All members at once: the runtime compresses them while each awaits.
-    let compressed =
-        futures_util::future::join_all(members.iter().map(|m| gzip::compress(m))).await;
+pub fn encode(events: &[Event]) -> Result<PageObject> {
     let mut bytes = Vec::new();
     let mut offsets = Vec::new();
-    for member in compressed {
+    for member in archive::ndjson_members(events) {
         offsets.push(bytes.len() as u32);
-        bytes.extend(member?);
+        bytes.extend(gzip::compress(&member)?);
     }
     Ok(PageObject {
         bytes,
@@ -54,7 +50,7 @@ pub async fn member_lines(
     let Some(body) = object.body() else {
         return Ok(Vec::new());
     };
-    let text = gzip::decompress(&body.bytes().await?).await?;
+    let text = gzip::decompress(&body.bytes().await?)?;
     Ok(archive::lines(&text)
         .into_iter()
         .map(str::to_string)

@@ -1,0 +1,1017 @@
+//! One pull run of one connection, as a state machine with no I/O and no
+//! clock of its own (quinn-proto's shape): the host asks `poll(now_ms)` for
+//! the next action, performs it, and hands the outcome back with
+//! `handle_response` or `handle_stored`. Everything a run decides lives here:
+//! the call and time budgets, one Batch API call or a call per table,
+//! refreshing the token before it expires (and once for all tables when it
+//! is refused), deferrals, smaller pages after a cancellation, which pages
+//! to fetch while the previous one is stored, and when the next run is due.
+
+use std::collections::VecDeque;
+
+use crate::batch;
+use crate::cursor::{read_page, Key, PageError, Recovery, TablePull, MAX_PAGE};
+use crate::events::Event;
+use crate::http::{HttpRequest, HttpResponse};
+use crate::input::OAuthClient;
+use crate::instance_url::InstanceUrl;
+use crate::oauth;
+use crate::problem::ProblemCode;
+use crate::secret::Secret;
+use crate::table::{self, ApiAuth, PULL_TABLES};
+
+/// Seconds between the pulls of a caught-up connection.
+pub const INTERVAL_SECS: i64 = 300;
+/// A hibernating instance is tried again hourly.
+pub const HIBERNATION_RETRY_SECS: i64 = 3_600;
+/// A token this close to its expiry is refreshed before it is used.
+pub const REFRESH_SKEW_SECS: i64 = 60;
+
+/// A run's limits, from the deployment's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct PullConfig {
+    pub budget_ms: u64,
+    pub max_calls: u32,
+    pub page_size: u32,
+    /// The instance has a Batch API (connect did not warn otherwise).
+    pub use_batch: bool,
+}
+
+/// Where a table's pull stands in storage.
+#[derive(Clone, Debug, Default)]
+pub struct StoredCursor {
+    pub cursor: Option<Key>,
+    /// The page size a cancellation taught.
+    pub page_size: Option<u32>,
+    /// When the run that wrote the cursor started (unix seconds).
+    pub read_at: Option<i64>,
+}
+
+/// The credentials a run calls with.
+#[derive(Clone, Debug)]
+pub enum RunAuth {
+    OAuth {
+        client: OAuthClient,
+        refresh: Secret,
+        /// The stored access token and its expiry (unix seconds).
+        access: Option<(Secret, i64)>,
+    },
+    Basic {
+        username: String,
+        password: Secret,
+    },
+}
+
+/// One page to archive and index, with the cursor it moves the table to.
+#[derive(Debug)]
+pub struct PageToStore {
+    pub source: &'static str,
+    /// Where the page was read from: with `cursor`, it names its archive object.
+    pub before: Key,
+    pub events: Vec<Event>,
+    pub cursor: Option<Key>,
+    /// `X-Total-Count` of a table's first page ever: the progress bar's total.
+    pub total: Option<u64>,
+    pub caught_up: bool,
+    pub page_size: u32,
+    /// The run's start (unix seconds): stored with the cursor, it tells the
+    /// next run whether late commits can still land before the cursor.
+    pub read_at: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Caught up on every table.
+    Done,
+    /// The budget ran out with work left: the next run starts at once.
+    More,
+    /// A lasting problem: the connection goes to error.
+    Failed,
+    /// A passing problem: the next run is due at `next_at`.
+    Deferred,
+}
+
+/// How a run ended and what the connection's row should say.
+#[derive(Debug)]
+pub struct RunEnd {
+    pub outcome: Outcome,
+    /// When the next run is due (`None`: only an admin's change restarts it).
+    pub next_at: Option<i64>,
+    pub caught_up: bool,
+    /// For `Failed`: the problem code and its message.
+    pub error: Option<(&'static str, String)>,
+    /// What the health history shows.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Action {
+    /// Send this; answer with `handle_response`.
+    Send(HttpRequest),
+    /// Archive and index this page. When `prefetch` is given, send it while
+    /// the page is stored; answer with `handle_stored` and its answer.
+    Store {
+        page: PageToStore,
+        prefetch: Option<HttpRequest>,
+    },
+    /// A refresh succeeded: keep these tokens (sealed). No answer.
+    KeepTokens {
+        access: Secret,
+        expires_at: i64,
+        /// A new refresh token, when ServiceNow sent one that differs.
+        refresh: Option<Secret>,
+    },
+    /// A cancellation taught this table a smaller page: keep it. No answer.
+    RememberPageSize {
+        source: &'static str,
+        page_size: u32,
+    },
+    /// Wait this long, then poll again.
+    Sleep(u64),
+    /// The run is over.
+    Finish(RunEnd),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Waiting {
+    Nothing,
+    Batch,
+    Page,
+    Refresh,
+    Stored,
+}
+
+struct Table {
+    pull: TablePull,
+    first_ever: bool,
+    first_page: bool,
+    /// An answer already here: from the batch, or fetched during a store.
+    ready: Option<Result<HttpResponse, String>>,
+}
+
+pub struct PullRun {
+    instance: InstanceUrl,
+    connection_id: String,
+    config: PullConfig,
+    auth: RunAuth,
+    tables: Vec<Table>,
+    current: usize,
+    started_ms: u64,
+    calls: u32,
+    waiting: Waiting,
+    batch_done: bool,
+    /// The token was refused for the batch: refresh before the tables.
+    refresh_first: bool,
+    /// Actions decided, to hand out before anything else.
+    queued: VecDeque<Action>,
+    notes: Vec<String>,
+    finished: bool,
+}
+
+impl PullRun {
+    /// A run over `PULL_TABLES`, from their stored cursors.
+    pub fn new(
+        instance: InstanceUrl,
+        connection_id: &str,
+        config: PullConfig,
+        auth: RunAuth,
+        stored: &[(&str, StoredCursor)],
+        backfill_from: i64,
+        now_ms: u64,
+    ) -> PullRun {
+        let page_size = config.page_size.clamp(1, MAX_PAGE);
+        let tables = PULL_TABLES
+            .iter()
+            .map(|source| {
+                let found = stored.iter().find(|(t, _)| t == source).map(|(_, c)| c);
+                let cursor = found.and_then(|c| c.cursor.clone());
+                let learned = found.and_then(|c| c.page_size).filter(|p| *p > 0);
+                let read_at = found.and_then(|c| c.read_at);
+                Table {
+                    first_ever: cursor.is_none(),
+                    first_page: true,
+                    pull: TablePull::new(
+                        source,
+                        cursor,
+                        backfill_from,
+                        learned.map_or(page_size, |l| l.min(page_size)),
+                    )
+                    .with_read_at(read_at, backfill_from),
+                    ready: None,
+                }
+            })
+            .collect();
+        PullRun {
+            instance,
+            connection_id: connection_id.to_string(),
+            config,
+            auth,
+            tables,
+            current: 0,
+            started_ms: now_ms,
+            calls: 0,
+            waiting: Waiting::Nothing,
+            batch_done: false,
+            refresh_first: false,
+            queued: VecDeque::new(),
+            notes: Vec::new(),
+            finished: false,
+        }
+    }
+
+    /// ServiceNow calls made so far.
+    pub fn calls(&self) -> u32 {
+        self.calls
+    }
+
+    fn api_auth(&self) -> Option<ApiAuth> {
+        match &self.auth {
+            RunAuth::OAuth {
+                access: Some((token, _)),
+                ..
+            } => Some(ApiAuth::Bearer(token.clone())),
+            RunAuth::OAuth { access: None, .. } => None,
+            RunAuth::Basic { username, password } => Some(ApiAuth::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            }),
+        }
+    }
+
+    /// An OAuth run whose token is missing or about to expire.
+    fn token_expiring(&self, now_ms: u64) -> bool {
+        let now = (now_ms / 1000) as i64;
+        match &self.auth {
+            RunAuth::OAuth { access, .. } => access
+                .as_ref()
+                .is_none_or(|(_, exp)| *exp - REFRESH_SKEW_SECS <= now),
+            RunAuth::Basic { .. } => false,
+        }
+    }
+
+    fn refresh_request(&mut self) -> Option<Action> {
+        let RunAuth::OAuth {
+            client, refresh, ..
+        } = &self.auth
+        else {
+            return None;
+        };
+        let req = oauth::refresh_grant(&self.instance, client, refresh);
+        self.calls += 1;
+        self.waiting = Waiting::Refresh;
+        Some(Action::Send(req))
+    }
+
+    fn within_budget(&self, now_ms: u64) -> bool {
+        self.calls < self.config.max_calls
+            && now_ms.saturating_sub(self.started_ms) < self.config.budget_ms
+    }
+
+    fn detail(&self, lead: Option<String>) -> Option<String> {
+        let mut parts: Vec<String> = lead.into_iter().collect();
+        parts.extend(self.notes.iter().cloned());
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+
+    fn finish(&mut self, outcome: Outcome, next_at: Option<i64>, lead: Option<String>) -> Action {
+        self.finished = true;
+        Action::Finish(RunEnd {
+            outcome,
+            next_at,
+            caught_up: outcome == Outcome::Done,
+            error: None,
+            detail: self.detail(lead),
+        })
+    }
+
+    fn fail(&mut self, code: &'static str, message: String, retry_at: Option<i64>) -> Action {
+        self.finished = true;
+        Action::Finish(RunEnd {
+            outcome: Outcome::Failed,
+            next_at: retry_at,
+            caught_up: false,
+            error: Some((code, message.clone())),
+            detail: self.detail(Some(message)),
+        })
+    }
+
+    /// The next thing to do.
+    pub fn poll(&mut self, now_ms: u64) -> Action {
+        if let Some(a) = self.queued.pop_front() {
+            return a;
+        }
+        if self.finished || self.waiting != Waiting::Nothing {
+            // Out of turn: the host must answer first. Ending is safe.
+            return self.finish(
+                Outcome::Deferred,
+                Some((now_ms / 1000) as i64 + 60),
+                Some("the run was driven out of order".into()),
+            );
+        }
+        let now = (now_ms / 1000) as i64;
+        if self.refresh_first || (!self.batch_done && self.token_expiring(now_ms)) {
+            self.refresh_first = false;
+            if let Some(a) = self.refresh_request() {
+                return a;
+            }
+        }
+        if !self.batch_done {
+            self.batch_done = true;
+            let items: Vec<batch::BatchItem> = self
+                .tables
+                .iter()
+                .filter_map(|t| Some((t.pull.source.clone(), t.pull.next_path()?)))
+                .collect();
+            if self.config.use_batch && self.config.max_calls > 1 && items.len() > 1 {
+                if let Some(auth) = self.api_auth() {
+                    self.calls += 1;
+                    self.waiting = Waiting::Batch;
+                    return Action::Send(batch::request(&self.instance, &auth, "pull", &items));
+                }
+            }
+        }
+        while self.current < self.tables.len() {
+            let i = self.current;
+            if self.tables[i].pull.next_path().is_none() {
+                self.current += 1;
+                continue;
+            }
+            if let Some(answer) = self.tables[i].ready.take() {
+                return self.on_answer(now_ms, answer);
+            }
+            if !self.within_budget(now_ms) {
+                return self.finish(Outcome::More, Some(now), None);
+            }
+            if self.token_expiring(now_ms) {
+                if let Some(a) = self.refresh_request() {
+                    return a;
+                }
+            }
+            let Some(auth) = self.api_auth() else {
+                return self.fail(
+                    "credentials_rejected",
+                    "No stored credentials. Reconnect.".into(),
+                    None,
+                );
+            };
+            let path = self.tables[i].pull.next_path().unwrap_or_default();
+            self.calls += 1;
+            self.waiting = Waiting::Page;
+            return Action::Send(table::get(&self.instance, &path, &auth));
+        }
+        self.finish(Outcome::Done, Some(now + INTERVAL_SECS), None)
+    }
+
+    /// The answer to the last `Send` (or the transport's failure).
+    pub fn handle_response(&mut self, now_ms: u64, answer: Result<HttpResponse, String>) {
+        let waiting = std::mem::replace(&mut self.waiting, Waiting::Nothing);
+        match waiting {
+            Waiting::Batch => self.on_batch(answer),
+            Waiting::Page => {
+                if let Some(t) = self.tables.get_mut(self.current) {
+                    t.ready = Some(answer);
+                }
+            }
+            Waiting::Refresh => {
+                let action = self.on_refresh(now_ms, answer);
+                if let Some(a) = action {
+                    self.queued.push_back(a);
+                }
+            }
+            Waiting::Nothing | Waiting::Stored => {}
+        }
+    }
+
+    /// The page of the last `Store` is archived and indexed; `prefetched` is
+    /// the answer to its `prefetch`, if one was sent.
+    pub fn handle_stored(&mut self, prefetched: Option<Result<HttpResponse, String>>) {
+        if self.waiting == Waiting::Stored {
+            self.waiting = Waiting::Nothing;
+        }
+        if let Some(t) = self.tables.get_mut(self.current) {
+            t.first_page = false;
+            if prefetched.is_some() {
+                t.ready = prefetched;
+            }
+        }
+    }
+
+    fn on_batch(&mut self, answer: Result<HttpResponse, String>) {
+        let refused = answer.as_ref().is_ok_and(|r| r.status == 401);
+        let items = answer
+            .ok()
+            .as_ref()
+            .and_then(batch::parse)
+            .unwrap_or_default();
+        let mut items_refused = false;
+        for (id, resp) in items {
+            if resp.status == 401 {
+                // Left to the per-table calls, after one refresh.
+                items_refused = true;
+            } else if let Some(t) = self.tables.iter_mut().find(|t| t.pull.source == id) {
+                t.ready = Some(Ok(resp));
+            }
+        }
+        if (refused || items_refused) && matches!(self.auth, RunAuth::OAuth { .. }) {
+            self.refresh_first = true;
+        }
+    }
+
+    fn on_refresh(&mut self, now_ms: u64, answer: Result<HttpResponse, String>) -> Option<Action> {
+        let now = (now_ms / 1000) as i64;
+        let resp = match answer {
+            Ok(r) => r,
+            Err(_) => {
+                return Some(self.finish(
+                    Outcome::Deferred,
+                    Some(now + 60),
+                    Some("token endpoint unreachable".into()),
+                ))
+            }
+        };
+        match oauth::parse_token_response(&resp, now) {
+            Ok(grant) => {
+                let expires_at = grant.expires_at(now);
+                let RunAuth::OAuth {
+                    refresh, access, ..
+                } = &mut self.auth
+                else {
+                    return None;
+                };
+                let new_refresh = grant
+                    .refresh_token
+                    .filter(|r| r.expose() != refresh.expose());
+                if let Some(r) = &new_refresh {
+                    *refresh = r.clone();
+                }
+                *access = Some((grant.access_token.clone(), expires_at));
+                Some(Action::KeepTokens {
+                    access: grant.access_token,
+                    expires_at,
+                    refresh: new_refresh,
+                })
+            }
+            Err(p) if p.is(ProblemCode::CredentialsRejected) => Some(self.fail(
+                "credentials_rejected",
+                "ServiceNow rejected the refresh token (expired, revoked, or the OAuth client changed). Reconnect with the user's password; pulls resume from where they stopped.".into(),
+                None,
+            )),
+            Err(p) => Some(self.finish(
+                Outcome::Deferred,
+                Some(now + p.retry_after.unwrap_or(60) as i64),
+                Some(format!("token refresh failed: {}", p.code)),
+            )),
+        }
+    }
+
+    /// A page's answer for the current table.
+    fn on_answer(&mut self, now_ms: u64, answer: Result<HttpResponse, String>) -> Action {
+        let now = (now_ms / 1000) as i64;
+        let i = self.current;
+        let source = PULL_TABLES[i];
+        let page = match answer {
+            Ok(resp) => read_page(&self.connection_id, source, &resp, now),
+            Err(_) => Err(PageError::Unavailable(0)),
+        };
+        match page {
+            Ok(page) => {
+                let table = &mut self.tables[i];
+                let before = table.pull.after_key();
+                let cursor = table.pull.on_page(&page);
+                let total = (table.first_ever && table.first_page)
+                    .then_some(page.total)
+                    .flatten();
+                let caught_up = table.pull.done;
+                let page_size = table.pull.limit();
+                let next_path = table.pull.next_path();
+                // The next page is fetched while this one is stored, when the
+                // budget allows it and the token is not about to expire.
+                let prefetch = next_path
+                    .filter(|_| self.within_budget(now_ms) && !self.token_expiring(now_ms))
+                    .and_then(|path| Some(table::get(&self.instance, &path, &self.api_auth()?)));
+                if prefetch.is_some() {
+                    self.calls += 1;
+                }
+                self.waiting = Waiting::Stored;
+                Action::Store {
+                    page: PageToStore {
+                        source,
+                        before,
+                        events: page.events,
+                        cursor,
+                        total,
+                        caught_up,
+                        page_size,
+                        read_at: (self.started_ms / 1000) as i64,
+                    },
+                    prefetch,
+                }
+            }
+            Err(err) => {
+                let left = self
+                    .config
+                    .budget_ms
+                    .saturating_sub(now_ms.saturating_sub(self.started_ms));
+                // Jitter from the clock's low bits: deterministic under a
+                // fake clock, spread enough between connections.
+                let jitter = f64::from((now_ms % 1000) as u32) / 1000.0;
+                match self.tables[i].pull.on_error(&err, jitter, left) {
+                    Recovery::RetryAfterMs(ms) => {
+                        if err == PageError::Cancelled {
+                            self.queued.push_back(Action::RememberPageSize {
+                                source,
+                                page_size: self.tables[i].pull.limit(),
+                            });
+                        }
+                        if ms > 0 {
+                            self.queued.push_back(Action::Sleep(ms));
+                        }
+                        self.poll_queued(now_ms)
+                    }
+                    Recovery::Refresh => match self.refresh_request() {
+                        Some(a) => a,
+                        None => self.fail(
+                            "credentials_rejected",
+                            "ServiceNow refused the stored user name and password. Reconnect with new credentials.".into(),
+                            None,
+                        ),
+                    },
+                    Recovery::Stop { code, detail } => {
+                        let retry = (code == "instance_hibernating")
+                            .then_some(now + HIBERNATION_RETRY_SECS);
+                        self.fail(code, detail, retry)
+                    }
+                    Recovery::Defer {
+                        retry_in_secs,
+                        detail,
+                    } => self.finish(
+                        Outcome::Deferred,
+                        Some(now + retry_in_secs as i64),
+                        Some(detail),
+                    ),
+                    Recovery::SkipTable { code, detail } => {
+                        self.notes.push(format!("{code}: {detail}"));
+                        self.poll(now_ms)
+                    }
+                }
+            }
+        }
+    }
+
+    fn poll_queued(&mut self, now_ms: u64) -> Action {
+        match self.queued.pop_front() {
+            Some(a) => a,
+            None => self.poll(now_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cursor::tests::{id, Fake, Row};
+    use crate::instance_url::{parse, HostPolicy};
+    use base64::Engine;
+    use std::collections::{BTreeSet, HashMap, HashSet};
+
+    const T0: i64 = 1_700_000_000;
+
+    /// A fake instance: a Table API per pulled table, the Batch API, and the
+    /// token endpoint, with the faults a run must meet.
+    struct Instance {
+        tables: HashMap<&'static str, Fake>,
+        valid_tokens: HashSet<String>,
+        refresh_ok: bool,
+        token_requests: u32,
+        page_requests: u32,
+        retry_after: Option<u64>,
+        cancel_above: Option<u32>,
+        hibernating: bool,
+        basic_ok: bool,
+    }
+
+    impl Instance {
+        fn new(per_table: u64) -> Instance {
+            let tables = PULL_TABLES
+                .iter()
+                .enumerate()
+                .map(|(t, name)| {
+                    let rows: Vec<Row> = (0..per_table)
+                        .map(|n| (T0 + (n / 3) as i64, id(n * 7 + t as u64), true))
+                        .collect();
+                    (*name, Fake { rows })
+                })
+                .collect();
+            Instance {
+                tables,
+                valid_tokens: HashSet::from(["at-0".to_string()]),
+                refresh_ok: true,
+                token_requests: 0,
+                page_requests: 0,
+                retry_after: None,
+                cancel_above: None,
+                hibernating: false,
+                basic_ok: true,
+            }
+        }
+
+        fn truth(&self) -> BTreeSet<(String, String)> {
+            self.tables
+                .iter()
+                .flat_map(|(t, f)| f.rows.iter().map(move |r| (t.to_string(), r.1.clone())))
+                .collect()
+        }
+
+        fn authorized(&self, req: &HttpRequest) -> bool {
+            req.headers.iter().any(|(k, v)| {
+                k == "Authorization"
+                    && (v
+                        .strip_prefix("Bearer ")
+                        .is_some_and(|t| self.valid_tokens.contains(t))
+                        || (v.starts_with("Basic ") && self.basic_ok))
+            })
+        }
+
+        fn json(
+            status: u16,
+            body: serde_json::Value,
+            headers: Vec<(&str, String)>,
+        ) -> HttpResponse {
+            let mut h: Vec<(String, String)> =
+                vec![("Content-Type".into(), "application/json".into())];
+            h.extend(headers.into_iter().map(|(k, v)| (k.to_string(), v)));
+            HttpResponse {
+                status,
+                headers: h,
+                body: serde_json::to_vec(&body).unwrap(),
+            }
+        }
+
+        fn table(&mut self, path: &str) -> HttpResponse {
+            self.page_requests += 1;
+            if self.hibernating {
+                return HttpResponse {
+                    status: 200,
+                    headers: vec![("Content-Type".into(), "text/html".into())],
+                    body: b"<html>hibernating</html>".to_vec(),
+                };
+            }
+            if let Some(secs) = self.retry_after {
+                return Self::json(
+                    429,
+                    serde_json::json!({"error":{"message":"Too many"}}),
+                    vec![("Retry-After", secs.to_string())],
+                );
+            }
+            let limit: u32 = form_urlencoded::parse(path.split_once('?').unwrap().1.as_bytes())
+                .find(|(k, _)| k == "sysparm_limit")
+                .map(|(_, v)| v.parse().unwrap())
+                .unwrap();
+            if self.cancel_above.is_some_and(|max| limit > max) {
+                return Self::json(
+                    500,
+                    serde_json::json!({"error":{"message":"Transaction cancelled: maximum execution time exceeded"}}),
+                    vec![],
+                );
+            }
+            let name = path
+                .split("/table/")
+                .nth(1)
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap();
+            self.tables[name].answer(path)
+        }
+
+        fn answer(&mut self, req: &HttpRequest) -> HttpResponse {
+            let path = req.url.trim_start_matches("https://acme.service-now.com");
+            if path == "/oauth_token.do" {
+                self.token_requests += 1;
+                if !self.refresh_ok {
+                    return Self::json(
+                        401,
+                        serde_json::json!({"error_description":"access_denied","error":"server_error"}),
+                        vec![],
+                    );
+                }
+                let token = format!("at-{}", self.token_requests);
+                self.valid_tokens.insert(token.clone());
+                return Self::json(
+                    200,
+                    serde_json::json!({"access_token": token, "refresh_token": "rt", "expires_in": 1799, "token_type": "Bearer"}),
+                    vec![],
+                );
+            }
+            if !self.authorized(req) {
+                return Self::json(
+                    401,
+                    serde_json::json!({"error":{"message":"User Not Authenticated"}}),
+                    vec![],
+                );
+            }
+            if path == "/api/now/v1/batch" {
+                let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+                let served: Vec<serde_json::Value> = body["rest_requests"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|item| {
+                        let a = self.table(item["url"].as_str().unwrap());
+                        let headers: Vec<serde_json::Value> = a.headers.iter().map(|(k, v)| serde_json::json!({"name": k, "value": v})).collect();
+                        serde_json::json!({"id": item["id"], "status_code": a.status, "headers": headers,
+                            "body": base64::engine::general_purpose::STANDARD.encode(&a.body)})
+                    })
+                    .collect();
+                return Self::json(
+                    200,
+                    serde_json::json!({"serviced_requests": served, "unserviced_requests": []}),
+                    vec![],
+                );
+            }
+            self.table(path)
+        }
+    }
+
+    /// What the host keeps between runs: cursors, page sizes, the index.
+    #[derive(Default)]
+    struct Host {
+        cursors: HashMap<&'static str, StoredCursor>,
+        index: BTreeSet<(String, String)>,
+        archived: usize,
+        tokens_kept: u32,
+    }
+
+    fn config(max_calls: u32, use_batch: bool) -> PullConfig {
+        PullConfig {
+            budget_ms: 60_000,
+            max_calls,
+            page_size: 50,
+            use_batch,
+        }
+    }
+
+    fn oauth(access_expires_at: i64) -> RunAuth {
+        RunAuth::OAuth {
+            client: OAuthClient {
+                client_id: "cid".into(),
+                client_secret: Secret::new("sec"),
+            },
+            refresh: Secret::new("rt"),
+            access: Some((Secret::new("at-0"), access_expires_at)),
+        }
+    }
+
+    /// One run, driven as the worker drives it, on a fake clock.
+    fn drive(
+        inst: &mut Instance,
+        host: &mut Host,
+        clock: &mut u64,
+        cfg: PullConfig,
+        auth: RunAuth,
+    ) -> RunEnd {
+        let stored: Vec<(&str, StoredCursor)> =
+            host.cursors.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let instance = parse("acme", &HostPolicy::default()).unwrap();
+        let mut run = PullRun::new(instance, "c", cfg, auth, &stored, T0, *clock);
+        for _ in 0..100_000 {
+            *clock += 10;
+            match run.poll(*clock) {
+                Action::Send(req) => {
+                    let a = inst.answer(&req);
+                    run.handle_response(*clock, Ok(a));
+                }
+                Action::Store { page, prefetch } => {
+                    host.archived += page.events.len();
+                    for e in &page.events {
+                        host.index.insert((
+                            page.source.to_string(),
+                            e.id.split_once(':').unwrap().1.to_string(),
+                        ));
+                    }
+                    let entry = host.cursors.entry(page.source).or_default();
+                    if page.cursor.is_some() {
+                        entry.cursor = page.cursor.clone();
+                        entry.read_at = Some(page.read_at);
+                    }
+                    entry.page_size = Some(page.page_size);
+                    let answer = prefetch.map(|r| Ok(inst.answer(&r)));
+                    run.handle_stored(answer);
+                }
+                Action::KeepTokens { .. } => host.tokens_kept += 1,
+                Action::RememberPageSize { source, page_size } => {
+                    host.cursors.entry(source).or_default().page_size = Some(page_size)
+                }
+                Action::Sleep(ms) => *clock += ms,
+                Action::Finish(end) => return end,
+            }
+        }
+        panic!("the run never finished");
+    }
+
+    fn now_s(clock: u64) -> i64 {
+        (clock / 1000) as i64
+    }
+
+    #[test]
+    fn a_backfill_split_over_many_runs_stores_every_record_once() {
+        let mut inst = Instance::new(420);
+        let mut host = Host::default();
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let mut outcomes = Vec::new();
+        loop {
+            let end = drive(
+                &mut inst,
+                &mut host,
+                &mut clock,
+                config(4, true),
+                oauth(T0 + 10 * 86_400),
+            );
+            outcomes.push(end.outcome);
+            assert!(outcomes.len() < 200, "the backfill never ends");
+            if end.outcome == Outcome::Done {
+                assert_eq!(end.next_at, Some(now_s(clock) + INTERVAL_SECS));
+                assert!(end.caught_up);
+                break;
+            }
+            assert_eq!(end.outcome, Outcome::More, "{end:?}");
+            assert_eq!(
+                end.next_at,
+                Some(now_s(clock)),
+                "the next slice starts at once"
+            );
+        }
+        assert!(
+            outcomes.len() > 5,
+            "{} runs: the call budget splits the backfill",
+            outcomes.len()
+        );
+        assert_eq!(host.index, inst.truth(), "every record, once");
+        // A caught-up run is one Batch API call.
+        let before = inst.page_requests;
+        let end = drive(
+            &mut inst,
+            &mut host,
+            &mut clock,
+            config(4, true),
+            oauth(T0 + 10 * 86_400),
+        );
+        assert_eq!(end.outcome, Outcome::Done);
+        assert_eq!(
+            inst.page_requests - before,
+            PULL_TABLES.len() as u32,
+            "one batch of six items"
+        );
+    }
+
+    #[test]
+    fn a_refused_token_is_refreshed_once_for_every_table() {
+        let mut inst = Instance::new(30);
+        inst.valid_tokens.clear(); // revoked: the batch is refused
+        let mut host = Host::default();
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let end = drive(
+            &mut inst,
+            &mut host,
+            &mut clock,
+            config(40, true),
+            oauth(T0 + 10 * 86_400),
+        );
+        assert_eq!(end.outcome, Outcome::Done, "{end:?}");
+        assert_eq!(inst.token_requests, 1);
+        assert_eq!(host.tokens_kept, 1);
+        assert_eq!(host.index, inst.truth());
+    }
+
+    #[test]
+    fn a_token_about_to_expire_is_refreshed_before_it_is_used() {
+        let mut inst = Instance::new(10);
+        let mut host = Host::default();
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let expiring = now_s(clock) + REFRESH_SKEW_SECS - 1;
+        let end = drive(
+            &mut inst,
+            &mut host,
+            &mut clock,
+            config(40, true),
+            oauth(expiring),
+        );
+        assert_eq!(end.outcome, Outcome::Done);
+        assert_eq!(inst.token_requests, 1);
+        assert_eq!(host.tokens_kept, 1);
+    }
+
+    #[test]
+    fn a_long_retry_after_defers_the_next_run_to_exactly_then() {
+        let mut inst = Instance::new(10);
+        inst.retry_after = Some(120);
+        let mut host = Host::default();
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let end = drive(
+            &mut inst,
+            &mut host,
+            &mut clock,
+            config(40, false),
+            oauth(T0 + 10 * 86_400),
+        );
+        assert_eq!(end.outcome, Outcome::Deferred);
+        assert_eq!(end.next_at, Some(now_s(clock) + 120));
+        assert!(end.detail.unwrap_or_default().contains("120 s"));
+    }
+
+    #[test]
+    fn a_cancelled_page_is_asked_again_smaller_and_the_size_kept() {
+        let mut inst = Instance::new(200);
+        inst.cancel_above = Some(300);
+        let cfg = PullConfig {
+            page_size: 1_000,
+            ..config(400, false)
+        };
+        let mut host = Host::default();
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let mut end = drive(
+            &mut inst,
+            &mut host,
+            &mut clock,
+            cfg,
+            oauth(T0 + 10 * 86_400),
+        );
+        while end.outcome == Outcome::More {
+            end = drive(
+                &mut inst,
+                &mut host,
+                &mut clock,
+                cfg,
+                oauth(T0 + 10 * 86_400),
+            );
+        }
+        assert_eq!(end.outcome, Outcome::Done, "{end:?}");
+        assert_eq!(host.index, inst.truth());
+        assert!(
+            host.cursors
+                .values()
+                .all(|c| c.page_size.is_some_and(|p| p <= 300)),
+            "learned sizes kept"
+        );
+    }
+
+    #[test]
+    fn lasting_problems_fail_the_run_with_their_code() {
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let mut inst = Instance::new(10);
+        inst.valid_tokens.clear();
+        inst.refresh_ok = false;
+        let end = drive(
+            &mut inst,
+            &mut Host::default(),
+            &mut clock,
+            config(40, true),
+            oauth(T0 + 10 * 86_400),
+        );
+        assert_eq!(end.outcome, Outcome::Failed);
+        assert_eq!(end.error.map(|e| e.0), Some("credentials_rejected"));
+
+        let mut inst = Instance::new(10);
+        inst.hibernating = true;
+        let end = drive(
+            &mut inst,
+            &mut Host::default(),
+            &mut clock,
+            config(40, false),
+            oauth(T0 + 10 * 86_400),
+        );
+        assert_eq!(end.error.map(|e| e.0), Some("instance_hibernating"));
+        assert_eq!(end.next_at, Some(now_s(clock) + HIBERNATION_RETRY_SECS));
+
+        let basic = || RunAuth::Basic {
+            username: "svc".into(),
+            password: Secret::new("pw"),
+        };
+        let mut inst = Instance::new(10);
+        let end = drive(
+            &mut inst,
+            &mut Host::default(),
+            &mut clock,
+            config(40, false),
+            basic(),
+        );
+        assert_eq!(end.outcome, Outcome::Done, "basic needs no token");
+        assert_eq!(inst.token_requests, 0);
+        inst.basic_ok = false;
+        inst.tables
+            .get_mut("sysevent")
+            .unwrap()
+            .rows
+            .push((T0 + 5_000, id(99_999), true));
+        let end = drive(
+            &mut inst,
+            &mut Host::default(),
+            &mut clock,
+            config(40, false),
+            basic(),
+        );
+        assert_eq!(end.outcome, Outcome::Failed);
+        assert_eq!(end.error.map(|e| e.0), Some("credentials_rejected"));
+        assert_eq!(inst.token_requests, 0, "basic has nothing to refresh");
+    }
+}
