@@ -175,7 +175,7 @@ impl ConnectionObject {
             .var("PULLS_PAUSED")
             .is_ok_and(|v| v.to_string().trim() == "true")
         {
-            let next = now() + pull::INTERVAL_SECS;
+            let next = now() + snc_core::pull_run::INTERVAL_SECS;
             store.set_alarm_at(&id, Some(next)).await?;
             return Ok(Some(next));
         }

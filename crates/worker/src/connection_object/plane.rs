@@ -8,8 +8,9 @@ use worker::{Result, SqlStorage, SqlStorageValue as V};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
-    // Last record stored per table, in (sys_created_on, sys_id) order.
-    "CREATE TABLE IF NOT EXISTS cursors (source_table TEXT PRIMARY KEY, created_on TEXT, sys_id TEXT, backfill_total INTEGER NOT NULL DEFAULT 0, caught_up INTEGER NOT NULL DEFAULT 0, page_size INTEGER)",
+    // Last record stored per table, in (sys_created_on, sys_id) order, and
+    // when the run that stored it started (see core::cursor::resume_start).
+    "CREATE TABLE IF NOT EXISTS cursors (source_table TEXT PRIMARY KEY, created_on TEXT, sys_id TEXT, backfill_total INTEGER NOT NULL DEFAULT 0, caught_up INTEGER NOT NULL DEFAULT 0, page_size INTEGER, read_at INTEGER)",
     // One row per archived object; `members` are the gzip members' offsets.
     "CREATE TABLE IF NOT EXISTS pages (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source_table TEXT NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, events INTEGER NOT NULL, bytes INTEGER NOT NULL, members TEXT NOT NULL)",
     // The event index: what the events API filters and orders by, and where
@@ -32,6 +33,7 @@ pub struct CursorRow {
     pub created_on: Option<String>,
     pub sys_id: Option<String>,
     pub page_size: Option<f64>,
+    pub read_at: Option<f64>,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -85,6 +87,7 @@ pub struct StoredPage<'a> {
     pub backfill_total: Option<u64>,
     pub caught_up: bool,
     pub page_size: u32,
+    pub read_at: i64,
 }
 
 /// What the events API asks for; times in unix seconds.
@@ -143,7 +146,7 @@ impl Plane {
     pub fn cursors(&self) -> Result<Vec<CursorRow>> {
         self.sql
             .exec(
-                "SELECT source_table, created_on, sys_id, page_size FROM cursors",
+                "SELECT source_table, created_on, sys_id, page_size, read_at FROM cursors",
                 None,
             )?
             .to_array()
@@ -168,10 +171,11 @@ impl Plane {
             .unwrap_or((V::Null, V::Null));
         let total = p.backfill_total.map_or(V::Null, |n| int(n as i64));
         self.sql.exec(
-            "INSERT INTO cursors (source_table, created_on, sys_id, backfill_total, caught_up, page_size) VALUES (?1, ?2, ?3, coalesce(?4, 0), ?5, ?6) \
+            "INSERT INTO cursors (source_table, created_on, sys_id, backfill_total, caught_up, page_size, read_at) VALUES (?1, ?2, ?3, coalesce(?4, 0), ?5, ?6, ?7) \
              ON CONFLICT (source_table) DO UPDATE SET created_on = coalesce(excluded.created_on, cursors.created_on), sys_id = coalesce(excluded.sys_id, cursors.sys_id), \
-             backfill_total = coalesce(?4, cursors.backfill_total), caught_up = max(cursors.caught_up, excluded.caught_up), page_size = excluded.page_size",
-            vec![text(p.source_table), t, s, total, int(i64::from(p.caught_up)), int(i64::from(p.page_size))],
+             backfill_total = coalesce(?4, cursors.backfill_total), caught_up = max(cursors.caught_up, excluded.caught_up), page_size = excluded.page_size, \
+             read_at = CASE WHEN excluded.created_on IS NULL THEN cursors.read_at ELSE excluded.read_at END",
+            vec![text(p.source_table), t, s, total, int(i64::from(p.caught_up)), int(i64::from(p.page_size)), int(p.read_at)],
         )?;
         Ok(inserted)
     }

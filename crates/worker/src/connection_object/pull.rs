@@ -1,26 +1,22 @@
-//! One pull slice of one connection, run by its Durable Object's alarm:
-//! drives core's cursor with the transport, archives each page to R2, then
-//! indexes it in the object. The connection's row in D1 is written only
+//! One pull slice of one connection, run by its Durable Object's alarm: a
+//! short loop around core's `PullRun` (which decides everything) that moves
+//! the bytes, archives each page to R2, then indexes it in the object. The connection's row in D1 is written only
 //! through `Fence` (its generation): a reconnect, an enable or a disable
 //! made while this slice runs cannot be overwritten by it.
 
 use snc_core::archive;
-use snc_core::batch;
-use snc_core::cursor::{read_page, Key, PageError, Recovery, TablePull, MAX_PAGE};
+use snc_core::cursor::{Key, MAX_PAGE};
 use snc_core::events::{parse_servicenow_time, Event};
-use snc_core::http::HttpResponse;
 use snc_core::input::OAuthClient;
-use snc_core::instance_url::InstanceUrl;
-use snc_core::oauth;
-use snc_core::problem::ProblemCode;
-use snc_core::secret::Secret;
-use snc_core::table::{self, ApiAuth, PULL_TABLES};
+use snc_core::pull_run::{
+    Action, Outcome, PageToStore, PullConfig, PullRun, RunAuth, StoredCursor, INTERVAL_SECS,
+};
 use worker::{console_log, Bucket, Env, Result};
 
 use super::plane::{IndexEntry, Plane, StoredPage};
 use crate::config::Config;
 use crate::store::{ConnectionRow, Fence, Progress};
-use crate::{now, now_ms, random_bytes, transport};
+use crate::{now, now_ms, transport};
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum RunOutcome {
@@ -52,10 +48,6 @@ impl RunOutcome {
     }
 }
 
-/// Seconds between scheduled pulls of a caught-up connection.
-pub const INTERVAL_SECS: i64 = 300;
-/// A hibernating instance is tried again hourly.
-const HIBERNATION_RETRY_SECS: i64 = 3_600;
 /// The connection's row gets the progress at most this often during a run.
 const PROGRESS_EVERY_MS: u64 = 1_000;
 
@@ -72,26 +64,6 @@ impl SliceEnd {
     }
 }
 
-struct Credentials {
-    username: String,
-    password: Option<Secret>,
-    oauth: Option<(OAuthClient, Secret)>,
-    access: Option<(Secret, i64)>,
-}
-
-impl Credentials {
-    fn auth(&self) -> Option<ApiAuth> {
-        match (&self.access, &self.password) {
-            (Some((token, _)), _) => Some(ApiAuth::Bearer(token.clone())),
-            (None, Some(p)) => Some(ApiAuth::Basic {
-                username: self.username.clone(),
-                password: p.clone(),
-            }),
-            (None, None) => None,
-        }
-    }
-}
-
 fn env_number(env: &Env, name: &str, default: i64) -> i64 {
     env.var(name)
         .ok()
@@ -105,6 +77,8 @@ pub struct RunStats {
     pub fetch_ms: u64,
     pub parse_ms: u64,
     pub encode_ms: u64,
+    /// Storing pages (archive and index) while the next page was fetched.
+    pub store_ms: u64,
     pub archive_ms: u64,
     pub index_ms: u64,
     pub calls: u32,
@@ -127,7 +101,6 @@ pub struct Slice<'a> {
     pub stopping: &'a dyn Fn() -> bool,
     pub stats: RunStats,
     last_progress_ms: u64,
-    call_deadline: std::time::Duration,
 }
 
 impl<'a> Slice<'a> {
@@ -148,7 +121,6 @@ impl<'a> Slice<'a> {
             stopping,
             stats: RunStats::default(),
             last_progress_ms: 0,
-            call_deadline: Config::from_env(env).call_deadline,
         }
     }
 
@@ -203,17 +175,10 @@ impl<'a> Slice<'a> {
     }
 
     /// Archives one page's new events, then indexes them with the cursor.
-    #[allow(clippy::too_many_arguments)] // one page and where it sits, spelled out
-    async fn store_page(
-        &mut self,
-        source: &str,
-        before: &Key,
-        events: &[Event],
-        cursor: Option<&Key>,
-        total: Option<u64>,
-        caught_up: bool,
-        page_size: u32,
-    ) -> Result<()> {
+    async fn store_page(&mut self, page: &PageToStore) -> Result<()> {
+        let source = page.source;
+        let before = &page.before;
+        let cursor = page.cursor.as_ref();
         // The overlap re-reads records the index has: only records at or
         // before the stored cursor's second can be among them.
         let stored_until = self
@@ -223,9 +188,9 @@ impl<'a> Slice<'a> {
             .find(|c| c.source_table == source)
             .and_then(|c| c.created_on)
             .and_then(|t| parse_servicenow_time(&t));
-        let mut fresh: Vec<&Event> = Vec::with_capacity(events.len());
-        let mut times = Vec::with_capacity(events.len());
-        for e in events {
+        let mut fresh: Vec<&Event> = Vec::with_capacity(page.events.len());
+        let mut times = Vec::with_capacity(page.events.len());
+        for e in &page.events {
             let Some(at) = snc_core::clock::parse_rfc3339(&e.occurred_at) else {
                 continue;
             };
@@ -276,9 +241,10 @@ impl<'a> Slice<'a> {
             members: &members,
             entries,
             cursor: cursor.map(|k| (k.created_on.as_str(), k.sys_id.as_str())),
-            backfill_total: total,
-            caught_up,
-            page_size,
+            backfill_total: page.total,
+            caught_up: page.caught_up,
+            page_size: page.page_size,
+            read_at: page.read_at,
         })?;
         self.stats.index_ms += now_ms() - t1;
         self.stats.events += inserted;
@@ -286,7 +252,8 @@ impl<'a> Slice<'a> {
     }
 }
 
-/// Runs one slice of the connection's pulls.
+/// Runs one slice of the connection's pulls: core's `PullRun` decides,
+/// this loop moves the bytes and keeps what it is told to keep.
 pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
     let row = slice.row;
     let env = slice.env;
@@ -315,21 +282,17 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
             )
             .await;
     };
-    let mut creds = Credentials {
-        username: row.username.clone(),
-        password: None,
-        oauth: None,
-        access: None,
-    };
+    let mut password = None;
     let mut client_secret = None;
     let mut refresh = None;
+    let mut access = None;
     for s in slice.fence.store().secrets(id).await? {
         let opened = key.open(&s.sealed, &crate::sealing::context(id, &s.kind));
         let Ok(secret) = opened else {
             return slice.fail("credentials_rejected", "The stored credentials cannot be decrypted with the current ENCRYPTION_KEY. Reconnect.", None).await;
         };
         match s.kind.as_str() {
-            "password" => creds.password = Some(secret),
+            "password" => password = Some(secret),
             "client_secret" => client_secret = Some(secret),
             "refresh_token" => refresh = Some(secret),
             "access_token" => {
@@ -338,334 +301,163 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                     .as_deref()
                     .and_then(snc_core::clock::parse_rfc3339)
                     .unwrap_or(0);
-                creds.access = Some((secret, exp));
+                access = Some((secret, exp));
             }
             _ => {}
         }
     }
-    if let (Some(secret), Some(rt), Some(client_id)) =
-        (client_secret, refresh, row.client_id.clone())
-    {
-        creds.oauth = Some((
-            OAuthClient {
+    let auth = match (client_secret, refresh, row.client_id.clone(), password) {
+        (Some(client_secret), Some(refresh), Some(client_id), _) => RunAuth::OAuth {
+            client: OAuthClient {
                 client_id,
-                client_secret: secret,
+                client_secret,
             },
-            rt,
-        ));
-    }
+            refresh,
+            access,
+        },
+        (_, _, _, Some(password)) => RunAuth::Basic {
+            username: row.username.clone(),
+            password,
+        },
+        _ => {
+            return slice
+                .fail(
+                    "credentials_rejected",
+                    "No stored credentials. Reconnect.",
+                    None,
+                )
+                .await
+        }
+    };
     let backfill_from =
         snc_core::clock::parse_rfc3339(&row.backfill_from).unwrap_or_else(|| now() - 7 * 86_400);
-    let budget_ms = env_number(env, "PULL_BUDGET_MS", 20_000).max(1_000) as u64;
-    let max_calls = env_number(env, "PULL_MAX_CALLS", 40).max(1) as u32;
-    let page_size =
-        env_number(env, "PULL_PAGE_SIZE", i64::from(MAX_PAGE)).clamp(1, i64::from(MAX_PAGE)) as u32;
-    let started_ms = now_ms();
-    let stored = slice.plane.cursors()?;
-
-    let tables: Vec<(TablePull, bool)> = PULL_TABLES
-        .iter()
-        .map(|source| {
-            let cursor_row = stored.iter().find(|c| c.source_table == *source);
-            let cursor = cursor_row.and_then(|c| match (&c.created_on, &c.sys_id) {
-                (Some(t), Some(s)) => Some(Key {
-                    created_on: t.clone(),
-                    sys_id: s.clone(),
-                }),
+    let run_config = PullConfig {
+        budget_ms: env_number(env, "PULL_BUDGET_MS", 20_000).max(1_000) as u64,
+        max_calls: env_number(env, "PULL_MAX_CALLS", 40).max(1) as u32,
+        page_size: env_number(env, "PULL_PAGE_SIZE", i64::from(MAX_PAGE))
+            .clamp(1, i64::from(MAX_PAGE)) as u32,
+        use_batch: !row.warnings.contains("table_access_unchecked"),
+    };
+    let stored: Vec<(String, StoredCursor)> = slice
+        .plane
+        .cursors()?
+        .into_iter()
+        .map(|c| {
+            let cursor = match (c.created_on, c.sys_id) {
+                (Some(created_on), Some(sys_id)) => Some(Key { created_on, sys_id }),
                 _ => None,
-            });
-            let first_ever = cursor.is_none();
-            let learned = cursor_row
-                .and_then(|c| c.page_size)
-                .map(|p| p as u32)
-                .filter(|p| *p > 0);
-            let limit = learned.map_or(page_size, |l| l.min(page_size));
-            (
-                TablePull::new(source, cursor, backfill_from, limit),
-                first_ever,
-            )
+            };
+            let stored = StoredCursor {
+                cursor,
+                page_size: c.page_size.map(|p| p as u32),
+                read_at: c.read_at.map(|t| t as i64),
+            };
+            (c.source_table, stored)
         })
         .collect();
-
-    // One Batch API call reads the next page of every table: a caught-up
-    // connection costs one call per schedule instead of six, and a backfill
-    // gets every table's first page at once. Anything but a readable batch
-    // answer leaves those pages to the per-table calls below.
-    let mut batched: Vec<Option<HttpResponse>> = PULL_TABLES.iter().map(|_| None).collect();
-    let has_batch_api = !row.warnings.contains("table_access_unchecked");
-    if has_batch_api && max_calls > 1 {
-        if let Some(end) = refresh_if_expiring(slice, key, &instance, &mut creds).await? {
-            return Ok(end);
+    let stored: Vec<(&str, StoredCursor)> = stored
+        .iter()
+        .map(|(t, c)| (t.as_str(), c.clone()))
+        .collect();
+    let mut pull = PullRun::new(
+        instance,
+        id,
+        run_config,
+        auth,
+        &stored,
+        backfill_from,
+        now_ms(),
+    );
+    let deadline = config.call_deadline;
+    loop {
+        if (slice.stopping)() {
+            slice.stats.calls = pull.calls();
+            return Ok(SliceEnd::new(RunOutcome::Superseded, None));
         }
-        let items: Vec<batch::BatchItem> = tables
-            .iter()
-            .zip(PULL_TABLES)
-            .filter_map(|((pull, _), source)| Some((source.to_string(), pull.next_path()?)))
-            .collect();
-        if let (true, Some(auth)) = (items.len() > 1, creds.auth()) {
-            slice.stats.calls += 1;
-            let t0 = now_ms();
-            let sent = transport::send_within(
-                &batch::request(&instance, &auth, "pull", &items),
-                config.call_deadline,
-            )
-            .await;
-            slice.stats.fetch_ms += now_ms() - t0;
-            let refused = sent.as_ref().is_ok_and(|r| r.status == 401);
-            let mut items_refused = false;
-            for (item, resp) in sent
-                .ok()
-                .as_ref()
-                .and_then(batch::parse)
-                .unwrap_or_default()
-            {
-                if resp.status == 401 {
-                    // Left to the per-table calls, with the new token.
-                    items_refused = true;
-                } else if let Some(i) = PULL_TABLES.iter().position(|t| *t == item) {
-                    batched[i] = Some(resp);
+        let t0 = now_ms();
+        let action = pull.poll(now_ms());
+        // Core's own work: reading and normalizing pages, deciding.
+        slice.stats.parse_ms += now_ms() - t0;
+        match action {
+            Action::Send(req) => {
+                let t0 = now_ms();
+                let answer = transport::send_within(&req, deadline).await;
+                slice.stats.fetch_ms += now_ms() - t0;
+                pull.handle_response(now_ms(), answer);
+            }
+            Action::Store { page, prefetch } => {
+                let t0 = now_ms();
+                let prefetched = match prefetch {
+                    Some(req) => {
+                        let (stored, answer) = futures_util::future::join(
+                            slice.store_page(&page),
+                            transport::send_within(&req, deadline),
+                        )
+                        .await;
+                        stored?;
+                        Some(answer)
+                    }
+                    None => {
+                        slice.store_page(&page).await?;
+                        None
+                    }
+                };
+                slice.stats.store_ms += now_ms() - t0;
+                pull.handle_stored(prefetched);
+                if (slice.stopping)() || !slice.maybe_progress().await? {
+                    slice.stats.calls = pull.calls();
+                    return Ok(SliceEnd::new(RunOutcome::Superseded, None));
                 }
             }
-            // The token was refused for the batch or its items: one refresh
-            // for all tables, rather than one per table as each meets its 401.
-            if (refused || items_refused) && creds.oauth.is_some() {
-                if let Some(end) = refresh_token(slice, key, &instance, &mut creds).await? {
-                    return Ok(end);
-                }
-            }
-        }
-    }
-
-    for (i, (mut pull, first_ever)) in tables.into_iter().enumerate() {
-        let source = PULL_TABLES[i];
-        let mut first_page = true;
-        // The next page: from the batch, or fetched while the previous one
-        // was being stored.
-        let mut prefetched: Option<std::result::Result<HttpResponse, String>> =
-            batched[i].take().map(Ok);
-        while let Some(path) = pull.next_path() {
-            if (slice.stopping)() {
-                return Ok(SliceEnd::new(RunOutcome::Superseded, None));
-            }
-            let sent = match prefetched.take() {
-                Some(sent) => sent,
-                None => {
-                    let elapsed = now_ms().saturating_sub(started_ms);
-                    if slice.stats.calls >= max_calls || elapsed >= budget_ms {
-                        return slice.finish(RunOutcome::More, now(), false).await;
-                    }
-                    if let Some(end) =
-                        refresh_if_expiring(slice, key, &instance, &mut creds).await?
-                    {
-                        return Ok(end);
-                    }
-                    let Some(auth) = creds.auth() else {
-                        return slice
-                            .fail(
-                                "credentials_rejected",
-                                "No stored credentials. Reconnect.",
-                                None,
-                            )
-                            .await;
-                    };
-                    slice.stats.calls += 1;
-                    let t0 = now_ms();
-                    let sent = transport::send_within(
-                        &table::get(&instance, &path, &auth),
-                        config.call_deadline,
-                    )
-                    .await;
-                    slice.stats.fetch_ms += now_ms() - t0;
-                    sent
-                }
-            };
-            let t1 = now_ms();
-            let page = match sent {
-                Ok(resp) => read_page(id, source, &resp, now()),
-                Err(_) => Err(PageError::Unavailable(0)),
-            };
-            slice.stats.parse_ms += now_ms() - t1;
-            match page {
-                Ok(page) => {
-                    let before = pull.after_key();
-                    let cursor = pull.on_page(&page);
-                    let total = (first_ever && first_page).then_some(page.total).flatten();
-                    // Fetch the next page while this one is stored, when the
-                    // budget allows it and the token is not about to expire.
-                    let next = pull.next_path().filter(|_| {
-                        slice.stats.calls < max_calls
-                            && now_ms().saturating_sub(started_ms) < budget_ms
-                            && creds
-                                .access
-                                .as_ref()
-                                .is_none_or(|(_, exp)| *exp - 60 > now())
-                    });
-                    let next =
-                        next.and_then(|path| Some(table::get(&instance, &path, &creds.auth()?)));
-                    let done = pull.done;
-                    let limit = pull.limit();
-                    if next.is_some() {
-                        slice.stats.calls += 1;
-                    }
-                    let store = slice.store_page(
-                        source,
-                        &before,
-                        &page.events,
-                        cursor.as_ref(),
-                        total,
-                        done,
-                        limit,
-                    );
-                    match next {
-                        Some(req) => {
-                            let (stored, sent) = futures_util::future::join(
-                                store,
-                                transport::send_within(&req, config.call_deadline),
-                            )
-                            .await;
-                            prefetched = Some(sent);
-                            stored?
-                        }
-                        None => store.await?,
-                    };
-                    if (slice.stopping)() || !slice.maybe_progress().await? {
-                        return Ok(SliceEnd::new(RunOutcome::Superseded, None));
-                    }
-                    first_page = false;
-                }
-                Err(err) => {
-                    let left = budget_ms.saturating_sub(now_ms().saturating_sub(started_ms));
-                    let jitter =
-                        f64::from(random_bytes::<1>().map(|b| b[0]).unwrap_or(128)) / 256.0;
-                    match pull.on_error(&err, jitter, left) {
-                        Recovery::RetryAfterMs(ms) => {
-                            if err == PageError::Cancelled {
-                                slice.plane.remember_page_size(source, pull.limit())?;
-                            }
-                            if ms > 0 {
-                                worker::Delay::from(std::time::Duration::from_millis(ms)).await;
-                            }
-                        }
-                        Recovery::Refresh => {
-                            if creds.oauth.is_none() {
-                                return slice.fail("credentials_rejected", "ServiceNow refused the stored user name and password. Reconnect with new credentials.", None).await;
-                            }
-                            if let Some(end) =
-                                refresh_token(slice, key, &instance, &mut creds).await?
-                            {
-                                return Ok(end);
-                            }
-                        }
-                        Recovery::Stop { code, detail } => {
-                            // A hibernating instance comes back by itself: retry hourly.
-                            let retry = (code == "instance_hibernating")
-                                .then(|| now() + HIBERNATION_RETRY_SECS);
-                            return slice.fail(code, &detail, retry).await;
-                        }
-                        Recovery::SkipTable { code, detail } => {
-                            console_log!("pull {id}: {code}: {detail}");
-                            let note = format!("{code}: {detail}");
-                            slice.stats.detail = Some(match slice.stats.detail.take() {
-                                Some(before) => format!("{before} {note}"),
-                                None => note,
-                            });
-                        }
-                        Recovery::Defer {
-                            retry_in_secs,
-                            detail,
-                        } => {
-                            slice.stats.detail = Some(detail);
-                            let next = now() + retry_in_secs as i64;
-                            let end = slice.finish(RunOutcome::Deferred, next, false).await?;
-                            return Ok(end);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    slice
-        .finish(RunOutcome::Done, now() + INTERVAL_SECS, true)
-        .await
-}
-
-/// Refreshes a little before expiry rather than meet the 401.
-async fn refresh_if_expiring(
-    slice: &mut Slice<'_>,
-    key: &snc_core::seal::SealingKey,
-    instance: &InstanceUrl,
-    creds: &mut Credentials,
-) -> Result<Option<SliceEnd>> {
-    match &creds.access {
-        Some((_, exp)) if *exp - 60 <= now() => refresh_token(slice, key, instance, creds).await,
-        _ => Ok(None),
-    }
-}
-
-/// Gets a new access token with the refresh token. `Some(end)` ends the slice.
-async fn refresh_token(
-    slice: &mut Slice<'_>,
-    key: &snc_core::seal::SealingKey,
-    instance: &InstanceUrl,
-    creds: &mut Credentials,
-) -> Result<Option<SliceEnd>> {
-    let Some((client, refresh)) = creds.oauth.clone() else {
-        return Ok(None);
-    };
-    let id = slice.row.id.clone();
-    slice.stats.calls += 1;
-    let sent_at = now();
-    let resp = match transport::send_within(
-        &oauth::refresh_grant(instance, &client, &refresh),
-        slice.call_deadline,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(_) => {
-            slice.stats.detail = Some("token endpoint unreachable".into());
-            let end = slice
-                .finish(RunOutcome::Deferred, now() + 60, false)
-                .await?;
-            return Ok(Some(end));
-        }
-    };
-    match oauth::parse_token_response(&resp, sent_at) {
-        Ok(grant) => {
-            let expires_at = grant.expires_at(sent_at);
-            let seal = |kind, secret, exp| crate::sealing::seal(key, &id, kind, secret, exp);
-            slice.stats.d1_writes += 1;
-            let mut written = slice
-                .fence
-                .replace_secret(&seal(
-                    "access_token",
-                    &grant.access_token,
-                    Some(expires_at),
-                )?)
-                .await?;
-            if let Some(new_refresh) = &grant.refresh_token {
-                if new_refresh != &refresh {
+            Action::KeepTokens {
+                access,
+                expires_at,
+                refresh,
+            } => {
+                let seal = |kind, secret, exp| crate::sealing::seal(key, id, kind, secret, exp);
+                slice.stats.d1_writes += 1;
+                let mut written = slice
+                    .fence
+                    .replace_secret(&seal("access_token", &access, Some(expires_at))?)
+                    .await?;
+                if let Some(refresh) = &refresh {
+                    slice.stats.d1_writes += 1;
                     written &= slice
                         .fence
-                        .replace_secret(&seal("refresh_token", new_refresh, None)?)
+                        .replace_secret(&seal("refresh_token", refresh, None)?)
                         .await?;
-                    creds.oauth = Some((client, new_refresh.clone()));
+                }
+                if !written {
+                    slice.stats.calls = pull.calls();
+                    return Ok(SliceEnd::new(RunOutcome::Superseded, None));
                 }
             }
-            if !written {
-                return Ok(Some(SliceEnd::new(RunOutcome::Superseded, None)));
+            Action::RememberPageSize { source, page_size } => {
+                slice.plane.remember_page_size(source, page_size)?;
             }
-            creds.access = Some((grant.access_token, expires_at));
-            Ok(None)
-        }
-        Err(p) if p.is(ProblemCode::CredentialsRejected) => {
-            let msg = "ServiceNow rejected the refresh token (expired, revoked, or the OAuth client changed). Reconnect with the user's password; pulls resume from where they stopped.";
-            Ok(Some(slice.fail("credentials_rejected", msg, None).await?))
-        }
-        Err(p) => {
-            slice.stats.detail = Some(format!("token refresh failed: {}", p.code));
-            let next = now() + p.retry_after.unwrap_or(60) as i64;
-            Ok(Some(slice.finish(RunOutcome::Deferred, next, false).await?))
+            Action::Sleep(ms) => {
+                worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+            }
+            Action::Finish(end) => {
+                slice.stats.calls = pull.calls();
+                if end.detail.is_some() {
+                    slice.stats.detail = end.detail.clone();
+                }
+                return match (end.outcome, end.error) {
+                    (Outcome::Failed, Some((code, message))) => {
+                        slice.fail(code, &message, end.next_at).await
+                    }
+                    (Outcome::Done, _) => {
+                        let next = end.next_at.unwrap_or(now() + INTERVAL_SECS);
+                        slice.finish(RunOutcome::Done, next, end.caught_up).await
+                    }
+                    (Outcome::More, _) => slice.finish(RunOutcome::More, now(), false).await,
+                    (_, _) => {
+                        let next = end.next_at.unwrap_or(now() + INTERVAL_SECS);
+                        slice.finish(RunOutcome::Deferred, next, false).await
+                    }
+                };
+            }
         }
     }
 }
