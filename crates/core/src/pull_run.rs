@@ -809,6 +809,16 @@ mod tests {
         panic!("the run never finished");
     }
 
+    /// A run with a token good for days.
+    fn drive_oauth(
+        inst: &mut Instance,
+        host: &mut Host,
+        clock: &mut u64,
+        cfg: PullConfig,
+    ) -> RunEnd {
+        drive(inst, host, clock, cfg, oauth(T0 + 10 * 86_400))
+    }
+
     fn now_s(clock: u64) -> i64 {
         (clock / 1000) as i64
     }
@@ -820,13 +830,7 @@ mod tests {
         let mut clock = (T0 as u64 + 86_400) * 1000;
         let mut outcomes = Vec::new();
         loop {
-            let end = drive(
-                &mut inst,
-                &mut host,
-                &mut clock,
-                config(4, true),
-                oauth(T0 + 10 * 86_400),
-            );
+            let end = drive_oauth(&mut inst, &mut host, &mut clock, config(4, true));
             outcomes.push(end.outcome);
             assert!(outcomes.len() < 200, "the backfill never ends");
             if end.outcome == Outcome::Done {
@@ -849,13 +853,7 @@ mod tests {
         assert_eq!(host.index, inst.truth(), "every record, once");
         // A caught-up run is one Batch API call.
         let before = inst.page_requests;
-        let end = drive(
-            &mut inst,
-            &mut host,
-            &mut clock,
-            config(4, true),
-            oauth(T0 + 10 * 86_400),
-        );
+        let end = drive_oauth(&mut inst, &mut host, &mut clock, config(4, true));
         assert_eq!(end.outcome, Outcome::Done);
         assert_eq!(
             inst.page_requests - before,
@@ -870,13 +868,7 @@ mod tests {
         inst.valid_tokens.clear(); // revoked: the batch is refused
         let mut host = Host::default();
         let mut clock = (T0 as u64 + 86_400) * 1000;
-        let end = drive(
-            &mut inst,
-            &mut host,
-            &mut clock,
-            config(40, true),
-            oauth(T0 + 10 * 86_400),
-        );
+        let end = drive_oauth(&mut inst, &mut host, &mut clock, config(40, true));
         assert_eq!(end.outcome, Outcome::Done, "{end:?}");
         assert_eq!(inst.token_requests, 1);
         assert_eq!(host.tokens_kept, 1);
@@ -907,13 +899,7 @@ mod tests {
         inst.retry_after = Some(120);
         let mut host = Host::default();
         let mut clock = (T0 as u64 + 86_400) * 1000;
-        let end = drive(
-            &mut inst,
-            &mut host,
-            &mut clock,
-            config(40, false),
-            oauth(T0 + 10 * 86_400),
-        );
+        let end = drive_oauth(&mut inst, &mut host, &mut clock, config(40, false));
         assert_eq!(end.outcome, Outcome::Deferred);
         assert_eq!(end.next_at, Some(now_s(clock) + 120));
         assert!(end.detail.unwrap_or_default().contains("120 s"));
@@ -929,21 +915,9 @@ mod tests {
         };
         let mut host = Host::default();
         let mut clock = (T0 as u64 + 86_400) * 1000;
-        let mut end = drive(
-            &mut inst,
-            &mut host,
-            &mut clock,
-            cfg,
-            oauth(T0 + 10 * 86_400),
-        );
+        let mut end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
         while end.outcome == Outcome::More {
-            end = drive(
-                &mut inst,
-                &mut host,
-                &mut clock,
-                cfg,
-                oauth(T0 + 10 * 86_400),
-            );
+            end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
         }
         assert_eq!(end.outcome, Outcome::Done, "{end:?}");
         assert_eq!(host.index, inst.truth());

@@ -318,42 +318,31 @@ fn wake_body(connection_id: &str) -> Result<String> {
     })?)
 }
 
+/// Sends `op` about the connection to its object; `Ok` when it answers one
+/// of `done`.
+async fn command(env: &Env, connection_id: &str, op: &str, done: &[u16]) -> Result<()> {
+    let body = Some(wake_body(connection_id)?);
+    let status = call(env, connection_id, Method::Post, op, body)
+        .await?
+        .status_code();
+    if done.contains(&status) {
+        return Ok(());
+    }
+    Err(worker::Error::RustError(format!(
+        "the connection's object answered {status} to {op}"
+    )))
+}
+
 /// Pull now (after connect, reconnect, enable, or an admin's "pull now"),
 /// or re-arm a lost alarm.
 pub async fn wake(env: &Env, connection_id: &str) -> Result<()> {
-    let resp = call(
-        env,
-        connection_id,
-        Method::Post,
-        "wake",
-        Some(wake_body(connection_id)?),
-    )
-    .await?;
-    match resp.status_code() {
-        202 => Ok(()),
-        s => Err(worker::Error::RustError(format!(
-            "the connection's object answered {s} to wake"
-        ))),
-    }
+    command(env, connection_id, "wake", &[202]).await
 }
 
 /// Empties the connection's object and archive; returns once nothing of it
 /// remains there and no slice of it runs.
 pub async fn delete(env: &Env, connection_id: &str) -> Result<()> {
-    let resp = call(
-        env,
-        connection_id,
-        Method::Post,
-        "delete",
-        Some(wake_body(connection_id)?),
-    )
-    .await?;
-    match resp.status_code() {
-        204 | 410 => Ok(()),
-        s => Err(worker::Error::RustError(format!(
-            "the connection's object answered {s} to delete"
-        ))),
-    }
+    command(env, connection_id, "delete", &[204, 410]).await
 }
 
 pub async fn events(env: &Env, connection_id: &str, q: &IndexQuery) -> Result<Vec<Event>> {
