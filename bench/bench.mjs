@@ -200,12 +200,16 @@ if (process.env.BENCH_MILLION !== "0") {
       latencies.push(performance.now() - s0);
       if (r?.json?.backfill?.done) done = r.json;
       await new Promise((ok) => setTimeout(ok, 200));
-      if (performance.now() - t0 > 1_800_000) throw new Error("the million-event backfill did not finish in 30 minutes");
+      if (performance.now() - t0 > 900_000) break;
     }
     const secs = (performance.now() - t0) / 1000;
+    // Under wrangler dev, wrangler's own process grows with a run this long
+    // (3 GB seen) and slows everything: a run past 15 minutes is recorded
+    // as unfinished, with what it had stored by then.
+    if (!done) done = { event_count: (await c.connection(conn.id).catch(() => null))?.event_count ?? 0, unfinished: true };
     latencies.sort((a, b) => a - b);
     const p = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-    results.million = { events: done.event_count, seconds: secs, events_per_s: done.event_count / secs, peak_workerd_rss_bytes: peak, status_ms_p50: p(0.5), status_ms_p95: p(0.95), status_ms_max: latencies[latencies.length - 1], status_requests: latencies.length, ...planeFigures(worker, done.event_count) };
+    results.million = { unfinished: Boolean(done.unfinished), events: done.event_count, seconds: secs, events_per_s: done.event_count / secs, peak_workerd_rss_bytes: peak, status_ms_p50: p(0.5), status_ms_p95: p(0.95), status_ms_max: latencies[latencies.length - 1], status_requests: latencies.length, ...planeFigures(worker, done.event_count) };
     log(`million: ${done.event_count} events in ${secs.toFixed(1)} s, status p95 ${p(0.95).toFixed(0)} ms`);
   } finally {
     await worker.stop();
@@ -267,7 +271,7 @@ const rows = [
   ["three connections at once, aggregate events/s", r.three.events_per_s.toFixed(0), ""],
   ["  against one connection", (r.three.events_per_s / r.ours.events_per_s).toFixed(2) + "x", ""],
   ...(r.million ? [
-    ["1M-event backfill, seconds", r.million.seconds.toFixed(0), ""],
+    ["1M-event backfill, seconds" + (r.million.unfinished ? " (unfinished: events stored)" : ""), r.million.seconds.toFixed(0) + (r.million.unfinished ? ` (${r.million.events})` : ""), ""],
     ["  events/s", r.million.events_per_s.toFixed(0), ""],
     ["  peak workerd memory, MB", (r.million.peak_workerd_rss_bytes / 1e6).toFixed(0), ""],
     ["  GET /connections/{id} during it, p95 ms", r.million.status_ms_p95.toFixed(0), "<= 1000"],
