@@ -204,3 +204,35 @@ test("an access token refused for every table costs one refresh, not one per tab
     await sim.stop();
   }
 });
+
+test("a table the instance refuses (400) is skipped for the run, once, while the others go on", async () => {
+  const sim = await startSim(["--days", "1", "--events-per-day", "200", "--seed", "70"]);
+  try {
+    const conn = await c.connect(sim, "refused-table");
+    await c.waitCaughtUp(conn.id);
+    await sim.control("conditions", { invalid_tables: ["sys_audit_delete"] });
+    await sim.control("insert", { table: "sysevent", count: 7, spread_secs: 2 });
+    await sim.control("insert", { table: "sys_audit_delete", count: 4, spread_secs: 2 });
+    const reads = async () => (await simStats(sim)).reads_by_table.sys_audit_delete ?? 0;
+    const before = await reads();
+    const count = (await c.connection(conn.id)).event_count;
+    const runsBefore = (await c.api("GET", `/api/v1/connections/${conn.id}/runs`)).json.runs.length;
+    assert.equal((await c.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
+    const run = await waitFor("the run", async () => {
+      const runs = (await c.api("GET", `/api/v1/connections/${conn.id}/runs`)).json.runs;
+      return runs.length > runsBefore ? runs[0] : null;
+    }, 30_000);
+    assert.match(run.detail ?? "", /table_query_rejected.*sys_audit_delete/);
+    assert.equal(await reads() - before, 1, "asked once in the run, not retried");
+    const x = await c.connection(conn.id);
+    assert.equal(x.status, "connected");
+    assert.equal(x.event_count, count + 7, "the other tables went on");
+    // Once the table is back, the next pull brings its records, exactly once.
+    await sim.control("conditions", { invalid_tables: [] });
+    assert.equal((await c.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
+    await waitFor("the refused table's records", async () => (await c.connection(conn.id)).event_count >= count + 11, 30_000);
+    await c.assertExactlyOnce(sim, await c.connection(conn.id));
+  } finally {
+    await sim.stop();
+  }
+});

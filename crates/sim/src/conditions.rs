@@ -36,6 +36,9 @@ pub struct Conditions {
     pub cancel_delay_ms: u64,
     /// Share of event records the user's ACLs hide: pages come back short.
     pub acl_hidden_fraction: f64,
+    /// Tables answered 400 `Invalid table`, as an instance answers a table a
+    /// plugin removal or a rename took away.
+    pub invalid_tables: Vec<String>,
 }
 
 impl Default for Conditions {
@@ -56,6 +59,7 @@ impl Default for Conditions {
             cancel_above_limit: None,
             cancel_delay_ms: 0,
             acl_hidden_fraction: 0.0,
+            invalid_tables: Vec::new(),
         }
     }
 }

@@ -392,6 +392,12 @@ async fn serve_table(
     let params: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
         .into_owned()
         .collect();
+    if cond.invalid_tables.iter().any(|t| t == table_name) {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            table::error_body(&format!("Invalid table {table_name}"), None),
+        );
+    }
     let req = TableRequest::from_params(table_name, v2, params);
     if cond
         .cancel_above_limit
