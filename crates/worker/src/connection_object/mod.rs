@@ -23,7 +23,7 @@ use worker::{
     Response, Result, State,
 };
 
-use crate::store::{Fence, Progress, Store};
+use crate::store::{Fence, Store};
 use crate::{now, now_ms};
 use plane::Plane;
 pub use plane::{IndexQuery, RunRow};
@@ -199,13 +199,7 @@ impl ConnectionObject {
         let (dropped, expired) = plane.apply_retention(now() - retention_days * 86_400)?;
         crate::archive::delete(&bucket, &expired).await?;
         if dropped > 0 {
-            fence
-                .progress(&Progress {
-                    at: now(),
-                    event_count: plane.event_count()?,
-                    backfill_total: plane.backfill_total()?,
-                })
-                .await?;
+            fence.progress(&plane.progress(now())?).await?;
         }
         let stats = &slice.stats;
         pull::log_line(&id, end.outcome, stats);

@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use worker::{Result, SqlStorage, SqlStorageValue as V};
 
+use crate::store::Progress;
+
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
     // Last record stored per table, in (sys_created_on, sys_id) order, and
@@ -277,6 +279,15 @@ impl Plane {
             )?
             .to_array()?;
         Ok(rows.first().map_or(0.0, |r| r.n).max(0.0) as u64)
+    }
+
+    /// What the connection's row shows of this object, as of `at`.
+    pub fn progress(&self, at: i64) -> Result<Progress> {
+        Ok(Progress {
+            at,
+            event_count: self.event_count()?,
+            backfill_total: self.backfill_total()?,
+        })
     }
 
     pub fn backfill_total(&self) -> Result<u64> {

@@ -15,7 +15,7 @@ use worker::{console_log, Bucket, Env, Result};
 
 use super::plane::{IndexEntry, Plane, StoredPage};
 use crate::config::Config;
-use crate::store::{ConnectionRow, Fence, Progress};
+use crate::store::{ConnectionRow, Fence};
 use crate::{now, now_ms, transport};
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -77,8 +77,6 @@ pub struct RunStats {
     pub fetch_ms: u64,
     pub parse_ms: u64,
     pub encode_ms: u64,
-    /// Storing pages (archive and index) while the next page was fetched.
-    pub store_ms: u64,
     pub archive_ms: u64,
     pub index_ms: u64,
     pub calls: u32,
@@ -124,14 +122,6 @@ impl<'a> Slice<'a> {
         }
     }
 
-    fn progress(&self, now: i64) -> Result<Progress> {
-        Ok(Progress {
-            at: now,
-            event_count: self.plane.event_count()?,
-            backfill_total: self.plane.backfill_total()?,
-        })
-    }
-
     /// Ends the slice: writes the schedule and progress to the row (fenced).
     async fn finish(
         &mut self,
@@ -140,7 +130,7 @@ impl<'a> Slice<'a> {
         caught_up: bool,
     ) -> Result<SliceEnd> {
         let passing_error = self.row.status_code.as_deref() == Some("instance_hibernating");
-        let progress = self.progress(now())?;
+        let progress = self.plane.progress(now())?;
         self.stats.d1_writes += 1;
         let written = self
             .fence
@@ -170,7 +160,7 @@ impl<'a> Slice<'a> {
         }
         self.last_progress_ms = now_ms();
         self.stats.d1_writes += 1;
-        let p = self.progress(now())?;
+        let p = self.plane.progress(now())?;
         self.fence.progress(&p).await
     }
 
@@ -386,7 +376,6 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                 pull.handle_response(now_ms(), answer);
             }
             Action::Store { page, prefetch } => {
-                let t0 = now_ms();
                 let prefetched = match prefetch {
                     Some(req) => {
                         let (stored, answer) = futures_util::future::join(
@@ -402,7 +391,6 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                         None
                     }
                 };
-                slice.stats.store_ms += now_ms() - t0;
                 pull.handle_stored(prefetched);
                 if (slice.stopping)() || !slice.maybe_progress().await? {
                     slice.stats.calls = pull.calls();
