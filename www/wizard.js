@@ -46,6 +46,16 @@ const FIELDS = {
   client_secret: { label: "Client secret", type: "password", hint: "The Client Secret of the same record. Set its Access Token Lifespan to at least 3,600 s.", autocomplete: "off" },
 };
 const STEP_FIELDS = { name: ["name"], basic: ["username", "password", "instance_url"], oauth: ["client_id", "client_secret"] };
+const METHOD_LABELS = { oauth: "OAuth (recommended)", client_credentials: "OAuth client credentials", basic: "User name and password (legacy)" };
+/** The fields a step shows for a method: client credentials type no user or password. */
+function titleOf(step, method) {
+  return step === "basic" && method === "client_credentials" ? "Instance" : STEP_TITLES[step];
+}
+function fieldsOf(step, method) {
+  const fields = STEP_FIELDS[step];
+  if (step === "basic" && method === "client_credentials") return ["instance_url"];
+  return fields;
+}
 const STEP_TITLES = { name: "Name the connection", method: "How to connect", basic: "Basic details", oauth: "OAuth details", connect: "Connect", status: "Status" };
 
 /**
@@ -69,7 +79,7 @@ export function mountWizard(root, opts) {
   root.append(form);
 
   const settings = () => opts.settings ?? { instance_hosts: "", allow_loopback_instances: false };
-  const steps = () => STEPS.filter((s) => s !== "oauth" || state.method === "oauth");
+  const steps = () => STEPS.filter((s) => s !== "oauth" || state.method !== "basic");
 
   function field(name) {
     const f = FIELDS[name];
@@ -116,8 +126,8 @@ export function mountWizard(root, opts) {
   function render() {
     const all = steps();
     const i = all.indexOf(state.step);
-    progress.replaceChildren(...all.map((s, n) => el("li", { class: n === i ? "current" : n < i ? "done" : "", "aria-current": n === i ? "step" : false, text: STEP_TITLES[s] })));
-    title.textContent = STEP_TITLES[state.step];
+    progress.replaceChildren(...all.map((s, n) => el("li", { class: n === i ? "current" : n < i ? "done" : "", "aria-current": n === i ? "step" : false, text: titleOf(s, state.method) })));
+    title.textContent = titleOf(state.step, state.method);
     alert.hidden = true;
     alert.replaceChildren();
     live.textContent = "";
@@ -127,7 +137,7 @@ export function mountWizard(root, opts) {
     next.disabled = false;
     next.textContent = state.step === "connect" ? "Connect" : state.step === "status" ? "Connect another" : "Next";
     if (STEP_FIELDS[state.step]) {
-      body.replaceChildren(...STEP_FIELDS[state.step].map(field));
+      body.replaceChildren(...fieldsOf(state.step, state.method).map(field));
     } else if (state.step === "method") {
       const option = (value, label, hint) => {
         const id = `snc-method-${value}`;
@@ -138,16 +148,17 @@ export function mountWizard(root, opts) {
       body.replaceChildren(el("fieldset", {},
         el("legend", { text: "Choose how the connector signs in to ServiceNow" }),
         option("oauth", "Connect using OAuth token (recommended)", "Fuji and later. Your password is used once to get tokens and is not kept."),
+        option("client_credentials", "Connect using OAuth client credentials", "For instances that switch the password grant off. In ServiceNow: allow the client-credentials grant (system property glide.oauth.inbound.client.credential.grant_type.enabled = true), then in the OAuth application's record set the OAuth Application User to an integration account that holds the admin role and is web-service-only. Only the client ID and secret are needed here."),
         option("basic", "Connect using user name and password only (legacy)", "For older releases: a dedicated service account with the admin role; the password is kept, encrypted, because every call needs it. The REST API plugin must be on.")));
     } else if (state.step === "connect") {
       const v = state.values;
       const dl = el("dl", { class: "snc-summary" });
       const row = (k, val) => dl.append(el("dt", { text: k }), el("dd", { text: val }));
       row("Name", v.name ?? "");
-      row("Method", state.method === "oauth" ? "OAuth (recommended)" : "User name and password (legacy)");
-      row("User ID", v.username ?? "");
+      row("Method", METHOD_LABELS[state.method]);
+      if (state.method !== "client_credentials") row("User ID", v.username ?? "");
       row("Instance", v.instance_url ?? "");
-      if (state.method === "oauth") row("Client ID", v.client_id ?? "");
+      if (state.method !== "basic") row("Client ID", v.client_id ?? "");
       body.replaceChildren(el("p", { text: "The connector signs in, checks the admin role, the release and access to the tables it reads, then starts collecting the last 7 days of events." }), dl);
     } else if (state.step === "status") {
       body.replaceChildren(statusView(state.connection));
@@ -169,10 +180,10 @@ export function mountWizard(root, opts) {
   function showProblem(p) {
     // A problem about fields goes to the fields; anything else to the step.
     const fieldErrors = (p.errors ?? []).filter((e) => e.field);
-    const target = { credentials_rejected: "basic", not_admin: "basic", instance_url_forbidden: "basic", instance_unreachable: "basic", instance_hibernating: "basic", not_servicenow: "basic" }[p.code];
+    const target = { credentials_rejected: state.method === "client_credentials" ? "oauth" : "basic", not_admin: state.method === "client_credentials" ? "oauth" : "basic", instance_url_forbidden: "basic", instance_unreachable: "basic", instance_hibernating: "basic", not_servicenow: "basic" }[p.code];
     if (fieldErrors.length) {
       const first = fieldErrors[0].field;
-      const where = Object.entries(STEP_FIELDS).find(([, fs]) => fs.includes(first));
+      const where = Object.keys(STEP_FIELDS).map((s) => [s, fieldsOf(s, state.method)]).find(([, fs]) => fs.includes(first));
       if (where) { state.step = where[0]; render(); }
       for (const e of fieldErrors) showError(e.field, e.message);
       inputs[first]?.focus();
@@ -198,8 +209,9 @@ export function mountWizard(root, opts) {
     next.disabled = true;
     live.textContent = "Connecting… signing in and checking the instance.";
     const v = state.values;
-    const req = { name: v.name, instance_url: v.instance_url, method: state.method, username: v.username, password: v.password };
-    if (state.method === "oauth") Object.assign(req, { client_id: v.client_id, client_secret: v.client_secret });
+    const req = { name: v.name, instance_url: v.instance_url, method: state.method };
+    if (state.method !== "client_credentials") Object.assign(req, { username: v.username, password: v.password });
+    if (state.method !== "basic") Object.assign(req, { client_id: v.client_id, client_secret: v.client_secret });
     const res = await api(opts.apiBase, opts.token(), "POST", "/connections", req);
     next.disabled = false;
     live.textContent = "";
@@ -225,7 +237,7 @@ export function mountWizard(root, opts) {
       state.step = "name";
       return render();
     }
-    const names = STEP_FIELDS[state.step] ?? [];
+    const names = fieldsOf(state.step, state.method) ?? [];
     const bad = names.filter((n) => !check(n));
     if (bad.length) return inputs[bad[0]].focus();
     if (state.step === "connect") return connect();

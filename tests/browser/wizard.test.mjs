@@ -154,6 +154,7 @@ test("legacy wizard, completed with the keyboard alone", async () => {
   await k.press("Enter");
   await page.getByRole("heading", { name: "How to connect" }).waitFor();
   await k.press("Tab"); // into the radio group
+  await k.press("ArrowDown"); // client credentials
   await k.press("ArrowDown"); // legacy
   await k.press("Enter");
   await page.getByRole("heading", { name: "Basic details" }).waitFor();
@@ -169,6 +170,38 @@ test("legacy wizard, completed with the keyboard alone", async () => {
   await k.press("Enter");
   await page.getByRole("heading", { name: "Status" }).waitFor();
   assert.equal(await page.locator(".snc-status [data-status]").textContent(), "Connected");
+  await page.close();
+  await deleteAll();
+});
+
+test("client-credentials wizard: no user ID or password asked, connects as the application's user", async () => {
+  const { page, errors } = await openAdmin();
+  await page.getByLabel("Connection name").fill("Hardened instance");
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByLabel("Connect using OAuth client credentials").check();
+  await axe(page, "the method step with three methods");
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("heading", { name: "Instance" }).waitFor();
+  assert.equal(await page.getByLabel("User ID").count(), 0);
+  assert.equal(await page.getByLabel("Password").count(), 0);
+  await page.getByLabel("Instance URL").fill(simLegacy.instance_url);
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("heading", { name: "OAuth details" }).waitFor();
+  await page.getByLabel("Client ID").fill(simLegacy.client_id);
+  await page.getByLabel("Client secret").fill("not-the-secret");
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("button", { name: "Connect", exact: true }).click();
+  // A refused secret sends the admin back to where the secret is typed.
+  await page.getByRole("heading", { name: "OAuth details" }).waitFor();
+  assert.match(await page.getByRole("alert").textContent(), /application user/);
+  await page.getByLabel("Client secret").fill(simLegacy.client_secret);
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("button", { name: "Connect", exact: true }).click();
+  await page.getByRole("heading", { name: "Status" }).waitFor();
+  assert.equal(await page.locator(".snc-status [data-status]").textContent(), "Connected");
+  await axe(page, "the status step");
+  await shot(page, "wizard-client-credentials");
+  assert.deepEqual(errors, []);
   await page.close();
   await deleteAll();
 });

@@ -15,8 +15,9 @@ export function client(worker) {
   }
 
   async function connect(sim, name, method = "oauth") {
-    const body = { name, instance_url: sim.instance_url, method, username: sim.username, password: sim.password };
-    if (method === "oauth") Object.assign(body, { client_id: sim.client_id, client_secret: sim.client_secret });
+    const body = { name, instance_url: sim.instance_url, method };
+    if (method !== "client_credentials") Object.assign(body, { username: sim.username, password: sim.password });
+    if (method !== "basic") Object.assign(body, { client_id: sim.client_id, client_secret: sim.client_secret });
     const res = await api("POST", "/api/v1/connections", body);
     assert.equal(res.status, 201, res.text);
     return res.json;

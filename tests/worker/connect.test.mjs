@@ -135,16 +135,97 @@ test("OAuth on an instance with a 3,600 s lifespan has no warning", async () => 
   await deleteAll();
 });
 
-test("wrong password and wrong client secret are credentials_rejected with every cause named", async () => {
-  for (const body of [oauthBody(sim, { password: "nope" }), oauthBody(sim, { client_secret: "nope" }), oauthBody(sim, { client_id: "0000" }),
-    { name: "b", instance_url: sim.instance_url, method: "basic", username: sim.username, password: "nope" }]) {
+test("wrong password and wrong client secret are credentials_rejected with every cause of the method named", async () => {
+  for (const body of [oauthBody(sim, { password: "nope" }), oauthBody(sim, { client_secret: "nope" }), oauthBody(sim, { client_id: "0000" })]) {
     const res = await api("POST", "/api/v1/connections", body);
     await expectProblem(res, 422, "credentials_rejected");
     assert.match(res.json.detail, /password/);
     assert.match(res.json.detail, /client secret/);
     assert.match(res.json.detail, /locked out/);
+    assert.match(res.json.detail, /password grant switched off/);
   }
+  // A legacy connect is not sent looking for OAuth clients.
+  const basic = await api("POST", "/api/v1/connections", { name: "b", instance_url: sim.instance_url, method: "basic", username: sim.username, password: "nope" });
+  await expectProblem(basic, 422, "credentials_rejected");
+  assert.match(basic.json.detail, /password/);
+  assert.match(basic.json.detail, /locked out/);
+  assert.doesNotMatch(basic.json.detail, /client secret|OAuth/);
   await expectNothingStored();
+});
+
+function ccBody(s, extra = {}) {
+  return { name: `cc-${Math.random().toString(36).slice(2, 8)}`, instance_url: s.instance_url, method: "client_credentials",
+    client_id: s.client_id, client_secret: s.client_secret, ...extra };
+}
+
+test("client credentials: no user, no password, no refresh token kept; a wrong secret is explained", async () => {
+  const before = await stats(simBasic);
+  const res = await api("POST", "/api/v1/connections", ccBody(simBasic));
+  assert.equal(res.status, 201, res.text);
+  assert.equal(res.json.method, "client_credentials");
+  assert.equal(res.json.status, "connected");
+  assert.deepEqual(res.json.warnings, []);
+  const after = await stats(simBasic);
+  assert.equal(after.token_requests - before.token_requests, 1);
+  assert.equal(after.batch_requests - before.batch_requests, 1);
+  // The application's user is the connection's account: a second connection
+  // of the same application is the same account.
+  await expectProblem(await api("POST", "/api/v1/connections", ccBody(simBasic)), 409, "conflict");
+  const bad = await api("POST", "/api/v1/connections", ccBody(simBasic, { client_secret: "nope" }));
+  await expectProblem(bad, 422, "credentials_rejected");
+  assert.match(bad.json.detail, /application user/);
+  assert.doesNotMatch(bad.json.detail, /password/);
+  const v = await api("POST", "/api/v1/validate", { name: "x", instance_url: simBasic.instance_url, method: "client_credentials" });
+  assert.deepEqual(v.json.errors.map((e) => e.field), ["client_id", "client_secret"]);
+  const reBad = await api("POST", `/api/v1/connections/${res.json.id}/reconnect`, { client_secret: "nope" });
+  await expectProblem(reBad, 422, "credentials_rejected");
+  const re = await api("POST", `/api/v1/connections/${res.json.id}/reconnect`, { client_secret: simBasic.client_secret });
+  assert.equal(re.status, 200, re.text);
+  assert.equal(re.json.method, "client_credentials");
+  const settings = await api("GET", "/api/v1/settings");
+  assert.deepEqual(settings.json.methods.map((m) => [m.id, m.fields]), [
+    ["oauth", ["username", "password", "client_id", "client_secret"]],
+    ["client_credentials", ["client_id", "client_secret"]],
+    ["basic", ["username", "password"]],
+  ]);
+  await deleteAll();
+});
+
+test("the password grant switched off: OAuth is refused with that cause named, client credentials connect", async () => {
+  await simBasic.control("conditions", { password_grant_disabled: true });
+  try {
+    const oauth = await api("POST", "/api/v1/connections", oauthBody(simBasic));
+    await expectProblem(oauth, 422, "credentials_rejected");
+    assert.match(oauth.json.detail, /connect with client credentials/);
+    const cc = await api("POST", "/api/v1/connections", ccBody(simBasic));
+    assert.equal(cc.status, 201, cc.text);
+    assert.deepEqual(cc.json.warnings, []);
+  } finally {
+    await simBasic.control("conditions", { password_grant_disabled: false });
+  }
+  await deleteAll();
+});
+
+test("the basic-auth restriction: a warning while it records the account, a refusal once it enforces", async () => {
+  await simBasic.control("conditions", { basic_auth_restricted: true });
+  const legacy = { name: "restricted", instance_url: simBasic.instance_url, method: "basic", username: simBasic.username, password: simBasic.password };
+  try {
+    const res = await api("POST", "/api/v1/connections", legacy);
+    assert.equal(res.status, 201, res.text);
+    assert.deepEqual(res.json.warnings.map((w) => w.code), ["basic_auth_restricted"]);
+    assert.match(res.json.warnings[0].message, /Web service access only/);
+    // Client credentials act as a web-service-only application user: no warning.
+    const cc = await api("POST", "/api/v1/connections", ccBody(simBasic));
+    assert.deepEqual(cc.json.warnings, []);
+    await deleteAll();
+    await simBasic.control("conditions", { basic_auth_denying: true });
+    const refused = await api("POST", "/api/v1/connections", legacy);
+    await expectProblem(refused, 422, "credentials_rejected");
+    assert.match(refused.json.detail, /Web service access only/);
+  } finally {
+    await simBasic.control("conditions", { basic_auth_restricted: false, basic_auth_denying: false });
+  }
+  await deleteAll();
 });
 
 test("instance conditions map to their codes and store nothing", async () => {

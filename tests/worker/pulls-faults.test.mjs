@@ -55,10 +55,12 @@ test("pages cancelled at the 60 s limit are retried smaller", async () => {
   }
 });
 
-test("the access token expires in the middle of the backfill: refreshed, nothing lost", async () => {
-  const sim = await startSim([...simArgs(24), "--slow-ms", "40"]);
+// OAuth refreshes with its refresh token; client credentials have none and
+// ask the grant again.
+for (const [method, seed] of [["oauth", 24], ["client_credentials", 27]]) test(`the access token expires in the middle of the backfill (${method}): renewed, nothing lost`, async () => {
+  const sim = await startSim([...simArgs(seed), "--slow-ms", "40"]);
   try {
-    const conn = await c.connect(sim, "expiring");
+    const conn = await c.connect(sim, `expiring-${method}`, method);
     await waitFor("backfill under way", async () => (await c.connection(conn.id)).event_count > 0);
     // Every access token issued so far dies; refresh tokens stay good. New
     // records then make sure a pull needs a fresh token even if the
@@ -74,7 +76,7 @@ test("the access token expires in the middle of the backfill: refreshed, nothing
     });
     await c.assertExactlyOnce(sim, await c.waitCaughtUp(conn.id));
     const after = (await (await fetch(`${sim.instance_url}/__sim/stats`)).json()).token_requests;
-    assert.ok(after > before, "a refresh grant was used");
+    assert.ok(after > before, "a token grant was used");
     assert.equal((await c.connection(conn.id)).status, "connected");
   } finally {
     await sim.stop();

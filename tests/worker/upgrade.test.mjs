@@ -73,3 +73,28 @@ test("cursors and events kept in D1 by an older deployment move into the new pla
   const left = JSON.parse(d1(first.persist, ["--json", "--command", `SELECT (SELECT count(*) FROM events WHERE connection_id = '${conn.id}') AS events, (SELECT count(*) FROM cursors WHERE connection_id = '${conn.id}') AS cursors`]));
   assert.deepEqual(left[0].results[0], { events: 0, cursors: 0 }, "nothing of it left in D1's old tables");
 });
+
+test("migration 0005 rebuilds connections for client_credentials and keeps every sealed secret", async () => {
+  const { mkdtempSync, readdirSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const persist = mkdtempSync(join(tmpdir(), "snc-migrate-"));
+  const migrations = readdirSync(join(ROOT, "migrations")).filter((f) => f.endsWith(".sql")).sort();
+  const before = migrations.filter((f) => f < "0005");
+  for (const f of before) d1(persist, ["--file", join(ROOT, "migrations", f)]);
+  const rows = [
+    "INSERT INTO connections (id, name, instance_url, username, method, client_id, status, created_at, backfill_from, backfill_to, generation) VALUES ('c1', 'one', 'https://a.service-now.com', 'svc', 'oauth', 'cid', 'connected', '2026-01-01T00:00:00Z', '2025-12-25T00:00:00Z', '2026-01-01T00:00:00Z', 3)",
+    "INSERT INTO connection_secrets (connection_id, kind, key_id, sealed) VALUES ('c1', 'refresh_token', 'k1', 'sealed-r'), ('c1', 'client_secret', 'k1', 'sealed-c')",
+  ];
+  d1(persist, ["--command", rows.join("; ")]);
+  for (const f of migrations.filter((f) => f >= "0005")) d1(persist, ["--file", join(ROOT, "migrations", f)]);
+  const read = (sql) => JSON.parse(d1(persist, ["--json", "--command", sql]))[0].results;
+  assert.deepEqual(read("SELECT kind, sealed FROM connection_secrets ORDER BY kind"), [
+    { kind: "client_secret", sealed: "sealed-c" }, { kind: "refresh_token", sealed: "sealed-r" },
+  ]);
+  assert.deepEqual(read("SELECT id, method, generation FROM connections"), [{ id: "c1", method: "oauth", generation: 3 }]);
+  d1(persist, ["--command", "INSERT INTO connections (id, name, instance_url, username, method, client_id, status, created_at, backfill_from, backfill_to) VALUES ('c2', 'two', 'https://a.service-now.com', 'app', 'client_credentials', 'cid', 'connected', 'x', 'x', 'x')"]);
+  assert.throws(() => d1(persist, ["--command", "INSERT INTO connections (id, name, instance_url, username, method, status, created_at, backfill_from, backfill_to) VALUES ('c3', 'three', 'https://a.service-now.com', 'u3', 'saml', 'connected', 'x', 'x', 'x')"]), /CHECK/);
+  // The foreign key still holds: deleting a connection takes its secrets.
+  d1(persist, ["--command", "DELETE FROM connections WHERE id = 'c1'"]);
+  assert.deepEqual(read("SELECT count(*) AS n FROM connection_secrets"), [{ n: 0 }]);
+});

@@ -25,15 +25,128 @@ pub struct ConnectRequest {
 pub enum AuthMethod {
     /// OAuth password grant; the password is used once and dropped.
     Oauth,
+    /// OAuth client-credentials grant: no user, no password; for instances
+    /// whose hardening switches the password grant off.
+    ClientCredentials,
     /// Legacy HTTP Basic with a service account; the password is kept sealed.
     Basic,
 }
 
+/// A credential field of the connect request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialField {
+    Username,
+    Password,
+    ClientId,
+    ClientSecret,
+}
+
+impl CredentialField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialField::Username => "username",
+            CredentialField::Password => "password",
+            CredentialField::ClientId => "client_id",
+            CredentialField::ClientSecret => "client_secret",
+        }
+    }
+}
+
 impl AuthMethod {
+    pub const ALL: [AuthMethod; 3] = [
+        AuthMethod::Oauth,
+        AuthMethod::ClientCredentials,
+        AuthMethod::Basic,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::Oauth => "oauth",
+            AuthMethod::ClientCredentials => "client_credentials",
             AuthMethod::Basic => "basic",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AuthMethod> {
+        AuthMethod::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// The credential fields this method needs, in the wizard's order.
+    pub fn fields(self) -> &'static [CredentialField] {
+        use CredentialField::*;
+        match self {
+            AuthMethod::Oauth => &[Username, Password, ClientId, ClientSecret],
+            AuthMethod::ClientCredentials => &[ClientId, ClientSecret],
+            AuthMethod::Basic => &[Username, Password],
+        }
+    }
+
+    pub fn needs(self, field: CredentialField) -> bool {
+        self.fields().contains(&field)
+    }
+
+    /// What to check when ServiceNow refuses this method's credentials: its
+    /// refusal is the same opaque answer whatever the cause.
+    pub fn rejected_advice(self) -> &'static str {
+        match self {
+            AuthMethod::Oauth => "ServiceNow does not say which part was wrong. Check, in this order: the user ID and password; the OAuth client ID and client secret (System OAuth > Application Registry); that the user is active and not locked out. The instance may also have the password grant switched off (glide.oauth.inbound.ropc.grant_type.disabled): connect with client credentials instead. Then reconnect.",
+            AuthMethod::ClientCredentials => "ServiceNow does not say which part was wrong. Check the client ID and client secret (System OAuth > Application Registry), that the application is active and allows the client-credentials grant (glide.oauth.inbound.client.credential.grant_type.enabled), and that its OAuth application user is set, active and not locked out. Then reconnect.",
+            AuthMethod::Basic => "ServiceNow does not say which part was wrong. Check the user ID and password, that the user is active and not locked out, and that basic-auth API calls are allowed for it: with ServiceNow's basic-auth restriction on, mark the account \"Web service access only\". Then reconnect.",
+        }
+    }
+
+    /// How the page names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthMethod::Oauth => "OAuth (recommended)",
+            AuthMethod::ClientCredentials => "OAuth client credentials",
+            AuthMethod::Basic => "User name and password (legacy)",
+        }
+    }
+}
+
+/// The credentials of a connect, one shape per method: what a method does
+/// not use cannot be carried.
+#[derive(Clone, Debug)]
+pub enum ConnectCredentials {
+    Oauth {
+        username: String,
+        password: Secret,
+        client: OAuthClient,
+    },
+    ClientCredentials {
+        client: OAuthClient,
+    },
+    Basic {
+        username: String,
+        password: Secret,
+    },
+}
+
+impl ConnectCredentials {
+    pub fn method(&self) -> AuthMethod {
+        match self {
+            ConnectCredentials::Oauth { .. } => AuthMethod::Oauth,
+            ConnectCredentials::ClientCredentials { .. } => AuthMethod::ClientCredentials,
+            ConnectCredentials::Basic { .. } => AuthMethod::Basic,
+        }
+    }
+
+    /// The typed user ID; client credentials name none (the OAuth
+    /// application's user is learned at connect).
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            ConnectCredentials::Oauth { username, .. }
+            | ConnectCredentials::Basic { username, .. } => Some(username),
+            ConnectCredentials::ClientCredentials { .. } => None,
+        }
+    }
+
+    pub fn client(&self) -> Option<&OAuthClient> {
+        match self {
+            ConnectCredentials::Oauth { client, .. }
+            | ConnectCredentials::ClientCredentials { client } => Some(client),
+            ConnectCredentials::Basic { .. } => None,
         }
     }
 }
@@ -43,11 +156,7 @@ impl AuthMethod {
 pub struct ConnectInput {
     pub name: String,
     pub instance_url: InstanceUrl,
-    pub method: AuthMethod,
-    pub username: String,
-    pub password: Secret,
-    /// Present for OAuth only.
-    pub client: Option<OAuthClient>,
+    pub credentials: ConnectCredentials,
 }
 
 #[derive(Clone, Debug)]
@@ -62,19 +171,24 @@ pub struct Normalized {
     pub name: String,
     pub instance_url: InstanceUrl,
     pub method: AuthMethod,
-    pub username: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
 }
 
 impl ConnectInput {
+    pub fn method(&self) -> AuthMethod {
+        self.credentials.method()
+    }
+
     pub fn normalized(&self) -> Normalized {
         Normalized {
             name: self.name.clone(),
             instance_url: self.instance_url.clone(),
-            method: self.method,
-            username: self.username.clone(),
-            client_id: self.client.as_ref().map(|c| c.client_id.clone()),
+            method: self.method(),
+            username: self.credentials.username().map(str::to_string),
+            client_id: self.credentials.client().map(|c| c.client_id.clone()),
         }
     }
 }
@@ -124,18 +238,18 @@ pub fn check_name(value: &str) -> Result<String, FieldError> {
 
 pub fn check_method(value: &str) -> Result<AuthMethod, FieldError> {
     match value.trim() {
-        "oauth" => Ok(AuthMethod::Oauth),
-        "basic" => Ok(AuthMethod::Basic),
         "" => Err(err(
             "method",
             "required",
-            "Choose how to connect: OAuth (recommended) or user name and password (legacy).",
+            "Choose how to connect: OAuth (recommended), OAuth client credentials, or user name and password (legacy).",
         )),
-        _ => Err(err(
-            "method",
-            "invalid",
-            "The method must be \"oauth\" or \"basic\".",
-        )),
+        v => AuthMethod::parse(v).ok_or_else(|| {
+            err(
+                "method",
+                "invalid",
+                "The method must be \"oauth\", \"client_credentials\" or \"basic\".",
+            )
+        }),
     }
 }
 
@@ -237,36 +351,66 @@ fn keep<T>(checked: Result<T, FieldError>, errors: &mut Vec<FieldError>) -> Opti
     checked.map_err(|e| errors.push(e)).ok()
 }
 
-/// The credential fields every connect and reconnect carries: user ID,
-/// password and, for OAuth, the client. Problems are pushed to `errors`.
+/// The credential fields a connect or reconnect carries for its method;
+/// problems are pushed to `errors`. Fields the method does not use are
+/// ignored (the wizard may keep what was typed before the method changed).
 fn check_credentials(
     req: &ConnectRequest,
     method: Option<AuthMethod>,
     errors: &mut Vec<FieldError>,
-) -> (Option<String>, Option<Secret>, Option<OAuthClient>) {
+) -> Option<ConnectCredentials> {
+    let method = method?;
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let empty = Secret::new("");
-    let username = keep(check_username(&text(&req.username)), errors);
-    let password = keep(
-        check_password(req.password.as_ref().unwrap_or(&empty)),
-        errors,
-    );
-    let client = match method {
-        Some(AuthMethod::Oauth) => {
-            let id = keep(check_client_id(&text(&req.client_id)), errors);
-            let secret = keep(
-                check_client_secret(req.client_secret.as_ref().unwrap_or(&empty)),
-                errors,
-            );
-            id.zip(secret)
-                .map(|(client_id, client_secret)| OAuthClient {
-                    client_id,
-                    client_secret,
-                })
+    let mut username = None;
+    let mut password = None;
+    let mut client_id = None;
+    let mut client_secret = None;
+    for field in method.fields() {
+        match field {
+            CredentialField::Username => {
+                username = keep(check_username(&text(&req.username)), errors)
+            }
+            CredentialField::Password => {
+                password = keep(
+                    check_password(req.password.as_ref().unwrap_or(&empty)),
+                    errors,
+                )
+            }
+            CredentialField::ClientId => {
+                client_id = keep(check_client_id(&text(&req.client_id)), errors)
+            }
+            CredentialField::ClientSecret => {
+                client_secret = keep(
+                    check_client_secret(req.client_secret.as_ref().unwrap_or(&empty)),
+                    errors,
+                )
+            }
         }
-        _ => None,
-    };
-    (username, password, client)
+    }
+    let client = client_id
+        .zip(client_secret)
+        .map(|(client_id, client_secret)| OAuthClient {
+            client_id,
+            client_secret,
+        });
+    match method {
+        AuthMethod::Oauth => {
+            let ((username, password), client) = username.zip(password).zip(client)?;
+            Some(ConnectCredentials::Oauth {
+                username,
+                password,
+                client,
+            })
+        }
+        AuthMethod::ClientCredentials => {
+            Some(ConnectCredentials::ClientCredentials { client: client? })
+        }
+        AuthMethod::Basic => {
+            let (username, password) = username.zip(password)?;
+            Some(ConnectCredentials::Basic { username, password })
+        }
+    }
 }
 
 /// Validates a whole connect request, collecting every field's problem.
@@ -282,18 +426,13 @@ pub fn validate(
         &mut errors,
     );
     let method = keep(check_method(&text(&req.method)), &mut errors);
-    let (username, password, client) = check_credentials(req, method, &mut errors);
-    match (name, instance_url, method, username, password) {
-        (Some(name), Some(instance_url), Some(method), Some(username), Some(password))
-            if errors.is_empty() =>
-        {
+    let credentials = check_credentials(req, method, &mut errors);
+    match (name, instance_url, credentials) {
+        (Some(name), Some(instance_url), Some(credentials)) if errors.is_empty() => {
             Ok(ConnectInput {
                 name,
                 instance_url,
-                method,
-                username,
-                password,
-                client,
+                credentials,
             })
         }
         _ => Err(errors),
@@ -304,11 +443,10 @@ pub fn validate(
 pub fn validate_credentials(
     req: &ConnectRequest,
     method: AuthMethod,
-) -> Result<(String, Secret, Option<OAuthClient>), Vec<FieldError>> {
+) -> Result<ConnectCredentials, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let (username, password, client) = check_credentials(req, Some(method), &mut errors);
-    match (username, password) {
-        (Some(u), Some(p)) if errors.is_empty() => Ok((u, p, client)),
+    match check_credentials(req, Some(method), &mut errors) {
+        Some(c) if errors.is_empty() => Ok(c),
         _ => Err(errors),
     }
 }
@@ -373,7 +511,8 @@ mod tests {
         r.client_secret = None;
         assert!(validate(&r, &HostPolicy::default())
             .unwrap()
-            .client
+            .credentials
+            .client()
             .is_none());
         r.method = Some("saml".into());
         let e = validate(&r, &HostPolicy::default()).unwrap_err();
@@ -381,6 +520,37 @@ mod tests {
             (e[0].field.as_str(), e[0].code.as_str()),
             ("method", "invalid")
         );
+    }
+
+    #[test]
+    fn client_credentials_needs_the_client_only() {
+        let r = ConnectRequest {
+            name: Some("Prod".into()),
+            instance_url: Some("acme".into()),
+            method: Some("client_credentials".into()),
+            username: Some("ignored".into()),
+            ..Default::default()
+        };
+        let errors = validate(&r, &HostPolicy::default()).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["client_id", "client_secret"]);
+        let mut r = r;
+        r.client_id = Some("9f2c4b1e7a3d4c5e8f6a0b1c2d3e4f50".into());
+        r.client_secret = Some(Secret::new("sec"));
+        let ok = validate(&r, &HostPolicy::default()).unwrap();
+        assert_eq!(ok.method(), AuthMethod::ClientCredentials);
+        assert!(
+            ok.credentials.username().is_none(),
+            "a typed user ID is not kept"
+        );
+        let json = serde_json::to_string(&ok.normalized()).unwrap();
+        assert!(
+            !json.contains("username") && !json.contains("sec\""),
+            "{json}"
+        );
+        for m in AuthMethod::ALL {
+            assert_eq!(AuthMethod::parse(m.as_str()), Some(m));
+        }
     }
 
     #[test]

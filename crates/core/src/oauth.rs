@@ -1,4 +1,4 @@
-//! OAuth as data: the password and refresh grant requests ServiceNow's
+//! OAuth as data: the password, client-credentials and refresh grant requests ServiceNow's
 //! `/oauth_token.do` takes (form-encoded only), and what its answers mean.
 //! ServiceNow answers every failure with the same opaque
 //! `401 {"error":"server_error","error_description":"access_denied"}`, so a
@@ -100,6 +100,19 @@ pub fn refresh_grant(
     )
 }
 
+/// The client-credentials grant: the token acts as the OAuth application's
+/// configured user. There is no refresh token; the grant is asked again.
+pub fn client_credentials_grant(instance: &InstanceUrl, client: &OAuthClient) -> HttpRequest {
+    token_request(
+        instance,
+        form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client.client_id),
+            ("client_secret", client.client_secret.expose()),
+        ]),
+    )
+}
+
 /// Reads a token endpoint answer; `now` turns `Retry-After` dates into seconds.
 pub fn parse_token_response(resp: &HttpResponse, now: i64) -> Result<TokenGrant, Problem> {
     if resp.status == 401 || resp.status == 400 {
@@ -189,6 +202,18 @@ mod tests {
             .iter()
             .any(|(k, v)| k == "Content-Type" && v == "application/x-www-form-urlencoded"));
         assert!(!format!("{r:?}").contains("p%40ss"));
+    }
+
+    #[test]
+    fn client_credentials_grant_sends_no_user() {
+        let r = client_credentials_grant(&instance(), &client());
+        let body = String::from_utf8(r.body.clone()).unwrap();
+        assert_eq!(
+            body,
+            "grant_type=client_credentials&client_id=cid&client_secret=s%26c%3Dret"
+        );
+        let ok = parse_token_response(&resp(200, "application/json", r#"{"scope":"useraccount","token_type":"Bearer","expires_in":1799,"access_token":"a1"}"#), 0).unwrap();
+        assert!(ok.refresh_token.is_none());
     }
 
     #[test]

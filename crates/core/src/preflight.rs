@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch;
 use crate::http::{HttpRequest, HttpResponse};
-use crate::input::{AuthMethod, OAuthClient};
+use crate::input::{AuthMethod, ConnectCredentials, OAuthClient};
 use crate::instance_url::InstanceUrl;
 use crate::oauth::{self, SHORT_LIFESPAN_SECS};
 use crate::problem::{Problem, ProblemCode};
@@ -37,10 +37,21 @@ pub enum Credential {
         access_token: Secret,
         access_expires_at: i64,
     },
+    /// The client-credentials grant: no refresh token, the grant is asked
+    /// again before the access token expires.
+    ClientCredentials {
+        client: OAuthClient,
+        access_token: Secret,
+        access_expires_at: i64,
+    },
     Basic {
         password: Secret,
     },
 }
+
+/// The hardening switches connect reads for its warnings.
+pub const PASSWORD_GRANT_OFF: &str = "glide.oauth.inbound.ropc.grant_type.disabled";
+pub const BASIC_AUTH_RESTRICTION: &str = "glide.authenticate.basic_auth.restriction.active";
 
 #[derive(Clone, Debug)]
 pub struct PreflightReport {
@@ -50,6 +61,9 @@ pub struct PreflightReport {
     pub build: String,
     pub warnings: Vec<Warning>,
     pub round_trips: u32,
+    /// The user the credentials act as (`sys_user.user_name` of
+    /// `gs.getUserID()`), when the instance said.
+    pub user_name: Option<String>,
 }
 
 #[derive(Debug)]
@@ -68,10 +82,7 @@ pub enum Step {
 #[derive(Clone, Debug)]
 pub struct PreflightInput {
     pub instance: InstanceUrl,
-    pub method: AuthMethod,
-    pub username: String,
-    pub password: Secret,
-    pub client: Option<OAuthClient>,
+    pub credentials: ConnectCredentials,
     pub releases: ReleaseRange,
 }
 
@@ -94,6 +105,8 @@ pub struct Preflight {
     /// The request in flight, to send again after a passing refusal.
     in_flight: Option<HttpRequest>,
     retries: u32,
+    /// `user_name` and `web_service_access_only` of the session's user.
+    whoami: Option<(String, bool)>,
 }
 
 pub const MAX_ROUND_TRIPS: u32 = 4;
@@ -114,6 +127,7 @@ impl Preflight {
             warnings: Vec::new(),
             in_flight: None,
             retries: 0,
+            whoami: None,
         }
     }
 
@@ -122,27 +136,36 @@ impl Preflight {
     }
 
     pub fn start(&mut self) -> Step {
-        match (self.input.method, self.input.client.clone()) {
-            (AuthMethod::Oauth, Some(client)) => {
+        match self.input.credentials.clone() {
+            ConnectCredentials::Oauth {
+                username,
+                password,
+                client,
+            } => {
                 self.stage = Stage::Token;
                 self.send(oauth::password_grant(
                     &self.input.instance,
                     &client,
-                    &self.input.username,
-                    &self.input.password,
+                    &username,
+                    &password,
                 ))
             }
-            (AuthMethod::Oauth, None) => self.fail(Problem::with_context(
-                ProblemCode::ValidationFailed,
-                "OAuth needs a client ID and client secret.",
-            )),
-            (AuthMethod::Basic, _) => {
-                self.credential = Some(Credential::Basic {
-                    password: self.input.password.clone(),
-                });
+            ConnectCredentials::ClientCredentials { client } => {
+                self.stage = Stage::Token;
+                self.send(oauth::client_credentials_grant(
+                    &self.input.instance,
+                    &client,
+                ))
+            }
+            ConnectCredentials::Basic { password, .. } => {
+                self.credential = Some(Credential::Basic { password });
                 self.batch()
             }
         }
+    }
+
+    fn method(&self) -> AuthMethod {
+        self.input.credentials.method()
     }
 
     /// The request could not be sent or got no answer.
@@ -195,16 +218,45 @@ impl Preflight {
 
     fn fail(&mut self, p: Problem) -> Step {
         self.stage = Stage::Finished;
+        if p.is(ProblemCode::CredentialsRejected) {
+            return Step::Failed(p.advise(self.method().rejected_advice()));
+        }
         Step::Failed(p)
     }
 
-    fn auth(&self) -> ApiAuth {
-        match &self.credential {
-            Some(Credential::OAuth { access_token, .. }) => ApiAuth::Bearer(access_token.clone()),
-            _ => ApiAuth::Basic {
-                username: self.input.username.clone(),
-                password: self.input.password.clone(),
-            },
+    fn auth(&self) -> Option<ApiAuth> {
+        match (&self.credential, &self.input.credentials) {
+            (
+                Some(Credential::OAuth { access_token, .. })
+                | Some(Credential::ClientCredentials { access_token, .. }),
+                _,
+            ) => Some(ApiAuth::Bearer(access_token.clone())),
+            (_, ConnectCredentials::Basic { username, password }) => Some(ApiAuth::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The session's own user: its name (client credentials type none) and
+    /// whether it is web-service-only (the basic-auth restriction's test).
+    fn whoami_path() -> String {
+        table::table_path(
+            "sys_user",
+            &[
+                ("sysparm_query", "sys_id=javascript:gs.getUserID()"),
+                ("sysparm_fields", "user_name,web_service_access_only"),
+                ("sysparm_limit", "1"),
+            ],
+        )
+    }
+
+    fn user_label(&self) -> String {
+        match (&self.whoami, self.input.credentials.username()) {
+            (Some((name, _)), _) => format!("The user {name}"),
+            (None, Some(name)) => format!("The user {name}"),
+            (None, None) => "The OAuth application's user".into(),
         }
     }
 
@@ -230,7 +282,10 @@ impl Preflight {
         table::table_path(
             "sys_properties",
             &[
-                ("sysparm_query", "nameINglide.war,glide.buildname"),
+                (
+                    "sysparm_query",
+                    &format!("nameINglide.war,glide.buildname,{PASSWORD_GRANT_OFF},{BASIC_AUTH_RESTRICTION}"),
+                ),
                 ("sysparm_fields", "name,value"),
                 ("sysparm_limit", "10"),
             ],
@@ -242,11 +297,18 @@ impl Preflight {
             Ok(g) => g,
             Err(p) => return self.fail(p),
         };
-        let Some(refresh_token) = grant.refresh_token.clone() else {
-            return self.fail(Problem::with_context(
-                ProblemCode::CredentialsRejected,
-                "ServiceNow issued no refresh token, so the connection could not stay connected. Check that the OAuth endpoint issues refresh tokens (Refresh Token Lifespan above 0).",
-            ));
+        let Some(client) = self.input.credentials.client().cloned() else {
+            return self.fail(Problem::new(ProblemCode::Internal));
+        };
+        let refresh_token = match (self.method(), grant.refresh_token.clone()) {
+            (AuthMethod::ClientCredentials, _) => None,
+            (_, Some(r)) => Some(r),
+            (_, None) => {
+                return self.fail(Problem::with_context(
+                    ProblemCode::CredentialsRejected,
+                    "ServiceNow issued no refresh token, so the connection could not stay connected. Check that the OAuth endpoint issues refresh tokens (Refresh Token Lifespan above 0).",
+                ))
+            }
         };
         // ServiceNow reports the lifespan minus one second: 3,600 s shows as 3,599.
         if grant.expires_in + 1 < SHORT_LIFESPAN_SECS {
@@ -258,14 +320,19 @@ impl Preflight {
                 ),
             });
         }
-        let Some(client) = self.input.client.clone() else {
-            return self.fail(Problem::new(ProblemCode::Internal));
-        };
-        self.credential = Some(Credential::OAuth {
-            client,
-            refresh_token,
-            access_expires_at: grant.expires_at(self.now),
-            access_token: grant.access_token,
+        let access_expires_at = grant.expires_at(self.now);
+        self.credential = Some(match refresh_token {
+            Some(refresh_token) => Credential::OAuth {
+                client,
+                refresh_token,
+                access_expires_at,
+                access_token: grant.access_token,
+            },
+            None => Credential::ClientCredentials {
+                client,
+                access_expires_at,
+                access_token: grant.access_token,
+            },
         });
         self.batch()
     }
@@ -275,6 +342,7 @@ impl Preflight {
         let mut items = vec![
             ("role".to_string(), self.role_path()),
             ("release".to_string(), Self::release_path()),
+            ("whoami".to_string(), Self::whoami_path()),
         ];
         for t in PULL_TABLES {
             let path = table::table_path(
@@ -287,7 +355,10 @@ impl Preflight {
             );
             items.push((format!("table:{t}"), path));
         }
-        let req = batch::request(&self.input.instance, &self.auth(), "preflight", &items);
+        let Some(auth) = self.auth() else {
+            return self.fail(Problem::new(ProblemCode::Internal));
+        };
+        let req = batch::request(&self.input.instance, &auth, "preflight", &items);
         self.send(req)
     }
 
@@ -299,7 +370,10 @@ impl Preflight {
                 message: "This instance has no Batch API, so read access to each table is checked by the first pull instead of at connect.".into(),
             });
             self.stage = Stage::Role;
-            let req = table::get(&self.input.instance, &self.role_path(), &self.auth());
+            let Some(auth) = self.auth() else {
+                return self.fail(Problem::new(ProblemCode::Internal));
+            };
+            let req = table::get(&self.input.instance, &self.role_path(), &auth);
             return self.send(req);
         }
         if resp.status != 200 || is_html(resp) {
@@ -320,6 +394,18 @@ impl Preflight {
             if r.status == 401 || r.status == 429 || is_html(r) {
                 return self.fail(classify_failure(r, "the connect check", self.now));
             }
+        }
+        // Who the session is: optional, an instance may hide sys_user fields.
+        if let Some(rows) = find("whoami")
+            .filter(|r| r.status == 200)
+            .and_then(result_rows)
+        {
+            self.whoami = rows.first().and_then(|u| {
+                let name = u.get("user_name")?.as_str()?.to_string();
+                let ws_only =
+                    u.get("web_service_access_only").and_then(|v| v.as_str()) == Some("true");
+                Some((name, ws_only))
+            });
         }
         match find("role") {
             Some(r) => {
@@ -360,10 +446,7 @@ impl Preflight {
         let not_admin = || {
             Problem::with_context(
                 ProblemCode::NotAdmin,
-                format!(
-                    "The user {} does not have the admin role.",
-                    self.input.username
-                ),
+                format!("{} does not have the admin role.", self.user_label()),
             )
         };
         match r.status {
@@ -386,7 +469,10 @@ impl Preflight {
             return self.fail(p);
         }
         self.stage = Stage::Release;
-        let req = table::get(&self.input.instance, &Self::release_path(), &self.auth());
+        let Some(auth) = self.auth() else {
+            return self.fail(Problem::new(ProblemCode::Internal));
+        };
+        let req = table::get(&self.input.instance, &Self::release_path(), &auth);
         self.send(req)
     }
 
@@ -434,6 +520,14 @@ impl Preflight {
         let Some(credential) = self.credential.clone() else {
             return self.fail(Problem::new(ProblemCode::Internal));
         };
+        let switched_on =
+            |name: &str| prop(name).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let hardening = Hardening {
+            password_grant_off: switched_on(PASSWORD_GRANT_OFF),
+            basic_auth_restricted: switched_on(BASIC_AUTH_RESTRICTION),
+            web_service_only: self.whoami.as_ref().map(|(_, ws)| *ws),
+        };
+        self.warnings.extend(hardening.warnings(self.method()));
         self.stage = Stage::Finished;
         Step::Done(Box::new(PreflightReport {
             credential,
@@ -441,7 +535,43 @@ impl Preflight {
             build: war.unwrap_or_default(),
             warnings: std::mem::take(&mut self.warnings),
             round_trips: self.round_trips,
+            user_name: self.whoami.as_ref().map(|(n, _)| n.clone()),
         }))
+    }
+}
+
+/// The hardening switches that decide whether a method keeps working.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hardening {
+    /// `glide.oauth.inbound.ropc.grant_type.disabled` is true.
+    pub password_grant_off: bool,
+    /// `glide.authenticate.basic_auth.restriction.active` is true.
+    pub basic_auth_restricted: bool,
+    /// The account's `web_service_access_only`, when it could be read.
+    pub web_service_only: Option<bool>,
+}
+
+impl Hardening {
+    /// The warnings a connection made with `method` carries on an instance
+    /// hardened like this (at connect and at every posture check).
+    pub fn warnings(self, method: AuthMethod) -> Vec<Warning> {
+        let mut out = Vec::new();
+        if self.password_grant_off && method == AuthMethod::Oauth {
+            out.push(Warning {
+                code: "password_grant_disabled".into(),
+                message: "The instance switches the OAuth password grant off (glide.oauth.inbound.ropc.grant_type.disabled = true): the next connect or reconnect with a password will be refused. Reconnect with OAuth client credentials.".into(),
+            });
+        }
+        if self.basic_auth_restricted
+            && method == AuthMethod::Basic
+            && self.web_service_only != Some(true)
+        {
+            out.push(Warning {
+                code: "basic_auth_restricted".into(),
+                message: "ServiceNow's basic-auth restriction is on (glide.authenticate.basic_auth.restriction.active) and this account also signs in interactively: its API calls will be denied. Mark the account \"Web service access only\" (User Administration > Users), or connect with OAuth client credentials.".into(),
+            });
+        }
+        out
     }
 }
 
@@ -462,15 +592,22 @@ mod tests {
     use base64::Engine;
 
     fn input(method: AuthMethod) -> PreflightInput {
+        let client = OAuthClient {
+            client_id: "cid".into(),
+            client_secret: Secret::new("sec"),
+        };
+        let (username, password) = ("svc".to_string(), Secret::new("pw"));
         PreflightInput {
             instance: parse("acme", &HostPolicy::default()).unwrap(),
-            method,
-            username: "svc".into(),
-            password: Secret::new("pw"),
-            client: (method == AuthMethod::Oauth).then(|| OAuthClient {
-                client_id: "cid".into(),
-                client_secret: Secret::new("sec"),
-            }),
+            credentials: match method {
+                AuthMethod::Oauth => ConnectCredentials::Oauth {
+                    username,
+                    password,
+                    client,
+                },
+                AuthMethod::ClientCredentials => ConnectCredentials::ClientCredentials { client },
+                AuthMethod::Basic => ConnectCredentials::Basic { username, password },
+            },
             releases: ReleaseRange::default(),
         }
     }
@@ -498,16 +635,34 @@ mod tests {
     }
 
     fn batch_answer(role_rows: usize, table_status: u16, war: &str) -> HttpResponse {
+        hardened_answer(role_rows, table_status, war, &[], false)
+    }
+
+    fn hardened_answer(
+        role_rows: usize,
+        table_status: u16,
+        war: &str,
+        switches_on: &[&str],
+        web_service_only: bool,
+    ) -> HttpResponse {
+        let mut props = vec![
+            serde_json::json!({"name":"glide.war","value":war}),
+            serde_json::json!({"name":"glide.buildname","value":"Whatever"}),
+        ];
+        for name in switches_on {
+            props.push(serde_json::json!({"name": name, "value": "true"}));
+        }
         let mut items = vec![
             item(
                 "role",
                 200,
                 serde_json::json!({"result": vec![serde_json::json!({"sys_id":"x"}); role_rows]}),
             ),
+            item("release", 200, serde_json::json!({ "result": props })),
             item(
-                "release",
+                "whoami",
                 200,
-                serde_json::json!({"result":[{"name":"glide.war","value":war},{"name":"glide.buildname","value":"Whatever"}]}),
+                serde_json::json!({"result":[{"user_name":"app.user","web_service_access_only": web_service_only.to_string()}]}),
             ),
         ];
         for (i, t) in PULL_TABLES.iter().enumerate() {
@@ -561,7 +716,7 @@ mod tests {
         let batch: serde_json::Value = serde_json::from_slice(&sent[1].body).unwrap();
         assert_eq!(
             batch["rest_requests"].as_array().unwrap().len(),
-            2 + PULL_TABLES.len()
+            3 + PULL_TABLES.len()
         );
         let Step::Done(report) = step else {
             panic!("{step:?}")
@@ -589,7 +744,10 @@ mod tests {
     fn the_role_check_asks_for_the_sessions_own_user_never_the_typed_id() {
         // A `^` in the user ID would start a new condition of the query.
         let mut hostile = input(AuthMethod::Basic);
-        hostile.username = "svc^NQrole.name=itil^ORuser_name!=x".into();
+        hostile.credentials = ConnectCredentials::Basic {
+            username: "svc^NQrole.name=itil^ORuser_name!=x".into(),
+            password: Secret::new("pw"),
+        };
         let mut p = Preflight::new(hostile, 0);
         let (sent, _) = drive(&mut p, vec![batch_answer(1, 200, "glide-xanadu-x")]);
         let batch: serde_json::Value = serde_json::from_slice(&sent[0].body).unwrap();
@@ -804,6 +962,97 @@ mod tests {
         assert_eq!(r.release.name(), "Geneva");
         assert_eq!(r.round_trips, MAX_ROUND_TRIPS);
         assert_eq!(r.warnings[0].code, "table_access_unchecked");
+    }
+
+    #[test]
+    fn client_credentials_connect_keeps_no_refresh_token_and_learns_its_user() {
+        let mut p = Preflight::new(input(AuthMethod::ClientCredentials), 500);
+        let no_refresh = json(
+            200,
+            serde_json::json!({"access_token":"at","expires_in":3599,"token_type":"Bearer","scope":"useraccount"}),
+        );
+        let (sent, step) = drive(
+            &mut p,
+            vec![no_refresh, batch_answer(1, 200, "glide-yokohama-x")],
+        );
+        let body = String::from_utf8(sent[0].body.clone()).unwrap();
+        assert!(body.starts_with("grant_type=client_credentials&"), "{body}");
+        assert!(!body.contains("username"), "{body}");
+        let Step::Done(r) = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(r.user_name.as_deref(), Some("app.user"));
+        assert!(matches!(
+            r.credential,
+            Credential::ClientCredentials {
+                access_expires_at: 4_099,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn hardening_warnings_fit_the_method() {
+        let both = [PASSWORD_GRANT_OFF, BASIC_AUTH_RESTRICTION];
+        let codes = |method, web_service_only| {
+            let mut p = Preflight::new(input(method), 0);
+            let mut answers = vec![hardened_answer(
+                1,
+                200,
+                "glide-zurich-x",
+                &both,
+                web_service_only,
+            )];
+            if method != AuthMethod::Basic {
+                answers.insert(0, token(3599));
+            }
+            let (_, step) = drive(&mut p, answers);
+            let Step::Done(r) = step else {
+                panic!("{step:?}")
+            };
+            r.warnings.into_iter().map(|w| w.code).collect::<Vec<_>>()
+        };
+        assert_eq!(codes(AuthMethod::Oauth, false), ["password_grant_disabled"]);
+        assert_eq!(codes(AuthMethod::Basic, false), ["basic_auth_restricted"]);
+        assert!(
+            codes(AuthMethod::Basic, true).is_empty(),
+            "a web-service-only account is not restricted"
+        );
+        assert!(codes(AuthMethod::ClientCredentials, false).is_empty());
+    }
+
+    #[test]
+    fn a_refusal_is_explained_for_the_method_used() {
+        let denied = || {
+            json(
+                401,
+                serde_json::json!({"error_description":"access_denied","error":"server_error"}),
+            )
+        };
+        let problem = |method| {
+            let mut p = Preflight::new(input(method), 0);
+            match drive(&mut p, vec![denied()]).1 {
+                Step::Failed(pr) => pr,
+                other => panic!("{other:?}"),
+            }
+        };
+        let oauth = problem(AuthMethod::Oauth);
+        assert!(oauth.is(ProblemCode::CredentialsRejected));
+        assert!(
+            oauth.detail.contains("connect with client credentials"),
+            "{}",
+            oauth.detail
+        );
+        let basic = problem(AuthMethod::Basic);
+        assert!(!basic.detail.contains("client secret"), "{}", basic.detail);
+        assert!(
+            basic.detail.contains("Web service access only"),
+            "{}",
+            basic.detail
+        );
+        let cc = problem(AuthMethod::ClientCredentials);
+        assert!(cc.detail.contains("application user"), "{}", cc.detail);
+        assert!(!cc.detail.contains("password"), "{}", cc.detail);
     }
 
     #[test]

@@ -170,6 +170,20 @@ impl Problem {
         p
     }
 
+    /// Puts other advice in place of the catalog's, where the case knows
+    /// better (a refusal's causes depend on the method used).
+    pub fn advise(mut self, advice: &str) -> Self {
+        let generic = ProblemCode::ALL
+            .into_iter()
+            .find(|c| self.is(*c))
+            .map(ProblemCode::advice);
+        match generic.and_then(|g| self.detail.strip_suffix(g)) {
+            Some(context) => self.detail = format!("{context}{advice}"),
+            None => self.detail = format!("{} {advice}", self.detail),
+        }
+        self
+    }
+
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let mut p = Problem::new(ProblemCode::ValidationFailed);
         p.errors = errors;

@@ -52,7 +52,7 @@ pub struct StoredCursor {
 pub enum RunAuth {
     OAuth {
         client: OAuthClient,
-        refresh: Secret,
+        renewal: TokenRenewal,
         /// The stored access token and its expiry (unix seconds).
         access: Option<(Secret, i64)>,
     },
@@ -60,6 +60,15 @@ pub enum RunAuth {
         username: String,
         password: Secret,
     },
+}
+
+/// How an OAuth connection gets its next access token.
+#[derive(Clone, Debug)]
+pub enum TokenRenewal {
+    /// The password grant's refresh token.
+    RefreshToken(Secret),
+    /// The client-credentials grant, asked again (it has no refresh token).
+    ClientCredentials,
 }
 
 /// One page to archive and index, with the cursor it moves the table to.
@@ -251,12 +260,19 @@ impl PullRun {
 
     fn refresh_request(&mut self) -> Option<Action> {
         let RunAuth::OAuth {
-            client, refresh, ..
+            client, renewal, ..
         } = &self.auth
         else {
             return None;
         };
-        let req = oauth::refresh_grant(&self.instance, client, refresh);
+        let req = match renewal {
+            TokenRenewal::RefreshToken(refresh) => {
+                oauth::refresh_grant(&self.instance, client, refresh)
+            }
+            TokenRenewal::ClientCredentials => {
+                oauth::client_credentials_grant(&self.instance, client)
+            }
+        };
         self.calls += 1;
         self.waiting = Waiting::Refresh;
         Some(Action::Send(req))
@@ -433,17 +449,23 @@ impl PullRun {
             Ok(grant) => {
                 let expires_at = grant.expires_at(now);
                 let RunAuth::OAuth {
-                    refresh, access, ..
+                    renewal, access, ..
                 } = &mut self.auth
                 else {
                     return None;
                 };
-                let new_refresh = grant
-                    .refresh_token
-                    .filter(|r| r.expose() != refresh.expose());
-                if let Some(r) = &new_refresh {
-                    *refresh = r.clone();
-                }
+                let new_refresh = match renewal {
+                    TokenRenewal::RefreshToken(refresh) => {
+                        let new = grant
+                            .refresh_token
+                            .filter(|r| r.expose() != refresh.expose());
+                        if let Some(r) = &new {
+                            *refresh = r.clone();
+                        }
+                        new
+                    }
+                    TokenRenewal::ClientCredentials => None,
+                };
                 *access = Some((grant.access_token.clone(), expires_at));
                 Some(Action::KeepTokens {
                     access: grant.access_token,
@@ -451,11 +473,16 @@ impl PullRun {
                     refresh: new_refresh,
                 })
             }
-            Err(p) if p.is(ProblemCode::CredentialsRejected) => Some(self.fail(
-                "credentials_rejected",
-                "ServiceNow rejected the refresh token (expired, revoked, or the OAuth client changed). Reconnect with the user's password; pulls resume from where they stopped.".into(),
-                None,
-            )),
+            Err(p) if p.is(ProblemCode::CredentialsRejected) => {
+                let message = match &self.auth {
+                    RunAuth::OAuth {
+                        renewal: TokenRenewal::ClientCredentials,
+                        ..
+                    } => "ServiceNow refused the client credentials (the secret changed, the application or its user was deactivated, or the client-credentials grant was switched off). Reconnect with the current client secret; pulls resume from where they stopped.",
+                    _ => "ServiceNow rejected the refresh token (expired, revoked, or the OAuth client changed). Reconnect with the user's password; pulls resume from where they stopped.",
+                };
+                Some(self.fail("credentials_rejected", message.into(), None))
+            }
             Err(p) => Some(self.finish(
                 Outcome::Deferred,
                 Some(now + p.retry_after.unwrap_or(60) as i64),
@@ -582,6 +609,7 @@ mod tests {
         tables: HashMap<&'static str, Fake>,
         valid_tokens: HashSet<String>,
         refresh_ok: bool,
+        grant_types: Vec<String>,
         token_requests: u32,
         page_requests: u32,
         retry_after: Option<u64>,
@@ -606,6 +634,7 @@ mod tests {
                 tables,
                 valid_tokens: HashSet::from(["at-0".to_string()]),
                 refresh_ok: true,
+                grant_types: Vec::new(),
                 token_requests: 0,
                 page_requests: 0,
                 retry_after: None,
@@ -688,6 +717,11 @@ mod tests {
             let path = req.url.trim_start_matches("https://acme.service-now.com");
             if path == "/oauth_token.do" {
                 self.token_requests += 1;
+                let grant = form_urlencoded::parse(&req.body)
+                    .find(|(k, _)| k == "grant_type")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                self.grant_types.push(grant);
                 if !self.refresh_ok {
                     return Self::json(
                         401,
@@ -757,7 +791,7 @@ mod tests {
                 client_id: "cid".into(),
                 client_secret: Secret::new("sec"),
             },
-            refresh: Secret::new("rt"),
+            renewal: TokenRenewal::RefreshToken(Secret::new("rt")),
             access: Some((Secret::new("at-0"), access_expires_at)),
         }
     }
@@ -891,6 +925,51 @@ mod tests {
         assert_eq!(end.outcome, Outcome::Done);
         assert_eq!(inst.token_requests, 1);
         assert_eq!(host.tokens_kept, 1);
+    }
+
+    #[test]
+    fn client_credentials_are_granted_again_when_the_token_expires() {
+        let mut inst = Instance::new(10);
+        let mut host = Host::default();
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let auth = RunAuth::OAuth {
+            client: OAuthClient {
+                client_id: "cid".into(),
+                client_secret: Secret::new("sec"),
+            },
+            renewal: TokenRenewal::ClientCredentials,
+            access: Some((Secret::new("at-0"), now_s(clock) - 1)),
+        };
+        let end = drive(
+            &mut inst,
+            &mut host,
+            &mut clock,
+            config(40, true),
+            auth.clone(),
+        );
+        assert_eq!(end.outcome, Outcome::Done);
+        assert_eq!(inst.token_requests, 1);
+        assert!(
+            inst.grant_types.iter().all(|g| g == "client_credentials"),
+            "{:?}",
+            inst.grant_types
+        );
+        assert_eq!(host.index, inst.truth());
+
+        inst.valid_tokens.clear();
+        inst.refresh_ok = false;
+        let end = drive(
+            &mut inst,
+            &mut Host::default(),
+            &mut clock,
+            config(40, true),
+            auth,
+        );
+        assert_eq!(
+            end.error.as_ref().map(|e| e.0),
+            Some("credentials_rejected")
+        );
+        assert!(end.error.is_some_and(|e| e.1.contains("client secret")));
     }
 
     #[test]

@@ -15,8 +15,16 @@ pub struct Conditions {
     /// The user is locked out / inactive: token requests and Basic auth fail.
     pub user_locked_out: bool,
     pub user_inactive: bool,
-    /// The OAuth endpoint does not allow the password grant.
+    /// The OAuth endpoint does not allow the password grant
+    /// (`glide.oauth.inbound.ropc.grant_type.disabled`, mirrored in sys_properties).
     pub password_grant_disabled: bool,
+    /// ServiceNow's basic-auth restriction is active
+    /// (`glide.authenticate.basic_auth.restriction.active`, mirrored): basic-auth
+    /// API calls from an account that is not web-service-only are recorded
+    /// in `sys_user_basic_auth_exception`...
+    pub basic_auth_restricted: bool,
+    /// ...and, once it enforces, denied.
+    pub basic_auth_denying: bool,
     /// No Batch API (`/api/now/v1/batch` answers 400), as on old releases.
     pub batch_api_off: bool,
     /// Share of Table API calls answered 429 with Retry-After.
@@ -50,6 +58,8 @@ impl Default for Conditions {
             user_locked_out: false,
             user_inactive: false,
             password_grant_disabled: false,
+            basic_auth_restricted: false,
+            basic_auth_denying: false,
             batch_api_off: false,
             rate_limit_fraction: 0.0,
             rate_limit_per_hour: None,

@@ -11,6 +11,9 @@ pub struct SimConfig {
     pub password: String,
     pub client_id: String,
     pub client_secret: String,
+    /// The OAuth application's user: the client-credentials grant acts as it.
+    /// An integration account, web-service-only, with the admin role.
+    pub app_user: String,
     /// OAuth access token lifespan in seconds (ServiceNow's default: 1,800).
     pub access_lifespan: i64,
     /// OAuth refresh token lifespan in seconds (ServiceNow's default: 100 days).
@@ -28,6 +31,7 @@ impl Default for SimConfig {
             password: "Sim-Passw0rd!".into(),
             client_id: "9f2c4b1e7a3d4c5e8f6a0b1c2d3e4f50".into(),
             client_secret: "sim-client-secret".into(),
+            app_user: "svc.integration".into(),
             access_lifespan: 1_800,
             refresh_lifespan: 8_640_000,
         }

@@ -133,6 +133,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "email",
             "active",
             "locked_out",
+            "web_service_access_only",
             "last_login_time",
             "sys_created_on",
             "sys_created_by",
@@ -175,6 +176,10 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "sys_created_on",
             "sys_created_by",
         ],
+    ),
+    (
+        "sys_user_basic_auth_exception",
+        &["sys_id", "user", "sys_created_on", "sys_updated_on"],
     ),
     (
         "sys_properties",
@@ -434,6 +439,8 @@ pub struct DataSpec<'a> {
     pub release: &'a str,
     pub username: &'a str,
     pub user_is_admin: bool,
+    /// The OAuth application's user (client credentials act as it).
+    pub app_user: &'a str,
 }
 
 /// Builds every table. Event records fall in `[now - days, now)`; each day has
@@ -495,6 +502,11 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
             l.into(),
         ));
     }
+    names.push((
+        spec.app_user.to_string(),
+        "Integration".into(),
+        "Account".into(),
+    ));
     let mut has_role = Vec::new();
     let mut members = Vec::new();
     for (i, (user_name, first, last)) in names.iter().enumerate() {
@@ -513,6 +525,10 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
                     ("email", Value::Str(format!("{user_name}@example.com"))),
                     ("active", Value::Bool(true)),
                     ("locked_out", Value::Bool(false)),
+                    (
+                        "web_service_access_only",
+                        Value::Bool(user_name == spec.app_user),
+                    ),
                     (
                         "last_login_time",
                         Value::DateTime(spec.now - 3_600 * (i as i64 + 1)),
@@ -560,6 +576,8 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
                 grant("admin", &mut g);
             }
             grant("snc_internal", &mut g);
+        } else if user_name == spec.app_user {
+            grant("admin", &mut g);
         } else {
             grant(ROLES[i % ROLES.len()], &mut g);
             let mid = g.sys_id();
@@ -621,6 +639,45 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
         table_mut(&mut tables, table).insert_sorted(rows);
     }
     tables
+}
+
+/// Sets a system property, creating its record when absent (a property a
+/// hardening switch or a posture profile names).
+pub fn set_property(
+    tables: &mut HashMap<&'static str, Table>,
+    g: &mut Generator,
+    name: &str,
+    value: &str,
+    now: i64,
+) {
+    let table = table_mut(tables, "sys_properties");
+    let existing = table
+        .records
+        .iter_mut()
+        .find(|r| matches!(r.get("name"), Some(Value::Str(n)) if n == name));
+    if let Some(record) = existing {
+        for (field, v) in record.fields.iter_mut() {
+            if *field == "value" {
+                *v = Value::Str(value.to_string());
+            }
+        }
+        return;
+    }
+    let id = g.sys_id();
+    table.insert_sorted(vec![Record {
+        sys_id: id.clone(),
+        created: now,
+        fields: with_sys_id(
+            id,
+            vec![
+                ("name", Value::Str(name.into())),
+                ("value", Value::Str(value.into())),
+                ("type", Value::Str("true|false".into())),
+                ("description", Value::Empty),
+                ("sys_created_on", Value::DateTime(now)),
+            ],
+        ),
+    }]);
 }
 
 fn table_mut<'a>(

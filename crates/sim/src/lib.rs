@@ -44,6 +44,7 @@ impl SimHandle {
             "password": c.password,
             "client_id": c.client_id,
             "client_secret": c.client_secret,
+            "app_user": c.app_user,
         })
     }
 

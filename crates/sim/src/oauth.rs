@@ -43,6 +43,8 @@ pub struct Credentials<'a> {
     pub password: &'a str,
     pub client_id: &'a str,
     pub client_secret: &'a str,
+    /// The OAuth application's user, for the client-credentials grant.
+    pub app_user: &'a str,
     pub user_active: bool,
     pub user_locked_out: bool,
     pub password_grant_allowed: bool,
@@ -94,6 +96,7 @@ impl TokenStore {
                 }
                 creds.username.to_string()
             }
+            Some("client_credentials") => creds.app_user.to_string(),
             Some("refresh_token") => {
                 let presented = form.get("refresh_token").cloned().unwrap_or_default();
                 match self.tokens.get(&presented) {
@@ -116,6 +119,15 @@ impl TokenStore {
             },
         );
         let refresh = match form.get("grant_type").map(String::as_str) {
+            // No refresh token: the client asks the grant again.
+            Some("client_credentials") => {
+                return GrantOutcome::Issued(serde_json::json!({
+                    "access_token": access,
+                    "scope": "useraccount",
+                    "token_type": "Bearer",
+                    "expires_in": creds.access_lifespan - 1,
+                }))
+            }
             Some("refresh_token") => form.get("refresh_token").cloned().unwrap_or_default(),
             _ => {
                 let r = self.mint();
@@ -179,6 +191,7 @@ mod tests {
             password: "pw",
             client_id: "cid",
             client_secret: "sec",
+            app_user: "app",
             user_active: true,
             user_locked_out: false,
             password_grant_allowed: true,
@@ -236,7 +249,7 @@ mod tests {
             ("username", "admin"),
             ("password", "pw"),
         ];
-        for (i, bad) in ["client_credentials", "nope", "bad", "other", "wrong"]
+        for (i, bad) in ["authorization_code", "nope", "bad", "other", "wrong"]
             .iter()
             .enumerate()
         {

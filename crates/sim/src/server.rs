@@ -31,7 +31,6 @@ pub struct State {
     pub conditions: RwLock<Conditions>,
     generator: Mutex<Generator>,
     dice: Mutex<rand::rngs::SmallRng>,
-    service_user_sys_id: String,
     pub requests: AtomicU64,
     pub table_requests: AtomicU64,
     pub token_requests: AtomicU64,
@@ -52,16 +51,8 @@ impl State {
             release: &config.release,
             username: &config.username,
             user_is_admin: true,
+            app_user: &config.app_user,
         });
-        let service_user_sys_id = tables
-            .get("sys_user")
-            .and_then(|t| {
-                t.records.iter().find(
-                    |r| matches!(r.get("user_name"), Some(Value::Str(u)) if *u == config.username),
-                )
-            })
-            .map(|r| r.sys_id.clone())
-            .unwrap_or_default();
         let mut generator = Generator::new(config.seed.wrapping_add(0xD1CE));
         generator.users = tables
             .get("sys_user")
@@ -75,13 +66,12 @@ impl State {
                     .collect()
             })
             .unwrap_or_default();
-        State {
+        let state = State {
             tokens: Mutex::new(TokenStore::new(config.seed)),
             dice: Mutex::new(rand::rngs::SmallRng::seed_from_u64(config.seed ^ 0xFA17)),
             generator: Mutex::new(generator),
             tables: RwLock::new(tables),
             conditions: RwLock::new(conditions),
-            service_user_sys_id,
             clock,
             base_url,
             config,
@@ -91,7 +81,91 @@ impl State {
             batch_requests: AtomicU64::new(0),
             reads_by_table: Mutex::new(HashMap::new()),
             hour_window: Mutex::new((0, 0)),
+        };
+        state.mirror_switches();
+        state
+    }
+
+    /// The hardening switches of the conditions, as the instance's
+    /// `sys_properties` show them.
+    fn mirror_switches(&self) {
+        let cond = self.conditions();
+        let now = self.clock.now();
+        let (Ok(mut tables), Ok(mut g)) = (self.tables.write(), self.generator.lock()) else {
+            return;
+        };
+        for (name, on) in [
+            (
+                "glide.oauth.inbound.ropc.grant_type.disabled",
+                cond.password_grant_disabled,
+            ),
+            (
+                "glide.authenticate.basic_auth.restriction.active",
+                cond.basic_auth_restricted,
+            ),
+        ] {
+            data::set_property(&mut tables, &mut g, name, &on.to_string(), now);
         }
+    }
+
+    /// The sys_id of a user, by user name.
+    fn user_sys_id(&self, user_name: &str) -> Option<String> {
+        let tables = self.tables.read().ok()?;
+        tables.get("sys_user")?.records.iter().find_map(|r| {
+            matches!(r.get("user_name"), Some(Value::Str(u)) if u == user_name)
+                .then(|| r.sys_id.clone())
+        })
+    }
+
+    /// Records a basic-auth call of an interactive account, once per user.
+    fn record_basic_auth_exception(&self, user_name: &str) {
+        let Some(user_sys_id) = self.user_sys_id(user_name) else {
+            return;
+        };
+        let now = self.clock.now();
+        let (Ok(mut tables), Ok(mut g)) = (self.tables.write(), self.generator.lock()) else {
+            return;
+        };
+        let Some(table) = tables.get_mut("sys_user_basic_auth_exception") else {
+            return;
+        };
+        let seen = table.records.iter().any(
+            |r| matches!(r.get("user"), Some(Value::Ref { sys_id, .. }) if *sys_id == user_sys_id),
+        );
+        if seen {
+            return;
+        }
+        let id = g.sys_id();
+        table.insert_sorted(vec![data::Record {
+            sys_id: id.clone(),
+            created: now,
+            fields: vec![
+                ("sys_id", Value::Str(id)),
+                (
+                    "user",
+                    Value::Ref {
+                        table: "sys_user",
+                        sys_id: user_sys_id,
+                        display: user_name.to_string(),
+                    },
+                ),
+                ("sys_created_on", Value::DateTime(now)),
+                ("sys_updated_on", Value::DateTime(now)),
+            ],
+        }]);
+    }
+
+    /// Whether the account is web-service-only (the basic-auth restriction spares it).
+    fn web_service_only(&self, user_name: &str) -> bool {
+        let Ok(tables) = self.tables.read() else {
+            return false;
+        };
+        tables.get("sys_user").is_some_and(|t| {
+            t.records.iter().any(|r| {
+                matches!(r.get("user_name"), Some(Value::Str(u)) if u == user_name)
+                    && matches!(r.get("web_service_access_only"), Some(Value::Bool(true)))
+            })
+        })
     }
 
     fn conditions(&self) -> Conditions {
@@ -202,6 +276,7 @@ async fn token(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: By
         password: &c.password,
         client_id: &c.client_id,
         client_secret: &c.client_secret,
+        app_user: &c.app_user,
         user_active: !cond.user_inactive,
         user_locked_out: cond.user_locked_out,
         password_grant_allowed: !cond.password_grant_disabled,
@@ -237,30 +312,42 @@ async fn table_v2(
     table_api(state, headers, t, q, true).await
 }
 
-fn authenticated(state: &State, headers: &HeaderMap, cond: &Conditions) -> bool {
-    let Some(value) = headers
+/// The session's user name, when the call is authenticated.
+fn authenticated(state: &State, headers: &HeaderMap, cond: &Conditions) -> Option<String> {
+    let value = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
+        .and_then(|v| v.to_str().ok())?;
     if let Some(token) = value.strip_prefix("Bearer ") {
         let now = state.clock.now();
         return state
             .tokens
             .lock()
-            .map(|s| s.access_user(token.trim(), now).is_some())
-            .unwrap_or(false);
+            .ok()
+            .and_then(|s| s.access_user(token.trim(), now).map(str::to_string));
     }
-    match basic_pair(headers) {
-        Some((u, p)) => {
-            u == state.config.username
-                && p == state.config.password
-                && !cond.user_locked_out
-                && !cond.user_inactive
+    let (u, p) = basic_pair(headers)?;
+    let ok = u == state.config.username
+        && p == state.config.password
+        && !cond.user_locked_out
+        && !cond.user_inactive;
+    if !ok {
+        return None;
+    }
+    // The restriction concerns accounts that also sign in interactively:
+    // recorded while it is active, denied once it enforces.
+    if cond.basic_auth_restricted && !state.web_service_only(&u) {
+        if cond.basic_auth_denying {
+            return None;
         }
-        None => false,
+        state.record_basic_auth_exception(&u);
     }
+    Some(u)
+}
+
+/// Who is calling and the rate-limit headers their call carries.
+struct Session {
+    user_sys_id: String,
+    rate_headers: Vec<(&'static str, String)>,
 }
 
 fn with_headers(mut resp: Response, extra: &[(&'static str, String)]) -> Response {
@@ -274,15 +361,11 @@ fn with_headers(mut resp: Response, extra: &[(&'static str, String)]) -> Respons
 
 /// What every API call meets before it is served: hibernation, auth, the
 /// REST API switch, rate limits, injected errors and slowness.
-async fn gate(
-    state: &State,
-    headers: &HeaderMap,
-    cond: &Conditions,
-) -> Result<Vec<(&'static str, String)>, Response> {
+async fn gate(state: &State, headers: &HeaderMap, cond: &Conditions) -> Result<Session, Response> {
     if cond.hibernating {
         return Err(hibernating_response());
     }
-    if !authenticated(state, headers, cond) {
+    let Some(user) = authenticated(state, headers, cond) else {
         return Err(json_response(
             StatusCode::UNAUTHORIZED,
             table::error_body(
@@ -290,7 +373,8 @@ async fn gate(
                 Some("Required to provide Auth information"),
             ),
         ));
-    }
+    };
+    let user_sys_id = state.user_sys_id(&user).unwrap_or_default();
     if cond.rest_api_off {
         return Err(json_response(
             StatusCode::FORBIDDEN,
@@ -351,7 +435,10 @@ async fn gate(
     if cond.slow_ms > 0 {
         tokio::time::sleep(Duration::from_millis(cond.slow_ms)).await;
     }
-    Ok(rate_headers)
+    Ok(Session {
+        user_sys_id,
+        rate_headers,
+    })
 }
 
 async fn table_api(
@@ -364,24 +451,26 @@ async fn table_api(
     state.requests.fetch_add(1, Ordering::Relaxed);
     state.table_requests.fetch_add(1, Ordering::Relaxed);
     let cond = state.conditions();
-    let rate_headers = match gate(&state, &headers, &cond).await {
-        Ok(h) => h,
+    let session = match gate(&state, &headers, &cond).await {
+        Ok(s) => s,
         Err(resp) => return resp,
     };
     let resp = serve_table(
         &state,
         &cond,
+        &session,
         &table_name,
         raw_query.as_deref().unwrap_or(""),
         v2,
     )
     .await;
-    with_headers(resp, &rate_headers)
+    with_headers(resp, &session.rate_headers)
 }
 
 async fn serve_table(
     state: &State,
     cond: &Conditions,
+    session: &Session,
     table_name: &str,
     raw_query: &str,
     v2: bool,
@@ -415,7 +504,7 @@ async fn serve_table(
         );
     }
     let viewer = Viewer {
-        user_sys_id: &state.service_user_sys_id,
+        user_sys_id: &session.user_sys_id,
         not_admin: cond.not_admin,
         acl_hidden_fraction: cond.acl_hidden_fraction,
     };
@@ -456,8 +545,8 @@ async fn batch(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: By
             table::error_body("Requested URI does not represent any resource", None),
         );
     }
-    let rate_headers = match gate(&state, &headers, &cond).await {
-        Ok(h) => h,
+    let session = match gate(&state, &headers, &cond).await {
+        Ok(s) => s,
         Err(resp) => return resp,
     };
     let Ok(req) = serde_json::from_slice::<BatchRequest>(&body) else {
@@ -480,7 +569,7 @@ async fn batch(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: By
             .or_else(|| path.strip_prefix("/api/now/table/").map(|t| (t, false)));
         let resp = match (item.method.eq_ignore_ascii_case("GET"), table_route) {
             (true, Some((table_name, v2))) => {
-                serve_table(&state, &cond, table_name, query, v2).await
+                serve_table(&state, &cond, &session, table_name, query, v2).await
             }
             (false, _) => json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -523,7 +612,7 @@ async fn batch(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: By
     });
     with_headers(
         json_response(StatusCode::OK, answer.to_string()),
-        &rate_headers,
+        &session.rate_headers,
     )
 }
 
@@ -577,6 +666,8 @@ async fn set_conditions(
     match current.merged(&patch) {
         Ok(next) => {
             *current = next.clone();
+            drop(current);
+            state.mirror_switches();
             Json(next).into_response()
         }
         Err(e) => (

@@ -47,6 +47,13 @@ pub struct ConnectionRow {
 }
 
 impl ConnectionRow {
+    /// The method it was connected with; rows written before a method
+    /// existed hold `oauth` or `basic`.
+    pub fn auth_method(&self) -> snc_core::input::AuthMethod {
+        snc_core::input::AuthMethod::parse(&self.method)
+            .unwrap_or(snc_core::input::AuthMethod::Oauth)
+    }
+
     pub fn to_api(&self) -> Connection {
         let status = Status::parse(&self.status).unwrap_or(Status::Error);
         let status_detail = match (status, &self.status_code) {

@@ -7,9 +7,10 @@
 use snc_core::archive;
 use snc_core::cursor::{Key, MAX_PAGE};
 use snc_core::events::{parse_servicenow_time, Event};
-use snc_core::input::OAuthClient;
+use snc_core::input::{AuthMethod, OAuthClient};
 use snc_core::pull_run::{
-    Action, Outcome, PageToStore, PullConfig, PullRun, RunAuth, StoredCursor, INTERVAL_SECS,
+    Action, Outcome, PageToStore, PullConfig, PullRun, RunAuth, StoredCursor, TokenRenewal,
+    INTERVAL_SECS,
 };
 use worker::{console_log, Bucket, Env, Result};
 
@@ -296,16 +297,26 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
             _ => {}
         }
     }
-    let auth = match (client_secret, refresh, row.client_id.clone(), password) {
-        (Some(client_secret), Some(refresh), Some(client_id), _) => RunAuth::OAuth {
-            client: OAuthClient {
-                client_id,
-                client_secret,
-            },
-            refresh,
+    let client = row
+        .client_id
+        .clone()
+        .zip(client_secret)
+        .map(|(client_id, client_secret)| OAuthClient {
+            client_id,
+            client_secret,
+        });
+    let auth = match (row.auth_method(), client, refresh, password) {
+        (AuthMethod::Oauth, Some(client), Some(refresh), _) => RunAuth::OAuth {
+            client,
+            renewal: TokenRenewal::RefreshToken(refresh),
             access,
         },
-        (_, _, _, Some(password)) => RunAuth::Basic {
+        (AuthMethod::ClientCredentials, Some(client), _, _) => RunAuth::OAuth {
+            client,
+            renewal: TokenRenewal::ClientCredentials,
+            access,
+        },
+        (AuthMethod::Basic, _, _, Some(password)) => RunAuth::Basic {
             username: row.username.clone(),
             password,
         },

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use snc_core::input::{self, AuthMethod};
+use snc_core::input::{self, ConnectCredentials};
 use snc_core::preflight::{Credential, Preflight, PreflightInput, PreflightReport, Step};
 use snc_core::problem::{Problem, ProblemCode};
 use snc_core::seal::SealingKey;
@@ -86,8 +86,28 @@ fn seal_all(
             one("access_token", access_token, Some(*access_expires_at))?,
             one("client_secret", &client.client_secret, None)?,
         ]),
+        Credential::ClientCredentials {
+            client,
+            access_token,
+            access_expires_at,
+        } => Ok(vec![
+            one("access_token", access_token, Some(*access_expires_at))?,
+            one("client_secret", &client.client_secret, None)?,
+        ]),
         Credential::Basic { password } => Ok(vec![one("password", password, None)?]),
     }
+}
+
+/// The account a connection acts as: the typed user ID, or for client
+/// credentials the application's user as the instance named it (its client
+/// ID when the instance would not say).
+fn acting_user(credentials: &ConnectCredentials, report: &PreflightReport) -> String {
+    credentials
+        .username()
+        .map(str::to_string)
+        .or_else(|| report.user_name.clone())
+        .or_else(|| credentials.client().map(|c| c.client_id.clone()))
+        .unwrap_or_default()
 }
 
 fn require_key(config: &Config) -> std::result::Result<&SealingKey, Problem> {
@@ -125,11 +145,13 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
         (Err(p), _) | (_, Err(p)) => return respond::problem(&p),
     };
     let store = store(env)?;
+    // Client credentials name no user until the instance says which one the
+    // application acts as: the unique key catches that case at insert.
     if store
         .conflicting(
             Some(&input.name),
             input.instance_url.as_str(),
-            &input.username,
+            input.credentials.username().unwrap_or(""),
             None,
         )
         .await?
@@ -143,10 +165,7 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     let report = match run_preflight(
         PreflightInput {
             instance: input.instance_url.clone(),
-            method: input.method,
-            username: input.username.clone(),
-            password: input.password.clone(),
-            client: input.client.clone(),
+            credentials: input.credentials.clone(),
             releases,
         },
         config,
@@ -159,15 +178,16 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     let id = crate::hex(&random_bytes::<16>()?);
     let secrets = seal_all(key, &id, &report.credential)?;
     let warnings_json = serde_json::to_string(&report.warnings).unwrap_or_else(|_| "[]".into());
+    let username = acting_user(&input.credentials, &report);
     let inserted = store
         .insert(
             &NewConnection {
                 id: &id,
                 name: &input.name,
                 instance_url: input.instance_url.as_str(),
-                username: &input.username,
-                method: input.method.as_str(),
-                client_id: input.client.as_ref().map(|c| c.client_id.as_str()),
+                username: &username,
+                method: input.method().as_str(),
+                client_id: input.credentials.client().map(|c| c.client_id.as_str()),
                 warnings_json: &warnings_json,
                 release: report.release.name(),
                 build: &report.build,
@@ -304,12 +324,8 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
     // not sent stays as connected.
     body.username = body.username.or_else(|| Some(row.username.clone()));
     body.client_id = body.client_id.or_else(|| row.client_id.clone());
-    let method = if row.method == "basic" {
-        AuthMethod::Basic
-    } else {
-        AuthMethod::Oauth
-    };
-    let (username, password, client) = match input::validate_credentials(&body, method) {
+    let method = row.auth_method();
+    let credentials = match input::validate_credentials(&body, method) {
         Ok(c) => c,
         Err(errors) => return respond::problem(&validation_problem(errors)),
     };
@@ -324,7 +340,12 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
         Err(e) => return respond::problem(&validation_problem(vec![e])),
     };
     if store
-        .conflicting(None, instance.as_str(), &username, Some(id))
+        .conflicting(
+            None,
+            instance.as_str(),
+            credentials.username().unwrap_or(""),
+            Some(id),
+        )
         .await?
         .is_some()
     {
@@ -336,10 +357,7 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
     let report = match run_preflight(
         PreflightInput {
             instance,
-            method,
-            username: username.clone(),
-            password,
-            client: client.clone(),
+            credentials: credentials.clone(),
             releases,
         },
         config,
@@ -351,12 +369,13 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
     };
     let secrets = seal_all(key, id, &report.credential)?;
     let warnings_json = serde_json::to_string(&report.warnings).unwrap_or_else(|_| "[]".into());
+    let username = acting_user(&credentials, &report);
     store
         .reconnect(
             id,
             &Renewal {
                 username: &username,
-                client_id: client.as_ref().map(|c| c.client_id.as_str()),
+                client_id: credentials.client().map(|c| c.client_id.as_str()),
                 warnings_json: &warnings_json,
                 release: report.release.name(),
                 build: &report.build,

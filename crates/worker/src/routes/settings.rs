@@ -14,6 +14,12 @@ pub fn get(env: &Env, config: &Config) -> Result<Response> {
             "allow_loopback_instances": text("ALLOW_LOOPBACK_INSTANCES").trim() == "true",
             // What connections really get: Config keeps 1..=90 and falls back to 7.
             "backfill_days": config.backfill_days,
+            // Which fields each method needs, from the same table `validate` uses.
+            "methods": snc_core::input::AuthMethod::ALL.iter().map(|m| json!({
+                "id": m.as_str(),
+                "label": m.label(),
+                "fields": m.fields().iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
         }),
     )
 }
