@@ -17,7 +17,7 @@ export function mountAdmin(root, { apiBase, token }) {
     const item = el("li", { class: "connection", "data-id": c.id });
     const name = el("h3", { text: c.name });
     const badge = el("span", { class: `snc-badge ${c.status}`, "data-status": c.status, text: c.status });
-    const meta = el("p", { class: "meta", text: `${c.instance_url} · ${c.method === "oauth" ? "OAuth" : "legacy"} · ${c.release ?? "?"} · last pull ${c.last_pull_at ?? "not yet"} · ${c.event_count} events` });
+    const meta = el("p", { class: "meta", text: `${c.instance_url} · ${{ oauth: "OAuth", client_credentials: "client credentials", basic: "legacy" }[c.method] ?? c.method} · ${c.release ?? "?"} · last pull ${c.last_pull_at ?? "not yet"} · ${c.event_count} events` });
     item.append(el("div", { class: "row" }, name, badge), meta);
     if (c.status_detail) item.append(el("p", { class: "snc-error", text: `${c.status_detail.code}: ${c.status_detail.message}` }));
     for (const w of c.warnings) item.append(el("p", { class: "snc-warning", text: w.message }));
@@ -53,10 +53,14 @@ export function mountAdmin(root, { apiBase, token }) {
 
   function reconnectForm(item, c) {
     const form = el("form", { class: "reconnect", "aria-label": `Reconnect ${c.name}` });
-    const pw = el("input", { id: `rc-pw-${c.id}`, type: "password", autocomplete: "current-password", required: true });
-    form.append(el("label", { for: pw.id, text: "Password" }), pw);
+    // Each method renews its own secrets: the password, the client secret, or both.
+    let pw = null;
+    if (c.method !== "client_credentials") {
+      pw = el("input", { id: `rc-pw-${c.id}`, type: "password", autocomplete: "current-password", required: true });
+      form.append(el("label", { for: pw.id, text: "Password" }), pw);
+    }
     let secret = null;
-    if (c.method === "oauth") {
+    if (c.method !== "basic") {
       secret = el("input", { id: `rc-sec-${c.id}`, type: "password", autocomplete: "off", required: true });
       form.append(el("label", { for: secret.id, text: "Client secret" }), secret);
     }
@@ -64,14 +68,15 @@ export function mountAdmin(root, { apiBase, token }) {
     form.append(el("button", { type: "submit", text: "Reconnect" }), err);
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      const body = { password: pw.value };
+      const body = {};
+      if (pw) body.password = pw.value;
       if (secret) body.client_secret = secret.value;
       const res = await call("POST", `/connections/${c.id}/reconnect`, body);
       if (res.ok) { status.textContent = `${c.name} reconnected.`; refresh(); }
       else { err.textContent = `${res.problem.title}: ${res.problem.detail}`; err.hidden = false; }
     });
     item.append(form);
-    pw.focus();
+    (pw ?? secret).focus();
   }
 
   async function showActivity(c) {
