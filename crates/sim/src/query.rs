@@ -66,6 +66,57 @@ const OPS: &[(&str, Op)] = &[
     ("<", Op::Lt),
 ];
 
+/// Who asks and when: what `javascript:gs.…()` values are evaluated against.
+pub struct ScriptContext<'a> {
+    pub user_sys_id: &'a str,
+    pub user_name: &'a str,
+    /// The instance's clock, unix seconds (the sim's zone is UTC).
+    pub now: i64,
+}
+
+/// Evaluates the `javascript:gs.…()` values ServiceNow accepts in encoded
+/// queries, as the instance does for the session: `getUserID()`,
+/// `getUserName()`, `daysAgo(n)`, `daysAgoStart(n)`, `hoursAgo(n)`,
+/// `minutesAgo(n)`, `beginningOfToday()`. `dateGenerate` is read where the
+/// value is parsed; anything else is left as written and matches nothing.
+pub fn evaluate_scripts(encoded: &str, ctx: &ScriptContext<'_>) -> String {
+    const MARK: &str = "javascript:gs.";
+    let mut out = String::with_capacity(encoded.len());
+    let mut rest = encoded;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at]);
+        let call = &rest[at + MARK.len()..];
+        let evaluated = call.split_once('(').and_then(|(name, after)| {
+            let (args, tail) = after.split_once(')')?;
+            let n = || args.trim().trim_matches('\'').parse::<i64>().ok();
+            let day = |t: i64| t - t.rem_euclid(86_400);
+            let value = match name {
+                "getUserID" => ctx.user_sys_id.to_string(),
+                "getUserName" => ctx.user_name.to_string(),
+                "daysAgo" => time_fmt::raw(ctx.now - n()? * 86_400),
+                "daysAgoStart" => time_fmt::raw(day(ctx.now - n()? * 86_400)),
+                "hoursAgo" => time_fmt::raw(ctx.now - n()? * 3_600),
+                "minutesAgo" => time_fmt::raw(ctx.now - n()? * 60),
+                "beginningOfToday" => time_fmt::raw(day(ctx.now)),
+                _ => return None,
+            };
+            Some((value, tail))
+        });
+        match evaluated {
+            Some((value, tail)) => {
+                out.push_str(&value);
+                rest = tail;
+            }
+            None => {
+                out.push_str(MARK);
+                rest = call;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `javascript:gs.dateGenerate('2024-01-01','00:00:00')` → `2024-01-01 00:00:00`
 /// (what pysnow sends for datetimes); other values unchanged.
 fn literal(value: &str) -> String {
@@ -371,5 +422,42 @@ mod tests {
                 ("sys_id".to_string(), true)
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod script_tests {
+    use super::*;
+
+    #[test]
+    fn session_values_and_relative_dates_are_evaluated() {
+        // 2024-03-10 15:30:00 UTC
+        let now = 1_710_084_600;
+        let ctx = ScriptContext {
+            user_sys_id: "u1",
+            user_name: "svc",
+            now,
+        };
+        let q = "user=javascript:gs.getUserID()^sys_created_on>=javascript:gs.daysAgoStart(3)^ORuser_name=javascript:gs.getUserName()";
+        assert_eq!(
+            evaluate_scripts(q, &ctx),
+            "user=u1^sys_created_on>=2024-03-07 00:00:00^ORuser_name=svc"
+        );
+        for (script, want) in [
+            ("javascript:gs.daysAgo(1)", "2024-03-09 15:30:00"),
+            ("javascript:gs.hoursAgo(2)", "2024-03-10 13:30:00"),
+            ("javascript:gs.minutesAgo(30)", "2024-03-10 15:00:00"),
+            ("javascript:gs.beginningOfToday()", "2024-03-10 00:00:00"),
+        ] {
+            assert_eq!(evaluate_scripts(script, &ctx), want);
+        }
+        // Unknown or malformed calls stay as written (and match nothing).
+        for kept in [
+            "javascript:gs.nowDateTime()",
+            "javascript:gs.daysAgo(x)",
+            "javascript:gs.daysAgo(3",
+        ] {
+            assert_eq!(evaluate_scripts(kept, &ctx), kept);
+        }
     }
 }

@@ -347,6 +347,7 @@ fn authenticated(state: &State, headers: &HeaderMap, cond: &Conditions) -> Optio
 /// Who is calling and the rate-limit headers their call carries.
 struct Session {
     user_sys_id: String,
+    user_name: String,
     rate_headers: Vec<(&'static str, String)>,
 }
 
@@ -437,6 +438,7 @@ async fn gate(state: &State, headers: &HeaderMap, cond: &Conditions) -> Result<S
     }
     Ok(Session {
         user_sys_id,
+        user_name: user,
         rate_headers,
     })
 }
@@ -505,6 +507,8 @@ async fn serve_table(
     }
     let viewer = Viewer {
         user_sys_id: &session.user_sys_id,
+        user_name: &session.user_name,
+        now: state.clock.now(),
         not_admin: cond.not_admin,
         acl_hidden_fraction: cond.acl_hidden_fraction,
     };

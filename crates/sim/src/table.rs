@@ -101,6 +101,9 @@ pub fn error_body(message: &str, detail: Option<&str>) -> Vec<u8> {
 /// Who is asking: the Table API only trims by ACL for the connector's user.
 pub struct Viewer<'a> {
     pub user_sys_id: &'a str,
+    pub user_name: &'a str,
+    /// The instance's clock, for `gs.daysAgo()` and the like.
+    pub now: i64,
     pub not_admin: bool,
     pub acl_hidden_fraction: f64,
 }
@@ -131,11 +134,16 @@ pub fn serve(
         };
     };
     let resolver = Resolver { tables };
-    // `javascript:gs.getUserID()` is evaluated for the session's user, as
-    // ServiceNow does: the only user that signs in here is the connector's.
-    let session_query = req
-        .query
-        .replace("javascript:gs.getUserID()", viewer.user_sys_id);
+    // `javascript:gs.…()` values are evaluated for the session's user and
+    // the instance's clock, as ServiceNow does.
+    let session_query = query::evaluate_scripts(
+        &req.query,
+        &query::ScriptContext {
+            user_sys_id: viewer.user_sys_id,
+            user_name: viewer.user_name,
+            now: viewer.now,
+        },
+    );
     let q = query::parse(&session_query);
     let order = q.known_order(&req.table);
     let mut matched: Vec<&Record> = table
