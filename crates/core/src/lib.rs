@@ -14,6 +14,7 @@ pub mod http;
 pub mod input;
 pub mod instance_url;
 pub mod oauth;
+pub mod posture;
 pub mod preflight;
 pub mod problem;
 pub mod pull_run;

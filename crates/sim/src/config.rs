@@ -14,6 +14,8 @@ pub struct SimConfig {
     /// The OAuth application's user: the client-credentials grant acts as it.
     /// An integration account, web-service-only, with the admin role.
     pub app_user: String,
+    /// The hardening settings the instance holds.
+    pub posture: crate::posture::Profile,
     /// OAuth access token lifespan in seconds (ServiceNow's default: 1,800).
     pub access_lifespan: i64,
     /// OAuth refresh token lifespan in seconds (ServiceNow's default: 100 days).
@@ -32,6 +34,7 @@ impl Default for SimConfig {
             client_id: "9f2c4b1e7a3d4c5e8f6a0b1c2d3e4f50".into(),
             client_secret: "sim-client-secret".into(),
             app_user: "svc.integration".into(),
+            posture: crate::posture::Profile::Default,
             access_lifespan: 1_800,
             refresh_lifespan: 8_640_000,
         }

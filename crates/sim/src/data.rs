@@ -178,6 +178,40 @@ pub const TABLES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "v_plugin",
+        &[
+            "sys_id",
+            "id",
+            "name",
+            "active",
+            "sys_created_on",
+            "sys_updated_on",
+        ],
+    ),
+    (
+        "sysevent_script_action",
+        &[
+            "sys_id",
+            "name",
+            "event_name",
+            "active",
+            "sys_created_on",
+            "sys_updated_on",
+        ],
+    ),
+    (
+        "ip_access",
+        &[
+            "sys_id",
+            "type",
+            "range_start",
+            "range_end",
+            "active",
+            "sys_created_on",
+            "sys_updated_on",
+        ],
+    ),
+    (
         "sys_user_basic_auth_exception",
         &["sys_id", "user", "sys_created_on", "sys_updated_on"],
     ),
@@ -441,6 +475,7 @@ pub struct DataSpec<'a> {
     pub user_is_admin: bool,
     /// The OAuth application's user (client credentials act as it).
     pub app_user: &'a str,
+    pub posture: crate::posture::Profile,
 }
 
 /// Builds every table. Event records fall in `[now - days, now)`; each day has
@@ -611,6 +646,7 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
         spec.release,
         old,
     ));
+    crate::posture::apply(&mut tables, &mut g, spec.posture, old);
 
     // Events: a share per table, uniform over the window, plus a daily burst.
     let shares = [
@@ -639,6 +675,22 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
         table_mut(&mut tables, table).insert_sorted(rows);
     }
     tables
+}
+
+/// A system property's value, when its record exists.
+pub fn property(tables: &HashMap<&'static str, Table>, name: &str) -> Option<String> {
+    tables.get("sys_properties")?.records.iter().find_map(|r| {
+        matches!(r.get("name"), Some(Value::Str(n)) if n == name)
+            .then(|| r.get("value").map(Value::raw).unwrap_or_default())
+    })
+}
+
+/// Deletes a system property's record: its platform default applies again.
+pub fn remove_property(tables: &mut HashMap<&'static str, Table>, name: &str) {
+    if let Some(t) = tables.get_mut("sys_properties") {
+        t.records
+            .retain(|r| !matches!(r.get("name"), Some(Value::Str(n)) if n == name));
+    }
 }
 
 /// Sets a system property, creating its record when absent (a property a

@@ -9,6 +9,7 @@ pub mod conditions;
 pub mod config;
 pub mod data;
 pub mod oauth;
+pub mod posture;
 pub mod query;
 mod server;
 pub mod table;

@@ -57,6 +57,10 @@ struct Args {
     /// How long a cancelled transaction takes to answer, ms (a real instance: 60000).
     #[arg(long, default_value_t = 0)]
     cancel_delay_ms: u64,
+    /// The hardening settings: default (absent records, platform defaults),
+    /// hardened (as ServiceNow recommends) or weak (a neglected instance).
+    #[arg(long, default_value = "default", value_parser = ["default", "hardened", "weak"])]
+    posture: String,
     /// Share (0..1) of event records hidden by ACLs (short pages).
     #[arg(long, default_value_t = 0.0)]
     acl_hidden_fraction: f64,
@@ -72,6 +76,7 @@ async fn main() -> std::process::ExitCode {
         release: args.release.to_ascii_lowercase(),
         access_lifespan: args.access_lifespan,
         refresh_lifespan: args.refresh_lifespan,
+        posture: snc_sim::posture::Profile::parse(&args.posture).unwrap_or_default(),
         ..Default::default()
     };
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {

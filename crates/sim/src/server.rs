@@ -52,6 +52,7 @@ impl State {
             username: &config.username,
             user_is_admin: true,
             app_user: &config.app_user,
+            posture: config.posture,
         });
         let mut generator = Generator::new(config.seed.wrapping_add(0xD1CE));
         generator.users = tables
@@ -94,6 +95,7 @@ impl State {
         let (Ok(mut tables), Ok(mut g)) = (self.tables.write(), self.generator.lock()) else {
             return;
         };
+        // A switch that is off and has no record stays absent (its default).
         for (name, on) in [
             (
                 "glide.oauth.inbound.ropc.grant_type.disabled",
@@ -104,7 +106,9 @@ impl State {
                 cond.basic_auth_restricted,
             ),
         ] {
-            data::set_property(&mut tables, &mut g, name, &on.to_string(), now);
+            if on || data::property(&tables, name).is_some() {
+                data::set_property(&mut tables, &mut g, name, &on.to_string(), now);
+            }
         }
     }
 
@@ -201,6 +205,7 @@ pub fn router(state: Arc<State>) -> Router {
             get(get_conditions).post(set_conditions),
         )
         .route("/__sim/insert", post(insert))
+        .route("/__sim/properties", post(set_properties))
         .route("/__sim/truth", get(truth))
         .route("/__sim/stats", get(stats))
         .fallback(any(fallback))
@@ -680,6 +685,25 @@ async fn set_conditions(
         )
             .into_response(),
     }
+}
+
+/// `POST /__sim/properties {"name": "value" | null, …}`: sets system
+/// properties as an admin would; null deletes the record (its default applies).
+async fn set_properties(
+    AxState(state): AxState<Arc<State>>,
+    Json(patch): Json<HashMap<String, Option<String>>>,
+) -> Response {
+    let now = state.clock.now();
+    let (Ok(mut tables), Ok(mut g)) = (state.tables.write(), state.generator.lock()) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    for (name, value) in &patch {
+        match value {
+            Some(v) => data::set_property(&mut tables, &mut g, name, v, now),
+            None => data::remove_property(&mut tables, name),
+        }
+    }
+    Json(serde_json::json!({ "changed": patch.len() })).into_response()
 }
 
 #[derive(serde::Deserialize)]
