@@ -68,4 +68,6 @@ pub struct Connection {
     pub next_pull_at: Option<String>,
     pub backfill: Backfill,
     pub event_count: u64,
+    /// The latest posture check's score, 0-100; null before the first.
+    pub posture_score: Option<u8>,
 }

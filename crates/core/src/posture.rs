@@ -293,9 +293,12 @@ fn plugin_ids() -> Vec<&'static str> {
     ids
 }
 
-/// The Batch API items of a posture read: four table reads in one call.
-pub fn batch_items() -> Vec<batch::BatchItem> {
-    let names = property_names().join(",");
+/// The Batch API items of a posture read: five table reads in one call.
+/// `also_properties` joins the property read (connect adds the release's).
+pub fn batch_items(also_properties: &[&str]) -> Vec<batch::BatchItem> {
+    let mut names = also_properties.to_vec();
+    names.extend(property_names());
+    let names = names.join(",");
     let plugins = plugin_ids().join(",");
     vec![
         (
@@ -348,7 +351,7 @@ pub fn batch_items() -> Vec<batch::BatchItem> {
                 "sys_user",
                 &[
                     ("sysparm_query", "sys_id=javascript:gs.getUserID()"),
-                    ("sysparm_fields", "web_service_access_only"),
+                    ("sysparm_fields", "user_name,web_service_access_only"),
                     ("sysparm_limit", "1"),
                 ],
             ),
@@ -358,7 +361,7 @@ pub fn batch_items() -> Vec<batch::BatchItem> {
 
 /// The posture read as one request.
 pub fn request(instance: &InstanceUrl, auth: &ApiAuth) -> HttpRequest {
-    batch::request(instance, auth, "posture", &batch_items())
+    batch::request(instance, auth, "posture", &batch_items(&[]))
 }
 
 type Row = serde_json::Map<String, serde_json::Value>;
@@ -401,6 +404,11 @@ pub fn parse(resp: &HttpResponse, now: i64) -> Result<Readings, Problem> {
             return Err(classify_failure(r, "the posture check", now));
         }
     }
+    Ok(readings(&items))
+}
+
+/// The readings of a served batch (its items named as `batch_items` names them).
+pub fn readings(items: &[(String, HttpResponse)]) -> Readings {
     let item = |id: &str| -> Read<Vec<Row>> {
         match items.iter().find(|(i, _)| i == id) {
             Some((_, r)) => rows(r),
@@ -432,13 +440,13 @@ pub fn parse(resp: &HttpResponse, now: i64) -> Result<Readings, Problem> {
             .and_then(|r| text(r, "web_service_access_only"))
             .map(|v| v == "true")
     });
-    Ok(Readings {
+    Readings {
         properties,
         plugins,
         lockout_active,
         ip_rule_active,
         web_service_only,
-    })
+    }
 }
 
 /// The value in force for a check, whether it was defaulted, or why it is unknown.

@@ -64,6 +64,9 @@ pub struct PreflightReport {
     /// The user the credentials act as (`sys_user.user_name` of
     /// `gs.getUserID()`), when the instance said.
     pub user_name: Option<String>,
+    /// The hardening settings, read in the same Batch API call (none
+    /// without a Batch API: the first pull reads them).
+    pub posture: Option<crate::posture::Readings>,
 }
 
 #[derive(Debug)]
@@ -107,6 +110,7 @@ pub struct Preflight {
     retries: u32,
     /// `user_name` and `web_service_access_only` of the session's user.
     whoami: Option<(String, bool)>,
+    posture: Option<crate::posture::Readings>,
 }
 
 pub const MAX_ROUND_TRIPS: u32 = 4;
@@ -128,6 +132,7 @@ impl Preflight {
             in_flight: None,
             retries: 0,
             whoami: None,
+            posture: None,
         }
     }
 
@@ -239,19 +244,6 @@ impl Preflight {
         }
     }
 
-    /// The session's own user: its name (client credentials type none) and
-    /// whether it is web-service-only (the basic-auth restriction's test).
-    fn whoami_path() -> String {
-        table::table_path(
-            "sys_user",
-            &[
-                ("sysparm_query", "sys_id=javascript:gs.getUserID()"),
-                ("sysparm_fields", "user_name,web_service_access_only"),
-                ("sysparm_limit", "1"),
-            ],
-        )
-    }
-
     fn user_label(&self) -> String {
         match (&self.whoami, self.input.credentials.username()) {
             (Some((name, _)), _) => format!("The user {name}"),
@@ -339,11 +331,13 @@ impl Preflight {
 
     fn batch(&mut self) -> Step {
         self.stage = Stage::Batch;
-        let mut items = vec![
-            ("role".to_string(), self.role_path()),
-            ("release".to_string(), Self::release_path()),
-            ("whoami".to_string(), Self::whoami_path()),
-        ];
+        // The posture's reads ride along: its property read also brings
+        // the release and the hardening switches, its `whoami` the user.
+        let mut items = vec![("role".to_string(), self.role_path())];
+        items.extend(crate::posture::batch_items(&[
+            "glide.war",
+            "glide.buildname",
+        ]));
         for t in PULL_TABLES {
             let path = table::table_path(
                 t,
@@ -395,6 +389,7 @@ impl Preflight {
                 return self.fail(classify_failure(r, "the connect check", self.now));
             }
         }
+        self.posture = Some(crate::posture::readings(&items));
         // Who the session is: optional, an instance may hide sys_user fields.
         if let Some(rows) = find("whoami")
             .filter(|r| r.status == 200)
@@ -433,7 +428,7 @@ impl Preflight {
                 None => return self.fail(Problem::with_context(ProblemCode::InstanceUnreachable, format!("The instance did not serve the read of {t} (batch limit reached). Try again."))),
             }
         }
-        match find("release") {
+        match find("properties") {
             Some(r) => self.finish_release(r),
             None => self.fail(Problem::with_context(
                 ProblemCode::NotServicenow,
@@ -536,6 +531,7 @@ impl Preflight {
             warnings: std::mem::take(&mut self.warnings),
             round_trips: self.round_trips,
             user_name: self.whoami.as_ref().map(|(n, _)| n.clone()),
+            posture: self.posture.take(),
         }))
     }
 }
@@ -658,7 +654,7 @@ mod tests {
                 200,
                 serde_json::json!({"result": vec![serde_json::json!({"sys_id":"x"}); role_rows]}),
             ),
-            item("release", 200, serde_json::json!({ "result": props })),
+            item("properties", 200, serde_json::json!({ "result": props })),
             item(
                 "whoami",
                 200,
@@ -716,13 +712,21 @@ mod tests {
         let batch: serde_json::Value = serde_json::from_slice(&sent[1].body).unwrap();
         assert_eq!(
             batch["rest_requests"].as_array().unwrap().len(),
-            3 + PULL_TABLES.len()
+            6 + PULL_TABLES.len()
         );
         let Step::Done(report) = step else {
             panic!("{step:?}")
         };
         assert_eq!(report.round_trips, 2);
         assert_eq!(report.release.name(), "Tokyo");
+        let posture = report
+            .posture
+            .as_ref()
+            .expect("posture read in the same call");
+        assert!(posture
+            .properties
+            .as_ref()
+            .is_ok_and(|p| p.contains_key("glide.war")));
         assert!(
             report.warnings.is_empty(),
             "3,600 s shows as 3,599 and is long enough"

@@ -233,7 +233,8 @@ impl PullRun {
         self.calls
     }
 
-    fn api_auth(&self) -> Option<ApiAuth> {
+    /// How to call the instance now (None: an OAuth run with no live token).
+    pub fn api_auth(&self) -> Option<ApiAuth> {
         match &self.auth {
             RunAuth::OAuth {
                 access: Some((token, _)),

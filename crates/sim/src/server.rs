@@ -83,33 +83,45 @@ impl State {
             reads_by_table: Mutex::new(HashMap::new()),
             hour_window: Mutex::new((0, 0)),
         };
-        state.mirror_switches();
+        state.mirror_switches(None);
         state
     }
 
     /// The hardening switches of the conditions, as the instance's
-    /// `sys_properties` show them.
-    fn mirror_switches(&self) {
+    /// `sys_properties` show them: at start the ones switched on, later the
+    /// ones a conditions patch names (so a profile's values stay otherwise).
+    fn mirror_switches(&self, patch: Option<&serde_json::Value>) {
         let cond = self.conditions();
         let now = self.clock.now();
         let (Ok(mut tables), Ok(mut g)) = (self.tables.write(), self.generator.lock()) else {
             return;
         };
         // A switch that is off and has no record stays absent (its default).
-        for (name, on) in [
+        for (condition, name, on) in [
             (
-                "glide.oauth.inbound.ropc.grant_type.disabled",
+                "password_grant_disabled",
+                PASSWORD_GRANT_OFF,
                 cond.password_grant_disabled,
             ),
             (
-                "glide.authenticate.basic_auth.restriction.active",
+                "basic_auth_restricted",
+                BASIC_AUTH_RESTRICTION,
                 cond.basic_auth_restricted,
             ),
         ] {
-            if on || data::property(&tables, name).is_some() {
+            let named = patch.is_some_and(|p| p.get(condition).is_some());
+            if (patch.is_none() && on) || named {
                 data::set_property(&mut tables, &mut g, name, &on.to_string(), now);
             }
         }
+    }
+
+    fn property_on(&self, name: &str) -> bool {
+        self.tables
+            .read()
+            .ok()
+            .and_then(|t| data::property(&t, name))
+            .is_some_and(|v| v.trim() == "true")
     }
 
     /// The sys_id of a user, by user name.
@@ -212,6 +224,9 @@ pub fn router(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
+const PASSWORD_GRANT_OFF: &str = "glide.oauth.inbound.ropc.grant_type.disabled";
+const BASIC_AUTH_RESTRICTION: &str = "glide.authenticate.basic_auth.restriction.active";
+
 const JSON_TYPE: &str = "application/json;charset=UTF-8";
 
 fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
@@ -284,7 +299,9 @@ async fn token(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: By
         app_user: &c.app_user,
         user_active: !cond.user_inactive,
         user_locked_out: cond.user_locked_out,
-        password_grant_allowed: !cond.password_grant_disabled,
+        // The switch is the property, whether a condition or an admin set it.
+        password_grant_allowed: !cond.password_grant_disabled
+            && !state.property_on(PASSWORD_GRANT_OFF),
         access_lifespan: c.access_lifespan,
         refresh_lifespan: c.refresh_lifespan,
     };
@@ -340,7 +357,8 @@ fn authenticated(state: &State, headers: &HeaderMap, cond: &Conditions) -> Optio
     }
     // The restriction concerns accounts that also sign in interactively:
     // recorded while it is active, denied once it enforces.
-    if cond.basic_auth_restricted && !state.web_service_only(&u) {
+    let restricted = cond.basic_auth_restricted || state.property_on(BASIC_AUTH_RESTRICTION);
+    if restricted && !state.web_service_only(&u) {
         if cond.basic_auth_denying {
             return None;
         }
@@ -676,7 +694,7 @@ async fn set_conditions(
         Ok(next) => {
             *current = next.clone();
             drop(current);
-            state.mirror_switches();
+            state.mirror_switches(Some(&patch));
             Json(next).into_response()
         }
         Err(e) => (

@@ -44,6 +44,7 @@ pub struct ConnectionRow {
     /// a pull's writes carry the generation it started with, so a run in
     /// flight cannot overwrite the admin's change.
     pub generation: f64,
+    pub posture_score: Option<f64>,
 }
 
 impl ConnectionRow {
@@ -86,6 +87,7 @@ impl ConnectionRow {
                 total: self.backfill_total.max(0.0) as u64,
             },
             event_count: self.event_count.max(0.0) as u64,
+            posture_score: self.posture_score.map(|s| s.clamp(0.0, 100.0) as u8),
         }
     }
 }
@@ -103,6 +105,8 @@ pub struct NewConnection<'a> {
     pub build: &'a str,
     pub now: i64,
     pub backfill_days: i64,
+    /// The posture read with the connect, when there was one.
+    pub posture_score: Option<u8>,
 }
 
 /// What a reconnect changes besides the secrets.
@@ -126,7 +130,7 @@ pub struct Store {
     db: D1Database,
 }
 
-const COLUMNS: &str = "id, name, instance_url, username, method, client_id, enabled, status, status_code, status_message, status_since, warnings, release, build, created_at, last_pull_at, next_pull_at, backfill_from, backfill_to, backfill_done, event_count, backfill_total, generation";
+const COLUMNS: &str = "id, name, instance_url, username, method, client_id, enabled, status, status_code, status_message, status_since, warnings, release, build, created_at, last_pull_at, next_pull_at, backfill_from, backfill_to, backfill_done, event_count, backfill_total, generation, posture_score";
 
 impl Store {
     pub fn new(db: D1Database) -> Self {
@@ -191,10 +195,10 @@ impl Store {
         let mut stmts = vec![self
             .db
             .prepare(
-                "INSERT INTO connections (id, name, instance_url, username, method, client_id, enabled, status, warnings, release, build, created_at, backfill_from, backfill_to, next_pull_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 'connected', ?7, ?8, ?9, ?10, ?11, ?10, ?10)",
+                "INSERT INTO connections (id, name, instance_url, username, method, client_id, enabled, status, warnings, release, build, created_at, backfill_from, backfill_to, next_pull_at, posture_score) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 'connected', ?7, ?8, ?9, ?10, ?11, ?10, ?10, ?12)",
             )
-            .bind(&[s(c.id), s(c.name), s(c.instance_url), s(c.username), s(c.method), opt(c.client_id), s(c.warnings_json), s(c.release), s(c.build), s(&now), s(&from)])?];
+            .bind(&[s(c.id), s(c.name), s(c.instance_url), s(c.username), s(c.method), opt(c.client_id), s(c.warnings_json), s(c.release), s(c.build), s(&now), s(&from), c.posture_score.map(|n| JsValue::from_f64(f64::from(n))).unwrap_or(JsValue::NULL)])?];
         stmts.extend(self.secret_statements(c.id, secrets)?);
         self.db.batch(stmts).await?;
         Ok(())
@@ -392,6 +396,27 @@ impl Fence {
             .db
             .prepare("UPDATE connections SET status = CASE WHEN enabled = 1 THEN 'error' ELSE status END, status_code = ?3, status_message = ?4, status_since = coalesce(CASE WHEN status_code = ?3 THEN status_since END, ?5), next_pull_at = ?6, alarm_at = ?6 WHERE id = ?1 AND generation = ?2")
             .bind(&[s(&self.id), self.gen(), s(code), s(message), s(&rfc3339(now)), opt(retry_at.map(rfc3339).as_deref())])?
+            .run()
+            .await?;
+        applied(&r)
+    }
+
+    /// A posture check's score and the hardening warnings it recomputed;
+    /// the connect's own warnings (a short token lifespan, no Batch API)
+    /// stay as they are.
+    pub async fn posture(&self, score: u8, hardening: &[Warning]) -> Result<bool> {
+        let row = self.store.get(&self.id).await?;
+        let mut warnings: Vec<Warning> = row
+            .map(|r| serde_json::from_str(&r.warnings).unwrap_or_default())
+            .unwrap_or_default();
+        warnings.retain(|w| !snc_core::posture::HARDENING_WARNINGS.contains(&w.code.as_str()));
+        warnings.extend(hardening.iter().cloned());
+        let json = serde_json::to_string(&warnings).unwrap_or_else(|_| "[]".into());
+        let r = self
+            .store
+            .db
+            .prepare("UPDATE connections SET posture_score = ?3, warnings = ?4 WHERE id = ?1 AND generation = ?2")
+            .bind(&[s(&self.id), self.gen(), JsValue::from_f64(f64::from(score)), s(&json)])?
             .run()
             .await?;
         applied(&r)

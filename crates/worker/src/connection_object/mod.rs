@@ -8,6 +8,7 @@
 //! never the public API.
 
 mod plane;
+mod posture;
 pub mod pull;
 mod upgrade;
 
@@ -51,6 +52,12 @@ pub struct ConnectionObject {
 #[derive(Serialize, Deserialize)]
 struct Wake {
     connection_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeepPosture {
+    connection_id: String,
+    report: snc_core::posture::PostureReport,
 }
 
 impl DurableObject for ConnectionObject {
@@ -97,6 +104,43 @@ impl DurableObject for ConnectionObject {
             (Method::Get, "/runs") => {
                 let runs = self.plane()?.runs(50)?;
                 Response::from_json(&json!({ "runs": runs }))
+            }
+            (Method::Post, "/posture") => {
+                // A report read with the connect: kept as the first check.
+                let body: KeepPosture = req.json().await?;
+                let plane = self.plane()?;
+                plane.set_meta("connection_id", &body.connection_id)?;
+                let store = Store::new(self.env.d1("DB")?);
+                let Some(row) = store.get(&body.connection_id).await? else {
+                    return Response::error("no such connection", 404);
+                };
+                posture::keep(&plane, &Fence::new(store, &row), &body.report).await?;
+                Ok(Response::empty()?.with_status(204))
+            }
+            (Method::Get, "/posture") => {
+                let plane = self.plane()?;
+                let latest = plane
+                    .latest_posture()?
+                    .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok());
+                Response::from_json(&json!({
+                    "latest": latest,
+                    "history": plane.posture_history(400)?,
+                }))
+            }
+            (Method::Post, "/posture/check") => {
+                let wake: Wake = req.json().await?;
+                let plane = self.plane()?;
+                plane.set_meta("connection_id", &wake.connection_id)?;
+                plane.request_posture()?;
+                if self.running.get() {
+                    self.again.set(true);
+                } else {
+                    self.state
+                        .storage()
+                        .set_alarm(Duration::from_millis(1))
+                        .await?;
+                }
+                Ok(Response::empty()?.with_status(202))
             }
             (Method::Get, "/size") => {
                 let plane = self.plane()?;
@@ -200,6 +244,14 @@ impl ConnectionObject {
         crate::archive::delete(&bucket, &expired).await?;
         if dropped > 0 {
             fence.progress(&plane.progress(now())?).await?;
+        }
+        // The daily posture check (or one asked for), with the tokens the
+        // pull just used; a failure leaves it due for the next slice.
+        if let Some((instance, auth)) = &end.reach {
+            if plane.posture_due(now())? && !self.deleted.get() {
+                let deadline = crate::config::Config::from_env(&self.env).call_deadline;
+                posture::check(&plane, &fence, row.auth_method(), instance, auth, deadline).await?;
+            }
         }
         let stats = &slice.stats;
         pull::log_line(&id, end.outcome, stats);
@@ -359,6 +411,38 @@ pub async fn events(env: &Env, connection_id: &str, q: &IndexQuery) -> Result<Ve
         )));
     }
     Ok(resp.json::<Events>().await?.events)
+}
+
+/// Keeps the posture read with the connect as the connection's first check.
+pub async fn keep_posture(
+    env: &Env,
+    connection_id: &str,
+    report: &snc_core::posture::PostureReport,
+) -> Result<()> {
+    let body = serde_json::to_string(&KeepPosture {
+        connection_id: connection_id.to_string(),
+        report: report.clone(),
+    })?;
+    let status = call(env, connection_id, Method::Post, "posture", Some(body))
+        .await?
+        .status_code();
+    if status == 204 {
+        return Ok(());
+    }
+    Err(worker::Error::RustError(format!(
+        "the connection's object answered {status} to posture"
+    )))
+}
+
+/// The latest posture report (null before the first) and the score history.
+pub async fn posture(env: &Env, connection_id: &str) -> Result<serde_json::Value> {
+    let mut resp = call(env, connection_id, Method::Get, "posture", None).await?;
+    resp.json().await
+}
+
+/// Checks posture at the object's next step, which starts now.
+pub async fn check_posture(env: &Env, connection_id: &str) -> Result<()> {
+    command(env, connection_id, "posture/check", &[202]).await
 }
 
 pub async fn runs(env: &Env, connection_id: &str) -> Result<serde_json::Value> {

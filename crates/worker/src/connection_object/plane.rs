@@ -19,11 +19,23 @@ const SCHEMA: &[&str] = &[
     // the whole event lies in the archive (page, line). Time-ordered key, so
     // inserts append and the listing needs no second index.
     "CREATE TABLE IF NOT EXISTS events (occurred_at INTEGER NOT NULL, source_table TEXT NOT NULL, sys_id TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT, page INTEGER NOT NULL, line INTEGER NOT NULL, PRIMARY KEY (occurred_at, source_table, sys_id)) WITHOUT ROWID",
+    // Every posture check: its score for the history, the whole report for
+    // the latest.
+    "CREATE TABLE IF NOT EXISTS posture (checked_at INTEGER PRIMARY KEY, score INTEGER NOT NULL, report TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT, events INTEGER NOT NULL, calls INTEGER NOT NULL, statements INTEGER NOT NULL)",
 ];
 
 /// Runs kept in the health history.
 const RUNS_KEPT: i64 = 500;
+/// Posture is checked daily (and at connect, and when asked).
+pub const POSTURE_EVERY_SECS: i64 = 86_400;
+
+/// One point of the posture history.
+#[derive(Deserialize, Serialize)]
+pub struct PosturePoint {
+    pub checked_at: f64,
+    pub score: f64,
+}
 
 pub struct Plane {
     sql: SqlStorage,
@@ -382,6 +394,11 @@ impl Plane {
         )? as i64;
         self.sql
             .exec("DELETE FROM pages WHERE last_at < ?", vec![int(cutoff)])?;
+        // The posture history follows the retention; the latest check stays.
+        self.sql.exec(
+            "DELETE FROM posture WHERE checked_at < ? AND checked_at < (SELECT max(checked_at) FROM posture)",
+            vec![int(cutoff)],
+        )?;
         if removed > 0 {
             self.add_count(-removed)?;
         }
@@ -389,6 +406,60 @@ impl Plane {
             removed.max(0) as u64,
             gone.into_iter().map(|k| k.key).collect(),
         ))
+    }
+
+    pub fn store_posture(&self, checked_at: i64, score: u8, report: &str) -> Result<()> {
+        self.sql.exec(
+            "INSERT OR REPLACE INTO posture (checked_at, score, report) VALUES (?, ?, ?)",
+            vec![int(checked_at), int(i64::from(score)), text(report)],
+        )?;
+        self.sql
+            .exec("DELETE FROM meta WHERE k = 'posture_requested'", None)?;
+        Ok(())
+    }
+
+    /// The latest report, as stored (JSON).
+    pub fn latest_posture(&self) -> Result<Option<String>> {
+        #[derive(Deserialize)]
+        struct Row {
+            report: String,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                "SELECT report FROM posture ORDER BY checked_at DESC LIMIT 1",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.report))
+    }
+
+    /// Scores over time, oldest first.
+    pub fn posture_history(&self, limit: u32) -> Result<Vec<PosturePoint>> {
+        let mut rows: Vec<PosturePoint> = self
+            .sql
+            .exec(
+                "SELECT checked_at, score FROM posture ORDER BY checked_at DESC LIMIT ?",
+                vec![int(i64::from(limit))],
+            )?
+            .to_array()?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    pub fn request_posture(&self) -> Result<()> {
+        self.set_meta("posture_requested", "1")
+    }
+
+    /// Asked for, never checked, or last checked a day ago.
+    pub fn posture_due(&self, now: i64) -> Result<bool> {
+        if self.meta("posture_requested")?.is_some() {
+            return Ok(true);
+        }
+        let last = self.posture_history(1)?;
+        Ok(last
+            .first()
+            .is_none_or(|p| (p.checked_at as i64) <= now - POSTURE_EVERY_SECS))
     }
 
     pub fn database_size(&self) -> usize {

@@ -8,10 +8,12 @@ use snc_core::archive;
 use snc_core::cursor::{Key, MAX_PAGE};
 use snc_core::events::{parse_servicenow_time, Event};
 use snc_core::input::{AuthMethod, OAuthClient};
+use snc_core::instance_url::InstanceUrl;
 use snc_core::pull_run::{
     Action, Outcome, PageToStore, PullConfig, PullRun, RunAuth, StoredCursor, TokenRenewal,
     INTERVAL_SECS,
 };
+use snc_core::table::ApiAuth;
 use worker::{console_log, Bucket, Env, Result};
 
 use super::plane::{IndexEntry, Plane, StoredPage};
@@ -57,11 +59,18 @@ const PROGRESS_EVERY_MS: u64 = 1_000;
 pub struct SliceEnd {
     pub outcome: RunOutcome,
     pub next_at: Option<i64>,
+    /// How to call the instance after a run that reached it (its tokens
+    /// fresh): the posture check and the inventory use it.
+    pub reach: Option<(InstanceUrl, ApiAuth)>,
 }
 
 impl SliceEnd {
     fn new(outcome: RunOutcome, next_at: Option<i64>) -> Self {
-        SliceEnd { outcome, next_at }
+        SliceEnd {
+            outcome,
+            next_at,
+            reach: None,
+        }
     }
 }
 
@@ -361,7 +370,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         .map(|(t, c)| (t.as_str(), c.clone()))
         .collect();
     let mut pull = PullRun::new(
-        instance,
+        instance.clone(),
         id,
         run_config,
         auth,
@@ -442,9 +451,10 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                 if end.detail.is_some() {
                     slice.stats.detail = end.detail.clone();
                 }
-                return match (end.outcome, end.error) {
+                let reach = pull.api_auth().map(|auth| (instance.clone(), auth));
+                let ended = match (end.outcome, end.error) {
                     (Outcome::Failed, Some((code, message))) => {
-                        slice.fail(code, &message, end.next_at).await
+                        return slice.fail(code, &message, end.next_at).await
                     }
                     (Outcome::Done, _) => {
                         let next = end.next_at.unwrap_or(now() + INTERVAL_SECS);
@@ -456,6 +466,14 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                         slice.finish(RunOutcome::Deferred, next, false).await
                     }
                 };
+                // A deferred run did not reach the instance in a way worth
+                // following with more calls.
+                return ended.map(|mut e| {
+                    if matches!(e.outcome, RunOutcome::Done | RunOutcome::More) {
+                        e.reach = reach;
+                    }
+                    e
+                });
             }
         }
     }

@@ -179,6 +179,11 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     let secrets = seal_all(key, &id, &report.credential)?;
     let warnings_json = serde_json::to_string(&report.warnings).unwrap_or_else(|_| "[]".into());
     let username = acting_user(&input.credentials, &report);
+    // The hardening settings came with the connect's Batch API call.
+    let posture = report
+        .posture
+        .as_ref()
+        .map(|r| snc_core::posture::evaluate(r, input.method(), now()));
     let inserted = store
         .insert(
             &NewConnection {
@@ -193,6 +198,7 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
                 build: &report.build,
                 now: now(),
                 backfill_days: config.backfill_days,
+                posture_score: posture.as_ref().map(|p| p.score),
             },
             &secrets,
         )
@@ -206,6 +212,11 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
             )
         }
         Err(e) => return Err(e),
+    }
+    if let Some(report) = &posture {
+        if let Err(e) = crate::connection_object::keep_posture(env, &id, report).await {
+            console_log!("connect: could not keep the posture of {id}: {e}");
+        }
     }
     // The backfill starts now; the cron's watchdog would wake it within
     // minutes anyway.
@@ -383,6 +394,12 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
             &secrets,
         )
         .await?;
+    if let Some(readings) = &report.posture {
+        let posture = snc_core::posture::evaluate(readings, credentials.method(), now());
+        if let Err(e) = crate::connection_object::keep_posture(env, id, &posture).await {
+            console_log!("reconnect: could not keep the posture of {id}: {e}");
+        }
+    }
     let _ = crate::connection_object::wake(env, id).await;
     match store.get(id).await? {
         Some(row) => respond::json(200, &row.to_api()),

@@ -7,6 +7,7 @@ mod connections;
 mod events;
 mod health;
 mod openapi;
+mod posture;
 mod settings;
 mod validate;
 
@@ -107,6 +108,15 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
         }
         (Method::Get, ["connections", id, "events.ndjson"]) if valid_id(id) => {
             events::ndjson(req, env, id).await
+        }
+        (Method::Get, ["connections", id, "posture"]) if valid_id(id) => {
+            posture::get(env, id).await
+        }
+        (Method::Post, ["connections", id, "posture", "check"]) if valid_id(id) => {
+            posture::check(env, id).await
+        }
+        (Method::Get, ["connections", id, "posture.ndjson"]) if valid_id(id) => {
+            posture::ndjson(env, id).await
         }
         _ => respond::code(
             ProblemCode::NotFound,

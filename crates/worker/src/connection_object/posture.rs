@@ -1,0 +1,53 @@
+//! The posture check as the object runs it: one Batch API call with the
+//! tokens a pull just used, judged by core, kept in the object's history,
+//! its score and hardening warnings copied to the connection's row.
+
+use snc_core::input::AuthMethod;
+use snc_core::instance_url::InstanceUrl;
+use snc_core::posture::{self, PostureReport};
+use snc_core::table::ApiAuth;
+use worker::{console_log, Result};
+
+use super::plane::Plane;
+use crate::store::Fence;
+use crate::{now, transport};
+
+/// Keeps a report: in the object's history, and its score and warnings on
+/// the connection's row (unless an admin's change superseded the caller).
+pub async fn keep(plane: &Plane, fence: &Fence, report: &PostureReport) -> Result<()> {
+    let at = snc_core::clock::parse_rfc3339(&report.checked_at).unwrap_or_else(now);
+    plane.store_posture(at, report.score, &serde_json::to_string(report)?)?;
+    fence.posture(report.score, &report.warnings).await?;
+    Ok(())
+}
+
+/// Reads and judges the instance's settings. A failed call is logged and
+/// tried again by the next slice (the check stays due).
+pub async fn check(
+    plane: &Plane,
+    fence: &Fence,
+    method: AuthMethod,
+    instance: &InstanceUrl,
+    auth: &ApiAuth,
+    deadline: std::time::Duration,
+) -> Result<Option<PostureReport>> {
+    let req = posture::request(instance, auth);
+    let answer = match transport::send_within(&req, deadline).await {
+        Ok(a) => a,
+        Err(why) => {
+            console_log!("posture: the instance did not answer ({why})");
+            return Ok(None);
+        }
+    };
+    let readings = match posture::parse(&answer, now()) {
+        Ok(r) => r,
+        Err(p) => {
+            console_log!("posture: the check failed: {}", p.code);
+            return Ok(None);
+        }
+    };
+    let report = posture::evaluate(&readings, method, now());
+    keep(plane, fence, &report).await?;
+    console_log!("posture: score {}", report.score);
+    Ok(Some(report))
+}
