@@ -26,7 +26,7 @@ pub const MIN_PAGE: u32 = 100;
 
 /// A position in (sys_created_on, sys_id) order. `sys_id` empty means "the
 /// start of that second".
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Key {
     /// Raw ServiceNow UTC time, `YYYY-MM-DD hh:mm:ss` (sorts as text).
     pub created_on: String,

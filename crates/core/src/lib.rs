@@ -13,6 +13,7 @@ pub mod health;
 pub mod http;
 pub mod input;
 pub mod instance_url;
+pub mod inventory;
 pub mod oauth;
 pub mod posture;
 pub mod preflight;

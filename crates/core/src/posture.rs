@@ -308,7 +308,7 @@ pub fn batch_items(also_properties: &[&str]) -> Vec<batch::BatchItem> {
                 &[
                     ("sysparm_query", &format!("nameIN{names}")),
                     ("sysparm_fields", "name,value"),
-                    ("sysparm_limit", "200"),
+                    ("sysparm_limit", "100"),
                 ],
             ),
         ),

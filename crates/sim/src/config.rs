@@ -14,6 +14,8 @@ pub struct SimConfig {
     /// The OAuth application's user: the client-credentials grant acts as it.
     /// An integration account, web-service-only, with the admin role.
     pub app_user: String,
+    /// People in sys_user besides the service accounts.
+    pub people: u32,
     /// The hardening settings the instance holds.
     pub posture: crate::posture::Profile,
     /// OAuth access token lifespan in seconds (ServiceNow's default: 1,800).
@@ -35,6 +37,7 @@ impl Default for SimConfig {
             client_secret: "sim-client-secret".into(),
             app_user: "svc.integration".into(),
             posture: crate::posture::Profile::Default,
+            people: 300,
             access_lifespan: 1_800,
             refresh_lifespan: 8_640_000,
         }

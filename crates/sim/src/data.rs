@@ -148,11 +148,19 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "description",
             "elevated_privilege",
             "sys_created_on",
+            "sys_updated_on",
         ],
     ),
     (
         "sys_user_group",
-        &["sys_id", "name", "description", "sys_created_on"],
+        &[
+            "sys_id",
+            "name",
+            "description",
+            "active",
+            "sys_created_on",
+            "sys_updated_on",
+        ],
     ),
     (
         "sys_user_has_role",
@@ -165,6 +173,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "granted_by",
             "sys_created_on",
             "sys_created_by",
+            "sys_updated_on",
         ],
     ),
     (
@@ -175,6 +184,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "group",
             "sys_created_on",
             "sys_created_by",
+            "sys_updated_on",
         ],
     ),
     (
@@ -267,7 +277,7 @@ const FIRST: &[&str] = &[
 const LAST: &[&str] = &[
     "Tuter", "Anaya", "Ruiz", "Okafor", "Novak", "Sato", "Meyer", "Haddad", "Lund", "Park",
 ];
-const ROLES: &[&str] = &[
+pub const ROLES: &[&str] = &[
     "admin",
     "itil",
     "security_admin",
@@ -275,6 +285,19 @@ const ROLES: &[&str] = &[
     "catalog_admin",
     "snc_internal",
     "knowledge",
+    "impersonator",
+    "report_user",
+    "approver_user",
+    "asset",
+];
+const GROUPS: &[&str] = &[
+    "Service Desk",
+    "Network",
+    "Security Operations",
+    "Database",
+    "Human Resources",
+    "Finance",
+    "Change Advisory Board",
 ];
 const AUDITED: &[(&str, &str)] = &[
     ("sys_user", "user_name"),
@@ -476,6 +499,8 @@ pub struct DataSpec<'a> {
     /// The OAuth application's user (client credentials act as it).
     pub app_user: &'a str,
     pub posture: crate::posture::Profile,
+    /// People besides the service accounts.
+    pub people: u32,
 }
 
 /// Builds every table. Event records fall in `[now - days, now)`; each day has
@@ -503,36 +528,54 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
                     ("description", Value::Str(format!("The {role} role"))),
                     ("elevated_privilege", Value::Bool(*role == "security_admin")),
                     ("sys_created_on", Value::DateTime(old)),
+                    ("sys_updated_on", Value::DateTime(old)),
                 ],
             ),
         });
     }
     table_mut(&mut tables, "sys_user_role").insert_sorted(rows);
-    let group_id = g.sys_id();
-    table_mut(&mut tables, "sys_user_group").insert_sorted(vec![Record {
-        sys_id: group_id.clone(),
-        created: old,
-        fields: with_sys_id(
-            group_id.clone(),
-            vec![
-                ("name", Value::Str("Service Desk".into())),
-                ("description", Value::Str("First line".into())),
-                ("sys_created_on", Value::DateTime(old)),
-            ],
-        ),
-    }]);
+    let mut group_ids = Vec::new();
+    let mut rows = Vec::new();
+    for name in GROUPS {
+        let id = g.sys_id();
+        group_ids.push((id.clone(), *name));
+        rows.push(Record {
+            sys_id: id.clone(),
+            created: old,
+            fields: with_sys_id(
+                id,
+                vec![
+                    ("name", Value::Str((*name).into())),
+                    ("description", Value::Str(format!("The {name} group"))),
+                    ("active", Value::Bool(true)),
+                    ("sys_created_on", Value::DateTime(old)),
+                    ("sys_updated_on", Value::DateTime(old)),
+                ],
+            ),
+        });
+    }
+    table_mut(&mut tables, "sys_user_group").insert_sorted(rows);
 
-    // Users: the connector's service account first, then people.
+    // Users: the connector's service account first, then people, then the
+    // OAuth application's user. Every 17th person is inactive, every 23rd
+    // locked out; roles and groups rotate.
     let mut users = Vec::new();
     let mut names: Vec<(String, String, String)> = vec![(
         spec.username.to_string(),
         "Connector".into(),
         "Service".into(),
     )];
-    for (i, f) in FIRST.iter().enumerate() {
-        let l = LAST[i % LAST.len()];
+    for i in 0..spec.people as usize {
+        let f = FIRST[i % FIRST.len()];
+        let l = LAST[(i / FIRST.len()) % LAST.len()];
+        let round = i / (FIRST.len() * LAST.len());
+        let suffix = if round == 0 {
+            String::new()
+        } else {
+            round.to_string()
+        };
         names.push((
-            format!("{}.{}", f.to_lowercase(), l.to_lowercase()),
+            format!("{}.{}{suffix}", f.to_lowercase(), l.to_lowercase()),
             (*f).into(),
             l.into(),
         ));
@@ -548,6 +591,9 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
         let id = g.sys_id();
         let created = old + i as i64 * 3_600;
         let display = format!("{first} {last}");
+        let person = i > 0 && user_name != spec.app_user;
+        let inactive = person && i % 17 == 0;
+        let locked = person && i % 23 == 0;
         users.push(Record {
             sys_id: id.clone(),
             created,
@@ -558,8 +604,8 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
                     ("first_name", Value::Str(first.clone())),
                     ("last_name", Value::Str(last.clone())),
                     ("email", Value::Str(format!("{user_name}@example.com"))),
-                    ("active", Value::Bool(true)),
-                    ("locked_out", Value::Bool(false)),
+                    ("active", Value::Bool(!inactive)),
+                    ("locked_out", Value::Bool(locked)),
                     (
                         "web_service_access_only",
                         Value::Bool(user_name == spec.app_user),
@@ -581,30 +627,13 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
             display: display.clone(),
         };
         let mut grant = |role: &str, g: &mut Generator| {
-            let rid = g.sys_id();
-            has_role.push(Record {
-                sys_id: rid.clone(),
+            has_role.push(role_grant(
+                g,
+                &user_ref,
+                role,
+                role_ids.get(role).cloned().unwrap_or_default(),
                 created,
-                fields: with_sys_id(
-                    rid,
-                    vec![
-                        ("user", user_ref.clone()),
-                        (
-                            "role",
-                            Value::Ref {
-                                table: "sys_user_role",
-                                sys_id: role_ids.get(role).cloned().unwrap_or_default(),
-                                display: role.to_string(),
-                            },
-                        ),
-                        ("inherited", Value::Bool(false)),
-                        ("state", Value::Str("active".into())),
-                        ("granted_by", Value::Empty),
-                        ("sys_created_on", Value::DateTime(created)),
-                        ("sys_created_by", Value::Str("admin".into())),
-                    ],
-                ),
-            });
+            ));
         };
         if i == 0 {
             if spec.user_is_admin {
@@ -615,29 +644,42 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
             grant("admin", &mut g);
         } else {
             grant(ROLES[i % ROLES.len()], &mut g);
-            let mid = g.sys_id();
-            members.push(Record {
-                sys_id: mid.clone(),
-                created,
-                fields: with_sys_id(
-                    mid,
-                    vec![
-                        ("user", user_ref.clone()),
-                        (
-                            "group",
-                            Value::Ref {
-                                table: "sys_user_group",
-                                sys_id: group_id.clone(),
-                                display: "Service Desk".into(),
-                            },
-                        ),
-                        ("sys_created_on", Value::DateTime(created)),
-                        ("sys_created_by", Value::Str("admin".into())),
-                    ],
-                ),
-            });
+            if i % 3 == 0 {
+                grant("itil", &mut g);
+            }
+            for (gid, gname) in [
+                &group_ids[i % group_ids.len()],
+                &group_ids[(i / 2) % group_ids.len()],
+            ]
+            .into_iter()
+            .take(if i % 2 == 0 { 2 } else { 1 })
+            {
+                let mid = g.sys_id();
+                members.push(Record {
+                    sys_id: mid.clone(),
+                    created,
+                    fields: with_sys_id(
+                        mid,
+                        vec![
+                            ("user", user_ref.clone()),
+                            (
+                                "group",
+                                Value::Ref {
+                                    table: "sys_user_group",
+                                    sys_id: gid.clone(),
+                                    display: (*gname).into(),
+                                },
+                            ),
+                            ("sys_created_on", Value::DateTime(created)),
+                            ("sys_created_by", Value::Str("admin".into())),
+                            ("sys_updated_on", Value::DateTime(created)),
+                        ],
+                    ),
+                });
+            }
         }
     }
+    members.dedup_by(|a, b| a.get("user") == b.get("user") && a.get("group") == b.get("group"));
     table_mut(&mut tables, "sys_user").insert_sorted(users);
     table_mut(&mut tables, "sys_user_has_role").insert_sorted(has_role);
     table_mut(&mut tables, "sys_user_grmember").insert_sorted(members);
@@ -690,6 +732,99 @@ pub fn remove_property(tables: &mut HashMap<&'static str, Table>, name: &str) {
     if let Some(t) = tables.get_mut("sys_properties") {
         t.records
             .retain(|r| !matches!(r.get("name"), Some(Value::Str(n)) if n == name));
+    }
+}
+
+/// A `sys_audit` record of one field's change.
+pub fn audit_record(
+    g: &mut Generator,
+    table: &str,
+    document: &str,
+    field: &str,
+    old: &str,
+    new: &str,
+    at: i64,
+) -> Record {
+    let id = g.sys_id();
+    Record {
+        sys_id: id.clone(),
+        created: at,
+        fields: with_sys_id(
+            id,
+            vec![
+                ("tablename", Value::Str(table.into())),
+                ("documentkey", Value::Str(document.into())),
+                ("fieldname", Value::Str(field.into())),
+                ("oldvalue", Value::Str(old.into())),
+                ("newvalue", Value::Str(new.into())),
+                ("user", Value::Str("admin".into())),
+                ("reason", Value::Empty),
+                ("record_checkpoint", Value::Int(2)),
+                ("internal_checkpoint", Value::Str(format!("{at:x}"))),
+                ("sys_created_on", Value::DateTime(at)),
+                ("sys_created_by", Value::Str("admin".into())),
+            ],
+        ),
+    }
+}
+
+/// A `sys_audit_delete` record of a deleted record.
+pub fn deletion_record(
+    g: &mut Generator,
+    table: &str,
+    document: &str,
+    display: &str,
+    at: i64,
+) -> Record {
+    let id = g.sys_id();
+    Record {
+        sys_id: id.clone(),
+        created: at,
+        fields: with_sys_id(
+            id,
+            vec![
+                ("tablename", Value::Str(table.into())),
+                ("documentkey", Value::Str(document.into())),
+                ("display_value", Value::Str(display.into())),
+                ("sys_created_on", Value::DateTime(at)),
+                ("sys_created_by", Value::Str("admin".into())),
+            ],
+        ),
+    }
+}
+
+/// A `sys_user_has_role` record: `role` granted to the user at `at`.
+pub fn role_grant(
+    g: &mut Generator,
+    user: &Value,
+    role: &str,
+    role_sys_id: String,
+    at: i64,
+) -> Record {
+    let rid = g.sys_id();
+    Record {
+        sys_id: rid.clone(),
+        created: at,
+        fields: with_sys_id(
+            rid,
+            vec![
+                ("user", user.clone()),
+                (
+                    "role",
+                    Value::Ref {
+                        table: "sys_user_role",
+                        sys_id: role_sys_id,
+                        display: role.to_string(),
+                    },
+                ),
+                ("inherited", Value::Bool(false)),
+                ("state", Value::Str("active".into())),
+                ("granted_by", Value::Empty),
+                ("sys_created_on", Value::DateTime(at)),
+                ("sys_created_by", Value::Str("admin".into())),
+                ("sys_updated_on", Value::DateTime(at)),
+            ],
+        ),
     }
 }
 

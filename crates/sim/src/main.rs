@@ -61,6 +61,10 @@ struct Args {
     /// hardened (as ServiceNow recommends) or weak (a neglected instance).
     #[arg(long, default_value = "default", value_parser = ["default", "hardened", "weak"])]
     posture: String,
+    /// People in sys_user besides the service accounts (every 17th inactive,
+    /// every 23rd locked out).
+    #[arg(long, default_value_t = 300)]
+    people: u32,
     /// Share (0..1) of event records hidden by ACLs (short pages).
     #[arg(long, default_value_t = 0.0)]
     acl_hidden_fraction: f64,
@@ -77,6 +81,7 @@ async fn main() -> std::process::ExitCode {
         access_lifespan: args.access_lifespan,
         refresh_lifespan: args.refresh_lifespan,
         posture: snc_sim::posture::Profile::parse(&args.posture).unwrap_or_default(),
+        people: args.people,
         ..Default::default()
     };
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {

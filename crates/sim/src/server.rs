@@ -53,6 +53,7 @@ impl State {
             user_is_admin: true,
             app_user: &config.app_user,
             posture: config.posture,
+            people: config.people,
         });
         let mut generator = Generator::new(config.seed.wrapping_add(0xD1CE));
         generator.users = tables
@@ -218,6 +219,7 @@ pub fn router(state: Arc<State>) -> Router {
         )
         .route("/__sim/insert", post(insert))
         .route("/__sim/properties", post(set_properties))
+        .route("/__sim/users", post(change_user))
         .route("/__sim/truth", get(truth))
         .route("/__sim/stats", get(stats))
         .fallback(any(fallback))
@@ -722,6 +724,125 @@ async fn set_properties(
         }
     }
     Json(serde_json::json!({ "changed": patch.len() })).into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserChange {
+    user_name: String,
+    active: Option<bool>,
+    locked_out: Option<bool>,
+    /// A role to grant (a new sys_user_has_role record).
+    grant: Option<String>,
+    /// A role to take away: its sys_user_has_role record is deleted and
+    /// the deletion recorded in sys_audit_delete.
+    revoke: Option<String>,
+}
+
+/// `POST /__sim/users`: an admin's change to an account, as ServiceNow
+/// records it (sys_updated_on moves, sys_audit and sys_audit_delete rows).
+async fn change_user(AxState(state): AxState<Arc<State>>, Json(ch): Json<UserChange>) -> Response {
+    let now = state.clock.now();
+    let (Ok(mut tables), Ok(mut g)) = (state.tables.write(), state.generator.lock()) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let bad = |msg: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": msg })),
+        )
+            .into_response()
+    };
+    let Some(user) = tables.get("sys_user").and_then(|t| {
+        t.records
+            .iter()
+            .find(|r| matches!(r.get("user_name"), Some(Value::Str(u)) if *u == ch.user_name))
+            .cloned()
+    }) else {
+        return bad(format!("no user {}", ch.user_name));
+    };
+    let display = match (user.get("first_name"), user.get("last_name")) {
+        (Some(f), Some(l)) => format!("{} {}", f.raw(), l.raw()),
+        _ => ch.user_name.clone(),
+    };
+    let user_ref = Value::Ref {
+        table: "sys_user",
+        sys_id: user.sys_id.clone(),
+        display,
+    };
+    let mut audits = Vec::new();
+    for (field, value) in [("active", ch.active), ("locked_out", ch.locked_out)] {
+        let Some(value) = value else { continue };
+        if let Some(t) = tables.get_mut("sys_user") {
+            for r in t.records.iter_mut().filter(|r| r.sys_id == user.sys_id) {
+                let old = r.get(field).map(Value::raw).unwrap_or_default();
+                for (name, v) in r.fields.iter_mut() {
+                    match *name {
+                        n if n == field => *v = Value::Bool(value),
+                        "sys_updated_on" => *v = Value::DateTime(now),
+                        _ => {}
+                    }
+                }
+                audits.push(data::audit_record(
+                    &mut g,
+                    "sys_user",
+                    &user.sys_id,
+                    field,
+                    &old,
+                    &value.to_string(),
+                    now,
+                ));
+            }
+        }
+    }
+    if let Some(role) = &ch.grant {
+        let role_id = tables.get("sys_user_role").and_then(|t| {
+            t.records
+                .iter()
+                .find(|r| matches!(r.get("name"), Some(Value::Str(n)) if n == role))
+                .map(|r| r.sys_id.clone())
+        });
+        let Some(role_id) = role_id else {
+            return bad(format!("no role {role}"));
+        };
+        let grant = data::role_grant(&mut g, &user_ref, role, role_id, now);
+        tables
+            .entry("sys_user_has_role")
+            .or_default()
+            .insert_sorted(vec![grant]);
+    }
+    if let Some(role) = &ch.revoke {
+        let held = |r: &data::Record| {
+            matches!(r.get("user"), Some(Value::Ref { sys_id, .. }) if *sys_id == user.sys_id)
+                && matches!(r.get("role"), Some(Value::Ref { display, .. }) if display == role)
+        };
+        let gone: Vec<String> = tables
+            .get("sys_user_has_role")
+            .map(|t| {
+                t.records
+                    .iter()
+                    .filter(|r| held(r))
+                    .map(|r| r.sys_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if gone.is_empty() {
+            return bad(format!("{} does not hold {role}", ch.user_name));
+        }
+        if let Some(t) = tables.get_mut("sys_user_has_role") {
+            t.records.retain(|r| !held(r));
+        }
+        let deletions: Vec<data::Record> = gone
+            .iter()
+            .map(|id| data::deletion_record(&mut g, "sys_user_has_role", id, role, now))
+            .collect();
+        tables
+            .entry("sys_audit_delete")
+            .or_default()
+            .insert_sorted(deletions);
+    }
+    tables.entry("sys_audit").or_default().insert_sorted(audits);
+    Json(serde_json::json!({ "user": user.sys_id })).into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -7,6 +7,7 @@
 //! `delete`, `events`, `runs`); the object answers internal requests only,
 //! never the public API.
 
+mod inventory;
 mod plane;
 mod posture;
 pub mod pull;
@@ -27,7 +28,7 @@ use worker::{
 use crate::store::{Fence, Store};
 use crate::{now, now_ms};
 use plane::Plane;
-pub use plane::{IndexQuery, RunRow};
+pub use plane::{Account, AccountsQuery, IndexQuery, RunRow};
 use pull::{RunOutcome, Slice};
 
 /// The alarm of a connection that is not pulling (disabled, or in an error
@@ -142,6 +143,11 @@ impl DurableObject for ConnectionObject {
                 }
                 Ok(Response::empty()?.with_status(202))
             }
+            (Method::Post, "/accounts") => {
+                let q: AccountsQuery = req.json().await?;
+                let accounts = self.plane()?.accounts(&q)?;
+                Response::from_json(&json!({ "accounts": accounts }))
+            }
             (Method::Get, "/size") => {
                 let plane = self.plane()?;
                 Response::from_json(&json!({
@@ -248,9 +254,13 @@ impl ConnectionObject {
         // The daily posture check (or one asked for), with the tokens the
         // pull just used; a failure leaves it due for the next slice.
         if let Some((instance, auth)) = &end.reach {
+            let deadline = crate::config::Config::from_env(&self.env).call_deadline;
             if plane.posture_due(now())? && !self.deleted.get() {
-                let deadline = crate::config::Config::from_env(&self.env).call_deadline;
                 posture::check(&plane, &fence, row.auth_method(), instance, auth, deadline).await?;
+            }
+            // The accounts, roles and groups changed since the last pull.
+            if !self.deleted.get() {
+                inventory::sync(&plane, instance, auth, deadline).await?;
             }
         }
         let stats = &slice.stats;
@@ -438,6 +448,29 @@ pub async fn keep_posture(
 pub async fn posture(env: &Env, connection_id: &str) -> Result<serde_json::Value> {
     let mut resp = call(env, connection_id, Method::Get, "posture", None).await?;
     resp.json().await
+}
+
+/// A page of the connection's accounts.
+pub async fn accounts(env: &Env, connection_id: &str, q: &AccountsQuery) -> Result<Vec<Account>> {
+    #[derive(Deserialize)]
+    struct Accounts {
+        accounts: Vec<Account>,
+    }
+    let mut resp = call(
+        env,
+        connection_id,
+        Method::Post,
+        "accounts",
+        Some(serde_json::to_string(q)?),
+    )
+    .await?;
+    if resp.status_code() != 200 {
+        return Err(worker::Error::RustError(format!(
+            "the connection's object answered {} to accounts",
+            resp.status_code()
+        )));
+    }
+    Ok(resp.json::<Accounts>().await?.accounts)
 }
 
 /// Checks posture at the object's next step, which starts now.

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use worker::{Result, SqlStorage, SqlStorageValue as V};
 
 use crate::store::Progress;
+use snc_core::cursor::Key;
+use snc_core::inventory::{privileged, InventoryPage, InventoryRecord, InventoryTable};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
@@ -22,6 +24,16 @@ const SCHEMA: &[&str] = &[
     // Every posture check: its score for the history, the whole report for
     // the latest.
     "CREATE TABLE IF NOT EXISTS posture (checked_at INTEGER PRIMARY KEY, score INTEGER NOT NULL, report TEXT NOT NULL)",
+    // The inventory: accounts, roles, groups, role grants and group
+    // memberships as last read (upserts by sys_id), cursors in `meta`.
+    "CREATE TABLE IF NOT EXISTS inv_users (sys_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, name TEXT NOT NULL, email TEXT, active INTEGER NOT NULL, locked_out INTEGER NOT NULL, web_service_only INTEGER NOT NULL, last_login_at TEXT)",
+    "CREATE INDEX IF NOT EXISTS inv_users_by_name ON inv_users (user_name, sys_id)",
+    "CREATE TABLE IF NOT EXISTS inv_roles (sys_id TEXT PRIMARY KEY, name TEXT NOT NULL, elevated INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS inv_groups (sys_id TEXT PRIMARY KEY, name TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS inv_grants (sys_id TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, inherited INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS inv_grants_by_user ON inv_grants (user)",
+    "CREATE TABLE IF NOT EXISTS inv_members (sys_id TEXT PRIMARY KEY, user TEXT NOT NULL, grp TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS inv_members_by_user ON inv_members (user)",
     "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT, events INTEGER NOT NULL, calls INTEGER NOT NULL, statements INTEGER NOT NULL)",
 ];
 
@@ -125,6 +137,36 @@ fn int(n: i64) -> V {
 
 fn text(s: &str) -> V {
     V::String(s.to_string())
+}
+
+fn opt_text(s: Option<&str>) -> V {
+    s.map_or(V::Null, text)
+}
+
+/// What the accounts API asks for.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AccountsQuery {
+    pub role: Option<String>,
+    pub active: Option<bool>,
+    /// (user_name, sys_id) to continue after.
+    pub after: Option<(String, String)>,
+    pub limit: u32,
+}
+
+/// One account as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Account {
+    pub sys_id: String,
+    pub user_name: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub active: bool,
+    pub locked_out: bool,
+    pub web_service_only: bool,
+    pub last_login_at: Option<String>,
+    pub roles: Vec<String>,
+    pub groups: Vec<String>,
+    pub privileged: bool,
 }
 
 impl Plane {
@@ -460,6 +502,162 @@ impl Plane {
         Ok(last
             .first()
             .is_none_or(|p| (p.checked_at as i64) <= now - POSTURE_EVERY_SECS))
+    }
+
+    /// Each inventory table's cursor (none: never read).
+    pub fn inventory_cursors(&self) -> Result<Vec<(InventoryTable, Option<Key>)>> {
+        let mut out = Vec::new();
+        for t in InventoryTable::ALL {
+            let key = self
+                .meta(&format!("inv:{}", t.source()))?
+                .and_then(|v| serde_json::from_str::<Key>(&v).ok());
+            out.push((t, key));
+        }
+        Ok(out)
+    }
+
+    /// Upserts one page of an inventory table and moves its cursor, in one
+    /// step (no await between).
+    pub fn store_inventory_page(&self, page: &InventoryPage) -> Result<()> {
+        let flag = |b: bool| int(i64::from(b));
+        for r in &page.records {
+            match r {
+                InventoryRecord::User(u) => self.sql.exec(
+                    "INSERT OR REPLACE INTO inv_users (sys_id, user_name, name, email, active, locked_out, web_service_only, last_login_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    vec![text(&u.sys_id), text(&u.user_name), text(&u.name), opt_text(u.email.as_deref()), flag(u.active), flag(u.locked_out), flag(u.web_service_only), opt_text(u.last_login_at.as_deref())],
+                )?,
+                InventoryRecord::Role { sys_id, name, elevated } => self.sql.exec(
+                    "INSERT OR REPLACE INTO inv_roles (sys_id, name, elevated) VALUES (?, ?, ?)",
+                    vec![text(sys_id), text(name), flag(*elevated)],
+                )?,
+                InventoryRecord::Group { sys_id, name } => self.sql.exec(
+                    "INSERT OR REPLACE INTO inv_groups (sys_id, name) VALUES (?, ?)",
+                    vec![text(sys_id), text(name)],
+                )?,
+                InventoryRecord::Grant { sys_id, user, role, inherited } => self.sql.exec(
+                    "INSERT OR REPLACE INTO inv_grants (sys_id, user, role, inherited) VALUES (?, ?, ?, ?)",
+                    vec![text(sys_id), text(user), text(role), flag(*inherited)],
+                )?,
+                InventoryRecord::Member { sys_id, user, group } => self.sql.exec(
+                    "INSERT OR REPLACE INTO inv_members (sys_id, user, grp) VALUES (?, ?, ?)",
+                    vec![text(sys_id), text(user), text(group)],
+                )?,
+            };
+        }
+        if let Some(cursor) = &page.cursor {
+            self.set_meta(
+                &format!("inv:{}", page.table.source()),
+                &serde_json::to_string(cursor)?,
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn inventory_delete(&self, table: InventoryTable, sys_id: &str) -> Result<()> {
+        let sql_table = match table {
+            InventoryTable::Users => "inv_users",
+            InventoryTable::Roles => "inv_roles",
+            InventoryTable::Groups => "inv_groups",
+            InventoryTable::Grants => "inv_grants",
+            InventoryTable::Members => "inv_members",
+        };
+        self.sql.exec(
+            &format!("DELETE FROM {sql_table} WHERE sys_id = ?"),
+            vec![text(sys_id)],
+        )?;
+        if table == InventoryTable::Users {
+            self.sql
+                .exec("DELETE FROM inv_grants WHERE user = ?", vec![text(sys_id)])?;
+            self.sql
+                .exec("DELETE FROM inv_members WHERE user = ?", vec![text(sys_id)])?;
+        }
+        Ok(())
+    }
+
+    /// A page of accounts in (user_name, sys_id) order, with their roles
+    /// and groups.
+    pub fn accounts(&self, q: &AccountsQuery) -> Result<Vec<Account>> {
+        #[derive(Deserialize)]
+        struct UserRow {
+            sys_id: String,
+            user_name: String,
+            name: String,
+            email: Option<String>,
+            active: f64,
+            locked_out: f64,
+            web_service_only: f64,
+            last_login_at: Option<String>,
+        }
+        let (after_name, after_id) = q.after.clone().unwrap_or_default();
+        let users: Vec<UserRow> = self
+            .sql
+            .exec(
+                "SELECT sys_id, user_name, name, email, active, locked_out, web_service_only, last_login_at FROM inv_users u \
+                 WHERE (u.user_name, u.sys_id) > (?1, ?2) \
+                 AND (?3 IS NULL OR u.active = ?3) \
+                 AND (?4 IS NULL OR EXISTS (SELECT 1 FROM inv_grants g JOIN inv_roles r ON r.sys_id = g.role WHERE g.user = u.sys_id AND r.name = ?4)) \
+                 ORDER BY u.user_name, u.sys_id LIMIT ?5",
+                vec![
+                    text(&after_name),
+                    text(&after_id),
+                    q.active.map_or(V::Null, |a| int(i64::from(a))),
+                    opt_text(q.role.as_deref()),
+                    int(i64::from(q.limit)),
+                ],
+            )?
+            .to_array()?;
+        let ids =
+            serde_json::to_string(&users.iter().map(|u| u.sys_id.as_str()).collect::<Vec<_>>())?;
+        #[derive(Deserialize)]
+        struct Held {
+            user: String,
+            name: String,
+            elevated: f64,
+        }
+        let roles: Vec<Held> = self
+            .sql
+            .exec(
+                "SELECT DISTINCT g.user AS user, r.name AS name, r.elevated AS elevated FROM inv_grants g JOIN inv_roles r ON r.sys_id = g.role WHERE g.user IN (SELECT value FROM json_each(?)) ORDER BY r.name",
+                vec![text(&ids)],
+            )?
+            .to_array()?;
+        #[derive(Deserialize)]
+        struct InGroup {
+            user: String,
+            name: String,
+        }
+        let groups: Vec<InGroup> = self
+            .sql
+            .exec(
+                "SELECT DISTINCT m.user AS user, g.name AS name FROM inv_members m JOIN inv_groups g ON g.sys_id = m.grp WHERE m.user IN (SELECT value FROM json_each(?)) ORDER BY g.name",
+                vec![text(&ids)],
+            )?
+            .to_array()?;
+        Ok(users
+            .into_iter()
+            .map(|u| {
+                let held: Vec<&Held> = roles.iter().filter(|r| r.user == u.sys_id).collect();
+                Account {
+                    privileged: privileged(
+                        held.iter().map(|r| (r.name.as_str(), r.elevated != 0.0)),
+                    ),
+                    roles: held.iter().map(|r| r.name.clone()).collect(),
+                    groups: groups
+                        .iter()
+                        .filter(|g| g.user == u.sys_id)
+                        .map(|g| g.name.clone())
+                        .collect(),
+                    user_name: u.user_name,
+                    name: u.name,
+                    email: u.email,
+                    active: u.active != 0.0,
+                    locked_out: u.locked_out != 0.0,
+                    web_service_only: u.web_service_only != 0.0,
+                    last_login_at: u.last_login_at,
+                    sys_id: u.sys_id,
+                }
+            })
+            .collect())
     }
 
     pub fn database_size(&self) -> usize {

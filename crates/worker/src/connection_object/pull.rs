@@ -246,6 +246,13 @@ impl<'a> Slice<'a> {
             page_size: page.page_size,
             read_at: page.read_at,
         })?;
+        // Deletions from the inventory's tables (a revoked role, a deleted
+        // user) leave nothing for its sync to read: they come from here.
+        for e in &fresh {
+            if let Some((table, sys_id)) = snc_core::inventory::deleted_record(e) {
+                self.plane.inventory_delete(table, &sys_id)?;
+            }
+        }
         self.stats.index_ms += now_ms() - t1;
         self.stats.events += inserted;
         Ok(())

@@ -2,6 +2,7 @@
 //! the worker runs), with the admin token check, CORS and a log line per
 //! request that never holds a body or a header value.
 
+mod accounts;
 mod assets;
 mod connections;
 mod events;
@@ -108,6 +109,9 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
         }
         (Method::Get, ["connections", id, "events.ndjson"]) if valid_id(id) => {
             events::ndjson(req, env, id).await
+        }
+        (Method::Get, ["connections", id, "accounts"]) if valid_id(id) => {
+            accounts::list(req, env, id).await
         }
         (Method::Get, ["connections", id, "posture"]) if valid_id(id) => {
             posture::get(env, id).await

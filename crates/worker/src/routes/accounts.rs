@@ -1,0 +1,109 @@
+//! `/connections/{id}/accounts`: the instance's accounts with their roles
+//! and groups, filtered by role or active, paged by user name.
+
+use base64::Engine;
+use serde_json::json;
+use snc_core::problem::{FieldError, Problem, ProblemCode};
+use worker::{Env, Request, Response, Result};
+
+use crate::connection_object::{self, AccountsQuery};
+use crate::respond;
+use crate::store::Store;
+
+const MAX_LIMIT: u32 = 1_000;
+
+fn field_error(field: &str, message: &str) -> Problem {
+    Problem::validation(vec![FieldError {
+        field: field.into(),
+        code: "invalid".into(),
+        message: message.into(),
+    }])
+}
+
+fn encode_cursor(user_name: &str, sys_id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!([user_name, sys_id]).to_string())
+}
+
+fn decode_cursor(c: &str) -> Option<(String, String)> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()?;
+    serde_json::from_slice(&raw).ok()
+}
+
+fn query(req: &Request) -> std::result::Result<AccountsQuery, Problem> {
+    let url = req.url().map_err(|_| Problem::new(ProblemCode::Internal))?;
+    let mut q = AccountsQuery {
+        limit: 100,
+        ..AccountsQuery::default()
+    };
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "role" if !v.is_empty() && v.len() <= 100 => q.role = Some(v.to_string()),
+            "role" => return Err(field_error("role", "Name a role, such as admin.")),
+            "active" => {
+                q.active = Some(match v.as_ref() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(field_error("active", "Use active=true or active=false.")),
+                })
+            }
+            "limit" => {
+                q.limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| field_error("limit", "Use a limit from 1 to 1000."))?;
+            }
+            "cursor" => {
+                q.after = Some(decode_cursor(&v).ok_or_else(|| {
+                    field_error(
+                        "cursor",
+                        "Use the next_cursor of a previous answer, unchanged.",
+                    )
+                })?)
+            }
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
+pub async fn list(req: Request, env: &Env, id: &str) -> Result<Response> {
+    if Store::new(env.d1("DB")?).get(id).await?.is_none() {
+        return respond::code(ProblemCode::NotFound, "There is no such connection.");
+    }
+    let q = match query(&req) {
+        Ok(q) => q,
+        Err(p) => return respond::problem(&p),
+    };
+    let accounts = connection_object::accounts(env, id, &q).await?;
+    let next_cursor = (accounts.len() as u32 == q.limit)
+        .then(|| {
+            accounts
+                .last()
+                .map(|a| encode_cursor(&a.user_name, &a.sys_id))
+        })
+        .flatten();
+    let shown: Vec<serde_json::Value> = accounts
+        .iter()
+        .map(|a| {
+            json!({
+                "user_name": a.user_name,
+                "name": a.name,
+                "email": a.email,
+                "active": a.active,
+                "locked_out": a.locked_out,
+                "web_service_access_only": a.web_service_only,
+                "last_login_at": a.last_login_at,
+                "roles": a.roles,
+                "groups": a.groups,
+                "privileged": a.privileged,
+            })
+        })
+        .collect();
+    respond::json(
+        200,
+        &json!({ "accounts": shown, "next_cursor": next_cursor }),
+    )
+}
