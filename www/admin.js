@@ -17,7 +17,7 @@ export function mountAdmin(root, { apiBase, token }) {
     const item = el("li", { class: "connection", "data-id": c.id });
     const name = el("h3", { text: c.name });
     const badge = el("span", { class: `snc-badge ${c.status}`, "data-status": c.status, text: c.status });
-    const meta = el("p", { class: "meta", text: `${c.instance_url} · ${{ oauth: "OAuth", client_credentials: "client credentials", basic: "legacy" }[c.method] ?? c.method} · ${c.release ?? "?"} · last pull ${c.last_pull_at ?? "not yet"} · ${c.event_count} events` });
+    const meta = el("p", { class: "meta", text: `${c.instance_url} · ${{ oauth: "OAuth", client_credentials: "client credentials", basic: "legacy" }[c.method] ?? c.method} · ${c.release ?? "?"} · last pull ${c.last_pull_at ?? "not yet"} · ${c.event_count} events · posture ${c.posture_score == null ? "not checked yet" : `${c.posture_score}/100`}` });
     item.append(el("div", { class: "row" }, name, badge), meta);
     if (c.status_detail) item.append(el("p", { class: "snc-error", text: `${c.status_detail.code}: ${c.status_detail.message}` }));
     for (const w of c.warnings) item.append(el("p", { class: "snc-warning", text: w.message }));
@@ -32,6 +32,8 @@ export function mountAdmin(root, { apiBase, token }) {
       return b;
     };
     button("Activity", () => showActivity(c));
+    button("Posture", () => showPosture(c));
+    button("Accounts", () => showAccounts(c));
     button("Pull now", async () => { await call("POST", `/connections/${c.id}/pull`); status.textContent = `Pull queued for ${c.name}.`; });
     button(c.enabled ? "Disable" : "Enable", async () => { await call("PATCH", `/connections/${c.id}`, { enabled: !c.enabled }); refresh(); });
     button("Reconnect", () => reconnectForm(item, c));
@@ -110,6 +112,75 @@ export function mountAdmin(root, { apiBase, token }) {
     await load();
     activity.querySelector("h3").setAttribute("tabindex", "-1");
     activity.querySelector("h3").focus();
+  }
+
+  /** Focuses a detail view's heading, so a screen reader hears where it is. */
+  function focusHeading() {
+    const h = activity.querySelector("h3");
+    h.setAttribute("tabindex", "-1");
+    h.focus();
+  }
+
+  /** The latest posture check: failing checks first, with what to do. */
+  async function showPosture(c) {
+    const summary = el("p", { class: "posture-score" });
+    const check = el("button", { type: "button", class: "secondary", text: "Check now" });
+    const note = el("p", { role: "status", "aria-live": "polite", class: "snc-live" });
+    const table = el("table", { class: "events posture" });
+    const history = el("p", { class: "small" });
+    activity.replaceChildren(el("h3", { text: `Posture of ${c.name}` }), summary, check, note, table, history);
+    async function load() {
+      const res = await call("GET", `/connections/${c.id}/posture`);
+      if (!res.ok) { summary.textContent = res.problem.detail; table.replaceChildren(); return; }
+      const p = res.json;
+      const failing = p.checks.filter((k) => k.status === "fail").length;
+      summary.textContent = `Score ${p.score}/100 · ${failing} of ${p.checks.length} checks failing · checked ${p.checked_at}`;
+      table.replaceChildren(el("caption", { text: "Hardening checks, failing first" }),
+        el("thead", {}, el("tr", {}, ...["Status", "Severity", "Check", "Expected", "In force", "What to do"].map((h) => el("th", { scope: "col", text: h })))),
+        el("tbody", {}, ...p.checks.map((k) => el("tr", { class: `check-${k.status}` },
+          el("td", { text: k.status }), el("td", { text: k.severity }),
+          el("td", {}, el("strong", { text: k.title }), el("br"), el("code", { text: k.id })),
+          el("td", { text: k.expected }),
+          el("td", { text: k.status === "unknown" ? `unknown: ${k.why ?? ""}` : `${k.actual}${k.defaulted ? " (default)" : ""}` }),
+          el("td", { text: k.status === "pass" ? "" : k.advice })))));
+      history.textContent = `Score history: ${p.history.map((h) => `${h.checked_at.slice(0, 16).replace("T", " ")} ${h.score}`).join(" · ")}`;
+    }
+    check.addEventListener("click", async () => {
+      const res = await call("POST", `/connections/${c.id}/posture/check`);
+      note.textContent = res.ok ? "Checking with the next pull, which starts now. This view updates when it is done." : `${res.problem.title}: ${res.problem.detail}`;
+      if (res.ok) setTimeout(load, 3000);
+    });
+    await load();
+    focusHeading();
+  }
+
+  /** The instance's accounts with their roles and groups. */
+  async function showAccounts(c) {
+    const role = el("input", { id: "a-role", type: "text" });
+    const active = el("select", { id: "a-active" }, el("option", { value: "", text: "All" }), el("option", { value: "true", text: "Active" }), el("option", { value: "false", text: "Inactive" }));
+    const form = el("form", { class: "filters", "aria-label": "Filter accounts" },
+      el("label", { for: "a-role", text: "Role" }), role, el("label", { for: "a-active", text: "State" }), active,
+      el("button", { type: "submit", text: "Show" }));
+    const table = el("table", { class: "events accounts" });
+    activity.replaceChildren(el("h3", { text: `Accounts of ${c.name}` }), form, table);
+    async function load() {
+      const q = new URLSearchParams({ limit: "500" });
+      if (role.value.trim()) q.set("role", role.value.trim());
+      if (active.value) q.set("active", active.value);
+      const res = await call("GET", `/connections/${c.id}/accounts?${q}`);
+      if (!res.ok) { table.replaceChildren(el("caption", { text: res.problem.detail })); return; }
+      const rows = res.json.accounts;
+      table.replaceChildren(el("caption", { text: `${rows.length} accounts${res.json.next_cursor ? " (first 500)" : ""}, ${rows.filter((a) => a.privileged).length} privileged` }),
+        el("thead", {}, el("tr", {}, ...["User", "Name", "State", "Privileged", "Roles", "Groups", "Last sign-in"].map((h) => el("th", { scope: "col", text: h })))),
+        el("tbody", {}, ...rows.map((a) => el("tr", {},
+          el("td", { text: a.user_name }), el("td", { text: a.name }),
+          el("td", { text: [a.active ? "active" : "inactive", a.locked_out ? "locked out" : ""].filter(Boolean).join(", ") }),
+          el("td", { text: a.privileged ? "yes" : "" }), el("td", { text: a.roles.join(", ") }), el("td", { text: a.groups.join(", ") }),
+          el("td", { text: a.last_login_at ?? "" })))));
+    }
+    form.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
+    await load();
+    focusHeading();
   }
 
   /** Events per day as bars; built with DOM calls, so names stay text. */

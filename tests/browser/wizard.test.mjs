@@ -201,6 +201,27 @@ test("client-credentials wizard: no user ID or password asked, connects as the a
   assert.equal(await page.locator(".snc-status [data-status]").textContent(), "Connected");
   await axe(page, "the status step");
   await shot(page, "wizard-client-credentials");
+  // The posture read with the connect: its score in the list, the checks
+  // failing first with what to do.
+  await page.locator(".connection .meta", { hasText: /posture \d+\/100/ }).first().waitFor();
+  await page.getByRole("button", { name: "Posture Hardened instance" }).click();
+  await page.getByRole("heading", { name: "Posture of Hardened instance" }).waitFor();
+  assert.match(await page.locator(".posture-score").textContent(), /^Score \d+\/100 · \d+ of \d+ checks failing/);
+  const statuses = await page.locator("table.posture tbody tr td:first-child").allTextContents();
+  assert.ok(statuses.length >= 30 && statuses[0] === "fail", statuses.join(","));
+  assert.deepEqual(statuses.slice(statuses.indexOf("pass")).filter((s) => s === "fail"), [], "failing checks come first");
+  assert.ok((await page.locator("table.posture tbody tr").first().locator("td").last().textContent()).length > 20, "a failing check says what to do");
+  await axe(page, "the posture view");
+  await shot(page, "admin-posture");
+  await page.getByRole("button", { name: "Accounts Hardened instance" }).click();
+  await page.getByRole("heading", { name: "Accounts of Hardened instance" }).waitFor();
+  const caption = page.locator("table.accounts caption");
+  for (let i = 0; i < 30 && /^0 accounts/.test(await caption.textContent()); i++) {
+    await page.waitForTimeout(1000);
+    await page.getByRole("button", { name: "Show" }).click();
+  }
+  assert.match(await caption.textContent(), /^[1-9]\d* accounts.*privileged/);
+  await axe(page, "the accounts view");
   assert.deepEqual(errors, []);
   await page.close();
   await deleteAll();
