@@ -206,6 +206,7 @@ test("client-credentials wizard: no user ID or password asked, connects as the a
   await page.locator(".connection .meta", { hasText: /posture \d+\/100/ }).first().waitFor();
   await page.getByRole("button", { name: "Posture Hardened instance" }).click();
   await page.getByRole("heading", { name: "Posture of Hardened instance" }).waitFor();
+  await page.locator(".posture-score", { hasText: /^Score/ }).waitFor();
   assert.match(await page.locator(".posture-score").textContent(), /^Score \d+\/100 · \d+ of \d+ checks failing/);
   const statuses = await page.locator("table.posture tbody tr td:first-child").allTextContents();
   assert.ok(statuses.length >= 30 && statuses[0] === "fail", statuses.join(","));

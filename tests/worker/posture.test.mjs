@@ -90,7 +90,9 @@ test("absent settings take their platform defaults, and a failed read is unknown
   const p = await c.connect(plain, "plain");
   const checks = Object.fromEntries((await posture(p.id)).checks.map((k) => [k.id, k]));
   // Absent and secure by default; absent and insecure by default.
-  assert.deepEqual([checks["glide.ui.session_timeout"].status, checks["glide.ui.session_timeout"].actual, checks["glide.ui.session_timeout"].defaulted], ["pass", "30", true]);
+  const cookie = checks["glide.ui.user_cookie.max_life_span_in_days"];
+  assert.deepEqual([cookie.status, cookie.actual, cookie.defaulted], ["pass", "30", true]);
+  assert.deepEqual([checks["glide.ui.session_timeout"].status, checks["glide.ui.session_timeout"].defaulted], ["pass", false], "the record a new instance ships");
   assert.deepEqual([checks["glide.basicauth.required.api"].status, checks["glide.basicauth.required.api"].actual, checks["glide.basicauth.required.api"].defaulted], ["fail", "false", true]);
   assert.deepEqual([checks["glide.security.csrf_previous.allow"].status, checks["glide.security.csrf_previous.allow"].defaulted], ["fail", true]);
 

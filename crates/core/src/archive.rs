@@ -28,7 +28,7 @@ fn time_part(k: &Key) -> String {
 
 /// FNV-1a, 64 bits: deterministic across hosts and releases, which is all
 /// a key needs (it names, it does not protect).
-fn digest(parts: &[&str]) -> u64 {
+pub(crate) fn digest(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for b in part.bytes().chain(std::iter::once(0)) {

@@ -70,4 +70,6 @@ pub struct Connection {
     pub event_count: u64,
     /// The latest posture check's score, 0-100; null before the first.
     pub posture_score: Option<u8>,
+    /// Alerts of this connection still open.
+    pub open_alerts: u64,
 }

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod clock;
 pub mod connection;
 pub mod cursor;
+pub mod detect;
 pub mod events;
 pub mod health;
 pub mod http;

@@ -75,7 +75,7 @@ pub enum Expected {
 }
 
 impl Expected {
-    fn describe(self) -> String {
+    pub fn describe(self) -> String {
         match self {
             Expected::True => "true".into(),
             Expected::False => "false".into(),
@@ -87,7 +87,7 @@ impl Expected {
         }
     }
 
-    fn accepts(self, value: &str) -> bool {
+    pub fn accepts(self, value: &str) -> bool {
         let v = value.trim();
         match self {
             Expected::True => v.eq_ignore_ascii_case("true"),
@@ -267,6 +267,8 @@ pub struct Readings {
     pub ip_rule_active: Read<bool>,
     /// The account's `web_service_access_only`, when readable.
     pub web_service_only: Option<bool>,
+    /// The properties' sys_ids → names (sys_audit names a property by sys_id).
+    pub property_ids: HashMap<String, String>,
 }
 
 /// The property names the checks read.
@@ -307,7 +309,7 @@ pub fn batch_items(also_properties: &[&str]) -> Vec<batch::BatchItem> {
                 "sys_properties",
                 &[
                     ("sysparm_query", &format!("nameIN{names}")),
-                    ("sysparm_fields", "name,value"),
+                    ("sysparm_fields", "sys_id,name,value"),
                     ("sysparm_limit", "100"),
                 ],
             ),
@@ -415,6 +417,13 @@ pub fn readings(items: &[(String, HttpResponse)]) -> Readings {
             None => Err("the instance did not serve this read".into()),
         }
     };
+    let property_ids = item("properties")
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| Some((text(r, "sys_id")?, text(r, "name")?)))
+                .collect()
+        })
+        .unwrap_or_default();
     let properties = item("properties").map(|rows| {
         rows.iter()
             .filter_map(|r| Some((text(r, "name")?, text(r, "value").unwrap_or_default())))
@@ -446,6 +455,7 @@ pub fn readings(items: &[(String, HttpResponse)]) -> Readings {
         lockout_active,
         ip_rule_active,
         web_service_only,
+        property_ids,
     }
 }
 
@@ -665,6 +675,7 @@ mod tests {
             lockout_active: Ok(Some(true)),
             ip_rule_active: Ok(true),
             web_service_only: Some(false),
+            property_ids: HashMap::new(),
         }
     }
 

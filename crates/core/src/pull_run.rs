@@ -233,6 +233,15 @@ impl PullRun {
         self.calls
     }
 
+    /// How to call the instance without a refresh first: the stored token
+    /// while it is not about to expire.
+    pub fn ready_auth(&self, now_ms: u64) -> Option<ApiAuth> {
+        if self.token_expiring(now_ms) {
+            return None;
+        }
+        self.api_auth()
+    }
+
     /// How to call the instance now (None: an OAuth run with no live token).
     pub fn api_auth(&self) -> Option<ApiAuth> {
         match &self.auth {

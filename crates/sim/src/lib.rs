@@ -11,6 +11,7 @@ pub mod data;
 pub mod oauth;
 pub mod posture;
 pub mod query;
+pub mod scenario;
 mod server;
 pub mod table;
 pub mod time_fmt;

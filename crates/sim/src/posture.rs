@@ -1,5 +1,5 @@
 //! The instance's hardening settings as three profiles: `default` (a new
-//! instance: the settings ServiceNow does not ship as records are absent,
+//! instance: its session timeout record, the other checked settings absent,
 //! so their platform defaults apply), `hardened` (every setting as the
 //! hardening guidance recommends) and `weak` (a neglected instance). The
 //! values are written here from ServiceNow's hardening pages, independently
@@ -141,6 +141,8 @@ pub fn apply(
 ) {
     for (name, hardened, weak) in PROPERTIES {
         let value = match profile {
+            // A new instance ships a record of its session timeout.
+            Profile::Default if *name == "glide.ui.session_timeout" => Some("30"),
             Profile::Default => None,
             Profile::Hardened => Some(*hardened),
             Profile::Weak => *weak,

@@ -220,6 +220,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/__sim/insert", post(insert))
         .route("/__sim/properties", post(set_properties))
         .route("/__sim/users", post(change_user))
+        .route("/__sim/scenario", post(plant_scenario))
         .route("/__sim/truth", get(truth))
         .route("/__sim/stats", get(stats))
         .fallback(any(fallback))
@@ -724,6 +725,45 @@ async fn set_properties(
         }
     }
     Json(serde_json::json!({ "changed": patch.len() })).into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioRequest {
+    name: crate::scenario::Scenario,
+    /// `YYYY-MM-DD hh:mm:ss` (UTC) or unix seconds; default now.
+    at: Option<serde_json::Value>,
+}
+
+/// `POST /__sim/scenario`: plants an attack's records (see `scenario.rs`).
+async fn plant_scenario(
+    AxState(state): AxState<Arc<State>>,
+    Json(req): Json<ScenarioRequest>,
+) -> Response {
+    let at = match req.at.as_ref() {
+        None => state.clock.now(),
+        Some(v) => match parse_time(v) {
+            Some(t) => t,
+            None => return (
+                StatusCode::BAD_REQUEST,
+                Json(
+                    serde_json::json!({ "error": "at: use 'YYYY-MM-DD hh:mm:ss' or unix seconds" }),
+                ),
+            )
+                .into_response(),
+        },
+    };
+    let (Ok(mut tables), Ok(mut g)) = (state.tables.write(), state.generator.lock()) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    match crate::scenario::plant(&mut tables, &mut g, req.name, at) {
+        Ok(planted) => Json(planted).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": e })),
+        )
+            .into_response(),
+    }
 }
 
 #[derive(serde::Deserialize)]

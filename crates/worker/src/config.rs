@@ -66,3 +66,32 @@ pub fn retention_days(env: &Env) -> i64 {
         .filter(|d: &i64| *d > 0)
         .unwrap_or(90)
 }
+
+/// `DETECTION_THRESHOLDS`: JSON overriding the rules' defaults, e.g.
+/// `{"failed_login_burst":{"count":5,"window_secs":300}}`. What does not
+/// parse or validate is logged and the defaults apply, so a typo never
+/// switches detections off.
+pub fn rule_config(env: &Env) -> snc_core::detect::RuleConfig {
+    let defaults = snc_core::detect::RuleConfig::default();
+    let Some(raw) = text(env, "DETECTION_THRESHOLDS").filter(|v| !v.trim().is_empty()) else {
+        return defaults;
+    };
+    let merged = serde_json::to_value(defaults).ok().and_then(|mut base| {
+        let patch: serde_json::Value = serde_json::from_str(&raw).ok()?;
+        for (k, v) in patch.as_object()? {
+            base.as_object_mut()?.insert(k.clone(), v.clone());
+        }
+        serde_json::from_value::<snc_core::detect::RuleConfig>(base).ok()
+    });
+    match merged.map(|c| c.validate().map(|_| c)) {
+        Some(Ok(c)) => c,
+        Some(Err(why)) => {
+            worker::console_log!("DETECTION_THRESHOLDS ignored: {why}");
+            defaults
+        }
+        None => {
+            worker::console_log!("DETECTION_THRESHOLDS ignored: not a JSON object of thresholds");
+            defaults
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Entry points only; each route lives in `routes/`.
 
+mod alerts;
 mod archive;
 mod auth;
 mod config;

@@ -45,6 +45,7 @@ pub struct ConnectionRow {
     /// flight cannot overwrite the admin's change.
     pub generation: f64,
     pub posture_score: Option<f64>,
+    pub open_alerts: f64,
 }
 
 impl ConnectionRow {
@@ -88,6 +89,7 @@ impl ConnectionRow {
             },
             event_count: self.event_count.max(0.0) as u64,
             posture_score: self.posture_score.map(|s| s.clamp(0.0, 100.0) as u8),
+            open_alerts: self.open_alerts.max(0.0) as u64,
         }
     }
 }
@@ -130,7 +132,8 @@ pub struct Store {
     db: D1Database,
 }
 
-const COLUMNS: &str = "id, name, instance_url, username, method, client_id, enabled, status, status_code, status_message, status_since, warnings, release, build, created_at, last_pull_at, next_pull_at, backfill_from, backfill_to, backfill_done, event_count, backfill_total, generation, posture_score";
+const COLUMNS: &str = "id, name, instance_url, username, method, client_id, enabled, status, status_code, status_message, status_since, warnings, release, build, created_at, last_pull_at, next_pull_at, backfill_from, backfill_to, backfill_done, event_count, backfill_total, generation, posture_score, \
+    (SELECT count(*) FROM alerts a WHERE a.connection_id = connections.id AND a.status = 'open') AS open_alerts";
 
 impl Store {
     pub fn new(db: D1Database) -> Self {

@@ -59,6 +59,9 @@ struct Wake {
 struct KeepPosture {
     connection_id: String,
     report: snc_core::posture::PostureReport,
+    /// The checked properties' sys_ids → names.
+    #[serde(default)]
+    property_ids: std::collections::HashMap<String, String>,
 }
 
 impl DurableObject for ConnectionObject {
@@ -115,6 +118,7 @@ impl DurableObject for ConnectionObject {
                 let Some(row) = store.get(&body.connection_id).await? else {
                     return Response::error("no such connection", 404);
                 };
+                plane.remember_properties(&body.property_ids)?;
                 posture::keep(&plane, &Fence::new(store, &row), &body.report).await?;
                 Ok(Response::empty()?.with_status(204))
             }
@@ -239,6 +243,8 @@ impl ConnectionObject {
         let fence = Fence::new(store, &row);
         let stopping = || self.deleted.get();
         let mut slice = Slice::new(&self.env, &plane, &bucket, &fence, &row, &stopping);
+        // Alerts a failed D1 write left behind go first.
+        slice.flush_alerts().await;
         let end = pull::run(&mut slice).await?;
         if self.deleted.get() {
             return Ok(None);
@@ -428,10 +434,12 @@ pub async fn keep_posture(
     env: &Env,
     connection_id: &str,
     report: &snc_core::posture::PostureReport,
+    property_ids: &std::collections::HashMap<String, String>,
 ) -> Result<()> {
     let body = serde_json::to_string(&KeepPosture {
         connection_id: connection_id.to_string(),
         report: report.clone(),
+        property_ids: property_ids.clone(),
     })?;
     let status = call(env, connection_id, Method::Post, "posture", Some(body))
         .await?

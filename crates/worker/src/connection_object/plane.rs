@@ -8,6 +8,7 @@ use worker::{Result, SqlStorage, SqlStorageValue as V};
 
 use crate::store::Progress;
 use snc_core::cursor::Key;
+use snc_core::detect::{Alert, Directory, Person, RoleInfo};
 use snc_core::inventory::{privileged, InventoryPage, InventoryRecord, InventoryTable};
 
 const SCHEMA: &[&str] = &[
@@ -34,6 +35,11 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS inv_grants_by_user ON inv_grants (user)",
     "CREATE TABLE IF NOT EXISTS inv_members (sys_id TEXT PRIMARY KEY, user TEXT NOT NULL, grp TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS inv_members_by_user ON inv_members (user)",
+    // The checked properties' sys_ids (sys_audit names a property by it).
+    "CREATE TABLE IF NOT EXISTS properties (sys_id TEXT PRIMARY KEY, name TEXT NOT NULL)",
+    // Alerts raised with a page, until D1 has them: written in the same step
+    // as the page's index, so a failed D1 write loses none.
+    "CREATE TABLE IF NOT EXISTS alert_outbox (id TEXT PRIMARY KEY, alert TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT, events INTEGER NOT NULL, calls INTEGER NOT NULL, statements INTEGER NOT NULL)",
 ];
 
@@ -660,7 +666,158 @@ impl Plane {
             .collect())
     }
 
+    pub fn remember_properties(
+        &self,
+        ids: &std::collections::HashMap<String, String>,
+    ) -> Result<()> {
+        for (sys_id, name) in ids {
+            self.sql.exec(
+                "INSERT OR REPLACE INTO properties (sys_id, name) VALUES (?, ?)",
+                vec![text(sys_id), text(name)],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Queues alerts for D1 (an alert queued twice keeps its latest form).
+    pub fn queue_alerts(&self, alerts: &[Alert]) -> Result<()> {
+        for a in alerts {
+            self.sql.exec(
+                "INSERT OR REPLACE INTO alert_outbox (id, alert) VALUES (?, ?)",
+                vec![text(&a.id), text(&serde_json::to_string(a)?)],
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn queued_alerts(&self) -> Result<Vec<Alert>> {
+        #[derive(Deserialize)]
+        struct Row {
+            alert: String,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec("SELECT alert FROM alert_outbox ORDER BY id LIMIT 200", None)?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| serde_json::from_str(&r.alert).ok())
+            .collect())
+    }
+
+    pub fn forget_alerts(&self, alerts: &[Alert]) -> Result<()> {
+        for a in alerts {
+            self.sql
+                .exec("DELETE FROM alert_outbox WHERE id = ?", vec![text(&a.id)])?;
+        }
+        Ok(())
+    }
+
     pub fn database_size(&self) -> usize {
         self.sql.database_size()
+    }
+}
+
+/// The rules' questions, answered from the inventory and the posture's
+/// property ids.
+impl Directory for Plane {
+    fn person(&self, user: &str) -> Option<Person> {
+        #[derive(Deserialize)]
+        struct Row {
+            sys_id: String,
+            user_name: String,
+            active: f64,
+            locked_out: f64,
+        }
+        let row: Row = self
+            .sql
+            .exec(
+                "SELECT sys_id, user_name, active, locked_out FROM inv_users WHERE user_name = ?1 OR sys_id = ?1 LIMIT 1",
+                vec![text(user)],
+            )
+            .ok()?
+            .to_array::<Row>()
+            .ok()?
+            .into_iter()
+            .next()?;
+        #[derive(Deserialize)]
+        struct Held {
+            name: String,
+            elevated: f64,
+        }
+        let held: Vec<Held> = self
+            .sql
+            .exec(
+                "SELECT r.name AS name, r.elevated AS elevated FROM inv_grants g JOIN inv_roles r ON r.sys_id = g.role WHERE g.user = ?",
+                vec![text(&row.sys_id)],
+            )
+            .ok()?
+            .to_array()
+            .ok()?;
+        Some(Person {
+            privileged: privileged(held.iter().map(|h| (h.name.as_str(), h.elevated != 0.0))),
+            user_name: row.user_name,
+            active: row.active != 0.0,
+            locked_out: row.locked_out != 0.0,
+        })
+    }
+
+    fn role(&self, role: &str) -> Option<RoleInfo> {
+        #[derive(Deserialize)]
+        struct Row {
+            name: String,
+            elevated: f64,
+        }
+        let row: Row = self
+            .sql
+            .exec(
+                "SELECT name, elevated FROM inv_roles WHERE name = ?1 OR sys_id = ?1 LIMIT 1",
+                vec![text(role)],
+            )
+            .ok()?
+            .to_array::<Row>()
+            .ok()?
+            .into_iter()
+            .next()?;
+        Some(RoleInfo {
+            name: row.name,
+            elevated: row.elevated != 0.0,
+        })
+    }
+
+    fn grantee(&self, grant: &str) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Row {
+            user_name: String,
+        }
+        self.sql
+            .exec(
+                "SELECT u.user_name AS user_name FROM inv_grants g JOIN inv_users u ON u.sys_id = g.user WHERE g.sys_id = ?",
+                vec![text(grant)],
+            )
+            .ok()?
+            .to_array::<Row>()
+            .ok()?
+            .into_iter()
+            .next()
+            .map(|r| r.user_name)
+    }
+
+    fn property(&self, sys_id: &str) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Row {
+            name: String,
+        }
+        self.sql
+            .exec(
+                "SELECT name FROM properties WHERE sys_id = ?",
+                vec![text(sys_id)],
+            )
+            .ok()?
+            .to_array::<Row>()
+            .ok()?
+            .into_iter()
+            .next()
+            .map(|r| r.name)
     }
 }

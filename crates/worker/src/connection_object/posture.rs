@@ -47,6 +47,7 @@ pub async fn check(
         }
     };
     let report = posture::evaluate(&readings, method, now());
+    plane.remember_properties(&readings.property_ids)?;
     keep(plane, fence, &report).await?;
     console_log!("posture: score {}", report.score);
     Ok(Some(report))

@@ -6,6 +6,7 @@
 
 use snc_core::archive;
 use snc_core::cursor::{Key, MAX_PAGE};
+use snc_core::detect::Detector;
 use snc_core::events::{parse_servicenow_time, Event};
 use snc_core::input::{AuthMethod, OAuthClient};
 use snc_core::instance_url::InstanceUrl;
@@ -17,6 +18,7 @@ use snc_core::table::ApiAuth;
 use worker::{console_log, Bucket, Env, Result};
 
 use super::plane::{IndexEntry, Plane, StoredPage};
+use crate::alerts::AlertStore;
 use crate::config::Config;
 use crate::store::{ConnectionRow, Fence};
 use crate::{now, now_ms, transport};
@@ -175,6 +177,32 @@ impl<'a> Slice<'a> {
     }
 
     /// Archives one page's new events, then indexes them with the cursor.
+    /// Hands queued alerts to D1; what fails stays queued for the next page.
+    pub async fn flush_alerts(&mut self) {
+        let Ok(queued) = self.plane.queued_alerts() else {
+            return;
+        };
+        if queued.is_empty() {
+            return;
+        }
+        let store = match self.env.d1("DB") {
+            Ok(db) => AlertStore::new(db),
+            Err(e) => {
+                console_log!("alerts: no D1 binding: {e}");
+                return;
+            }
+        };
+        match store.upsert(&queued, now()).await {
+            Ok(()) => {
+                self.stats.d1_writes += 1;
+                if let Err(e) = self.plane.forget_alerts(&queued) {
+                    console_log!("alerts: could not clear the outbox: {e}");
+                }
+            }
+            Err(e) => console_log!("alerts: {} kept for the next page: {e}", queued.len()),
+        }
+    }
+
     async fn store_page(&mut self, page: &PageToStore) -> Result<()> {
         let source = page.source;
         let before = &page.before;
@@ -252,6 +280,19 @@ impl<'a> Slice<'a> {
             if let Some((table, sys_id)) = snc_core::inventory::deleted_record(e) {
                 self.plane.inventory_delete(table, &sys_id)?;
             }
+        }
+        // The rules see each event once (what the index just took), in the
+        // same step as the index: the detector's state and the alerts it
+        // raised commit with the page.
+        let mut detector = Detector::restore(
+            crate::config::rule_config(self.env),
+            self.plane.meta("detector")?.as_deref(),
+        );
+        let alerts = detector.handle(&self.row.id, &fresh, self.plane);
+        self.plane.set_meta("detector", &detector.save())?;
+        self.plane.queue_alerts(&alerts)?;
+        if !alerts.is_empty() {
+            self.flush_alerts().await;
         }
         self.stats.index_ms += now_ms() - t1;
         self.stats.events += inserted;
@@ -386,6 +427,18 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         now_ms(),
     );
     let deadline = config.call_deadline;
+    // The first slice reads the inventory before the backfill, so the
+    // detections of the backfilled days know who is an admin or inactive.
+    if slice
+        .plane
+        .inventory_cursors()?
+        .iter()
+        .all(|(_, k)| k.is_none())
+    {
+        if let Some(auth) = pull.ready_auth(now_ms()) {
+            super::inventory::sync(slice.plane, &instance, &auth, deadline).await?;
+        }
+    }
     loop {
         if (slice.stopping)() {
             slice.stats.calls = pull.calls();

@@ -213,8 +213,10 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
         }
         Err(e) => return Err(e),
     }
-    if let Some(report) = &posture {
-        if let Err(e) = crate::connection_object::keep_posture(env, &id, report).await {
+    if let (Some(report), Some(readings)) = (&posture, &report.posture) {
+        if let Err(e) =
+            crate::connection_object::keep_posture(env, &id, report, &readings.property_ids).await
+        {
             console_log!("connect: could not keep the posture of {id}: {e}");
         }
     }
@@ -396,7 +398,9 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
         .await?;
     if let Some(readings) = &report.posture {
         let posture = snc_core::posture::evaluate(readings, credentials.method(), now());
-        if let Err(e) = crate::connection_object::keep_posture(env, id, &posture).await {
+        if let Err(e) =
+            crate::connection_object::keep_posture(env, id, &posture, &readings.property_ids).await
+        {
             console_log!("reconnect: could not keep the posture of {id}: {e}");
         }
     }

@@ -3,6 +3,7 @@
 //! request that never holds a body or a header value.
 
 mod accounts;
+mod alerts;
 mod assets;
 mod connections;
 mod events;
@@ -94,6 +95,9 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
         (Method::Get, ["openapi.json"]) => openapi::get(),
         (Method::Get, ["settings"]) => settings::get(env, config),
         (Method::Post, ["validate"]) => validate::post(req, config).await,
+        (Method::Get, ["alerts"]) => alerts::list(req, env).await,
+        (Method::Get, ["alerts.ndjson"]) => alerts::ndjson(req, env).await,
+        (Method::Patch, ["alerts", id]) => alerts::patch(req, env, id).await,
         (Method::Get, ["connections"]) => connections::list(env).await,
         (Method::Post, ["connections"]) => connections::create(req, env, config).await,
         (Method::Get, ["connections", id]) => connections::get(env, id).await,

@@ -1,0 +1,1305 @@
+//! Detections: a rule engine with no I/O and no clock of its own. The host
+//! feeds it the events of each stored page (each event once: the index
+//! decides what is new) and a [`Directory`] that answers from the
+//! inventory; it answers with the alerts raised or grown. Its state
+//! serializes, so a Durable Object keeps it between pages and slices.
+//!
+//! Counting rules use hopping windows: `window` long, starting every half
+//! window, so any burst within half a window lies wholly in one of them. An
+//! alert's id is a digest of (connection, rule, key, window start): the same
+//! events read again, a retried page or the overlap can only raise the same
+//! alert again, which storage merges. When two overlapping windows both
+//! qualify, the later one grows the earlier one's alert instead of raising
+//! a second. An event that arrives late is counted in the windows of its own
+//! time, however late, as long as those windows are within the horizon.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{parse_rfc3339, rfc3339};
+use crate::events::{Event, Kind};
+use crate::inventory::PRIVILEGED_ROLES;
+use crate::posture::{Reads, Severity, CHECKS};
+
+/// Windows and per-user histories older than this behind the newest event
+/// seen are dropped.
+pub const HORIZON_SECS: i64 = 2 * 3_600;
+/// Single-event rules fold repeats of one actor and target into one alert
+/// per hour.
+const FOLD_SECS: i64 = 3_600;
+/// Evidence kept per alert.
+pub const MAX_EVIDENCE: usize = 50;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    FailedLoginBurst,
+    PasswordSpray,
+    LoginAfterFailures,
+    AdminRoleGranted,
+    AdminImpersonated,
+    SecurityElevation,
+    MassDelete,
+    BulkExport,
+    LoginByInactiveUser,
+    PostureDrift,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 10] = [
+        Rule::FailedLoginBurst,
+        Rule::PasswordSpray,
+        Rule::LoginAfterFailures,
+        Rule::AdminRoleGranted,
+        Rule::AdminImpersonated,
+        Rule::SecurityElevation,
+        Rule::MassDelete,
+        Rule::BulkExport,
+        Rule::LoginByInactiveUser,
+        Rule::PostureDrift,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::FailedLoginBurst => "failed_login_burst",
+            Rule::PasswordSpray => "password_spray",
+            Rule::LoginAfterFailures => "login_after_failures",
+            Rule::AdminRoleGranted => "admin_role_granted",
+            Rule::AdminImpersonated => "admin_impersonated",
+            Rule::SecurityElevation => "security_elevation",
+            Rule::MassDelete => "mass_delete",
+            Rule::BulkExport => "bulk_export",
+            Rule::LoginByInactiveUser => "login_by_inactive_user",
+            Rule::PostureDrift => "posture_drift",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    pub fn severity(self) -> Severity {
+        match self {
+            Rule::FailedLoginBurst | Rule::SecurityElevation | Rule::PostureDrift => {
+                Severity::Medium
+            }
+            _ => Severity::High,
+        }
+    }
+
+    /// MITRE ATT&CK techniques.
+    pub fn attack(self) -> &'static [&'static str] {
+        match self {
+            Rule::FailedLoginBurst => &["T1110", "T1110.001"],
+            Rule::PasswordSpray => &["T1110", "T1110.003"],
+            Rule::LoginAfterFailures => &["T1110", "T1078"],
+            Rule::AdminRoleGranted => &["T1098"],
+            Rule::AdminImpersonated => &["T1078"],
+            Rule::SecurityElevation => &["T1548"],
+            Rule::MassDelete => &["T1485"],
+            Rule::BulkExport => &["T1213", "T1530"],
+            Rule::LoginByInactiveUser => &["T1078"],
+            Rule::PostureDrift => &["T1562"],
+        }
+    }
+}
+
+/// A count within a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Threshold {
+    pub count: u32,
+    pub window_secs: i64,
+}
+
+/// The counting rules' thresholds (the contract's defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleConfig {
+    pub failed_login_burst: Threshold,
+    /// Distinct users failing from one source IP.
+    pub password_spray: Threshold,
+    /// Failures of a user in the window before a successful sign-in.
+    pub login_after_failures: Threshold,
+    pub mass_delete: Threshold,
+    pub bulk_export: Threshold,
+}
+
+impl Default for RuleConfig {
+    fn default() -> Self {
+        let t = |count| Threshold {
+            count,
+            window_secs: 600,
+        };
+        RuleConfig {
+            failed_login_burst: t(10),
+            password_spray: t(10),
+            login_after_failures: t(5),
+            mass_delete: t(100),
+            bulk_export: t(20),
+        }
+    }
+}
+
+impl RuleConfig {
+    /// Every threshold needs a count of at least 2 (1 for the failures
+    /// before a sign-in) and a window from 1 minute to a horizon's half.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, t, min) in [
+            ("failed_login_burst", self.failed_login_burst, 2),
+            ("password_spray", self.password_spray, 2),
+            ("login_after_failures", self.login_after_failures, 1),
+            ("mass_delete", self.mass_delete, 2),
+            ("bulk_export", self.bulk_export, 2),
+        ] {
+            if t.count < min {
+                return Err(format!("{name}: the count must be at least {min}"));
+            }
+            if !(60..=HORIZON_SECS / 2).contains(&t.window_secs) {
+                return Err(format!(
+                    "{name}: the window must be from 60 to {} seconds",
+                    HORIZON_SECS / 2
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An account as the inventory knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Person {
+    pub user_name: String,
+    pub active: bool,
+    pub locked_out: bool,
+    pub privileged: bool,
+}
+
+/// A role as the inventory knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleInfo {
+    pub name: String,
+    pub elevated: bool,
+}
+
+/// What the rules ask the inventory: ServiceNow's events name people and
+/// roles sometimes by name, sometimes by sys_id.
+pub trait Directory {
+    /// By user name or sys_id.
+    fn person(&self, user: &str) -> Option<Person>;
+    /// By name or sys_id.
+    fn role(&self, role: &str) -> Option<RoleInfo>;
+    /// The user name a role grant (`sys_user_has_role` sys_id) is for.
+    fn grantee(&self, grant: &str) -> Option<String>;
+    /// A system property's name by its sys_id.
+    fn property(&self, sys_id: &str) -> Option<String>;
+}
+
+/// The admin role's sys_id, the same on every instance.
+pub const ADMIN_ROLE_SYS_ID: &str = "2831a114c611228501d4ea6c309d626d";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: String,
+    pub connection_id: String,
+    pub rule: Rule,
+    pub severity: Severity,
+    pub title: String,
+    pub summary: String,
+    pub actor: Option<String>,
+    pub source_ip: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub count: u32,
+    pub event_ids: Vec<String>,
+    pub attack: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Window {
+    count: u32,
+    distinct: BTreeSet<String>,
+    first: i64,
+    last: i64,
+    evidence: Vec<String>,
+    /// The alert this window raised or grew.
+    alert: Option<String>,
+}
+
+/// What the engine remembers between pages.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DetectorState {
+    /// `(rule, key, window start)`; JSON has no tuple keys, so a list of pairs.
+    #[serde(with = "pairs")]
+    windows: BTreeMap<(Rule, String, i64), Window>,
+    /// Recent failed sign-ins per user: (time, event id, source IP).
+    failures: BTreeMap<String, Vec<(i64, String)>>,
+    /// Recent sign-ins per user: (time, event id, source IP).
+    logins: BTreeMap<String, Vec<(i64, String, Option<String>)>>,
+    /// The newest event time seen.
+    watermark: i64,
+}
+
+/// A map as a list of `[key, value]` pairs, for keys JSON cannot name.
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+pub struct Detector {
+    config: RuleConfig,
+    state: DetectorState,
+}
+
+fn alert_id(connection_id: &str, rule: Rule, key: &str, start: i64) -> String {
+    let d = crate::archive::digest(&[connection_id, rule.as_str(), key, &start.to_string()]);
+    format!("al_{d:016x}")
+}
+
+fn who(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("an unknown user")
+}
+
+fn from_ip(ip: &Option<String>) -> String {
+    ip.as_ref()
+        .map(|i| format!(" from {i}"))
+        .unwrap_or_default()
+}
+
+/// The export processors a list or form URL can carry.
+const EXPORTS: [&str; 8] = ["csv", "excel", "xls", "xlsx", "pdf", "xml", "jsonv2", "unl"];
+
+/// Whether a transaction's URL asks for an export (`incident_list.do?CSV&…`).
+pub fn is_export(url: &str) -> bool {
+    let Some((_, query)) = url.split_once('?') else {
+        return false;
+    };
+    query.split('&').any(|part| {
+        let key = part.split('=').next().unwrap_or("");
+        EXPORTS.iter().any(|e| key.eq_ignore_ascii_case(e))
+    })
+}
+
+fn role_is_privileged(role: &Option<RoleInfo>, name: &str) -> bool {
+    match role {
+        Some(r) => r.elevated || PRIVILEGED_ROLES.contains(&r.name.as_str()),
+        None => PRIVILEGED_ROLES.contains(&name),
+    }
+}
+
+impl Detector {
+    pub fn new(config: RuleConfig) -> Detector {
+        Detector {
+            config,
+            state: DetectorState::default(),
+        }
+    }
+
+    /// Restores a saved state; an unreadable one starts afresh (the rules
+    /// then only miss bursts that straddle the restart).
+    pub fn restore(config: RuleConfig, saved: Option<&str>) -> Detector {
+        let state = saved
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        Detector { config, state }
+    }
+
+    pub fn save(&self) -> String {
+        // Every member serializes (maps keyed by text, or written as pairs).
+        serde_json::to_string(&self.state).unwrap_or_default()
+    }
+
+    /// Feeds events (any order); returns the alerts raised or grown, each
+    /// once, keyed by id.
+    pub fn handle(
+        &mut self,
+        connection_id: &str,
+        events: &[&Event],
+        dir: &dyn Directory,
+    ) -> Vec<Alert> {
+        let mut out: BTreeMap<String, Alert> = BTreeMap::new();
+        for e in events {
+            let Some(at) = parse_rfc3339(&e.occurred_at) else {
+                continue;
+            };
+            self.state.watermark = self.state.watermark.max(at);
+            for alert in self.one(connection_id, e, at, dir) {
+                out.insert(alert.id.clone(), alert);
+            }
+        }
+        self.prune();
+        out.into_values().collect()
+    }
+
+    fn prune(&mut self) {
+        let cutoff = self.state.watermark - HORIZON_SECS;
+        self.state
+            .windows
+            .retain(|(_, _, start), w| *start >= cutoff || w.last >= cutoff);
+        for list in self.state.failures.values_mut() {
+            list.retain(|(t, _)| *t >= cutoff);
+        }
+        self.state.failures.retain(|_, l| !l.is_empty());
+        for list in self.state.logins.values_mut() {
+            list.retain(|(t, _, _)| *t >= cutoff);
+        }
+        self.state.logins.retain(|_, l| !l.is_empty());
+    }
+
+    fn one(&mut self, conn: &str, e: &Event, at: i64, dir: &dyn Directory) -> Vec<Alert> {
+        let mut out = Vec::new();
+        let actor = e.actor.clone();
+        match e.kind {
+            Kind::LoginFailed => {
+                if let Some(user) = &actor {
+                    let t = self.config.failed_login_burst;
+                    out.extend(self.count(
+                        conn,
+                        Rule::FailedLoginBurst,
+                        user,
+                        None,
+                        t,
+                        e,
+                        at,
+                        actor.clone(),
+                    ));
+                    self.state
+                        .failures
+                        .entry(user.clone())
+                        .or_default()
+                        .push((at, e.id.clone()));
+                    out.extend(self.after_failures(conn, user));
+                }
+                if let Some(ip) = &e.source_ip {
+                    let t = self.config.password_spray;
+                    out.extend(self.count(
+                        conn,
+                        Rule::PasswordSpray,
+                        ip,
+                        actor.as_deref(),
+                        t,
+                        e,
+                        at,
+                        None,
+                    ));
+                }
+            }
+            Kind::Login => {
+                if let Some(user) = &actor {
+                    self.state.logins.entry(user.clone()).or_default().push((
+                        at,
+                        e.id.clone(),
+                        e.source_ip.clone(),
+                    ));
+                    out.extend(self.after_failures(conn, user));
+                    if let Some(p) = dir.person(user).filter(|p| !p.active || p.locked_out) {
+                        let state = if p.active { "locked-out" } else { "inactive" };
+                        out.push(self.single(
+                            conn,
+                            Rule::LoginByInactiveUser,
+                            &format!("{user}|{}", at.div_euclid(FOLD_SECS)),
+                            e,
+                            at,
+                            format!("Sign-in by {state} account {user}"),
+                            format!(
+                                "{user}, an {state} account, signed in{} at {}.",
+                                from_ip(&e.source_ip),
+                                e.occurred_at
+                            ),
+                        ));
+                    }
+                }
+            }
+            Kind::Impersonation => {
+                let name = e.new_value.as_deref().unwrap_or("");
+                let target = e.target.as_ref().and_then(|t| t.record.clone());
+                if name.starts_with("impersonation.start")
+                    || name == "impersonation"
+                    || name.is_empty()
+                {
+                    if let Some(target) = target {
+                        if dir.person(&target).is_some_and(|p| p.privileged) {
+                            out.push(self.single(
+                                conn,
+                                Rule::AdminImpersonated,
+                                &format!("{}|{target}|{}", who(&actor), at.div_euclid(FOLD_SECS)),
+                                e,
+                                at,
+                                format!("{} impersonated privileged user {target}", who(&actor)),
+                                format!("{} started impersonating {target}, who holds a privileged role, at {}{}.", who(&actor), e.occurred_at, from_ip(&e.source_ip)),
+                            ));
+                        }
+                    }
+                }
+            }
+            Kind::Elevation => {
+                let name = e.new_value.as_deref().unwrap_or("");
+                let role_name = e
+                    .target
+                    .as_ref()
+                    .and_then(|t| t.record.clone())
+                    .unwrap_or_default();
+                let enabled = !name.contains("disabled") && !name.ends_with(".end");
+                if enabled && role_is_privileged(&dir.role(&role_name), &role_name) {
+                    out.push(self.single(
+                        conn,
+                        Rule::SecurityElevation,
+                        &format!("{}|{role_name}|{}", who(&actor), at.div_euclid(FOLD_SECS)),
+                        e,
+                        at,
+                        format!("{} elevated to {role_name}", who(&actor)),
+                        format!(
+                            "{} elevated to the privileged role {role_name} at {}.",
+                            who(&actor),
+                            e.occurred_at
+                        ),
+                    ));
+                }
+            }
+            Kind::RoleGranted => {
+                if let Some(a) = self.role_granted(conn, e, at, dir) {
+                    out.push(a);
+                }
+            }
+            Kind::RecordDeleted | Kind::UserDeleted | Kind::RoleRevoked
+                if e.source_table == "sys_audit_delete" =>
+            {
+                if let Some(user) = &actor {
+                    let t = self.config.mass_delete;
+                    out.extend(self.count(
+                        conn,
+                        Rule::MassDelete,
+                        user,
+                        None,
+                        t,
+                        e,
+                        at,
+                        actor.clone(),
+                    ));
+                }
+            }
+            Kind::Transaction => {
+                let url = e.new_value.as_deref().unwrap_or("");
+                if is_export(url) {
+                    if let Some(user) = &actor {
+                        let t = self.config.bulk_export;
+                        out.extend(self.count(
+                            conn,
+                            Rule::BulkExport,
+                            user,
+                            None,
+                            t,
+                            e,
+                            at,
+                            actor.clone(),
+                        ));
+                    }
+                }
+            }
+            Kind::RecordUpdated | Kind::RecordCreated if e.source_table == "sys_audit" => {
+                if let Some(a) = self.posture_drift(conn, e, at, dir) {
+                    out.push(a);
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// An alert of a single event, folded with others of its key.
+    #[allow(clippy::too_many_arguments)]
+    fn single(
+        &mut self,
+        conn: &str,
+        rule: Rule,
+        key: &str,
+        e: &Event,
+        at: i64,
+        title: String,
+        summary: String,
+    ) -> Alert {
+        let w = self
+            .state
+            .windows
+            .entry((rule, key.to_string(), 0))
+            .or_insert_with(|| Window {
+                first: at,
+                last: at,
+                ..Window::default()
+            });
+        if !w.evidence.contains(&e.id) {
+            w.count += 1;
+            if w.evidence.len() < MAX_EVIDENCE {
+                w.evidence.push(e.id.clone());
+            }
+        }
+        w.first = w.first.min(at);
+        w.last = w.last.max(at);
+        Alert {
+            id: alert_id(conn, rule, key, 0),
+            connection_id: conn.to_string(),
+            rule,
+            severity: rule.severity(),
+            title,
+            summary,
+            actor: e.actor.clone(),
+            source_ip: e.source_ip.clone(),
+            first_seen: rfc3339(w.first),
+            last_seen: rfc3339(w.last),
+            count: w.count,
+            event_ids: w.evidence.clone(),
+            attack: rule.attack().iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Counts an event in the two hopping windows holding its time; an
+    /// alert when one reaches the threshold. `distinct` counts distinct
+    /// values (users of a spray) instead of events.
+    #[allow(clippy::too_many_arguments)]
+    fn count(
+        &mut self,
+        conn: &str,
+        rule: Rule,
+        key: &str,
+        distinct: Option<&str>,
+        t: Threshold,
+        e: &Event,
+        at: i64,
+        actor: Option<String>,
+    ) -> Vec<Alert> {
+        let hop = (t.window_secs / 2).max(1);
+        let newest = at.div_euclid(hop) * hop;
+        let mut out = Vec::new();
+        for start in [newest - hop, newest] {
+            if at < start || at >= start + t.window_secs {
+                continue;
+            }
+            let w = self
+                .state
+                .windows
+                .entry((rule, key.to_string(), start))
+                .or_insert_with(|| Window {
+                    first: at,
+                    last: at,
+                    ..Window::default()
+                });
+            if w.evidence.contains(&e.id) {
+                continue;
+            }
+            w.count += 1;
+            if let Some(d) = distinct {
+                w.distinct.insert(d.to_string());
+            }
+            if w.evidence.len() < MAX_EVIDENCE {
+                w.evidence.push(e.id.clone());
+            }
+            w.first = w.first.min(at);
+            w.last = w.last.max(at);
+            let reached = match distinct {
+                Some(_) => w.distinct.len() as u32 >= t.count,
+                None => w.count >= t.count,
+            };
+            if !reached {
+                continue;
+            }
+            let snapshot = w.clone();
+            // An overlapping window that already raised grows that alert.
+            let id = [start - hop, start + hop]
+                .iter()
+                .find_map(|s| {
+                    self.state
+                        .windows
+                        .get(&(rule, key.to_string(), *s))
+                        .and_then(|o| o.alert.clone())
+                })
+                .or(snapshot.alert.clone())
+                .unwrap_or_else(|| alert_id(conn, rule, key, start));
+            if let Some(w) = self.state.windows.get_mut(&(rule, key.to_string(), start)) {
+                w.alert = Some(id.clone());
+            }
+            let n = match distinct {
+                Some(_) => snapshot.distinct.len() as u32,
+                None => snapshot.count,
+            };
+            let (first, last) = (rfc3339(snapshot.first), rfc3339(snapshot.last));
+            let (title, summary) = match rule {
+                Rule::FailedLoginBurst => (
+                    format!("Repeated failed sign-ins for {key}"),
+                    format!("{n} failed sign-ins for {key} between {first} and {last}{}.", from_ip(&e.source_ip)),
+                ),
+                Rule::PasswordSpray => (
+                    format!("Password spray from {key}"),
+                    format!("{n} different accounts failed to sign in from {key} between {first} and {last}."),
+                ),
+                Rule::MassDelete => (
+                    format!("{key} deleted {n} records"),
+                    format!("{key} deleted {n} records between {first} and {last}."),
+                ),
+                Rule::BulkExport => (
+                    format!("{key} made {n} export requests"),
+                    format!("{key} asked for {n} exports (CSV, Excel, PDF, XML, JSONv2 or UNL) between {first} and {last}{}.", from_ip(&e.source_ip)),
+                ),
+                _ => (rule.as_str().to_string(), String::new()),
+            };
+            out.push(Alert {
+                id,
+                connection_id: conn.to_string(),
+                rule,
+                severity: rule.severity(),
+                title,
+                summary,
+                actor: actor.clone(),
+                source_ip: if rule == Rule::PasswordSpray {
+                    Some(key.to_string())
+                } else {
+                    e.source_ip.clone()
+                },
+                first_seen: first,
+                last_seen: last,
+                count: n,
+                event_ids: snapshot.evidence,
+                attack: rule.attack().iter().map(|s| s.to_string()).collect(),
+            });
+        }
+        out
+    }
+
+    /// A sign-in of `user` preceded, within the window, by enough failures.
+    fn after_failures(&mut self, conn: &str, user: &str) -> Vec<Alert> {
+        let t = self.config.login_after_failures;
+        let failures = self.state.failures.get(user).cloned().unwrap_or_default();
+        let logins = self.state.logins.get(user).cloned().unwrap_or_default();
+        let mut out = Vec::new();
+        for (at, login_id, ip) in logins {
+            let before: Vec<&(i64, String)> = failures
+                .iter()
+                .filter(|(f, _)| *f <= at && *f > at - t.window_secs)
+                .collect();
+            if (before.len() as u32) < t.count {
+                continue;
+            }
+            let rule = Rule::LoginAfterFailures;
+            let key = format!("{user}|{login_id}");
+            let first = before.iter().map(|(f, _)| *f).min().unwrap_or(at);
+            let mut evidence: Vec<String> = before.iter().map(|(_, id)| id.clone()).collect();
+            evidence.truncate(MAX_EVIDENCE - 1);
+            evidence.push(login_id.clone());
+            out.push(Alert {
+                id: alert_id(conn, rule, &key, 0),
+                connection_id: conn.to_string(),
+                rule,
+                severity: rule.severity(),
+                title: format!("{user} signed in after {} failed attempts", before.len()),
+                summary: format!(
+                    "{user} signed in{} at {} after {} failed sign-ins in the {} minutes before.",
+                    from_ip(&ip),
+                    rfc3339(at),
+                    before.len(),
+                    t.window_secs / 60
+                ),
+                actor: Some(user.to_string()),
+                source_ip: ip.clone(),
+                first_seen: rfc3339(first),
+                last_seen: rfc3339(at),
+                count: before.len() as u32 + 1,
+                event_ids: evidence,
+                attack: rule.attack().iter().map(|s| s.to_string()).collect(),
+            });
+        }
+        out
+    }
+
+    /// `admin` or `security_admin` granted: from a `sys_user_has_role`
+    /// record (role and user dot-walked) or a `sys_audit` row of one (role
+    /// and grant by sys_id, resolved through the inventory). Both name the
+    /// same grant record, so both give the same alert.
+    fn role_granted(
+        &mut self,
+        conn: &str,
+        e: &Event,
+        at: i64,
+        dir: &dyn Directory,
+    ) -> Option<Alert> {
+        let raw = |f: &str| -> Option<String> {
+            match e.raw.get(f)? {
+                serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+                serde_json::Value::Object(o) => o.get("value")?.as_str().map(str::to_string),
+                _ => None,
+            }
+        };
+        let (grant, role_ref, user) = if e.source_table == "sys_user_has_role" {
+            let grant = raw("sys_id")?;
+            let role = raw("role.name").or_else(|| raw("role"))?;
+            let user = raw("user.user_name")
+                .or_else(|| raw("user").and_then(|u| dir.person(&u).map(|p| p.user_name)));
+            (grant, role, user)
+        } else {
+            let grant = e.target.as_ref()?.record.clone()?;
+            let role = e.new_value.clone()?;
+            (grant.clone(), role, dir.grantee(&grant))
+        };
+        let role = dir
+            .role(&role_ref)
+            .map(|r| r.name)
+            .or_else(|| (role_ref == ADMIN_ROLE_SYS_ID).then(|| "admin".to_string()))
+            .unwrap_or(role_ref);
+        if role != "admin" && role != "security_admin" {
+            return None;
+        }
+        let user = user.unwrap_or_else(|| "an account the inventory does not know yet".into());
+        Some(self.single(
+            conn,
+            Rule::AdminRoleGranted,
+            &grant,
+            e,
+            at,
+            format!("{role} granted to {user}"),
+            format!(
+                "{} granted the {role} role to {user} at {}.",
+                who(&e.actor),
+                e.occurred_at
+            ),
+        ))
+    }
+
+    /// A `sys_audit` change of a checked property to a value its check fails.
+    fn posture_drift(
+        &mut self,
+        conn: &str,
+        e: &Event,
+        at: i64,
+        dir: &dyn Directory,
+    ) -> Option<Alert> {
+        let target = e.target.as_ref()?;
+        if target.table.as_deref() != Some("sys_properties")
+            || target.field.as_deref() != Some("value")
+        {
+            return None;
+        }
+        let name = dir.property(target.record.as_deref()?)?;
+        let check = CHECKS
+            .iter()
+            .find(|c| matches!(c.reads, Reads::Property(n) if n == name))?;
+        let value = e.new_value.clone().unwrap_or_default();
+        if check.expected.accepts(&value) {
+            return None;
+        }
+        let mut alert = self.single(
+            conn,
+            Rule::PostureDrift,
+            &e.id,
+            e,
+            at,
+            format!("{name} changed to a failing value"),
+            format!(
+                "{} set {name} to {value:?} at {}; the hardening check expects {}. {}",
+                who(&e.actor),
+                e.occurred_at,
+                check.expected.describe(),
+                check.advice
+            ),
+        );
+        alert.severity = check.severity;
+        Some(alert)
+    }
+}
+
+/// OCSF Detection Finding (class 2004) for an alert.
+pub fn ocsf_finding(a: &Alert, status: &str, instance_url: &str) -> serde_json::Value {
+    let (severity_id, severity) = match a.severity {
+        Severity::Critical => (5, "Critical"),
+        Severity::High => (4, "High"),
+        Severity::Medium => (3, "Medium"),
+        Severity::Low => (2, "Low"),
+    };
+    let status_id = match status {
+        "open" => 1,
+        "acknowledged" => 2,
+        "closed" => 3,
+        _ => 0,
+    };
+    let first = parse_rfc3339(&a.first_seen).unwrap_or(0) * 1000;
+    let last = parse_rfc3339(&a.last_seen).unwrap_or(0) * 1000;
+    serde_json::json!({
+        "class_uid": 2004,
+        "class_name": "Detection Finding",
+        "category_uid": 2,
+        "category_name": "Findings",
+        "activity_id": 1,
+        "activity_name": "Create",
+        "type_uid": 200401,
+        "time": last,
+        "severity_id": severity_id,
+        "severity": severity,
+        "status_id": status_id,
+        "status": status,
+        "metadata": {
+            "version": "1.1.0",
+            "product": {"name": "ServiceNow security connector", "vendor_name": "servicenow-connector"},
+            "uid": a.id,
+        },
+        "finding_info": {
+            "uid": a.id,
+            "title": a.title,
+            "desc": a.summary,
+            "types": [a.rule.as_str()],
+            "first_seen_time": first,
+            "last_seen_time": last,
+            "related_events": a.event_ids.iter().map(|id| serde_json::json!({"uid": id})).collect::<Vec<_>>(),
+            "attacks": a.attack.iter().map(|t| serde_json::json!({"technique": {"uid": t}})).collect::<Vec<_>>(),
+        },
+        "count": a.count,
+        "actor": a.actor.as_ref().map(|u| serde_json::json!({"user": {"name": u}})),
+        "src_endpoint": a.source_ip.as_ref().map(|ip| serde_json::json!({"ip": ip})),
+        "resources": [{"type": "ServiceNow instance", "uid": instance_url}],
+        "unmapped": {"connection_id": a.connection_id},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Target;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct Dir {
+        people: HashMap<String, Person>,
+        roles: HashMap<String, RoleInfo>,
+        grants: HashMap<String, String>,
+        properties: HashMap<String, String>,
+    }
+
+    impl Directory for Dir {
+        fn person(&self, user: &str) -> Option<Person> {
+            self.people.get(user).cloned()
+        }
+        fn role(&self, role: &str) -> Option<RoleInfo> {
+            self.roles.get(role).cloned()
+        }
+        fn grantee(&self, grant: &str) -> Option<String> {
+            self.grants.get(grant).cloned()
+        }
+        fn property(&self, sys_id: &str) -> Option<String> {
+            self.properties.get(sys_id).cloned()
+        }
+    }
+
+    fn person(name: &str, active: bool, locked_out: bool, privileged: bool) -> Person {
+        Person {
+            user_name: name.into(),
+            active,
+            locked_out,
+            privileged,
+        }
+    }
+
+    fn dir() -> Dir {
+        let mut d = Dir::default();
+        for p in [
+            person("ann", true, false, false),
+            person("root", true, false, true),
+            person("gone", false, false, false),
+            person("stuck", true, true, false),
+        ] {
+            d.people.insert(p.user_name.clone(), p);
+        }
+        d.roles.insert(
+            "r-admin".into(),
+            RoleInfo {
+                name: "admin".into(),
+                elevated: false,
+            },
+        );
+        d.roles.insert(
+            "security_admin".into(),
+            RoleInfo {
+                name: "security_admin".into(),
+                elevated: true,
+            },
+        );
+        d.roles.insert(
+            "itil".into(),
+            RoleInfo {
+                name: "itil".into(),
+                elevated: false,
+            },
+        );
+        d.grants.insert("g1".into(), "ann".into());
+        d.properties
+            .insert("p-timeout".into(), "glide.ui.session_timeout".into());
+        d
+    }
+
+    const T0: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+    fn ev(n: u32, table: &str, kind: Kind, at: i64, actor: &str, ip: Option<&str>) -> Event {
+        Event {
+            id: format!("{table}:{n:032x}"),
+            connection_id: "c".into(),
+            occurred_at: rfc3339(at),
+            kind,
+            actor: Some(actor.into()),
+            source_ip: ip.map(str::to_string),
+            target: None,
+            old_value: None,
+            new_value: None,
+            source_table: table.into(),
+            raw: serde_json::Map::new(),
+        }
+    }
+
+    fn run(d: &mut Detector, events: &[Event]) -> Vec<Alert> {
+        let refs: Vec<&Event> = events.iter().collect();
+        d.handle("c", &refs, &dir())
+    }
+
+    fn failures(
+        n: u32,
+        user_of: impl Fn(u32) -> String,
+        ip: &str,
+        start: i64,
+        step: i64,
+    ) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                ev(
+                    i,
+                    "sysevent",
+                    Kind::LoginFailed,
+                    start + i64::from(i) * step,
+                    &user_of(i),
+                    Some(ip),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_burst_raises_one_alert_however_it_is_read_again() {
+        let burst = failures(12, |_| "ann".into(), "203.0.113.9", T0 + 100, 20);
+        let mut d = Detector::new(RuleConfig::default());
+        let alerts = run(&mut d, &burst);
+        let bursts: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.rule == Rule::FailedLoginBurst)
+            .collect();
+        assert_eq!(bursts.len(), 1, "{alerts:#?}");
+        let a = bursts[0];
+        assert_eq!(a.count, 12);
+        assert_eq!(a.actor.as_deref(), Some("ann"));
+        assert_eq!(a.event_ids.len(), 12);
+        assert!(
+            a.summary.contains("12 failed sign-ins for ann"),
+            "{}",
+            a.summary
+        );
+        // The same page again (a retried page, the overlap): same id, no growth.
+        let again = run(&mut d, &burst);
+        assert!(
+            again.iter().all(|x| x.id == a.id && x.count == 12),
+            "{again:#?}"
+        );
+        // A restored state sees the same.
+        let mut restored = Detector::restore(RuleConfig::default(), Some(&d.save()));
+        assert!(run(&mut restored, &burst).iter().all(|x| x.id == a.id));
+        // A burst split over two pages, the state saved and restored between.
+        let mut first = Detector::new(RuleConfig::default());
+        run(&mut first, &burst[..7]);
+        let saved = first.save();
+        assert!(saved.len() > 20, "{saved}");
+        let mut second = Detector::restore(RuleConfig::default(), Some(&saved));
+        let split = run(&mut second, &burst[7..]);
+        let grown = split
+            .iter()
+            .find(|x| x.rule == Rule::FailedLoginBurst)
+            .expect("the burst");
+        assert_eq!((grown.id.as_str(), grown.count), (a.id.as_str(), 12));
+        // Below the threshold: nothing.
+        let mut fresh = Detector::new(RuleConfig::default());
+        assert!(run(&mut fresh, &burst[..9]).is_empty());
+    }
+
+    #[test]
+    fn a_burst_across_a_window_edge_is_one_alert_and_late_events_count_in_their_own_time() {
+        // 6 failures before a 5-minute edge, 6 after, all within 4 minutes.
+        let edge = (T0 / 300 + 10) * 300;
+        let mut events = failures(6, |_| "ann".into(), "198.51.100.1", edge - 120, 20);
+        events.extend(
+            failures(6, |_| "ann".into(), "198.51.100.1", edge, 20)
+                .into_iter()
+                .map(|mut e| {
+                    e.id.push('x');
+                    e
+                }),
+        );
+        let mut d = Detector::new(RuleConfig::default());
+        // Late: the second half is read first.
+        let mut alerts = run(&mut d, &events[6..]);
+        alerts.extend(run(&mut d, &events[..6]));
+        let ids: BTreeSet<&str> = alerts
+            .iter()
+            .filter(|a| a.rule == Rule::FailedLoginBurst)
+            .map(|a| a.id.as_str())
+            .collect();
+        assert_eq!(ids.len(), 1, "{alerts:#?}");
+    }
+
+    #[test]
+    fn a_spray_counts_distinct_users_from_one_ip() {
+        let spray = failures(11, |i| format!("user{i}"), "192.0.2.50", T0, 30);
+        let mut d = Detector::new(RuleConfig::default());
+        let alerts = run(&mut d, &spray);
+        let sprays: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.rule == Rule::PasswordSpray)
+            .collect();
+        assert_eq!(sprays.len(), 1);
+        assert_eq!(sprays[0].source_ip.as_deref(), Some("192.0.2.50"));
+        assert_eq!(sprays[0].count, 11);
+        assert!(
+            alerts.iter().all(|a| a.rule != Rule::FailedLoginBurst),
+            "one failure per user is no burst"
+        );
+        // One user failing 11 times from the IP is a burst, not a spray.
+        let mut d = Detector::new(RuleConfig::default());
+        let one = failures(11, |_| "ann".into(), "192.0.2.50", T0, 30);
+        assert!(run(&mut d, &one)
+            .iter()
+            .all(|a| a.rule != Rule::PasswordSpray));
+    }
+
+    #[test]
+    fn a_sign_in_after_failures_and_by_an_inactive_account() {
+        let mut events = failures(5, |_| "ann".into(), "203.0.113.7", T0, 30);
+        events.push(ev(
+            99,
+            "sysevent",
+            Kind::Login,
+            T0 + 200,
+            "ann",
+            Some("203.0.113.7"),
+        ));
+        let mut d = Detector::new(RuleConfig::default());
+        let alerts = run(&mut d, &events);
+        let a = alerts
+            .iter()
+            .find(|a| a.rule == Rule::LoginAfterFailures)
+            .expect("login after failures");
+        assert_eq!(a.count, 6);
+        assert!(a
+            .event_ids
+            .last()
+            .unwrap()
+            .ends_with(&format!("{:032x}", 99)));
+        // The sign-in read before its failures (late failures) raises the same alert.
+        let mut d = Detector::new(RuleConfig::default());
+        let mut late = run(&mut d, &events[5..]);
+        late.extend(run(&mut d, &events[..5]));
+        let ids: BTreeSet<&str> = late
+            .iter()
+            .filter(|x| x.rule == Rule::LoginAfterFailures)
+            .map(|x| x.id.as_str())
+            .collect();
+        assert_eq!(ids.into_iter().collect::<Vec<_>>(), vec![a.id.as_str()]);
+
+        let mut d = Detector::new(RuleConfig::default());
+        let logins = [
+            ev(1, "sysevent", Kind::Login, T0, "gone", None),
+            ev(2, "sysevent", Kind::Login, T0 + 60, "stuck", None),
+            ev(3, "sysevent", Kind::Login, T0 + 90, "ann", None),
+        ];
+        let alerts = run(&mut d, &logins);
+        let mut who: Vec<&str> = alerts
+            .iter()
+            .filter(|a| a.rule == Rule::LoginByInactiveUser)
+            .filter_map(|a| a.actor.as_deref())
+            .collect();
+        who.sort();
+        assert_eq!(who, ["gone", "stuck"]);
+    }
+
+    #[test]
+    fn admin_grants_are_resolved_through_the_inventory_from_either_record() {
+        let mut has_role = ev(1, "sys_user_has_role", Kind::RoleGranted, T0, "boss", None);
+        has_role.raw.insert("sys_id".into(), "g1".into());
+        has_role.raw.insert("role".into(), "r-admin".into());
+        has_role.raw.insert("user".into(), "ann".into());
+        let mut audit = ev(2, "sys_audit", Kind::RoleGranted, T0 + 1, "boss", None);
+        audit.target = Some(Target {
+            table: Some("sys_user_has_role".into()),
+            record: Some("g1".into()),
+            field: Some("role".into()),
+        });
+        audit.new_value = Some("r-admin".into());
+        let mut d = Detector::new(RuleConfig::default());
+        let alerts = run(&mut d, &[has_role.clone(), audit]);
+        let grants: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.rule == Rule::AdminRoleGranted)
+            .collect();
+        assert_eq!(grants.len(), 1, "both records name one grant: {alerts:#?}");
+        assert_eq!(grants[0].title, "admin granted to ann");
+        assert_eq!(grants[0].count, 2);
+        // itil is no admin role.
+        let mut itil = has_role;
+        itil.id = "sys_user_has_role:other".into();
+        itil.raw.insert("sys_id".into(), "g2".into());
+        itil.raw.insert("role".into(), "itil".into());
+        assert!(run(&mut Detector::new(RuleConfig::default()), &[itil]).is_empty());
+    }
+
+    #[test]
+    fn impersonating_a_privileged_user_and_elevating() {
+        let mut imp = ev(1, "sysevent", Kind::Impersonation, T0, "ann", None);
+        imp.new_value = Some("impersonation.start".into());
+        imp.target = Some(Target {
+            table: Some("sys_user".into()),
+            record: Some("root".into()),
+            field: None,
+        });
+        let mut benign = imp.clone();
+        benign.id = "sysevent:b".into();
+        benign.target = Some(Target {
+            table: Some("sys_user".into()),
+            record: Some("ann".into()),
+            field: None,
+        });
+        let mut elev = ev(3, "sysevent", Kind::Elevation, T0, "root", None);
+        elev.new_value = Some("security.elevated_role.enabled".into());
+        elev.target = Some(Target {
+            table: Some("sys_user_role".into()),
+            record: Some("security_admin".into()),
+            field: None,
+        });
+        let mut d = Detector::new(RuleConfig::default());
+        let alerts = run(&mut d, &[imp, benign, elev]);
+        let rules: Vec<Rule> = alerts.iter().map(|a| a.rule).collect();
+        assert_eq!(
+            rules
+                .iter()
+                .filter(|r| **r == Rule::AdminImpersonated)
+                .count(),
+            1
+        );
+        assert_eq!(
+            rules
+                .iter()
+                .filter(|r| **r == Rule::SecurityElevation)
+                .count(),
+            1
+        );
+        assert!(alerts.iter().all(|a| !a.attack.is_empty()));
+    }
+
+    #[test]
+    fn mass_delete_bulk_export_and_posture_drift() {
+        let deletes: Vec<Event> = (0..100)
+            .map(|i| {
+                ev(
+                    i,
+                    "sys_audit_delete",
+                    Kind::RecordDeleted,
+                    T0 + i64::from(i),
+                    "ann",
+                    None,
+                )
+            })
+            .collect();
+        let mut d = Detector::new(RuleConfig::default());
+        let alerts = run(&mut d, &deletes);
+        assert_eq!(
+            alerts.iter().filter(|a| a.rule == Rule::MassDelete).count(),
+            1
+        );
+
+        let exports: Vec<Event> = (0..20)
+            .map(|i| {
+                let mut e = ev(
+                    i,
+                    "syslog_transaction",
+                    Kind::Transaction,
+                    T0 + i64::from(i) * 5,
+                    "ann",
+                    Some("203.0.113.2"),
+                );
+                e.new_value = Some(format!(
+                    "/incident_list.do?{}&sysparm_query=active=true",
+                    if i % 2 == 0 { "CSV" } else { "XLSX" }
+                ));
+                e
+            })
+            .collect();
+        let mut d = Detector::new(RuleConfig::default());
+        assert_eq!(
+            run(&mut d, &exports)
+                .iter()
+                .filter(|a| a.rule == Rule::BulkExport)
+                .count(),
+            1
+        );
+        assert!(!is_export("/incident_list.do?sysparm_query=csv=1"));
+        assert!(is_export("/incident.do?PDF&sys_id=1"));
+
+        let drift = |value: &str| {
+            let mut e = ev(7, "sys_audit", Kind::RecordUpdated, T0, "ann", None);
+            e.target = Some(Target {
+                table: Some("sys_properties".into()),
+                record: Some("p-timeout".into()),
+                field: Some("value".into()),
+            });
+            e.new_value = Some(value.into());
+            e
+        };
+        let mut d = Detector::new(RuleConfig::default());
+        let alerts = run(&mut d, &[drift("480")]);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].rule, Rule::PostureDrift);
+        assert_eq!(
+            alerts[0].severity,
+            Severity::High,
+            "the check's own severity"
+        );
+        assert!(run(&mut Detector::new(RuleConfig::default()), &[drift("15")]).is_empty());
+    }
+
+    #[test]
+    fn config_is_validated_and_the_state_stays_bounded() {
+        assert!(RuleConfig::default().validate().is_ok());
+        let mut bad = RuleConfig::default();
+        bad.password_spray.count = 1;
+        assert!(bad.validate().unwrap_err().contains("password_spray"));
+        bad = RuleConfig::default();
+        bad.mass_delete.window_secs = 10;
+        assert!(bad.validate().is_err());
+        let mut d = Detector::new(RuleConfig::default());
+        for hour in 0..48 {
+            let f = failures(
+                3,
+                |i| format!("u{hour}-{i}"),
+                "192.0.2.1",
+                T0 + hour * 3_600,
+                1,
+            );
+            run(&mut d, &f);
+        }
+        assert!(d.state.windows.len() < 40, "{}", d.state.windows.len());
+        assert!(d.state.failures.len() <= 9);
+    }
+}

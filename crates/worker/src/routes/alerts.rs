@@ -1,0 +1,209 @@
+//! `/alerts`: every connection's alerts, newest first, filtered and paged;
+//! `PATCH /alerts/{id}` to acknowledge or close; `alerts.ndjson` (OCSF
+//! Detection Finding 2004 with `format=ocsf`).
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+use snc_core::clock::parse_rfc3339;
+use snc_core::detect::{ocsf_finding, Rule};
+use snc_core::problem::{FieldError, Problem, ProblemCode};
+use worker::{Env, Request, Response, Result};
+
+use crate::alerts::{AlertQuery, AlertStatus, AlertStore, StoredAlert};
+use crate::respond;
+use crate::store::Store;
+
+const MAX_LIMIT: u32 = 1_000;
+
+fn field_error(field: &str, message: &str) -> Problem {
+    Problem::validation(vec![FieldError {
+        field: field.into(),
+        code: "invalid".into(),
+        message: message.into(),
+    }])
+}
+
+fn store(env: &Env) -> Result<AlertStore> {
+    Ok(AlertStore::new(env.d1("DB")?))
+}
+
+fn encode_cursor(a: &StoredAlert) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!([a.alert.first_seen, a.alert.id]).to_string())
+}
+
+fn decode_cursor(c: &str) -> Option<(String, String)> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()?;
+    serde_json::from_slice(&raw).ok()
+}
+
+/// The filter from the query string; every bad value is a field error.
+fn query(req: &Request) -> std::result::Result<(AlertQuery, bool), Problem> {
+    let url = req.url().map_err(|_| Problem::new(ProblemCode::Internal))?;
+    let mut q = AlertQuery {
+        limit: 100,
+        ..AlertQuery::default()
+    };
+    let mut ocsf = false;
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "connection_id" => {
+                if !super::valid_id(&v) {
+                    return Err(field_error(
+                        "connection_id",
+                        "Use a connection's id (32 hex characters).",
+                    ));
+                }
+                q.connection_id = Some(v.to_string());
+            }
+            "status" => {
+                q.status =
+                    Some(AlertStatus::parse(&v).ok_or_else(|| {
+                        field_error("status", "Use open, acknowledged or closed.")
+                    })?)
+            }
+            "rule" => {
+                let rule = Rule::parse(&v).ok_or_else(|| {
+                    field_error(
+                        "rule",
+                        "Unknown rule; see the rules in the API description.",
+                    )
+                })?;
+                q.rule = Some(rule.as_str().to_string());
+            }
+            "from" | "to" => {
+                let t = parse_rfc3339(&v).ok_or_else(|| {
+                    field_error(&k, "Use an RFC 3339 time, such as 2026-11-20T10:00:00Z.")
+                })?;
+                if k == "from" {
+                    q.from = Some(t);
+                } else {
+                    q.to = Some(t);
+                }
+            }
+            "limit" => {
+                q.limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| field_error("limit", "Use a limit from 1 to 1000."))?;
+            }
+            "cursor" => {
+                q.after = Some(decode_cursor(&v).ok_or_else(|| {
+                    field_error(
+                        "cursor",
+                        "Use the next_cursor of a previous answer, unchanged.",
+                    )
+                })?)
+            }
+            "format" if v == "ocsf" => ocsf = true,
+            "format" if v == "contract" || v.is_empty() => {}
+            "format" => {
+                return Err(field_error(
+                    "format",
+                    "Use format=ocsf, or leave it out for the contract's Alert.",
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok((q, ocsf))
+}
+
+pub async fn list(req: Request, env: &Env) -> Result<Response> {
+    let (q, _) = match query(&req) {
+        Ok(q) => q,
+        Err(p) => return respond::problem(&p),
+    };
+    let alerts = store(env)?.list(&q).await?;
+    let next_cursor = (alerts.len() as u32 == q.limit)
+        .then(|| alerts.last().map(encode_cursor))
+        .flatten();
+    respond::json(
+        200,
+        &json!({ "alerts": alerts, "next_cursor": next_cursor }),
+    )
+}
+
+pub async fn ndjson(req: Request, env: &Env) -> Result<Response> {
+    let (mut q, ocsf) = match query(&req) {
+        Ok(q) => q,
+        Err(p) => return respond::problem(&p),
+    };
+    q.limit = MAX_LIMIT;
+    q.oldest_first = true;
+    let store = store(env)?;
+    let connections = Store::new(env.d1("DB")?).list().await?;
+    let mut out = String::new();
+    loop {
+        let page = store.list(&q).await?;
+        for a in &page {
+            let line = if ocsf {
+                let url = connections
+                    .iter()
+                    .find(|c| c.id == a.alert.connection_id)
+                    .map(|c| c.instance_url.as_str())
+                    .unwrap_or("");
+                ocsf_finding(&a.alert, a.status.as_str(), url)
+            } else {
+                serde_json::to_value(a)?
+            };
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        if (page.len() as u32) < q.limit {
+            break;
+        }
+        q.after = page
+            .last()
+            .map(|a| (a.alert.first_seen.clone(), a.alert.id.clone()));
+    }
+    let mut resp = Response::ok(out)?;
+    resp.headers_mut()
+        .set("content-type", "application/x-ndjson")?;
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    status: String,
+}
+
+/// Alert ids are `al_` and 16 hex characters.
+fn valid_alert_id(id: &str) -> bool {
+    id.len() == 19
+        && id.starts_with("al_")
+        && id[3..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
+    let not_found = || respond::code(ProblemCode::NotFound, &format!("There is no alert {id:?}."));
+    if !valid_alert_id(id) {
+        return not_found();
+    }
+    let text = req.text().await.unwrap_or_default();
+    let status = serde_json::from_str::<PatchBody>(&text)
+        .ok()
+        .and_then(|b| AlertStatus::parse(&b.status));
+    let Some(status) = status else {
+        return respond::problem(&field_error(
+            "status",
+            "Send {\"status\": \"open\" | \"acknowledged\" | \"closed\"}.",
+        ));
+    };
+    let store = store(env)?;
+    if store.get(id).await?.is_none() {
+        return not_found();
+    }
+    store.set_status(id, status, crate::now()).await?;
+    match store.get(id).await? {
+        Some(a) => respond::json(200, &a),
+        None => not_found(),
+    }
+}
