@@ -10,14 +10,16 @@ export function mountAdmin(root, { apiBase, token }) {
   const status = el("p", { role: "status", "aria-live": "polite", class: "snc-live" });
   const list = el("ul", { class: "connections", "aria-label": "Connections" });
   const activity = el("div", { class: "activity" });
-  root.append(heading, status, list, activity);
+  const alertsHeading = el("h2", { id: "alerts-title", class: "section-title", text: "Alerts" });
+  const alertsBox = el("section", { class: "alerts", "aria-labelledby": "alerts-title" });
+  root.append(heading, status, list, activity, alertsHeading, alertsBox);
   const call = (method, path, body) => api(apiBase, token(), method, path, body);
 
   function row(c) {
     const item = el("li", { class: "connection", "data-id": c.id });
     const name = el("h3", { text: c.name });
     const badge = el("span", { class: `snc-badge ${c.status}`, "data-status": c.status, text: c.status });
-    const meta = el("p", { class: "meta", text: `${c.instance_url} · ${{ oauth: "OAuth", client_credentials: "client credentials", basic: "legacy" }[c.method] ?? c.method} · ${c.release ?? "?"} · last pull ${c.last_pull_at ?? "not yet"} · ${c.event_count} events · posture ${c.posture_score == null ? "not checked yet" : `${c.posture_score}/100`}` });
+    const meta = el("p", { class: "meta", text: `${c.instance_url} · ${{ oauth: "OAuth", client_credentials: "client credentials", basic: "legacy" }[c.method] ?? c.method} · ${c.release ?? "?"} · last pull ${c.last_pull_at ?? "not yet"} · ${c.event_count} events · posture ${c.posture_score == null ? "not checked yet" : `${c.posture_score}/100`} · ${c.open_alerts} open alert${c.open_alerts === 1 ? "" : "s"}` });
     item.append(el("div", { class: "row" }, name, badge), meta);
     if (c.status_detail) item.append(el("p", { class: "snc-error", text: `${c.status_detail.code}: ${c.status_detail.message}` }));
     for (const w of c.warnings) item.append(el("p", { class: "snc-warning", text: w.message }));
@@ -99,9 +101,12 @@ export function mountAdmin(root, { apiBase, token }) {
       if (actor.value.trim()) q.set("actor", actor.value.trim());
       if (from.value) q.set("from", new Date(from.value).toISOString());
       if (to.value) q.set("to", new Date(to.value).toISOString());
-      const res = await call("GET", `/connections/${c.id}/events?${q}`);
+      const [res, raised] = await Promise.all([
+        call("GET", `/connections/${c.id}/events?${q}`),
+        call("GET", `/alerts?connection_id=${c.id}&limit=1000`),
+      ]);
       if (!res.ok) { table.replaceChildren(el("caption", { text: res.problem.detail })); return; }
-      drawChart(chart, res.json.events);
+      drawChart(chart, res.json.events, raised.ok ? raised.json.alerts : []);
       table.replaceChildren(el("caption", { text: `${res.json.events.length} most recent events` }),
         el("thead", {}, el("tr", {}, ...["When", "Kind", "Actor", "Source IP", "Target"].map((h) => el("th", { scope: "col", text: h })))),
         el("tbody", {}, ...res.json.events.slice(0, 200).map((e) => el("tr", {},
@@ -183,17 +188,77 @@ export function mountAdmin(root, { apiBase, token }) {
     focusHeading();
   }
 
-  /** Events per day as bars; built with DOM calls, so names stay text. */
-  function drawChart(box, events) {
+  /** Every connection's alerts: filter by status, see the evidence, acknowledge or close. */
+  function mountAlerts() {
+    const state = el("select", { id: "al-status" }, ...["open", "acknowledged", "closed", ""].map((s) => el("option", { value: s, text: s || "any status" })));
+    const form = el("form", { class: "filters", "aria-label": "Filter alerts" },
+      el("label", { for: "al-status", text: "Status" }), state, el("button", { type: "submit", text: "Show alerts" }));
+    const note = el("p", { role: "status", "aria-live": "polite", class: "snc-live" });
+    const table = el("table", { class: "events alerts-table" });
+    const evidence = el("div", { class: "evidence" });
+    alertsBox.replaceChildren(form, note, table, evidence);
+    async function load() {
+      const q = new URLSearchParams({ limit: "200" });
+      if (state.value) q.set("status", state.value);
+      const res = await call("GET", `/alerts?${q}`);
+      if (!res.ok) { table.replaceChildren(el("caption", { text: res.problem.detail })); return; }
+      const rows = res.json.alerts;
+      table.replaceChildren(el("caption", { text: `${rows.length} ${state.value || ""} alert${rows.length === 1 ? "" : "s"}`.replace("  ", " ") }),
+        el("thead", {}, el("tr", {}, ...["Severity", "Rule", "Alert", "Actor", "Source IP", "First seen", "Last seen", "Count", "Status", "Actions"].map((h) => el("th", { scope: "col", text: h })))),
+        el("tbody", {}, ...rows.map((a) => {
+          const actions = el("td", { class: "actions" });
+          const act = (label, handler) => {
+            const b = el("button", { type: "button", class: "secondary", text: label, "aria-label": `${label}: ${a.title}` });
+            b.addEventListener("click", handler);
+            actions.append(b);
+          };
+          act("Evidence", () => showEvidence(a));
+          if (a.status !== "acknowledged") act("Acknowledge", () => setStatus(a, "acknowledged"));
+          if (a.status !== "closed") act("Close", () => setStatus(a, "closed"));
+          if (a.status !== "open") act("Reopen", () => setStatus(a, "open"));
+          return el("tr", { class: `severity-${a.severity}`, "data-alert": a.id },
+            el("td", { text: a.severity }), el("td", { text: a.rule }),
+            el("td", {}, el("strong", { text: a.title }), el("br"), el("span", { class: "small", text: a.summary })),
+            el("td", { text: a.actor ?? "" }), el("td", { text: a.source_ip ?? "" }),
+            el("td", { text: a.first_seen }), el("td", { text: a.last_seen }), el("td", { text: String(a.count) }),
+            el("td", { text: a.status }), actions);
+        })));
+    }
+    async function setStatus(a, to) {
+      const res = await call("PATCH", `/alerts/${a.id}`, { status: to });
+      note.textContent = res.ok ? `${a.title}: ${to}.` : `${res.problem.title}: ${res.problem.detail}`;
+      if (res.ok) { await load(); refresh(); }
+    }
+    async function showEvidence(a) {
+      const q = new URLSearchParams({ limit: "1000", from: a.first_seen, to: new Date(Date.parse(a.last_seen) + 1000).toISOString() });
+      const res = await call("GET", `/connections/${a.connection_id}/events?${q}`);
+      const ids = new Set(a.event_ids);
+      const events = res.ok ? res.json.events.filter((e) => ids.has(e.id)) : [];
+      evidence.replaceChildren(el("h3", { id: "evidence-title", tabindex: "-1", text: `Evidence: ${a.title}` }),
+        el("p", { text: res.ok ? `${events.length} of ${a.event_ids.length} evidence events · ATT&CK ${a.attack.join(", ")}` : res.problem.detail }),
+        el("table", { class: "events" },
+          el("thead", {}, el("tr", {}, ...["When", "Kind", "Actor", "Source IP", "Event"].map((h) => el("th", { scope: "col", text: h })))),
+          el("tbody", {}, ...events.map((e) => el("tr", {}, el("td", { text: e.occurred_at }), el("td", { text: e.kind }), el("td", { text: e.actor ?? "" }), el("td", { text: e.source_ip ?? "" }), el("td", { text: e.id }))))));
+      evidence.querySelector("h3").focus();
+    }
+    form.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
+    load();
+    return { load };
+  }
+
+  /** Events per day as bars, days with alerts marked; built with DOM calls, so names stay text. */
+  function drawChart(box, events, raised = []) {
     const days = new Map();
     for (const e of events) days.set(e.occurred_at.slice(0, 10), (days.get(e.occurred_at.slice(0, 10)) ?? 0) + 1);
+    const alertDays = new Map();
+    for (const a of raised) alertDays.set(a.first_seen.slice(0, 10), (alertDays.get(a.first_seen.slice(0, 10)) ?? 0) + 1);
     const entries = [...days.entries()].sort();
     const max = Math.max(1, ...entries.map(([, n]) => n));
     const w = 40, h = 120;
     const svg = document.createElementNS(SVG, "svg");
     svg.setAttribute("viewBox", `0 0 ${Math.max(1, entries.length) * w} ${h + 20}`);
     svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", `Events per day: ${entries.map(([d, n]) => `${d} ${n}`).join(", ") || "none"}`);
+    svg.setAttribute("aria-label", `Events per day: ${entries.map(([d, n]) => `${d} ${n}${alertDays.get(d) ? ` (${alertDays.get(d)} alerts)` : ""}`).join(", ") || "none"}`);
     entries.forEach(([day, n], i) => {
       const bar = document.createElementNS(SVG, "rect");
       const bh = (n / max) * h;
@@ -205,6 +270,12 @@ export function mountAdmin(root, { apiBase, token }) {
       label.setAttribute("text-anchor", "middle"); label.setAttribute("font-size", "9");
       label.textContent = day.slice(5);
       svg.append(bar, label);
+      if (alertDays.get(day)) {
+        const mark = document.createElementNS(SVG, "circle");
+        mark.setAttribute("cx", String(i * w + w / 2)); mark.setAttribute("cy", String(Math.max(6, h - bh - 8)));
+        mark.setAttribute("r", "5"); mark.setAttribute("class", "alert-mark");
+        svg.append(mark);
+      }
     });
     box.replaceChildren(svg);
   }
@@ -216,6 +287,7 @@ export function mountAdmin(root, { apiBase, token }) {
     if (!res.json.connections.length) list.replaceChildren(el("li", { text: "No connections yet." }));
   }
   refresh();
+  const alertsView = mountAlerts();
   const timer = setInterval(refresh, 3000);
-  return { refresh, stop: () => clearInterval(timer) };
+  return { refresh, alerts: alertsView, stop: () => clearInterval(timer) };
 }

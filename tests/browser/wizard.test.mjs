@@ -228,6 +228,45 @@ test("client-credentials wizard: no user ID or password asked, connects as the a
   await deleteAll();
 });
 
+test("alerts: listed across connections, evidence on demand, acknowledged in place, marked on the chart", async () => {
+  const at = Math.floor(Date.now() / 1000) - 3600;
+  const planted = await (await fetch(`${simLegacy.instance_url}/__sim/scenario`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "password_spray", at }) })).json();
+  const h = { authorization: `Bearer ${worker.adminToken}`, "content-type": "application/json" };
+  const made = await (await fetch(`${worker.url}/api/v1/connections`, { method: "POST", headers: h, body: JSON.stringify({ name: "Watched", instance_url: simLegacy.instance_url, method: "basic", username: simLegacy.username, password: simLegacy.password }) })).json();
+  const spray = async () => (await (await fetch(`${worker.url}/api/v1/alerts?connection_id=${made.id}&rule=password_spray`, { headers: h })).json()).alerts.find((a) => a.source_ip === planted.ip);
+  for (let i = 0; i < 60 && !(await spray()); i++) await new Promise((r) => setTimeout(r, 1000));
+  const alert = await spray();
+  assert.ok(alert, "the spray was detected");
+  const { page, errors } = await openAdmin();
+  try {
+    await page.getByRole("button", { name: "Show alerts" }).click();
+    const row = page.locator(`tr[data-alert="${alert.id}"]`);
+    await row.waitFor();
+    assert.match(await row.textContent(), /password_spray/);
+    assert.match(await page.locator("li.connection", { hasText: "Watched" }).locator(".meta").textContent(), /[1-9]\d* open alerts?/);
+    await page.getByRole("button", { name: `Evidence: ${alert.title}` }).click();
+    await page.getByRole("heading", { name: `Evidence: ${alert.title}` }).waitFor();
+    await page.locator(".evidence tbody tr").nth(11).waitFor();
+    assert.equal(await page.locator(".evidence tbody tr").count(), 12);
+    await axe(page, "the alerts view with evidence");
+    await shot(page, "admin-alerts");
+    await page.getByRole("button", { name: `Acknowledge: ${alert.title}` }).click();
+    await page.locator(`tr[data-alert="${alert.id}"]`).waitFor({ state: "detached" });
+    assert.match(await page.getByRole("status").filter({ hasText: "acknowledged" }).first().textContent(), /acknowledged/);
+    await page.locator("#al-status").selectOption("acknowledged");
+    await page.getByRole("button", { name: "Show alerts" }).click();
+    await page.locator(`tr[data-alert="${alert.id}"]`).waitFor();
+    // The activity chart marks the day of the alert.
+    await page.getByRole("button", { name: "Activity Watched" }).click();
+    await page.locator(".chart svg .alert-mark").first().waitFor();
+    assert.match(await page.locator(".chart svg").getAttribute("aria-label"), /alerts\)/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+    await deleteAll();
+  }
+});
+
 test("a hostile connection name is shown as text and runs nothing", async () => {
   const { page, dialogs } = await openAdmin();
   const hostile = "<img src=x onerror=alert(1)>";
