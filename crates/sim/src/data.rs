@@ -268,6 +268,72 @@ impl Table {
 pub struct Generator {
     rng: rand::rngs::SmallRng,
     pub users: Vec<(String, String)>,
+    /// Active, unlocked, unprivileged people: who the benign noise signs in
+    /// as and impersonates, so noise alone never matches a detection.
+    pub benign: Vec<String>,
+}
+
+/// Roles that make an account privileged (as the connector's detections see it).
+pub const PRIVILEGED: &[&str] = &["admin", "security_admin", "impersonator", "oauth_admin"];
+
+/// Every fifth benign person is kept for the attack scenarios: the noise
+/// never names them, so a planted attack (or near miss) is all there is of
+/// them and the ground truth stays exact.
+pub fn reserved_users(tables: &HashMap<&'static str, Table>) -> Vec<String> {
+    benign_users(tables).into_iter().step_by(5).collect()
+}
+
+/// The people the noise may name: everyone but the reserved.
+pub fn noise_users(tables: &HashMap<&'static str, Table>) -> Vec<(String, String)> {
+    let reserved: std::collections::HashSet<String> = reserved_users(tables).into_iter().collect();
+    tables
+        .get("sys_user")
+        .map(|t| {
+            t.records
+                .iter()
+                .filter_map(|r| match r.get("user_name") {
+                    Some(Value::Str(u)) if !reserved.contains(u) => {
+                        Some((u.clone(), r.sys_id.clone()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The benign people of an instance: active, not locked out, no privileged role.
+pub fn benign_users(tables: &HashMap<&'static str, Table>) -> Vec<String> {
+    let privileged: std::collections::HashSet<String> = tables
+        .get("sys_user_has_role")
+        .map(|t| {
+            t.records
+                .iter()
+                .filter(|r| matches!(r.get("role"), Some(Value::Ref { display, .. }) if PRIVILEGED.contains(&display.as_str())))
+                .filter_map(|r| match r.get("user") {
+                    Some(Value::Ref { sys_id, .. }) => Some(sys_id.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    tables
+        .get("sys_user")
+        .map(|t| {
+            t.records
+                .iter()
+                .filter(|r| matches!(r.get("active"), Some(Value::Bool(true))))
+                .filter(|r| matches!(r.get("locked_out"), Some(Value::Bool(false))))
+                .filter(|r| !privileged.contains(&r.sys_id))
+                .filter_map(|r| match r.get("user_name") {
+                    Some(Value::Str(u)) if u.contains('.') && !u.starts_with("svc.") => {
+                        Some(u.clone())
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 const FIRST: &[&str] = &[
@@ -289,6 +355,16 @@ pub const ROLES: &[&str] = &[
     "report_user",
     "approver_user",
     "asset",
+];
+/// Roles no detection counts as privileged, for the audit noise.
+const PLAIN_ROLES: &[&str] = &[
+    "itil",
+    "knowledge",
+    "report_user",
+    "approver_user",
+    "asset",
+    "catalog_admin",
+    "user_admin",
 ];
 const GROUPS: &[&str] = &[
     "Service Desk",
@@ -324,6 +400,7 @@ impl Generator {
         Generator {
             rng: rand::rngs::SmallRng::seed_from_u64(seed),
             users: Vec::new(),
+            benign: Vec::new(),
         }
     }
 
@@ -345,11 +422,45 @@ impl Generator {
         )
     }
 
+    fn benign_user(&mut self) -> Option<String> {
+        if self.benign.is_empty() {
+            return None;
+        }
+        Some(self.benign[self.rng.random_range(0..self.benign.len())].clone())
+    }
+
     fn user(&mut self) -> (String, String) {
         if self.users.is_empty() {
             return ("system".into(), String::new());
         }
         self.users[self.rng.random_range(0..self.users.len())].clone()
+    }
+
+    /// A record of a burst: thousands share its second, so it is a plain
+    /// sign-in or sign-out (a burst of failures would be an attack).
+    pub fn burst_event(&mut self, table: &str, created: i64) -> Record {
+        let mut r = self.event(table, created);
+        if table == "sysevent" {
+            let quiet = if self.rng.random_bool(0.5) {
+                "login"
+            } else {
+                "logout"
+            };
+            let user = self.benign_user();
+            for (name, v) in r.fields.iter_mut() {
+                match *name {
+                    "name" => *v = Value::Str(quiet.into()),
+                    "parm2" => *v = Value::Str(self.ip()),
+                    "parm1" | "sys_created_by" => {
+                        if let Some(u) = &user {
+                            *v = Value::Str(u.clone());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        r
     }
 
     /// One record of an event table, created at `created`.
@@ -368,13 +479,19 @@ impl Generator {
                     "logout",
                     "impersonation.start",
                     "impersonation.end",
-                    "security.elevated_role.enabled",
+                    "security.elevated_role.disabled",
                     "security.elevated_role.disabled",
                     "external.authentication.succeeded",
                     "external.authentication.failed",
                 ]);
+                // Noise signs in and impersonates only benign people.
+                let user = if matches!(name, "login" | "external.authentication.succeeded") {
+                    self.benign_user().unwrap_or(user)
+                } else {
+                    user
+                };
                 let parm2 = if name.starts_with("impersonation") {
-                    self.user().0
+                    self.benign_user().unwrap_or_else(|| self.user().0)
                 } else if name.starts_with("security.elevated") {
                     "security_admin".into()
                 } else {
@@ -401,7 +518,7 @@ impl Generator {
                     // A new user: the audit of an insert has no old value.
                     "user_name" => (String::new(), self.user().0),
                     "active" | "locked_out" => ("true".to_string(), "false".to_string()),
-                    "role" => (String::new(), self.pick(ROLES).to_string()),
+                    "role" => (String::new(), self.pick(PLAIN_ROLES).to_string()),
                     "state" => ("1".into(), "2".into()),
                     _ => (String::new(), self.sys_id()),
                 };
@@ -683,6 +800,12 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
     table_mut(&mut tables, "sys_user").insert_sorted(users);
     table_mut(&mut tables, "sys_user_has_role").insert_sorted(has_role);
     table_mut(&mut tables, "sys_user_grmember").insert_sorted(members);
+    let reserved = reserved_users(&tables);
+    g.benign = benign_users(&tables)
+        .into_iter()
+        .filter(|u| !reserved.contains(u))
+        .collect();
+    g.users = noise_users(&tables);
     table_mut(&mut tables, "sys_properties").insert_sorted(release_properties(
         &mut g,
         spec.release,
@@ -707,7 +830,7 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
             let day_start = start + i64::from(day) * 86_400;
             let burst_at = day_start + g.rng.random_range(0..86_400);
             for _ in 0..burst_per_day {
-                rows.push(g.event(table, burst_at));
+                rows.push(g.burst_event(table, burst_at));
             }
         }
         while (rows.len() as u64) < total {

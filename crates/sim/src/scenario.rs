@@ -1,6 +1,11 @@
 //! Attack scenarios planted on request (`POST /__sim/scenario`): the records
-//! a real instance would hold after each, written as its own code paths
-//! write them, so the connector's detections meet them in the pulled data.
+//! a real instance would hold after each attack, written as its own code
+//! paths write them, and for each attack its near misses: one below the
+//! threshold and one outside the window (or, for rules of a single event,
+//! the closest event that must not fire). The answer names the ground
+//! truth: which rule must fire for which actor or source IP (nothing for a
+//! near miss). Each call picks people and addresses not used before, so two
+//! plantings of one rule are two attacks.
 
 use std::collections::HashMap;
 
@@ -8,34 +13,52 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, Generator, Record, Table, Value};
 
+/// One scenario per detection rule, named as the rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scenario {
-    /// 12 failed sign-ins of one account within 4 minutes, then a success.
     FailedLoginBurst,
-    /// One failed sign-in each for 12 accounts from one IP within 3 minutes.
     PasswordSpray,
-    /// A sign-in of an inactive account.
-    InactiveLogin,
-    /// `impersonation.start` of a user holding admin.
-    AdminImpersonation,
-    /// `security.elevated_role.enabled` to security_admin.
-    Elevation,
-    /// 120 deletions by one user within 5 minutes.
+    LoginAfterFailures,
+    AdminRoleGranted,
+    AdminImpersonated,
+    SecurityElevation,
     MassDelete,
-    /// 25 CSV/Excel exports by one user within 5 minutes.
     BulkExport,
-    /// `glide.ui.session_timeout` changed to 480 (failing its check).
+    LoginByInactiveUser,
     PostureDrift,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// The attack: its rule must fire once.
+    #[default]
+    Positive,
+    /// One short of the threshold (or the nearest benign event).
+    Below,
+    /// Spread wider than the window (or another nearest benign event).
+    Outside,
+}
+
+/// A rule that must fire, and for whom.
+#[derive(Debug, Serialize)]
+pub struct Expected {
+    pub rule: Scenario,
+    pub actor: Option<String>,
+    pub source_ip: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Planted {
     pub scenario: Scenario,
-    pub actor: String,
+    pub variant: Variant,
+    pub actor: Option<String>,
     pub ip: Option<String>,
     pub target: Option<String>,
     pub records: usize,
+    /// The ground truth: empty for a near miss.
+    pub expect: Vec<Expected>,
 }
 
 fn sysevent(g: &mut Generator, name: &str, parm1: &str, parm2: &str, at: i64) -> Record {
@@ -82,8 +105,7 @@ fn transaction(g: &mut Generator, user: &str, url: &str, ip: &str, at: i64) -> R
     }
 }
 
-/// Users with a field matching, by user name.
-fn users_where(
+fn find_user(
     tables: &HashMap<&'static str, Table>,
     pred: impl Fn(&Record) -> bool,
 ) -> Vec<(String, String)> {
@@ -113,122 +135,269 @@ fn holds(tables: &HashMap<&'static str, Table>, user_sys_id: &str, role: &str) -
     })
 }
 
-/// Writes a scenario's records at `at` (unix seconds).
+fn role_id(tables: &HashMap<&'static str, Table>, role: &str) -> Option<String> {
+    tables.get("sys_user_role").and_then(|t| {
+        t.records
+            .iter()
+            .find(|r| matches!(r.get("name"), Some(Value::Str(n)) if n == role))
+            .map(|r| r.sys_id.clone())
+    })
+}
+
+/// Writes a scenario's records at `at` (unix seconds). `seq` numbers the
+/// plantings, so each picks people and addresses of its own.
 pub fn plant(
     tables: &mut HashMap<&'static str, Table>,
     g: &mut Generator,
+    reserved: &[String],
     scenario: Scenario,
+    variant: Variant,
     at: i64,
+    seq: usize,
 ) -> Result<Planted, String> {
-    let active = |r: &Record| matches!(r.get("active"), Some(Value::Bool(true)));
-    let people = users_where(tables, active);
-    let first = people
-        .first()
-        .cloned()
-        .ok_or("the instance has no people")?;
+    // People the noise never names: what the scenario makes of them is
+    // all there is of them.
+    let benign: Vec<String> = reserved.to_vec();
+    if benign.len() < 12 {
+        return Err("the instance needs at least 60 benign people (--people)".into());
+    }
+    // Each planting its own person, address and window of people.
+    let person = benign[(seq * 7) % benign.len()].clone();
+    let ip = format!("203.0.{}.{}", 113 + seq / 250, 1 + seq % 250);
     let mut out: Vec<(&'static str, Record)> = Vec::new();
     let mut planted = Planted {
         scenario,
-        actor: first.0.clone(),
+        variant,
+        actor: Some(person.clone()),
         ip: None,
         target: None,
         records: 0,
+        expect: Vec::new(),
+    };
+    let positive = variant == Variant::Positive;
+    let expect = |actor: Option<String>, ip: Option<String>| {
+        if positive {
+            vec![Expected {
+                rule: scenario,
+                actor,
+                source_ip: ip,
+            }]
+        } else {
+            Vec::new()
+        }
     };
     match scenario {
         Scenario::FailedLoginBurst => {
-            let ip = "203.0.113.66";
-            for i in 0..12 {
+            // 12 in 4 minutes; 9 in 3; 12 over 33 minutes.
+            let (n, step) = match variant {
+                Variant::Positive => (12, 20),
+                Variant::Below => (9, 20),
+                Variant::Outside => (12, 180),
+            };
+            for i in 0..n {
                 out.push((
                     "sysevent",
-                    sysevent(g, "login.failed", &first.0, ip, at + i * 20),
+                    sysevent(g, "login.failed", &person, &ip, at + i * step),
                 ));
             }
-            out.push(("sysevent", sysevent(g, "login", &first.0, ip, at + 250)));
-            planted.ip = Some(ip.into());
+            planted.ip = Some(ip.clone());
+            planted.expect = expect(Some(person.clone()), Some(ip));
         }
         Scenario::PasswordSpray => {
-            let ip = "198.51.100.77";
-            for (i, (user, _)) in people.iter().take(12).enumerate() {
+            let (n, step) = match variant {
+                Variant::Positive => (12, 15),
+                Variant::Below => (9, 15),
+                Variant::Outside => (12, 180),
+            };
+            let start = (seq * 13) % benign.len();
+            for i in 0..n {
+                let user = &benign[(start + i as usize) % benign.len()];
                 out.push((
                     "sysevent",
-                    sysevent(g, "login.failed", user, ip, at + i as i64 * 15),
+                    sysevent(g, "login.failed", user, &ip, at + i * step),
                 ));
             }
-            planted.actor = String::new();
-            planted.ip = Some(ip.into());
+            planted.actor = None;
+            planted.ip = Some(ip.clone());
+            planted.expect = expect(None, Some(ip));
         }
-        Scenario::InactiveLogin => {
-            let gone = users_where(tables, |r| {
-                matches!(r.get("active"), Some(Value::Bool(false)))
-            });
-            let (user, _) = gone
-                .first()
-                .cloned()
-                .ok_or("the instance has no inactive account")?;
-            out.push(("sysevent", sysevent(g, "login", &user, "192.0.2.44", at)));
-            planted.actor = user;
-            planted.ip = Some("192.0.2.44".into());
+        Scenario::LoginAfterFailures => {
+            // 5 failures then a success 30 s later; 4 failures; 5 failures
+            // and the success 20 minutes after the last.
+            let (n, gap) = match variant {
+                Variant::Positive => (5, 30),
+                Variant::Below => (4, 30),
+                Variant::Outside => (5, 1_200),
+            };
+            for i in 0..n {
+                out.push((
+                    "sysevent",
+                    sysevent(g, "login.failed", &person, &ip, at + i * 20),
+                ));
+            }
+            out.push((
+                "sysevent",
+                sysevent(g, "login", &person, &ip, at + (n - 1) * 20 + gap),
+            ));
+            planted.ip = Some(ip.clone());
+            planted.expect = expect(Some(person.clone()), Some(ip));
         }
-        Scenario::AdminImpersonation => {
-            let admin = people
-                .iter()
-                .find(|(_, id)| holds(tables, id, "admin"))
+        Scenario::AdminRoleGranted => {
+            // admin granted; itil granted; user_admin granted (a role named
+            // admin that is no admin role).
+            let role = match variant {
+                Variant::Positive => "admin",
+                Variant::Below => "itil",
+                Variant::Outside => "user_admin",
+            };
+            let (user, user_id) = find_user(
+                tables,
+                |r| matches!(r.get("user_name"), Some(Value::Str(u)) if *u == person),
+            )
+            .into_iter()
+            .next()
+            .ok_or("the person vanished")?;
+            let rid = role_id(tables, role).ok_or("no such role")?;
+            let user_ref = Value::Ref {
+                table: "sys_user",
+                sys_id: user_id,
+                display: user.clone(),
+            };
+            out.push((
+                "sys_user_has_role",
+                data::role_grant(g, &user_ref, role, rid, at),
+            ));
+            planted.target = Some(role.into());
+            planted.expect = expect(Some(user), None);
+            planted.actor = Some("admin".into());
+        }
+        Scenario::AdminImpersonated => {
+            let admins = find_user(tables, |_| true)
+                .into_iter()
+                .filter(|(_, id)| holds(tables, id, "admin"))
+                .collect::<Vec<_>>();
+            let admin = admins
+                .get(seq % admins.len().max(1))
                 .cloned()
                 .ok_or("no person holds admin")?;
-            let actor = people
-                .iter()
-                .find(|(_, id)| !holds(tables, id, "admin"))
-                .cloned()
-                .ok_or("everyone holds admin")?;
-            out.push((
-                "sysevent",
-                sysevent(g, "impersonation.start", &actor.0, &admin.0, at),
-            ));
-            planted.actor = actor.0;
-            planted.target = Some(admin.0);
+            // impersonation.start of an admin; of a benign person; the end
+            // of an admin's impersonation.
+            let (name, target) = match variant {
+                Variant::Positive => ("impersonation.start", admin.0.clone()),
+                // A person no scenario has made privileged.
+                Variant::Below => {
+                    let plain = (0..benign.len())
+                        .map(|k| &benign[(seq * 11 + 3 + k) % benign.len()])
+                        .find(|u| {
+                            find_user(
+                                tables,
+                                |r| matches!(r.get("user_name"), Some(Value::Str(n)) if n == *u),
+                            )
+                            .first()
+                            .is_some_and(|(_, id)| {
+                                !data::PRIVILEGED.iter().any(|role| holds(tables, id, role))
+                            })
+                        })
+                        .cloned()
+                        .ok_or("every kept person is privileged")?;
+                    ("impersonation.start", plain)
+                }
+                Variant::Outside => ("impersonation.end", admin.0.clone()),
+            };
+            out.push(("sysevent", sysevent(g, name, &person, &target, at)));
+            planted.target = Some(target);
+            planted.expect = expect(Some(person.clone()), None);
         }
-        Scenario::Elevation => {
-            out.push((
-                "sysevent",
-                sysevent(
-                    g,
-                    "security.elevated_role.enabled",
-                    &first.0,
-                    "security_admin",
-                    at,
-                ),
-            ));
-            planted.target = Some("security_admin".into());
+        Scenario::SecurityElevation => {
+            let (name, role) = match variant {
+                Variant::Positive => ("security.elevated_role.enabled", "security_admin"),
+                Variant::Below => ("security.elevated_role.enabled", "itil"),
+                Variant::Outside => ("security.elevated_role.disabled", "security_admin"),
+            };
+            out.push(("sysevent", sysevent(g, name, &person, role, at)));
+            planted.target = Some(role.into());
+            planted.expect = expect(Some(person.clone()), None);
         }
         Scenario::MassDelete => {
-            for i in 0..120 {
+            let (n, step) = match variant {
+                Variant::Positive => (120, 2),
+                Variant::Below => (99, 2),
+                Variant::Outside => (120, 20),
+            };
+            for i in 0..n {
                 let doc = g.sys_id();
-                let mut r =
-                    data::deletion_record(g, "incident", &doc, &format!("INC00{i:05}"), at + i * 2);
+                let mut r = data::deletion_record(
+                    g,
+                    "incident",
+                    &doc,
+                    &format!("INC{seq:03}{i:05}"),
+                    at + i * step,
+                );
                 for (name, v) in r.fields.iter_mut() {
                     if *name == "sys_created_by" {
-                        *v = Value::Str(first.0.clone());
+                        *v = Value::Str(person.clone());
                     }
                 }
                 out.push(("sys_audit_delete", r));
             }
+            planted.expect = expect(Some(person.clone()), None);
         }
         Scenario::BulkExport => {
-            let ip = "203.0.113.90";
-            for i in 0..25 {
+            let (n, step) = match variant {
+                Variant::Positive => (25, 10),
+                Variant::Below => (19, 10),
+                Variant::Outside => (25, 120),
+            };
+            for i in 0..n {
                 let processor = if i % 2 == 0 { "CSV" } else { "EXCEL" };
                 let url = format!("/incident_list.do?{processor}&sysparm_query=active%3Dtrue");
                 out.push((
                     "syslog_transaction",
-                    transaction(g, &first.0, &url, ip, at + i * 10),
+                    transaction(g, &person, &url, &ip, at + i * step),
                 ));
             }
-            planted.ip = Some(ip.into());
+            planted.ip = Some(ip.clone());
+            planted.expect = expect(Some(person.clone()), Some(ip));
+        }
+        Scenario::LoginByInactiveUser => {
+            let inactive = find_user(tables, |r| {
+                matches!(r.get("active"), Some(Value::Bool(false)))
+            });
+            let locked = find_user(tables, |r| {
+                matches!(r.get("active"), Some(Value::Bool(true)))
+                    && matches!(r.get("locked_out"), Some(Value::Bool(true)))
+            });
+            // A sign-in by an inactive (or, on even plantings, locked-out)
+            // account; a failed one; a sign-in by an active account.
+            let pool = if (seq / 2) % 2 == 0 && !locked.is_empty() {
+                &locked
+            } else {
+                &inactive
+            };
+            let (user, _) = pool
+                .get(seq % pool.len().max(1))
+                .cloned()
+                .ok_or("no inactive account")?;
+            let (name, who) = match variant {
+                Variant::Positive => ("login", user),
+                Variant::Below => ("login.failed", user),
+                Variant::Outside => ("login", person.clone()),
+            };
+            out.push(("sysevent", sysevent(g, name, &who, &ip, at)));
+            planted.actor = Some(who.clone());
+            planted.ip = Some(ip.clone());
+            planted.expect = expect(Some(who), Some(ip));
         }
         Scenario::PostureDrift => {
-            let name = "glide.ui.session_timeout";
-            let old = data::property(tables, name).unwrap_or_default();
-            data::set_property(tables, g, name, "480", at);
+            // The session timeout set to 480 (failing); to 15 (passing); an
+            // unchecked property changed.
+            let (name, value) = match variant {
+                Variant::Positive => ("glide.ui.session_timeout", "480"),
+                Variant::Below => ("glide.ui.session_timeout", "15"),
+                Variant::Outside => ("glide.ui.list.max_rows", "500"),
+            };
+            let old = data::property(tables, name).unwrap_or_else(|| "30".into());
+            data::set_property(tables, g, name, value, at);
             let sys_id = tables
                 .get("sys_properties")
                 .and_then(|t| {
@@ -238,18 +407,15 @@ pub fn plant(
                         .map(|r| r.sys_id.clone())
                 })
                 .ok_or("the property was not written")?;
-            let mut r = data::audit_record(g, "sys_properties", &sys_id, "value", &old, "480", at);
+            let mut r = data::audit_record(g, "sys_properties", &sys_id, "value", &old, value, at);
             for (field, v) in r.fields.iter_mut() {
                 if matches!(*field, "user" | "sys_created_by") {
-                    *v = Value::Str(first.0.clone());
-                }
-                // A change, not a creation: the record had a checkpoint before.
-                if *field == "oldvalue" && old.is_empty() {
-                    *v = Value::Str("30".into());
+                    *v = Value::Str(person.clone());
                 }
             }
             out.push(("sys_audit", r));
             planted.target = Some(name.into());
+            planted.expect = expect(Some(person.clone()), None);
         }
     }
     planted.records = out.len();

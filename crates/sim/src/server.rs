@@ -35,6 +35,11 @@ pub struct State {
     pub table_requests: AtomicU64,
     pub token_requests: AtomicU64,
     pub batch_requests: AtomicU64,
+    /// Scenarios planted so far (each picks people of its own).
+    scenarios: AtomicU64,
+    /// The people kept for scenarios, fixed at start: a scenario that
+    /// makes one of them an admin must not move the others into the noise.
+    reserved: Vec<String>,
     /// Table API reads per table (batch items included), for round-trip tests.
     pub reads_by_table: Mutex<HashMap<String, u64>>,
     hour_window: Mutex<(i64, u32)>,
@@ -56,18 +61,15 @@ impl State {
             people: config.people,
         });
         let mut generator = Generator::new(config.seed.wrapping_add(0xD1CE));
-        generator.users = tables
-            .get("sys_user")
-            .map(|t| {
-                t.records
-                    .iter()
-                    .filter_map(|r| match r.get("user_name") {
-                        Some(Value::Str(u)) => Some((u.clone(), r.sys_id.clone())),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        // The noise inserted later names the same people the generated
+        // noise did: never the ones kept for scenarios.
+        generator.users = data::noise_users(&tables);
+        let reserved = data::reserved_users(&tables);
+        let kept_for_scenarios = reserved.clone();
+        generator.benign = data::benign_users(&tables)
+            .into_iter()
+            .filter(|u| !reserved.contains(u))
+            .collect();
         let state = State {
             tokens: Mutex::new(TokenStore::new(config.seed)),
             dice: Mutex::new(rand::rngs::SmallRng::seed_from_u64(config.seed ^ 0xFA17)),
@@ -81,6 +83,8 @@ impl State {
             table_requests: AtomicU64::new(0),
             token_requests: AtomicU64::new(0),
             batch_requests: AtomicU64::new(0),
+            scenarios: AtomicU64::new(0),
+            reserved: kept_for_scenarios,
             reads_by_table: Mutex::new(HashMap::new()),
             hour_window: Mutex::new((0, 0)),
         };
@@ -731,6 +735,8 @@ async fn set_properties(
 #[serde(deny_unknown_fields)]
 struct ScenarioRequest {
     name: crate::scenario::Scenario,
+    #[serde(default)]
+    variant: crate::scenario::Variant,
     /// `YYYY-MM-DD hh:mm:ss` (UTC) or unix seconds; default now.
     at: Option<serde_json::Value>,
 }
@@ -756,7 +762,16 @@ async fn plant_scenario(
     let (Ok(mut tables), Ok(mut g)) = (state.tables.write(), state.generator.lock()) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    match crate::scenario::plant(&mut tables, &mut g, req.name, at) {
+    let seq = state.scenarios.fetch_add(1, Ordering::Relaxed) as usize;
+    match crate::scenario::plant(
+        &mut tables,
+        &mut g,
+        &state.reserved,
+        req.name,
+        req.variant,
+        at,
+        seq,
+    ) {
         Ok(planted) => Json(planted).into_response(),
         Err(e) => (
             StatusCode::BAD_REQUEST,
