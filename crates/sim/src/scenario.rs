@@ -369,7 +369,7 @@ pub fn plant(
             });
             // A sign-in by an inactive (or, on even plantings, locked-out)
             // account; a failed one; a sign-in by an active account.
-            let pool = if (seq / 2) % 2 == 0 && !locked.is_empty() {
+            let pool = if (seq / 2).is_multiple_of(2) && !locked.is_empty() {
                 &locked
             } else {
                 &inactive
