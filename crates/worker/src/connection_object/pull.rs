@@ -91,6 +91,8 @@ pub struct RunStats {
     pub encode_ms: u64,
     pub archive_ms: u64,
     pub index_ms: u64,
+    /// The rules over the page's new events, their state and alerts saved.
+    pub detect_ms: u64,
     pub calls: u32,
     /// R2 PUTs (archive objects written).
     pub statements: usize,
@@ -281,9 +283,11 @@ impl<'a> Slice<'a> {
                 self.plane.inventory_delete(table, &sys_id)?;
             }
         }
+        self.stats.index_ms += now_ms() - t1;
         // The rules see each event once (what the index just took), in the
         // same step as the index: the detector's state and the alerts it
         // raised commit with the page.
+        let t2 = now_ms();
         let mut detector = Detector::restore(
             crate::config::rule_config(self.env),
             self.plane.meta("detector")?.as_deref(),
@@ -291,10 +295,10 @@ impl<'a> Slice<'a> {
         let alerts = detector.handle(&self.row.id, &fresh, self.plane);
         self.plane.set_meta("detector", &detector.save())?;
         self.plane.queue_alerts(&alerts)?;
+        self.stats.detect_ms += now_ms() - t2;
         if !alerts.is_empty() {
             self.flush_alerts().await;
         }
-        self.stats.index_ms += now_ms() - t1;
         self.stats.events += inserted;
         Ok(())
     }
@@ -542,7 +546,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
 /// The log line of a slice: where its time went.
 pub fn log_line(id: &str, outcome: RunOutcome, s: &RunStats) {
     console_log!(
-        "pull {id}: {} ({} calls, {} archive writes, {} d1 writes, {} new events; fetch {} ms, parse {} ms, archive {} ms ({} ms gzip), index {} ms, the next page's fetch overlapped)",
+        "pull {id}: {} ({} calls, {} archive writes, {} d1 writes, {} new events; fetch {} ms, parse {} ms, archive {} ms ({} ms gzip), index {} ms, detect {} ms, the next page's fetch overlapped)",
         outcome.as_str(),
         s.calls,
         s.statements,
@@ -552,6 +556,7 @@ pub fn log_line(id: &str, outcome: RunOutcome, s: &RunStats) {
         s.parse_ms,
         s.archive_ms,
         s.encode_ms,
-        s.index_ms
+        s.index_ms,
+        s.detect_ms
     );
 }
