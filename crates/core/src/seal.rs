@@ -1,7 +1,7 @@
 //! Secrets at rest: AES-256-GCM under `ENCRYPTION_KEY`, a fresh 96-bit nonce
 //! per value (the host supplies it from its CSPRNG, so this stays
 //! deterministic), and the key id stored beside the ciphertext so keys can be
-//! rotated. The associated data binds a value to its connection and purpose:
+//! rotated (`KeyRing`). The associated data binds a value to its connection and purpose:
 //! a sealed refresh token copied into another row does not open there.
 //!
 //! Stored form: `v1.<key id>.<nonce b64>.<ciphertext b64>`.
@@ -127,6 +127,54 @@ impl SealingKey {
     }
 }
 
+/// The current key and the ones it replaced (`ENCRYPTION_KEYS_PREVIOUS`):
+/// a value opens under the key its id names; what an old key sealed is
+/// re-sealed under the current one when next written.
+pub struct KeyRing {
+    current: SealingKey,
+    previous: Vec<SealingKey>,
+}
+
+impl KeyRing {
+    pub fn new(current: SealingKey, previous: Vec<SealingKey>) -> KeyRing {
+        KeyRing { current, previous }
+    }
+
+    /// From `ENCRYPTION_KEY` and the comma-separated older keys. A previous
+    /// key that does not read is an error: a typo there would strand every
+    /// value it sealed.
+    pub fn from_config(current: &str, previous: Option<&str>) -> Result<KeyRing, SealError> {
+        let current = SealingKey::from_base64(current)?;
+        let previous = previous
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(SealingKey::from_base64)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(KeyRing { current, previous })
+    }
+
+    pub fn current(&self) -> &SealingKey {
+        &self.current
+    }
+
+    /// Opens with the key the value names.
+    pub fn open(&self, sealed: &str, context: &str) -> Result<Secret, SealError> {
+        let kid = key_id_of(sealed).ok_or(SealError::Malformed)?;
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id() == kid)
+            .ok_or(SealError::WrongKey)?
+            .open(sealed, context)
+    }
+
+    /// Sealed under another key than the current one.
+    pub fn is_stale(&self, sealed: &str) -> bool {
+        key_id_of(sealed) != Some(self.current.id())
+    }
+}
+
 /// The key id of a stored value, to find values sealed under an old key.
 pub fn key_id_of(sealed: &str) -> Option<&str> {
     let mut parts = sealed.split('.');
@@ -158,6 +206,40 @@ mod tests {
         assert_ne!(
             sealed, other_nonce,
             "a fresh nonce gives a fresh ciphertext"
+        );
+    }
+
+    #[test]
+    fn a_ring_opens_what_old_keys_sealed_and_says_what_to_reseal() {
+        let old = STANDARD.encode([3u8; 32]);
+        let older = STANDARD.encode([4u8; 32]);
+        let sealed_old = SealingKey::from_base64(&old)
+            .unwrap()
+            .seal(&Secret::new("a"), "c/k", [1; 12])
+            .unwrap();
+        let sealed_older = SealingKey::from_base64(&older)
+            .unwrap()
+            .seal(&Secret::new("b"), "c/k", [1; 12])
+            .unwrap();
+        let ring = KeyRing::from_config(KEY, Some(&format!(" {old} ,{older}"))).unwrap();
+        assert_eq!(ring.open(&sealed_old, "c/k").unwrap().expose(), "a");
+        assert_eq!(ring.open(&sealed_older, "c/k").unwrap().expose(), "b");
+        assert!(ring.is_stale(&sealed_old));
+        let fresh = ring
+            .current()
+            .seal(&Secret::new("a"), "c/k", [2; 12])
+            .unwrap();
+        assert!(!ring.is_stale(&fresh));
+        assert_eq!(ring.open(&fresh, "c/k").unwrap().expose(), "a");
+        // Without the old key the value is refused by name, not by guess.
+        let alone = KeyRing::from_config(KEY, None).unwrap();
+        assert_eq!(
+            alone.open(&sealed_old, "c/k").unwrap_err(),
+            SealError::WrongKey
+        );
+        assert_eq!(
+            KeyRing::from_config(KEY, Some("short")).err(),
+            Some(SealError::BadKey)
         );
     }
 

@@ -3,12 +3,14 @@
 
 use snc_core::instance_url::HostPolicy;
 use snc_core::release::ReleaseRange;
-use snc_core::seal::SealingKey;
+use snc_core::seal::KeyRing;
 use worker::Env;
 
 pub struct Config {
     pub admin_token: Option<String>,
-    pub sealing_key: Option<SealingKey>,
+    /// `ENCRYPTION_KEY` and `ENCRYPTION_KEYS_PREVIOUS`; `None` when either
+    /// does not read (every secret then waits rather than being misread).
+    pub keys: Option<KeyRing>,
     pub policy: HostPolicy,
     /// `None` when SUPPORTED_RELEASES is set but unreadable.
     pub releases: Option<ReleaseRange>,
@@ -30,7 +32,9 @@ impl Config {
     pub fn from_env(env: &Env) -> Config {
         Config {
             admin_token: text(env, "ADMIN_TOKEN"),
-            sealing_key: text(env, "ENCRYPTION_KEY").and_then(|k| SealingKey::from_base64(&k).ok()),
+            keys: text(env, "ENCRYPTION_KEY").and_then(|k| {
+                KeyRing::from_config(&k, text(env, "ENCRYPTION_KEYS_PREVIOUS").as_deref()).ok()
+            }),
             policy: HostPolicy::from_config(
                 text(env, "INSTANCE_HOSTS").as_deref(),
                 text(env, "ALLOW_LOOPBACK_INSTANCES").as_deref(),

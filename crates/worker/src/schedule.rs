@@ -15,8 +15,19 @@ const GRACE_SECS: i64 = 600;
 /// Objects woken per cron run: each is a subrequest.
 const WAKE_PER_RUN: u32 = 500;
 
+/// Values sealed again under the current key per cron run.
+const RESEAL_PER_RUN: u32 = 200;
+
 pub async fn run(env: &Env) -> Result<usize> {
     let store = Store::new(env.d1("DB")?);
+    // After a key rotation: what the old keys sealed moves to the current
+    // key, whether or not its connection pulls.
+    if let Some(ring) = crate::config::Config::from_env(env).keys {
+        let moved = crate::sealing::reseal_stale(&store, &ring, RESEAL_PER_RUN).await?;
+        if moved > 0 {
+            console_log!("cron: {moved} secrets sealed again under the current key");
+        }
+    }
     let overdue = store.overdue(now() - GRACE_SECS, WAKE_PER_RUN).await?;
     let mut woken = 0;
     for id in &overdue {

@@ -1,12 +1,88 @@
 //! Sealing a connection's secrets for D1: one place for the context a sealed
 //! value is bound to (`<connection id>/<kind>`) and the fresh nonce.
 
-use snc_core::seal::SealingKey;
+use snc_core::seal::{KeyRing, SealingKey};
 use snc_core::secret::Secret;
-use worker::Result;
+use worker::{console_log, Result};
 
 use crate::random_bytes;
-use crate::store::SealedSecret;
+use crate::store::{SealedSecret, SecretRow, Store};
+
+/// What a sealed value is, as stored in `connection_secrets.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretKind {
+    RefreshToken,
+    AccessToken,
+    ClientSecret,
+    Password,
+}
+
+impl SecretKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretKind::RefreshToken => "refresh_token",
+            SecretKind::AccessToken => "access_token",
+            SecretKind::ClientSecret => "client_secret",
+            SecretKind::Password => "password",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<SecretKind> {
+        [
+            SecretKind::RefreshToken,
+            SecretKind::AccessToken,
+            SecretKind::ClientSecret,
+            SecretKind::Password,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
+    }
+}
+
+/// Seals a stored value again under the current key, if it is still the
+/// value read (a concurrent reconnect's newer one stays). `true` when written.
+pub async fn reseal(
+    store: &Store,
+    ring: &KeyRing,
+    connection_id: &str,
+    row: &SecretRow,
+) -> Result<bool> {
+    let Some(kind) = SecretKind::parse(&row.kind) else {
+        return Ok(false);
+    };
+    let Ok(secret) = ring.open(&row.sealed, &context(connection_id, &row.kind)) else {
+        return Ok(false);
+    };
+    let expires_at = row
+        .expires_at
+        .as_deref()
+        .and_then(snc_core::clock::parse_rfc3339);
+    let fresh = seal(
+        ring.current(),
+        connection_id,
+        kind.as_str(),
+        &secret,
+        expires_at,
+    )?;
+    store.reseal(connection_id, &row.sealed, &fresh).await
+}
+
+/// The cron's pass over values sealed under rotated-out keys, a bounded
+/// number per run; returns how many were sealed again.
+pub async fn reseal_stale(store: &Store, ring: &KeyRing, limit: u32) -> Result<usize> {
+    let mut done = 0;
+    for (connection_id, row) in store.stale_secrets(ring.current().id(), limit).await? {
+        match reseal(store, ring, &connection_id, &row).await {
+            Ok(true) => done += 1,
+            Ok(false) => console_log!(
+                "rotation: a {} of {connection_id} opens under no configured key",
+                row.kind
+            ),
+            Err(e) => console_log!("rotation: {connection_id}: {e}"),
+        }
+    }
+    Ok(done)
+}
 
 /// What a sealed value is bound to: another row or purpose cannot open it.
 pub fn context(connection_id: &str, kind: &str) -> String {

@@ -287,6 +287,58 @@ impl Store {
         Ok(())
     }
 
+    /// Values sealed under another key than `current_kid`.
+    pub async fn stale_secrets(
+        &self,
+        current_kid: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, SecretRow)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            connection_id: String,
+            kind: String,
+            sealed: String,
+            expires_at: Option<String>,
+        }
+        let rows: Vec<Row> = self
+            .db
+            .prepare("SELECT connection_id, kind, sealed, expires_at FROM connection_secrets WHERE key_id != ?1 LIMIT ?2")
+            .bind(&[s(current_kid), JsValue::from_f64(f64::from(limit))])?
+            .all()
+            .await?
+            .results()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.connection_id,
+                    SecretRow {
+                        kind: r.kind,
+                        sealed: r.sealed,
+                        expires_at: r.expires_at,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Replaces a sealed value by the same secret sealed again, only if the
+    /// stored value is still `old`.
+    pub async fn reseal(
+        &self,
+        connection_id: &str,
+        old: &str,
+        fresh: &SealedSecret,
+    ) -> Result<bool> {
+        let r = self
+            .db
+            .prepare("UPDATE connection_secrets SET key_id = ?4, sealed = ?5 WHERE connection_id = ?1 AND kind = ?2 AND sealed = ?3")
+            .bind(&[s(connection_id), s(fresh.kind), s(old), s(&fresh.key_id), s(&fresh.sealed)])?
+            .run()
+            .await?;
+        applied(&r)
+    }
+
     pub async fn secrets(&self, id: &str) -> Result<Vec<SecretRow>> {
         self.db
             .prepare(

@@ -315,8 +315,9 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
     if row.enabled == 0.0 || (row.status != "connected" && !passing_error) {
         return Ok(SliceEnd::new(RunOutcome::Skipped, None));
     }
-    let Some(key) = config.sealing_key.as_ref() else {
-        slice.stats.detail = Some("ENCRYPTION_KEY is missing or wrong".into());
+    let Some(ring) = config.keys.as_ref() else {
+        slice.stats.detail =
+            Some("ENCRYPTION_KEY or ENCRYPTION_KEYS_PREVIOUS is missing or wrong".into());
         return Ok(SliceEnd::new(
             RunOutcome::Deferred,
             Some(now() + INTERVAL_SECS),
@@ -338,11 +339,17 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
     let mut client_secret = None;
     let mut refresh = None;
     let mut access = None;
+    let key = ring.current();
     for s in slice.fence.store().secrets(id).await? {
-        let opened = key.open(&s.sealed, &crate::sealing::context(id, &s.kind));
+        let opened = ring.open(&s.sealed, &crate::sealing::context(id, &s.kind));
         let Ok(secret) = opened else {
-            return slice.fail("credentials_rejected", "The stored credentials cannot be decrypted with the current ENCRYPTION_KEY. Reconnect.", None).await;
+            return slice.fail("credentials_rejected", "The stored credentials cannot be opened with ENCRYPTION_KEY or any key in ENCRYPTION_KEYS_PREVIOUS. Put the key that sealed them back in ENCRYPTION_KEYS_PREVIOUS, or reconnect.", None).await;
         };
+        // Sealed under a key since rotated out: sealed again under the
+        // current one now (a reconnect's newer value is never replaced).
+        if ring.is_stale(&s.sealed) {
+            crate::sealing::reseal(slice.fence.store(), ring, id, &s).await?;
+        }
         match s.kind.as_str() {
             "password" => password = Some(secret),
             "client_secret" => client_secret = Some(secret),

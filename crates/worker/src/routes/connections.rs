@@ -6,7 +6,7 @@ use serde_json::json;
 use snc_core::input::{self, ConnectCredentials};
 use snc_core::preflight::{Credential, Preflight, PreflightInput, PreflightReport, Step};
 use snc_core::problem::{Problem, ProblemCode};
-use snc_core::seal::SealingKey;
+use snc_core::seal::{KeyRing, SealingKey};
 use worker::{console_log, Env, Request, Response, Result};
 
 use super::valid_id;
@@ -111,8 +111,8 @@ fn acting_user(credentials: &ConnectCredentials, report: &PreflightReport) -> St
 }
 
 fn require_key(config: &Config) -> std::result::Result<&SealingKey, Problem> {
-    config.sealing_key.as_ref().ok_or_else(|| {
-        Problem::with_context(ProblemCode::Internal, "ENCRYPTION_KEY is missing or is not 32 bytes of base64 (wrangler secret put ENCRYPTION_KEY).")
+    config.keys.as_ref().map(KeyRing::current).ok_or_else(|| {
+        Problem::with_context(ProblemCode::Internal, "ENCRYPTION_KEY (or a key in ENCRYPTION_KEYS_PREVIOUS) is missing or is not 32 bytes of base64 (wrangler secret put ENCRYPTION_KEY).")
     })
 }
 
