@@ -256,6 +256,13 @@ test("alerts: listed across connections, evidence on demand, acknowledged in pla
     await page.locator("#al-status").selectOption("acknowledged");
     await page.getByRole("button", { name: "Show alerts" }).click();
     await page.locator(`tr[data-alert="${alert.id}"]`).waitFor();
+    // Closed from the acknowledged list: it leaves it and shows among the closed.
+    await page.getByRole("button", { name: `Close: ${alert.title}` }).click();
+    await page.locator(`tr[data-alert="${alert.id}"]`).waitFor({ state: "detached" });
+    await page.locator("#al-status").selectOption("closed");
+    await page.getByRole("button", { name: "Show alerts" }).click();
+    assert.match(await page.locator(`tr[data-alert="${alert.id}"]`).textContent(), /closed/);
+    await axe(page, "the closed alerts");
     // The activity chart marks the day of the alert.
     await page.getByRole("button", { name: "Activity Watched" }).click();
     await page.locator(".chart svg .alert-mark").first().waitFor();
