@@ -79,6 +79,19 @@ impl Rule {
         Rule::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
+    /// The one table a counting rule's events come from; the others read
+    /// several tables or count nothing across events.
+    pub fn source(self) -> Option<&'static str> {
+        match self {
+            Rule::FailedLoginBurst | Rule::PasswordSpray | Rule::LoginAfterFailures => {
+                Some("sysevent")
+            }
+            Rule::MassDelete => Some("sys_audit_delete"),
+            Rule::BulkExport => Some("syslog_transaction"),
+            _ => None,
+        }
+    }
+
     pub fn severity(self) -> Severity {
         match self {
             Rule::FailedLoginBurst | Rule::SecurityElevation | Rule::PostureDrift => {
@@ -227,6 +240,7 @@ struct Window {
 
 /// What the engine remembers between pages.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DetectorState {
     /// `(rule, key, window start)`; JSON has no tuple keys, so a list of pairs.
     #[serde(with = "pairs")]
@@ -235,8 +249,11 @@ pub struct DetectorState {
     failures: BTreeMap<String, Vec<(i64, String)>>,
     /// Recent sign-ins per user: (time, event id, source IP).
     logins: BTreeMap<String, Vec<(i64, String, Option<String>)>>,
-    /// The newest event time seen.
-    watermark: i64,
+    /// The newest event time seen per source table. Tables are read side by
+    /// side, each at its own pace (a page of a busy table spans fewer hours),
+    /// so a rule's windows age by the table its events come from: one
+    /// table running ahead must not drop another's half-counted burst.
+    watermarks: BTreeMap<String, i64>,
 }
 
 /// A map as a list of `[key, value]` pairs, for keys JSON cannot name.
@@ -338,7 +355,12 @@ impl Detector {
             let Some(at) = parse_rfc3339(&e.occurred_at) else {
                 continue;
             };
-            self.state.watermark = self.state.watermark.max(at);
+            let mark = self
+                .state
+                .watermarks
+                .entry(e.source_table.clone())
+                .or_insert(at);
+            *mark = (*mark).max(at);
             for alert in self.one(connection_id, e, at, dir) {
                 out.insert(alert.id.clone(), alert);
             }
@@ -348,10 +370,19 @@ impl Detector {
     }
 
     fn prune(&mut self) {
-        let cutoff = self.state.watermark - HORIZON_SECS;
-        self.state
-            .windows
-            .retain(|(_, _, start), w| *start >= cutoff || w.last >= cutoff);
+        let marks = &self.state.watermarks;
+        let newest = marks.values().copied().max().unwrap_or(0);
+        let cutoff_of = |rule: Rule| {
+            rule.source()
+                .and_then(|t| marks.get(t).copied())
+                .unwrap_or(newest)
+                - HORIZON_SECS
+        };
+        self.state.windows.retain(|(rule, _, start), w| {
+            let cutoff = cutoff_of(*rule);
+            *start >= cutoff || w.last >= cutoff
+        });
+        let cutoff = marks.get("sysevent").copied().unwrap_or(newest) - HORIZON_SECS;
         for list in self.state.failures.values_mut() {
             list.retain(|(t, _)| *t >= cutoff);
         }
@@ -1059,6 +1090,34 @@ mod tests {
             .map(|a| a.id.as_str())
             .collect();
         assert_eq!(ids.len(), 1, "{alerts:#?}");
+    }
+
+    #[test]
+    fn another_table_running_hours_ahead_does_not_drop_a_half_counted_burst() {
+        let burst = failures(12, |_| "ann".into(), "203.0.113.9", T0 + 100, 20);
+        let mut d = Detector::new(RuleConfig::default());
+        run(&mut d, &burst[..5]);
+        // A page of transactions twelve hours on, read before sysevent's next page.
+        let later: Vec<Event> = (0..3)
+            .map(|i| {
+                ev(
+                    i,
+                    "syslog_transaction",
+                    Kind::Transaction,
+                    T0 + 12 * 3_600 + i64::from(i),
+                    "bob",
+                    None,
+                )
+            })
+            .collect();
+        run(&mut d, &later);
+        let mut restored = Detector::restore(RuleConfig::default(), Some(&d.save()));
+        let alerts = run(&mut restored, &burst[5..]);
+        let a = alerts
+            .iter()
+            .find(|a| a.rule == Rule::FailedLoginBurst)
+            .expect("the burst across two pages");
+        assert_eq!(a.count, 12);
     }
 
     #[test]
