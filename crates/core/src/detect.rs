@@ -767,13 +767,7 @@ impl Detector {
         at: i64,
         dir: &dyn Directory,
     ) -> Option<Alert> {
-        let raw = |f: &str| -> Option<String> {
-            match e.raw.get(f)? {
-                serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-                serde_json::Value::Object(o) => o.get("value")?.as_str().map(str::to_string),
-                _ => None,
-            }
-        };
+        let raw = |f: &str| crate::events::text(&e.raw, f);
         let (grant, role_ref, user) = if e.source_table == "sys_user_has_role" {
             let grant = raw("sys_id")?;
             let role = raw("role.name").or_else(|| raw("role"))?;

@@ -123,7 +123,9 @@ pub fn fields_for(table: &str) -> &'static str {
     }
 }
 
-fn text(raw: &Map<String, Value>, field: &str) -> Option<String> {
+/// A field's raw value as text: a reference field may come as
+/// `{"value": …}`; empty is nothing.
+pub(crate) fn text(raw: &Map<String, Value>, field: &str) -> Option<String> {
     match raw.get(field) {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         Some(Value::Object(o)) => o

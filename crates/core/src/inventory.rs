@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::batch;
 use crate::cursor::Key;
-use crate::events::{parse_servicenow_time, servicenow_time, Event, Kind};
+use crate::events::{parse_servicenow_time, servicenow_time, text, Event, Kind};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::instance_url::InstanceUrl;
 use crate::problem::{Problem, ProblemCode};
@@ -282,19 +282,6 @@ fn rows(r: &HttpResponse) -> Option<Vec<Row>> {
     serde_json::from_slice::<Page>(&r.body)
         .ok()
         .map(|p| p.result)
-}
-
-/// A field's raw value; reference fields may come as `{"value": …}`.
-fn text(row: &Row, field: &str) -> Option<String> {
-    match row.get(field)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Object(o) => o
-            .get("value")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        _ => None,
-    }
 }
 
 fn flag(row: &Row, field: &str) -> bool {

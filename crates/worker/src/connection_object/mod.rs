@@ -407,26 +407,32 @@ pub async fn delete(env: &Env, connection_id: &str) -> Result<()> {
     command(env, connection_id, "delete", &[204, 410]).await
 }
 
+/// Asks the object for JSON: anything but a 200 is an error naming `op`.
+async fn ask<T: serde::de::DeserializeOwned>(
+    env: &Env,
+    connection_id: &str,
+    method: Method,
+    op: &str,
+    body: Option<String>,
+) -> Result<T> {
+    let mut resp = call(env, connection_id, method, op, body).await?;
+    if resp.status_code() != 200 {
+        return Err(worker::Error::RustError(format!(
+            "the connection's object answered {} to {op}",
+            resp.status_code()
+        )));
+    }
+    resp.json().await
+}
+
 pub async fn events(env: &Env, connection_id: &str, q: &IndexQuery) -> Result<Vec<Event>> {
     #[derive(Deserialize)]
     struct Events {
         events: Vec<Event>,
     }
-    let mut resp = call(
-        env,
-        connection_id,
-        Method::Post,
-        "events",
-        Some(serde_json::to_string(q)?),
-    )
-    .await?;
-    if resp.status_code() != 200 {
-        return Err(worker::Error::RustError(format!(
-            "the connection's object answered {} to events",
-            resp.status_code()
-        )));
-    }
-    Ok(resp.json::<Events>().await?.events)
+    let body = Some(serde_json::to_string(q)?);
+    let answer: Events = ask(env, connection_id, Method::Post, "events", body).await?;
+    Ok(answer.events)
 }
 
 /// Keeps the posture read with the connect as the connection's first check.
@@ -464,21 +470,9 @@ pub async fn accounts(env: &Env, connection_id: &str, q: &AccountsQuery) -> Resu
     struct Accounts {
         accounts: Vec<Account>,
     }
-    let mut resp = call(
-        env,
-        connection_id,
-        Method::Post,
-        "accounts",
-        Some(serde_json::to_string(q)?),
-    )
-    .await?;
-    if resp.status_code() != 200 {
-        return Err(worker::Error::RustError(format!(
-            "the connection's object answered {} to accounts",
-            resp.status_code()
-        )));
-    }
-    Ok(resp.json::<Accounts>().await?.accounts)
+    let body = Some(serde_json::to_string(q)?);
+    let answer: Accounts = ask(env, connection_id, Method::Post, "accounts", body).await?;
+    Ok(answer.accounts)
 }
 
 /// Checks posture at the object's next step, which starts now.

@@ -113,6 +113,9 @@ pub struct Slice<'a> {
     pub stopping: &'a dyn Fn() -> bool,
     pub stats: RunStats,
     last_progress_ms: u64,
+    /// Restored from the object at the slice's first page, kept for the
+    /// others (its state is still saved with every page).
+    detector: Option<Detector>,
 }
 
 impl<'a> Slice<'a> {
@@ -133,6 +136,7 @@ impl<'a> Slice<'a> {
             stopping,
             stats: RunStats::default(),
             last_progress_ms: 0,
+            detector: None,
         }
     }
 
@@ -288,10 +292,13 @@ impl<'a> Slice<'a> {
         // same step as the index: the detector's state and the alerts it
         // raised commit with the page.
         let t2 = now_ms();
-        let mut detector = Detector::restore(
-            crate::config::rule_config(self.env),
-            self.plane.meta("detector")?.as_deref(),
-        );
+        let detector = match self.detector.as_mut() {
+            Some(d) => d,
+            None => self.detector.insert(Detector::restore(
+                crate::config::rule_config(self.env),
+                self.plane.meta("detector")?.as_deref(),
+            )),
+        };
         let alerts = detector.handle(&self.row.id, &fresh, self.plane);
         self.plane.set_meta("detector", &detector.save())?;
         self.plane.queue_alerts(&alerts)?;

@@ -1,35 +1,14 @@
 //! `/connections/{id}/accounts`: the instance's accounts with their roles
 //! and groups, filtered by role or active, paged by user name.
 
-use base64::Engine;
 use serde_json::json;
-use snc_core::problem::{FieldError, Problem, ProblemCode};
+use snc_core::problem::{Problem, ProblemCode};
 use worker::{Env, Request, Response, Result};
 
+use super::paging::{self, field_error};
 use crate::connection_object::{self, AccountsQuery};
 use crate::respond;
 use crate::store::Store;
-
-const MAX_LIMIT: u32 = 1_000;
-
-fn field_error(field: &str, message: &str) -> Problem {
-    Problem::validation(vec![FieldError {
-        field: field.into(),
-        code: "invalid".into(),
-        message: message.into(),
-    }])
-}
-
-fn encode_cursor(user_name: &str, sys_id: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!([user_name, sys_id]).to_string())
-}
-
-fn decode_cursor(c: &str) -> Option<(String, String)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()?;
-    serde_json::from_slice(&raw).ok()
-}
 
 fn query(req: &Request) -> std::result::Result<AccountsQuery, Problem> {
     let url = req.url().map_err(|_| Problem::new(ProblemCode::Internal))?;
@@ -48,21 +27,8 @@ fn query(req: &Request) -> std::result::Result<AccountsQuery, Problem> {
                     _ => return Err(field_error("active", "Use active=true or active=false.")),
                 })
             }
-            "limit" => {
-                q.limit = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| field_error("limit", "Use a limit from 1 to 1000."))?;
-            }
-            "cursor" => {
-                q.after = Some(decode_cursor(&v).ok_or_else(|| {
-                    field_error(
-                        "cursor",
-                        "Use the next_cursor of a previous answer, unchanged.",
-                    )
-                })?)
-            }
+            "limit" => q.limit = paging::limit(&v)?,
+            "cursor" => q.after = Some(paging::decode_cursor(&v)?),
             _ => {}
         }
     }
@@ -82,7 +48,7 @@ pub async fn list(req: Request, env: &Env, id: &str) -> Result<Response> {
         .then(|| {
             accounts
                 .last()
-                .map(|a| encode_cursor(&a.user_name, &a.sys_id))
+                .map(|a| paging::encode_cursor(&(&a.user_name, &a.sys_id)))
         })
         .flatten();
     let shown: Vec<serde_json::Value> = accounts

@@ -2,42 +2,24 @@
 //! `PATCH /alerts/{id}` to acknowledge or close; `alerts.ndjson` (OCSF
 //! Detection Finding 2004 with `format=ocsf`).
 
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 use snc_core::clock::parse_rfc3339;
 use snc_core::detect::{ocsf_finding, Rule};
-use snc_core::problem::{FieldError, Problem, ProblemCode};
+use snc_core::problem::{Problem, ProblemCode};
 use worker::{Env, Request, Response, Result};
 
+use super::paging::{self, field_error, MAX_LIMIT};
 use crate::alerts::{AlertQuery, AlertStatus, AlertStore, StoredAlert};
 use crate::respond;
 use crate::store::Store;
-
-const MAX_LIMIT: u32 = 1_000;
-
-fn field_error(field: &str, message: &str) -> Problem {
-    Problem::validation(vec![FieldError {
-        field: field.into(),
-        code: "invalid".into(),
-        message: message.into(),
-    }])
-}
 
 fn store(env: &Env) -> Result<AlertStore> {
     Ok(AlertStore::new(env.d1("DB")?))
 }
 
 fn encode_cursor(a: &StoredAlert) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(json!([a.alert.first_seen, a.alert.id]).to_string())
-}
-
-fn decode_cursor(c: &str) -> Option<(String, String)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()?;
-    serde_json::from_slice(&raw).ok()
+    paging::encode_cursor(&(&a.alert.first_seen, &a.alert.id))
 }
 
 /// The filter from the query string; every bad value is a field error.
@@ -84,21 +66,8 @@ fn query(req: &Request) -> std::result::Result<(AlertQuery, bool), Problem> {
                     q.to = Some(t);
                 }
             }
-            "limit" => {
-                q.limit = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| field_error("limit", "Use a limit from 1 to 1000."))?;
-            }
-            "cursor" => {
-                q.after = Some(decode_cursor(&v).ok_or_else(|| {
-                    field_error(
-                        "cursor",
-                        "Use the next_cursor of a previous answer, unchanged.",
-                    )
-                })?)
-            }
+            "limit" => q.limit = paging::limit(&v)?,
+            "cursor" => q.after = Some(paging::decode_cursor(&v)?),
             "format" if v == "ocsf" => ocsf = true,
             "format" if v == "contract" || v.is_empty() => {}
             "format" => {

@@ -2,39 +2,26 @@
 //! `/events.ndjson` (oldest first, streamed, optionally OCSF), `/runs` and
 //! `/pull`.
 
-use base64::Engine;
 use serde_json::{json, Value};
 use snc_core::clock::parse_rfc3339;
 use snc_core::events::{ocsf, Event, Kind};
-use snc_core::problem::{FieldError, Problem, ProblemCode};
+use snc_core::problem::{Problem, ProblemCode};
 use worker::{Env, Request, Response, Result};
 
+use super::paging::{self, field_error, MAX_LIMIT};
 use crate::connection_object::{self, IndexQuery};
 use crate::respond;
 use crate::store::Store;
 
-pub const MAX_LIMIT: u32 = 1_000;
-
-fn field_error(field: &str, message: &str) -> Problem {
-    Problem::validation(vec![FieldError {
-        field: field.into(),
-        code: "invalid".into(),
-        message: message.into(),
-    }])
-}
-
 fn encode_cursor(e: &Event) -> String {
     let (table, sys_id) = e.id.split_once(':').unwrap_or(("", ""));
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(json!([e.occurred_at, table, sys_id]).to_string())
+    paging::encode_cursor(&(&e.occurred_at, table, sys_id))
 }
 
-fn decode_cursor(c: &str) -> Option<(i64, String, String)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()?;
-    let (at, table, sys_id): (String, String, String) = serde_json::from_slice(&raw).ok()?;
-    Some((parse_rfc3339(&at)?, table, sys_id))
+fn decode_cursor(c: &str) -> Result<(i64, String, String), Problem> {
+    let (at, table, sys_id): (String, String, String) = paging::decode_cursor(c)?;
+    let at = parse_rfc3339(&at).ok_or_else(paging::bad_cursor)?;
+    Ok((at, table, sys_id))
 }
 
 /// Where an event sits in the index's order.
@@ -85,21 +72,8 @@ fn filter(
                 f.kind = Some(kind.as_str().to_string());
             }
             "actor" => f.actor = Some(v.to_string()),
-            "limit" => {
-                f.limit = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| field_error("limit", "Use a limit from 1 to 1000."))?;
-            }
-            "cursor" => {
-                f.after = Some(decode_cursor(&v).ok_or_else(|| {
-                    field_error(
-                        "cursor",
-                        "Use the next_cursor of a previous answer, unchanged.",
-                    )
-                })?)
-            }
+            "limit" => f.limit = paging::limit(&v)?,
+            "cursor" => f.after = Some(decode_cursor(&v)?),
             "format" if v == "ocsf" => ocsf_format = true,
             "format" if v == "contract" || v.is_empty() => {}
             "format" => {

@@ -9,6 +9,7 @@ mod connections;
 mod events;
 mod health;
 mod openapi;
+mod paging;
 mod posture;
 mod settings;
 mod validate;
