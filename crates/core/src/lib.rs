@@ -3,6 +3,9 @@
 //! and pass the current time in, so everything here is deterministic and tested
 //! natively.
 
+pub mod access;
+pub mod access_jwt;
+pub mod api;
 pub mod archive;
 pub mod batch;
 pub mod clock;

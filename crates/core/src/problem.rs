@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum ProblemCode {
     Unauthorized,
+    Forbidden,
+    MethodNotAllowed,
     ValidationFailed,
     InstanceUrlForbidden,
     InstanceUnreachable,
@@ -24,8 +26,10 @@ pub enum ProblemCode {
 }
 
 impl ProblemCode {
-    pub const ALL: [ProblemCode; 14] = [
+    pub const ALL: [ProblemCode; 16] = [
         ProblemCode::Unauthorized,
+        ProblemCode::Forbidden,
+        ProblemCode::MethodNotAllowed,
         ProblemCode::ValidationFailed,
         ProblemCode::InstanceUrlForbidden,
         ProblemCode::InstanceUnreachable,
@@ -44,6 +48,8 @@ impl ProblemCode {
     pub fn as_str(self) -> &'static str {
         match self {
             ProblemCode::Unauthorized => "unauthorized",
+            ProblemCode::Forbidden => "forbidden",
+            ProblemCode::MethodNotAllowed => "method_not_allowed",
             ProblemCode::ValidationFailed => "validation_failed",
             ProblemCode::InstanceUrlForbidden => "instance_url_forbidden",
             ProblemCode::InstanceUnreachable => "instance_unreachable",
@@ -63,6 +69,8 @@ impl ProblemCode {
     pub fn status(self) -> u16 {
         match self {
             ProblemCode::Unauthorized => 401,
+            ProblemCode::Forbidden => 403,
+            ProblemCode::MethodNotAllowed => 405,
             ProblemCode::ValidationFailed | ProblemCode::InstanceUrlForbidden => 422,
             ProblemCode::NotFound => 404,
             ProblemCode::Conflict => 409,
@@ -79,7 +87,9 @@ impl ProblemCode {
 
     pub fn title(self) -> &'static str {
         match self {
-            ProblemCode::Unauthorized => "Admin token missing or wrong",
+            ProblemCode::Unauthorized => "Credential missing or wrong",
+            ProblemCode::Forbidden => "This credential may not do that",
+            ProblemCode::MethodNotAllowed => "This route does not take that method",
             ProblemCode::ValidationFailed => "Some fields need attention",
             ProblemCode::InstanceUrlForbidden => "This instance URL is not allowed",
             ProblemCode::InstanceUnreachable => "The instance could not be reached",
@@ -99,7 +109,9 @@ impl ProblemCode {
     /// What the user should do next; the problem's `detail` starts from this.
     pub fn advice(self) -> &'static str {
         match self {
-            ProblemCode::Unauthorized => "Send the admin token as 'Authorization: Bearer <token>'. It is the ADMIN_TOKEN secret of the worker.",
+            ProblemCode::Unauthorized => "Send 'Authorization: Bearer <credential>': the worker's ADMIN_TOKEN, an API key (snck_…) or a connect ticket (snct_…), or sign in through Cloudflare Access.",
+            ProblemCode::Forbidden => "Use a credential with the scope named here: an admin creates API keys with scopes under Keys on the hosted page (POST /api/v1/keys).",
+            ProblemCode::MethodNotAllowed => "Use one of the methods in the Allow header; /api/v1/openapi.json lists every route.",
             ProblemCode::ValidationFailed => "Correct the fields listed in 'errors' and try again.",
             ProblemCode::InstanceUrlForbidden => "Use your instance's address, such as https://acme.service-now.com. Only hosts under the configured INSTANCE_HOSTS are allowed.",
             ProblemCode::InstanceUnreachable => "Check the instance URL and that the instance is up, then try again.",

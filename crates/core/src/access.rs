@@ -1,0 +1,523 @@
+//! Who may call what: API keys and connect tickets (their format and the
+//! hash they are stored as), callers and their scopes, the decision for one
+//! route, the slow-down for failed credentials, and the audit entry's shape.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::api::{ApiMethod, Resource, Route};
+use crate::secret::Secret;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Admin,
+    Read,
+    Connect,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Admin, Scope::Read, Scope::Connect];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::Read => "read",
+            Scope::Connect => "connect",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// A non-empty, sorted set of scopes, stored as `admin,read`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Scopes(Vec<Scope>);
+
+impl Scopes {
+    pub fn new(mut scopes: Vec<Scope>) -> Option<Scopes> {
+        scopes.sort();
+        scopes.dedup();
+        (!scopes.is_empty()).then_some(Scopes(scopes))
+    }
+
+    pub fn has(&self, scope: Scope) -> bool {
+        self.0.contains(&scope)
+    }
+
+    pub fn stored(&self) -> String {
+        self.0
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn from_stored(s: &str) -> Option<Scopes> {
+        let parsed: Option<Vec<Scope>> = s.split(',').map(Scope::parse).collect();
+        Scopes::new(parsed?)
+    }
+
+    pub fn list(&self) -> &[Scope] {
+        &self.0
+    }
+}
+
+/// The two kinds of bearer credentials the worker mints, by their prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialKind {
+    ApiKey,
+    Ticket,
+}
+
+impl CredentialKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            CredentialKind::ApiKey => "snck_",
+            CredentialKind::Ticket => "snct_",
+        }
+    }
+
+    /// 256 random bits after the prefix, base64url without padding.
+    pub fn mint(self, random: &[u8; 32]) -> Secret {
+        use base64::Engine;
+        Secret::new(format!(
+            "{}{}",
+            self.prefix(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
+        ))
+    }
+}
+
+/// The SHA-256 of a minted credential, hex: all the store keeps. A salt
+/// or a slow hash would add nothing for 256 random bits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialHash(String);
+
+impl CredentialHash {
+    pub fn of(credential: &str) -> CredentialHash {
+        let digest = Sha256::digest(credential.as_bytes());
+        CredentialHash(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What the `Authorization: Bearer` value looks like; the admin token has
+/// no prefix of its own, so anything else is compared with it.
+#[derive(Debug)]
+pub enum Presented<'a> {
+    Minted(CredentialKind, CredentialHash),
+    Other(&'a str),
+}
+
+pub fn presented(bearer: &str) -> Presented<'_> {
+    let bearer = bearer.trim();
+    for kind in [CredentialKind::ApiKey, CredentialKind::Ticket] {
+        if bearer.starts_with(kind.prefix()) {
+            return Presented::Minted(kind, CredentialHash::of(bearer));
+        }
+    }
+    Presented::Other(bearer)
+}
+
+/// Who is calling, once their credential has been checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    AdminToken,
+    Key {
+        id: String,
+        name: String,
+        scopes: Scopes,
+    },
+    Ticket(TicketGrant),
+    /// A Cloudflare Access identity: `id` is the token's `sub`, `name` its
+    /// email (or a service token's common name).
+    Access {
+        id: String,
+        name: String,
+    },
+}
+
+/// A connect ticket as checked: what it was minted for and what it did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketGrant {
+    pub id: String,
+    pub origin: Option<String>,
+    /// The connection it created, once it has.
+    pub connection_id: Option<String>,
+    /// Whether its one `POST /connections` is taken (in flight or done).
+    pub claimed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    AdminToken,
+    Key,
+    Ticket,
+    Access,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::AdminToken => "admin_token",
+            ActorKind::Key => "key",
+            ActorKind::Ticket => "ticket",
+            ActorKind::Access => "access",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActorKind> {
+        [
+            ActorKind::AdminToken,
+            ActorKind::Key,
+            ActorKind::Ticket,
+            ActorKind::Access,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// An audit entry's "who": never a secret, only ids and names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub id: Option<String>,
+    pub name: Option<String>,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        match self {
+            Caller::AdminToken => Actor {
+                kind: ActorKind::AdminToken,
+                id: None,
+                name: Some("admin token".into()),
+            },
+            Caller::Key { id, name, .. } => Actor {
+                kind: ActorKind::Key,
+                id: Some(id.clone()),
+                name: Some(name.clone()),
+            },
+            Caller::Ticket(t) => Actor {
+                kind: ActorKind::Ticket,
+                id: Some(t.id.clone()),
+                name: t.origin.clone(),
+            },
+            Caller::Access { id, name } => Actor {
+                kind: ActorKind::Access,
+                id: Some(id.clone()),
+                name: Some(name.clone()),
+            },
+        }
+    }
+
+    /// The scopes this caller holds; a ticket holds none, only its grant.
+    pub fn scopes(&self) -> Vec<Scope> {
+        match self {
+            Caller::AdminToken | Caller::Access { .. } => vec![Scope::Admin],
+            Caller::Key { scopes, .. } => scopes.list().to_vec(),
+            Caller::Ticket(_) => Vec::new(),
+        }
+    }
+
+    fn has(&self, scope: Scope) -> bool {
+        self.scopes().contains(&scope)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// 403 `forbidden`, with what would be needed.
+    Forbidden(&'static str),
+}
+
+/// Whether `caller` may call `route`; `origin` is the request's `Origin`.
+pub fn permits(caller: &Caller, route: &Route, origin: Option<&str>) -> Decision {
+    use ApiMethod::*;
+    let r = &route.resource;
+    // Every caller may learn who it is and read the API's description.
+    if route.method == Get && matches!(r, Resource::Me | Resource::OpenApi) {
+        return Decision::Allowed;
+    }
+    if let Caller::Ticket(t) = caller {
+        return ticket_permits(t, route, origin);
+    }
+    if caller.has(Scope::Admin) {
+        return Decision::Allowed;
+    }
+    if caller.has(Scope::Read) && route.method == Get && *r != Resource::Keys {
+        return Decision::Allowed;
+    }
+    let connect_route = matches!(
+        (route.method, r),
+        (Get, Resource::Settings)
+            | (Post, Resource::Validate)
+            | (Post, Resource::Connections)
+            | (Post, Resource::Tickets)
+    );
+    if caller.has(Scope::Connect) && connect_route {
+        return Decision::Allowed;
+    }
+    Decision::Forbidden(if route.method == Get {
+        "This needs the 'read' or 'admin' scope."
+    } else if connect_route {
+        "This needs the 'connect' or 'admin' scope."
+    } else {
+        "This needs the 'admin' scope."
+    })
+}
+
+fn ticket_permits(t: &TicketGrant, route: &Route, origin: Option<&str>) -> Decision {
+    use ApiMethod::*;
+    if let Some(bound) = &t.origin {
+        if origin != Some(bound.as_str()) {
+            return Decision::Forbidden(
+                "This connect ticket is bound to another origin; mint one for this page.",
+            );
+        }
+    }
+    match (route.method, &route.resource) {
+        (Get, Resource::Settings) | (Post, Resource::Validate) => Decision::Allowed,
+        (Post, Resource::Connections) if !t.claimed => Decision::Allowed,
+        (Post, Resource::Connections) => Decision::Forbidden(
+            "This connect ticket has already connected an instance; mint a new one to connect another.",
+        ),
+        (Get, Resource::Connection(id)) if t.connection_id.as_deref() == Some(id.as_str()) => {
+            Decision::Allowed
+        }
+        _ => Decision::Forbidden(
+            "A connect ticket allows only the connect wizard's calls and reading the connection it created.",
+        ),
+    }
+}
+
+/// The longest a ticket lives, and the default.
+pub const TICKET_MAX_SECS: i64 = 900;
+pub const TICKET_DEFAULT_SECS: i64 = 600;
+pub const TICKET_MIN_SECS: i64 = 30;
+
+/// An `Origin` as browsers send it: `scheme://host[:port]`, lower case,
+/// nothing after. `None` for anything else.
+pub fn normalize_origin(input: &str) -> Option<String> {
+    let s = input.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, rest) = s.split_once("://")?;
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    (host_ok && port_ok).then_some(s)
+}
+
+/// Failed credentials from one client address: at most `LIMIT` in a
+/// window of `WINDOW_SECS`, then 429 until the window ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailureCount {
+    pub window_start: i64,
+    pub failures: u32,
+}
+
+impl FailureCount {
+    pub const LIMIT: u32 = 10;
+    pub const WINDOW_SECS: i64 = 300;
+
+    /// Seconds until this address may try again, when it may not now.
+    pub fn blocked_for(count: Option<FailureCount>, now: i64) -> Option<u64> {
+        let c = count?;
+        let ends = c.window_start + Self::WINDOW_SECS;
+        (c.failures >= Self::LIMIT && now < ends).then(|| (ends - now).max(1) as u64)
+    }
+
+    /// The count after one more failure at `now` (a new window once the
+    /// last one has ended).
+    pub fn after_failure(count: Option<FailureCount>, now: i64) -> FailureCount {
+        match count {
+            Some(c) if now < c.window_start + Self::WINDOW_SECS => FailureCount {
+                window_start: c.window_start,
+                failures: c.failures.saturating_add(1),
+            },
+            _ => FailureCount {
+                window_start: now,
+                failures: 1,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::resolve;
+    use crate::api::Resolution;
+
+    fn route(method: &str, path: &str) -> Route {
+        match resolve(method, path) {
+            Resolution::Found(r) => r,
+            other => panic!("{method} {path}: {other:?}"),
+        }
+    }
+
+    fn key(scopes: &[Scope]) -> Caller {
+        Caller::Key {
+            id: "k".into(),
+            name: "n".into(),
+            scopes: Scopes::new(scopes.to_vec()).unwrap(),
+        }
+    }
+
+    fn allowed(c: &Caller, m: &str, p: &str) -> bool {
+        permits(c, &route(m, p), None) == Decision::Allowed
+    }
+
+    #[test]
+    fn scopes_decide_each_route() {
+        let read = key(&[Scope::Read]);
+        let connect = key(&[Scope::Connect]);
+        let admin = key(&[Scope::Admin]);
+        for c in [&Caller::AdminToken, &admin] {
+            assert!(allowed(c, "DELETE", "connections/x"));
+            assert!(allowed(c, "POST", "keys"));
+            assert!(allowed(c, "GET", "keys"));
+        }
+        assert!(allowed(&read, "GET", "connections/x/events"));
+        assert!(allowed(&read, "GET", "audit"));
+        assert!(!allowed(&read, "GET", "keys"));
+        assert!(!allowed(&read, "POST", "connections/x/pull"));
+        assert!(!allowed(&read, "POST", "connections"));
+        assert!(allowed(&connect, "GET", "settings"));
+        assert!(allowed(&connect, "POST", "validate"));
+        assert!(allowed(&connect, "POST", "connections"));
+        assert!(allowed(&connect, "POST", "tickets"));
+        assert!(!allowed(&connect, "GET", "connections"));
+        assert!(!allowed(&connect, "DELETE", "keys/k"));
+        let both = key(&[Scope::Read, Scope::Connect]);
+        assert!(allowed(&both, "GET", "connections") && allowed(&both, "POST", "connections"));
+        assert!(!allowed(&both, "PATCH", "connections/x"));
+        assert_eq!(
+            permits(&read, &route("DELETE", "connections/x"), None),
+            Decision::Forbidden("This needs the 'admin' scope.")
+        );
+    }
+
+    #[test]
+    fn a_ticket_allows_the_wizard_and_its_own_connection_only() {
+        let mut t = TicketGrant {
+            id: "t".into(),
+            origin: Some("https://portal.example".into()),
+            connection_id: None,
+            claimed: false,
+        };
+        let at = |t: &TicketGrant, m: &str, p: &str, o: Option<&str>| {
+            permits(&Caller::Ticket(t.clone()), &route(m, p), o) == Decision::Allowed
+        };
+        let portal = Some("https://portal.example");
+        assert!(at(&t, "GET", "settings", portal));
+        assert!(at(&t, "POST", "validate", portal));
+        assert!(at(&t, "POST", "connections", portal));
+        assert!(!at(&t, "GET", "settings", None));
+        assert!(!at(&t, "GET", "settings", Some("https://evil.example")));
+        assert!(!at(&t, "POST", "tickets", portal));
+        assert!(!at(&t, "GET", "connections", portal));
+        t.claimed = true;
+        t.connection_id = Some("c1".into());
+        assert!(!at(&t, "POST", "connections", portal));
+        assert!(at(&t, "GET", "connections/c1", portal));
+        assert!(!at(&t, "GET", "connections/c2", portal));
+        assert!(!at(&t, "GET", "connections/c1/events", portal));
+        assert!(!at(&t, "DELETE", "connections/c1", portal));
+        t.origin = None;
+        assert!(at(&t, "GET", "settings", Some("https://anywhere.example")));
+        assert!(at(&t, "GET", "me", None));
+    }
+
+    #[test]
+    fn minted_credentials_are_long_random_and_stored_as_sha256() {
+        let key = CredentialKind::ApiKey.mint(&[7u8; 32]);
+        assert!(key.expose().starts_with("snck_"));
+        assert_eq!(key.expose().len(), 5 + 43);
+        assert_eq!(format!("{key:?}"), "[redacted]");
+        let Presented::Minted(kind, hash) = presented(key.expose()) else {
+            panic!("not read as minted")
+        };
+        assert_eq!(kind, CredentialKind::ApiKey);
+        assert_eq!(hash.as_str().len(), 64);
+        assert_ne!(hash.as_str(), key.expose());
+        assert_eq!(
+            CredentialHash::of("abc").as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(matches!(
+            presented("snct_x"),
+            Presented::Minted(CredentialKind::Ticket, _)
+        ));
+        assert!(matches!(presented(" admin "), Presented::Other("admin")));
+        assert_eq!(
+            Scopes::from_stored("read,admin").unwrap().stored(),
+            "admin,read"
+        );
+        assert!(Scopes::from_stored("").is_none());
+        assert!(Scopes::from_stored("admin,root").is_none());
+    }
+
+    #[test]
+    fn origins_normalize_or_are_refused() {
+        assert_eq!(
+            normalize_origin("https://Portal.Example/").as_deref(),
+            Some("https://portal.example")
+        );
+        assert_eq!(
+            normalize_origin("http://127.0.0.1:8789").as_deref(),
+            Some("http://127.0.0.1:8789")
+        );
+        for bad in [
+            "portal.example",
+            "ftp://x",
+            "https://",
+            "https://a/b",
+            "https://a?b",
+            "https://u@a",
+            "https://a:99999999",
+            "https://a:",
+            "javascript://x",
+        ] {
+            assert_eq!(normalize_origin(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn failures_block_after_the_limit_until_the_window_ends() {
+        let mut c = None;
+        for i in 0..FailureCount::LIMIT {
+            assert_eq!(FailureCount::blocked_for(c, 1000 + i as i64), None);
+            c = Some(FailureCount::after_failure(c, 1000 + i as i64));
+        }
+        assert_eq!(FailureCount::blocked_for(c, 1010), Some(290));
+        assert_eq!(FailureCount::blocked_for(c, 1299), Some(1));
+        assert_eq!(FailureCount::blocked_for(c, 1300), None);
+        let next = FailureCount::after_failure(c, 1300);
+        assert_eq!(
+            next,
+            FailureCount {
+                window_start: 1300,
+                failures: 1
+            }
+        );
+    }
+}

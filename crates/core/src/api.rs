@@ -1,0 +1,332 @@
+//! The worker's HTTP routes as data: a request's method and path resolve to
+//! one `Route`, or to "no such resource", or to "not this method" with the
+//! methods the resource has (the 405's `Allow`). Who may call a route is
+//! `access::permits`; which routes change something, and so are audited, is
+//! `Route::change`.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ApiMethod {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+impl ApiMethod {
+    pub fn parse(method: &str) -> Option<ApiMethod> {
+        match method {
+            "GET" => Some(ApiMethod::Get),
+            "POST" => Some(ApiMethod::Post),
+            "PATCH" => Some(ApiMethod::Patch),
+            "DELETE" => Some(ApiMethod::Delete),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiMethod::Get => "GET",
+            ApiMethod::Post => "POST",
+            ApiMethod::Patch => "PATCH",
+            ApiMethod::Delete => "DELETE",
+        }
+    }
+}
+
+/// What a path under `/api/v1/` names. Ids are kept as sent: a handler
+/// answers `not_found` for one that cannot exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resource {
+    OpenApi,
+    Settings,
+    Validate,
+    Me,
+    Keys,
+    Key(String),
+    Tickets,
+    Audit,
+    Alerts,
+    AlertsNdjson,
+    Alert(String),
+    Connections,
+    Connection(String),
+    Reconnect(String),
+    Pull(String),
+    Runs(String),
+    Events(String),
+    EventsNdjson(String),
+    Accounts(String),
+    Posture(String),
+    PostureCheck(String),
+    PostureNdjson(String),
+}
+
+impl Resource {
+    /// `path` is what follows `/api/v1/`.
+    pub fn parse(path: &str) -> Option<Resource> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let id = |s: &str| s.to_string();
+        Some(match segments.as_slice() {
+            ["openapi.json"] => Resource::OpenApi,
+            ["settings"] => Resource::Settings,
+            ["validate"] => Resource::Validate,
+            ["me"] => Resource::Me,
+            ["keys"] => Resource::Keys,
+            ["keys", k] if !k.is_empty() => Resource::Key(id(k)),
+            ["tickets"] => Resource::Tickets,
+            ["audit"] => Resource::Audit,
+            ["alerts"] => Resource::Alerts,
+            ["alerts.ndjson"] => Resource::AlertsNdjson,
+            ["alerts", a] if !a.is_empty() => Resource::Alert(id(a)),
+            ["connections"] => Resource::Connections,
+            ["connections", c] if !c.is_empty() => Resource::Connection(id(c)),
+            ["connections", c, "reconnect"] => Resource::Reconnect(id(c)),
+            ["connections", c, "pull"] => Resource::Pull(id(c)),
+            ["connections", c, "runs"] => Resource::Runs(id(c)),
+            ["connections", c, "events"] => Resource::Events(id(c)),
+            ["connections", c, "events.ndjson"] => Resource::EventsNdjson(id(c)),
+            ["connections", c, "accounts"] => Resource::Accounts(id(c)),
+            ["connections", c, "posture"] => Resource::Posture(id(c)),
+            ["connections", c, "posture", "check"] => Resource::PostureCheck(id(c)),
+            ["connections", c, "posture.ndjson"] => Resource::PostureNdjson(id(c)),
+            _ => return None,
+        })
+    }
+
+    /// The methods this resource answers, in the order `Allow` lists them.
+    pub fn methods(&self) -> &'static [ApiMethod] {
+        use ApiMethod::*;
+        match self {
+            Resource::OpenApi
+            | Resource::Settings
+            | Resource::Me
+            | Resource::Audit
+            | Resource::AlertsNdjson
+            | Resource::Alerts
+            | Resource::Runs(_)
+            | Resource::Events(_)
+            | Resource::EventsNdjson(_)
+            | Resource::Accounts(_)
+            | Resource::Posture(_)
+            | Resource::PostureNdjson(_) => &[Get],
+            Resource::Validate
+            | Resource::Tickets
+            | Resource::Reconnect(_)
+            | Resource::Pull(_)
+            | Resource::PostureCheck(_) => &[Post],
+            Resource::Keys | Resource::Connections => &[Get, Post],
+            Resource::Key(_) => &[Delete],
+            Resource::Alert(_) => &[Patch],
+            Resource::Connection(_) => &[Get, Patch, Delete],
+        }
+    }
+
+    /// The connection a path is about, if any.
+    pub fn connection_id(&self) -> Option<&str> {
+        match self {
+            Resource::Connection(c)
+            | Resource::Reconnect(c)
+            | Resource::Pull(c)
+            | Resource::Runs(c)
+            | Resource::Events(c)
+            | Resource::EventsNdjson(c)
+            | Resource::Accounts(c)
+            | Resource::Posture(c)
+            | Resource::PostureCheck(c)
+            | Resource::PostureNdjson(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub method: ApiMethod,
+    pub resource: Resource,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    Found(Route),
+    /// The resource exists but not with this method: answer 405 with these.
+    MethodNotAllowed(&'static [ApiMethod]),
+    NotFound,
+}
+
+/// `method` as the client sent it (an unknown one, such as PROPFIND, is
+/// never taken for GET); `path` after `/api/v1/`.
+pub fn resolve(method: &str, path: &str) -> Resolution {
+    let Some(resource) = Resource::parse(path) else {
+        return Resolution::NotFound;
+    };
+    let allowed = resource.methods();
+    match ApiMethod::parse(method) {
+        Some(m) if allowed.contains(&m) => Resolution::Found(Route {
+            method: m,
+            resource,
+        }),
+        _ => Resolution::MethodNotAllowed(allowed),
+    }
+}
+
+/// The `Allow` header's value; OPTIONS is always answered (CORS preflight).
+pub fn allow_header(methods: &[ApiMethod]) -> String {
+    let mut parts: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
+    parts.push("OPTIONS");
+    parts.join(", ")
+}
+
+/// A change the audit log records; reads are not recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    #[serde(rename = "connection.create")]
+    ConnectionCreate,
+    #[serde(rename = "connection.reconnect")]
+    ConnectionReconnect,
+    /// A PATCH: rename and/or enable/disable, told apart by its body.
+    #[serde(rename = "connection.update")]
+    ConnectionUpdate,
+    #[serde(rename = "connection.delete")]
+    ConnectionDelete,
+    #[serde(rename = "connection.pull")]
+    ConnectionPull,
+    #[serde(rename = "posture.check")]
+    PostureCheck,
+    #[serde(rename = "key.create")]
+    KeyCreate,
+    #[serde(rename = "key.revoke")]
+    KeyRevoke,
+    #[serde(rename = "ticket.mint")]
+    TicketMint,
+    #[serde(rename = "alert.status")]
+    AlertStatus,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::ConnectionCreate => "connection.create",
+            Change::ConnectionReconnect => "connection.reconnect",
+            Change::ConnectionUpdate => "connection.update",
+            Change::ConnectionDelete => "connection.delete",
+            Change::ConnectionPull => "connection.pull",
+            Change::PostureCheck => "posture.check",
+            Change::KeyCreate => "key.create",
+            Change::KeyRevoke => "key.revoke",
+            Change::TicketMint => "ticket.mint",
+            Change::AlertStatus => "alert.status",
+        }
+    }
+}
+
+impl Route {
+    pub fn change(&self) -> Option<Change> {
+        use ApiMethod::*;
+        Some(match (self.method, &self.resource) {
+            (Post, Resource::Connections) => Change::ConnectionCreate,
+            (Post, Resource::Reconnect(_)) => Change::ConnectionReconnect,
+            (Patch, Resource::Connection(_)) => Change::ConnectionUpdate,
+            (Delete, Resource::Connection(_)) => Change::ConnectionDelete,
+            (Post, Resource::Pull(_)) => Change::ConnectionPull,
+            (Post, Resource::PostureCheck(_)) => Change::PostureCheck,
+            (Post, Resource::Keys) => Change::KeyCreate,
+            (Delete, Resource::Key(_)) => Change::KeyRevoke,
+            (Post, Resource::Tickets) => Change::TicketMint,
+            (Patch, Resource::Alert(_)) => Change::AlertStatus,
+            _ => return None,
+        })
+    }
+
+    /// What the change is done to, when the path names it (a creation's
+    /// target is only known from its answer).
+    pub fn target(&self) -> Option<&str> {
+        match &self.resource {
+            Resource::Key(k) => Some(k),
+            Resource::Alert(a) => Some(a),
+            other => other.connection_id(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_resource_resolves_with_its_methods_and_refuses_others() {
+        assert_eq!(
+            resolve("GET", "connections/abc/events"),
+            Resolution::Found(Route {
+                method: ApiMethod::Get,
+                resource: Resource::Events("abc".into())
+            })
+        );
+        assert_eq!(
+            resolve("PUT", "connections/abc"),
+            Resolution::MethodNotAllowed(&[ApiMethod::Get, ApiMethod::Patch, ApiMethod::Delete])
+        );
+        assert_eq!(
+            resolve("DELETE", "settings"),
+            Resolution::MethodNotAllowed(&[ApiMethod::Get])
+        );
+        // An unknown method is never read as GET.
+        assert_eq!(
+            resolve("PROPFIND", "settings"),
+            Resolution::MethodNotAllowed(&[ApiMethod::Get])
+        );
+        assert_eq!(
+            resolve("get", "settings"),
+            Resolution::MethodNotAllowed(&[ApiMethod::Get])
+        );
+        assert_eq!(resolve("GET", "nope"), Resolution::NotFound);
+        assert_eq!(resolve("GET", "connections/a/b/c/d"), Resolution::NotFound);
+        assert_eq!(resolve("GET", "connections/"), Resolution::NotFound);
+        assert_eq!(
+            allow_header(&[ApiMethod::Get, ApiMethod::Patch]),
+            "GET, PATCH, OPTIONS"
+        );
+    }
+
+    #[test]
+    fn changes_are_the_non_get_routes() {
+        let paths = [
+            "openapi.json",
+            "settings",
+            "validate",
+            "me",
+            "keys",
+            "keys/k",
+            "tickets",
+            "audit",
+            "alerts",
+            "alerts.ndjson",
+            "alerts/a",
+            "connections",
+            "connections/c",
+            "connections/c/reconnect",
+            "connections/c/pull",
+            "connections/c/runs",
+            "connections/c/events",
+            "connections/c/events.ndjson",
+            "connections/c/accounts",
+            "connections/c/posture",
+            "connections/c/posture/check",
+            "connections/c/posture.ndjson",
+        ];
+        for p in paths {
+            let resource = Resource::parse(p).expect(p);
+            for m in resource.methods() {
+                let route = Route {
+                    method: *m,
+                    resource: resource.clone(),
+                };
+                // POST /validate checks fields and changes nothing.
+                let changes = *m != ApiMethod::Get && resource != Resource::Validate;
+                assert_eq!(route.change().is_some(), changes, "{m:?} {p}");
+            }
+        }
+    }
+}
