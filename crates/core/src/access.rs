@@ -326,30 +326,43 @@ pub fn normalize_origin(input: &str) -> Option<String> {
     (host_ok && port_ok).then_some(s)
 }
 
-/// Failed credentials from one client address: at most `LIMIT` in a
-/// window of `WINDOW_SECS`, then 429 until the window ends.
+/// Failed credentials from one client address in the current window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FailureCount {
     pub window_start: i64,
     pub failures: u32,
 }
 
-impl FailureCount {
-    pub const LIMIT: u32 = 10;
-    pub const WINDOW_SECS: i64 = 300;
+/// At most `limit` failed credentials per address in a window of
+/// `window_secs`, then 429 until the window ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailurePolicy {
+    pub limit: u32,
+    pub window_secs: i64,
+}
 
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            limit: 10,
+            window_secs: 300,
+        }
+    }
+}
+
+impl FailurePolicy {
     /// Seconds until this address may try again, when it may not now.
-    pub fn blocked_for(count: Option<FailureCount>, now: i64) -> Option<u64> {
+    pub fn blocked_for(&self, count: Option<FailureCount>, now: i64) -> Option<u64> {
         let c = count?;
-        let ends = c.window_start + Self::WINDOW_SECS;
-        (c.failures >= Self::LIMIT && now < ends).then(|| (ends - now).max(1) as u64)
+        let ends = c.window_start + self.window_secs;
+        (c.failures >= self.limit && now < ends).then(|| (ends - now).max(1) as u64)
     }
 
     /// The count after one more failure at `now` (a new window once the
     /// last one has ended).
-    pub fn after_failure(count: Option<FailureCount>, now: i64) -> FailureCount {
+    pub fn after_failure(&self, count: Option<FailureCount>, now: i64) -> FailureCount {
         match count {
-            Some(c) if now < c.window_start + Self::WINDOW_SECS => FailureCount {
+            Some(c) if now < c.window_start + self.window_secs => FailureCount {
                 window_start: c.window_start,
                 failures: c.failures.saturating_add(1),
             },
@@ -503,15 +516,16 @@ mod tests {
 
     #[test]
     fn failures_block_after_the_limit_until_the_window_ends() {
+        let p = FailurePolicy::default();
         let mut c = None;
-        for i in 0..FailureCount::LIMIT {
-            assert_eq!(FailureCount::blocked_for(c, 1000 + i as i64), None);
-            c = Some(FailureCount::after_failure(c, 1000 + i as i64));
+        for i in 0..p.limit {
+            assert_eq!(p.blocked_for(c, 1000 + i as i64), None);
+            c = Some(p.after_failure(c, 1000 + i as i64));
         }
-        assert_eq!(FailureCount::blocked_for(c, 1010), Some(290));
-        assert_eq!(FailureCount::blocked_for(c, 1299), Some(1));
-        assert_eq!(FailureCount::blocked_for(c, 1300), None);
-        let next = FailureCount::after_failure(c, 1300);
+        assert_eq!(p.blocked_for(c, 1010), Some(290));
+        assert_eq!(p.blocked_for(c, 1299), Some(1));
+        assert_eq!(p.blocked_for(c, 1300), None);
+        let next = p.after_failure(c, 1300);
         assert_eq!(
             next,
             FailureCount {

@@ -1,33 +1,284 @@
-//! The admin token (constant-time compare) and CORS for embedding portals.
+//! Who is calling: the admin token (constant-time compare), an API key or a
+//! connect ticket (found by hash), or a Cloudflare Access identity (RS256
+//! verified by the runtime's WebCrypto); failed credentials counted per
+//! client address; and CORS for embedding portals.
 
+use std::cell::RefCell;
+
+use snc_core::access::{self, Actor, ActorKind, Caller, CredentialKind, Presented};
+use snc_core::access_jwt::{self, AccessConfig, AccessIdentity, JwtRefusal, RsaJwk};
 use subtle::ConstantTimeEq;
-use worker::{Headers, Request};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::{console_log, Headers, Request};
 
+use crate::access::AccessStore;
 use crate::config::Config;
 
-pub enum Admission {
-    Allowed,
-    NoToken,
-    WrongToken,
-    NotConfigured,
+/// Why a request has no caller.
+pub enum Refusal {
+    /// Nothing presented: 401, not counted (a page loading before sign-in).
+    NoCredential,
+    /// Presented and wrong: 401, counted against the address and audited.
+    Wrong { actor: Actor, why: &'static str },
+    /// Too many failures from this address: 429 until the window ends.
+    /// `audit` is set on the window's first such answer only.
+    Slowed { retry_after: u64, audit: bool },
 }
 
-pub fn admit(req: &Request, config: &Config) -> Admission {
-    let Some(expected) = config.admin_token.as_deref() else {
-        return Admission::NotConfigured;
+/// The client address, as Cloudflare gives it.
+pub fn client_ip(req: &Request) -> Option<String> {
+    req.headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    let h = req.headers().get("authorization").ok().flatten()?;
+    let (scheme, value) = h.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| value.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+pub async fn authenticate(
+    req: &Request,
+    store: &AccessStore,
+    config: &Config,
+    now: i64,
+) -> worker::Result<Result<Caller, Refusal>> {
+    let bearer = bearer(req);
+    // Behind Access every request carries its assertion; an explicit
+    // bearer (a script's API key) still speaks for itself.
+    let assertion = match (&bearer, &config.access) {
+        (None, Some(_)) => req.headers().get("cf-access-jwt-assertion").ok().flatten(),
+        _ => None,
     };
-    let presented = req.headers().get("authorization").ok().flatten();
-    let Some(token) = presented.as_deref().and_then(|h| {
-        h.strip_prefix("Bearer ")
-            .or_else(|| h.strip_prefix("bearer "))
-    }) else {
-        return Admission::NoToken;
-    };
-    if bool::from(token.trim().as_bytes().ct_eq(expected.as_bytes())) {
-        Admission::Allowed
-    } else {
-        Admission::WrongToken
+    if bearer.is_none() && assertion.is_none() {
+        return Ok(Err(Refusal::NoCredential));
     }
+    let ip = client_ip(req).unwrap_or_else(|| "unknown".into());
+    if let Some((count, audited)) = store.failures(&ip).await? {
+        if let Some(retry_after) = config.failures.blocked_for(Some(count), now) {
+            let audit = !audited && store.mark_refusal_audited(&ip).await?;
+            return Ok(Err(Refusal::Slowed { retry_after, audit }));
+        }
+    }
+    let checked = match (bearer, assertion, &config.access) {
+        (Some(b), _, _) => check_bearer(&b, store, config, now).await?,
+        (None, Some(jwt), Some(access)) => match verify_access(&jwt, access, now).await {
+            Ok(id) => Ok(Caller::Access {
+                id: id.subject,
+                name: id.name,
+            }),
+            Err(why) => {
+                console_log!("refused: {}", why.as_str());
+                Err(Refusal::Wrong {
+                    actor: Actor {
+                        kind: ActorKind::Access,
+                        id: None,
+                        name: None,
+                    },
+                    why: why.as_str(),
+                })
+            }
+        },
+        _ => Err(Refusal::NoCredential),
+    };
+    if matches!(checked, Err(Refusal::Wrong { .. })) {
+        store.record_failure(&ip, now, &config.failures).await?;
+    }
+    Ok(checked)
+}
+
+async fn check_bearer(
+    bearer: &str,
+    store: &AccessStore,
+    config: &Config,
+    now: i64,
+) -> worker::Result<Result<Caller, Refusal>> {
+    let unknown = |kind, why| {
+        Err(Refusal::Wrong {
+            actor: Actor {
+                kind,
+                id: None,
+                name: None,
+            },
+            why,
+        })
+    };
+    Ok(match access::presented(bearer) {
+        Presented::Minted(CredentialKind::ApiKey, hash) => {
+            match store.key_by_hash(&hash, now).await? {
+                Some((id, name, scopes)) => Ok(Caller::Key { id, name, scopes }),
+                None => unknown(ActorKind::Key, "The API key is unknown, revoked or expired."),
+            }
+        }
+        Presented::Minted(CredentialKind::Ticket, hash) => {
+            match store.ticket_by_hash(&hash, now).await? {
+                Some(grant) => Ok(Caller::Ticket(grant)),
+                None => unknown(
+                    ActorKind::Ticket,
+                    "The connect ticket is unknown or has expired; the portal should fetch a new one.",
+                ),
+            }
+        }
+        Presented::Other(token) => match config.admin_token.as_deref() {
+            Some(expected) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => {
+                Ok(Caller::AdminToken)
+            }
+            Some(_) => unknown(ActorKind::AdminToken, "The admin token is wrong."),
+            None => unknown(
+                ActorKind::AdminToken,
+                "The worker has no ADMIN_TOKEN configured (wrangler secret put ADMIN_TOKEN).",
+            ),
+        },
+    })
+}
+
+/// Access settings: the checks' values and where the keys are read.
+#[derive(Clone)]
+pub struct AccessSettings {
+    pub config: AccessConfig,
+    pub certs_url: String,
+}
+
+/// How long fetched keys are trusted, and the least time between two
+/// fetches forced by an unknown `kid` (so junk tokens cannot drive fetches).
+const CERTS_TTL_MS: u64 = 600_000;
+const CERTS_REFETCH_MIN_MS: u64 = 10_000;
+
+struct CertsCache {
+    url: String,
+    fetched_ms: u64,
+    keys: Vec<RsaJwk>,
+}
+
+thread_local! {
+    // One isolate serves many requests: the team's keys are fetched once per
+    // TTL, not per request.
+    static CERTS: RefCell<Option<CertsCache>> = const { RefCell::new(None) };
+}
+
+async fn keys(url: &str, force: bool) -> Vec<RsaJwk> {
+    let now = crate::now_ms();
+    let cached = CERTS.with(|c| {
+        c.borrow().as_ref().and_then(|c| {
+            let age = now.saturating_sub(c.fetched_ms);
+            let fresh = c.url == url && age < CERTS_TTL_MS;
+            let may_refetch = age >= CERTS_REFETCH_MIN_MS;
+            (fresh && !(force && may_refetch)).then(|| c.keys.clone())
+        })
+    });
+    if let Some(keys) = cached {
+        return keys;
+    }
+    let req = snc_core::http::HttpRequest {
+        method: snc_core::http::Method::Get,
+        url: url.to_string(),
+        headers: vec![("accept".into(), "application/json".into())],
+        body: Vec::new(),
+    };
+    match crate::transport::send_within(&req, std::time::Duration::from_secs(10)).await {
+        Ok(resp) if resp.status == 200 => match access_jwt::parse_certs(&resp.body) {
+            Some(keys) => {
+                CERTS.with(|c| {
+                    *c.borrow_mut() = Some(CertsCache {
+                        url: url.to_string(),
+                        fetched_ms: now,
+                        keys: keys.clone(),
+                    })
+                });
+                keys
+            }
+            None => {
+                console_log!("access: the team's certs did not parse");
+                Vec::new()
+            }
+        },
+        Ok(resp) => {
+            console_log!("access: the team's certs answered {}", resp.status);
+            Vec::new()
+        }
+        Err(e) => {
+            console_log!("access: the team's certs could not be read: {e}");
+            Vec::new()
+        }
+    }
+}
+
+async fn verify_access(
+    jwt: &str,
+    access: &AccessSettings,
+    now: i64,
+) -> Result<AccessIdentity, JwtRefusal> {
+    let token = access_jwt::parse(jwt)?;
+    let mut jwk = keys(&access.certs_url, false)
+        .await
+        .into_iter()
+        .find(|k| k.kid == token.kid);
+    if jwk.is_none() {
+        // Keys rotate: an unknown kid may be a new key.
+        jwk = keys(&access.certs_url, true)
+            .await
+            .into_iter()
+            .find(|k| k.kid == token.kid);
+    }
+    let jwk = jwk.ok_or(JwtRefusal::UnknownKey)?;
+    if !rs256_verifies(&jwk, &token.signing_input, &token.signature).await {
+        return Err(JwtRefusal::BadSignature);
+    }
+    token.check(&access.config, now)
+}
+
+/// RSASSA-PKCS1-v1_5 with SHA-256 through WebCrypto; any error is "no".
+async fn rs256_verifies(jwk: &RsaJwk, data: &[u8], signature: &[u8]) -> bool {
+    let attempt = async {
+        let subtle = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?
+            .unchecked_into::<web_sys::Crypto>()
+            .subtle();
+        let key_data = jwk_object(jwk)?;
+        let algorithm = js_sys::Object::new();
+        js_sys::Reflect::set(&algorithm, &"name".into(), &"RSASSA-PKCS1-v1_5".into())?;
+        js_sys::Reflect::set(&algorithm, &"hash".into(), &"SHA-256".into())?;
+        let usages = js_sys::Array::of1(&"verify".into());
+        let key = JsFuture::from(subtle.import_key_with_object(
+            "jwk", &key_data, &algorithm, false, &usages,
+        )?)
+        .await?
+        .unchecked_into::<web_sys::CryptoKey>();
+        let ok = JsFuture::from(subtle.verify_with_str_and_js_u8_array_and_js_u8_array(
+            "RSASSA-PKCS1-v1_5",
+            &key,
+            &js_sys::Uint8Array::from(signature),
+            &js_sys::Uint8Array::from(data),
+        )?)
+        .await?;
+        Ok::<bool, JsValue>(ok.as_bool().unwrap_or(false))
+    };
+    match attempt.await {
+        Ok(ok) => ok,
+        Err(e) => {
+            console_log!("access: WebCrypto refused the key or signature: {e:?}");
+            false
+        }
+    }
+}
+
+fn jwk_object(jwk: &RsaJwk) -> Result<js_sys::Object, JsValue> {
+    let o = js_sys::Object::new();
+    for (k, v) in [
+        ("kty", jwk.kty.as_str()),
+        ("n", jwk.n.as_str()),
+        ("e", jwk.e.as_str()),
+        ("alg", "RS256"),
+    ] {
+        js_sys::Reflect::set(&o, &k.into(), &v.into())?;
+    }
+    Ok(o)
 }
 
 /// The request's Origin when ALLOWED_ORIGINS lists it.

@@ -1,6 +1,8 @@
 //! The worker's configuration (wrangler.toml vars and secrets), read once per
 //! request into core types.
 
+use snc_core::access::FailurePolicy;
+use snc_core::access_jwt::AccessConfig;
 use snc_core::instance_url::HostPolicy;
 use snc_core::release::ReleaseRange;
 use snc_core::seal::KeyRing;
@@ -18,6 +20,11 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// How long one call to an instance may take (`CALL_TIMEOUT_MS`).
     pub call_deadline: std::time::Duration,
+    /// Cloudflare Access sign-in, with `ACCESS_TEAM_DOMAIN` and `ACCESS_AUD`.
+    pub access: Option<crate::auth::AccessSettings>,
+    /// Failed credentials allowed per client address in 5 minutes
+    /// (`FAILED_CREDENTIALS_LIMIT`, default 10).
+    pub failures: FailurePolicy,
 }
 
 fn text(env: &Env, name: &str) -> Option<String> {
@@ -30,14 +37,36 @@ fn text(env: &Env, name: &str) -> Option<String> {
 
 impl Config {
     pub fn from_env(env: &Env) -> Config {
+        let loopback = text(env, "ALLOW_LOOPBACK_INSTANCES");
+        let access = AccessConfig::from_config(
+            text(env, "ACCESS_TEAM_DOMAIN").as_deref(),
+            text(env, "ACCESS_AUD").as_deref(),
+        )
+        .map(|config| crate::auth::AccessSettings {
+            // Tests serve their own certs; a deployment always reads the
+            // team's, so the override needs the loopback (test) setting.
+            certs_url: text(env, "ACCESS_CERTS_URL")
+                .filter(|_| loopback.as_deref().is_some_and(|v| v.trim().eq_ignore_ascii_case("true")))
+                .unwrap_or_else(|| config.certs_url()),
+            config,
+        });
+        let mut failures = FailurePolicy::default();
+        if let Some(limit) = text(env, "FAILED_CREDENTIALS_LIMIT")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|l| *l > 0)
+        {
+            failures.limit = limit;
+        }
         Config {
+            access,
+            failures,
             admin_token: text(env, "ADMIN_TOKEN"),
             keys: text(env, "ENCRYPTION_KEY").and_then(|k| {
                 KeyRing::from_config(&k, text(env, "ENCRYPTION_KEYS_PREVIOUS").as_deref()).ok()
             }),
             policy: HostPolicy::from_config(
                 text(env, "INSTANCE_HOSTS").as_deref(),
-                text(env, "ALLOW_LOOPBACK_INSTANCES").as_deref(),
+                loopback.as_deref(),
             ),
             releases: ReleaseRange::parse(text(env, "SUPPORTED_RELEASES").as_deref()),
             backfill_days: text(env, "BACKFILL_DAYS")

@@ -1,7 +1,9 @@
 //! Entry points only; each route lives in `routes/`.
 
+mod access;
 mod alerts;
 mod archive;
+mod audit;
 mod auth;
 mod config;
 mod connection_object;

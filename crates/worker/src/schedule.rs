@@ -28,7 +28,17 @@ pub async fn run(env: &Env) -> Result<usize> {
             console_log!("cron: {moved} secrets sealed again under the current key");
         }
     }
-    let overdue = store.overdue(now() - GRACE_SECS, WAKE_PER_RUN).await?;
+    // Access housekeeping: expired tickets, ended failure windows, and audit
+    // entries past the retention that events have.
+    let now = now();
+    let failures = crate::config::Config::from_env(env).failures;
+    crate::access::AccessStore::new(env.d1("DB")?)
+        .sweep(now, &failures)
+        .await?;
+    crate::audit::AuditLog::new(env.d1("DB")?)
+        .trim(now - crate::config::retention_days(env) * 86_400)
+        .await?;
+    let overdue = store.overdue(now - GRACE_SECS, WAKE_PER_RUN).await?;
     let mut woken = 0;
     for id in &overdue {
         match connection_object::wake(env, id).await {

@@ -1,23 +1,32 @@
 //! Routing of `/api/v1/*` (everything else is a static asset served before
-//! the worker runs), with the admin token check, CORS and a log line per
-//! request that never holds a body or a header value.
+//! the worker runs): who is calling, whether they may, 404/405, the audit
+//! entry of every change, CORS, and a log line per request that never holds
+//! a body or a header value.
 
 mod accounts;
 mod alerts;
 mod assets;
+mod audit_log;
 mod connections;
 mod events;
 mod health;
+mod keys;
+mod me;
 mod openapi;
 mod paging;
 mod posture;
 mod settings;
+mod tickets;
 mod validate;
 
+use snc_core::access::{self, Actor, ActorKind, Caller, Decision};
+use snc_core::api::{self, ApiMethod, Change, Resolution, Resource, Route};
 use snc_core::problem::{Problem, ProblemCode};
 use worker::{console_log, Env, Method, Request, Response, Result};
 
-use crate::auth::{self, Admission};
+use crate::access::AccessStore;
+use crate::audit::{self, AuditLog, Entry};
+use crate::auth::{self, Refusal};
 use crate::config::Config;
 use crate::respond;
 
@@ -55,81 +64,265 @@ pub fn valid_id(id: &str) -> bool {
 
 async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
     let path = req.path();
-    let method = req.method();
     if !path.starts_with("/api/") {
         return assets::serve(req, env).await;
     }
-    // workers-rs reads methods it does not know (QUERY, PROPFIND, …) as GET:
-    // such a request must not be answered as if it were one.
-    if !req.inner().method().eq_ignore_ascii_case(method.as_ref()) {
-        return respond::code(
-            ProblemCode::NotFound,
-            "No such route or method. See /api/v1/openapi.json.",
-        );
-    }
-    if method == Method::Options {
+    if req.method() == Method::Options {
         return Ok(Response::empty()?.with_status(204));
     }
-    if method == Method::Get && path == "/api/v1/health" {
+    if req.method() == Method::Get && path == "/api/v1/health" {
         return health::get();
     }
-    if !path.starts_with("/api/v1/") {
+    let Some(rest) = path.strip_prefix("/api/v1/") else {
         return respond::code(ProblemCode::NotFound, "No such route.");
-    }
-    match auth::admit(&req, config) {
-        Admission::Allowed => {}
-        Admission::NotConfigured => {
+    };
+    // workers-rs reads methods it does not know (QUERY, PROPFIND, …) as
+    // GET, so the method is taken from the request as sent.
+    let resolution = api::resolve(&req.inner().method(), rest);
+    let now = crate::now();
+    let access = AccessStore::new(env.d1("DB")?);
+    let ip = auth::client_ip(&req);
+    let audit = AuditLog::new(env.d1("DB")?);
+    let caller = match auth::authenticate(&req, &access, config, now).await? {
+        Ok(caller) => caller,
+        Err(refusal) => return refused(refusal, &audit, &path, ip.as_deref()).await,
+    };
+    let route = match resolution {
+        Resolution::Found(route) => route,
+        Resolution::NotFound => {
             return respond::code(
-                ProblemCode::Unauthorized,
-                "The worker has no ADMIN_TOKEN configured (wrangler secret put ADMIN_TOKEN).",
+                ProblemCode::NotFound,
+                "No such route. See /api/v1/openapi.json.",
             )
         }
-        Admission::NoToken => {
-            return respond::code(ProblemCode::Unauthorized, "No admin token was sent.")
+        Resolution::MethodNotAllowed(methods) => {
+            let mut resp = respond::code(
+                ProblemCode::MethodNotAllowed,
+                &format!("{} takes {}.", path, api::allow_header(methods)),
+            )?;
+            resp.headers_mut()
+                .set("allow", &api::allow_header(methods))?;
+            return Ok(resp);
         }
-        Admission::WrongToken => {
-            return respond::code(ProblemCode::Unauthorized, "The admin token is wrong.")
+    };
+    let origin = req
+        .headers()
+        .get("origin")
+        .ok()
+        .flatten()
+        .and_then(|o| access::normalize_origin(&o));
+    if let Decision::Forbidden(why) = access::permits(&caller, &route, origin.as_deref()) {
+        audit
+            .write(&Entry {
+                at_ms: crate::now_ms(),
+                actor: &caller.actor(),
+                action: "access.forbidden",
+                target: Some(&path),
+                outcome: ProblemCode::Forbidden.as_str(),
+                ip: ip.as_deref(),
+            })
+            .await;
+        return respond::code(ProblemCode::Forbidden, why);
+    }
+    let Some(change) = route.change() else {
+        return dispatch(req, env, config, &route, &caller).await;
+    };
+    // A change: what it was, to what, and how it ended go into the audit log.
+    let actions = change_actions(change, &req).await;
+    if let (Caller::Ticket(t), Resource::Connections) = (&caller, &route.resource) {
+        if !access.claim_ticket(&t.id, now).await? {
+            return respond::code(
+                ProblemCode::Forbidden,
+                "This connect ticket has already connected an instance, or is connecting one now; mint a new one to connect another.",
+            );
         }
     }
-    let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
-    match (method, segments.as_slice()) {
-        (Method::Get, ["openapi.json"]) => openapi::get(),
-        (Method::Get, ["settings"]) => settings::get(env, config),
-        (Method::Post, ["validate"]) => validate::post(req, config).await,
-        (Method::Get, ["alerts"]) => alerts::list(req, env).await,
-        (Method::Get, ["alerts.ndjson"]) => alerts::ndjson(req, env).await,
-        (Method::Patch, ["alerts", id]) => alerts::patch(req, env, id).await,
-        (Method::Get, ["connections"]) => connections::list(env).await,
-        (Method::Post, ["connections"]) => connections::create(req, env, config).await,
-        (Method::Get, ["connections", id]) => connections::get(env, id).await,
-        (Method::Patch, ["connections", id]) => connections::patch(req, env, id).await,
-        (Method::Delete, ["connections", id]) => connections::delete(env, id).await,
-        (Method::Post, ["connections", id, "reconnect"]) => {
-            connections::reconnect(req, env, config, id).await
+    let mut resp = dispatch(req, env, config, &route, &caller).await;
+    let (outcome, created) = match &mut resp {
+        Ok(r) => outcome_of(r).await,
+        Err(_) => (ProblemCode::Internal.as_str().to_string(), None),
+    };
+    if let (Caller::Ticket(t), Resource::Connections) = (&caller, &route.resource) {
+        access.settle_ticket(&t.id, created.as_deref()).await?;
+    }
+    let target = route.target().map(str::to_string).or(created);
+    for action in actions {
+        audit
+            .write(&Entry {
+                at_ms: crate::now_ms(),
+                actor: &caller.actor(),
+                action: &action,
+                target: target.as_deref(),
+                outcome: &outcome,
+                ip: ip.as_deref(),
+            })
+            .await;
+    }
+    resp
+}
+
+/// 401 or 429, written to the audit log when a credential was refused.
+async fn refused(
+    refusal: Refusal,
+    audit: &AuditLog,
+    path: &str,
+    ip: Option<&str>,
+) -> Result<Response> {
+    match refusal {
+        Refusal::NoCredential => respond::code(
+            ProblemCode::Unauthorized,
+            "No credential was sent.",
+        ),
+        Refusal::Wrong { actor, why } => {
+            audit
+                .write(&Entry {
+                    at_ms: crate::now_ms(),
+                    actor: &actor,
+                    action: "credential.refused",
+                    target: Some(path),
+                    outcome: ProblemCode::Unauthorized.as_str(),
+                    ip,
+                })
+                .await;
+            respond::code(ProblemCode::Unauthorized, why)
         }
-        (Method::Post, ["connections", id, "pull"]) if valid_id(id) => events::pull(env, id).await,
-        (Method::Get, ["connections", id, "runs"]) if valid_id(id) => events::runs(env, id).await,
-        (Method::Get, ["connections", id, "events"]) if valid_id(id) => {
-            events::list(req, env, id).await
+        Refusal::Slowed { retry_after, audit: first } => {
+            if first {
+                let actor = Actor {
+                    kind: ActorKind::AdminToken,
+                    id: None,
+                    name: Some("unknown caller".into()),
+                };
+                audit
+                    .write(&Entry {
+                        at_ms: crate::now_ms(),
+                        actor: &actor,
+                        action: "credential.refused",
+                        target: Some(path),
+                        outcome: ProblemCode::RateLimited.as_str(),
+                        ip,
+                    })
+                    .await;
+            }
+            let mut p = Problem::with_context(
+                ProblemCode::RateLimited,
+                "Too many wrong credentials came from this address.",
+            )
+            .advise("Wait until the time given, then try again with a valid credential.");
+            p.retry_after = Some(retry_after);
+            respond::problem(&p)
         }
-        (Method::Get, ["connections", id, "events.ndjson"]) if valid_id(id) => {
-            events::ndjson(req, env, id).await
+    }
+}
+
+/// The audit actions a change stands for. A PATCH may rename and enable at
+/// once: each is its own entry, told from the body's fields (never their
+/// values, which could hold anything).
+async fn change_actions(change: Change, req: &Request) -> Vec<String> {
+    let fields = |body: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        body.as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    };
+    let body = match change {
+        Change::ConnectionUpdate | Change::AlertStatus => match req.clone() {
+            Ok(mut copy) => copy.json::<serde_json::Value>().await.ok(),
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    let mut actions = Vec::new();
+    for (k, v) in body.as_ref().map(fields).unwrap_or_default() {
+        match (change, k.as_str(), &v) {
+            (Change::ConnectionUpdate, "name", _) => actions.push("connection.rename".into()),
+            (Change::ConnectionUpdate, "enabled", serde_json::Value::Bool(true)) => {
+                actions.push("connection.enable".into())
+            }
+            (Change::ConnectionUpdate, "enabled", serde_json::Value::Bool(false)) => {
+                actions.push("connection.disable".into())
+            }
+            (Change::AlertStatus, "status", serde_json::Value::String(st))
+                if crate::alerts::AlertStatus::parse(st).is_some() =>
+            {
+                actions.push(format!("alert.{st}"))
+            }
+            _ => {}
         }
-        (Method::Get, ["connections", id, "accounts"]) if valid_id(id) => {
-            accounts::list(req, env, id).await
-        }
-        (Method::Get, ["connections", id, "posture"]) if valid_id(id) => {
-            posture::get(env, id).await
-        }
-        (Method::Post, ["connections", id, "posture", "check"]) if valid_id(id) => {
-            posture::check(env, id).await
-        }
-        (Method::Get, ["connections", id, "posture.ndjson"]) if valid_id(id) => {
-            posture::ndjson(env, id).await
-        }
-        _ => respond::code(
+    }
+    if actions.is_empty() {
+        actions.push(change.as_str().to_string());
+    }
+    actions
+}
+
+/// `succeeded` or the problem's code, and a created thing's id.
+async fn outcome_of(resp: &mut Response) -> (String, Option<String>) {
+    let status = resp.status_code();
+    let body = match resp.cloned() {
+        Ok(mut copy) if status != 204 => copy.json::<serde_json::Value>().await.ok(),
+        _ => None,
+    };
+    let field = |name: &str| {
+        body.as_ref()
+            .and_then(|b| b.get(name))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    if status < 400 {
+        let created = (status == 201).then(|| field("id")).flatten();
+        (audit::SUCCEEDED.to_string(), created)
+    } else {
+        (
+            field("code").unwrap_or_else(|| ProblemCode::Internal.as_str().into()),
+            None,
+        )
+    }
+}
+
+async fn dispatch(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    route: &Route,
+    caller: &Caller,
+) -> Result<Response> {
+    use ApiMethod::*;
+    use Resource as R;
+    match (route.method, &route.resource) {
+        (Get, R::OpenApi) => openapi::get(),
+        (Get, R::Settings) => settings::get(env, config),
+        (Get, R::Me) => me::get(caller),
+        (Post, R::Validate) => validate::post(req, config).await,
+        (Get, R::Keys) => keys::list(env).await,
+        (Post, R::Keys) => keys::create(req, env).await,
+        (Delete, R::Key(id)) => keys::revoke(env, id).await,
+        (Post, R::Tickets) => tickets::mint(req, env, caller).await,
+        (Get, R::Audit) => audit_log::list(req, env).await,
+        (Get, R::Alerts) => alerts::list(req, env).await,
+        (Get, R::AlertsNdjson) => alerts::ndjson(req, env).await,
+        (Patch, R::Alert(id)) => alerts::patch(req, env, id).await,
+        (Get, R::Connections) => connections::list(env).await,
+        (Post, R::Connections) => connections::create(req, env, config).await,
+        (Get, R::Connection(id)) => connections::get(env, id).await,
+        (Patch, R::Connection(id)) => connections::patch(req, env, id).await,
+        (Delete, R::Connection(id)) => connections::delete(env, id).await,
+        (Post, R::Reconnect(id)) => connections::reconnect(req, env, config, id).await,
+        (_, r) if r.connection_id().is_some_and(|id| !valid_id(id)) => respond::code(
             ProblemCode::NotFound,
-            "No such route or method. See /api/v1/openapi.json.",
+            "No connection has this id (ids are 32 hex characters).",
+        ),
+        (Post, R::Pull(id)) => events::pull(env, id).await,
+        (Get, R::Runs(id)) => events::runs(env, id).await,
+        (Get, R::Events(id)) => events::list(req, env, id).await,
+        (Get, R::EventsNdjson(id)) => events::ndjson(req, env, id).await,
+        (Get, R::Accounts(id)) => accounts::list(req, env, id).await,
+        (Get, R::Posture(id)) => posture::get(env, id).await,
+        (Post, R::PostureCheck(id)) => posture::check(env, id).await,
+        (Get, R::PostureNdjson(id)) => posture::ndjson(env, id).await,
+        // `resolve` only finds a route with one of its resource's methods.
+        _ => respond::code(
+            ProblemCode::MethodNotAllowed,
+            "This route does not take that method.",
         ),
     }
 }

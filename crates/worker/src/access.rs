@@ -1,0 +1,300 @@
+//! API keys, connect tickets and failed-credential counts in D1. Keys and
+//! tickets are found by the SHA-256 of what the caller presents; the
+//! credential itself is never stored.
+
+use serde::{Deserialize, Serialize};
+use snc_core::access::{CredentialHash, FailureCount, FailurePolicy, Scopes, TicketGrant};
+use snc_core::clock::rfc3339;
+use wasm_bindgen::JsValue;
+use worker::{D1Database, Result};
+
+fn s(v: &str) -> JsValue {
+    JsValue::from_str(v)
+}
+
+fn n(v: i64) -> JsValue {
+    JsValue::from_f64(v as f64)
+}
+
+fn opt_n(v: Option<i64>) -> JsValue {
+    v.map_or(JsValue::NULL, n)
+}
+
+/// `last_used_at` is written at most this often per key, so a burst of
+/// requests costs reads, not a write each.
+const LAST_USED_GRANULARITY_SECS: i64 = 60;
+
+#[derive(Deserialize)]
+struct KeyRow {
+    id: String,
+    name: String,
+    scopes: String,
+    created_at: String,
+    expires_at: Option<f64>,
+    last_used_at: Option<f64>,
+}
+
+/// A key as listed: never the key itself.
+#[derive(Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub scopes: Scopes,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+impl KeyRow {
+    fn info(&self) -> Option<KeyInfo> {
+        Some(KeyInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            scopes: Scopes::from_stored(&self.scopes)?,
+            created_at: self.created_at.clone(),
+            expires_at: self.expires_at.map(|t| rfc3339(t as i64)),
+            last_used_at: self.last_used_at.map(|t| rfc3339(t as i64)),
+        })
+    }
+}
+
+pub struct NewKey<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub scopes: &'a Scopes,
+    pub hash: &'a CredentialHash,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+pub struct NewTicket<'a> {
+    pub id: &'a str,
+    pub hash: &'a CredentialHash,
+    pub origin: Option<&'a str>,
+    pub minted_by: &'a str,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Deserialize)]
+struct TicketRow {
+    id: String,
+    origin: Option<String>,
+    expires_at: f64,
+    claimed_at: Option<f64>,
+    connection_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FailureRow {
+    window_start: f64,
+    failures: f64,
+    refusal_audited: f64,
+}
+
+pub struct AccessStore {
+    db: D1Database,
+}
+
+impl AccessStore {
+    pub fn new(db: D1Database) -> Self {
+        AccessStore { db }
+    }
+
+    pub async fn create_key(&self, k: &NewKey<'_>) -> Result<()> {
+        self.db
+            .prepare("INSERT INTO api_keys (id, name, scopes, hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(&[
+                s(k.id),
+                s(k.name),
+                s(&k.scopes.stored()),
+                s(k.hash.as_str()),
+                s(&rfc3339(k.created_at)),
+                opt_n(k.expires_at),
+            ])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn keys(&self) -> Result<Vec<KeyInfo>> {
+        let rows: Vec<KeyRow> = self
+            .db
+            .prepare("SELECT id, name, scopes, created_at, expires_at, last_used_at FROM api_keys ORDER BY created_at, id")
+            .all()
+            .await?
+            .results()?;
+        Ok(rows.iter().filter_map(KeyRow::info).collect())
+    }
+
+    /// True when there was such a key.
+    pub async fn revoke_key(&self, id: &str) -> Result<bool> {
+        let r = self
+            .db
+            .prepare("DELETE FROM api_keys WHERE id = ?1")
+            .bind(&[s(id)])?
+            .run()
+            .await?;
+        Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
+    }
+
+    /// The key presented, if it exists and has not expired; notes its use.
+    pub async fn key_by_hash(
+        &self,
+        hash: &CredentialHash,
+        now: i64,
+    ) -> Result<Option<(String, String, Scopes)>> {
+        let row: Option<KeyRow> = self
+            .db
+            .prepare("SELECT id, name, scopes, created_at, expires_at, last_used_at FROM api_keys WHERE hash = ?1")
+            .bind(&[s(hash.as_str())])?
+            .first(None)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        if row.expires_at.is_some_and(|e| (e as i64) <= now) {
+            return Ok(None);
+        }
+        let Some(scopes) = Scopes::from_stored(&row.scopes) else {
+            return Ok(None);
+        };
+        let stale = row
+            .last_used_at
+            .is_none_or(|t| (t as i64) + LAST_USED_GRANULARITY_SECS <= now);
+        if stale {
+            self.db
+                .prepare("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")
+                .bind(&[s(&row.id), n(now)])?
+                .run()
+                .await?;
+        }
+        Ok(Some((row.id, row.name, scopes)))
+    }
+
+    pub async fn create_ticket(&self, t: &NewTicket<'_>) -> Result<()> {
+        self.db
+            .prepare("INSERT INTO tickets (id, hash, origin, minted_by, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            .bind(&[
+                s(t.id),
+                s(t.hash.as_str()),
+                t.origin.map_or(JsValue::NULL, s),
+                s(t.minted_by),
+                n(t.created_at),
+                n(t.expires_at),
+            ])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// The ticket presented, if it exists and has not expired.
+    pub async fn ticket_by_hash(
+        &self,
+        hash: &CredentialHash,
+        now: i64,
+    ) -> Result<Option<TicketGrant>> {
+        let row: Option<TicketRow> = self
+            .db
+            .prepare("SELECT id, origin, expires_at, claimed_at, connection_id FROM tickets WHERE hash = ?1")
+            .bind(&[s(hash.as_str())])?
+            .first(None)
+            .await?;
+        Ok(row
+            .filter(|r| (r.expires_at as i64) > now)
+            .map(|r| TicketGrant {
+                id: r.id,
+                origin: r.origin,
+                claimed: r.claimed_at.is_some() || r.connection_id.is_some(),
+                connection_id: r.connection_id,
+            }))
+    }
+
+    /// Takes the ticket's one connect; false when another request has it.
+    pub async fn claim_ticket(&self, id: &str, now: i64) -> Result<bool> {
+        let r = self
+            .db
+            .prepare("UPDATE tickets SET claimed_at = ?2 WHERE id = ?1 AND claimed_at IS NULL AND connection_id IS NULL")
+            .bind(&[s(id), n(now)])?
+            .run()
+            .await?;
+        Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
+    }
+
+    /// After the connect: binds the connection to the ticket, or frees the
+    /// claim when the connect failed, so the admin can correct and retry.
+    pub async fn settle_ticket(&self, id: &str, connection_id: Option<&str>) -> Result<()> {
+        let stmt = match connection_id {
+            Some(c) => self
+                .db
+                .prepare("UPDATE tickets SET connection_id = ?2 WHERE id = ?1")
+                .bind(&[s(id), s(c)])?,
+            None => self
+                .db
+                .prepare("UPDATE tickets SET claimed_at = NULL WHERE id = ?1")
+                .bind(&[s(id)])?,
+        };
+        stmt.run().await?;
+        Ok(())
+    }
+
+    pub async fn failures(&self, ip: &str) -> Result<Option<(FailureCount, bool)>> {
+        let row: Option<FailureRow> = self
+            .db
+            .prepare("SELECT window_start, failures, refusal_audited FROM auth_failures WHERE ip = ?1")
+            .bind(&[s(ip)])?
+            .first(None)
+            .await?;
+        Ok(row.map(|r| {
+            (
+                FailureCount {
+                    window_start: r.window_start as i64,
+                    failures: r.failures as u32,
+                },
+                r.refusal_audited != 0.0,
+            )
+        }))
+    }
+
+    /// One more failure, in one statement so concurrent failures all count.
+    pub async fn record_failure(&self, ip: &str, now: i64, policy: &FailurePolicy) -> Result<()> {
+        let window_open_since = now - policy.window_secs;
+        self.db
+            .prepare(
+                "INSERT INTO auth_failures (ip, window_start, failures) VALUES (?1, ?2, 1) \
+                 ON CONFLICT (ip) DO UPDATE SET \
+                   failures = CASE WHEN window_start <= ?3 THEN 1 ELSE failures + 1 END, \
+                   refusal_audited = CASE WHEN window_start <= ?3 THEN 0 ELSE refusal_audited END, \
+                   window_start = CASE WHEN window_start <= ?3 THEN ?2 ELSE window_start END",
+            )
+            .bind(&[s(ip), n(now), n(window_open_since)])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the window's 429 as audited; true for the first caller only.
+    pub async fn mark_refusal_audited(&self, ip: &str) -> Result<bool> {
+        let r = self
+            .db
+            .prepare("UPDATE auth_failures SET refusal_audited = 1 WHERE ip = ?1 AND refusal_audited = 0")
+            .bind(&[s(ip)])?
+            .run()
+            .await?;
+        Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
+    }
+
+    /// The cron's tidy-up: expired tickets (the audit log keeps what they
+    /// did) and ended windows.
+    pub async fn sweep(&self, now: i64, policy: &FailurePolicy) -> Result<()> {
+        self.db
+            .batch(vec![
+                self.db
+                    .prepare("DELETE FROM tickets WHERE expires_at <= ?1")
+                    .bind(&[n(now)])?,
+                self.db
+                    .prepare("DELETE FROM auth_failures WHERE window_start <= ?1")
+                    .bind(&[n(now - policy.window_secs)])?,
+            ])
+            .await?;
+        Ok(())
+    }
+}

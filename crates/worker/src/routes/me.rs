@@ -1,0 +1,26 @@
+//! `GET /me`: who the credential speaks for, so a page can sign in (and
+//! show only what the caller may use) without guessing from a 403.
+
+use serde_json::json;
+use snc_core::access::Caller;
+use worker::{Response, Result};
+
+use crate::respond;
+
+pub fn get(caller: &Caller) -> Result<Response> {
+    let actor = caller.actor();
+    let connection_id = match caller {
+        Caller::Ticket(t) => t.connection_id.clone(),
+        _ => None,
+    };
+    respond::json(
+        200,
+        &json!({
+            "kind": actor.kind,
+            "id": actor.id,
+            "name": actor.name,
+            "scopes": caller.scopes(),
+            "connection_id": connection_id,
+        }),
+    )
+}
