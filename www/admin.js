@@ -13,7 +13,7 @@ export function mountAdmin(root, { apiBase, token }) {
   const alertsHeading = el("h2", { id: "alerts-title", class: "section-title", text: "Alerts" });
   const alertsBox = el("section", { class: "alerts", "aria-labelledby": "alerts-title" });
   root.append(heading, status, list, activity, alertsHeading, alertsBox);
-  const call = (method, path, body) => api(apiBase, token(), method, path, body);
+  const call = (method, path, body) => api(apiBase, token, method, path, body);
 
   function row(c) {
     const item = el("li", { class: "connection", "data-id": c.id });

@@ -1,5 +1,7 @@
-// The hosted admin page: asks for the admin token once (kept in
-// sessionStorage, never in a URL), then shows the wizard and the connections.
+// The hosted admin page. Sign-in: behind Cloudflare Access the page is
+// already signed in (the edge vouches for every request); otherwise it asks
+// once for the admin token or an API key, kept in sessionStorage, never in a
+// URL. What it shows follows the caller's scopes (GET /me).
 import { loadCore, mountWizard, api, el } from "./wizard.js";
 import { mountAdmin } from "./admin.js";
 import { showHealth } from "./pkg/snc_web.js";
@@ -13,25 +15,61 @@ const token = () => sessionStorage.getItem("snc-admin-token") ?? "";
 if (token()) tokenForm.hidden = true;
 const core = loadCore().then(() => showHealth(location.origin, document.getElementById("version")));
 
-async function start() {
+function refuse(problem) {
+  sessionStorage.removeItem("snc-admin-token");
+  tokenForm.hidden = false;
+  const err = document.getElementById("token-error");
+  err.textContent = problem.code === "unauthorized" ? "That is not a valid admin token or API key (a revoked or expired key is refused too)." : `${problem.title}: ${problem.detail}`;
+  err.hidden = false;
+  document.getElementById("token").setAttribute("aria-invalid", "true");
+  document.getElementById("token").focus();
+}
+
+async function start({ quiet = false } = {}) {
   await core;
-  const settings = await api(base, token(), "GET", "/settings");
-  if (!settings.ok) {
-    sessionStorage.removeItem("snc-admin-token");
-    tokenForm.hidden = false;
-    const err = document.getElementById("token-error");
-    err.textContent = settings.problem.code === "unauthorized" ? "That admin token is not right. It is the worker's ADMIN_TOKEN." : settings.problem.detail;
-    err.hidden = false;
-    document.getElementById("token").setAttribute("aria-invalid", "true");
-    document.getElementById("token").focus();
-    return;
+  const me = await api(base, token, "GET", "/me");
+  if (!me.ok) {
+    if (quiet) { tokenForm.hidden = false; return; }
+    return refuse(me.problem);
   }
   tokenForm.hidden = true;
-  const wizardSection = el("section", { "aria-labelledby": "connect-title", class: "card" }, el("h2", { id: "connect-title", class: "section-title", text: "Connect ServiceNow" }));
-  const adminSection = el("section", { "aria-labelledby": "connections-title", class: "card" });
-  main.replaceChildren(wizardSection, adminSection);
-  const admin = mountAdmin(adminSection, { apiBase: base, token });
-  mountWizard(wizardSection, { apiBase: base, token, settings: settings.json, onConnected: () => admin.refresh() });
+  const scopes = me.json.scopes;
+  const admin = scopes.includes("admin");
+  const who = el("p", { class: "signed-in" }, el("span", { text: `Signed in as ${me.json.name ?? me.json.id ?? me.json.kind} (${me.json.kind === "access" ? "Cloudflare Access" : me.json.kind.replace("_", " ")}; ${scopes.join(", ")}). ` }));
+  if (me.json.kind !== "access") {
+    const out = el("button", { type: "button", class: "secondary", text: "Sign out" });
+    out.addEventListener("click", () => { sessionStorage.removeItem("snc-admin-token"); location.reload(); });
+    who.append(out);
+  }
+  const sections = [who];
+  const later = [];
+  let adminView = null;
+  if (admin || scopes.includes("connect")) {
+    const settings = await api(base, token, "GET", "/settings");
+    const wizardSection = el("section", { "aria-labelledby": "connect-title", class: "card" }, el("h2", { id: "connect-title", class: "section-title", text: "Connect ServiceNow" }));
+    sections.push(wizardSection);
+    later.push(() => mountWizard(wizardSection, { apiBase: base, token, settings: settings.ok ? settings.json : null, onConnected: () => adminView?.refresh() }));
+  }
+  const canRead = admin || scopes.includes("read");
+  if (canRead) {
+    const adminSection = el("section", { "aria-labelledby": "connections-title", class: "card" });
+    sections.push(adminSection);
+    later.push(() => { adminView = mountAdmin(adminSection, { apiBase: base, token }); });
+  }
+  if (canRead) {
+    // Loaded only for those who may use them: the connect page stays small.
+    const views = await import("./access.js");
+    if (admin) {
+      const keys = el("section", { "aria-labelledby": "keys-title", class: "card" });
+      sections.push(keys);
+      later.push(() => views.mountKeys(keys, { apiBase: base, token }));
+    }
+    const audit = el("section", { "aria-labelledby": "audit-title", class: "card" });
+    sections.push(audit);
+    later.push(() => views.mountAudit(audit, { apiBase: base, token }));
+  }
+  main.replaceChildren(...sections);
+  for (const mount of later) mount();
 }
 
 tokenForm.addEventListener("submit", (ev) => {
@@ -39,4 +77,6 @@ tokenForm.addEventListener("submit", (ev) => {
   sessionStorage.setItem("snc-admin-token", document.getElementById("token").value.trim());
   start();
 });
-if (token()) start();
+// With a token in this tab, use it; without one, Cloudflare Access may
+// already vouch for the page, and the form stays for everyone else.
+start({ quiet: !token() });

@@ -1,8 +1,12 @@
-// <servicenow-connect api-base="https://connector.example" token="…">
+// <servicenow-connect api-base="https://connector.example" ticket-url="/ticket">
 // The connect wizard in a shadow root, themable with CSS custom properties
 // (--snc-accent, --snc-error, --snc-radius, --snc-font). Fires `connected`
-// (detail: the Connection) and `connect-error` (detail: the problem). The
-// token comes from the attribute or the `token` property, never from a URL.
+// (detail: the Connection) and `connect-error` (detail: the problem).
+// It is authenticated by a short-lived connect ticket (snct_…) that the
+// portal's backend mints: given as the `ticket` attribute or property, or
+// fetched from `ticket-url` (a POST to the portal, with the portal's own
+// cookies, answering {"ticket"}) at start and again when one has run out.
+// Never an admin token or API key: anything in the page can read those.
 import { loadCore, mountWizard, api } from "./wizard.js";
 
 const STYLE = `
@@ -27,9 +31,24 @@ progress { width: 100%; }
 `;
 
 class ServiceNowConnect extends HTMLElement {
-  #token = null;
-  get token() { return this.#token ?? this.getAttribute("token") ?? ""; }
-  set token(v) { this.#token = v; }
+  #ticket = null;
+  get ticket() { return this.#ticket ?? this.getAttribute("ticket") ?? ""; }
+  set ticket(v) { this.#ticket = v; }
+
+  /** The ticket to send; `renew` asks the portal for a new one. */
+  async #credential(renew) {
+    const url = this.getAttribute("ticket-url");
+    if (url && (renew || !this.ticket)) {
+      try {
+        const r = await fetch(new URL(url, location.href), { method: "POST", credentials: "include", headers: { accept: "application/json" } });
+        const body = r.ok ? await r.json() : null;
+        if (typeof body?.ticket === "string") this.#ticket = body.ticket;
+      } catch {
+        // The call that needed it reports the failure (401).
+      }
+    }
+    return this.ticket;
+  }
 
   async connectedCallback() {
     if (this.shadowRoot) return;
@@ -39,10 +58,11 @@ class ServiceNowConnect extends HTMLElement {
     root.append(style);
     const base = (this.getAttribute("api-base") || new URL(".", import.meta.url).origin).replace(/\/$/, "");
     await loadCore();
-    const settings = await api(base, this.token, "GET", "/settings");
+    const credential = (renew) => this.#credential(renew);
+    const settings = await api(base, credential, "GET", "/settings");
     mountWizard(root, {
       apiBase: base,
-      token: () => this.token,
+      token: credential,
       settings: settings.ok ? settings.json : null,
       onConnected: (c) => this.dispatchEvent(new CustomEvent("connected", { detail: c, bubbles: true, composed: true })),
       onError: (p) => this.dispatchEvent(new CustomEvent("connect-error", { detail: p, bubbles: true, composed: true })),

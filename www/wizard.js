@@ -21,14 +21,26 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-export async function api(base, token, method, path, body) {
-  const headers = { authorization: `Bearer ${token}` };
-  if (body !== undefined) headers["content-type"] = "application/json";
+/**
+ * One API call. `credential` is a string, or a function returning one (or a
+ * promise of one); such a function is asked again with `renew = true` once
+ * when the answer says the credential ran out (an expired connect ticket).
+ * `null` sends none: behind Cloudflare Access the edge vouches for the page.
+ */
+export async function api(base, credential, method, path, body) {
+  const attempt = async (renew) => {
+    const value = typeof credential === "function" ? await credential(renew) : credential;
+    const headers = {};
+    if (value) headers.authorization = `Bearer ${value}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    return fetch(`${base}/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  };
   let r;
   try {
-    r = await fetch(`${base}/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    r = await attempt(false);
+    if (typeof credential === "function" && (r.status === 401 || (r.status === 403 && method === "POST" && path === "/connections"))) r = await attempt(true);
   } catch (e) {
-    return { ok: false, status: 0, problem: { code: "instance_unreachable", title: "The connector could not be reached", detail: "Check your network and the connector's address, then try again." } };
+    return { ok: false, status: 0, problem: { code: "connector_unreachable", title: "The connector could not be reached", detail: "Check your network and the connector's address, then try again." } };
   }
   const text = await r.text();
   let json = null;
@@ -59,7 +71,7 @@ function fieldsOf(step, method) {
 const STEP_TITLES = { name: "Name the connection", method: "How to connect", basic: "Basic details", oauth: "OAuth details", connect: "Connect", status: "Status" };
 
 /**
- * Mounts the wizard in `root`. `opts`: { apiBase, token(), settings, onConnected(conn), onError(problem) }.
+ * Mounts the wizard in `root`. `opts`: { apiBase, token (a credential for `api`), settings, onConnected(conn), onError(problem) }.
  */
 export function mountWizard(root, opts) {
   const state = { step: "name", method: "oauth", values: {}, connection: null };
@@ -198,7 +210,7 @@ export function mountWizard(root, opts) {
   async function poll(id) {
     while (state.step === "status" && state.connection?.id === id && !state.connection.backfill.done) {
       await new Promise((r) => setTimeout(r, 1000));
-      const res = await api(opts.apiBase, opts.token(), "GET", `/connections/${id}`);
+      const res = await api(opts.apiBase, opts.token, "GET", `/connections/${id}`);
       if (!res.ok) return;
       state.connection = res.json;
       if (state.step === "status") body.replaceChildren(statusView(res.json));
@@ -212,7 +224,7 @@ export function mountWizard(root, opts) {
     const req = { name: v.name, instance_url: v.instance_url, method: state.method };
     if (state.method !== "client_credentials") Object.assign(req, { username: v.username, password: v.password });
     if (state.method !== "basic") Object.assign(req, { client_id: v.client_id, client_secret: v.client_secret });
-    const res = await api(opts.apiBase, opts.token(), "POST", "/connections", req);
+    const res = await api(opts.apiBase, opts.token, "POST", "/connections", req);
     next.disabled = false;
     live.textContent = "";
     if (!res.ok) {

@@ -3,7 +3,7 @@
 // test-results/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
+import { startPortal } from "../../demo/portal.mjs";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startWorker, startSim, freePort, ROOT } from "../support/harness.mjs";
@@ -15,15 +15,13 @@ let worker, sim, simLegacy, browser, portal, portalUrl;
 before(async () => {
   const portalPort = await freePort();
   portalUrl = `http://127.0.0.1:${portalPort}`;
-  portal = createServer((req, res) => {
-    res.setHeader("content-type", "text/html; charset=utf-8");
-    res.end(readFileSync(join(ROOT, "demo/portal.html")));
-  }).listen(portalPort, "127.0.0.1");
   [sim, simLegacy] = await Promise.all([
     startSim(["--days", "8", "--events-per-day", "3000", "--seed", "41"]),
     startSim(["--days", "2", "--events-per-day", "200", "--seed", "42", "--access-lifespan", "3600"]),
   ]);
   worker = await startWorker({ vars: { ALLOWED_ORIGINS: portalUrl, PULL_PAGE_SIZE: "1000", PULL_MAX_CALLS: "3" } });
+  // The demo portal itself: a connect key kept server-side, tickets at /ticket.
+  portal = await startPortal({ connector: worker.url, adminToken: worker.adminToken, port: portalPort });
   // bypassCSP only so axe-core can be injected; the CSP itself is checked by a test below.
   browser = await launch({ bypassCSP: true });
 });
@@ -31,7 +29,7 @@ after(async () => {
   await browser?.close();
   await worker?.stop();
   await Promise.all([sim?.stop(), simLegacy?.stop()]);
-  portal?.close();
+  await portal?.close();
 });
 
 async function openAdmin() {
@@ -300,19 +298,22 @@ test("a hostile connection name is shown as text and runs nothing", async () => 
   await deleteAll();
 });
 
-test("the embedded element on a second origin connects and fires its event", async () => {
+test("the embedded element on a second origin connects with a portal's ticket and fires its event", async () => {
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${portalUrl}/?api=${encodeURIComponent(worker.url)}`);
-  await axe(page, "the demo portal");
-  await page.getByLabel("Connector admin token").fill(worker.adminToken);
-  await page.getByRole("button", { name: "Show the connect form" }).click();
+  const credentials = [];
+  page.on("request", (r) => { const a = r.headers().authorization; if (a) credentials.push(a); });
+  await page.goto(portalUrl + "/");
   const widget = page.locator("servicenow-connect");
   await widget.getByRole("heading", { name: "Name the connection" }).waitFor();
+  await axe(page, "the demo portal");
   const accent = await widget.locator("button[type=submit]").evaluate((b) => getComputedStyle(b).backgroundColor);
   assert.equal(accent, "rgb(91, 42, 134)", "themed by the portal's --snc-accent");
   await axe(page, "the embedded wizard");
+  // A ticket that has run out: the element fetches a new one from the
+  // portal and carries on.
+  await widget.evaluate((w) => { w.ticket = "snct_" + "x".repeat(43); });
   await widget.getByLabel("Connection name").fill("From the portal");
   await widget.getByRole("button", { name: "Next" }).click();
   await widget.getByRole("button", { name: "Next" }).click();
@@ -327,6 +328,14 @@ test("the embedded element on a second origin connects and fires its event", asy
   await page.getByText("connected: From the portal (connected)").waitFor();
   await shot(page, "embed-connected");
   assert.deepEqual(errors, []);
+  assert.ok(credentials.length >= 3, `${credentials.length} calls`);
+  assert.ok(credentials.every((a) => /^Bearer snct_[A-Za-z0-9_-]{43}$/.test(a)), "the page only ever sent connect tickets");
+  assert.ok(credentials.includes("Bearer snct_" + "x".repeat(43)) && new Set(credentials).size >= 3, "the run-out ticket was replaced");
+  const html = await page.content();
+  assert.ok(!html.includes(worker.adminToken), "no admin token in the portal's page");
+  // Only the portal's own visitors get tickets.
+  const outsider = await fetch(`${portalUrl}/ticket`, { method: "POST" });
+  assert.equal(outsider.status, 401);
   await page.close();
   await deleteAll();
 });

@@ -4,38 +4,21 @@
 // key, the audit log, 401/403/405, and the slow-down for guessing.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
-import { generateKeyPairSync, sign } from "node:crypto";
 import { startWorker, startSim, stateText } from "../support/harness.mjs";
+import { startAccessTeam } from "../support/access.mjs";
 
-const AUD = "aud-4f1c";
-const TEAM = "snc-test.cloudflareaccess.com";
-let worker, sim, certs, certsUrl;
+let worker, sim, team;
 const seen = []; // every answer, for the secret scan
 const secrets = []; // every key and ticket minted here
 
-// The team's signing keys: "k1" served from the start, "k2" added later.
-const k1 = generateKeyPairSync("rsa", { modulusLength: 2048 });
-const k2 = generateKeyPairSync("rsa", { modulusLength: 2048 });
-const stranger = generateKeyPairSync("rsa", { modulusLength: 2048 });
-const served = [{ kid: "k1", key: k1 }];
-
 before(async () => {
-  certs = createServer((req, res) => {
-    const keys = served.map(({ kid, key }) => ({ ...key.publicKey.export({ format: "jwk" }), kid, alg: "RS256", use: "sig" }));
-    res.setHeader("content-type", "application/json");
-    res.end(JSON.stringify({ keys, public_cert: { kid: "k1", cert: "-----BEGIN CERTIFICATE-----\n…" } }));
-  });
-  await new Promise((r) => certs.listen(0, "127.0.0.1", r));
-  certsUrl = `http://127.0.0.1:${certs.address().port}/cdn-cgi/access/certs`;
+  team = await startAccessTeam();
   [worker, sim] = await Promise.all([
     startWorker({
       vars: {
         PULLS_PAUSED: "true",
         ALLOWED_ORIGINS: "https://portal.example",
-        ACCESS_TEAM_DOMAIN: TEAM,
-        ACCESS_AUD: AUD,
-        ACCESS_CERTS_URL: certsUrl,
+        ...team.vars,
         // Many refusals on purpose here; the limit has its own test below.
         FAILED_CREDENTIALS_LIMIT: "1000",
       },
@@ -46,7 +29,7 @@ before(async () => {
 after(async () => {
   await worker?.stop();
   await sim?.stop();
-  certs?.close();
+  await team?.close();
 });
 
 async function api(method, path, body, { token = worker.adminToken, headers = {}, url = worker.url } = {}) {
@@ -176,24 +159,14 @@ test("connect tickets: origin-bound, the wizard's calls, one connect, then only 
   expect(await api("DELETE", `/connections/${id}`), 204);
 });
 
-function b64url(x) {
-  return Buffer.from(typeof x === "string" ? x : JSON.stringify(x)).toString("base64url");
-}
-
-function jwt({ header = {}, claims = {}, key = k1.privateKey } = {}) {
-  const now = Math.floor(Date.now() / 1000);
-  const h = { alg: "RS256", kid: "k1", typ: "JWT", ...header };
-  const c = { aud: [AUD], iss: `https://${TEAM}`, sub: "user-7", email: "ana@example.com", iat: now, nbf: now - 5, exp: now + 600, ...claims };
-  const input = `${b64url(h)}.${b64url(c)}`;
-  const sig = h.alg === "none" ? "" : sign("sha256", Buffer.from(input), key).toString("base64url");
-  return `${input}.${sig}`;
-}
-
 async function asAccess(token, method = "GET", path = "/me", body) {
   return api(method, path, body, { token: null, headers: { "cf-access-jwt-assertion": token } });
 }
 
 test("Cloudflare Access: a valid assertion is an admin caller; every bad one is refused", async () => {
+  const jwt = (o) => team.jwt(o);
+  const b64url = team.b64url;
+  const stranger = team.newKey("stranger");
   const ok = await asAccess(jwt());
   expect(ok, 200);
   assert.deepEqual({ kind: ok.json.kind, name: ok.json.name, scopes: ok.json.scopes }, { kind: "access", name: "ana@example.com", scopes: ["admin"] });
@@ -212,10 +185,10 @@ test("Cloudflare Access: a valid assertion is an admin caller; every bad one is 
     "not yet valid": jwt({ claims: { nbf: now + 3600 } }),
     "wrong audience": jwt({ claims: { aud: ["someone-else"] } }),
     "wrong issuer": jwt({ claims: { iss: "https://evil.cloudflareaccess.com" } }),
-    "unknown kid": jwt({ header: { kid: "k9" }, key: stranger.privateKey }),
+    "unknown kid": jwt({ header: { kid: "k9" }, key: stranger }),
     "alg none": jwt({ header: { alg: "none" } }),
     "alg HS256": jwt({ header: { alg: "HS256" } }),
-    "signed by a stranger under k1": jwt({ key: stranger.privateKey }),
+    "signed by a stranger under k1": jwt({ key: stranger }),
     "tampered payload": tamperedPayload,
     "tampered signature": `${h}.${p}.${sigBytes.toString("base64url")}`,
     "not a token": "garbage",
@@ -231,8 +204,8 @@ test("Cloudflare Access: a valid assertion is an admin caller; every bad one is 
   // A key the team adds later is fetched on its first use (the certs are
   // refetched for an unknown kid, at most every 10 s).
   await new Promise((r) => setTimeout(r, 10_500));
-  served.push({ kid: "k2", key: k2 });
-  expect(await asAccess(jwt({ header: { kid: "k2" }, key: k2.privateKey })), 200);
+  team.newKey("k2", { publish: true });
+  expect(await asAccess(jwt({ header: { kid: "k2" } })), 200);
 });
 
 test("405 names the methods a route has; unknown routes are 404 after the credential check", async () => {

@@ -1,0 +1,127 @@
+// The hosted page's access, in Debian's Chromium against the worker
+// (workerd): signing in with an API key (the page shows what its scopes
+// allow), the Keys view (create with scopes, the key shown once, revoke), the
+// Audit view, and signing in through Cloudflare Access without a token.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { startWorker, ROOT } from "../support/harness.mjs";
+import { startAccessTeam } from "../support/access.mjs";
+import { launch, ARTIFACTS } from "../support/browser.mjs";
+
+const AXE = readFileSync(join(ROOT, "node_modules/axe-core/axe.min.js"), "utf8");
+let worker, team, browser;
+
+before(async () => {
+  team = await startAccessTeam();
+  worker = await startWorker({ vars: { PULLS_PAUSED: "true", ...team.vars } });
+  browser = await launch({ bypassCSP: true });
+});
+after(async () => {
+  await browser?.close();
+  await worker?.stop();
+  await team?.close();
+});
+
+async function axe(page, what) {
+  await page.addScriptTag({ content: AXE });
+  const result = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ["violations"] })).violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`));
+  assert.deepEqual(result, [], `axe-core violations on ${what}`);
+}
+
+async function signIn(page, credential) {
+  await page.goto(worker.url + "/");
+  await page.getByLabel("Admin token or API key").fill(credential);
+  await page.getByRole("button", { name: "Continue" }).click();
+}
+
+const asApi = (credential, path) => fetch(`${worker.url}/api/v1${path}`, { headers: { authorization: `Bearer ${credential}` } });
+
+test("Keys view: create with scopes, the key shown once, signed in with it, revoked from the page", async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await signIn(page, worker.adminToken);
+  await page.getByRole("heading", { name: "API keys" }).waitFor();
+  await page.getByText("Signed in as admin token").waitFor();
+  await axe(page, "the page with the Keys and Audit views");
+
+  // A bad request shows the API's field errors.
+  await page.getByLabel("Name", { exact: true }).fill("reader");
+  await page.getByLabel("read: every GET but the keys").uncheck();
+  await page.getByRole("button", { name: "Create key" }).click();
+  await page.getByRole("alert").filter({ hasText: "scopes:" }).waitFor();
+
+  await page.getByLabel("read: every GET but the keys").check();
+  await page.getByLabel("Expires").selectOption("30");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const shown = page.getByRole("textbox", { name: "The key" });
+  await shown.waitFor();
+  const key = await shown.inputValue();
+  assert.match(key, /^snck_[A-Za-z0-9_-]{43}$/);
+  await page.getByText("Copy it now: it is not shown again.").waitFor();
+  await page.getByRole("button", { name: "Copy key" }).click();
+  const row = page.locator("tr", { hasText: "reader" });
+  await row.waitFor();
+  assert.match(await row.innerText(), /read/);
+  await page.getByRole("button", { name: "I have stored it" }).click();
+  assert.ok(!(await page.content()).includes(key), "gone from the page once stored");
+  await page.reload();
+  await page.getByRole("heading", { name: "API keys" }).waitFor();
+  await page.locator("tr", { hasText: "reader" }).waitFor();
+  assert.ok(!(await page.content()).includes(key), "never listed");
+  assert.equal((await asApi(key, "/connections")).status, 200);
+
+  // Signed in with the read key: connections and the audit log, no wizard, no keys.
+  const reader = await browser.newPage();
+  await signIn(reader, key);
+  await reader.getByText("Signed in as reader (key; read)").waitFor();
+  await reader.getByRole("heading", { name: "Audit log" }).waitFor();
+  await reader.getByRole("heading", { name: "Connections" }).waitFor();
+  assert.equal(await reader.getByRole("heading", { name: "API keys" }).count(), 0);
+  assert.equal(await reader.getByRole("heading", { name: "Connect ServiceNow" }).count(), 0);
+  await reader.close();
+
+  // Revoked from the page: refused at once.
+  await page.getByRole("button", { name: "Revoke reader" }).click();
+  await page.getByRole("button", { name: "Revoke for good" }).click();
+  await page.getByText("reader revoked.").waitFor();
+  assert.equal((await asApi(key, "/connections")).status, 401);
+  const again = await browser.newPage();
+  await signIn(again, key);
+  await again.getByText("not a valid admin token or API key").waitFor();
+  await again.close();
+
+  // The audit view shows what happened, newest first.
+  await page.getByRole("button", { name: "Refresh the audit log" }).click();
+  const audit = page.locator("table.audit tbody tr");
+  await audit.first().waitFor();
+  const rows = await audit.allInnerTexts();
+  assert.match(rows[0], /credential\.refused/, "the revoked key's refusal is the newest");
+  assert.ok(rows.some((r) => /key\.revoke/.test(r) && /admin token/.test(r)), rows.join("\n"));
+  assert.ok(rows.some((r) => /key\.create/.test(r) && /succeeded/.test(r)));
+  assert.ok(!rows.join("\n").includes(key));
+  await page.screenshot({ path: join(ARTIFACTS, "keys-and-audit.png"), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("behind Cloudflare Access the page signs in without asking for a token", async () => {
+  const page = await browser.newPage();
+  // What the Access edge adds to every request it lets through.
+  await page.setExtraHTTPHeaders({ "cf-access-jwt-assertion": team.jwt({ claims: { email: "sec-lead@example.com" } }) });
+  await page.goto(worker.url + "/");
+  await page.getByText("Signed in as sec-lead@example.com (Cloudflare Access; admin)").waitFor();
+  await page.getByRole("heading", { name: "API keys" }).waitFor();
+  assert.equal(await page.getByLabel("Admin token or API key").isVisible(), false);
+  assert.equal(await page.getByRole("button", { name: "Sign out" }).count(), 0);
+  await page.close();
+
+  // A tampered assertion is not enough: the form stays.
+  const other = await browser.newPage();
+  await other.setExtraHTTPHeaders({ "cf-access-jwt-assertion": team.jwt({ claims: { aud: ["another-app"] } }) });
+  await other.goto(worker.url + "/");
+  await other.getByLabel("Admin token or API key").waitFor({ state: "visible" });
+  await other.close();
+});
