@@ -40,19 +40,21 @@ pids+=($!)
 for _ in $(seq 50); do [ -s "$simlog" ] && break; sleep 0.1; done
 banner=$(head -n1 "$simlog")
 
-# The demo portal, on a second origin, embeds <servicenow-connect>.
-python3 -m http.server --bind 127.0.0.1 --directory demo "$PORTAL_PORT" > /dev/null 2>&1 &
-pids+=($!)
-
 node_modules/.bin/wrangler dev --local --ip 127.0.0.1 --port "$PORT" --test-scheduled \
   --show-interactive-dev-session=false > target/wrangler-dev.log 2>&1 &
 pids+=($!)
 for _ in $(seq 150); do curl -sf "http://127.0.0.1:$PORT/api/v1/health" >/dev/null && break; sleep 0.2; done
 
+# The demo portal, on a second origin: it creates a `connect` key with the
+# admin token, keeps it server-side and hands its visitors connect tickets.
+CONNECTOR_URL="http://127.0.0.1:$PORT" ADMIN_TOKEN="$ADMIN_TOKEN" node demo/portal.mjs "$PORTAL_PORT" > target/portal.log 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do grep -q '^portal:' target/portal.log 2>/dev/null && break; sleep 0.2; done
+
 cat <<MSG
 
   Page:          http://127.0.0.1:$PORT/
-  Demo portal:   http://127.0.0.1:$PORTAL_PORT/portal.html?api=http://127.0.0.1:$PORT
+  Demo portal:   http://127.0.0.1:$PORTAL_PORT/
   Admin token:   $ADMIN_TOKEN
   Simulator:     $banner
   Worker log:    target/wrangler-dev.log

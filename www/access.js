@@ -103,7 +103,7 @@ export function mountAudit(root, { apiBase, token }) {
   root.append(el("h2", { id: "audit-title", class: "section-title", text: "Audit log" }), again, note, table, more);
   let cursor = null;
   let count = 0;
-  const who = (a) => `${a.name ?? a.id ?? "unknown"} (${a.kind.replace("_", " ")})`;
+  const who = (a) => (a.kind === "admin_token" ? "admin token" : `${a.name ?? a.id ?? "unknown"} (${a.kind})`);
   async function load(reset) {
     const q = new URLSearchParams({ limit: "50" });
     if (!reset && cursor) q.set("cursor", cursor);

@@ -35,7 +35,8 @@ async function start({ quiet = false } = {}) {
   tokenForm.hidden = true;
   const scopes = me.json.scopes;
   const admin = scopes.includes("admin");
-  const who = el("p", { class: "signed-in" }, el("span", { text: `Signed in as ${me.json.name ?? me.json.id ?? me.json.kind} (${me.json.kind === "access" ? "Cloudflare Access" : me.json.kind.replace("_", " ")}; ${scopes.join(", ")}). ` }));
+  const as = { admin_token: "Signed in with the admin token", access: `Signed in as ${me.json.name} (Cloudflare Access` }[me.json.kind] ?? `Signed in as ${me.json.name ?? me.json.id} (${me.json.kind}`;
+  const who = el("p", { class: "signed-in" }, el("span", { text: `${as}${me.json.kind === "admin_token" ? " (" : "; "}${scopes.join(", ")}). ` }));
   if (me.json.kind !== "access") {
     const out = el("button", { type: "button", class: "secondary", text: "Sign out" });
     out.addEventListener("click", () => { sessionStorage.removeItem("snc-admin-token"); location.reload(); });

@@ -44,7 +44,7 @@ test("Keys view: create with scopes, the key shown once, signed in with it, revo
   page.on("pageerror", (e) => errors.push(e.message));
   await signIn(page, worker.adminToken);
   await page.getByRole("heading", { name: "API keys" }).waitFor();
-  await page.getByText("Signed in as admin token").waitFor();
+  await page.getByText("Signed in with the admin token (admin)").waitFor();
   await axe(page, "the page with the Keys and Audit views");
 
   // A bad request shows the API's field errors.
