@@ -147,7 +147,7 @@ impl SignedToken {
         let c = &self.claims;
         let aud_ok = match &c.aud {
             Some(Audience::One(a)) => *a == config.audience,
-            Some(Audience::Many(list)) => list.iter().any(|a| *a == config.audience),
+            Some(Audience::Many(list)) => list.contains(&config.audience),
             None => false,
         };
         if !aud_ok {

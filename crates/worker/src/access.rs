@@ -239,7 +239,9 @@ impl AccessStore {
     pub async fn failures(&self, ip: &str) -> Result<Option<(FailureCount, bool)>> {
         let row: Option<FailureRow> = self
             .db
-            .prepare("SELECT window_start, failures, refusal_audited FROM auth_failures WHERE ip = ?1")
+            .prepare(
+                "SELECT window_start, failures, refusal_audited FROM auth_failures WHERE ip = ?1",
+            )
             .bind(&[s(ip)])?
             .first(None)
             .await?;

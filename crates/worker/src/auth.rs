@@ -114,7 +114,10 @@ async fn check_bearer(
         Presented::Minted(CredentialKind::ApiKey, hash) => {
             match store.key_by_hash(&hash, now).await? {
                 Some((id, name, scopes)) => Ok(Caller::Key { id, name, scopes }),
-                None => unknown(ActorKind::Key, "The API key is unknown, revoked or expired."),
+                None => unknown(
+                    ActorKind::Key,
+                    "The API key is unknown, revoked or expired.",
+                ),
             }
         }
         Presented::Minted(CredentialKind::Ticket, hash) => {
@@ -245,9 +248,9 @@ async fn rs256_verifies(jwk: &RsaJwk, data: &[u8], signature: &[u8]) -> bool {
         js_sys::Reflect::set(&algorithm, &"name".into(), &"RSASSA-PKCS1-v1_5".into())?;
         js_sys::Reflect::set(&algorithm, &"hash".into(), &"SHA-256".into())?;
         let usages = js_sys::Array::of1(&"verify".into());
-        let key = JsFuture::from(subtle.import_key_with_object(
-            "jwk", &key_data, &algorithm, false, &usages,
-        )?)
+        let key = JsFuture::from(
+            subtle.import_key_with_object("jwk", &key_data, &algorithm, false, &usages)?,
+        )
         .await?
         .unchecked_into::<web_sys::CryptoKey>();
         let ok = JsFuture::from(subtle.verify_with_str_and_js_u8_array_and_js_u8_array(

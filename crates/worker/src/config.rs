@@ -46,7 +46,11 @@ impl Config {
             // Tests serve their own certs; a deployment always reads the
             // team's, so the override needs the loopback (test) setting.
             certs_url: text(env, "ACCESS_CERTS_URL")
-                .filter(|_| loopback.as_deref().is_some_and(|v| v.trim().eq_ignore_ascii_case("true")))
+                .filter(|_| {
+                    loopback
+                        .as_deref()
+                        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+                })
                 .unwrap_or_else(|| config.certs_url()),
             config,
         });

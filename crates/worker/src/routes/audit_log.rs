@@ -18,14 +18,23 @@ struct Query {
 
 fn query(req: &Request) -> std::result::Result<Query, Problem> {
     let url = req.url().map_err(|_| Problem::new(ProblemCode::Internal))?;
-    let mut q = Query { from: None, to: None, limit: 100, after: None };
+    let mut q = Query {
+        from: None,
+        to: None,
+        limit: 100,
+        after: None,
+    };
     for (k, v) in url.query_pairs() {
         match k.as_ref() {
             "from" | "to" => {
                 let t = parse_rfc3339(&v).ok_or_else(|| {
                     field_error(&k, "Use an RFC 3339 time such as 2026-11-27T08:00:00Z.")
                 })?;
-                if k == "from" { q.from = Some(t) } else { q.to = Some(t) }
+                if k == "from" {
+                    q.from = Some(t)
+                } else {
+                    q.to = Some(t)
+                }
             }
             "limit" => q.limit = paging::limit(&v)?,
             "cursor" => q.after = Some(paging::decode_cursor(&v)?),
@@ -41,7 +50,12 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
         Err(p) => return respond::problem(&p),
     };
     let mut entries = AuditLog::new(env.d1("DB")?)
-        .list(q.from, q.to, q.after.as_ref().map(|(a, i)| (*a, i.as_str())), q.limit)
+        .list(
+            q.from,
+            q.to,
+            q.after.as_ref().map(|(a, i)| (*a, i.as_str())),
+            q.limit,
+        )
         .await?;
     let more = entries.len() > q.limit as usize;
     entries.truncate(q.limit as usize);
@@ -49,5 +63,8 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
         .last()
         .filter(|_| more)
         .map(|e| paging::encode_cursor(&(e.at_ms, &e.id)));
-    respond::json(200, &json!({ "entries": entries, "next_cursor": next_cursor }))
+    respond::json(
+        200,
+        &json!({ "entries": entries, "next_cursor": next_cursor }),
+    )
 }

@@ -27,7 +27,10 @@ struct CreateBody {
 }
 
 /// A valid key request, or every field's problem at once.
-fn validate(body: &CreateBody, now: i64) -> std::result::Result<(String, Scopes, Option<i64>), Problem> {
+fn validate(
+    body: &CreateBody,
+    now: i64,
+) -> std::result::Result<(String, Scopes, Option<i64>), Problem> {
     let mut errors = Vec::new();
     let mut err = |field: &str, message: &str| {
         errors.push(FieldError {
@@ -43,7 +46,10 @@ fn validate(body: &CreateBody, now: i64) -> std::result::Result<(String, Scopes,
         .map(str::trim)
         .filter(|n| !n.is_empty() && n.chars().count() <= 64 && !n.chars().any(char::is_control));
     if name.is_none() {
-        err("name", "Name the key (1 to 64 characters), e.g. after the script or portal that uses it.");
+        err(
+            "name",
+            "Name the key (1 to 64 characters), e.g. after the script or portal that uses it.",
+        );
     }
     let scopes = body
         .scopes
@@ -56,7 +62,10 @@ fn validate(body: &CreateBody, now: i64) -> std::result::Result<(String, Scopes,
         })
         .and_then(Scopes::new);
     if scopes.is_none() {
-        err("scopes", "Give one or more of \"admin\", \"read\", \"connect\".");
+        err(
+            "scopes",
+            "Give one or more of \"admin\", \"read\", \"connect\".",
+        );
     }
     let expires_at = match &body.expires_at {
         None | Some(serde_json::Value::Null) => Ok(None),

@@ -169,10 +169,9 @@ async fn refused(
     ip: Option<&str>,
 ) -> Result<Response> {
     match refusal {
-        Refusal::NoCredential => respond::code(
-            ProblemCode::Unauthorized,
-            "No credential was sent.",
-        ),
+        Refusal::NoCredential => {
+            respond::code(ProblemCode::Unauthorized, "No credential was sent.")
+        }
         Refusal::Wrong { actor, why } => {
             audit
                 .write(&Entry {
@@ -186,7 +185,10 @@ async fn refused(
                 .await;
             respond::code(ProblemCode::Unauthorized, why)
         }
-        Refusal::Slowed { retry_after, audit: first } => {
+        Refusal::Slowed {
+            retry_after,
+            audit: first,
+        } => {
             if first {
                 let actor = Actor {
                     kind: ActorKind::AdminToken,

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::json;
 use snc_core::access::{
-    normalize_origin, Caller, CredentialHash, CredentialKind, TICKET_DEFAULT_SECS,
-    TICKET_MAX_SECS, TICKET_MIN_SECS,
+    normalize_origin, Caller, CredentialHash, CredentialKind, TICKET_DEFAULT_SECS, TICKET_MAX_SECS,
+    TICKET_MIN_SECS,
 };
 use snc_core::clock::rfc3339;
 use snc_core::problem::{FieldError, Problem};
