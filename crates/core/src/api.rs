@@ -51,6 +51,10 @@ pub enum Resource {
     Alerts,
     AlertsNdjson,
     Alert(String),
+    Sinks,
+    Sink(String),
+    SinkTest(String),
+    SinkReplay(String),
     Connections,
     Connection(String),
     Reconnect(String),
@@ -81,6 +85,10 @@ impl Resource {
             ["alerts"] => Resource::Alerts,
             ["alerts.ndjson"] => Resource::AlertsNdjson,
             ["alerts", a] if !a.is_empty() => Resource::Alert(id(a)),
+            ["sinks"] => Resource::Sinks,
+            ["sinks", k] if !k.is_empty() => Resource::Sink(id(k)),
+            ["sinks", k, "test"] => Resource::SinkTest(id(k)),
+            ["sinks", k, "replay"] => Resource::SinkReplay(id(k)),
             ["connections"] => Resource::Connections,
             ["connections", c] if !c.is_empty() => Resource::Connection(id(c)),
             ["connections", c, "reconnect"] => Resource::Reconnect(id(c)),
@@ -114,13 +122,15 @@ impl Resource {
             | Resource::PostureNdjson(_) => &[Get],
             Resource::Validate
             | Resource::Tickets
+            | Resource::SinkTest(_)
+            | Resource::SinkReplay(_)
             | Resource::Reconnect(_)
             | Resource::Pull(_)
             | Resource::PostureCheck(_) => &[Post],
-            Resource::Keys | Resource::Connections => &[Get, Post],
+            Resource::Keys | Resource::Connections | Resource::Sinks => &[Get, Post],
             Resource::Key(_) => &[Delete],
             Resource::Alert(_) => &[Patch],
-            Resource::Connection(_) => &[Get, Patch, Delete],
+            Resource::Connection(_) | Resource::Sink(_) => &[Get, Patch, Delete],
         }
     }
 
@@ -203,6 +213,16 @@ pub enum Change {
     TicketMint,
     #[serde(rename = "alert.status")]
     AlertStatus,
+    #[serde(rename = "sink.create")]
+    SinkCreate,
+    #[serde(rename = "sink.change")]
+    SinkChange,
+    #[serde(rename = "sink.delete")]
+    SinkDelete,
+    #[serde(rename = "sink.test")]
+    SinkTest,
+    #[serde(rename = "sink.replay")]
+    SinkReplay,
 }
 
 impl Change {
@@ -218,6 +238,11 @@ impl Change {
             Change::KeyRevoke => "key.revoke",
             Change::TicketMint => "ticket.mint",
             Change::AlertStatus => "alert.status",
+            Change::SinkCreate => "sink.create",
+            Change::SinkChange => "sink.change",
+            Change::SinkDelete => "sink.delete",
+            Change::SinkTest => "sink.test",
+            Change::SinkReplay => "sink.replay",
         }
     }
 }
@@ -236,6 +261,11 @@ impl Route {
             (Delete, Resource::Key(_)) => Change::KeyRevoke,
             (Post, Resource::Tickets) => Change::TicketMint,
             (Patch, Resource::Alert(_)) => Change::AlertStatus,
+            (Post, Resource::Sinks) => Change::SinkCreate,
+            (Patch, Resource::Sink(_)) => Change::SinkChange,
+            (Delete, Resource::Sink(_)) => Change::SinkDelete,
+            (Post, Resource::SinkTest(_)) => Change::SinkTest,
+            (Post, Resource::SinkReplay(_)) => Change::SinkReplay,
             _ => return None,
         })
     }
@@ -246,6 +276,7 @@ impl Route {
         match &self.resource {
             Resource::Key(k) => Some(k),
             Resource::Alert(a) => Some(a),
+            Resource::Sink(k) | Resource::SinkTest(k) | Resource::SinkReplay(k) => Some(k),
             other => other.connection_id(),
         }
     }

@@ -125,6 +125,20 @@ impl InstanceUrlError {
     }
 }
 
+/// IP literals in any notation a resolver accepts: dotted, decimal, octal,
+/// hex, short forms, IPv6. A host whose labels are all numeric (or 0x…) is
+/// one; so is anything in brackets. Shared with sink URLs.
+pub(crate) fn is_ip_literal(host: &str) -> bool {
+    let numeric_label = |l: &str| {
+        !l.is_empty()
+            && (l.bytes().all(|b| b.is_ascii_digit())
+                || (l.starts_with("0x") && l[2..].bytes().all(|b| b.is_ascii_hexdigit())))
+    };
+    host.starts_with('[')
+        || host.parse::<std::net::IpAddr>().is_ok()
+        || host.split('.').all(numeric_label)
+}
+
 fn is_instance_label(label: &str) -> bool {
     !label.is_empty()
         && label.len() <= 63
@@ -233,18 +247,7 @@ pub fn parse(input: &str, policy: &HostPolicy) -> Result<InstanceUrl, InstanceUr
     {
         return Err(InstanceUrlError::Malformed);
     }
-    // IP literals in any notation a resolver accepts: dotted, decimal, octal,
-    // hex, short forms, IPv6. A host whose labels are all numeric (or 0x…)
-    // is one; so is anything in brackets.
-    let numeric_label = |l: &str| {
-        !l.is_empty()
-            && (l.bytes().all(|b| b.is_ascii_digit())
-                || (l.starts_with("0x") && l[2..].bytes().all(|b| b.is_ascii_hexdigit())))
-    };
-    if host_text.starts_with('[')
-        || host_text.parse::<std::net::IpAddr>().is_ok()
-        || host_text.split('.').all(numeric_label)
-    {
+    if is_ip_literal(&host_text) {
         return Err(InstanceUrlError::IpLiteral);
     }
     if port.is_some_and(|p| p != default_port) {

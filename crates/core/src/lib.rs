@@ -13,6 +13,7 @@ pub mod connection;
 pub mod cursor;
 pub mod detect;
 pub mod events;
+pub mod forward;
 pub mod health;
 pub mod http;
 pub mod input;

@@ -22,11 +22,12 @@ pub enum ProblemCode {
     RateLimited,
     NotFound,
     Conflict,
+    SinkUrlForbidden,
     Internal,
 }
 
 impl ProblemCode {
-    pub const ALL: [ProblemCode; 16] = [
+    pub const ALL: [ProblemCode; 17] = [
         ProblemCode::Unauthorized,
         ProblemCode::Forbidden,
         ProblemCode::MethodNotAllowed,
@@ -42,6 +43,7 @@ impl ProblemCode {
         ProblemCode::RateLimited,
         ProblemCode::NotFound,
         ProblemCode::Conflict,
+        ProblemCode::SinkUrlForbidden,
         ProblemCode::Internal,
     ];
 
@@ -62,6 +64,7 @@ impl ProblemCode {
             ProblemCode::RateLimited => "rate_limited",
             ProblemCode::NotFound => "not_found",
             ProblemCode::Conflict => "conflict",
+            ProblemCode::SinkUrlForbidden => "sink_url_forbidden",
             ProblemCode::Internal => "internal",
         }
     }
@@ -71,7 +74,9 @@ impl ProblemCode {
             ProblemCode::Unauthorized => 401,
             ProblemCode::Forbidden => 403,
             ProblemCode::MethodNotAllowed => 405,
-            ProblemCode::ValidationFailed | ProblemCode::InstanceUrlForbidden => 422,
+            ProblemCode::ValidationFailed
+            | ProblemCode::InstanceUrlForbidden
+            | ProblemCode::SinkUrlForbidden => 422,
             ProblemCode::NotFound => 404,
             ProblemCode::Conflict => 409,
             ProblemCode::RateLimited => 429,
@@ -102,6 +107,7 @@ impl ProblemCode {
             ProblemCode::RateLimited => "ServiceNow is rate limiting this user",
             ProblemCode::NotFound => "Not found",
             ProblemCode::Conflict => "Already connected",
+            ProblemCode::SinkUrlForbidden => "This receiver URL is not allowed",
             ProblemCode::Internal => "Something went wrong on our side",
         }
     }
@@ -124,6 +130,7 @@ impl ProblemCode {
             ProblemCode::RateLimited => "Wait until the time given and try again, or raise the user's inbound REST API rate limit (System Web Services > REST > Rate Limit Rules).",
             ProblemCode::NotFound => "Check the ID; list the connections with GET /api/v1/connections.",
             ProblemCode::Conflict => "A connection with this name, or with this instance and user, exists already. Pick another name, or reconnect the existing one.",
+            ProblemCode::SinkUrlForbidden => "Give the receiver's public https URL by host name: loopback, private, link-local and metadata addresses, IP literals and internal names are refused.",
             ProblemCode::Internal => "Try again. If it persists, check the worker's log for this request.",
         }
     }

@@ -12,6 +12,7 @@ mod respond;
 mod routes;
 mod schedule;
 mod sealing;
+mod sinks;
 mod store;
 mod transport;
 

@@ -27,6 +27,24 @@ pub async fn run(env: &Env) -> Result<usize> {
         if moved > 0 {
             console_log!("cron: {moved} secrets sealed again under the current key");
         }
+        // Sinks' credentials too (few: all of them in one pass).
+        let sinks = crate::sinks::SinkStore::new(env.d1("DB")?);
+        for row in sinks.list().await? {
+            if row.secret.split('.').nth(1) == Some(ring.current().id()) {
+                continue;
+            }
+            let Some(secret) = row.secret(&ring) else {
+                console_log!("rotation: sink {} opens under no configured key", row.id);
+                continue;
+            };
+            let context = crate::sinks::seal_context(&row.id);
+            if let Ok(fresh) = ring
+                .current()
+                .seal(&secret, &context, crate::random_bytes::<12>()?)
+            {
+                sinks.reseal(&row.id, &row.secret, &fresh).await?;
+            }
+        }
     }
     // Access housekeeping: expired tickets, ended failure windows, and audit
     // entries past the retention that events have.

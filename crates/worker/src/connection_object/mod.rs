@@ -8,6 +8,7 @@
 //! never the public API.
 
 mod inventory;
+mod outbox;
 mod plane;
 mod posture;
 pub mod pull;
@@ -289,6 +290,20 @@ impl ConnectionObject {
             (_, Some(at)) => at,
             (_, None) => now() + MAINTENANCE_SECS,
         };
+        // Forwarding after the pull, each sink on its own clock: a sink's
+        // backlog or retry may want the alarm before the next pull.
+        let next = if self.deleted.get() {
+            next
+        } else {
+            match outbox::run(&self.env, &plane, &bucket, &row, &stopping).await {
+                Ok(Some(at)) => next.min(at.max(now())),
+                Ok(None) => next,
+                Err(e) => {
+                    console_log!("forward: {id}: {e}");
+                    next.min(now() + 60)
+                }
+            }
+        };
         fence.store().set_alarm_at(&id, Some(next)).await?;
         Ok(Some(next))
     }
@@ -307,49 +322,52 @@ impl ConnectionObject {
         crate::archive::purge(&self.bucket()?, connection_id).await
     }
 
-    /// The events the index selects, read whole from their archive members:
-    /// one ranged read per member, in the index's order.
     async fn read_events(&self, q: &IndexQuery) -> Result<Vec<Event>> {
-        let rows = self.plane()?.events(q)?;
-        let bucket = self.bucket()?;
-        let mut members: Vec<((String, u32), Vec<String>)> = Vec::new();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let line = row.line.max(0.0) as usize;
-            let Some((start, end)) = archive::member_range(&row.members, line) else {
-                console_log!(
-                    "index row {}:{} has no member",
-                    row.source_table,
-                    row.sys_id
-                );
-                continue;
-            };
-            let at = match members
-                .iter()
-                .position(|((k, s), _)| *k == row.key && *s == start)
-            {
-                Some(at) => at,
-                None => {
-                    let lines = crate::archive::member_lines(&bucket, &row.key, start, end).await?;
-                    members.push(((row.key.clone(), start), lines));
-                    members.len() - 1
-                }
-            };
-            let lines = &members[at].1;
-            match lines
-                .get(line % archive::LINES_PER_MEMBER)
-                .and_then(|l| serde_json::from_str::<Event>(l).ok())
-            {
-                Some(e) => out.push(e),
-                None => console_log!(
-                    "archive line of {}:{} unreadable",
-                    row.source_table,
-                    row.sys_id
-                ),
-            }
-        }
-        Ok(out)
+        read_indexed(&self.plane()?, &self.bucket()?, q).await
     }
+}
+
+/// The events the index selects, read whole from their archive members:
+/// one ranged read per member, in the index's order.
+async fn read_indexed(plane: &Plane, bucket: &Bucket, q: &IndexQuery) -> Result<Vec<Event>> {
+    let rows = plane.events(q)?;
+    let mut members: Vec<((String, u32), Vec<String>)> = Vec::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let line = row.line.max(0.0) as usize;
+        let Some((start, end)) = archive::member_range(&row.members, line) else {
+            console_log!(
+                "index row {}:{} has no member",
+                row.source_table,
+                row.sys_id
+            );
+            continue;
+        };
+        let at = match members
+            .iter()
+            .position(|((k, s), _)| *k == row.key && *s == start)
+        {
+            Some(at) => at,
+            None => {
+                let lines = crate::archive::member_lines(bucket, &row.key, start, end).await?;
+                members.push(((row.key.clone(), start), lines));
+                members.len() - 1
+            }
+        };
+        let lines = &members[at].1;
+        match lines
+            .get(line % archive::LINES_PER_MEMBER)
+            .and_then(|l| serde_json::from_str::<Event>(l).ok())
+        {
+            Some(e) => out.push(e),
+            None => console_log!(
+                "archive line of {}:{} unreadable",
+                row.source_table,
+                row.sys_id
+            ),
+        }
+    }
+    Ok(out)
 }
 
 // ---- the worker's side --------------------------------------------------

@@ -40,6 +40,12 @@ const SCHEMA: &[&str] = &[
     // Alerts raised with a page, until D1 has them: written in the same step
     // as the page's index, so a failed D1 write loses none.
     "CREATE TABLE IF NOT EXISTS alert_outbox (id TEXT PRIMARY KEY, alert TEXT NOT NULL)",
+    // Forwarding (outbox.rs): when each page was stored (a new sink starts
+    // after the pages stored before it), the alerts raised here in order,
+    // and each sink's cursor over both.
+    "CREATE TABLE IF NOT EXISTS page_stored (page INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS alert_feed (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, alert TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sink_cursors (sink_id TEXT PRIMARY KEY, page INTEGER NOT NULL, line INTEGER NOT NULL, alert_seq INTEGER NOT NULL, failures INTEGER NOT NULL DEFAULT 0, failing_since INTEGER, next_at INTEGER NOT NULL DEFAULT 0, replay_at INTEGER NOT NULL DEFAULT 0, replay_after TEXT)",
     "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT, events INTEGER NOT NULL, calls INTEGER NOT NULL, statements INTEGER NOT NULL)",
 ];
 
@@ -56,7 +62,7 @@ pub struct PosturePoint {
 }
 
 pub struct Plane {
-    sql: SqlStorage,
+    pub(super) sql: SqlStorage,
 }
 
 #[derive(Deserialize)]
@@ -271,6 +277,11 @@ impl Plane {
             .exec("SELECT id FROM pages WHERE key = ?", vec![text(key)])?
             .to_array()?;
         let page = page.first().map(|r| r.id as i64).unwrap_or(0);
+        // The first time it was stored (a rewrite of the same page keeps it).
+        self.sql.exec(
+            "INSERT OR IGNORE INTO page_stored (page, at) VALUES (?, CAST(strftime('%s', 'now') AS INTEGER))",
+            vec![int(page)],
+        )?;
         // One statement per 4,000 rows: they cross into SQLite as one JSON
         // array instead of one call (and one argument array) per row, and
         // each bound text stays far under SQLite's 2 MB argument limit.
@@ -442,6 +453,12 @@ impl Plane {
         )? as i64;
         self.sql
             .exec("DELETE FROM pages WHERE last_at < ?", vec![int(cutoff)])?;
+        self.sql.exec(
+            "DELETE FROM page_stored WHERE page NOT IN (SELECT id FROM pages)",
+            None,
+        )?;
+        self.sql
+            .exec("DELETE FROM alert_feed WHERE at < ?", vec![int(cutoff)])?;
         // The posture history follows the retention; the latest check stays.
         self.sql.exec(
             "DELETE FROM posture WHERE checked_at < ? AND checked_at < (SELECT max(checked_at) FROM posture)",

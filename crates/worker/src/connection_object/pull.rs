@@ -148,6 +148,9 @@ impl<'a> Slice<'a> {
         caught_up: bool,
     ) -> Result<SliceEnd> {
         let passing_error = self.row.status_code.as_deref() == Some("instance_hibernating");
+        // A page's alerts that D1 refused a moment ago go before the run
+        // reports itself done: a caught-up connection shows every alert.
+        self.flush_alerts().await;
         let progress = self.plane.progress(now())?;
         self.stats.d1_writes += 1;
         let written = self
@@ -177,6 +180,8 @@ impl<'a> Slice<'a> {
             return Ok(true);
         }
         self.last_progress_ms = now_ms();
+        // Alerts before progress: what reads as caught up has its alerts.
+        self.flush_alerts().await;
         self.stats.d1_writes += 1;
         let p = self.plane.progress(now())?;
         self.fence.progress(&p).await
@@ -201,7 +206,12 @@ impl<'a> Slice<'a> {
         match store.upsert(&queued, now()).await {
             Ok(()) => {
                 self.stats.d1_writes += 1;
-                if let Err(e) = self.plane.forget_alerts(&queued) {
+                // D1 has them: the sinks may send them now.
+                if let Err(e) = self
+                    .plane
+                    .feed_alerts(&queued, now())
+                    .and_then(|()| self.plane.forget_alerts(&queued))
+                {
                     console_log!("alerts: could not clear the outbox: {e}");
                 }
             }

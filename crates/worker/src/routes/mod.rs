@@ -16,6 +16,7 @@ mod openapi;
 mod paging;
 mod posture;
 mod settings;
+mod sinks;
 mod tickets;
 mod validate;
 
@@ -303,6 +304,13 @@ async fn dispatch(
         (Get, R::Alerts) => alerts::list(req, env).await,
         (Get, R::AlertsNdjson) => alerts::ndjson(req, env).await,
         (Patch, R::Alert(id)) => alerts::patch(req, env, id).await,
+        (Get, R::Sinks) => sinks::list(env).await,
+        (Post, R::Sinks) => sinks::create(req, env, config).await,
+        (Get, R::Sink(id)) => sinks::get(env, id).await,
+        (Patch, R::Sink(id)) => sinks::patch(req, env, config, id).await,
+        (Delete, R::Sink(id)) => sinks::delete(env, id).await,
+        (Post, R::SinkTest(id)) => sinks::test(env, config, id).await,
+        (Post, R::SinkReplay(id)) => sinks::replay(req, env, id).await,
         (Get, R::Connections) => connections::list(env).await,
         (Post, R::Connections) => connections::create(req, env, config).await,
         (Get, R::Connection(id)) => connections::get(env, id).await,

@@ -1,0 +1,654 @@
+//! Forwarding from this connection's object. Each sink has a cursor over the
+//! stored pages (archive objects hold only a page's new events, so a page
+//! line is delivered once) and over the alerts raised here. A batch is read
+//! from the archive, formatted and sent with core's wire formats, and the
+//! cursor moves only once the receiver has taken it. A failing sink backs off
+//! on its own clock: pulls and the other sinks go on.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use snc_core::archive;
+use snc_core::detect::Alert;
+use snc_core::events::Event;
+use snc_core::forward::{
+    self, Item, SinkKind, SinkParams, SinkSettings, SinkState, Stream, Target, Verdict,
+};
+use snc_core::secret::Secret;
+use worker::{console_log, Bucket, Env, Result, SqlStorageValue as V};
+
+use super::plane::Plane;
+use crate::alerts::AlertStore;
+use crate::now;
+use crate::sinks::{SinkRow, SinkStore, StepReport};
+use crate::store::ConnectionRow;
+
+/// Calls one sink may make in one alarm, so a large backlog cannot hold
+/// the alarm (the next alarm comes at once while there is more).
+const CALLS_PER_SINK: u32 = 10;
+/// A cursor's line when its page is delivered whole.
+const WHOLE_PAGE: i64 = 1_000_000_000;
+/// Pages read ahead per batch.
+const PAGES_PER_BATCH: i64 = 4;
+
+fn int(n: i64) -> V {
+    V::Integer(n)
+}
+
+fn text(s: &str) -> V {
+    V::String(s.to_string())
+}
+
+/// Where a sink stands for this connection.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SinkCursor {
+    pub sink_id: String,
+    /// The last page line delivered (`line` -1: none of `page` yet).
+    pub page: i64,
+    pub line: i64,
+    pub alert_seq: i64,
+    pub failures: i64,
+    pub failing_since: Option<i64>,
+    pub next_at: i64,
+    pub replay_at: i64,
+    /// The replay's position: JSON of (occurred_at, table, sys_id).
+    pub replay_after: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PageRow {
+    id: i64,
+    key: String,
+    members: String,
+    events: i64,
+}
+
+impl Plane {
+    pub fn sink_cursor(&self, sink_id: &str) -> Result<Option<SinkCursor>> {
+        let rows: Vec<SinkCursor> = self
+            .sql
+            .exec(
+                "SELECT sink_id, page, line, alert_seq, failures, failing_since, next_at, replay_at, replay_after FROM sink_cursors WHERE sink_id = ?",
+                vec![text(sink_id)],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// A new sink starts at its creation: what was stored before is not
+    /// sent (unless replayed). Pages stored before stored times were kept
+    /// count as before.
+    pub fn start_sink_cursor(&self, sink_id: &str, created_at: i64) -> Result<SinkCursor> {
+        #[derive(Deserialize)]
+        struct Max {
+            m: Option<i64>,
+        }
+        let page: Vec<Max> = self
+            .sql
+            .exec(
+                "SELECT max(p.id) AS m FROM pages p LEFT JOIN page_stored s ON s.page = p.id WHERE s.at IS NULL OR s.at < ?",
+                vec![int(created_at)],
+            )?
+            .to_array()?;
+        let seq: Vec<Max> = self
+            .sql
+            .exec(
+                "SELECT max(seq) AS m FROM alert_feed WHERE at < ?",
+                vec![int(created_at)],
+            )?
+            .to_array()?;
+        let c = SinkCursor {
+            sink_id: sink_id.to_string(),
+            page: page.first().and_then(|m| m.m).unwrap_or(0),
+            // Past any page's last line (SQLite hands numbers over as
+            // doubles: this stays exact).
+            line: WHOLE_PAGE,
+            alert_seq: seq.first().and_then(|m| m.m).unwrap_or(0),
+            failures: 0,
+            failing_since: None,
+            next_at: 0,
+            replay_at: created_at,
+            replay_after: None,
+        };
+        self.save_sink_cursor(&c)?;
+        Ok(c)
+    }
+
+    pub fn save_sink_cursor(&self, c: &SinkCursor) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO sink_cursors (sink_id, page, line, alert_seq, failures, failing_since, next_at, replay_at, replay_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (sink_id) DO UPDATE SET page = excluded.page, line = excluded.line, alert_seq = excluded.alert_seq, failures = excluded.failures, failing_since = excluded.failing_since, next_at = excluded.next_at, replay_at = excluded.replay_at, replay_after = excluded.replay_after",
+            vec![
+                text(&c.sink_id),
+                int(c.page),
+                int(c.line),
+                int(c.alert_seq),
+                int(c.failures),
+                c.failing_since.map_or(V::Null, int),
+                int(c.next_at),
+                int(c.replay_at),
+                c.replay_after.as_deref().map_or(V::Null, text),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Cursors of sinks that no longer exist go.
+    pub fn keep_sink_cursors(&self, sink_ids: &[String]) -> Result<()> {
+        self.sql.exec(
+            "DELETE FROM sink_cursors WHERE sink_id NOT IN (SELECT value FROM json_each(?))",
+            vec![text(&serde_json::to_string(sink_ids)?)],
+        )?;
+        Ok(())
+    }
+
+    fn pages_after(&self, page: i64, line: i64) -> Result<Vec<PageRow>> {
+        self.sql
+            .exec(
+                "SELECT id, key, members, events FROM pages WHERE id > ? OR (id = ? AND events > ? + 1) ORDER BY id LIMIT ?",
+                vec![int(page), int(page), int(line), int(PAGES_PER_BATCH)],
+            )?
+            .to_array()
+    }
+
+    fn pending_events(&self, page: i64, line: i64) -> Result<i64> {
+        #[derive(Deserialize)]
+        struct Sum {
+            n: Option<i64>,
+        }
+        let rows: Vec<Sum> = self
+            .sql
+            .exec(
+                "SELECT sum(CASE WHEN id = ? THEN max(events - ? - 1, 0) ELSE events END) AS n FROM pages WHERE id >= ?",
+                vec![int(page), int(line), int(page)],
+            )?
+            .to_array()?;
+        Ok(rows.first().and_then(|r| r.n).unwrap_or(0))
+    }
+
+    /// Alerts raised (or grown) here, for the sinks; written once D1 has them.
+    pub fn feed_alerts(&self, alerts: &[Alert], at: i64) -> Result<()> {
+        for a in alerts {
+            self.sql.exec(
+                "INSERT INTO alert_feed (at, alert) VALUES (?, ?)",
+                vec![int(at), text(&serde_json::to_string(a)?)],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn alerts_after(&self, seq: i64, limit: i64) -> Result<Vec<(i64, Alert)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            seq: i64,
+            alert: String,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                "SELECT seq, alert FROM alert_feed WHERE seq > ? ORDER BY seq LIMIT ?",
+                vec![int(seq), int(limit)],
+            )?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| serde_json::from_str(&r.alert).ok().map(|a| (r.seq, a)))
+            .collect())
+    }
+
+    fn pending_alerts(&self, seq: i64) -> Result<i64> {
+        #[derive(Deserialize)]
+        struct Count {
+            n: i64,
+        }
+        let rows: Vec<Count> = self
+            .sql
+            .exec(
+                "SELECT count(*) AS n FROM alert_feed WHERE seq > ?",
+                vec![int(seq)],
+            )?
+            .to_array()?;
+        Ok(rows.first().map_or(0, |r| r.n))
+    }
+}
+
+/// One batch's records and where each lies (page and line, or feed seq).
+struct Batch {
+    items: Vec<Item>,
+    positions: Vec<(i64, i64)>,
+}
+
+/// The page lines after the cursor, up to what one call can carry.
+async fn event_batch(
+    plane: &Plane,
+    bucket: &Bucket,
+    c: &SinkCursor,
+    format: snc_core::forward::Format,
+    max: usize,
+) -> Result<Batch> {
+    let mut batch = Batch {
+        items: Vec::new(),
+        positions: Vec::new(),
+    };
+    for page in plane.pages_after(c.page, c.line)? {
+        let first = if page.id == c.page {
+            (c.line + 1).max(0)
+        } else {
+            0
+        };
+        let want = (max - batch.items.len()) as i64;
+        let last = (first + want - 1).min(page.events - 1);
+        if last < first {
+            continue;
+        }
+        let (Some((start, _)), Some((_, end))) = (
+            archive::member_range(&page.members, first as usize),
+            archive::member_range(&page.members, last as usize),
+        ) else {
+            console_log!(
+                "forward: page {} has no member for lines {first}..{last}",
+                page.id
+            );
+            continue;
+        };
+        let lines = crate::archive::member_lines(bucket, &page.key, start, end).await?;
+        let base = (first as usize / archive::LINES_PER_MEMBER * archive::LINES_PER_MEMBER) as i64;
+        for (i, l) in lines.iter().enumerate() {
+            let line = base + i as i64;
+            if line < first || line > last {
+                continue;
+            }
+            match serde_json::from_str::<Event>(l) {
+                Ok(e) => {
+                    batch.items.push(forward::event_item(&e, format));
+                    batch.positions.push((page.id, line));
+                }
+                Err(_) => console_log!("forward: line {line} of page {} unreadable", page.id),
+            }
+        }
+        if batch.items.len() >= max {
+            break;
+        }
+    }
+    Ok(batch)
+}
+
+async fn alert_batch(
+    plane: &Plane,
+    env: &Env,
+    c: &SinkCursor,
+    format: snc_core::forward::Format,
+    instance_url: &str,
+    max: usize,
+) -> Result<Batch> {
+    let store = AlertStore::new(env.d1("DB")?);
+    let mut batch = Batch {
+        items: Vec::new(),
+        positions: Vec::new(),
+    };
+    for (seq, alert) in plane.alerts_after(c.alert_seq, max as i64)? {
+        // The status as it stands now (an admin may have acknowledged it).
+        let status = store
+            .get(&alert.id)
+            .await?
+            .map_or("open", |a| a.status.as_str());
+        batch
+            .items
+            .push(forward::alert_item(&alert, status, instance_url, format));
+        batch.positions.push((seq, 0));
+    }
+    Ok(batch)
+}
+
+/// Sends one call and reads what the answer means.
+async fn send(req: &snc_core::http::HttpRequest, kind: SinkKind, deadline: Duration) -> Verdict {
+    match crate::transport::send_within(req, deadline).await {
+        Ok(resp) => forward::verdict(kind, &resp),
+        Err(e) => Verdict::Retry {
+            after_secs: None,
+            status: 0,
+            message: e,
+        },
+    }
+}
+
+fn jitter() -> f64 {
+    crate::random_bytes::<1>().map_or(0.5, |b| f64::from(b[0]) / 255.0)
+}
+
+/// Every matching sink's step; returns when a sink next wants the alarm.
+pub async fn run(
+    env: &Env,
+    plane: &Plane,
+    bucket: &Bucket,
+    row: &ConnectionRow,
+    stopping: &dyn Fn() -> bool,
+) -> Result<Option<i64>> {
+    let store = SinkStore::new(env.d1("DB")?);
+    let all = store.list().await?;
+    plane.keep_sink_cursors(&all.iter().map(|s| s.id.clone()).collect::<Vec<_>>())?;
+    let config = crate::config::Config::from_env(env);
+    let deadline = sink_deadline(env);
+    let mut want: Option<i64> = None;
+    for sink in all
+        .iter()
+        .filter(|s| s.state() != SinkState::Disabled && s.serves(&row.id))
+    {
+        if stopping() {
+            return Ok(None);
+        }
+        let Some(settings) = sink.settings() else {
+            continue;
+        };
+        let mut cursor = match plane.sink_cursor(&sink.id)? {
+            Some(c) => c,
+            None => plane.start_sink_cursor(&sink.id, sink.created_at as i64)?,
+        };
+        let next = step(
+            env,
+            plane,
+            bucket,
+            row,
+            sink,
+            &settings,
+            &mut cursor,
+            &config,
+            deadline,
+            &store,
+        )
+        .await?;
+        if let Some(at) = next {
+            want = Some(want.map_or(at, |w: i64| w.min(at)));
+        }
+    }
+    Ok(want)
+}
+
+/// `SINK_BACKOFF_MAX_SECS`: the longest wait between tries (an hour).
+fn backoff_max(env: &Env) -> i64 {
+    env.var("SINK_BACKOFF_MAX_SECS")
+        .ok()
+        .and_then(|v| v.to_string().trim().parse::<i64>().ok())
+        .filter(|s| *s >= 1)
+        .unwrap_or(forward::MAX_RETRY_SECS)
+}
+
+fn sink_deadline(env: &Env) -> Duration {
+    env.var("SINK_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.to_string().trim().parse::<u64>().ok())
+        .filter(|ms| *ms >= 100)
+        .map_or(Duration::from_secs(10), Duration::from_millis)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn step(
+    env: &Env,
+    plane: &Plane,
+    bucket: &Bucket,
+    row: &ConnectionRow,
+    sink: &SinkRow,
+    settings: &SinkSettings,
+    cursor: &mut SinkCursor,
+    config: &crate::config::Config,
+    deadline: Duration,
+    store: &SinkStore,
+) -> Result<Option<i64>> {
+    let now = now();
+    let pending = |c: &SinkCursor| -> Result<u64> {
+        let events = if settings.streams.contains(&Stream::Events) {
+            plane.pending_events(c.page, c.line)?
+        } else {
+            0
+        };
+        let alerts = if settings.streams.contains(&Stream::Alerts) {
+            plane.pending_alerts(c.alert_seq)?
+        } else {
+            0
+        };
+        Ok((events + alerts).max(0) as u64)
+    };
+    let replay_due = sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at);
+    if cursor.next_at > now {
+        return Ok(Some(cursor.next_at));
+    }
+    if pending(cursor)? == 0 && !replay_due {
+        return Ok(None);
+    }
+    let mut report = StepReport {
+        sink_id: &sink.id,
+        connection_id: &row.id,
+        delivered: 0,
+        repeats: 0,
+        pending: 0,
+        succeeded_at: None,
+        failed: None,
+        state: None,
+    };
+    let Some(secret) = config.keys.as_ref().and_then(|ring| sink.secret(ring)) else {
+        let message = "the sink's credential does not open under the configured keys (ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS)";
+        report.failed = Some((now, 0, message));
+        report.state = Some(SinkState::Failing);
+        report.pending = pending(cursor)?;
+        store.report(&report).await?;
+        cursor.next_at = now + forward::REFUSED_RETRY_SECS.min(backoff_max(env));
+        plane.save_sink_cursor(cursor)?;
+        return Ok(Some(cursor.next_at));
+    };
+    let kind = settings.params.kind();
+    let host = row
+        .instance_url
+        .split("://")
+        .nth(1)
+        .unwrap_or(&row.instance_url)
+        .to_string();
+    let mut failure: Option<(Verdict, i64)> = None;
+    let mut token: Option<Secret> = None;
+    if matches!(settings.params, SinkParams::Sentinel { .. }) {
+        match sentinel_token(&settings.params, &secret, deadline).await {
+            Ok(t) => token = Some(t),
+            Err(v) => failure = Some((v, now)),
+        }
+    }
+    let target = Target {
+        url: &settings.url,
+        params: &settings.params,
+        secret: &secret,
+        host: &host,
+    };
+    let max = kind.limits().items;
+    let mut calls = 0;
+    let mut error_text = String::new();
+    'streams: for stream in settings.streams.iter().copied() {
+        while failure.is_none() && calls < CALLS_PER_SINK {
+            let batch = match stream {
+                Stream::Events => event_batch(plane, bucket, cursor, settings.format, max).await?,
+                Stream::Alerts => {
+                    alert_batch(plane, env, cursor, settings.format, &row.instance_url, max).await?
+                }
+            };
+            if batch.items.is_empty() {
+                continue 'streams;
+            }
+            let n = forward::batch_len(kind, &batch.items);
+            let req = forward::delivery(
+                &target,
+                stream,
+                &batch.items[..n],
+                crate::now(),
+                token.as_ref().map(Secret::expose),
+            );
+            calls += 1;
+            match send(&req, kind, deadline).await {
+                Verdict::Accepted { repeats } => {
+                    let (a, b) = batch.positions[n - 1];
+                    match stream {
+                        Stream::Events => {
+                            cursor.page = a;
+                            cursor.line = b;
+                        }
+                        Stream::Alerts => cursor.alert_seq = a,
+                    }
+                    cursor.failures = 0;
+                    cursor.failing_since = None;
+                    plane.save_sink_cursor(cursor)?;
+                    report.delivered += n as u64;
+                    report.repeats += u64::from(repeats);
+                    report.succeeded_at = Some(crate::now());
+                }
+                other => failure = Some((other, crate::now())),
+            }
+        }
+    }
+    if failure.is_none() && replay_due && calls < CALLS_PER_SINK {
+        match replay(
+            env, plane, bucket, sink, settings, &target, cursor, deadline,
+        )
+        .await?
+        {
+            Some(v) => failure = Some((v, crate::now())),
+            None => report.succeeded_at = report.succeeded_at.or(Some(crate::now())),
+        }
+    }
+    let mut next = None;
+    if let Some((verdict, at)) = failure {
+        cursor.failures += 1;
+        let since = *cursor.failing_since.get_or_insert(at);
+        let (status, message, delay, state) = match verdict {
+            Verdict::Retry {
+                after_secs,
+                status,
+                message,
+            } => {
+                let failing = at - since >= forward::FAILING_AFTER_SECS;
+                (
+                    status,
+                    message,
+                    forward::retry_delay(
+                        cursor.failures as u32,
+                        after_secs,
+                        jitter(),
+                        backoff_max(env),
+                    ),
+                    failing.then_some(SinkState::Failing),
+                )
+            }
+            Verdict::Refused { status, message } => (
+                status,
+                message,
+                forward::REFUSED_RETRY_SECS.min(backoff_max(env)),
+                Some(SinkState::Failing),
+            ),
+            Verdict::Gone => (
+                410,
+                "the receiver answered 410 Gone: the sink is disabled".to_string(),
+                forward::REFUSED_RETRY_SECS.min(backoff_max(env)),
+                Some(SinkState::Disabled),
+            ),
+            Verdict::Accepted { .. } => (0, String::new(), 0, None),
+        };
+        error_text = message;
+        cursor.next_at = at + delay;
+        plane.save_sink_cursor(cursor)?;
+        report.failed = Some((at, status, ""));
+        report.state = state;
+        next = Some(cursor.next_at);
+        console_log!(
+            "forward: sink {} for {} failed ({status}); again in {delay} s",
+            sink.id,
+            row.id
+        );
+    }
+    if let Some(f) = report.failed.as_mut() {
+        f.2 = &error_text;
+    }
+    report.pending = pending(cursor)?;
+    if next.is_none()
+        && (report.pending > 0 || sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at))
+    {
+        // More than this alarm's calls: the next alarm comes at once.
+        next = Some(crate::now());
+    }
+    store.report(&report).await?;
+    Ok(next)
+}
+
+async fn sentinel_token(
+    params: &SinkParams,
+    secret: &Secret,
+    deadline: Duration,
+) -> std::result::Result<Secret, Verdict> {
+    let Some(req) = forward::sentinel_token_request(params, secret) else {
+        return Err(Verdict::Refused {
+            status: 0,
+            message: "not a Sentinel sink".into(),
+        });
+    };
+    match crate::transport::send_within(&req, deadline).await {
+        Ok(resp) => forward::sentinel_token(&resp).map(|(t, _)| t),
+        Err(e) => Err(Verdict::Retry {
+            after_secs: None,
+            status: 0,
+            message: format!("token endpoint: {e}"),
+        }),
+    }
+}
+
+/// The replay asked for: the range's events again, in time order, from
+/// where the last alarm stopped. `Some` when a call failed.
+#[allow(clippy::too_many_arguments)]
+async fn replay(
+    _env: &Env,
+    plane: &Plane,
+    bucket: &Bucket,
+    sink: &SinkRow,
+    settings: &SinkSettings,
+    target: &Target<'_>,
+    cursor: &mut SinkCursor,
+    deadline: Duration,
+) -> Result<Option<Verdict>> {
+    let (Some(from), Some(to), Some(asked)) = (sink.replay_from, sink.replay_to, sink.replay_at)
+    else {
+        return Ok(None);
+    };
+    let kind = settings.params.kind();
+    for _ in 0..CALLS_PER_SINK {
+        let after = cursor
+            .replay_after
+            .as_deref()
+            .and_then(|a| serde_json::from_str::<(i64, String, String)>(a).ok());
+        let q = super::IndexQuery {
+            from: Some(from as i64),
+            to: Some(to as i64),
+            after,
+            limit: kind.limits().items as u32,
+            newest_first: false,
+            ..Default::default()
+        };
+        let events = super::read_indexed(plane, bucket, &q).await?;
+        if events.is_empty() {
+            cursor.replay_at = asked as i64;
+            cursor.replay_after = None;
+            plane.save_sink_cursor(cursor)?;
+            return Ok(None);
+        }
+        let items: Vec<Item> = events
+            .iter()
+            .map(|e| forward::event_item(e, settings.format))
+            .collect();
+        let n = forward::batch_len(kind, &items);
+        let req = forward::delivery(target, Stream::Events, &items[..n], crate::now(), None);
+        match send(&req, kind, deadline).await {
+            Verdict::Accepted { .. } => {
+                let last = &events[n - 1];
+                let t = snc_core::clock::parse_rfc3339(&last.occurred_at).unwrap_or(0);
+                let sys_id = last.id.split_once(':').map_or("", |(_, s)| s).to_string();
+                cursor.replay_after =
+                    Some(serde_json::to_string(&(t, &last.source_table, sys_id))?);
+                plane.save_sink_cursor(cursor)?;
+            }
+            other => return Ok(Some(other)),
+        }
+    }
+    Ok(None)
+}

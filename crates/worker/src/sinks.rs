@@ -1,0 +1,312 @@
+//! Sinks in D1: their settings, their sealed credential, their state and
+//! last answer, and each sink's progress per connection (reported by the
+//! connection's object after each delivery step).
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use snc_core::clock::rfc3339;
+use snc_core::forward::{Format, SinkParams, SinkSettings, SinkState, SinkUrl, Stream};
+use snc_core::seal::KeyRing;
+use snc_core::secret::Secret;
+use wasm_bindgen::JsValue;
+use worker::{D1Database, Result};
+
+fn s(v: &str) -> JsValue {
+    JsValue::from_str(v)
+}
+
+fn n(v: i64) -> JsValue {
+    JsValue::from_f64(v as f64)
+}
+
+fn opt(v: Option<&str>) -> JsValue {
+    v.map_or(JsValue::NULL, JsValue::from_str)
+}
+
+/// The context a sink's credential is sealed to.
+pub fn seal_context(id: &str) -> String {
+    format!("sink:{id}")
+}
+
+const COLUMNS: &str = "s.id, s.name, s.kind, s.url, s.streams, s.connection_ids, s.format, s.params, s.secret, s.state, s.created_at, s.last_success_at, s.last_error_at, s.last_error_status, s.last_error_message, s.replay_from, s.replay_to, s.replay_at, \
+    (SELECT coalesce(sum(delivered), 0) FROM sink_progress p WHERE p.sink_id = s.id) AS delivered, \
+    (SELECT coalesce(sum(repeats), 0) FROM sink_progress p WHERE p.sink_id = s.id) AS repeats, \
+    (SELECT coalesce(sum(pending), 0) FROM sink_progress p WHERE p.sink_id = s.id) AS pending";
+
+#[derive(Clone, Deserialize)]
+pub struct SinkRow {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub url: String,
+    pub streams: String,
+    pub connection_ids: Option<String>,
+    pub format: String,
+    pub params: String,
+    /// Sealed; opened only to deliver.
+    pub secret: String,
+    pub state: String,
+    pub created_at: f64,
+    pub last_success_at: Option<f64>,
+    pub last_error_at: Option<f64>,
+    pub last_error_status: Option<f64>,
+    pub last_error_message: Option<String>,
+    pub replay_from: Option<f64>,
+    pub replay_to: Option<f64>,
+    pub replay_at: Option<f64>,
+    pub delivered: f64,
+    pub repeats: f64,
+    pub pending: f64,
+}
+
+impl SinkRow {
+    /// The settings as core types; `None` for a row that does not decode
+    /// (never written by this code), which is then left alone.
+    pub fn settings(&self) -> Option<SinkSettings> {
+        Some(SinkSettings {
+            name: self.name.clone(),
+            // Stored URLs passed the policy when written.
+            url: SinkUrl::parse(&self.url, true).ok()?,
+            streams: self
+                .streams
+                .split(',')
+                .map(Stream::parse)
+                .collect::<Option<Vec<_>>>()?,
+            connection_ids: match &self.connection_ids {
+                None => None,
+                Some(j) => Some(serde_json::from_str(j).ok()?),
+            },
+            format: Format::parse(&self.format)?,
+            params: serde_json::from_str(&self.params).ok()?,
+        })
+    }
+
+    pub fn state(&self) -> SinkState {
+        SinkState::parse(&self.state).unwrap_or(SinkState::Active)
+    }
+
+    pub fn secret(&self, ring: &KeyRing) -> Option<Secret> {
+        ring.open(&self.secret, &seal_context(&self.id)).ok()
+    }
+
+    pub fn serves(&self, connection_id: &str) -> bool {
+        match self.settings().and_then(|s| s.connection_ids) {
+            None => self.settings().is_some(),
+            Some(ids) => ids.iter().any(|c| c == connection_id),
+        }
+    }
+
+    /// As the API shows it: never the credential.
+    pub fn to_api(&self) -> Value {
+        let settings = self.settings();
+        let mut v = json!({
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "url": self.url,
+            "streams": self.streams.split(',').collect::<Vec<_>>(),
+            "format": self.format,
+            "connection_ids": settings.as_ref().and_then(|s| s.connection_ids.clone()),
+            "state": self.state,
+            "created_at": rfc3339(self.created_at as i64),
+            "delivered": self.delivered as u64,
+            "repeats": self.repeats as u64,
+            "pending": self.pending as u64,
+            "last_success_at": self.last_success_at.map(|t| rfc3339(t as i64)),
+            "last_error": self.last_error_at.map(|at| json!({
+                "at": rfc3339(at as i64),
+                "status": self.last_error_status.map(|s| s as u16),
+                "message": self.last_error_message,
+            })),
+        });
+        match settings.map(|s| s.params) {
+            Some(SinkParams::Elastic { index }) => v["index"] = json!(index),
+            Some(SinkParams::Sentinel {
+                tenant_id,
+                client_id,
+                dcr_immutable_id,
+                stream_name,
+                token_url,
+            }) => {
+                v["tenant_id"] = json!(tenant_id);
+                v["client_id"] = json!(client_id);
+                v["dcr_immutable_id"] = json!(dcr_immutable_id);
+                v["stream_name"] = json!(stream_name);
+                v["token_url"] = json!(token_url);
+            }
+            _ => {}
+        }
+        v
+    }
+}
+
+/// What one delivery step did for one sink and connection.
+pub struct StepReport<'a> {
+    pub sink_id: &'a str,
+    pub connection_id: &'a str,
+    pub delivered: u64,
+    pub repeats: u64,
+    pub pending: u64,
+    pub succeeded_at: Option<i64>,
+    /// (at, status, message) of the last failure in this step.
+    pub failed: Option<(i64, u16, &'a str)>,
+    pub state: Option<SinkState>,
+}
+
+pub struct SinkStore {
+    db: D1Database,
+}
+
+impl SinkStore {
+    pub fn new(db: D1Database) -> Self {
+        SinkStore { db }
+    }
+
+    pub async fn list(&self) -> Result<Vec<SinkRow>> {
+        self.db
+            .prepare(format!(
+                "SELECT {COLUMNS} FROM sinks s ORDER BY s.created_at, s.id"
+            ))
+            .all()
+            .await?
+            .results()
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<SinkRow>> {
+        self.db
+            .prepare(format!("SELECT {COLUMNS} FROM sinks s WHERE s.id = ?1"))
+            .bind(&[s(id)])?
+            .first(None)
+            .await
+    }
+
+    pub async fn insert(
+        &self,
+        id: &str,
+        settings: &SinkSettings,
+        sealed: &str,
+        now: i64,
+    ) -> Result<()> {
+        self.db
+            .prepare("INSERT INTO sinks (id, name, kind, url, streams, connection_ids, format, params, secret, state, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'active', ?10, ?10)")
+            .bind(&[
+                s(id),
+                s(&settings.name),
+                s(settings.params.kind().as_str()),
+                s(settings.url.as_str()),
+                s(&stream_list(&settings.streams)),
+                opt(settings.connection_ids.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default()).as_deref()),
+                s(settings.format.as_str()),
+                s(&serde_json::to_string(&settings.params)?),
+                s(sealed),
+                n(now),
+            ])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// A PATCH: new settings, a new credential if one was sent, a state if
+    /// one was asked for (an enabled sink starts as active again).
+    pub async fn update(
+        &self,
+        id: &str,
+        settings: &SinkSettings,
+        sealed: Option<&str>,
+        state: Option<SinkState>,
+        now: i64,
+    ) -> Result<()> {
+        self.db
+            .prepare("UPDATE sinks SET name = ?2, url = ?3, streams = ?4, connection_ids = ?5, format = ?6, params = ?7, secret = coalesce(?8, secret), state = coalesce(?9, state), updated_at = ?10 WHERE id = ?1")
+            .bind(&[
+                s(id),
+                s(&settings.name),
+                s(settings.url.as_str()),
+                s(&stream_list(&settings.streams)),
+                opt(settings.connection_ids.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default()).as_deref()),
+                s(settings.format.as_str()),
+                s(&serde_json::to_string(&settings.params)?),
+                opt(sealed),
+                opt(state.map(SinkState::as_str)),
+                n(now),
+            ])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<bool> {
+        let r = self
+            .db
+            .prepare("DELETE FROM sinks WHERE id = ?1")
+            .bind(&[s(id)])?
+            .run()
+            .await?;
+        Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
+    }
+
+    pub async fn set_replay(&self, id: &str, from: i64, to: i64, now: i64) -> Result<()> {
+        self.db
+            .prepare(
+                "UPDATE sinks SET replay_from = ?2, replay_to = ?3, replay_at = ?4 WHERE id = ?1",
+            )
+            .bind(&[s(id), n(from), n(to), n(now)])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// A value sealed under a rotated-out key, sealed again under the current.
+    pub async fn reseal(&self, id: &str, old: &str, fresh: &str) -> Result<()> {
+        self.db
+            .prepare("UPDATE sinks SET secret = ?3 WHERE id = ?1 AND secret = ?2")
+            .bind(&[s(id), s(old), s(fresh)])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// A delivery step's outcome: progress per connection, and the sink's
+    /// last success, last error and state. A sink or connection deleted
+    /// meanwhile makes the progress row fail its foreign key: nothing to keep.
+    pub async fn report(&self, r: &StepReport<'_>) -> Result<()> {
+        let now = crate::now();
+        let progress = self
+            .db
+            .prepare("INSERT INTO sink_progress (sink_id, connection_id, delivered, repeats, pending, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                      ON CONFLICT (sink_id, connection_id) DO UPDATE SET delivered = delivered + excluded.delivered, repeats = repeats + excluded.repeats, pending = excluded.pending, updated_at = excluded.updated_at")
+            .bind(&[s(r.sink_id), s(r.connection_id), n(r.delivered as i64), n(r.repeats as i64), n(r.pending as i64), n(now)])?;
+        let _ = progress.run().await;
+        if let Some(at) = r.succeeded_at {
+            self.db
+                .prepare("UPDATE sinks SET last_success_at = ?2, state = CASE WHEN state = 'failing' THEN 'active' ELSE state END WHERE id = ?1")
+                .bind(&[s(r.sink_id), n(at)])?
+                .run()
+                .await?;
+        }
+        if let Some((at, status, message)) = r.failed {
+            self.db
+                .prepare("UPDATE sinks SET last_error_at = ?2, last_error_status = ?3, last_error_message = ?4 WHERE id = ?1")
+                .bind(&[s(r.sink_id), n(at), n(i64::from(status)), s(message)])?
+                .run()
+                .await?;
+        }
+        if let Some(state) = r.state {
+            // Disabling wins over everything; failing does not undo a disable.
+            self.db
+                .prepare("UPDATE sinks SET state = ?2 WHERE id = ?1 AND state != 'disabled'")
+                .bind(&[s(r.sink_id), s(state.as_str())])?
+                .run()
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn stream_list(streams: &[Stream]) -> String {
+    streams
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
