@@ -65,6 +65,10 @@ async function start({ quiet = false } = {}) {
       sections.push(keys);
       later.push(() => views.mountKeys(keys, { apiBase: base, token }));
     }
+    const sinksView = await import("./sinks.js");
+    const sinks = el("section", { "aria-labelledby": "sinks-title", class: "card" });
+    sections.push(sinks);
+    later.push(() => sinksView.mountSinks(sinks, { apiBase: base, token, canChange: admin }));
     const audit = el("section", { "aria-labelledby": "audit-title", class: "card" });
     sections.push(audit);
     later.push(() => views.mountAudit(audit, { apiBase: base, token }));

@@ -5,6 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { startWorker, ROOT } from "../support/harness.mjs";
 import { startAccessTeam } from "../support/access.mjs";
@@ -48,7 +49,7 @@ test("Keys view: create with scopes, the key shown once, signed in with it, revo
   await axe(page, "the page with the Keys and Audit views");
 
   // A bad request shows the API's field errors.
-  await page.getByLabel("Name", { exact: true }).fill("reader");
+  await page.locator("form.key-form").getByLabel("Name").fill("reader");
   await page.getByLabel("read: every GET but the keys").uncheck();
   await page.getByRole("button", { name: "Create key" }).click();
   await page.getByRole("alert").filter({ hasText: "scopes:" }).waitFor();
@@ -124,4 +125,46 @@ test("behind Cloudflare Access the page signs in without asking for a token", as
   await other.goto(worker.url + "/");
   await other.getByLabel("Admin token or API key").waitFor({ state: "visible" });
   await other.close();
+});
+
+test("Sinks view: add a webhook (its secret shown once), test it, see a refusal, disable and delete it", async () => {
+  let answer = 204;
+  const hits = [];
+  const receiver = createServer((req, res) => { hits.push(req.headers["webhook-signature"]); res.writeHead(answer); res.end(answer === 204 ? "" : "token expired"); });
+  await new Promise((ok) => receiver.listen(0, "127.0.0.1", ok));
+  const page = await browser.newPage();
+  try {
+    await signIn(page, worker.adminToken);
+    await page.getByRole("heading", { name: "Forwarding" }).waitFor();
+    const form = page.locator("form.sink-form");
+    await form.getByLabel("Name").fill("SOC hook");
+    await form.getByLabel("URL").fill("http://10.0.0.9/in");
+    await form.getByRole("button", { name: "Add sink" }).click();
+    await form.getByRole("alert").filter({ hasText: "url:" }).waitFor();
+    await form.getByLabel("URL").fill(`http://127.0.0.1:${receiver.address().port}/in`);
+    await form.getByRole("button", { name: "Add sink" }).click();
+    const secret = page.getByRole("textbox", { name: "Signing secret" });
+    await secret.waitFor();
+    assert.match(await secret.inputValue(), /^whsec_/);
+    await axe(page, "the page with the Sinks view");
+    await page.getByRole("button", { name: "I have stored it" }).click();
+    const row = page.locator("tr", { hasText: "SOC hook" });
+    await row.waitFor();
+    await page.getByRole("button", { name: "Test SOC hook" }).click();
+    await page.getByText("SOC hook: the receiver accepted the test delivery.").waitFor();
+    assert.equal(hits.length, 1);
+    assert.match(hits[0], /^v1,/);
+    answer = 401;
+    await page.getByRole("button", { name: "Test SOC hook" }).click();
+    await page.getByText("SOC hook: the receiver answered: token expired.").waitFor();
+    await page.getByRole("button", { name: "Disable SOC hook" }).click();
+    await row.locator("td", { hasText: "disabled" }).waitFor();
+    await page.getByRole("button", { name: "Delete SOC hook" }).click();
+    await page.getByText("SOC hook deleted.").waitFor();
+    await page.locator("tr", { hasText: "SOC hook" }).waitFor({ state: "detached" });
+    await page.screenshot({ path: join(ARTIFACTS, "sinks.png"), fullPage: true });
+  } finally {
+    await page.close();
+    receiver.close();
+  }
 });

@@ -293,3 +293,52 @@ test("deleting the connection stops its forwarding", async () => {
   const s = (await api("GET", `/sinks/${sinks.hook.id}`)).json;
   assert.equal(s.pending, 0);
 });
+
+test("a worker killed mid-delivery and started again delivers everything, repeats counted", async () => {
+  let secret = null;
+  const slow = await receiver("slow webhook", async (req, body, res, r) => {
+    new Webhook(secret).verify(body, req.headers);
+    const msg = JSON.parse(body);
+    await new Promise((ok) => setTimeout(ok, 150));
+    for (const d of msg.data) r.note(`${msg.type}:${d.id}`);
+    res.writeHead(200);
+    res.end();
+  });
+  const sim2 = await startSim(["--days", "3", "--events-per-day", "900", "--seed", "78"]);
+  const vars = { PULL_PAGE_SIZE: "300", SINK_TIMEOUT_MS: "1500", SINK_BACKOFF_MAX_SECS: "2" };
+  const first = await startWorker({ vars, keepPersist: true });
+  let second = null;
+  try {
+    const c1 = client(first);
+    const made = await c1.api("POST", "/api/v1/sinks", { name: "slow", kind: "webhook", url: `${slow.url}/in`, streams: ["events"] });
+    assert.equal(made.status, 201, made.text);
+    secret = made.json.secret;
+    const conn2 = await c1.connect(sim2, "killed");
+    await waitFor("some deliveries", () => slow.got.size >= 300, 120_000);
+    await first.kill();
+    const atKill = slow.got.size;
+    second = await startWorker({ vars, persist: first.persist, adminToken: first.adminToken, encryptionKey: first.encryptionKey });
+    const c2 = client(second);
+    await c2.waitCaughtUp(conn2.id, { timeoutMs: 300_000, crons: [second] });
+    const ids = [];
+    let cursor = null;
+    do {
+      const r = await c2.api("GET", `/api/v1/connections/${conn2.id}/events?limit=1000${cursor ? `&cursor=${cursor}` : ""}`);
+      ids.push(...r.json.events.map((e) => e.id));
+      cursor = r.json.next_cursor;
+    } while (cursor);
+    await waitFor("all delivered after the restart", async () => {
+      if (Date.now() % 3000 < 600) await second.cron().catch(() => {});
+      return ids.every((id) => slow.got.has(`events:${id}`));
+    }, 180_000);
+    const extra = [...slow.got.keys()].filter((k) => !ids.includes(k.slice("events:".length)));
+    assert.deepEqual(extra, [], "nothing but stored events");
+    console.log(`forwarding after a kill: ${ids.length} events, ${atKill} delivered before the kill, ${slow.repeats()} repeats`);
+    assert.deepEqual(slow.errors, []);
+  } finally {
+    await second?.stop();
+    await first.stop().catch(() => {});
+    await sim2.stop();
+    await slow.close();
+  }
+});
