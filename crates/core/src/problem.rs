@@ -219,6 +219,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_api_description_lists_every_code() {
+        let spec: serde_json::Value =
+            serde_json::from_str(include_str!("../../worker/openapi.json")).unwrap();
+        let listed: Vec<&str> = spec["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let mut want: Vec<&str> = ProblemCode::ALL.iter().map(|c| c.as_str()).collect();
+        let mut got = listed.clone();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn every_code_serializes_to_its_stable_name_and_has_advice() {
         for code in ProblemCode::ALL {
             let json = serde_json::to_value(code).unwrap();
