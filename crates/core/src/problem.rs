@@ -222,7 +222,8 @@ mod tests {
     fn the_api_description_lists_every_code() {
         let spec: serde_json::Value =
             serde_json::from_str(include_str!("../../worker/openapi.json")).unwrap();
-        let listed: Vec<&str> = spec["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+        let listed: Vec<&str> = spec["components"]["schemas"]["Problem"]["properties"]["code"]
+            ["enum"]
             .as_array()
             .unwrap()
             .iter()
