@@ -10,6 +10,7 @@ import { startSim, startWorker, ROOT } from "../tests/support/harness.mjs";
 import { client, waitFor } from "../tests/support/pulls.mjs";
 import { launch } from "../tests/support/browser.mjs";
 import { pageBytes, timeToInput } from "./page.mjs";
+import { forwardingFigures, workerdCpu } from "./forwarding.mjs";
 
 const OUT = join(ROOT, "target", "bench");
 mkdirSync(OUT, { recursive: true });
@@ -20,20 +21,6 @@ const log = (...a) => console.log("bench:", ...a);
 
 function snTime(d) {
   return d.toISOString().slice(0, 19).replace("T", " ");
-}
-
-/** CPU seconds (user + system) of every workerd process. */
-function workerdCpu() {
-  let ticks = 0;
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (!cmd.includes("workerd")) continue;
-      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {}
-  }
-  return ticks / 100;
 }
 
 /** Bytes of the files under `dir` whose path matches `re`. */
@@ -237,6 +224,10 @@ if (process.env.BENCH_MILLION !== "0") {
   }
 }
 
+// 6. Forwarding (bench/forwarding.mjs).
+results.forwarding = await forwardingFigures(PER_DAY / 4);
+log(`forwarding: ${results.forwarding.events} events in ${results.forwarding.seconds.toFixed(1)} s`);
+
 // Cost of one million events on Workers Paid, from the measured rates.
 {
   const o = results.ours;
@@ -298,6 +289,10 @@ const rows = [
     ["  peak workerd memory, MB", (r.million.peak_workerd_rss_bytes / 1e6).toFixed(0), ""],
     ["  GET /connections/{id} during it, p95 ms", r.million.status_ms_p95.toFixed(0), "<= 1000"],
   ] : []),
+  ["forwarding to a local webhook, events/s", r.forwarding.events_per_s.toFixed(0), ""],
+  ["  subrequests per 10,000 events forwarded", r.forwarding.subrequests_per_10k.toFixed(1), ""],
+  ["    (receiver calls / archive reads / D1 statements)", `${r.forwarding.calls_per_10k.toFixed(1)} / ${r.forwarding.archive_reads_per_10k.toFixed(1)} / ${r.forwarding.d1_per_10k.toFixed(1)}`, ""],
+  ["  workerd CPU ms per 10,000 events forwarded", r.forwarding.workerd_cpu_ms_per_10k.toFixed(0), ""],
   ["connect page, gzip bytes", String(r.page_gzip_bytes), "<= 65536"],
   ["worker, gzip bytes", String(r.worker_gzip_bytes), ""],
   ["time until the sign-in form accepts input, ms", r.page_input_ms_median.toFixed(0), "<= 150"],

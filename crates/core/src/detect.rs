@@ -649,7 +649,7 @@ impl Detector {
             if !reached {
                 continue;
             }
-            let snapshot = w.clone();
+            let mut snapshot = w.clone();
             // An overlapping window that already raised grows that alert.
             let id = [start - hop, start + hop]
                 .iter()
@@ -664,10 +664,34 @@ impl Detector {
             if let Some(w) = self.state.windows.get_mut(&(rule, key.to_string(), start)) {
                 w.alert = Some(id.clone());
             }
-            let n = match distinct {
-                Some(_) => snapshot.distinct.len() as u32,
-                None => snapshot.count,
+            let size = |w: &Window| match distinct {
+                Some(_) => w.distinct.len() as u32,
+                None => w.count,
             };
+            // The alert stands for every window that grew it: it shows the
+            // fullest of them. (An attack straddling a hop boundary lies
+            // wholly in the earlier window and partly in the later one,
+            // which would otherwise report the part.)
+            for s in [start - hop, start + hop] {
+                let Some(o) = self.state.windows.get(&(rule, key.to_string(), s)) else {
+                    continue;
+                };
+                if o.alert.as_deref() != Some(id.as_str()) {
+                    continue;
+                }
+                if size(o) > size(&snapshot) {
+                    snapshot.count = o.count;
+                    snapshot.distinct = o.distinct.clone();
+                }
+                snapshot.first = snapshot.first.min(o.first);
+                snapshot.last = snapshot.last.max(o.last);
+                for id in &o.evidence {
+                    if snapshot.evidence.len() < MAX_EVIDENCE && !snapshot.evidence.contains(id) {
+                        snapshot.evidence.push(id.clone());
+                    }
+                }
+            }
+            let n = size(&snapshot);
             let (first, last) = (rfc3339(snapshot.first), rfc3339(snapshot.last));
             let (title, summary) = match rule {
                 Rule::FailedLoginBurst => (
@@ -1084,6 +1108,36 @@ mod tests {
             .map(|a| a.id.as_str())
             .collect();
         assert_eq!(ids.len(), 1, "{alerts:#?}");
+    }
+
+    #[test]
+    fn an_alert_counts_its_whole_burst_wherever_the_burst_falls_against_the_hops() {
+        // 12 failures 20 s apart, started at every 10 s of a whole window
+        // (so across every hop boundary), read in one page or one by one:
+        // the last word on the alert is always the whole burst.
+        let window = RuleConfig::default().failed_login_burst.window_secs;
+        for offset in (0..window).step_by(10) {
+            let burst = failures(12, |_| "ann".into(), "203.0.113.9", T0 + offset, 20);
+            for pages in [1usize, 12] {
+                let mut d = Detector::new(RuleConfig::default());
+                let mut last: BTreeMap<String, u32> = BTreeMap::new();
+                for chunk in burst.chunks(12 / pages) {
+                    for a in run(&mut d, chunk)
+                        .into_iter()
+                        .filter(|a| a.rule == Rule::FailedLoginBurst)
+                    {
+                        let c = last.entry(a.id.clone()).or_default();
+                        *c = (*c).max(a.count);
+                    }
+                }
+                assert_eq!(last.len(), 1, "offset {offset}, {pages} pages: {last:?}");
+                assert_eq!(
+                    last.values().next(),
+                    Some(&12),
+                    "offset {offset}, {pages} pages"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1021,5 +1021,60 @@ pub const REFUSED_RETRY_SECS: i64 = 3600;
 /// A sink failing this long turns `failing` (it keeps its backlog).
 pub const FAILING_AFTER_SECS: i64 = 86_400;
 
+/// A sink after a failed call: when to try again, the state it turns to
+/// (if it changes), and the receiver's answer to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub next_at: i64,
+    pub state: Option<SinkState>,
+    pub status: u16,
+    pub message: String,
+}
+
+/// `failures` counts this one; `failing_since` is when the run of failures
+/// began. A refusal (a 4xx that will not heal) fails the sink at once and is
+/// tried hourly; a retryable failure turns it `failing` after a day; a
+/// webhook's 410 disables it.
+pub fn after_failure(
+    verdict: Verdict,
+    failures: u32,
+    failing_since: i64,
+    now: i64,
+    jitter: f64,
+    max_secs: i64,
+) -> Failure {
+    let slow = REFUSED_RETRY_SECS.min(max_secs.max(1));
+    match verdict {
+        Verdict::Retry {
+            after_secs,
+            status,
+            message,
+        } => Failure {
+            next_at: now + retry_delay(failures, after_secs, jitter, max_secs),
+            state: (now - failing_since >= FAILING_AFTER_SECS).then_some(SinkState::Failing),
+            status,
+            message,
+        },
+        Verdict::Refused { status, message } => Failure {
+            next_at: now + slow,
+            state: Some(SinkState::Failing),
+            status,
+            message,
+        },
+        Verdict::Gone => Failure {
+            next_at: now + slow,
+            state: Some(SinkState::Disabled),
+            status: 410,
+            message: "the receiver answered 410 Gone: the sink is disabled".into(),
+        },
+        Verdict::Accepted { .. } => Failure {
+            next_at: now,
+            state: None,
+            status: 0,
+            message: String::new(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests;

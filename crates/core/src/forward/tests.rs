@@ -347,3 +347,65 @@ fn batches_fit_the_receiver() {
     assert_eq!(batch_len(SinkKind::Webhook, &big[..10]), 10);
     assert_eq!(batch_len(SinkKind::Elastic, &big), 1000);
 }
+
+#[test]
+fn a_sink_fails_after_a_day_at_once_when_refused_and_a_410_disables_it() {
+    let retry = || Verdict::Retry {
+        after_secs: None,
+        status: 503,
+        message: "busy".into(),
+    };
+    let f = after_failure(retry(), 3, 1_000, 1_000 + 3600, 1.0, MAX_RETRY_SECS);
+    assert_eq!(
+        (f.next_at, f.state, f.status),
+        (1_000 + 3600 + 120, None, 503)
+    );
+    let f = after_failure(
+        retry(),
+        40,
+        1_000,
+        1_000 + FAILING_AFTER_SECS,
+        1.0,
+        MAX_RETRY_SECS,
+    );
+    assert_eq!(f.state, Some(SinkState::Failing));
+    assert_eq!(
+        f.next_at,
+        1_000 + FAILING_AFTER_SECS + 3600,
+        "still tried, hourly"
+    );
+    let f = after_failure(
+        Verdict::Refused {
+            status: 401,
+            message: "bad token".into(),
+        },
+        1,
+        5,
+        5,
+        0.5,
+        MAX_RETRY_SECS,
+    );
+    assert_eq!(
+        (f.state, f.next_at, f.message.as_str()),
+        (
+            Some(SinkState::Failing),
+            5 + REFUSED_RETRY_SECS,
+            "bad token"
+        )
+    );
+    let f = after_failure(Verdict::Gone, 1, 5, 5, 0.5, MAX_RETRY_SECS);
+    assert_eq!((f.state, f.status), (Some(SinkState::Disabled), 410));
+    let f = after_failure(
+        Verdict::Retry {
+            after_secs: Some(120),
+            status: 429,
+            message: String::new(),
+        },
+        1,
+        5,
+        5,
+        0.5,
+        MAX_RETRY_SECS,
+    );
+    assert_eq!(f.next_at, 125, "Retry-After wins");
+}

@@ -216,6 +216,9 @@ impl Plane {
 struct Batch {
     items: Vec<Item>,
     positions: Vec<(i64, i64)>,
+    /// Archive reads (R2 ranged GETs) and D1 statements it took.
+    reads: u32,
+    statements: u32,
 }
 
 /// The page lines after the cursor, up to what one call can carry.
@@ -229,6 +232,8 @@ async fn event_batch(
     let mut batch = Batch {
         items: Vec::new(),
         positions: Vec::new(),
+        reads: 0,
+        statements: 0,
     };
     for page in plane.pages_after(c.page, c.line)? {
         let first = if page.id == c.page {
@@ -252,6 +257,7 @@ async fn event_batch(
             continue;
         };
         let lines = crate::archive::member_lines(bucket, &page.key, start, end).await?;
+        batch.reads += 1;
         let base = (first as usize / archive::LINES_PER_MEMBER * archive::LINES_PER_MEMBER) as i64;
         for (i, l) in lines.iter().enumerate() {
             let line = base + i as i64;
@@ -285,8 +291,11 @@ async fn alert_batch(
     let mut batch = Batch {
         items: Vec::new(),
         positions: Vec::new(),
+        reads: 0,
+        statements: 0,
     };
     for (seq, alert) in plane.alerts_after(c.alert_seq, max as i64)? {
+        batch.statements += 1;
         // The status as it stands now (an admin may have acknowledged it).
         let status = store
             .get(&alert.id)
@@ -458,6 +467,7 @@ async fn step(
     };
     let max = kind.limits().items;
     let mut calls = 0;
+    let (mut reads, mut statements) = (0u32, 0u32);
     let mut error_text = String::new();
     'streams: for stream in settings.streams.iter().copied() {
         while failure.is_none() && calls < CALLS_PER_SINK {
@@ -467,6 +477,8 @@ async fn step(
                     alert_batch(plane, env, cursor, settings.format, &row.instance_url, max).await?
                 }
             };
+            reads += batch.reads;
+            statements += batch.statements;
             if batch.items.is_empty() {
                 continue 'streams;
             }
@@ -514,49 +526,26 @@ async fn step(
     if let Some((verdict, at)) = failure {
         cursor.failures += 1;
         let since = *cursor.failing_since.get_or_insert(at);
-        let (status, message, delay, state) = match verdict {
-            Verdict::Retry {
-                after_secs,
-                status,
-                message,
-            } => {
-                let failing = at - since >= forward::FAILING_AFTER_SECS;
-                (
-                    status,
-                    message,
-                    forward::retry_delay(
-                        cursor.failures as u32,
-                        after_secs,
-                        jitter(),
-                        backoff_max(env),
-                    ),
-                    failing.then_some(SinkState::Failing),
-                )
-            }
-            Verdict::Refused { status, message } => (
-                status,
-                message,
-                forward::REFUSED_RETRY_SECS.min(backoff_max(env)),
-                Some(SinkState::Failing),
-            ),
-            Verdict::Gone => (
-                410,
-                "the receiver answered 410 Gone: the sink is disabled".to_string(),
-                forward::REFUSED_RETRY_SECS.min(backoff_max(env)),
-                Some(SinkState::Disabled),
-            ),
-            Verdict::Accepted { .. } => (0, String::new(), 0, None),
-        };
-        error_text = message;
-        cursor.next_at = at + delay;
+        let f = forward::after_failure(
+            verdict,
+            cursor.failures as u32,
+            since,
+            at,
+            jitter(),
+            backoff_max(env),
+        );
+        error_text = f.message;
+        cursor.next_at = f.next_at;
         plane.save_sink_cursor(cursor)?;
-        report.failed = Some((at, status, ""));
-        report.state = state;
+        report.failed = Some((at, f.status, ""));
+        report.state = f.state;
         next = Some(cursor.next_at);
         console_log!(
-            "forward: sink {} for {} failed ({status}); again in {delay} s",
+            "forward: sink {} for {} failed ({}); again in {} s",
             sink.id,
-            row.id
+            row.id,
+            f.status,
+            f.next_at - at
         );
     }
     if let Some(f) = report.failed.as_mut() {
@@ -570,6 +559,17 @@ async fn step(
         next = Some(crate::now());
     }
     store.report(&report).await?;
+    statements += 1
+        + u32::from(report.succeeded_at.is_some())
+        + u32::from(report.failed.is_some())
+        + u32::from(report.state.is_some());
+    // What forwarding costs, for `make bench` (ids and counts only).
+    console_log!(
+        "forward: {} {}: {} records in {calls} calls, {reads} archive reads, {statements} D1 statements",
+        sink.id,
+        row.id,
+        report.delivered
+    );
     Ok(next)
 }
 
