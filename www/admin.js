@@ -9,39 +9,77 @@ export function mountAdmin(root, { apiBase, token }) {
   const heading = el("h2", { id: "connections-title", class: "section-title", text: "Connections" });
   const status = el("p", { role: "status", "aria-live": "polite", class: "snc-live" });
   const list = el("ul", { class: "connections", "aria-label": "Connections" });
+  const empty = el("p", { text: "No connections yet.", hidden: true });
   const activity = el("div", { class: "activity" });
   const alertsHeading = el("h2", { id: "alerts-title", class: "section-title", text: "Alerts" });
   const alertsBox = el("section", { class: "alerts", "aria-labelledby": "alerts-title" });
-  root.append(heading, status, list, activity, alertsHeading, alertsBox);
+  root.append(heading, status, list, empty, activity, alertsHeading, alertsBox);
   const call = (method, path, body) => api(apiBase, token, method, path, body);
 
-  function row(c) {
+  // One entry per connection, updated in place by each refresh: an open
+  // reconnect form or delete confirmation, and the focus, stay as they are.
+  const rows = new Map();
+  const methodLabel = (m) => ({ oauth: "OAuth", client_credentials: "client credentials", basic: "legacy" })[m] ?? m;
+
+  function makeRow(c) {
     const item = el("li", { class: "connection", "data-id": c.id });
-    const name = el("h3", { text: c.name });
-    const badge = el("span", { class: `snc-badge ${c.status}`, "data-status": c.status, text: c.status });
-    const meta = el("p", { class: "meta", text: `${c.instance_url} · ${{ oauth: "OAuth", client_credentials: "client credentials", basic: "legacy" }[c.method] ?? c.method} · ${c.release ?? "?"} · last pull ${c.last_pull_at ?? "not yet"} · ${c.event_count} events · posture ${c.posture_score == null ? "not checked yet" : `${c.posture_score}/100`} · ${c.open_alerts} open alert${c.open_alerts === 1 ? "" : "s"}` });
-    item.append(el("div", { class: "row" }, name, badge), meta);
-    if (c.status_detail) item.append(el("p", { class: "snc-error", text: `${c.status_detail.code}: ${c.status_detail.message}` }));
-    for (const w of c.warnings) item.append(el("p", { class: "snc-warning", text: w.message }));
-    const total = Math.max(c.backfill.total, c.backfill.events, 1);
-    item.append(el("label", { for: `bf-${c.id}`, class: "small", text: c.backfill.done ? "Backfill complete" : "Backfill" }),
-      el("progress", { id: `bf-${c.id}`, max: String(total), value: String(Math.min(c.backfill.events, total)) }));
+    const parts = {
+      name: el("h3"),
+      badge: el("span", { class: "snc-badge" }),
+      meta: el("p", { class: "meta" }),
+      notes: el("div"),
+      bfLabel: el("label", { for: `bf-${c.id}`, class: "small" }),
+      bf: el("progress", { id: `bf-${c.id}` }),
+    };
+    const r = { item, parts, c };
     const actions = el("div", { class: "actions" });
     const button = (label, handler, cls) => {
-      const b = el("button", { type: "button", class: cls ?? "secondary", text: label, "aria-label": `${label} ${c.name}` });
+      const b = el("button", { type: "button", class: cls ?? "secondary", text: label });
       b.addEventListener("click", handler);
       actions.append(b);
       return b;
     };
-    button("Activity", () => showActivity(c));
-    button("Posture", () => showPosture(c));
-    button("Accounts", () => showAccounts(c));
-    button("Pull now", async () => { await call("POST", `/connections/${c.id}/pull`); status.textContent = `Pull queued for ${c.name}.`; });
-    button(c.enabled ? "Disable" : "Enable", async () => { await call("PATCH", `/connections/${c.id}`, { enabled: !c.enabled }); refresh(); });
-    button("Reconnect", () => reconnectForm(item, c));
-    button("Delete", () => confirmDelete(item, c), "danger");
-    item.append(actions);
-    return item;
+    // Handlers read r.c: the connection as the last refresh saw it.
+    parts.buttons = [
+      [button("Activity", () => showActivity(r.c)), "Activity"],
+      [button("Posture", () => showPosture(r.c)), "Posture"],
+      [button("Accounts", () => showAccounts(r.c)), "Accounts"],
+      [button("Pull now", () => act(r, "POST", `/connections/${r.c.id}/pull`, undefined, `Pull queued for ${r.c.name}.`, "Pull now")), "Pull now"],
+      [parts.toggle = button("Disable", () => act(r, "PATCH", `/connections/${r.c.id}`, { enabled: !r.c.enabled }, `${r.c.name} ${r.c.enabled ? "disabled" : "enabled"}.`, r.c.enabled ? "Disable" : "Enable")), null],
+      [button("Reconnect", () => reconnectForm(item, r.c)), "Reconnect"],
+      [button("Delete", () => confirmDelete(item, r.c), "danger"), "Delete"],
+    ];
+    item.append(el("div", { class: "row" }, parts.name, parts.badge), parts.meta, parts.notes, parts.bfLabel, parts.bf, actions);
+    return r;
+  }
+
+  function update(r, c) {
+    r.c = c;
+    const p = r.parts;
+    p.name.textContent = c.name;
+    p.badge.className = `snc-badge ${c.status}`;
+    p.badge.dataset.status = c.status;
+    p.badge.textContent = c.status;
+    p.meta.textContent = `${c.instance_url} · ${methodLabel(c.method)} · ${c.release ?? "?"} · last pull ${c.last_pull_at ?? "not yet"} · ${c.event_count} events · posture ${c.posture_score == null ? "not checked yet" : `${c.posture_score}/100`} · ${c.open_alerts} open alert${c.open_alerts === 1 ? "" : "s"}`;
+    const notes = [];
+    if (c.status_detail) notes.push(el("p", { class: "snc-error", text: `${c.status_detail.code}: ${c.status_detail.message}` }));
+    for (const w of c.warnings) notes.push(el("p", { class: "snc-warning", text: w.message }));
+    const key = JSON.stringify([c.status_detail, c.warnings]);
+    if (p.notesKey !== key) { p.notes.replaceChildren(...notes); p.notesKey = key; }
+    const total = Math.max(c.backfill.total, c.backfill.events, 1);
+    p.bfLabel.textContent = c.backfill.done ? "Backfill complete" : "Backfill";
+    p.bf.max = total;
+    p.bf.value = Math.min(c.backfill.events, total);
+    p.toggle.textContent = c.enabled ? "Disable" : "Enable";
+    for (const [b, label] of p.buttons) b.setAttribute("aria-label", `${label ?? b.textContent} ${c.name}`);
+  }
+
+  /** An action, and what really came of it. */
+  async function act(r, method, path, body, done, what) {
+    const res = await call(method, path, body);
+    status.textContent = res.ok ? done : `${what} ${r.c.name} failed: ${res.problem.title}. ${res.problem.detail}`;
+    status.dataset.state = res.ok ? "ok" : "error";
+    await refresh();
   }
 
   function confirmDelete(item, c) {
@@ -49,7 +87,13 @@ export function mountAdmin(root, { apiBase, token }) {
     const yes = el("button", { type: "button", class: "danger", text: "Delete for good" });
     const no = el("button", { type: "button", class: "secondary", text: "Keep it" });
     box.append(el("p", { id: `del-${c.id}`, text: `Delete ${c.name}? Its secrets, cursors and ${c.event_count} events are removed.` }), yes, no);
-    yes.addEventListener("click", async () => { await call("DELETE", `/connections/${c.id}`); status.textContent = `${c.name} deleted.`; refresh(); });
+    yes.addEventListener("click", async () => {
+      const res = await call("DELETE", `/connections/${c.id}`);
+      if (res.ok) box.remove();
+      status.textContent = res.ok ? `${c.name} deleted.` : `Delete ${c.name} failed: ${res.problem.title}. ${res.problem.detail}`;
+      status.dataset.state = res.ok ? "ok" : "error";
+      refresh();
+    });
     no.addEventListener("click", () => box.remove());
     item.append(box);
     no.focus();
@@ -282,9 +326,31 @@ export function mountAdmin(root, { apiBase, token }) {
 
   async function refresh() {
     const res = await call("GET", "/connections");
-    if (!res.ok) { status.textContent = res.problem.detail; return; }
-    list.replaceChildren(...res.json.connections.map(row));
-    if (!res.json.connections.length) list.replaceChildren(el("li", { text: "No connections yet." }));
+    if (!res.ok) {
+      status.textContent = res.problem.code === "connector_unreachable" ? "The connector could not be reached; the list will update when it answers again." : `The list could not be updated: ${res.problem.detail}`;
+      status.dataset.state = "error";
+      return;
+    }
+    const seen = new Set();
+    let before = list.firstChild;
+    for (const c of res.json.connections) {
+      seen.add(c.id);
+      let r = rows.get(c.id);
+      if (!r) {
+        r = makeRow(c);
+        rows.set(c.id, r);
+      }
+      update(r, c);
+      if (r.item !== before) list.insertBefore(r.item, before);
+      before = r.item.nextSibling;
+    }
+    for (const [id, r] of rows) {
+      if (!seen.has(id)) {
+        r.item.remove();
+        rows.delete(id);
+      }
+    }
+    empty.hidden = res.json.connections.length > 0;
   }
   refresh();
   const alertsView = mountAlerts();

@@ -185,7 +185,9 @@ export function mountWizard(root, opts) {
     for (const w of c.warnings ?? []) wrap.append(el("p", { class: "snc-warning", text: w.message }));
     const total = Math.max(c.backfill.total, c.backfill.events, 1);
     const bar = el("progress", { max: String(total), value: String(c.backfill.events), "aria-label": "Backfill progress" });
-    wrap.append(el("p", { text: c.backfill.done ? "The last 7 days are in." : "Collecting the last 7 days of events…" }), bar, el("p", { class: "snc-count", text: `${c.backfill.events} events` }));
+    // The backfill's length is the deployment's (BACKFILL_DAYS), as /settings says.
+    const days = opts.settings?.backfill_days ?? 7;
+    wrap.append(el("p", { text: c.backfill.done ? `The last ${days} days are in.` : `Collecting the last ${days} days of events…` }), bar, el("p", { class: "snc-count", text: `${c.backfill.events} events` }));
     return wrap;
   }
 
@@ -207,13 +209,26 @@ export function mountWizard(root, opts) {
     alert.focus?.();
   }
 
+  /** Follows the backfill; a failed read is tried again with backoff, and says so. */
   async function poll(id) {
-    while (state.step === "status" && state.connection?.id === id && !state.connection.backfill.done) {
-      await new Promise((r) => setTimeout(r, 1000));
+    let failures = 0;
+    const watching = () => state.step === "status" && state.connection?.id === id;
+    while (watching() && !state.connection.backfill.done) {
+      await new Promise((r) => setTimeout(r, failures ? Math.min(30, 2 ** failures) * 1000 : 1000));
+      if (!watching()) return;
       const res = await api(opts.apiBase, opts.token, "GET", `/connections/${id}`);
-      if (!res.ok) return;
+      if (!res.ok) {
+        failures++;
+        const wait = Math.min(30, 2 ** failures);
+        live.textContent = res.problem.code === "connector_unreachable"
+          ? `The connector could not be reached. Trying again in ${wait} s.`
+          : `The progress could not be read (${res.problem.title}). Trying again in ${wait} s.`;
+        continue;
+      }
+      if (failures) live.textContent = "The connector answers again.";
+      failures = 0;
       state.connection = res.json;
-      if (state.step === "status") body.replaceChildren(statusView(res.json));
+      if (watching()) body.replaceChildren(statusView(res.json));
     }
   }
 

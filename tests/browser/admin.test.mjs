@@ -1,0 +1,110 @@
+// The hosted page's behaviour under change and failure, in Debian's Chromium
+// against the worker (workerd) and the simulator: the list updates in place
+// (an open form keeps what is typed), every action shows its real outcome,
+// the wizard's progress survives a failed request, and the connector being
+// down is told apart from ServiceNow's problems.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startWorker, startSim } from "../support/harness.mjs";
+import { client } from "../support/pulls.mjs";
+import { launch } from "../support/browser.mjs";
+
+let worker, sim, simWizard, browser, c, conn;
+
+before(async () => {
+  [sim, simWizard] = await Promise.all([
+    startSim(["--days", "1", "--events-per-day", "200", "--seed", "51"]),
+    startSim(["--days", "2", "--events-per-day", "2000", "--seed", "52"]),
+  ]);
+  worker = await startWorker({ vars: { PULL_PAGE_SIZE: "500", PULL_MAX_CALLS: "2" } });
+  c = client(worker);
+  conn = await c.connect(sim, "Listed");
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await worker?.stop();
+  await Promise.all([sim?.stop(), simWizard?.stop()]);
+});
+
+async function openAdmin() {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(worker.url + "/");
+  await page.getByLabel("Admin token or API key").fill(worker.adminToken);
+  await page.getByRole("button", { name: "Continue" }).click();
+  await page.locator("li.connection", { hasText: "Listed" }).waitFor();
+  return { page, errors };
+}
+
+test("an open reconnect form and a delete confirmation survive the list's refreshes", async () => {
+  const { page, errors } = await openAdmin();
+  await page.getByRole("button", { name: "Reconnect Listed" }).click();
+  const pw = page.locator("li.connection", { hasText: "Listed" }).getByLabel("Password");
+  await pw.fill("half-typed");
+  // The list refreshes every 3 s: two refreshes pass.
+  await page.waitForTimeout(7000);
+  assert.equal(await pw.inputValue(), "half-typed", "what was typed is still there");
+  assert.equal(await pw.evaluate((e) => e === document.activeElement), true, "and keeps the focus");
+  await page.getByRole("button", { name: "Delete Listed" }).click();
+  await page.waitForTimeout(3500);
+  assert.equal(await page.getByRole("alertdialog").count(), 1, "the confirmation is still open");
+  await page.getByRole("button", { name: "Keep it" }).click();
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("a failing action shows its error, not success", async () => {
+  const { page } = await openAdmin();
+  const problem = (status, code, title) => ({ status, contentType: "application/problem+json", body: JSON.stringify({ type: "x", title, status, detail: "Try again.", code }) });
+  await page.route("**/api/v1/connections/*/pull", (route) => route.fulfill(problem(500, "internal", "Something went wrong on our side")));
+  await page.getByRole("button", { name: "Pull now Listed" }).click();
+  await page.getByRole("status").filter({ hasText: "Pull now Listed failed: Something went wrong on our side." }).waitFor();
+  await page.route(`**/api/v1/connections/${conn.id}`, (route) => (route.request().method() === "PATCH" ? route.fulfill(problem(404, "not_found", "Not found")) : route.fallback()));
+  await page.getByRole("button", { name: "Disable Listed" }).click();
+  await page.getByRole("status").filter({ hasText: "Disable Listed failed: Not found." }).waitFor();
+  assert.equal((await c.connection(conn.id)).enabled, true, "nothing changed");
+  await page.close();
+});
+
+test("the wizard's progress survives failed requests and says it is retrying; the connector being down is its own problem", async () => {
+  const { page, errors } = await openAdmin();
+  const fill = async (name) => {
+    await page.getByLabel("Connection name").fill(name);
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByLabel("User ID").fill(simWizard.username);
+    await page.getByLabel("Password", { exact: true }).fill(simWizard.password);
+    await page.getByLabel("Instance URL").fill(simWizard.instance_url);
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByLabel("Client ID").fill(simWizard.client_id);
+    await page.getByLabel("Client secret").fill(simWizard.client_secret);
+    await page.getByRole("button", { name: "Next" }).click();
+  };
+  // The connector itself unreachable at connect: not a ServiceNow problem,
+  // and the admin stays where they were.
+  await page.route("**/api/v1/connections", (route) => (route.request().method() === "POST" ? route.abort("connectionrefused") : route.fallback()));
+  await fill("Progress");
+  await page.getByRole("button", { name: "Connect", exact: true }).click();
+  await page.getByText("The connector could not be reached").waitFor();
+  await page.getByText("Code: connector_unreachable").waitFor();
+  assert.equal(await page.getByRole("heading", { name: "Connect", exact: true }).count(), 1, "still on the Connect step");
+  assert.equal(await page.getByText("instance_unreachable").count(), 0);
+  await page.unroute("**/api/v1/connections");
+  // Connected; the first progress reads fail, then the connector answers.
+  let failed = 0;
+  await page.route("**/api/v1/connections/*", (route) => {
+    if (route.request().method() === "GET" && failed < 2) {
+      failed++;
+      return route.abort("connectionrefused");
+    }
+    return route.fallback();
+  });
+  await page.getByRole("button", { name: "Connect", exact: true }).click();
+  await page.getByText("The connector could not be reached. Trying again in 2 s.").waitFor();
+  await page.getByText(/The last \d+ days are in\.|The last 7 days are in\./).waitFor({ timeout: 120_000 });
+  assert.equal(failed, 2);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
