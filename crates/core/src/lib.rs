@@ -29,6 +29,7 @@ pub mod seal;
 pub mod secret;
 pub mod servicenow;
 pub mod table;
+pub mod wizard;
 
 /// The product version, shown by `GET /api/v1/health` and in the browser.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
