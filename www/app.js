@@ -79,7 +79,10 @@ async function start({ quiet = false } = {}) {
 
 tokenForm.addEventListener("submit", (ev) => {
   ev.preventDefault();
-  sessionStorage.setItem("snc-admin-token", document.getElementById("token").value.trim());
+  const input = document.getElementById("token");
+  sessionStorage.setItem("snc-admin-token", input.value.trim());
+  // Kept in this tab's storage only: not in the page.
+  input.value = "";
   start();
 });
 // With a token in this tab, use it; without one, Cloudflare Access may

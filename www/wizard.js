@@ -28,8 +28,7 @@ export function el(tag, attrs = {}, ...children) {
  * `null` sends none: behind Cloudflare Access the edge vouches for the page.
  */
 export async function api(base, credential, method, path, body) {
-  const attempt = async (renew) => {
-    const value = typeof credential === "function" ? await credential(renew) : credential;
+  const send = (value) => {
     const headers = {};
     if (value) headers.authorization = `Bearer ${value}`;
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -37,8 +36,15 @@ export async function api(base, credential, method, path, body) {
   };
   let r;
   try {
-    r = await attempt(false);
-    if (typeof credential === "function" && (r.status === 401 || (r.status === 403 && method === "POST" && path === "/connections"))) r = await attempt(true);
+    const first = typeof credential === "function" ? await credential(false) : credential;
+    r = await send(first);
+    const ranOut = r.status === 401 || (r.status === 403 && method === "POST" && path === "/connections");
+    if (typeof credential === "function" && ranOut) {
+      // Only a credential that can be renewed (a portal's ticket) is tried
+      // again, and only when it changed: a wrong token is not sent twice.
+      const renewed = await credential(true);
+      if (renewed && renewed !== first) r = await send(renewed);
+    }
   } catch (e) {
     return { ok: false, status: 0, problem: { code: "connector_unreachable", title: "The connector could not be reached", detail: "Check your network and the connector's address, then try again." } };
   }

@@ -173,6 +173,13 @@ test("Cloudflare Access: a valid assertion is an admin caller; every bad one is 
   const made = await asAccess(jwt(), "POST", "/keys", { name: "made via access", scopes: ["read"] });
   expect(made, 201);
   secrets.push(made.json.key);
+  // Access rides on a cookie the browser sends by itself: a change asked by
+  // another site's page is refused; the connector's own page may.
+  const forged = await api("POST", "/keys", { name: "forged", scopes: ["admin"] }, { token: null, headers: { "cf-access-jwt-assertion": jwt(), origin: "https://evil.example", "sec-fetch-site": "cross-site" } });
+  expect(forged, 403, "forbidden");
+  const own = await api("POST", "/keys", { name: "from the page", scopes: ["read"] }, { token: null, headers: { "cf-access-jwt-assertion": jwt(), origin: worker.url, "sec-fetch-site": "same-origin" } });
+  expect(own, 201);
+  secrets.push(own.json.key);
 
   const now = Math.floor(Date.now() / 1000);
   const good = jwt();

@@ -379,9 +379,24 @@ pub fn validate(
             }
         }
     };
+    // A credential goes only where it was given for: a PATCH that moves the
+    // sink (its URL, or Sentinel's token URL) must give the credential again.
+    let moved = base.is_some_and(|b| {
+        url.as_ref().is_some_and(|u| *u != b.url)
+            || match (&b.params, &req.token_url) {
+                (SinkParams::Sentinel { token_url, .. }, Some(v)) => {
+                    v.as_str() != token_url.as_deref()
+                }
+                _ => false,
+            }
+    });
     let secret_field = |field: &Option<Value>, name: &str, e: &mut Errors| -> Option<Secret> {
         match field {
-            None if base.is_some() => None,
+            None if base.is_some() && !moved => None,
+            None if base.is_some() => {
+                e.add(name, format!("The sink's address changes: give the {name} again (a stored credential is only sent where it was given for)."));
+                None
+            }
             v => {
                 let t = text_field(v, 4096).map(Secret::new);
                 if t.is_none() {
@@ -393,6 +408,20 @@ pub fn validate(
                 t
             }
         }
+    };
+    if matches!(kind, Some(SinkKind::Elastic) | Some(SinkKind::Sentinel))
+        && url.as_ref().is_some_and(|u| u.as_str().contains('?'))
+    {
+        e.add(
+            "url",
+            "Give the base URL without a query: the connector appends the API's path.",
+        );
+    }
+    let path_safe = |v: &Option<String>| {
+        v.as_deref().is_none_or(|s| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
     };
     let (params, secret) = match kind {
         Some(SinkKind::Webhook) => (Some(SinkParams::Webhook), None),
@@ -459,6 +488,15 @@ pub fn validate(
                 },
             };
             let secret = secret_field(&req.client_secret, "client_secret", &mut e);
+            for (name, v) in [
+                ("dcr_immutable_id", &dcr),
+                ("stream_name", &stream_name),
+                ("tenant_id", &tenant_id),
+            ] {
+                if !path_safe(v) {
+                    e.add(name, "Use letters, digits, '-', '_' and '.' only.");
+                }
+            }
             let params = match (tenant_id, client_id, dcr, stream_name) {
                 (Some(tenant_id), Some(client_id), Some(dcr_immutable_id), Some(stream_name)) => {
                     Some(SinkParams::Sentinel {
@@ -698,6 +736,8 @@ pub fn message_id(stream: Stream, items: &[Item]) -> String {
     for i in items {
         h.update(i.id.as_bytes());
         h.update(b"\n");
+        // A grown alert is sent again under its id: a new message.
+        h.update(i.record.to_string().as_bytes());
     }
     let d = h.finalize();
     format!(
@@ -797,7 +837,13 @@ pub fn delivery(
         SinkParams::Elastic { index } => {
             let mut body = String::new();
             for i in items {
-                body.push_str(&json!({"create": {"_index": index, "_id": i.id}}).to_string());
+                // Events are written once (`create`: a repeat is refused);
+                // an alert grows, so its latest form replaces the earlier.
+                let action = match stream {
+                    Stream::Events => "create",
+                    Stream::Alerts => "index",
+                };
+                body.push_str(&json!({action: {"_index": index, "_id": i.id}}).to_string());
                 body.push('\n');
                 let mut doc = i.record.clone();
                 if let Some(o) = doc.as_object_mut() {
@@ -976,9 +1022,11 @@ fn elastic_items(body: &[u8]) -> Verdict {
                     .and_then(|r| r.as_str())
                     .unwrap_or("")
                     .to_string();
+                // Anything that may heal (429, 5xx) wins: the batch is retried.
+                let heals = |s: u16| s == 429 || s >= 500 || s == 0;
                 if worst
                     .as_ref()
-                    .is_none_or(|(w, _)| *w < 500 && other >= 500 || *w == 0)
+                    .is_none_or(|(w, _)| heals(other) && !heals(*w))
                 {
                     worst = Some((other, reason));
                 }

@@ -121,6 +121,26 @@ impl AlertStore {
 
     /// Raises or grows alerts, in one batch. An alert of a connection that
     /// is gone is not written.
+    /// The status of each of these alerts that exists.
+    pub async fn statuses(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        #[derive(Deserialize)]
+        struct Row {
+            id: String,
+            status: String,
+        }
+        let rows: Vec<Row> = self
+            .db
+            .prepare("SELECT id, status FROM alerts WHERE id IN (SELECT value FROM json_each(?1))")
+            .bind(&[s(&serde_json::to_string(ids)?)])?
+            .all()
+            .await?
+            .results()?;
+        Ok(rows.into_iter().map(|r| (r.id, r.status)).collect())
+    }
+
     pub async fn upsert(&self, alerts: &[Alert], now: i64) -> Result<()> {
         if alerts.is_empty() {
             return Ok(());

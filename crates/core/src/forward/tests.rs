@@ -409,3 +409,82 @@ fn a_sink_fails_after_a_day_at_once_when_refused_and_a_410_disables_it() {
     );
     assert_eq!(f.next_at, 125, "Retry-After wins");
 }
+
+#[test]
+fn a_stored_credential_is_never_sent_to_a_new_address() {
+    let (s, _) = validate(&req(json!({"name":"S","kind":"splunk_hec","url":"https://hec.example.com/services/collector/event","token":"t"})), None, false).unwrap();
+    let errors = validate(
+        &req(json!({"url":"https://evil.example.com/x"})),
+        Some(&s),
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(errors[0].field, "token");
+    let (moved, token) = validate(
+        &req(json!({"url":"https://hec2.example.com/x","token":"t2"})),
+        Some(&s),
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        (moved.url.as_str(), token.unwrap().expose()),
+        ("https://hec2.example.com/x", "t2")
+    );
+    assert!(
+        validate(&req(json!({"name":"renamed"})), Some(&s), false).is_ok(),
+        "a rename keeps it"
+    );
+    let (sen, _) = validate(&req(json!({"name":"S","kind":"sentinel","url":"https://dce.example.com","tenant_id":"t","client_id":"c","client_secret":"x","dcr_immutable_id":"dcr-1","stream_name":"Custom-S_CL"})), None, false).unwrap();
+    assert_eq!(
+        validate(
+            &req(json!({"token_url":"https://evil.example.com/token"})),
+            Some(&sen),
+            false
+        )
+        .unwrap_err()[0]
+            .field,
+        "client_secret"
+    );
+    let bad = validate(&req(json!({"name":"S","kind":"sentinel","url":"https://dce.example.com?x=1","tenant_id":"t","client_id":"c","client_secret":"x","dcr_immutable_id":"../x","stream_name":"a/b"})), None, false).unwrap_err();
+    let mut fields: Vec<_> = bad.iter().map(|e| e.field.as_str()).collect();
+    fields.sort();
+    assert_eq!(fields, ["dcr_immutable_id", "stream_name", "url"]);
+}
+
+#[test]
+fn grown_alerts_are_new_messages_and_replace_in_elastic() {
+    let mut a = items();
+    let first = message_id(Stream::Alerts, &a);
+    a[0].record = json!({"id":"sysevent:a","count":13});
+    assert_ne!(message_id(Stream::Alerts, &a), first);
+    let url = SinkUrl::parse("https://es.example.com", false).unwrap();
+    let params = SinkParams::Elastic {
+        index: "logs-sn-default".into(),
+    };
+    let key = Secret::new("k");
+    let t = Target {
+        url: &url,
+        params: &params,
+        secret: &key,
+        host: "h",
+    };
+    let body = String::from_utf8(delivery(&t, Stream::Alerts, &a, 0, None).body).unwrap();
+    assert!(body.starts_with(r#"{"index":"#), "{body}");
+    let bulk = |items: Value| {
+        resp(
+            200,
+            &[],
+            &json!({"errors": true, "items": items}).to_string(),
+        )
+    };
+    assert!(
+        matches!(
+            verdict(
+                SinkKind::Elastic,
+                &bulk(json!([{"create":{"status":400}},{"create":{"status":503}}]))
+            ),
+            Verdict::Retry { .. }
+        ),
+        "whatever the order, a batch that may heal is retried"
+    );
+}

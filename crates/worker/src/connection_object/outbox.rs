@@ -219,6 +219,9 @@ struct Batch {
     /// Archive reads (R2 ranged GETs) and D1 statements it took.
     reads: u32,
     statements: u32,
+    /// The last page line looked at, readable or not: a batch of nothing
+    /// but unreadable lines moves the cursor here rather than stick.
+    examined: Option<(i64, i64)>,
 }
 
 /// The page lines after the cursor, up to what one call can carry.
@@ -234,6 +237,7 @@ async fn event_batch(
         positions: Vec::new(),
         reads: 0,
         statements: 0,
+        examined: None,
     };
     for page in plane.pages_after(c.page, c.line)? {
         let first = if page.id == c.page {
@@ -246,6 +250,7 @@ async fn event_batch(
         if last < first {
             continue;
         }
+        batch.examined = Some((page.id, last));
         let (Some((start, _)), Some((_, end))) = (
             archive::member_range(&page.members, first as usize),
             archive::member_range(&page.members, last as usize),
@@ -293,18 +298,23 @@ async fn alert_batch(
         positions: Vec::new(),
         reads: 0,
         statements: 0,
+        examined: None,
     };
-    for (seq, alert) in plane.alerts_after(c.alert_seq, max as i64)? {
-        batch.statements += 1;
-        // The status as it stands now (an admin may have acknowledged it).
-        let status = store
-            .get(&alert.id)
-            .await?
-            .map_or("open", |a| a.status.as_str());
+    let alerts = plane.alerts_after(c.alert_seq, max as i64)?;
+    if alerts.is_empty() {
+        return Ok(batch);
+    }
+    // The statuses as they stand now (an admin may have acknowledged one),
+    // in one statement.
+    let ids: Vec<&str> = alerts.iter().map(|(_, a)| a.id.as_str()).collect();
+    let statuses = store.statuses(&ids).await?;
+    batch.statements += 1;
+    for (seq, alert) in &alerts {
+        let status = statuses.get(&alert.id).map_or("open", String::as_str);
         batch
             .items
-            .push(forward::alert_item(&alert, status, instance_url, format));
-        batch.positions.push((seq, 0));
+            .push(forward::alert_item(alert, status, instance_url, format));
+        batch.positions.push((*seq, 0));
     }
     Ok(batch)
 }
@@ -365,7 +375,11 @@ pub async fn run(
             deadline,
             &store,
         )
-        .await?;
+        .await
+        .unwrap_or_else(|e| {
+            console_log!("forward: sink {} for {}: {e}", sink.id, row.id);
+            Some(now() + 60)
+        });
         if let Some(at) = next {
             want = Some(want.map_or(at, |w: i64| w.min(at)));
         }
@@ -417,7 +431,9 @@ async fn step(
         };
         Ok((events + alerts).max(0) as u64)
     };
-    let replay_due = sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at);
+    // Replays re-send events: a sink without the events stream has none.
+    let replay_due = settings.streams.contains(&Stream::Events)
+        && sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at);
     if cursor.next_at > now {
         return Ok(Some(cursor.next_at));
     }
@@ -480,6 +496,16 @@ async fn step(
             reads += batch.reads;
             statements += batch.statements;
             if batch.items.is_empty() {
+                // Lines the archive cannot give back (a lost object, a line
+                // that does not parse) are logged and passed over: waiting
+                // would not bring them back and would hold every later event.
+                if let (Stream::Events, Some((p, l))) = (stream, batch.examined) {
+                    console_log!("forward: sink {} for {} passes over unreadable lines up to page {p} line {l}", sink.id, row.id);
+                    cursor.page = p;
+                    cursor.line = l;
+                    plane.save_sink_cursor(cursor)?;
+                    continue;
+                }
                 continue 'streams;
             }
             let n = forward::batch_len(kind, &batch.items);
@@ -514,7 +540,14 @@ async fn step(
     }
     if failure.is_none() && replay_due && calls < CALLS_PER_SINK {
         match replay(
-            env, plane, bucket, sink, settings, &target, cursor, deadline,
+            plane,
+            bucket,
+            sink,
+            settings,
+            &target,
+            token.as_ref().map(Secret::expose),
+            cursor,
+            deadline,
         )
         .await?
         {
@@ -553,7 +586,8 @@ async fn step(
     }
     report.pending = pending(cursor)?;
     if next.is_none()
-        && (report.pending > 0 || sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at))
+        && (report.pending > 0
+            || (replay_due && sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at)))
     {
         // More than this alarm's calls: the next alarm comes at once.
         next = Some(crate::now());
@@ -598,12 +632,12 @@ async fn sentinel_token(
 /// where the last alarm stopped. `Some` when a call failed.
 #[allow(clippy::too_many_arguments)]
 async fn replay(
-    _env: &Env,
     plane: &Plane,
     bucket: &Bucket,
     sink: &SinkRow,
     settings: &SinkSettings,
     target: &Target<'_>,
+    token: Option<&str>,
     cursor: &mut SinkCursor,
     deadline: Duration,
 ) -> Result<Option<Verdict>> {
@@ -612,11 +646,16 @@ async fn replay(
         return Ok(None);
     };
     let kind = settings.params.kind();
+    let asked = asked as i64;
     for _ in 0..CALLS_PER_SINK {
+        // The position belongs to the replay it was made for: a newer ask
+        // starts from the range's beginning.
         let after = cursor
             .replay_after
             .as_deref()
-            .and_then(|a| serde_json::from_str::<(i64, String, String)>(a).ok());
+            .and_then(|a| serde_json::from_str::<(i64, i64, String, String)>(a).ok())
+            .filter(|(for_ask, ..)| *for_ask == asked)
+            .map(|(_, t, table, sys_id)| (t, table, sys_id));
         let q = super::IndexQuery {
             from: Some(from as i64),
             to: Some(to as i64),
@@ -627,7 +666,7 @@ async fn replay(
         };
         let events = super::read_indexed(plane, bucket, &q).await?;
         if events.is_empty() {
-            cursor.replay_at = asked as i64;
+            cursor.replay_at = asked;
             cursor.replay_after = None;
             plane.save_sink_cursor(cursor)?;
             return Ok(None);
@@ -637,14 +676,18 @@ async fn replay(
             .map(|e| forward::event_item(e, settings.format))
             .collect();
         let n = forward::batch_len(kind, &items);
-        let req = forward::delivery(target, Stream::Events, &items[..n], crate::now(), None);
+        let req = forward::delivery(target, Stream::Events, &items[..n], crate::now(), token);
         match send(&req, kind, deadline).await {
             Verdict::Accepted { .. } => {
                 let last = &events[n - 1];
                 let t = snc_core::clock::parse_rfc3339(&last.occurred_at).unwrap_or(0);
                 let sys_id = last.id.split_once(':').map_or("", |(_, s)| s).to_string();
-                cursor.replay_after =
-                    Some(serde_json::to_string(&(t, &last.source_table, sys_id))?);
+                cursor.replay_after = Some(serde_json::to_string(&(
+                    asked,
+                    t,
+                    &last.source_table,
+                    sys_id,
+                ))?);
                 plane.save_sink_cursor(cursor)?;
             }
             other => return Ok(Some(other)),

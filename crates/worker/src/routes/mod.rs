@@ -20,7 +20,7 @@ mod sinks;
 mod tickets;
 mod validate;
 
-use snc_core::access::{self, Actor, ActorKind, Caller, Decision};
+use snc_core::access::{self, Actor, ActorKind, Caller, Decision, Scope};
 use snc_core::api::{self, ApiMethod, Change, Resolution, Resource, Route};
 use snc_core::problem::{Problem, ProblemCode};
 use worker::{console_log, Env, Method, Request, Response, Result};
@@ -88,6 +88,18 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
         Ok(caller) => caller,
         Err(refusal) => return refused(refusal, &audit, &path, ip.as_deref()).await,
     };
+    // Access vouches through a cookie the browser sends by itself: a change
+    // asked by a page of another origin is refused (bearer credentials are
+    // sent only by the page that holds them, so they need no such check).
+    if matches!(caller, Caller::Access { .. })
+        && req.method() != Method::Get
+        && !same_origin_or_allowed(&req, config)
+    {
+        return respond::code(
+            ProblemCode::Forbidden,
+            "A change through a Cloudflare Access sign-in must come from this connector's own page (or an origin in ALLOWED_ORIGINS).",
+        );
+    }
     let route = match resolution {
         Resolution::Found(route) => route,
         Resolution::NotFound => {
@@ -160,6 +172,20 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
             .await;
     }
     resp
+}
+
+/// No `Origin` (a script), this worker's own origin, or one of
+/// `ALLOWED_ORIGINS`; and never a request the browser marks cross-site.
+fn same_origin_or_allowed(req: &Request, config: &Config) -> bool {
+    let header = |n: &str| req.headers().get(n).ok().flatten();
+    if header("sec-fetch-site").is_some_and(|v| v == "cross-site" || v == "same-site") {
+        return auth::allowed_origin(req, config).is_some();
+    }
+    let Some(origin) = header("origin") else {
+        return true;
+    };
+    let own = req.url().ok().map(|u| u.origin().ascii_serialization());
+    own.as_deref() == Some(origin.as_str()) || config.allowed_origins.contains(&origin)
 }
 
 /// 401 or 429, written to the audit log when a credential was refused.
@@ -304,9 +330,9 @@ async fn dispatch(
         (Get, R::Alerts) => alerts::list(req, env).await,
         (Get, R::AlertsNdjson) => alerts::ndjson(req, env).await,
         (Patch, R::Alert(id)) => alerts::patch(req, env, id).await,
-        (Get, R::Sinks) => sinks::list(env).await,
+        (Get, R::Sinks) => sinks::list(env, caller.scopes().contains(&Scope::Admin)).await,
         (Post, R::Sinks) => sinks::create(req, env, config).await,
-        (Get, R::Sink(id)) => sinks::get(env, id).await,
+        (Get, R::Sink(id)) => sinks::get(env, id, caller.scopes().contains(&Scope::Admin)).await,
         (Patch, R::Sink(id)) => sinks::patch(req, env, config, id).await,
         (Delete, R::Sink(id)) => sinks::delete(env, id).await,
         (Post, R::SinkTest(id)) => sinks::test(env, config, id).await,

@@ -62,19 +62,30 @@ fn seal(config: &Config, id: &str, secret: &Secret) -> std::result::Result<Strin
         .map_err(|_| Problem::new(ProblemCode::Internal))
 }
 
-pub async fn list(env: &Env) -> Result<Response> {
-    let sinks: Vec<_> = store(env)?
-        .list()
-        .await?
-        .iter()
-        .map(|s| s.to_api())
-        .collect();
+/// A receiver URL's query can hold a capability (a token in the URL), and
+/// a receiver's answer anything: only admins see them.
+fn shown(row: &crate::sinks::SinkRow, admin: bool) -> serde_json::Value {
+    let mut v = row.to_api();
+    if !admin {
+        if let Some((base, _)) = row.url.split_once('?') {
+            v["url"] = json!(format!("{base}?…"));
+        }
+        if let Some(e) = v.get_mut("last_error").and_then(|e| e.as_object_mut()) {
+            e.remove("message");
+        }
+    }
+    v
+}
+
+pub async fn list(env: &Env, admin: bool) -> Result<Response> {
+    let rows = store(env)?.list().await?;
+    let sinks: Vec<_> = rows.iter().map(|s| shown(s, admin)).collect();
     respond::json(200, &json!({ "sinks": sinks }))
 }
 
-pub async fn get(env: &Env, id: &str) -> Result<Response> {
+pub async fn get(env: &Env, id: &str, admin: bool) -> Result<Response> {
     match store(env)?.get(id).await? {
-        Some(s) => respond::json(200, &s.to_api()),
+        Some(s) => respond::json(200, &shown(&s, admin)),
         None => not_found(id),
     }
 }
