@@ -81,7 +81,17 @@ export function client(worker) {
     }, timeoutMs);
   }
 
-  return { api, connect, connection, stored, assertExactlyOnce, waitCaughtUp };
+  /**
+   * Deletes every connection. A test's simulator listens on a port the
+   * system picks, and a freed port can come back for the next test: a
+   * connection left behind would be the same instance and user (409).
+   */
+  async function deleteAll() {
+    const list = (await api("GET", "/api/v1/connections")).json?.connections ?? [];
+    for (const k of list) await api("DELETE", `/api/v1/connections/${k.id}`);
+  }
+
+  return { api, connect, connection, stored, assertExactlyOnce, waitCaughtUp, deleteAll };
 }
 
 export async function truth(sim, table, fromIso) {

@@ -2,7 +2,7 @@
 // its pulls, R2 holds the archived pages, D1 only the control plane. In
 // workerd (wrangler dev, local D1, Durable Objects and R2) against the
 // simulator, each compared with ground truth.
-import { test, before, after } from "node:test";
+import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { startWorker, startSim, stateText } from "../support/harness.mjs";
 import { client, truth, waitFor, SOURCES } from "../support/pulls.mjs";
@@ -14,6 +14,8 @@ before(async () => {
   c = client(worker);
 });
 after(async () => { await worker?.stop(); });
+// Each test ends with no connection (see deleteAll).
+afterEach(() => c.deleteAll());
 
 const simStats = async (sim) => (await (await fetch(`${sim.instance_url}/__sim/stats`)).json());
 

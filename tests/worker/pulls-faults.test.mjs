@@ -1,7 +1,7 @@
 // Pulls under faults, each compared with the simulator's ground truth. Small
 // pages and few calls per run make every backfill span many runs, so the
 // faults land in the middle of one.
-import { test, before, after } from "node:test";
+import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { startWorker, startSim } from "../support/harness.mjs";
 import { client, truth, waitFor } from "../support/pulls.mjs";
@@ -13,6 +13,8 @@ before(async () => {
   c = client(worker);
 });
 after(async () => { await worker?.stop(); });
+// Each test ends with no connection (see deleteAll).
+afterEach(() => c.deleteAll());
 
 const simArgs = (seed) => ["--days", "8", "--events-per-day", "600", "--seed", String(seed)];
 

@@ -1,6 +1,6 @@
 // Pulls, in workerd against the simulator, each compared with the
 // simulator's ground truth: 0 lost, 0 duplicated.
-import { test, before, after } from "node:test";
+import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { startWorker, startSim } from "../support/harness.mjs";
 import { client, waitFor } from "../support/pulls.mjs";
@@ -11,6 +11,8 @@ before(async () => {
   c = client(worker);
 });
 after(async () => { await worker?.stop(); });
+// Each test ends with no connection (see deleteAll).
+afterEach(() => c.deleteAll());
 
 test("the 7-day backfill arrives exactly once, with progress and kinds", async () => {
   const sim = await startSim(["--days", "9", "--events-per-day", "1500", "--seed", "11"]);
