@@ -326,6 +326,20 @@ pub fn normalize_origin(input: &str) -> Option<String> {
     (host_ok && port_ok).then_some(s)
 }
 
+/// What failed credentials are counted under: the IPv4 address, or the
+/// IPv6 /64 (one host usually holds a whole /64, so counting per address
+/// would let it rotate through them).
+pub fn failure_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_string(),
+    }
+}
+
 /// Failed credentials from one client address in the current window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FailureCount {
@@ -512,6 +526,17 @@ mod tests {
         ] {
             assert_eq!(normalize_origin(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        assert_eq!(failure_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            failure_key("2001:db8:1:2:bbbb:cccc:dddd:eeee"),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(failure_key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(failure_key("unknown"), "unknown");
     }
 
     #[test]

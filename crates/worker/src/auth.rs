@@ -60,7 +60,7 @@ pub async fn authenticate(
     if bearer.is_none() && assertion.is_none() {
         return Ok(Err(Refusal::NoCredential));
     }
-    let ip = client_ip(req).unwrap_or_else(|| "unknown".into());
+    let ip = access::failure_key(&client_ip(req).unwrap_or_else(|| "unknown".into()));
     if let Some((count, audited)) = store.failures(&ip).await? {
         if let Some(retry_after) = config.failures.blocked_for(Some(count), now) {
             let audit = !audited && store.mark_refusal_audited(&ip).await?;
