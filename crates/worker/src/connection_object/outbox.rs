@@ -17,7 +17,7 @@ use snc_core::forward::{
 use snc_core::secret::Secret;
 use worker::{console_log, Bucket, Env, Result, SqlStorageValue as V};
 
-use super::plane::Plane;
+use super::plane::{int, text, Plane};
 use crate::alerts::AlertStore;
 use crate::now;
 use crate::sinks::{SinkRow, SinkStore, StepReport};
@@ -30,14 +30,6 @@ const CALLS_PER_SINK: u32 = 10;
 const WHOLE_PAGE: i64 = 1_000_000_000;
 /// Pages read ahead per batch.
 const PAGES_PER_BATCH: i64 = 4;
-
-fn int(n: i64) -> V {
-    V::Integer(n)
-}
-
-fn text(s: &str) -> V {
-    V::String(s.to_string())
-}
 
 /// Where a sink stands for this connection.
 #[derive(Clone, Debug, Deserialize)]
@@ -213,6 +205,7 @@ impl Plane {
 }
 
 /// One batch's records and where each lies (page and line, or feed seq).
+#[derive(Default)]
 struct Batch {
     items: Vec<Item>,
     positions: Vec<(i64, i64)>,
@@ -232,13 +225,7 @@ async fn event_batch(
     format: snc_core::forward::Format,
     max: usize,
 ) -> Result<Batch> {
-    let mut batch = Batch {
-        items: Vec::new(),
-        positions: Vec::new(),
-        reads: 0,
-        statements: 0,
-        examined: None,
-    };
+    let mut batch = Batch::default();
     for page in plane.pages_after(c.page, c.line)? {
         let first = if page.id == c.page {
             (c.line + 1).max(0)
@@ -293,13 +280,7 @@ async fn alert_batch(
     max: usize,
 ) -> Result<Batch> {
     let store = AlertStore::new(env.d1("DB")?);
-    let mut batch = Batch {
-        items: Vec::new(),
-        positions: Vec::new(),
-        reads: 0,
-        statements: 0,
-        examined: None,
-    };
+    let mut batch = Batch::default();
     let alerts = plane.alerts_after(c.alert_seq, max as i64)?;
     if alerts.is_empty() {
         return Ok(batch);

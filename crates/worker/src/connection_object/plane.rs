@@ -143,11 +143,11 @@ pub struct IndexQuery {
     pub not_before: Option<i64>,
 }
 
-fn int(n: i64) -> V {
+pub(super) fn int(n: i64) -> V {
     V::Integer(n)
 }
 
-fn text(s: &str) -> V {
+pub(super) fn text(s: &str) -> V {
     V::String(s.to_string())
 }
 
