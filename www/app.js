@@ -3,7 +3,6 @@
 // once for the admin token or an API key, kept in sessionStorage, never in a
 // URL. What it shows follows the caller's scopes (GET /me).
 import { loadCore, mountWizard, api, el } from "./wizard.js";
-import { mountAdmin } from "./admin.js";
 import { showHealth } from "./pkg/snc_web.js";
 
 const base = location.origin;
@@ -26,7 +25,7 @@ function refuse(problem) {
 }
 
 async function start({ quiet = false } = {}) {
-  await core;
+  await loadCore();
   const me = await api(base, token, "GET", "/me");
   if (!me.ok) {
     if (quiet) { tokenForm.hidden = false; return; }
@@ -46,32 +45,31 @@ async function start({ quiet = false } = {}) {
   const later = [];
   let adminView = null;
   if (admin || scopes.includes("connect")) {
-    const settings = await api(base, token, "GET", "/settings");
     const wizardSection = el("section", { "aria-labelledby": "connect-title", class: "card" }, el("h2", { id: "connect-title", class: "section-title", text: "Connect ServiceNow" }));
     sections.push(wizardSection);
-    later.push(() => mountWizard(wizardSection, { apiBase: base, token, settings: settings.ok ? settings.json : null, onConnected: () => adminView?.refresh() }));
+    // The wizard reads /settings itself.
+    later.push(() => mountWizard(wizardSection, { apiBase: base, token, onConnected: () => adminView?.refresh() }));
   }
   const canRead = admin || scopes.includes("read");
+  const section = (id) => {
+    const s = el("section", { "aria-labelledby": id, class: "card" });
+    sections.push(s);
+    return s;
+  };
   if (canRead) {
-    const adminSection = el("section", { "aria-labelledby": "connections-title", class: "card" });
-    sections.push(adminSection);
-    later.push(() => { adminView = mountAdmin(adminSection, { apiBase: base, token }); });
-  }
-  if (canRead) {
-    // Loaded only for those who may use them: the connect page stays small.
-    const views = await import("./access.js");
-    if (admin) {
-      const keys = el("section", { "aria-labelledby": "keys-title", class: "card" });
-      sections.push(keys);
-      later.push(() => views.mountKeys(keys, { apiBase: base, token }));
-    }
-    const sinksView = await import("./sinks.js");
-    const sinks = el("section", { "aria-labelledby": "sinks-title", class: "card" });
-    sections.push(sinks);
-    later.push(() => sinksView.mountSinks(sinks, { apiBase: base, token, canChange: admin }));
-    const audit = el("section", { "aria-labelledby": "audit-title", class: "card" });
-    sections.push(audit);
-    later.push(() => views.mountAudit(audit, { apiBase: base, token }));
+    // The views are loaded only for those who may use them, and after the
+    // wizard is up: the connect page stays small and quick.
+    const adminSection = section("connections-title");
+    const keys = admin ? section("keys-title") : null;
+    const sinks = section("sinks-title");
+    const audit = section("audit-title");
+    later.push(async () => {
+      const [{ mountAdmin }, views, sinksView] = await Promise.all([import("./admin.js"), import("./access.js"), import("./sinks.js")]);
+      adminView = mountAdmin(adminSection, { apiBase: base, token });
+      if (keys) views.mountKeys(keys, { apiBase: base, token });
+      sinksView.mountSinks(sinks, { apiBase: base, token, canChange: admin });
+      views.mountAudit(audit, { apiBase: base, token });
+    });
   }
   main.replaceChildren(...sections);
   for (const mount of later) mount();

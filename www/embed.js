@@ -7,7 +7,7 @@
 // fetched from `ticket-url` (a POST to the portal, with the portal's own
 // cookies, answering {"ticket"}) at start and again when one has run out.
 // Never an admin token or API key: anything in the page can read those.
-import { loadCore, mountWizard, api } from "./wizard.js";
+import { mountWizard } from "./wizard.js";
 
 const STYLE = `
 :host { display: block; font-family: var(--snc-font, system-ui, sans-serif); color: #1b1b1b; }
@@ -57,13 +57,9 @@ class ServiceNowConnect extends HTMLElement {
     style.textContent = STYLE;
     root.append(style);
     const base = (this.getAttribute("api-base") || new URL(".", import.meta.url).origin).replace(/\/$/, "");
-    await loadCore();
-    const credential = (renew) => this.#credential(renew);
-    const settings = await api(base, credential, "GET", "/settings");
-    mountWizard(root, {
+    await mountWizard(root, {
       apiBase: base,
-      token: credential,
-      settings: settings.ok ? settings.json : null,
+      token: (renew) => this.#credential(renew),
       onConnected: (c) => this.dispatchEvent(new CustomEvent("connected", { detail: c, bubbles: true, composed: true })),
       onError: (p) => this.dispatchEvent(new CustomEvent("connect-error", { detail: p, bubbles: true, composed: true })),
     });

@@ -28,6 +28,7 @@ pub mod release;
 pub mod seal;
 pub mod secret;
 pub mod servicenow;
+pub mod settings;
 pub mod table;
 pub mod wizard;
 

@@ -142,6 +142,12 @@ impl std::fmt::Display for ProblemCode {
     }
 }
 
+/// The code of the one problem no server sends: the browser could not reach
+/// the connector at all (network down, wrong address, CORS refused). It is
+/// not ServiceNow's problem and not the admin's input, so the wizard keeps
+/// the admin where they are.
+pub const CONNECTOR_UNREACHABLE: &str = "connector_unreachable";
+
 /// One field's problem, as shown next to the field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
@@ -201,6 +207,25 @@ impl Problem {
             None => self.detail = format!("{} {advice}", self.detail),
         }
         self
+    }
+
+    /// What the browser shows when no answer came; `why` is the browser's
+    /// own reason, if it gave one.
+    pub fn connector_unreachable(why: &str) -> Self {
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({why})")
+        };
+        Problem {
+            type_uri: format!("https://servicenow-connector.dev/problems/{CONNECTOR_UNREACHABLE}"),
+            title: "The connector could not be reached".into(),
+            status: 0,
+            detail: format!("No answer came{why}. Check your network and the connector's address, then try again."),
+            code: CONNECTOR_UNREACHABLE.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {

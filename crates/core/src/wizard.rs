@@ -4,19 +4,14 @@
 //! backfill (and retries a failed read). The page sends `Msg`s and performs
 //! the `Effect`s `update` answers with; `view` says what to draw.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::connection::Connection;
-use crate::input::{check_field, AuthMethod};
+use crate::input::{check_field, AuthMethod, CredentialField};
 use crate::instance_url::HostPolicy;
 use crate::problem::{FieldError, Problem};
 
-/// The code of the one problem that is not ServiceNow's: the page could not
-/// reach the connector at all. The admin stays where they are.
-pub const CONNECTOR_UNREACHABLE: &str = "connector_unreachable";
+pub use crate::problem::CONNECTOR_UNREACHABLE;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -109,7 +104,7 @@ pub enum Effect {
     /// Show these next to their fields; focus the first.
     FieldErrors(Vec<FieldError>),
     /// `POST /connections` with this body (holds the password: send it, never keep it).
-    Connect(Value),
+    Connect(ConnectBody),
     /// The step's alert: the problem as the API said it.
     Problem(Problem),
     /// Read `GET /connections/{id}` again after this long.
@@ -121,7 +116,9 @@ pub enum Effect {
 pub struct Wizard {
     step: Step,
     method: AuthMethod,
-    values: BTreeMap<String, String>,
+    /// What was typed, by field. A short list: a map would cost the page
+    /// kilobytes of code for six entries.
+    values: Vec<(String, String)>,
     connection: Option<Connection>,
     policy: HostPolicy,
     backfill_days: i64,
@@ -133,7 +130,7 @@ impl Wizard {
         Wizard {
             step: Step::Name,
             method: AuthMethod::Oauth,
-            values: BTreeMap::new(),
+            values: Vec::new(),
             connection: None,
             policy,
             backfill_days,
@@ -150,13 +147,24 @@ impl Wizard {
     }
 
     pub fn value(&self, field: &str) -> Option<&str> {
-        self.values.get(field).map(String::as_str)
+        self.values
+            .iter()
+            .find(|(k, _)| k == field)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The connection made, on the status step.
+    pub fn connection(&self) -> Option<&Connection> {
+        self.connection
+            .as_ref()
+            .filter(|_| self.step == Step::Status)
     }
 
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
             Msg::Input { field, value } => {
-                self.values.insert(field, value);
+                self.values.retain(|(k, _)| *k != field);
+                self.values.push((field, value));
                 Vec::new()
             }
             Msg::ChooseMethod(m) => {
@@ -176,8 +184,8 @@ impl Wizard {
             Msg::Submit => self.submit(),
             Msg::Connected(c) => {
                 // Sent once; not kept a moment longer.
-                self.values.remove("password");
-                self.values.remove("client_secret");
+                self.values
+                    .retain(|(k, _)| k != "password" && k != "client_secret");
                 let id = c.id.clone();
                 let done = c.backfill.done;
                 self.connection = Some(*c);
@@ -225,16 +233,19 @@ impl Wizard {
     }
 
     /// The connect request: the method's fields only.
-    fn request(&self) -> Value {
-        let mut body = json!({
-            "name": self.value("name").unwrap_or(""),
-            "instance_url": self.value("instance_url").unwrap_or(""),
-            "method": self.method.as_str(),
-        });
-        for f in self.method.fields() {
-            body[f.as_str()] = json!(self.value(f.as_str()).unwrap_or(""));
+    fn request(&self) -> ConnectBody {
+        let text = |f: &str| self.value(f).unwrap_or("").to_string();
+        ConnectBody {
+            name: text("name"),
+            instance_url: text("instance_url"),
+            method: self.method,
+            credentials: self
+                .method
+                .fields()
+                .iter()
+                .map(|f| (*f, text(f.as_str())))
+                .collect(),
         }
-        body
     }
 
     /// A refused connect: field errors go to their fields' step, a problem
@@ -362,6 +373,53 @@ impl Wizard {
                     }
                 }),
         }
+    }
+}
+
+/// The body of `POST /connections` the wizard sends. Typed rather than JSON
+/// so the browser module needs no JSON serializer: the page writes it out
+/// from `members()`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectBody {
+    pub name: String,
+    pub instance_url: String,
+    pub method: AuthMethod,
+    /// The method's credential fields only, in the wizard's order.
+    pub credentials: Vec<(CredentialField, String)>,
+}
+
+impl ConnectBody {
+    /// Every member as (name, value), as the API names them.
+    pub fn members(&self) -> Vec<(&'static str, &str)> {
+        let mut out = vec![
+            ("name", self.name.as_str()),
+            ("instance_url", self.instance_url.as_str()),
+            ("method", self.method.as_str()),
+        ];
+        out.extend(
+            self.credentials
+                .iter()
+                .map(|(f, v)| (f.as_str(), v.as_str())),
+        );
+        out
+    }
+
+    pub fn get(&self, member: &str) -> Option<&str> {
+        self.members()
+            .into_iter()
+            .find(|(k, _)| *k == member)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Holds a password or client secret: its Debug names the members only.
+impl std::fmt::Debug for ConnectBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.members().into_iter().map(|(k, _)| k).collect();
+        write!(
+            f,
+            "ConnectBody {{ members: {names:?}, values: [redacted] }}"
+        )
     }
 }
 

@@ -1,17 +1,24 @@
-//! The browser module. `www/` loads it and calls the exported functions; the
-//! same core code the worker runs does every check here.
+//! The browser module. `www/` loads it; the connect wizard runs here, every
+//! call to the connector goes through its API client, and the same core code
+//! the worker runs does every check.
 
 mod api;
+mod dom;
+pub mod js;
 mod validate;
 mod view;
+mod wizard;
 
 use wasm_bindgen::prelude::*;
 
 /// Fetches the worker's health from `api_base` and shows its version in `target`.
 #[wasm_bindgen(js_name = showHealth)]
-pub async fn show_health(api_base: String, target: web_sys::Element) {
-    let outcome = api::health(&api_base).await;
-    view::render_health(&target, &outcome);
+pub fn show_health(api_base: String, target: web_sys::Element) -> js_sys::Promise {
+    js::promise(Box::pin(async move {
+        let outcome = api::health(&api_base).await;
+        view::render_health(&target, &outcome);
+        Ok(JsValue::UNDEFINED)
+    }))
 }
 
 /// The version of the browser module itself.
@@ -20,6 +27,7 @@ pub fn module_version() -> String {
     snc_core::VERSION.to_string()
 }
 
-pub use api::ApiError;
+pub use api::{api_call, ApiClient, Credential};
 pub use validate::validate_field;
 pub use view::render_health;
+pub use wizard::mount_wizard;

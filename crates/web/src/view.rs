@@ -1,17 +1,16 @@
-//! DOM output. Text only: nothing from the network is ever parsed as HTML.
+//! The version line. Text only: nothing from the network is parsed as HTML.
 
 use snc_core::health::HealthReport;
+use snc_core::problem::Problem;
 
-use crate::api::ApiError;
-
-pub fn render_health(target: &web_sys::Element, outcome: &Result<HealthReport, ApiError>) {
+pub fn render_health(target: &web_sys::Element, outcome: &Result<HealthReport, Problem>) {
     match outcome {
         Ok(report) => {
             target.set_text_content(Some(&format!("v{}", report.version)));
             let _ = target.set_attribute("data-state", "ok");
         }
-        Err(e) => {
-            target.set_text_content(Some(&e.to_string()));
+        Err(p) => {
+            target.set_text_content(Some(&format!("{}: {}", p.title, p.detail)));
             let _ = target.set_attribute("data-state", "error");
         }
     }

@@ -1,5 +1,6 @@
-use serde_json::json;
 use worker::{Env, Response, Result};
+
+use snc_core::settings::PageSettings;
 
 use crate::config::Config;
 use crate::respond;
@@ -9,17 +10,11 @@ pub fn get(env: &Env, config: &Config) -> Result<Response> {
     let text = |n: &str| env.var(n).map(|v| v.to_string()).unwrap_or_default();
     respond::json(
         200,
-        &json!({
-            "instance_hosts": text("INSTANCE_HOSTS"),
-            "allow_loopback_instances": text("ALLOW_LOOPBACK_INSTANCES").trim() == "true",
-            // What connections really get: Config keeps 1..=90 and falls back to 7.
-            "backfill_days": config.backfill_days,
-            // Which fields each method needs, from the same table `validate` uses.
-            "methods": snc_core::input::AuthMethod::ALL.iter().map(|m| json!({
-                "id": m.as_str(),
-                "label": m.label(),
-                "fields": m.fields().iter().map(|f| f.as_str()).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        }),
+        // What connections really get: Config keeps 1..=90 and falls back to 7.
+        &PageSettings::new(
+            &text("INSTANCE_HOSTS"),
+            text("ALLOW_LOOPBACK_INSTANCES").trim() == "true",
+            config.backfill_days,
+        ),
     )
 }
