@@ -23,9 +23,11 @@ export function pageBytes(list = PAGE_FILES) {
 /**
  * Two times, each the median of 7 loads, from navigation start:
  * - the sign-in form (plain HTML) accepting input: `domInteractive`;
- * - the connect wizard's first field accepting input, with the token already
- *   in the tab: the `snc-wizard-ready` mark, set after the wasm loaded and
- *   the settings came back.
+ * - the connect wizard's first field accepting input when a signed-in tab is
+ *   loaded again (signed in through the form, then reloaded): the
+ *   `snc-wizard-ready` mark, set once the wasm is loaded and the first step
+ *   is drawn. The page draws from the tab's last GET /me and confirms it
+ *   meanwhile; /settings is applied when it comes.
  */
 export async function timeToInput() {
   const worker = await startWorker({ vars: { PULLS_PAUSED: "true" } });
@@ -38,7 +40,11 @@ export async function timeToInput() {
       await page.goto(worker.url + "/");
       await page.locator("#token").waitFor({ state: "visible" });
       signIn.push(await page.evaluate(() => performance.getEntriesByType("navigation")[0].domInteractive));
-      await page.evaluate((t) => sessionStorage.setItem("snc-admin-token", t), worker.adminToken);
+      await page.locator("#token").fill(worker.adminToken);
+      await page.locator("#token").press("Enter");
+      await page.locator("#snc-name").waitFor({ state: "visible" });
+      // Reloaded once the signed-in page has settled (its views loaded).
+      await page.waitForLoadState("networkidle");
       await page.reload();
       await page.locator("#snc-name").waitFor({ state: "visible" });
       wizard.push(await page.evaluate(() => performance.getEntriesByName("snc-wizard-ready")[0].startTime));
@@ -61,5 +67,5 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   console.log(`admin views, loaded after the wizard for readers ${String(views.total).padStart(7)} B gzip`);
   const t = await timeToInput();
   console.log(`time until the sign-in form accepts input: ${t.median_ms.toFixed(0)} ms median of 7 (target <= 150): ${t.all_ms.join(", ")}`);
-  console.log(`time until the connect wizard accepts input (wasm loaded, settings read): ${t.wizard_median_ms.toFixed(0)} ms median of 7: ${t.wizard_all_ms.join(", ")}`);
+  console.log(`time until the connect wizard accepts input (a signed-in tab reloaded): ${t.wizard_median_ms.toFixed(0)} ms median of 7 (target <= 150): ${t.wizard_all_ms.join(", ")}`);
 }

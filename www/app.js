@@ -9,13 +9,21 @@ const base = location.origin;
 const tokenForm = document.getElementById("token-form");
 const main = document.getElementById("app");
 const token = () => sessionStorage.getItem("snc-admin-token") ?? "";
+// The last GET /me of this tab (who, which scopes; nothing secret): on a
+// reload the page is drawn from it at once and /me confirms it meanwhile.
+// The worker checks every call whatever the page shows.
+const remembered = () => {
+  try { return token() ? JSON.parse(sessionStorage.getItem("snc-me") ?? "null") : null; } catch { return null; }
+};
+const signOut = () => { sessionStorage.removeItem("snc-admin-token"); sessionStorage.removeItem("snc-me"); };
 // The token form is plain HTML and needs no wasm: the admin can type while
 // the module loads. It goes away when the tab already has a token.
 if (token()) tokenForm.hidden = true;
 const core = loadCore().then(() => showHealth(location.origin, document.getElementById("version")));
 
 function refuse(problem) {
-  sessionStorage.removeItem("snc-admin-token");
+  signOut();
+  main.replaceChildren(tokenForm);
   tokenForm.hidden = false;
   const err = document.getElementById("token-error");
   err.textContent = problem.code === "unauthorized" ? "That is not a valid admin token or API key (a revoked or expired key is refused too)." : `${problem.title}: ${problem.detail}`;
@@ -26,29 +34,42 @@ function refuse(problem) {
 
 async function start({ quiet = false } = {}) {
   await loadCore();
+  const before = remembered();
+  if (before) show(before);
   const me = await api(base, token, "GET", "/me");
   if (!me.ok) {
     if (quiet) { tokenForm.hidden = false; return; }
     return refuse(me.problem);
   }
+  const same = (a, b) => ["kind", "id", "name", "scopes"].every((k) => JSON.stringify(a[k]) === JSON.stringify(b[k]));
+  if (before && same(before, me.json)) return;
+  sessionStorage.setItem("snc-me", JSON.stringify(me.json));
+  // The first sign-in of this tab, or the caller changed (a key's scopes).
+  if (before) return location.reload();
+  show(me.json);
+}
+
+/** Draws what the caller `me` (a GET /me answer) may see. */
+function show(me) {
   tokenForm.hidden = true;
-  const scopes = me.json.scopes;
+  const scopes = me.scopes;
   const admin = scopes.includes("admin");
-  const as = { admin_token: "Signed in with the admin token", access: `Signed in as ${me.json.name} (Cloudflare Access` }[me.json.kind] ?? `Signed in as ${me.json.name ?? me.json.id} (${me.json.kind}`;
-  const who = el("p", { class: "signed-in" }, el("span", { text: `${as}${me.json.kind === "admin_token" ? " (" : "; "}${scopes.join(", ")}). ` }));
-  if (me.json.kind !== "access") {
+  const as = { admin_token: "Signed in with the admin token", access: `Signed in as ${me.name} (Cloudflare Access` }[me.kind] ?? `Signed in as ${me.name ?? me.id} (${me.kind}`;
+  const who = el("p", { class: "signed-in" }, el("span", { text: `${as}${me.kind === "admin_token" ? " (" : "; "}${scopes.join(", ")}). ` }));
+  if (me.kind !== "access") {
     const out = el("button", { type: "button", class: "secondary", text: "Sign out" });
-    out.addEventListener("click", () => { sessionStorage.removeItem("snc-admin-token"); location.reload(); });
+    out.addEventListener("click", () => { signOut(); location.reload(); });
     who.append(out);
   }
   const sections = [who];
   const later = [];
   let adminView = null;
+  let wizardUp = Promise.resolve();
   if (admin || scopes.includes("connect")) {
     const wizardSection = el("section", { "aria-labelledby": "connect-title", class: "card" }, el("h2", { id: "connect-title", class: "section-title", text: "Connect ServiceNow" }));
     sections.push(wizardSection);
     // The wizard reads /settings itself.
-    later.push(() => mountWizard(wizardSection, { apiBase: base, token, onConnected: () => adminView?.refresh() }));
+    later.push(() => { wizardUp = mountWizard(wizardSection, { apiBase: base, token, onConnected: () => adminView?.refresh() }); });
   }
   const canRead = admin || scopes.includes("read");
   const section = (id) => {
@@ -64,6 +85,7 @@ async function start({ quiet = false } = {}) {
     const sinks = section("sinks-title");
     const audit = section("audit-title");
     later.push(async () => {
+      await wizardUp.catch(() => {});
       const [{ mountAdmin }, views, sinksView] = await Promise.all([import("./admin.js"), import("./access.js"), import("./sinks.js")]);
       adminView = mountAdmin(adminSection, { apiBase: base, token });
       if (keys) views.mountKeys(keys, { apiBase: base, token });
@@ -78,6 +100,7 @@ async function start({ quiet = false } = {}) {
 tokenForm.addEventListener("submit", (ev) => {
   ev.preventDefault();
   const input = document.getElementById("token");
+  signOut();
   sessionStorage.setItem("snc-admin-token", input.value.trim());
   // Kept in this tab's storage only: not in the page.
   input.value = "";

@@ -68,6 +68,23 @@ test("pages are served with a Content-Security-Policy", async () => {
   assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'/);
   assert.match(csp, /frame-ancestors 'none'/);
   assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+  // Only the worker serves HTML (wrangler.toml runs it first for "/"): every
+  // other way to name the page redirects there instead of skipping the CSP.
+  for (const p of ["/index.html", "/index", "//"]) {
+    const other = await fetch(worker.url + p, { redirect: "manual" });
+    assert.equal(other.status, 307, p);
+    assert.equal(other.headers.get("location"), "/", p);
+  }
+  // Scripts and wasm come straight from the asset store, with www/_headers:
+  // public files any portal may load; the API keeps its ALLOWED_ORIGINS.
+  for (const p of ["/embed.js", "/wizard.js", "/pkg/snc_web.js", "/pkg/snc_web_bg.wasm"]) {
+    const f = await fetch(worker.url + p, { headers: { origin: "https://portal.example" } });
+    assert.equal(f.status, 200, p);
+    assert.equal(f.headers.get("access-control-allow-origin"), "*", p);
+    assert.equal(f.headers.get("x-content-type-options"), "nosniff", p);
+  }
+  const api = await fetch(worker.url + "/api/v1/health", { headers: { origin: "https://portal.example" } });
+  assert.equal(api.headers.get("access-control-allow-origin"), null, "the API is not opened by the static files' headers");
 });
 
 test("OAuth wizard: every step, live errors, connect, status with the backfill progressing", async () => {

@@ -10,6 +10,7 @@ use crate::connection::Connection;
 use crate::input::{check_field, AuthMethod, CredentialField};
 use crate::instance_url::HostPolicy;
 use crate::problem::{FieldError, Problem};
+use crate::settings::PageSettings;
 
 pub use crate::problem::CONNECTOR_UNREACHABLE;
 
@@ -92,6 +93,9 @@ pub enum Msg {
     /// The form's submit: Next, Connect, or Connect another.
     Submit,
     Back,
+    /// The deployment's settings arrived: its instance-URL policy and backfill
+    /// length. The first step needs neither, so the page draws it before.
+    Settings(Box<PageSettings>),
     Connected(Box<Connection>),
     ConnectFailed(Problem),
     Polled(Result<Box<Connection>, Problem>),
@@ -153,6 +157,15 @@ impl Wizard {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The instance-URL policy fields are checked against.
+    pub fn policy(&self) -> &HostPolicy {
+        &self.policy
+    }
+
+    pub fn backfill_days(&self) -> i64 {
+        self.backfill_days
+    }
+
     /// The connection made, on the status step.
     pub fn connection(&self) -> Option<&Connection> {
         self.connection
@@ -170,6 +183,15 @@ impl Wizard {
             Msg::ChooseMethod(m) => {
                 self.method = m;
                 Vec::new()
+            }
+            Msg::Settings(settings) => {
+                self.policy = settings.host_policy();
+                self.backfill_days = settings.backfill_days;
+                // Only texts that name the days change; no step moves.
+                match self.step {
+                    Step::Connect | Step::Status => vec![Effect::Render],
+                    _ => Vec::new(),
+                }
             }
             Msg::Back => {
                 let all = steps(self.method);

@@ -1,6 +1,7 @@
 use super::*;
 use crate::connection::{Backfill, Status};
 use crate::problem::ProblemCode;
+use crate::settings::PageSettings;
 
 fn wizard() -> Wizard {
     Wizard::new(HostPolicy::from_config(None, None), 7)
@@ -249,4 +250,32 @@ fn after_connecting_the_secrets_go_and_the_status_is_followed_through_failures()
         Vec::new(),
         "a late answer changes nothing"
     );
+}
+
+#[test]
+fn settings_arriving_late_change_the_checks_and_the_days() {
+    let mut w = wizard();
+    let strict = w.update(Msg::Input {
+        field: "instance_url".into(),
+        value: "http://127.0.0.1:9000".into(),
+    });
+    assert!(strict.is_empty());
+    assert!(
+        crate::input::check_field("instance_url", "http://127.0.0.1:9000", w.policy()).is_err()
+    );
+    let settings = PageSettings::new("", true, 14);
+    assert_eq!(
+        w.update(Msg::Settings(Box::new(settings))),
+        Vec::new(),
+        "the first step does not move"
+    );
+    assert!(crate::input::check_field("instance_url", "http://127.0.0.1:9000", w.policy()).is_ok());
+    assert_eq!(w.backfill_days(), 14);
+    let mut w = to_connect(AuthMethod::Oauth);
+    assert_eq!(
+        w.update(Msg::Settings(Box::new(PageSettings::new("", false, 30)))),
+        vec![Effect::Render],
+        "the connect step names the days: drawn again"
+    );
+    assert_eq!(w.backfill_days(), 30);
 }

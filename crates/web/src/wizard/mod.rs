@@ -11,7 +11,6 @@ use std::rc::Rc;
 use snc_core::api::ApiMethod;
 use snc_core::connection::Connection;
 use snc_core::input::{check_field, AuthMethod};
-use snc_core::instance_url::HostPolicy;
 use snc_core::problem::{FieldError, Problem};
 use snc_core::settings::PageSettings;
 use snc_core::wizard::{ConnectBody, Effect, Msg, Step, Wizard};
@@ -52,8 +51,6 @@ struct Controller {
     machine: Wizard,
     client: Rc<ApiClient>,
     hooks: Rc<Hooks>,
-    policy: HostPolicy,
-    backfill_days: i64,
     parts: Parts,
     fields: Vec<Field>,
     /// The step last drawn: a new read of the same status step updates the
@@ -69,50 +66,53 @@ fn option(options: &JsValue, name: &str) -> JsValue {
 
 /// Mounts the wizard in `root` (an element or a shadow root). `options`:
 /// `{apiBase, token, onConnected(connection), onError(problem)}`, where
-/// `token` is a string, null, or a function `(renew) => ticket`. Reads
-/// `/settings` first, so the checks and texts are the deployment's;
-/// resolves once the first step accepts input.
+/// `token` is a string, null, or a function `(renew) => ticket`. Resolves
+/// once the first step accepts input; `/settings` is read meanwhile (the
+/// first step needs none of it) and applied when it comes.
 #[wasm_bindgen(js_name = mountWizard)]
 pub fn mount_wizard(root: Node, options: JsValue) -> js_sys::Promise {
     crate::js::promise(Box::pin(async move {
-        mount(root, options).await?;
+        let shared = mount(&root, &options)?;
+        spawn(Box::pin(read_settings(shared)));
         Ok(JsValue::UNDEFINED)
     }))
 }
 
-async fn mount(root: Node, options: JsValue) -> Result<(), JsValue> {
-    let base = option(&options, "apiBase").as_string().unwrap_or_default();
+fn mount(root: &Node, options: &JsValue) -> Result<Shared, JsValue> {
+    let base = option(options, "apiBase").as_string().unwrap_or_default();
     let client = Rc::new(ApiClient::new(
         &base,
-        Credential::from_js(&option(&options, "token")),
+        Credential::from_js(&option(options, "token")),
     ));
     let hooks = Rc::new(Hooks {
-        on_connected: option(&options, "onConnected").dyn_into().ok(),
-        on_error: option(&options, "onError").dyn_into().ok(),
+        on_connected: option(options, "onConnected").dyn_into().ok(),
+        on_error: option(options, "onError").dyn_into().ok(),
     });
-    let (settings, unread) = match client.get::<PageSettings>("/settings").await {
-        Ok(s) => (s, None),
-        // The worker checks everything again; the page falls back to the
-        // defaults and says why.
-        Err(p) => (PageSettings::new("", false, 7), Some(p)),
-    };
-    let parts = build(&root)?;
+    // Until /settings answers: the strictest policy (ServiceNow's domains,
+    // no loopback) and the default backfill.
+    let defaults = PageSettings::new("", false, 7);
     let shared: Shared = Rc::new(RefCell::new(Controller {
-        machine: Wizard::new(settings.host_policy(), settings.backfill_days),
+        machine: Wizard::new(defaults.host_policy(), defaults.backfill_days),
         client,
         hooks,
-        policy: settings.host_policy(),
-        backfill_days: settings.backfill_days,
-        parts,
+        parts: build(root)?,
         fields: Vec::new(),
         drawn: None,
     }));
     listen(&shared)?;
     shared.borrow_mut().render();
-    if let Some(p) = unread {
-        shared.borrow().show_problem(&p);
+    Ok(shared)
+}
+
+async fn read_settings(shared: Shared) -> Result<JsValue, JsValue> {
+    let client = shared.borrow().client.clone();
+    match client.get::<PageSettings>("/settings").await {
+        Ok(s) => dispatch(&shared, Msg::Settings(Box::new(s))),
+        // The worker checks everything again; the page keeps its defaults
+        // and says why.
+        Err(p) => shared.borrow().show_problem(&p),
     }
-    Ok(())
+    Ok(JsValue::UNDEFINED)
 }
 
 fn build(root: &Node) -> Result<Parts, JsValue> {
@@ -418,7 +418,7 @@ impl Controller {
         self.fields.clear();
         let body: Vec<Element> = match view.step {
             Step::Method => vec![view::methods(self.machine.method())],
-            Step::Connect => view::summary(&view, self.backfill_days),
+            Step::Connect => view::summary(&view, self.machine.backfill_days()),
             Step::Status => self
                 .machine
                 .connection()
@@ -448,7 +448,7 @@ impl Controller {
         let Some(f) = self.fields.iter().find(|f| f.name == name) else {
             return;
         };
-        let message = check_field(name, &f.input.value(), &self.policy)
+        let message = check_field(name, &f.input.value(), self.machine.policy())
             .err()
             .map(|e| e.message);
         show_error(f, message.as_deref());
