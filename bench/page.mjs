@@ -12,7 +12,7 @@ import { launch } from "../tests/support/browser.mjs";
 // portal's embed loads less: embed.js instead of index.html, app.css and
 // app.js). The admin views come after, only for callers who may read.
 export const PAGE_FILES = ["www/index.html", "www/app.css", "www/app.js", "www/wizard.js", "www/pkg/snc_web.js", "www/pkg/snc_web_bg.wasm"];
-export const VIEW_FILES = ["www/admin.js", "www/access.js", "www/sinks.js"];
+export const VIEW_FILES = ["www/pkg/snc_admin.js", "www/pkg/snc_admin_bg.wasm"];
 
 export function pageBytes(list = PAGE_FILES) {
   const files = list.map((p) => [p, join(ROOT, p)]).filter(([, f]) => existsSync(f));

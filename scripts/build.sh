@@ -17,6 +17,15 @@ wasm-bindgen --target web --no-typescript --out-dir www/pkg \
   target/wasm32-unknown-unknown/release/snc_web.wasm
 "$WASM_OPT_BIN" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
   www/pkg/snc_web_bg.wasm -o www/pkg/snc_web_bg.wasm
+# The admin views: the same crate with `admin` instead of `connect`, a second
+# module the page loads after the wizard (crates/web/src/admin).
+CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+  cargo build --quiet -p snc-web --no-default-features --features admin \
+  --target wasm32-unknown-unknown --release
+wasm-bindgen --target web --no-typescript --out-dir www/pkg --out-name snc_admin \
+  target/wasm32-unknown-unknown/release/snc_web.wasm
+"$WASM_OPT_BIN" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+  www/pkg/snc_admin_bg.wasm -o www/pkg/snc_admin_bg.wasm
 
 echo "build: worker -> crates/worker/build"
 # Speed over size for the worker: its CPU per event is what costs money.

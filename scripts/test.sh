@@ -19,8 +19,10 @@ stage "cargo fmt --check"
 cargo fmt --all -- --check
 
 stage "clippy (native and wasm32), warnings are errors"
-cargo clippy --quiet --workspace --all-targets -- -D warnings
+cargo clippy --quiet --workspace --all-targets --features snc-web/admin -- -D warnings
 cargo clippy --quiet -p snc-core -p snc-web -p snc-worker --target wasm32-unknown-unknown --all-targets -- -D warnings
+# The browser module's second build: the admin views alone (scripts/build.sh).
+cargo clippy --quiet -p snc-web --no-default-features --features admin --target wasm32-unknown-unknown -- -D warnings
 
 stage "build: sim (release), browser module, worker"
 cargo build --quiet --release -p snc-sim

@@ -86,10 +86,12 @@ function show(me) {
     const audit = section("audit-title");
     later.push(async () => {
       await wizardUp.catch(() => {});
-      const [{ mountAdmin }, views, sinksView] = await Promise.all([import("./admin.js"), import("./access.js"), import("./sinks.js")]);
-      adminView = mountAdmin(adminSection, { apiBase: base, token });
+      // The views are the browser module's second build (crates/web/src/admin).
+      const views = await import("./pkg/snc_admin.js");
+      await views.default({ module_or_path: new URL("./pkg/snc_admin_bg.wasm", import.meta.url) });
+      adminView = views.mountAdmin(adminSection, { apiBase: base, token });
       if (keys) views.mountKeys(keys, { apiBase: base, token });
-      sinksView.mountSinks(sinks, { apiBase: base, token, canChange: admin });
+      views.mountSinks(sinks, { apiBase: base, token, canChange: admin });
       views.mountAudit(audit, { apiBase: base, token });
     });
   }

@@ -33,7 +33,7 @@ impl Scope {
 }
 
 /// A non-empty, sorted set of scopes, stored as `admin,read`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scopes(Vec<Scope>);
 
 impl Scopes {
@@ -154,7 +154,7 @@ pub struct TicketGrant {
     pub claimed: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     AdminToken,
@@ -186,7 +186,7 @@ impl ActorKind {
 }
 
 /// An audit entry's "who": never a secret, only ids and names.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     pub kind: ActorKind,
     pub id: Option<String>,
@@ -388,6 +388,49 @@ impl FailurePolicy {
     }
 }
 
+/// A key as `GET /keys` lists it: never the key itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub scopes: Scopes,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+}
+
+/// `POST /keys`'s answer: the only time the key itself is shown. Read only:
+/// a `Secret` is never serialized (the worker writes the key explicitly).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub info: KeyInfo,
+    pub key: crate::secret::Secret,
+}
+
+/// One audit-log entry as `GET /audit` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: String,
+    pub actor: Actor,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub ip: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    pub next_cursor: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,5 +601,37 @@ mod tests {
                 failures: 1
             }
         );
+    }
+
+    #[test]
+    fn the_page_reads_keys_and_audit_entries_as_the_worker_writes_them() {
+        let created: CreatedKey = serde_json::from_value(serde_json::json!({
+            "id": "k1", "name": "portal", "scopes": ["connect", "read"],
+            "created_at": "2026-11-27T00:00:00Z", "expires_at": null,
+            "last_used_at": null, "key": "snck_secret",
+        }))
+        .unwrap();
+        assert_eq!(created.key.expose(), "snck_secret");
+        assert!(created.info.scopes.has(Scope::Connect) && !created.info.scopes.has(Scope::Admin));
+        assert!(!format!("{created:?}").contains("snck_secret"));
+        let info = KeyList {
+            keys: vec![created.info.clone()],
+        };
+        let back: KeyList = serde_json::from_value(serde_json::to_value(&info).unwrap()).unwrap();
+        assert_eq!(back, info);
+        let page = AuditPage {
+            entries: vec![AuditEntry {
+                id: "a".into(),
+                at: "2026-11-27T00:00:00Z".into(),
+                actor: Caller::AdminToken.actor(),
+                action: "key.create".into(),
+                target: Some("k1".into()),
+                outcome: "201".into(),
+                ip: None,
+            }],
+            next_cursor: Some("c".into()),
+        };
+        let back: AuditPage = serde_json::from_value(serde_json::to_value(&page).unwrap()).unwrap();
+        assert_eq!(back, page);
     }
 }

@@ -227,6 +227,42 @@ pub struct Alert {
     pub attack: Vec<String>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Open,
+    Acknowledged,
+    Closed,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Open => "open",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(v: &str) -> Option<AlertStatus> {
+        [
+            AlertStatus::Open,
+            AlertStatus::Acknowledged,
+            AlertStatus::Closed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == v)
+    }
+}
+
+/// An alert as stored and shown: the detector's alert and its status.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredAlert {
+    #[serde(flatten)]
+    pub alert: Alert,
+    pub status: AlertStatus,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Window {
     count: u32,

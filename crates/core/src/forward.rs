@@ -35,6 +35,57 @@ string_enum!(Stream { Events = "events", Alerts = "alerts" });
 string_enum!(Format { Contract = "contract", Ocsf = "ocsf", Ecs = "ecs" });
 string_enum!(SinkState { Active = "active", Failing = "failing", Disabled = "disabled" });
 
+/// A sink as `GET /sinks` lists it (what the page reads; the answer holds
+/// more, such as the kind's non-secret parameters). Credentials never.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct SinkInfo {
+    pub id: String,
+    pub name: String,
+    pub kind: SinkKind,
+    /// Without its query for read-only callers.
+    pub url: String,
+    pub streams: Vec<Stream>,
+    pub format: Format,
+    pub state: SinkState,
+    pub delivered: u64,
+    pub pending: u64,
+    pub last_success_at: Option<String>,
+    pub last_error: Option<SinkError>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct SinkError {
+    pub at: String,
+    pub status: Option<u16>,
+    /// The receiver's answer: admins only.
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct SinkList {
+    pub sinks: Vec<SinkInfo>,
+}
+
+/// `POST /sinks`'s answer: a webhook's signing secret is shown this once.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct CreatedSink {
+    #[serde(flatten)]
+    pub info: SinkInfo,
+    pub secret: Option<Secret>,
+}
+
+impl SinkKind {
+    /// How the page names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            SinkKind::Webhook => "Webhook (Standard Webhooks)",
+            SinkKind::SplunkHec => "Splunk HTTP Event Collector",
+            SinkKind::Elastic => "Elastic (_bulk into a data stream)",
+            SinkKind::Sentinel => "Microsoft Sentinel (Logs Ingestion API)",
+        }
+    }
+}
+
 /// A sink's URL: https (http only to loopback in tests), a host name (no
 /// IP literal of any notation, no localhost or internal names), no user
 /// info. DNS cannot be checked from here; a name is the receiver's own.

@@ -60,6 +60,16 @@ pub enum CheckStatus {
     Unknown,
 }
 
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Pass => "pass",
+            CheckStatus::Fail => "fail",
+            CheckStatus::Unknown => "unknown",
+        }
+    }
+}
+
 /// What a setting should be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expected {

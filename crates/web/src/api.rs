@@ -6,7 +6,6 @@
 
 use gloo_net::http::{Method, RequestBuilder};
 use snc_core::api::ApiMethod;
-use snc_core::health::HealthReport;
 use snc_core::problem::Problem;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -73,6 +72,19 @@ impl Answer {
     }
 }
 
+#[cfg(feature = "admin")]
+impl Answer {
+    /// The body as one of core's types, through serde-wasm-bindgen.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, Problem> {
+        serde_wasm_bindgen::from_value(self.json.clone()).map_err(|e| {
+            unexpected(
+                self.status,
+                &format!("The answer did not have the expected shape ({e})."),
+            )
+        })
+    }
+}
+
 pub struct ApiClient {
     base: String,
     credential: Credential,
@@ -128,6 +140,12 @@ impl ApiClient {
     /// A GET whose answer is one of core's types.
     pub async fn get<T: FromJs>(&self, path: &str) -> Result<T, Problem> {
         self.call(ApiMethod::Get, path, None).await?.parse()
+    }
+
+    /// A GET whose answer is one of core's serde types.
+    #[cfg(feature = "admin")]
+    pub async fn fetch<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, Problem> {
+        self.call(ApiMethod::Get, path, None).await?.decode()
     }
 
     async fn send(
@@ -240,8 +258,9 @@ pub fn api_call(
     }))
 }
 
-pub async fn health(api_base: &str) -> Result<HealthReport, Problem> {
-    let report: HealthReport = ApiClient::new(api_base, Credential::None)
+#[cfg(feature = "connect")]
+pub async fn health(api_base: &str) -> Result<snc_core::health::HealthReport, Problem> {
+    let report: snc_core::health::HealthReport = ApiClient::new(api_base, Credential::None)
         .get("/health")
         .await?;
     if report.status == "ok" && !report.version.is_empty() {

@@ -2,16 +2,22 @@
 //! call to the connector goes through its API client, and the same core code
 //! the worker runs does every check.
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod api;
-mod dom;
+pub mod dom;
 pub mod js;
+#[cfg(feature = "connect")]
 mod validate;
+#[cfg(feature = "connect")]
 mod view;
+#[cfg(feature = "connect")]
 mod wizard;
 
 use wasm_bindgen::prelude::*;
 
 /// Fetches the worker's health from `api_base` and shows its version in `target`.
+#[cfg(feature = "connect")]
 #[wasm_bindgen(js_name = showHealth)]
 pub fn show_health(api_base: String, target: web_sys::Element) -> js_sys::Promise {
     js::promise(Box::pin(async move {
@@ -28,6 +34,9 @@ pub fn module_version() -> String {
 }
 
 pub use api::{api_call, ApiClient, Credential};
+#[cfg(feature = "connect")]
 pub use validate::validate_field;
+#[cfg(feature = "connect")]
 pub use view::render_health;
+#[cfg(feature = "connect")]
 pub use wizard::mount_wizard;

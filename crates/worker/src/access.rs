@@ -2,8 +2,8 @@
 //! tickets are found by the SHA-256 of what the caller presents; the
 //! credential itself is never stored.
 
-use serde::{Deserialize, Serialize};
-use snc_core::access::{CredentialHash, FailureCount, FailurePolicy, Scopes, TicketGrant};
+use serde::Deserialize;
+use snc_core::access::{CredentialHash, FailureCount, FailurePolicy, KeyInfo, Scopes, TicketGrant};
 use snc_core::clock::rfc3339;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, Result};
@@ -32,17 +32,6 @@ struct KeyRow {
     created_at: String,
     expires_at: Option<f64>,
     last_used_at: Option<f64>,
-}
-
-/// A key as listed: never the key itself.
-#[derive(Serialize)]
-pub struct KeyInfo {
-    pub id: String,
-    pub name: String,
-    pub scopes: Scopes,
-    pub created_at: String,
-    pub expires_at: Option<String>,
-    pub last_used_at: Option<String>,
 }
 
 impl KeyRow {

@@ -2,7 +2,7 @@
 //! or grows them (an acknowledged or closed alert keeps its status), listed
 //! across connections newest first, and their status changed by the admin.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use snc_core::clock::rfc3339;
 use snc_core::detect::Alert;
 use wasm_bindgen::JsValue;
@@ -16,41 +16,7 @@ fn opt(v: Option<&str>) -> JsValue {
     v.map_or(JsValue::NULL, JsValue::from_str)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertStatus {
-    Open,
-    Acknowledged,
-    Closed,
-}
-
-impl AlertStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertStatus::Open => "open",
-            AlertStatus::Acknowledged => "acknowledged",
-            AlertStatus::Closed => "closed",
-        }
-    }
-
-    pub fn parse(v: &str) -> Option<AlertStatus> {
-        [
-            AlertStatus::Open,
-            AlertStatus::Acknowledged,
-            AlertStatus::Closed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == v)
-    }
-}
-
-/// An alert as stored and shown: the detector's alert and its status.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StoredAlert {
-    #[serde(flatten)]
-    pub alert: Alert,
-    pub status: AlertStatus,
-}
+pub use snc_core::detect::{AlertStatus, StoredAlert};
 
 #[derive(Deserialize)]
 struct Row {

@@ -2,8 +2,8 @@
 //! listed newest first. Entries hold ids, names, paths and problem codes,
 //! never a request body or a header value, so no secret can reach them.
 
-use serde::{Deserialize, Serialize};
-use snc_core::access::{Actor, ActorKind};
+use serde::Deserialize;
+use snc_core::access::{Actor, ActorKind, AuditEntry};
 use snc_core::clock::rfc3339;
 use wasm_bindgen::JsValue;
 use worker::{console_log, D1Database, Result};
@@ -43,16 +43,9 @@ struct Row {
     ip: Option<String>,
 }
 
-#[derive(Serialize)]
+/// An entry as listed, with its time in milliseconds: the paging cursor's key.
 pub struct Listed {
-    pub id: String,
-    pub at: String,
-    pub actor: Actor,
-    pub action: String,
-    pub target: Option<String>,
-    pub outcome: String,
-    pub ip: Option<String>,
-    #[serde(skip)]
+    pub entry: AuditEntry,
     pub at_ms: i64,
 }
 
@@ -129,18 +122,20 @@ impl AuditLog {
         Ok(rows
             .into_iter()
             .map(|r| Listed {
-                at: rfc3339((r.at / 1000.0) as i64),
                 at_ms: r.at as i64,
-                actor: Actor {
-                    kind: ActorKind::parse(&r.actor_kind).unwrap_or(ActorKind::AdminToken),
-                    id: r.actor_id,
-                    name: r.actor_name,
+                entry: AuditEntry {
+                    at: rfc3339((r.at / 1000.0) as i64),
+                    actor: Actor {
+                        kind: ActorKind::parse(&r.actor_kind).unwrap_or(ActorKind::AdminToken),
+                        id: r.actor_id,
+                        name: r.actor_name,
+                    },
+                    id: r.id,
+                    action: r.action,
+                    target: r.target,
+                    outcome: r.outcome,
+                    ip: r.ip,
                 },
-                id: r.id,
-                action: r.action,
-                target: r.target,
-                outcome: r.outcome,
-                ip: r.ip,
             })
             .collect())
     }

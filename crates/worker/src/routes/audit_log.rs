@@ -1,6 +1,6 @@
 //! `GET /audit`: the audit log, newest first, with `from`/`to` and paging.
 
-use serde_json::json;
+use snc_core::access::AuditPage;
 use snc_core::clock::parse_rfc3339;
 use snc_core::problem::{Problem, ProblemCode};
 use worker::{Env, Request, Response, Result};
@@ -62,9 +62,12 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
     let next_cursor = entries
         .last()
         .filter(|_| more)
-        .map(|e| paging::encode_cursor(&(e.at_ms, &e.id)));
+        .map(|e| paging::encode_cursor(&(e.at_ms, &e.entry.id)));
     respond::json(
         200,
-        &json!({ "entries": entries, "next_cursor": next_cursor }),
+        &AuditPage {
+            entries: entries.into_iter().map(|e| e.entry).collect(),
+            next_cursor,
+        },
     )
 }

@@ -125,7 +125,12 @@ pub async fn create(mut req: Request, env: &Env) -> Result<Response> {
 }
 
 pub async fn list(env: &Env) -> Result<Response> {
-    respond::json(200, &json!({ "keys": store(env)?.keys().await? }))
+    respond::json(
+        200,
+        &snc_core::access::KeyList {
+            keys: store(env)?.keys().await?,
+        },
+    )
 }
 
 pub async fn revoke(env: &Env, id: &str) -> Result<Response> {
