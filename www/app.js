@@ -22,11 +22,15 @@ if (token()) tokenForm.hidden = true;
 const core = loadCore().then(() => showHealth(location.origin, document.getElementById("version")));
 
 function refuse(problem) {
-  signOut();
   main.replaceChildren(tokenForm);
   tokenForm.hidden = false;
   const err = document.getElementById("token-error");
-  err.textContent = problem.code === "unauthorized" ? "That is not a valid admin token or API key (a revoked or expired key is refused too)." : `${problem.title}: ${problem.detail}`;
+  // Only a refused credential signs the tab out; a busy or unreachable
+  // connector leaves it signed in for the next try.
+  if (problem.code === "unauthorized") signOut();
+  err.textContent = problem.code === "unauthorized"
+    ? "That is not a valid admin token or API key (a revoked or expired key is refused too)."
+    : `The sign-in could not be confirmed: ${problem.title}. ${problem.detail} Reload the page to try again.`;
   err.hidden = false;
   document.getElementById("token").setAttribute("aria-invalid", "true");
   document.getElementById("token").focus();
@@ -35,21 +39,26 @@ function refuse(problem) {
 async function start({ quiet = false } = {}) {
   await loadCore();
   const before = remembered();
-  if (before) show(before);
+  // Drawn at once from the last /me, the wizard included; the views, which
+  // call the API at once and keep polling, wait for /me to confirm.
+  const views = before ? show(before) : null;
   const me = await api(base, token, "GET", "/me");
   if (!me.ok) {
     if (quiet) { tokenForm.hidden = false; return; }
     return refuse(me.problem);
   }
   const same = (a, b) => ["kind", "id", "name", "scopes"].every((k) => JSON.stringify(a[k]) === JSON.stringify(b[k]));
-  if (before && same(before, me.json)) return;
+  if (before && same(before, me.json)) return views();
   sessionStorage.setItem("snc-me", JSON.stringify(me.json));
   // The first sign-in of this tab, or the caller changed (a key's scopes).
   if (before) return location.reload();
-  show(me.json);
+  show(me.json)();
 }
 
-/** Draws what the caller `me` (a GET /me answer) may see. */
+/**
+ * Draws what the caller `me` (a GET /me answer) may see and mounts the
+ * wizard; answers a function that mounts the other views.
+ */
 function show(me) {
   tokenForm.hidden = true;
   const scopes = me.scopes;
@@ -65,7 +74,8 @@ function show(me) {
   const later = [];
   let adminView = null;
   let wizardUp = Promise.resolve();
-  if (admin || scopes.includes("connect")) {
+  const wizardFirst = admin || scopes.includes("connect");
+  if (wizardFirst) {
     const wizardSection = el("section", { "aria-labelledby": "connect-title", class: "card" }, el("h2", { id: "connect-title", class: "section-title", text: "Connect ServiceNow" }));
     sections.push(wizardSection);
     // The wizard reads /settings itself.
@@ -96,7 +106,9 @@ function show(me) {
     });
   }
   main.replaceChildren(...sections);
-  for (const mount of later) mount();
+  const [first, ...rest] = later;
+  if (wizardFirst) first();
+  return () => { for (const mount of wizardFirst ? rest : later) mount(); };
 }
 
 tokenForm.addEventListener("submit", (ev) => {

@@ -98,7 +98,12 @@ pub enum Msg {
     Settings(Box<PageSettings>),
     Connected(Box<Connection>),
     ConnectFailed(Problem),
-    Polled(Result<Box<Connection>, Problem>),
+    /// A progress read of connection `id` came back. Reads of a connection
+    /// the wizard has moved on from are ignored.
+    Polled {
+        id: String,
+        answer: Result<Box<Connection>, Problem>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -127,6 +132,8 @@ pub struct Wizard {
     policy: HostPolicy,
     backfill_days: i64,
     poll_failures: u32,
+    /// A connect was sent and has not answered yet.
+    connecting: bool,
 }
 
 impl Wizard {
@@ -139,6 +146,7 @@ impl Wizard {
             policy,
             backfill_days,
             poll_failures: 0,
+            connecting: false,
         }
     }
 
@@ -187,8 +195,10 @@ impl Wizard {
             Msg::Settings(settings) => {
                 self.policy = settings.host_policy();
                 self.backfill_days = settings.backfill_days;
-                // Only texts that name the days change; no step moves.
+                // Only texts that name the days change; no step moves, and
+                // a connect under way is not drawn over.
                 match self.step {
+                    Step::Connect if self.connecting => Vec::new(),
                     Step::Connect | Step::Status => vec![Effect::Render],
                     _ => Vec::new(),
                 }
@@ -205,6 +215,7 @@ impl Wizard {
             }
             Msg::Submit => self.submit(),
             Msg::Connected(c) => {
+                self.connecting = false;
                 // Sent once; not kept a moment longer.
                 self.values
                     .retain(|(k, _)| k != "password" && k != "client_secret");
@@ -222,8 +233,11 @@ impl Wizard {
                 }
                 out
             }
-            Msg::ConnectFailed(p) => self.problem(p),
-            Msg::Polled(answer) => self.polled(answer),
+            Msg::ConnectFailed(p) => {
+                self.connecting = false;
+                self.problem(p)
+            }
+            Msg::Polled { id, answer } => self.polled(&id, answer),
         }
     }
 
@@ -235,7 +249,12 @@ impl Wizard {
                 self.step = Step::Name;
                 vec![Effect::Render]
             }
-            Step::Connect => vec![Effect::Connect(self.request())],
+            // One connect at a time: a second press while it runs does nothing.
+            Step::Connect if self.connecting => Vec::new(),
+            Step::Connect => {
+                self.connecting = true;
+                vec![Effect::Connect(self.request())]
+            }
             step => {
                 let errors: Vec<FieldError> = step
                     .fields(self.method)
@@ -300,11 +319,11 @@ impl Wizard {
 
     /// A progress read: shown, and read again until the backfill is in; a
     /// failed read is tried again after 2, 4, 8 … 30 s, and said so.
-    fn polled(&mut self, answer: Result<Box<Connection>, Problem>) -> Vec<Effect> {
+    fn polled(&mut self, asked: &str, answer: Result<Box<Connection>, Problem>) -> Vec<Effect> {
         let Some(id) = self.connection.as_ref().map(|c| c.id.clone()) else {
             return Vec::new();
         };
-        if self.step != Step::Status {
+        if self.step != Step::Status || id != asked {
             return Vec::new();
         }
         match answer {
@@ -356,6 +375,7 @@ impl Wizard {
             progress: all.iter().map(|s| s.title(self.method)).collect(),
             current: at,
             fields: self.step.fields(self.method).to_vec(),
+            busy: self.step == Step::Connect && self.connecting,
             next: match self.step {
                 Step::Connect => "Connect",
                 Step::Status => "Connect another",
@@ -454,6 +474,8 @@ pub struct StepView {
     pub current: usize,
     pub fields: Vec<&'static str>,
     pub next: &'static str,
+    /// A connect is under way: the submit button stays disabled.
+    pub busy: bool,
     pub back: bool,
     pub summary: Vec<(&'static str, String)>,
     /// The status step's line about the backfill.

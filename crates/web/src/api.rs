@@ -163,6 +163,17 @@ impl ApiClient {
             ApiMethod::Delete => Method::DELETE,
         });
         if let Some(c) = credential {
+            // A header value must be visible ASCII (gloo-net would throw
+            // on anything else): a token or key always is, so a pasted
+            // symbol or space is refused here, as a wrong credential.
+            if !c.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(page_problem(
+                    "unauthorized",
+                    401,
+                    "That credential cannot be right".into(),
+                    "It holds a character no token, key or ticket has (a space or a symbol pasted with it?). Paste it again.".into(),
+                ));
+            }
             request = request.header("authorization", &format!("Bearer {c}"));
         }
         let request = match body {

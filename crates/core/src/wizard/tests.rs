@@ -198,7 +198,10 @@ fn after_connecting_the_secrets_go_and_the_status_is_followed_through_failures()
     );
     let mut down = Problem::new(ProblemCode::Internal);
     down.code = CONNECTOR_UNREACHABLE.into();
-    let e1 = w.update(Msg::Polled(Err(down.clone())));
+    let e1 = w.update(Msg::Polled {
+        id: "c1".into(),
+        answer: Err(down.clone()),
+    });
     assert_eq!(
         e1[1],
         Effect::Poll {
@@ -209,7 +212,10 @@ fn after_connecting_the_secrets_go_and_the_status_is_followed_through_failures()
     assert!(
         matches!(&e1[0], Effect::Announce(t) if t == "The connector could not be reached. Trying again in 2 s.")
     );
-    let e2 = w.update(Msg::Polled(Err(down.clone())));
+    let e2 = w.update(Msg::Polled {
+        id: "c1".into(),
+        answer: Err(down.clone()),
+    });
     assert_eq!(
         e2[1],
         Effect::Poll {
@@ -218,17 +224,26 @@ fn after_connecting_the_secrets_go_and_the_status_is_followed_through_failures()
         }
     );
     for _ in 0..10 {
-        w.update(Msg::Polled(Err(down.clone())));
+        w.update(Msg::Polled {
+            id: "c1".into(),
+            answer: Err(down.clone()),
+        });
     }
     assert_eq!(
-        w.update(Msg::Polled(Err(down)))[1],
+        w.update(Msg::Polled {
+            id: "c1".into(),
+            answer: Err(down),
+        })[1],
         Effect::Poll {
             id: "c1".into(),
             after_ms: 30_000
         },
         "capped"
     );
-    let back = w.update(Msg::Polled(Ok(conn(true))));
+    let back = w.update(Msg::Polled {
+        id: "c1".into(),
+        answer: Ok(conn(true)),
+    });
     assert_eq!(
         back,
         vec![
@@ -246,7 +261,10 @@ fn after_connecting_the_secrets_go_and_the_status_is_followed_through_failures()
         "a fresh start"
     );
     assert_eq!(
-        w.update(Msg::Polled(Ok(conn(false)))),
+        w.update(Msg::Polled {
+            id: "c1".into(),
+            answer: Ok(conn(false)),
+        }),
         Vec::new(),
         "a late answer changes nothing"
     );
@@ -278,4 +296,38 @@ fn settings_arriving_late_change_the_checks_and_the_days() {
         "the connect step names the days: drawn again"
     );
     assert_eq!(w.backfill_days(), 30);
+}
+
+#[test]
+fn one_connect_at_a_time_and_reads_of_an_earlier_connection_are_ignored() {
+    let mut w = to_connect(AuthMethod::Oauth);
+    assert!(matches!(&w.update(Msg::Submit)[..], [Effect::Connect(_)]));
+    assert!(w.view().busy);
+    assert_eq!(
+        w.update(Msg::Submit),
+        Vec::new(),
+        "a second press sends nothing"
+    );
+    assert_eq!(
+        w.update(Msg::Settings(Box::new(PageSettings::new("", true, 30)))),
+        Vec::new(),
+        "late settings do not redraw a connect under way"
+    );
+    let mut refused = Problem::new(ProblemCode::RateLimited);
+    refused.errors.clear();
+    w.update(Msg::ConnectFailed(refused));
+    assert!(!w.view().busy, "the admin can try again");
+    assert!(matches!(&w.update(Msg::Submit)[..], [Effect::Connect(_)]));
+    w.update(Msg::Connected(conn(false)));
+    // A read of another connection (a chain left from before "Connect
+    // another") neither shows nor schedules anything.
+    let mut down = Problem::new(ProblemCode::Internal);
+    down.code = CONNECTOR_UNREACHABLE.into();
+    assert_eq!(
+        w.update(Msg::Polled {
+            id: "earlier".into(),
+            answer: Err(down),
+        }),
+        Vec::new()
+    );
 }

@@ -82,6 +82,9 @@ pub struct View {
     pub detail: Element,
     rows: RefCell<HashMap<String, Rc<Row>>>,
     alerts: RefCell<Option<Rc<super::alerts::View>>>,
+    /// The 3 s refresh, stopped when the credential is refused: a revoked
+    /// key left open in a tab must not keep knocking.
+    timer: RefCell<Option<i32>>,
 }
 
 fn method_label(m: &str) -> &str {
@@ -135,6 +138,7 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
         detail,
         rows: RefCell::new(HashMap::new()),
         alerts: RefCell::new(None),
+        timer: RefCell::new(None),
     });
     let v = view.clone();
     on_action(&list, move |action, id| {
@@ -160,10 +164,12 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
     let v = view.clone();
     let tick = Closure::<dyn FnMut()>::new(move || spawn(Box::pin(refresh(v.clone()))));
     if let Some(w) = web_sys::window() {
-        let _ = w.set_interval_with_callback_and_timeout_and_arguments_0(
-            tick.as_ref().unchecked_ref(),
-            3_000,
-        );
+        *view.timer.borrow_mut() = w
+            .set_interval_with_callback_and_timeout_and_arguments_0(
+                tick.as_ref().unchecked_ref(),
+                3_000,
+            )
+            .ok();
     }
     tick.forget();
     let v = view.clone();
@@ -369,7 +375,11 @@ async fn change(view: Rc<View>, c: Change) -> Result<JsValue, JsValue> {
 }
 
 fn confirm_delete(row: &Row, c: &Connection) {
-    if let Ok(Some(_)) = row.item.query_selector("[role=alertdialog]") {
+    if let Ok(Some(open)) = row
+        .item
+        .query_selector("[role=alertdialog] button.secondary")
+    {
+        focus(&open);
         return;
     }
     let label = format!("del-{}", c.id);
@@ -514,6 +524,17 @@ pub async fn refresh(view: Rc<View>) -> Result<JsValue, JsValue> {
     let list: ConnectionList = match view.client.fetch("/connections").await {
         Ok(l) => l,
         Err(p) => {
+            if p.code == "unauthorized" {
+                if let (Some(w), Some(t)) = (web_sys::window(), view.timer.borrow_mut().take()) {
+                    w.clear_interval_with_handle(t);
+                }
+                say(
+                    &view,
+                    "The connector refused this sign-in (a revoked or expired key?): the list stops updating. Sign in again.",
+                    "error",
+                );
+                return Ok(JsValue::UNDEFINED);
+            }
             let text = if p.code == CONNECTOR_UNREACHABLE {
                 "The connector could not be reached; the list will update when it answers again."
                     .to_string()

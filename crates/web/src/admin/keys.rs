@@ -222,8 +222,16 @@ async fn create(view: Rc<View>) -> Result<JsValue, JsValue> {
         }
         None => return Ok(JsValue::UNDEFINED),
     };
-    let created = answer.and_then(|a| a.decode::<CreatedKey>());
-    let created = match created {
+    // The key is shown only now: read it even from an answer that does not
+    // decode whole.
+    let created = answer.map(|a| match a.decode::<CreatedKey>() {
+        Ok(c) => (c.info.name, c.key.expose().to_string()),
+        Err(_) => {
+            let o = crate::js::Obj(&a.json);
+            (o.text("name"), o.text("key"))
+        }
+    });
+    let (created_name, created_key) = match created {
         Ok(c) => c,
         Err(p) => {
             let text = if p.errors.is_empty() {
@@ -245,14 +253,14 @@ async fn create(view: Rc<View>) -> Result<JsValue, JsValue> {
         .attr("type", "text")
         .attr("readonly", "")
         .el();
-    input(&value).set_value(created.key.expose());
+    input(&value).set_value(&created_key);
     view.shown.set_text_content(None);
     let _ = view.shown.append_child(
         &h("div")
             .class("snc-alert")
             .child(
                 h("p")
-                    .child(h("strong").text(&format!("Key \"{}\" created. ", created.info.name)))
+                    .child(h("strong").text(&format!("Key \"{created_name}\" created. ")))
                     .child(h("span").text("Copy it now: it is not shown again.")),
             )
             .child(h("label").attr("for", "key-value").text("The key"))

@@ -311,7 +311,16 @@ async fn create(view: Rc<View>) -> Result<JsValue, JsValue> {
         .client
         .call(ApiMethod::Post, "/sinks", text.as_deref())
         .await;
-    let created = match answer.and_then(|a| a.decode::<CreatedSink>()) {
+    // A webhook's secret is shown only now: read it even from an answer
+    // that does not decode whole.
+    let created = answer.map(|a| match a.decode::<CreatedSink>() {
+        Ok(c) => (c.info.name, c.secret.map(|s| s.expose().to_string())),
+        Err(_) => {
+            let o = crate::js::Obj(&a.json);
+            (o.text("name"), o.str("secret"))
+        }
+    });
+    let (created_name, created_secret) = match created {
         Ok(c) => c,
         Err(p) => {
             let text = if p.errors.is_empty() {
@@ -337,14 +346,14 @@ async fn create(view: Rc<View>) -> Result<JsValue, JsValue> {
     }
     draw_fields(f);
     view.note
-        .set_text_content(Some(&format!("{} added.", created.info.name)));
-    if let Some(secret) = &created.secret {
+        .set_text_content(Some(&format!("{created_name} added.")));
+    if let Some(secret) = &created_secret {
         let value = h("input")
             .id("sink-secret")
             .attr("type", "text")
             .attr("readonly", "")
             .el();
-        input(&value).set_value(secret.expose());
+        input(&value).set_value(secret);
         view.shown.set_text_content(None);
         let _ = view.shown.append_child(
             &h("div")

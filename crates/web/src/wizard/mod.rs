@@ -242,8 +242,12 @@ fn listen(shared: &Shared) -> Result<(), JsValue> {
             let Some(input) = target_input(&ev) else {
                 return;
             };
+            // A step drawn over its focused field fires this while the
+            // controller is busy drawing: nothing to check then.
             if input.name() != "method" && !input.value().is_empty() {
-                s.borrow().check(&input.name());
+                if let Ok(c) = s.try_borrow() {
+                    c.check(&input.name());
+                }
             }
         }),
     )?;
@@ -277,7 +281,13 @@ fn submit(shared: &Shared) {
 }
 
 fn dispatch(shared: &Shared, msg: Msg) {
-    let effects = shared.borrow_mut().machine.update(msg);
+    // An event fired from inside a redraw (a removed field's focusout)
+    // finds the controller busy: it is dropped rather than re-entered.
+    let Ok(mut controller) = shared.try_borrow_mut() else {
+        return;
+    };
+    let effects = controller.machine.update(msg);
+    drop(controller);
     for effect in effects {
         match effect {
             Effect::Render => shared.borrow_mut().render(),
@@ -321,8 +331,8 @@ async fn connect(shared: Shared, body: ConnectBody) -> Result<JsValue, JsValue> 
     drop(body);
     {
         let c = shared.borrow();
-        let _ = c.parts.next.remove_attribute("disabled");
         c.parts.live.set_text_content(None);
+        let _ = c.parts.next.remove_attribute("disabled");
     }
     let made = outcome.and_then(|answer| answer.parse::<Connection>().map(|c| (c, answer.json)));
     match made {
@@ -362,7 +372,13 @@ async fn poll(shared: Shared, id: String, after_ms: u64) -> Result<JsValue, JsVa
         String::from(js_sys::encode_uri_component(&id))
     );
     let answer = client.get::<Connection>(&path).await;
-    dispatch(&shared, Msg::Polled(answer.map(Box::new)));
+    dispatch(
+        &shared,
+        Msg::Polled {
+            id,
+            answer: answer.map(Box::new),
+        },
+    );
     Ok(JsValue::UNDEFINED)
 }
 
@@ -414,7 +430,11 @@ impl Controller {
             hide(&p.back);
         }
         p.next.set_text_content(Some(view.next));
-        let _ = p.next.remove_attribute("disabled");
+        if view.busy {
+            let _ = p.next.set_attribute("disabled", "");
+        } else {
+            let _ = p.next.remove_attribute("disabled");
+        }
         self.fields.clear();
         let body: Vec<Element> = match view.step {
             Step::Method => vec![view::methods(self.machine.method())],
