@@ -66,6 +66,20 @@ pub fn resume_start(cursor: &Key, read_at: i64, backfill_from: i64) -> Key {
     }
 }
 
+/// The oldest record time a coming run may read again and look up in the
+/// index, over every table's (cursor time, time of the read that stored
+/// it): only a cursor within `OVERLAP_SECS` of its read makes the next run
+/// start before it (`resume_start`), at its read less the overlap. The index
+/// must keep everything from there on, whatever its hot window; `None`:
+/// nothing is read again.
+pub fn reread_floor(cursors: &[(i64, i64)]) -> Option<i64> {
+    cursors
+        .iter()
+        .filter(|(cursor, read_at)| *cursor > read_at - OVERLAP_SECS)
+        .map(|(_, read_at)| read_at - OVERLAP_SECS)
+        .min()
+}
+
 /// The encoded query for records strictly after `after` (or at/after its
 /// second when `sys_id` is empty).
 pub fn after_query(after: &Key) -> String {
@@ -714,5 +728,29 @@ pub(crate) mod tests {
             "/api/now/v2/table/sysevent?sysparm_query=sys_created_on%3E%3D2026-11-20+09%3A50%3A00"
         ));
         assert!(path.contains("sysparm_exclude_reference_link=true"));
+    }
+
+    #[test]
+    fn the_index_keeps_what_a_coming_run_reads_again() {
+        let read_at = 1_000_000;
+        // A cursor well before its read: the next run starts after it.
+        assert_eq!(reread_floor(&[(read_at - OVERLAP_SECS - 1, read_at)]), None);
+        // A cursor close to its read (or a connection disabled since): the
+        // next run starts at the read less the overlap, however long ago.
+        assert_eq!(
+            reread_floor(&[(read_at - 5, read_at), (read_at - 86_400 * 30, read_at)]),
+            Some(read_at - OVERLAP_SECS)
+        );
+        assert_eq!(
+            reread_floor(&[(read_at - 5, read_at), (500_000, 500_010)]),
+            Some(500_010 - OVERLAP_SECS)
+        );
+        // Every such start is at or after the floor.
+        for (cursor, read) in [(read_at - 5, read_at), (500_000, 500_010)] {
+            let c = Key::start_of(cursor);
+            let start = resume_start(&c, read, 0);
+            let t = crate::events::parse_servicenow_time(&start.created_on).unwrap();
+            assert!(t >= reread_floor(&[(read_at - 5, read_at), (500_000, 500_010)]).unwrap());
+        }
     }
 }

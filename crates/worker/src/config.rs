@@ -96,6 +96,17 @@ impl Config {
     }
 }
 
+/// `EVENT_HOT_DAYS`, default 7, at least 1: how far back the object's event
+/// index reaches (docs/architecture.md, "The hot window"). Older events are
+/// read from their archived pages. At least a day, so the pull's overlap
+/// (minutes) always finds what it re-reads in the index.
+pub fn hot_days(env: &Env) -> i64 {
+    text(env, "EVENT_HOT_DAYS")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|d: &i64| *d >= 1)
+        .unwrap_or(7)
+}
+
 /// `EVENT_RETENTION_DAYS`, default 90.
 pub fn retention_days(env: &Env) -> i64 {
     text(env, "EVENT_RETENTION_DAYS")

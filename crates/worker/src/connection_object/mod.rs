@@ -28,8 +28,8 @@ use worker::{
 
 use crate::store::{Fence, Store};
 use crate::{now, now_ms};
-use plane::Plane;
 pub use plane::{Account, AccountsQuery, IndexQuery, RunRow};
+use plane::{Order, Plane};
 use pull::{RunOutcome, Slice};
 
 /// The alarm of a connection that is not pulling (disabled, or in an error
@@ -255,6 +255,22 @@ impl ConnectionObject {
         let retention_days = crate::config::retention_days(&self.env);
         let (dropped, expired) = plane.apply_retention(now() - retention_days * 86_400)?;
         crate::archive::delete(&bucket, &expired).await?;
+        // The index keeps the hot window; older events stay in their pages.
+        // Never past what a coming run may read again and look up in it.
+        let hot_days = crate::config::hot_days(&self.env).min(retention_days);
+        let positions: Vec<(i64, i64)> = plane
+            .cursors()?
+            .iter()
+            .filter_map(|c| {
+                let at = snc_core::events::parse_servicenow_time(c.created_on.as_deref()?)?;
+                Some((at, c.read_at? as i64))
+            })
+            .collect();
+        let floor = snc_core::cursor::reread_floor(&positions).map_or(i64::MAX, |f| f - 60);
+        let moved = plane.trim_hot((now() - hot_days * 86_400).min(floor))?;
+        if moved > 0 {
+            console_log!("hot window: {moved} index rows older than {hot_days} days left the index (their pages keep them)");
+        }
         if dropped > 0 {
             fence.progress(&plane.progress(now())?).await?;
         }
@@ -323,8 +339,112 @@ impl ConnectionObject {
     }
 
     async fn read_events(&self, q: &IndexQuery) -> Result<Vec<Event>> {
-        read_indexed(&self.plane()?, &self.bucket()?, q).await
+        read_events(&self.plane()?, &self.bucket()?, q).await
     }
+}
+
+/// An event's place in the listing order.
+fn position(e: &Event) -> Option<(i64, &str, &str)> {
+    let (table, sys_id) = e.id.split_once(':')?;
+    Some((
+        snc_core::clock::parse_rfc3339(&e.occurred_at)?,
+        table,
+        sys_id,
+    ))
+}
+
+/// The events a query selects over the whole retention: the index's (the
+/// hot window, and anything stored since the last trim), then, for a range
+/// reaching before the hot window, the archived pages holding events no
+/// longer indexed, read whole, newest (or oldest) pages first, until no
+/// unread page can hold an event that would make the answer.
+pub(super) async fn read_events(
+    plane: &Plane,
+    bucket: &Bucket,
+    q: &IndexQuery,
+) -> Result<Vec<Event>> {
+    let mut out = read_indexed(plane, bucket, q).await?;
+    let Some(hot_from) = plane.hot_from()? else {
+        return Ok(out);
+    };
+    let lower = match (q.from, q.not_before) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    if lower.is_some_and(|l| l >= hot_from) {
+        return Ok(out);
+    }
+    let mut upper = q.to.map_or(hot_from, |t| t.min(hot_from));
+    let order = if q.newest_first {
+        Order::NewestFirst
+    } else {
+        Order::OldestFirst
+    };
+    // A next page of the listing starts at its cursor: pages wholly on the
+    // other side of it are not read again.
+    let mut lower = lower;
+    if let Some((t, ..)) = &q.after {
+        match order {
+            Order::NewestFirst => upper = upper.min(t + 1),
+            Order::OldestFirst => lower = Some(lower.map_or(*t, |l| l.max(*t))),
+        }
+    }
+    let limit = q.limit as usize;
+    // Whether an event comes after the cursor in the listing's order.
+    let beyond =
+        |a: (i64, &str, &str), c: (i64, &str, &str)| if q.newest_first { a < c } else { a > c };
+    let after = q
+        .after
+        .as_ref()
+        .map(|(t, table, sys_id)| (*t, table.as_str(), sys_id.as_str()));
+    let mut read = 0;
+    for page in plane.cold_pages(lower, upper, order)? {
+        // Enough already, and this page (and every later one) lies wholly
+        // past the last event kept.
+        if out.len() >= limit {
+            let edge = out.get(limit - 1).and_then(position).map_or(0, |p| p.0);
+            let past = match order {
+                Order::NewestFirst => (page.last_at as i64) < edge,
+                Order::OldestFirst => (page.first_at as i64) > edge,
+            };
+            if past {
+                break;
+            }
+        }
+        read += 1;
+        let lines = crate::archive::member_lines(bucket, &page.key, 0, None).await?;
+        for line in lines {
+            let Ok(e) = serde_json::from_str::<Event>(&line) else {
+                continue;
+            };
+            let Some(at) = position(&e) else { continue };
+            let wanted = at.0 < upper
+                && lower.is_none_or(|l| at.0 >= l)
+                && q.kind.as_deref().is_none_or(|k| e.kind.as_str() == k)
+                && q.actor
+                    .as_deref()
+                    .is_none_or(|a| e.actor.as_deref() == Some(a))
+                && after.is_none_or(|c| beyond(at, c));
+            if wanted {
+                out.push(e);
+            }
+        }
+        out.sort_by(|a, b| {
+            let (a, b) = (position(a), position(b));
+            if q.newest_first {
+                b.cmp(&a)
+            } else {
+                a.cmp(&b)
+            }
+        });
+        // A page stored again after a trim would be both indexed and cold.
+        out.dedup_by(|a, b| a.id == b.id && a.occurred_at == b.occurred_at);
+        out.truncate(limit);
+    }
+    if read > 0 {
+        console_log!("events: {read} archived page(s) read for the range before the hot window");
+    }
+    Ok(out)
 }
 
 /// The events the index selects, read whole from their archive members:

@@ -645,7 +645,7 @@ async fn replay(
             newest_first: false,
             ..Default::default()
         };
-        let events = super::read_indexed(plane, bucket, &q).await?;
+        let events = super::read_events(plane, bucket, &q).await?;
         if events.is_empty() {
             cursor.replay_at = asked;
             cursor.replay_after = None;

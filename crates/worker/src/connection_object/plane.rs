@@ -18,6 +18,9 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS cursors (source_table TEXT PRIMARY KEY, created_on TEXT, sys_id TEXT, backfill_total INTEGER NOT NULL DEFAULT 0, caught_up INTEGER NOT NULL DEFAULT 0, page_size INTEGER, read_at INTEGER)",
     // One row per archived object; `members` are the gzip members' offsets.
     "CREATE TABLE IF NOT EXISTS pages (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source_table TEXT NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, events INTEGER NOT NULL, bytes INTEGER NOT NULL, members TEXT NOT NULL)",
+    // Events of a page no longer in the index (older than the hot window):
+    // read from the archive, and counted out when their page goes.
+    "CREATE TABLE IF NOT EXISTS page_cold (page INTEGER PRIMARY KEY, events INTEGER NOT NULL)",
     // The event index: what the events API filters and orders by, and where
     // the whole event lies in the archive (page, line). Time-ordered key, so
     // inserts append and the listing needs no second index.
@@ -63,6 +66,21 @@ pub struct PosturePoint {
 
 pub struct Plane {
     pub(super) sql: SqlStorage,
+}
+
+/// Which end of a time range a read starts from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+/// An archived page some of whose events are no longer indexed.
+#[derive(Deserialize)]
+pub struct ColdPage {
+    pub key: String,
+    pub first_at: f64,
+    pub last_at: f64,
 }
 
 #[derive(Deserialize)]
@@ -443,18 +461,35 @@ impl Plane {
         struct Key {
             key: String,
         }
+        #[derive(Deserialize)]
+        struct Cold {
+            n: f64,
+        }
         let gone: Vec<Key> = self
             .sql
             .exec("SELECT key FROM pages WHERE last_at < ?", vec![int(cutoff)])?
             .to_array()?;
+        // Events out of the index leave the count with their page.
+        let cold: Vec<Cold> = self
+            .sql
+            .exec(
+                "SELECT coalesce(sum(c.events), 0) AS n FROM page_cold c JOIN pages p ON p.id = c.page WHERE p.last_at < ?",
+                vec![int(cutoff)],
+            )?
+            .to_array()?;
         let removed = self.write(
             "DELETE FROM events WHERE occurred_at < ?",
             vec![int(cutoff)],
-        )? as i64;
+        )? as i64
+            + cold.first().map_or(0, |c| c.n as i64);
         self.sql
             .exec("DELETE FROM pages WHERE last_at < ?", vec![int(cutoff)])?;
         self.sql.exec(
             "DELETE FROM page_stored WHERE page NOT IN (SELECT id FROM pages)",
+            None,
+        )?;
+        self.sql.exec(
+            "DELETE FROM page_cold WHERE page NOT IN (SELECT id FROM pages)",
             None,
         )?;
         self.sql
@@ -471,6 +506,51 @@ impl Plane {
             removed.max(0) as u64,
             gone.into_iter().map(|k| k.key).collect(),
         ))
+    }
+
+    /// Where the index starts: events before it (and stored before the last
+    /// trim) are only in the archive. `None`: the index holds everything.
+    pub fn hot_from(&self) -> Result<Option<i64>> {
+        Ok(self
+            .meta("hot_from")?
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|v| v as i64))
+    }
+
+    /// Moves the index's rows older than `cutoff` out (their pages keep
+    /// them): the object holds the hot window only, whatever the retention.
+    /// The event count is unchanged. Returns how many rows went.
+    pub fn trim_hot(&self, cutoff: i64) -> Result<u64> {
+        if self.hot_from()?.is_some_and(|h| h >= cutoff) {
+            return Ok(0);
+        }
+        self.sql.exec(
+            "INSERT INTO page_cold (page, events) SELECT page, count(*) FROM events WHERE occurred_at < ?1 GROUP BY page \
+             ON CONFLICT (page) DO UPDATE SET events = page_cold.events + excluded.events",
+            vec![int(cutoff)],
+        )?;
+        let moved = self.write(
+            "DELETE FROM events WHERE occurred_at < ?",
+            vec![int(cutoff)],
+        )?;
+        self.set_meta("hot_from", &cutoff.to_string())?;
+        Ok(moved as u64)
+    }
+
+    /// The archived pages holding events no longer indexed that may fall in
+    /// `[from, to)`, newest first or oldest first.
+    pub fn cold_pages(&self, from: Option<i64>, to: i64, order: Order) -> Result<Vec<ColdPage>> {
+        let sql = format!(
+            "SELECT p.key, p.first_at, p.last_at FROM pages p JOIN page_cold c ON c.page = p.id \
+             WHERE p.first_at < ?1 AND p.last_at >= ?2 ORDER BY {}",
+            match order {
+                Order::NewestFirst => "p.last_at DESC, p.id DESC",
+                Order::OldestFirst => "p.first_at ASC, p.id ASC",
+            }
+        );
+        self.sql
+            .exec(&sql, vec![int(to), int(from.unwrap_or(i64::MIN))])?
+            .to_array()
     }
 
     pub fn store_posture(&self, checked_at: i64, score: u8, report: &str) -> Result<()> {
