@@ -15,7 +15,9 @@ CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
   cargo build --quiet -p snc-web --target wasm32-unknown-unknown --release
 wasm-bindgen --target web --no-typescript --out-dir www/pkg \
   target/wasm32-unknown-unknown/release/snc_web.wasm
-"$WASM_OPT_BIN" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+# The producers and target-features sections say how it was built: not needed.
+"$WASM_OPT_BIN" -Oz --strip-producers --strip-target-features \
+  --enable-bulk-memory --enable-nontrapping-float-to-int \
   www/pkg/snc_web_bg.wasm -o www/pkg/snc_web_bg.wasm
 # The admin views: the same crate with `admin` instead of `connect`, a second
 # module the page loads after the wizard (crates/web/src/admin).
@@ -24,7 +26,8 @@ CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
   --target wasm32-unknown-unknown --release
 wasm-bindgen --target web --no-typescript --out-dir www/pkg --out-name snc_admin \
   target/wasm32-unknown-unknown/release/snc_web.wasm
-"$WASM_OPT_BIN" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+"$WASM_OPT_BIN" -Oz --strip-producers --strip-target-features \
+  --enable-bulk-memory --enable-nontrapping-float-to-int \
   www/pkg/snc_admin_bg.wasm -o www/pkg/snc_admin_bg.wasm
 
 echo "build: worker -> crates/worker/build"

@@ -19,7 +19,7 @@ const signOut = () => { sessionStorage.removeItem("snc-admin-token"); sessionSto
 // The token form is plain HTML and needs no wasm: the admin can type while
 // the module loads. It goes away when the tab already has a token.
 if (token()) tokenForm.hidden = true;
-const core = loadCore().then(() => showHealth(location.origin, document.getElementById("version")));
+loadCore().then(() => showHealth(location.origin, document.getElementById("version")));
 
 function refuse(problem) {
   main.replaceChildren(tokenForm);

@@ -341,7 +341,7 @@ pub fn check_field(field: &str, value: &str, policy: &HostPolicy) -> Result<(), 
         other => Err(err(
             other,
             "unknown_field",
-            format!("There is no field named {other:?}."),
+            format!("There is no field named \"{other}\"."),
         )),
     }
 }

@@ -149,11 +149,13 @@ impl FromJs for PageSettings {
     fn from_js(value: &JsValue) -> Option<PageSettings> {
         let o = Obj(value);
         let days = o.get("backfill_days").as_f64()?;
-        Some(PageSettings::new(
-            &o.text("instance_hosts"),
-            o.flag("allow_loopback_instances"),
-            days as i64,
-        ))
+        // The page needs the policy and the days; the methods are its own.
+        Some(PageSettings {
+            instance_hosts: o.text("instance_hosts"),
+            allow_loopback_instances: o.flag("allow_loopback_instances"),
+            backfill_days: days as i64,
+            methods: Vec::new(),
+        })
     }
 }
 

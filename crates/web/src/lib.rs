@@ -14,6 +14,7 @@ mod view;
 #[cfg(feature = "connect")]
 mod wizard;
 
+#[cfg(feature = "connect")]
 use wasm_bindgen::prelude::*;
 
 /// Fetches the worker's health from `api_base` and shows its version in `target`.
@@ -25,12 +26,6 @@ pub fn show_health(api_base: String, target: web_sys::Element) -> js_sys::Promis
         view::render_health(&target, &outcome);
         Ok(JsValue::UNDEFINED)
     }))
-}
-
-/// The version of the browser module itself.
-#[wasm_bindgen(js_name = moduleVersion)]
-pub fn module_version() -> String {
-    snc_core::VERSION.to_string()
 }
 
 pub use api::{api_call, ApiClient, Credential};

@@ -90,9 +90,8 @@ fn mount(root: &Node, options: &JsValue) -> Result<Shared, JsValue> {
     });
     // Until /settings answers: the strictest policy (ServiceNow's domains,
     // no loopback) and the default backfill.
-    let defaults = PageSettings::new("", false, 7);
     let shared: Shared = Rc::new(RefCell::new(Controller {
-        machine: Wizard::new(defaults.host_policy(), defaults.backfill_days),
+        machine: Wizard::new(snc_core::instance_url::HostPolicy::default(), 7),
         client,
         hooks,
         parts: build(root)?,
