@@ -176,16 +176,15 @@ async fn load_activity(view: Rc<View>, f: Rc<ActivityFilters>) -> Result<JsValue
         }
     }
     let id = encode(&f.id);
-    let events = view
-        .client
-        .fetch::<EventPage>(&format!("/connections/{id}/events?{}", q.join("&")))
-        .await;
-    let raised = view
-        .client
-        .fetch::<AlertPage>(&format!("/alerts?connection_id={id}&limit=1000"))
-        .await
-        .map(|p| p.alerts)
-        .unwrap_or_default();
+    // The events and the alerts marked on their chart, read at once.
+    let events_path = format!("/connections/{id}/events?{}", q.join("&"));
+    let alerts_path = format!("/alerts?connection_id={id}&limit=1000");
+    let (events, raised) = futures_util::future::join(
+        view.client.fetch::<EventPage>(&events_path),
+        view.client.fetch::<AlertPage>(&alerts_path),
+    )
+    .await;
+    let raised = raised.map(|p| p.alerts).unwrap_or_default();
     let events = match events {
         Ok(p) => p.events,
         Err(p) => {
