@@ -103,8 +103,7 @@ pub async fn load(view: Rc<View>) -> Result<JsValue, JsValue> {
     let page: AlertPage = match view.connections.client.fetch(&path).await {
         Ok(p) => p,
         Err(p) => {
-            view.table.set_text_content(None);
-            let _ = view.table.append_child(&h("caption").text(&p.detail).el());
+            super::caption(&view.table, &p.detail);
             return Ok(JsValue::UNDEFINED);
         }
     };

@@ -16,7 +16,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlInputElement, HtmlSelectElement};
 
 use super::connections::View;
-use super::{button, cell, encode, focus, h, head, live, on, problem_text};
+use super::{button, caption, cell, encode, focus, h, head, live, on, problem_text};
 use crate::js::spawn;
 
 #[derive(Deserialize)]
@@ -88,11 +88,6 @@ fn focus_heading(view: &View) {
         let _ = heading.set_attribute("tabindex", "-1");
         focus(&heading);
     }
-}
-
-fn caption(table: &Element, text: &str) {
-    table.set_text_content(None);
-    let _ = table.append_child(&h("caption").text(text).el());
 }
 
 pub async fn activity(view: Rc<View>, c: Connection) -> Result<JsValue, JsValue> {

@@ -234,17 +234,7 @@ async fn create(view: Rc<View>) -> Result<JsValue, JsValue> {
     let (created_name, created_key) = match created {
         Ok(c) => c,
         Err(p) => {
-            let text = if p.errors.is_empty() {
-                problem_text(&p)
-            } else {
-                p.errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.message))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
-            view.error.set_text_content(Some(&text));
-            crate::dom::show(&view.error);
+            super::show_refusal(&view.error, &p);
             return Ok(JsValue::UNDEFINED);
         }
     };
@@ -374,8 +364,7 @@ async fn load(view: Rc<View>) -> Result<JsValue, JsValue> {
     let list: KeyList = match view.client.fetch("/keys").await {
         Ok(l) => l,
         Err(p) => {
-            view.table.set_text_content(None);
-            let _ = view.table.append_child(&h("caption").text(&p.detail).el());
+            super::caption(&view.table, &p.detail);
             return Ok(JsValue::UNDEFINED);
         }
     };

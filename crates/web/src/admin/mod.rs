@@ -112,6 +112,29 @@ pub fn problem_text(p: &Problem) -> String {
     format!("{}: {}", p.title, p.detail)
 }
 
+/// A refused create, at its form's error line: each field's message, or the
+/// problem when no field is named.
+pub fn show_refusal(error: &Element, p: &Problem) {
+    let text = if p.errors.is_empty() {
+        problem_text(p)
+    } else {
+        p.errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    error.set_text_content(Some(&text));
+    crate::dom::show(error);
+}
+
+/// Empties `table` and gives it `text` as its caption (a count, or why the
+/// rows could not be read).
+pub fn caption(table: &Element, text: &str) {
+    table.set_text_content(None);
+    let _ = table.append_child(&h("caption").text(text).el());
+}
+
 /// Listens for the view's whole life (views are mounted once per page).
 pub fn on(target: &Element, event: &str, handler: impl FnMut(web_sys::Event) + 'static) {
     let closure = Closure::<dyn FnMut(web_sys::Event)>::new(handler);

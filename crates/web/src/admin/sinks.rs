@@ -323,17 +323,7 @@ async fn create(view: Rc<View>) -> Result<JsValue, JsValue> {
     let (created_name, created_secret) = match created {
         Ok(c) => c,
         Err(p) => {
-            let text = if p.errors.is_empty() {
-                problem_text(&p)
-            } else {
-                p.errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.message))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
-            f.error.set_text_content(Some(&text));
-            crate::dom::show(&f.error);
+            super::show_refusal(&f.error, &p);
             return Ok(JsValue::UNDEFINED);
         }
     };
@@ -472,8 +462,7 @@ async fn load(view: Rc<View>) -> Result<JsValue, JsValue> {
     let list: SinkList = match view.client.fetch("/sinks").await {
         Ok(l) => l,
         Err(p) => {
-            view.table.set_text_content(None);
-            let _ = view.table.append_child(&h("caption").text(&p.detail).el());
+            super::caption(&view.table, &p.detail);
             return Ok(JsValue::UNDEFINED);
         }
     };
