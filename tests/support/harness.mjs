@@ -12,6 +12,7 @@ import { randomBytes } from "node:crypto";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
+const DEV_WORKER = join(ROOT, "tests", "support", "dev-worker.mjs");
 const SIM = process.env.SNC_SIM_BIN || join(ROOT, "target", "release", "snc-sim");
 
 export function freePort() {
@@ -78,10 +79,9 @@ export async function startWorker({ vars = {}, persist = null, adminToken = null
     ALLOW_LOOPBACK_INSTANCES: "true",
     ...vars,
   };
-  const args = ["dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist,
-    "--inspector-port", String(await freePort()), "--test-scheduled", "--show-interactive-dev-session=false"];
-  for (const [k, v] of Object.entries(allVars)) args.push("--var", `${k}:${v}`);
-  const child = spawn(WRANGLER, args, { cwd: ROOT, env: ENV, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const args = [DEV_WORKER, String(port), persist];
+  for (const [k, v] of Object.entries(allVars)) args.push(`${k}=${v}`);
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: ENV, stdio: ["ignore", "pipe", "pipe"], detached: true });
   // The log is kept for scans, up to 64 MB: a local runtime in trouble can
   // print far more (past Node's longest string), and the tail tells why.
   let output = "";

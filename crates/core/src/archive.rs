@@ -12,6 +12,8 @@
 //! Every object of a connection shares its prefix: that is how delete
 //! finds them all.
 
+use std::borrow::Borrow;
+
 use crate::cursor::Key;
 use crate::events::Event;
 
@@ -59,14 +61,14 @@ pub const LINES_PER_MEMBER: usize = 256;
 /// A page's events as NDJSON, one text per gzip member: the contract's
 /// Event on each line (normalized fields and the full raw record). The host
 /// compresses each member and concatenates them.
-pub fn ndjson_members(events: &[Event]) -> Vec<Vec<u8>> {
+pub fn ndjson_members<E: Borrow<Event>>(events: &[E]) -> Vec<Vec<u8>> {
     events
         .chunks(LINES_PER_MEMBER)
         .map(|chunk| {
             let mut text = Vec::new();
             for e in chunk {
                 // An Event always serializes (string keys, JSON values only).
-                if serde_json::to_writer(&mut text, e).is_ok() {
+                if serde_json::to_writer(&mut text, e.borrow()).is_ok() {
                     text.push(b'\n');
                 }
             }

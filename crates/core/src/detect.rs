@@ -13,7 +13,8 @@
 //! a second. An event that arrives late is counted in the windows of its own
 //! time, however late, as long as those windows are within the horizon.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -207,6 +208,57 @@ pub trait Directory {
     fn property(&self, sys_id: &str) -> Option<String>;
 }
 
+/// A directory's answers kept for one `handle` call: a page names the same
+/// few people and roles thousands of times, and each question asked of the
+/// host's directory is a query of its store.
+struct Remembered<'a> {
+    dir: &'a dyn Directory,
+    people: RefCell<HashMap<String, Option<Person>>>,
+    roles: RefCell<HashMap<String, Option<RoleInfo>>>,
+    grantees: RefCell<HashMap<String, Option<String>>>,
+    properties: RefCell<HashMap<String, Option<String>>>,
+}
+
+fn remembered<T: Clone>(
+    kept: &RefCell<HashMap<String, Option<T>>>,
+    key: &str,
+    ask: impl FnOnce() -> Option<T>,
+) -> Option<T> {
+    if let Some(v) = kept.borrow().get(key) {
+        return v.clone();
+    }
+    let v = ask();
+    kept.borrow_mut().insert(key.to_string(), v.clone());
+    v
+}
+
+impl<'a> Remembered<'a> {
+    fn new(dir: &'a dyn Directory) -> Self {
+        Remembered {
+            dir,
+            people: RefCell::default(),
+            roles: RefCell::default(),
+            grantees: RefCell::default(),
+            properties: RefCell::default(),
+        }
+    }
+}
+
+impl Directory for Remembered<'_> {
+    fn person(&self, user: &str) -> Option<Person> {
+        remembered(&self.people, user, || self.dir.person(user))
+    }
+    fn role(&self, role: &str) -> Option<RoleInfo> {
+        remembered(&self.roles, role, || self.dir.role(role))
+    }
+    fn grantee(&self, grant: &str) -> Option<String> {
+        remembered(&self.grantees, grant, || self.dir.grantee(grant))
+    }
+    fn property(&self, sys_id: &str) -> Option<String> {
+        remembered(&self.properties, sys_id, || self.dir.property(sys_id))
+    }
+}
+
 /// The admin role's sys_id, the same on every instance.
 pub const ADMIN_ROLE_SYS_ID: &str = "2831a114c611228501d4ea6c309d626d";
 
@@ -386,6 +438,7 @@ impl Detector {
         events: &[&Event],
         dir: &dyn Directory,
     ) -> Vec<Alert> {
+        let dir = &Remembered::new(dir);
         let mut out: BTreeMap<String, Alert> = BTreeMap::new();
         for e in events {
             let Some(at) = parse_rfc3339(&e.occurred_at) else {
@@ -1276,6 +1329,75 @@ mod tests {
             .collect();
         who.sort();
         assert_eq!(who, ["gone", "stuck"]);
+    }
+
+    /// Counts the questions a page asks of the store behind the directory.
+    struct Counting {
+        inner: Dir,
+        asked: std::cell::Cell<u32>,
+    }
+
+    impl Directory for Counting {
+        fn person(&self, user: &str) -> Option<Person> {
+            self.asked.set(self.asked.get() + 1);
+            self.inner.person(user)
+        }
+        fn role(&self, role: &str) -> Option<RoleInfo> {
+            self.asked.set(self.asked.get() + 1);
+            self.inner.role(role)
+        }
+        fn grantee(&self, grant: &str) -> Option<String> {
+            self.asked.set(self.asked.get() + 1);
+            self.inner.grantee(grant)
+        }
+        fn property(&self, sys_id: &str) -> Option<String> {
+            self.asked.set(self.asked.get() + 1);
+            self.inner.property(sys_id)
+        }
+    }
+
+    #[test]
+    fn a_page_asks_the_directory_once_per_name_and_the_next_page_asks_again() {
+        let mut d = Detector::new(RuleConfig::default());
+        let page: Vec<Event> = (0..500)
+            .map(|i| {
+                let who = if i % 2 == 0 { "ann" } else { "gone" };
+                ev(i, "sysevent", Kind::Login, T0 + i64::from(i), who, None)
+            })
+            .collect();
+        let refs: Vec<&Event> = page.iter().collect();
+        let mut counting = Counting {
+            inner: dir(),
+            asked: std::cell::Cell::new(0),
+        };
+        let first = d.handle("c", &refs, &counting);
+        assert_eq!(counting.asked.get(), 2);
+        assert!(first
+            .iter()
+            .any(|a| a.rule == Rule::LoginByInactiveUser && a.actor.as_deref() == Some("gone")));
+        // Between pages the inventory changed: ann was deactivated.
+        counting
+            .inner
+            .people
+            .insert("ann".into(), person("ann", false, false, false));
+        let next: Vec<Event> = (500..502)
+            .map(|i| {
+                ev(
+                    i,
+                    "sysevent",
+                    Kind::Login,
+                    T0 + 7_200 + i64::from(i),
+                    "ann",
+                    None,
+                )
+            })
+            .collect();
+        let refs: Vec<&Event> = next.iter().collect();
+        let later = d.handle("c", &refs, &counting);
+        assert_eq!(counting.asked.get(), 3);
+        assert!(later
+            .iter()
+            .any(|a| a.rule == Rule::LoginByInactiveUser && a.actor.as_deref() == Some("ann")));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! deleted. Keys, line layout and member ranges are core's
 //! (`snc_core::archive`); compression is `gzip`'s.
 
+use std::borrow::Borrow;
+
 use snc_core::archive;
 use snc_core::events::Event;
 use worker::{console_log, Bucket, Range, Result};
@@ -14,7 +16,7 @@ pub struct PageObject {
     pub members: String,
 }
 
-pub fn encode(events: &[Event]) -> Result<PageObject> {
+pub fn encode<E: Borrow<Event>>(events: &[E]) -> Result<PageObject> {
     let mut bytes = Vec::new();
     let mut offsets = Vec::new();
     for member in archive::ndjson_members(events) {

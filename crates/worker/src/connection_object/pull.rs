@@ -253,8 +253,7 @@ impl<'a> Slice<'a> {
         let mut members = String::new();
         let mut bytes = 0;
         if !fresh.is_empty() {
-            let owned: Vec<Event> = fresh.iter().map(|e| (*e).clone()).collect();
-            let object = crate::archive::encode(&owned)?;
+            let object = crate::archive::encode(&fresh)?;
             self.stats.encode_ms += now_ms() - t0;
             bytes = object.bytes.len();
             members = object.members;
