@@ -1,10 +1,9 @@
 //! Gzip for the archive, in the worker's own wasm (flate2's pure-Rust
-//! backend). The runtime's CompressionStream was tried first: under
-//! `wrangler dev` each member's stream held sockets open until collected,
-//! and three connections backfilling at once ran workerd out of file
-//! descriptors (1,800 open after 1.5 s of one backfill), for no gain in
-//! time per page. Level 3: about 90 bytes an event, at a third of level 6's
-//! CPU.
+//! backend). Level 1: the compressor is the largest share of a page's CPU,
+//! and level 1 takes half of level 3's time for about 105 bytes an event
+//! against 85 (lines written compact, see `snc_core::archive`). The
+//! runtime's CompressionStream has no level to choose (it compresses at
+//! zlib's default 6), and zlib-rs built for wasm was no faster than this.
 
 use std::io::{Read, Write};
 
@@ -14,7 +13,7 @@ use flate2::Compression;
 use worker::Result;
 
 pub fn compress(data: &[u8]) -> Result<Vec<u8>> {
-    let mut gz = GzEncoder::new(Vec::with_capacity(data.len() / 6), Compression::new(3));
+    let mut gz = GzEncoder::new(Vec::with_capacity(data.len() / 6), Compression::new(1));
     gz.write_all(data)
         .and_then(|()| gz.finish())
         .map_err(|e| worker::Error::RustError(format!("gzip failed: {e}")))

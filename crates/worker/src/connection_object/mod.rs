@@ -414,7 +414,7 @@ pub(super) async fn read_events(
         read += 1;
         let lines = crate::archive::member_lines(bucket, &page.key, 0, None).await?;
         for line in lines {
-            let Ok(e) = serde_json::from_str::<Event>(&line) else {
+            let Some(e) = archive::read_line(&page.key, &line) else {
                 continue;
             };
             let Some(at) = position(&e) else { continue };
@@ -477,7 +477,7 @@ async fn read_indexed(plane: &Plane, bucket: &Bucket, q: &IndexQuery) -> Result<
         let lines = &members[at].1;
         match lines
             .get(line % archive::LINES_PER_MEMBER)
-            .and_then(|l| serde_json::from_str::<Event>(l).ok())
+            .and_then(|l| archive::read_line(&row.key, l))
         {
             Some(e) => out.push(e),
             None => console_log!(

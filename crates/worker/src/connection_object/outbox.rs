@@ -10,7 +10,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use snc_core::archive;
 use snc_core::detect::Alert;
-use snc_core::events::Event;
 use snc_core::forward::{
     self, Item, SinkKind, SinkParams, SinkSettings, SinkState, Stream, Target, Verdict,
 };
@@ -256,12 +255,12 @@ async fn event_batch(
             if line < first || line > last {
                 continue;
             }
-            match serde_json::from_str::<Event>(l) {
-                Ok(e) => {
+            match archive::read_line(&page.key, l) {
+                Some(e) => {
                     batch.items.push(forward::event_item(&e, format));
                     batch.positions.push((page.id, line));
                 }
-                Err(_) => console_log!("forward: line {line} of page {} unreadable", page.id),
+                None => console_log!("forward: line {line} of page {} unreadable", page.id),
             }
         }
         if batch.items.len() >= max {

@@ -85,7 +85,9 @@ fn env_number(env: &Env, name: &str, default: i64) -> i64 {
 
 #[derive(Default)]
 pub struct RunStats {
-    /// Where a run's wall time went, for the log line.
+    /// Where a run's wall time went, for the log line: from the slice's
+    /// start, until the first page's read (secrets opened, inventory read).
+    pub setup_ms: u64,
     pub fetch_ms: u64,
     pub parse_ms: u64,
     pub encode_ms: u64,
@@ -93,6 +95,8 @@ pub struct RunStats {
     pub index_ms: u64,
     /// The rules over the page's new events, their state and alerts saved.
     pub detect_ms: u64,
+    /// From the slice's start until its pull decided to end.
+    pub run_ms: u64,
     pub calls: u32,
     /// R2 PUTs (archive objects written).
     pub statements: usize,
@@ -112,6 +116,7 @@ pub struct Slice<'a> {
     /// Asked between steps: true once the connection is being deleted.
     pub stopping: &'a dyn Fn() -> bool,
     pub stats: RunStats,
+    started_ms: u64,
     last_progress_ms: u64,
     /// Restored from the object at the slice's first page, kept for the
     /// others (its state is still saved with every page).
@@ -135,6 +140,7 @@ impl<'a> Slice<'a> {
             row,
             stopping,
             stats: RunStats::default(),
+            started_ms: now_ms(),
             last_progress_ms: 0,
             detector: None,
         }
@@ -466,6 +472,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
             super::inventory::sync(slice.plane, &instance, &auth, deadline).await?;
         }
     }
+    slice.stats.setup_ms = now_ms().saturating_sub(slice.started_ms);
     loop {
         if (slice.stopping)() {
             slice.stats.calls = pull.calls();
@@ -485,9 +492,15 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
             Action::Store { page, prefetch } => {
                 let prefetched = match prefetch {
                     Some(req) => {
-                        let (stored, answer) = futures_util::future::join(
-                            slice.store_page(&page),
+                        // The request first, and out before the page's
+                        // encoding (which holds the thread): the instance
+                        // builds the next page while this one is stored.
+                        let (answer, stored) = futures_util::future::join(
                             transport::send_within(&req, deadline),
+                            async {
+                                worker::Delay::from(std::time::Duration::ZERO).await;
+                                slice.store_page(&page).await
+                            },
                         )
                         .await;
                         stored?;
@@ -535,6 +548,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
             }
             Action::Finish(end) => {
                 slice.stats.calls = pull.calls();
+                slice.stats.run_ms = now_ms().saturating_sub(slice.started_ms);
                 if end.detail.is_some() {
                     slice.stats.detail = end.detail.clone();
                 }
@@ -569,7 +583,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
 /// The log line of a slice: where its time went.
 pub fn log_line(id: &str, outcome: RunOutcome, s: &RunStats) {
     console_log!(
-        "pull {id}: {} ({} calls, {} archive writes, {} d1 writes, {} new events; fetch {} ms, parse {} ms, archive {} ms ({} ms gzip), index {} ms, detect {} ms, the next page's fetch overlapped)",
+        "pull {id}: {} ({} calls, {} archive writes, {} d1 writes, {} new events; fetch {} ms, parse {} ms, archive {} ms ({} ms gzip), index {} ms, detect {} ms, the next page's fetch overlapped; {} ms in all, {} ms before the first read)",
         outcome.as_str(),
         s.calls,
         s.statements,
@@ -580,6 +594,8 @@ pub fn log_line(id: &str, outcome: RunOutcome, s: &RunStats) {
         s.archive_ms,
         s.encode_ms,
         s.index_ms,
-        s.detect_ms
+        s.detect_ms,
+        s.run_ms,
+        s.setup_ms
     );
 }
