@@ -168,11 +168,7 @@ function workerdRss() {
 // the volume: aggregate events/s against one connection alone.
 {
   const sims = await Promise.all([1, 2, 3].map((i) => startSim(["--days", "8", "--events-per-day", String(Math.round(PER_DAY / 3)), "--seed", String(70 + i)])));
-  // Pages of 2,000 here: under wrangler dev, each 10,000-record page holds
-  // thousands of local sockets open for seconds (workerd's own traffic to
-  // its local stores), and three at once reach this machine's 20,000-file
-  // limit. Production has no such traffic.
-  const worker = await startWorker({ vars: { PULL_BUDGET_MS: "600000", PULL_MAX_CALLS: "1000", PULL_PAGE_SIZE: "2000" } });
+  const worker = await startWorker({ vars: { PULL_BUDGET_MS: "600000", PULL_MAX_CALLS: "1000" } });
   try {
     const c = client(worker);
     const t0 = performance.now();

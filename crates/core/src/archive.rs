@@ -15,10 +15,10 @@
 use std::borrow::Borrow;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 use crate::cursor::Key;
-use crate::events::{text, Event, Kind, Target};
+use crate::events::{Event, Fields, Kind, RawRecord, Target};
 
 /// Every object of one connection starts with this.
 pub fn connection_prefix(connection_id: &str) -> String {
@@ -79,7 +79,7 @@ struct LineOut<'a> {
     old_value: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     new_value: Option<&'a str>,
-    raw: &'a Map<String, Value>,
+    raw: &'a RawRecord,
 }
 
 /// A line as read back: compact, or a whole Event as lines were written
@@ -104,7 +104,7 @@ struct LineIn {
     old_value: Option<String>,
     #[serde(default)]
     new_value: Option<String>,
-    raw: Map<String, Value>,
+    raw: Box<RawValue>,
 }
 
 /// A page's events as NDJSON, one text per gzip member (normalized fields
@@ -151,7 +151,10 @@ pub fn read_line(key: &str, line: &str) -> Option<Event> {
     let source_table = l.source_table.unwrap_or_else(|| table.to_string());
     let id = match l.id {
         Some(id) => id,
-        None => format!("{source_table}:{}", text(&l.raw, "sys_id")?),
+        None => format!(
+            "{source_table}:{}",
+            Fields::read(l.raw.get())?.text("sys_id")?
+        ),
     };
     Some(Event {
         id,
@@ -164,7 +167,7 @@ pub fn read_line(key: &str, line: &str) -> Option<Event> {
         old_value: l.old_value,
         new_value: l.new_value,
         source_table,
-        raw: l.raw,
+        raw: RawRecord::from_raw(l.raw),
     })
 }
 
@@ -197,15 +200,15 @@ pub fn lines(text: &[u8]) -> Vec<&str> {
 mod tests {
     use super::*;
     use crate::events::normalize;
-    use serde_json::{json, Map, Value};
+    use serde_json::{json, Value};
 
     fn event(sys_id: &str, at: &str) -> Event {
-        let raw: Map<String, Value> = serde_json::from_value(json!({
+        let raw = serde_json::value::to_raw_value(&json!({
             "sys_id": sys_id, "sys_created_on": at, "name": "login",
             "parm1": "alice", "parm2": "10.0.0.1"
         }))
-        .unwrap_or_default();
-        normalize("c1", "sysevent", raw).expect("a readable record")
+        .expect("JSON");
+        normalize("c1", "sysevent", &raw).expect("a readable record")
     }
 
     /// Compresses members as the worker does (each its own gzip member,

@@ -10,7 +10,7 @@
 //! storage ignores what it already has, keyed by (connection, table, sys_id).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 use crate::events::{self, fields_for, parse_servicenow_time, servicenow_time, Event};
 use crate::http::HttpResponse;
@@ -199,8 +199,9 @@ pub fn read_page(
         s => return Err(PageError::Unavailable(s)),
     }
     #[derive(Deserialize)]
-    struct Body {
-        result: Vec<Map<String, Value>>,
+    struct Body<'a> {
+        #[serde(borrow)]
+        result: Vec<&'a RawValue>,
     }
     let body: Body = serde_json::from_slice(&resp.body).map_err(|_| PageError::Malformed {
         raw: String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)]).into_owned(),
@@ -214,16 +215,17 @@ pub fn read_page(
     let mut malformed = 0;
     for raw in body.result {
         // The next page starts after the last record returned, readable or not.
-        if let (Some(t), Some(id)) = (
-            raw.get("sys_created_on").and_then(|v| v.as_str()),
-            raw.get("sys_id").and_then(|v| v.as_str()),
-        ) {
+        let Some(fields) = events::Fields::read(raw.get()) else {
+            malformed += 1;
+            continue;
+        };
+        if let (Some(t), Some(id)) = (fields.string("sys_created_on"), fields.string("sys_id")) {
             last = Some(Key {
-                created_on: t.to_string(),
-                sys_id: id.to_string(),
+                created_on: t,
+                sys_id: id,
             });
         }
-        match events::normalize(connection_id, source, raw) {
+        match events::normalize_fields(connection_id, source, raw, &fields) {
             Some(e) => events.push(e),
             None => malformed += 1,
         }
@@ -456,7 +458,7 @@ pub(crate) mod tests {
                     .filter(|r| r.0 > t || (r.0 == t && r.1 > id))
                     .collect()
             };
-            let page: Vec<Value> = matched
+            let page: Vec<serde_json::Value> = matched
                 .iter()
                 .skip(offset)
                 .take(limit)

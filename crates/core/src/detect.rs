@@ -880,7 +880,7 @@ impl Detector {
         at: i64,
         dir: &dyn Directory,
     ) -> Option<Alert> {
-        let raw = |f: &str| crate::events::text(&e.raw, f);
+        let raw = |f: &str| e.raw.field(f);
         let (grant, role_ref, user) = if e.source_table == "sys_user_has_role" {
             let grant = raw("sys_id")?;
             let role = raw("role.name").or_else(|| raw("role"))?;
@@ -1099,8 +1099,12 @@ mod tests {
             old_value: None,
             new_value: None,
             source_table: table.into(),
-            raw: serde_json::Map::new(),
+            raw: crate::events::RawRecord::empty(),
         }
+    }
+
+    fn raw(v: serde_json::Value) -> crate::events::RawRecord {
+        crate::events::RawRecord::parse(&v.to_string()).expect("an object")
     }
 
     fn run(d: &mut Detector, events: &[Event]) -> Vec<Alert> {
@@ -1403,9 +1407,7 @@ mod tests {
     #[test]
     fn admin_grants_are_resolved_through_the_inventory_from_either_record() {
         let mut has_role = ev(1, "sys_user_has_role", Kind::RoleGranted, T0, "boss", None);
-        has_role.raw.insert("sys_id".into(), "g1".into());
-        has_role.raw.insert("role".into(), "r-admin".into());
-        has_role.raw.insert("user".into(), "ann".into());
+        has_role.raw = raw(serde_json::json!({"sys_id": "g1", "role": "r-admin", "user": "ann"}));
         let mut audit = ev(2, "sys_audit", Kind::RoleGranted, T0 + 1, "boss", None);
         audit.target = Some(Target {
             table: Some("sys_user_has_role".into()),
@@ -1425,8 +1427,7 @@ mod tests {
         // itil is no admin role.
         let mut itil = has_role;
         itil.id = "sys_user_has_role:other".into();
-        itil.raw.insert("sys_id".into(), "g2".into());
-        itil.raw.insert("role".into(), "itil".into());
+        itil.raw = raw(serde_json::json!({"sys_id": "g2", "role": "itil", "user": "ann"}));
         assert!(run(&mut Detector::new(RuleConfig::default()), &[itil]).is_empty());
     }
 

@@ -21,10 +21,136 @@
 //! | sys_user | every record (a user created in the window) | user_created |
 //! | sys_user_has_role | every record (a role granted in the window) | role_granted |
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::clock::rfc3339;
+
+/// A record as ServiceNow sent it, kept as its JSON text: written out as it
+/// came (to the archive, the API, a SIEM), read field by field only where
+/// normalization or a rule needs a field. A page's records are neither
+/// built into maps nor serialized again, the largest share of a page's work
+/// before this.
+#[derive(Clone, Debug)]
+pub struct RawRecord(Box<RawValue>);
+
+impl RawRecord {
+    /// The record's JSON text, if it is a JSON object.
+    pub fn parse(text: &str) -> Option<RawRecord> {
+        text.trim_start()
+            .starts_with('{')
+            .then(|| RawValue::from_string(text.to_string()).ok())
+            .flatten()
+            .map(RawRecord)
+    }
+
+    pub fn from_map(map: &Map<String, Value>) -> RawRecord {
+        // A map of JSON values always serializes.
+        RawRecord(serde_json::value::to_raw_value(map).unwrap_or_else(|_| Self::empty().0))
+    }
+
+    pub fn empty() -> RawRecord {
+        RawRecord(RawValue::from_string("{}".to_string()).unwrap_or_else(|_| unreachable!()))
+    }
+
+    pub(crate) fn from_raw(raw: Box<RawValue>) -> RawRecord {
+        RawRecord(raw)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// A field as text (see `Fields::text`).
+    pub fn field(&self, name: &str) -> Option<String> {
+        Fields::read(self.0.get())?.text(name)
+    }
+}
+
+impl PartialEq for RawRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Serialize for RawRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// Through any deserializer (the page's admin views read Events through
+/// serde-wasm-bindgen, which has no raw values); the archive reads its lines
+/// with serde_json's raw value directly.
+impl<'de> Deserialize<'de> for RawRecord {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = Map::<String, Value>::deserialize(d)?;
+        Ok(RawRecord::from_map(&map))
+    }
+}
+
+/// A record's fields, borrowed from its text: the values stay JSON text
+/// until one is asked for.
+pub(crate) enum Fields<'a> {
+    Borrowed(BTreeMap<&'a str, &'a RawValue>),
+    /// A record whose field names carry JSON escapes (none of ServiceNow's
+    /// do) cannot lend them: it is read whole.
+    Owned(Map<String, Value>),
+}
+
+/// A reference field as `{"value": …, "link": …}`.
+#[derive(Deserialize)]
+struct Reference {
+    value: Option<String>,
+}
+
+impl<'a> Fields<'a> {
+    /// `None` if the text is not a JSON object.
+    pub(crate) fn read(text: &'a str) -> Option<Fields<'a>> {
+        match serde_json::from_str::<BTreeMap<&'a str, &'a RawValue>>(text) {
+            Ok(fields) => Some(Fields::Borrowed(fields)),
+            Err(_) => serde_json::from_str::<Map<String, Value>>(text)
+                .ok()
+                .map(Fields::Owned),
+        }
+    }
+
+    /// A field that is a JSON string, as it is (empty included).
+    pub(crate) fn string(&self, field: &str) -> Option<String> {
+        match self {
+            Fields::Owned(map) => map.get(field)?.as_str().map(str::to_string),
+            Fields::Borrowed(fields) => {
+                let raw = fields.get(field)?.get();
+                raw.starts_with('"')
+                    .then(|| serde_json::from_str::<String>(raw).ok())
+                    .flatten()
+            }
+        }
+    }
+
+    /// A field's value as text, as `text` reads it from a map.
+    pub(crate) fn text(&self, field: &str) -> Option<String> {
+        let raw = match self {
+            Fields::Owned(map) => return text(map, field),
+            Fields::Borrowed(fields) => fields.get(field)?.get(),
+        };
+        let value = match raw.as_bytes().first()? {
+            b'"' => serde_json::from_str::<String>(raw).ok(),
+            b'{' => serde_json::from_str::<Reference>(raw).ok()?.value,
+            b't' | b'f' => serde_json::from_str::<bool>(raw)
+                .ok()
+                .map(|b| b.to_string()),
+            b'n' | b'[' => None,
+            _ => serde_json::from_str::<serde_json::Number>(raw)
+                .ok()
+                .map(|n| n.to_string()),
+        };
+        value.filter(|v| !v.is_empty())
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -107,7 +233,7 @@ pub struct Event {
     pub old_value: Option<String>,
     pub new_value: Option<String>,
     pub source_table: String,
-    pub raw: Map<String, Value>,
+    pub raw: RawRecord,
 }
 
 /// The fields each source is read with (raw values, no reference links).
@@ -163,10 +289,20 @@ pub fn servicenow_time(unix: i64) -> String {
 
 /// Normalizes one record. `None` when it lacks a sys_id or a readable
 /// `sys_created_on` (then the caller counts it as malformed, not silently).
-pub fn normalize(connection_id: &str, table: &str, raw: Map<String, Value>) -> Option<Event> {
-    let sys_id = text(&raw, "sys_id")?;
-    let occurred = parse_servicenow_time(&text(&raw, "sys_created_on")?)?;
-    let t = |f: &str| text(&raw, f);
+pub fn normalize(connection_id: &str, table: &str, raw: &RawValue) -> Option<Event> {
+    normalize_fields(connection_id, table, raw, &Fields::read(raw.get())?)
+}
+
+/// `normalize` with the record's fields already read.
+pub(crate) fn normalize_fields(
+    connection_id: &str,
+    table: &str,
+    raw: &RawValue,
+    fields: &Fields<'_>,
+) -> Option<Event> {
+    let t = |f: &str| fields.text(f);
+    let sys_id = t("sys_id")?;
+    let occurred = parse_servicenow_time(&t("sys_created_on")?)?;
     let target = |table: Option<String>, record: Option<String>, field: Option<String>| {
         Some(Target {
             table,
@@ -274,7 +410,7 @@ pub fn normalize(connection_id: &str, table: &str, raw: Map<String, Value>) -> O
         old_value,
         new_value,
         source_table: table.to_string(),
-        raw,
+        raw: RawRecord(raw.to_owned()),
     })
 }
 
@@ -316,7 +452,7 @@ pub fn ocsf(e: &Event) -> Value {
         "actor": { "user": { "name": e.actor } },
         "src_endpoint": { "ip": e.source_ip },
         "unmapped": { "kind": e.kind.as_str(), "source_table": e.source_table, "target": e.target, "old_value": e.old_value, "new_value": e.new_value },
-        "raw_data": serde_json::to_string(&e.raw).unwrap_or_default(),
+        "raw_data": e.raw.as_str(),
     })
 }
 
@@ -324,29 +460,29 @@ pub fn ocsf(e: &Event) -> Value {
 mod tests {
     use super::*;
 
-    fn raw(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
+    fn raw(v: Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&v).unwrap()
     }
 
     #[test]
     fn sysevent_kinds_actor_and_ip() {
-        let e = normalize("c1", "sysevent", raw(serde_json::json!({"sys_id":"a1","name":"login.failed","parm1":"abel.tuter","parm2":"10.1.2.3","sys_created_on":"2026-11-20 10:00:00"}))).unwrap();
+        let e = normalize("c1", "sysevent", &raw(serde_json::json!({"sys_id":"a1","name":"login.failed","parm1":"abel.tuter","parm2":"10.1.2.3","sys_created_on":"2026-11-20 10:00:00"}))).unwrap();
         assert_eq!(e.kind, Kind::LoginFailed);
         assert_eq!(e.id, "sysevent:a1");
         assert_eq!(e.occurred_at, "2026-11-20T10:00:00Z");
         assert_eq!(e.actor.as_deref(), Some("abel.tuter"));
         assert_eq!(e.source_ip.as_deref(), Some("10.1.2.3"));
-        let imp = normalize("c1", "sysevent", raw(serde_json::json!({"sys_id":"a2","name":"impersonation.start","parm1":"admin","parm2":"beth.anaya","sys_created_on":"2026-11-20 10:00:00"}))).unwrap();
+        let imp = normalize("c1", "sysevent", &raw(serde_json::json!({"sys_id":"a2","name":"impersonation.start","parm1":"admin","parm2":"beth.anaya","sys_created_on":"2026-11-20 10:00:00"}))).unwrap();
         assert_eq!(imp.kind, Kind::Impersonation);
         assert_eq!(imp.source_ip, None);
         assert_eq!(imp.target.unwrap().record.as_deref(), Some("beth.anaya"));
-        let other = normalize("c1", "sysevent", raw(serde_json::json!({"sys_id":"a3","name":"glide.heartbeat","sys_created_on":"2026-11-20 10:00:00"}))).unwrap();
+        let other = normalize("c1", "sysevent", &raw(serde_json::json!({"sys_id":"a3","name":"glide.heartbeat","sys_created_on":"2026-11-20 10:00:00"}))).unwrap();
         assert_eq!(other.kind, Kind::Other);
     }
 
     #[test]
     fn audit_rows_become_changes_grants_and_creations() {
-        let n = |v: Value| normalize("c", "sys_audit", raw(v)).unwrap().kind;
+        let n = |v: Value| normalize("c", "sys_audit", &raw(v)).unwrap().kind;
         assert_eq!(
             n(
                 serde_json::json!({"sys_id":"1","tablename":"sys_user","fieldname":"user_name","oldvalue":"","newvalue":"x","sys_created_on":"2026-01-01 00:00:00"})
@@ -378,7 +514,7 @@ mod tests {
             Kind::RecordCreated
         );
         let d = |tn: &str| {
-            normalize("c", "sys_audit_delete", raw(serde_json::json!({"sys_id":"6","tablename":tn,"documentkey":"d","sys_created_on":"2026-01-01 00:00:00"}))).unwrap().kind
+            normalize("c", "sys_audit_delete", &raw(serde_json::json!({"sys_id":"6","tablename":tn,"documentkey":"d","sys_created_on":"2026-01-01 00:00:00"}))).unwrap().kind
         };
         assert_eq!(d("sys_user"), Kind::UserDeleted);
         assert_eq!(d("sys_user_has_role"), Kind::RoleRevoked);
@@ -386,24 +522,61 @@ mod tests {
     }
 
     #[test]
+    fn fields_read_from_the_text_as_from_a_map_and_the_record_is_kept_as_sent() {
+        let text = r#"{"s":"a\"b","empty":"","r":{"link":"https://x","value":"v1"},"r0":{"value":""},"n":12.5,"b":true,"z":null,"l":[1],"o":{"x":1}}"#;
+        let map: Map<String, Value> = serde_json::from_str(text).unwrap();
+        let fields = Fields::read(text).unwrap();
+        assert!(matches!(fields, Fields::Borrowed(_)));
+        for f in ["s", "empty", "r", "r0", "n", "b", "z", "l", "o", "missing"] {
+            assert_eq!(fields.text(f), super::text(&map, f), "{f}");
+        }
+        assert_eq!(fields.text("s").as_deref(), Some("a\"b"));
+        assert_eq!(fields.string("empty").as_deref(), Some(""));
+        assert_eq!(fields.string("n"), None);
+        // A field name with an escape cannot be lent: the record is read whole.
+        let escaped = r#"{"sys\u005fid":"x1","sys_created_on":"2026-01-01 00:00:00"}"#;
+        let owned = Fields::read(escaped).unwrap();
+        assert!(matches!(owned, Fields::Owned(_)));
+        assert_eq!(owned.text("sys_id").as_deref(), Some("x1"));
+        assert!(Fields::read("[1]").is_none());
+
+        let e = normalize(
+            "c",
+            "sysevent",
+            &RawValue::from_string(escaped.into()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(e.raw.as_str(), escaped, "kept as sent");
+        let out = serde_json::to_string(&e).unwrap();
+        assert!(out.contains(escaped));
+        let back: Event = serde_json::from_str(&out).unwrap();
+        assert_eq!(back.raw.field("sys_id").as_deref(), Some("x1"));
+        // Through a deserializer other than serde_json's text reader.
+        let through_value: Event =
+            serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
+        assert_eq!(through_value.raw.field("sys_id").as_deref(), Some("x1"));
+        assert!(RawRecord::parse("[]").is_none());
+    }
+
+    #[test]
     fn records_without_id_or_raw_time_are_refused_and_display_times_are_not_parsed() {
         assert!(normalize(
             "c",
             "sysevent",
-            raw(serde_json::json!({"name":"login","sys_created_on":"2026-01-01 00:00:00"}))
+            &raw(serde_json::json!({"name":"login","sys_created_on":"2026-01-01 00:00:00"}))
         )
         .is_none());
         assert!(normalize(
             "c",
             "sysevent",
-            raw(serde_json::json!({"sys_id":"x","sys_created_on":"11/14/2023 02:13:20 PM"}))
+            &raw(serde_json::json!({"sys_id":"x","sys_created_on":"11/14/2023 02:13:20 PM"}))
         )
         .is_none());
     }
 
     #[test]
     fn ocsf_classes() {
-        let mk = |table: &str, v: Value| ocsf(&normalize("c", table, raw(v)).unwrap());
+        let mk = |table: &str, v: Value| ocsf(&normalize("c", table, &raw(v)).unwrap());
         assert_eq!(
             mk(
                 "sysevent",

@@ -6,11 +6,10 @@
 //! same archive key and the same index rows: nothing is doubled.
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
 use snc_core::archive;
 use snc_core::clock::parse_rfc3339;
 use snc_core::cursor::Key;
-use snc_core::events::{servicenow_time, Event, Kind, Target};
+use snc_core::events::{servicenow_time, Event, Kind, RawRecord, Target};
 use wasm_bindgen::JsValue;
 use worker::{Bucket, D1Database, Result};
 
@@ -58,7 +57,7 @@ impl LegacyEvent {
             old_value: self.old_value,
             new_value: self.new_value,
             source_table: self.source_table,
-            raw: serde_json::from_str::<Map<String, Value>>(&self.raw).unwrap_or_default(),
+            raw: RawRecord::parse(&self.raw).unwrap_or_else(RawRecord::empty),
         }
     }
 }
