@@ -1,5 +1,5 @@
 // Starts real parts for end-to-end tests: the simulator binary and the worker
-// in workerd (wrangler dev) with local D1 in a fresh directory. No mocks.
+// in workerd (wrangler's dev server, see dev-worker.mjs) with local D1 in a fresh directory. No mocks.
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
@@ -62,7 +62,7 @@ function stopChild(child) {
 const ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" };
 
 /**
- * Starts the built worker under `wrangler dev` with local D1 migrated in a
+ * Starts the built worker in wrangler's dev server with local D1 migrated in a
  * fresh persist directory. Resolves with `{ url, adminToken, logs(), stop() }`.
  */
 export async function startWorker({ vars = {}, persist = null, adminToken = null, encryptionKey = null, keepPersist = false } = {}) {
