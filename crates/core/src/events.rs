@@ -52,8 +52,11 @@ impl RawRecord {
         RawRecord(serde_json::value::to_raw_value(map).unwrap_or_else(|_| Self::empty().0))
     }
 
+    /// `{}`; no panic path even in theory (`null` if `{}` were refused).
     pub fn empty() -> RawRecord {
-        RawRecord(RawValue::from_string("{}".to_string()).unwrap_or_else(|_| unreachable!()))
+        RawRecord(
+            RawValue::from_string("{}".to_string()).unwrap_or_else(|_| RawValue::NULL.to_owned()),
+        )
     }
 
     pub(crate) fn from_raw(raw: Box<RawValue>) -> RawRecord {
