@@ -53,16 +53,31 @@ async fn exchange(req: &HttpRequest, signal: AbortSignal) -> Result<HttpResponse
         init.with_body(Some(js_sys::Uint8Array::from(req.body.as_slice()).into()));
     }
     let request = Request::new_with_init(&req.url, &init).map_err(|e| e.to_string())?;
-    let mut resp = Fetch::Request(request)
+    let resp = Fetch::Request(request)
         .send_with_signal(&signal)
         .await
         .map_err(|e| e.to_string())?;
     let status = resp.status_code();
     let headers = resp.headers().entries().collect();
-    let body = resp.bytes().await.map_err(|e| e.to_string())?;
+    let body = whole_body(resp).await?;
     Ok(HttpResponse {
         status,
         headers,
         body,
     })
+}
+
+/// The body in one piece: `arrayBuffer()` gathers it in the runtime and it
+/// crosses into wasm as one copy. (`Response::bytes` reads the stream chunk
+/// by chunk, a promise and a copy per chunk and a growing buffer: about a
+/// tenth of a backfill's CPU, measured with a CPU profile.)
+async fn whole_body(resp: worker::Response) -> Result<Vec<u8>, String> {
+    let resp = web_sys::Response::from(resp);
+    let promise = resp
+        .array_buffer()
+        .map_err(|_| "the answer's body could not be read".to_string())?;
+    let buffer = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(|e| format!("the answer's body could not be read: {e:?}"))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
