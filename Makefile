@@ -1,6 +1,6 @@
 # The two commands: `make dev` runs the product locally, `make test` runs
 # every test. Both install what is missing first and skip what is there.
-.PHONY: dev test install build bench page-figures
+.PHONY: dev test install build bench page-figures profile
 
 dev:
 	@scripts/dev.sh
@@ -20,6 +20,12 @@ bench: build
 	@cargo build --release --quiet -p snc-sim --examples
 	@target/release/examples/serve_rate 1000000
 	@node bench/bench.mjs
+
+# Where the worker's isolate spends a backfill's time: a V8 CPU profile
+# (bench/profile.mjs), printed and written to target/bench.
+profile: build
+	@cargo build --release --quiet -p snc-sim
+	@node bench/profile.mjs
 
 # The connect page's gzip bytes and its time until the form accepts input.
 page-figures: build
