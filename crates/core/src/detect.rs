@@ -825,7 +825,6 @@ impl Detector {
         out
     }
 
-    /// A sign-in of `user` preceded, within the window, by enough failures.
     /// The sign-ins of `user` at times in `during` that follow enough
     /// failures. Only those a new event can change are asked again: a new
     /// sign-in itself, or the sign-ins within the window after a new failure
