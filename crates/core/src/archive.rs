@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::cursor::Key;
-use crate::events::{Event, Fields, Kind, RawRecord, Target};
+use crate::events::{Event, Kind, RawRecord, Target};
 
 /// Every object of one connection starts with this.
 pub fn connection_prefix(connection_id: &str) -> String {
@@ -149,12 +149,10 @@ pub fn read_line(key: &str, line: &str) -> Option<Event> {
     let l: LineIn = serde_json::from_str(line).ok()?;
     let (connection, table) = key_parts(key)?;
     let source_table = l.source_table.unwrap_or_else(|| table.to_string());
+    let raw = RawRecord::from_raw(l.raw);
     let id = match l.id {
         Some(id) => id,
-        None => format!(
-            "{source_table}:{}",
-            Fields::read(l.raw.get())?.text("sys_id")?
-        ),
+        None => format!("{source_table}:{}", raw.field("sys_id")?),
     };
     Some(Event {
         id,
@@ -167,7 +165,7 @@ pub fn read_line(key: &str, line: &str) -> Option<Event> {
         old_value: l.old_value,
         new_value: l.new_value,
         source_table,
-        raw: RawRecord::from_raw(l.raw),
+        raw,
     })
 }
 
