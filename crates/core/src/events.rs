@@ -283,6 +283,17 @@ pub struct Event {
     pub raw: RawRecord,
 }
 
+impl Event {
+    /// The record's sys_id: `id` after its `<source_table>:`. Taken by
+    /// length, since the table is known, not searched for per event.
+    pub fn sys_id(&self) -> &str {
+        self.id
+            .strip_prefix(self.source_table.as_str())
+            .and_then(|rest| rest.strip_prefix(':'))
+            .unwrap_or_else(|| self.id.split_once(':').map_or("", |(_, s)| s))
+    }
+}
+
 /// The fields each source is read with (raw values, no reference links).
 pub fn fields_for(table: &str) -> &'static str {
     match table {
@@ -516,6 +527,7 @@ mod tests {
         let e = normalize("c1", "sysevent", &raw(serde_json::json!({"sys_id":"a1","name":"login.failed","parm1":"abel.tuter","parm2":"10.1.2.3","sys_created_on":"2026-11-20 10:00:00"}))).unwrap();
         assert_eq!(e.kind, Kind::LoginFailed);
         assert_eq!(e.id, "sysevent:a1");
+        assert_eq!(e.sys_id(), "a1");
         assert_eq!(e.occurred_at, "2026-11-20T10:00:00Z");
         assert_eq!(e.actor.as_deref(), Some("abel.tuter"));
         assert_eq!(e.source_ip.as_deref(), Some("10.1.2.3"));

@@ -661,7 +661,7 @@ async fn replay(
             Verdict::Accepted { .. } => {
                 let last = &events[n - 1];
                 let t = snc_core::clock::parse_rfc3339(&last.occurred_at).unwrap_or(0);
-                let sys_id = last.id.split_once(':').map_or("", |(_, s)| s).to_string();
+                let sys_id = last.sys_id().to_string();
                 cursor.replay_after = Some(serde_json::to_string(&(
                     asked,
                     t,

@@ -244,7 +244,7 @@ impl<'a> Slice<'a> {
             let Some(at) = snc_core::clock::parse_rfc3339(&e.occurred_at) else {
                 continue;
             };
-            let sys_id = e.id.split_once(':').map_or(e.id.as_str(), |(_, s)| s);
+            let sys_id = e.sys_id();
             if stored_until.is_some_and(|until| at <= until)
                 && self.plane.has_event(at, source, sys_id)?
             {
@@ -278,7 +278,7 @@ impl<'a> Slice<'a> {
             .zip(&times)
             .map(|(e, at)| IndexEntry {
                 occurred_at: *at,
-                sys_id: e.id.split_once(':').map_or(e.id.as_str(), |(_, s)| s),
+                sys_id: e.sys_id(),
                 kind: e.kind.as_str(),
                 actor: e.actor.as_deref(),
             })

@@ -128,7 +128,7 @@ fn key_of(e: &Event) -> Key {
         created_on: parse_rfc3339(&e.occurred_at)
             .map(servicenow_time)
             .unwrap_or_default(),
-        sys_id: e.id.split_once(':').map_or("", |(_, s)| s).to_string(),
+        sys_id: e.sys_id().to_string(),
     }
 }
 
@@ -151,7 +151,7 @@ async fn move_events(
         .iter()
         .map(|e| IndexEntry {
             occurred_at: parse_rfc3339(&e.occurred_at).unwrap_or(0),
-            sys_id: e.id.split_once(':').map_or("", |(_, s)| s),
+            sys_id: e.sys_id(),
             kind: e.kind.as_str(),
             actor: e.actor.as_deref(),
         })
