@@ -115,26 +115,33 @@ pub fn ndjson_members<E: Borrow<Event>>(events: &[E]) -> Vec<Vec<u8>> {
         .chunks(LINES_PER_MEMBER)
         .map(|chunk| {
             let mut text = Vec::new();
-            for e in chunk {
-                let e = e.borrow();
-                let line = LineOut {
-                    occurred_at: &e.occurred_at,
-                    kind: e.kind,
-                    actor: e.actor.as_deref(),
-                    source_ip: e.source_ip.as_deref(),
-                    target: e.target.as_ref(),
-                    old_value: e.old_value.as_deref(),
-                    new_value: e.new_value.as_deref(),
-                    raw: &e.raw,
-                };
-                // Always serializes (string keys, JSON values only).
-                if serde_json::to_writer(&mut text, &line).is_ok() {
-                    text.push(b'\n');
-                }
-            }
+            write_member(chunk, &mut text);
             text
         })
         .collect()
+}
+
+/// Appends one member's lines (at most `LINES_PER_MEMBER` events) to
+/// `text`: a host that compresses as it goes reuses one buffer for every
+/// member of a page instead of holding the whole page's text.
+pub fn write_member<E: Borrow<Event>>(events: &[E], text: &mut Vec<u8>) {
+    for e in events {
+        let e = e.borrow();
+        let line = LineOut {
+            occurred_at: &e.occurred_at,
+            kind: e.kind,
+            actor: e.actor.as_deref(),
+            source_ip: e.source_ip.as_deref(),
+            target: e.target.as_ref(),
+            old_value: e.old_value.as_deref(),
+            new_value: e.new_value.as_deref(),
+            raw: &e.raw,
+        };
+        // Always serializes (string keys, JSON values only).
+        if serde_json::to_writer(&mut *text, &line).is_ok() {
+            text.push(b'\n');
+        }
+    }
 }
 
 /// The connection and table an object's key names.

@@ -17,11 +17,16 @@ pub struct PageObject {
 }
 
 pub fn encode<E: Borrow<Event>>(events: &[E]) -> Result<PageObject> {
-    let mut bytes = Vec::new();
+    // About 105 bytes an event compressed, 500 before: sized once, so
+    // neither buffer is copied as it grows.
+    let mut bytes = Vec::with_capacity(events.len() * 128);
+    let mut text = Vec::with_capacity(archive::LINES_PER_MEMBER * 640);
     let mut offsets = Vec::new();
-    for member in archive::ndjson_members(events) {
+    for member in events.chunks(archive::LINES_PER_MEMBER) {
+        text.clear();
+        archive::write_member(member, &mut text);
         offsets.push(bytes.len() as u32);
-        bytes.extend(gzip::compress(&member)?);
+        gzip::compress_into(&text, &mut bytes)?;
     }
     Ok(PageObject {
         bytes,

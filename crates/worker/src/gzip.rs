@@ -13,10 +13,11 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use worker::Result;
 
-pub fn compress(data: &[u8]) -> Result<Vec<u8>> {
-    let mut gz = GzEncoder::new(Vec::with_capacity(data.len() / 6), Compression::new(1));
+/// Appends `data` as one gzip member to `out`.
+pub fn compress_into(data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    let mut gz = GzEncoder::new(out, Compression::new(1));
     gz.write_all(data)
-        .and_then(|()| gz.finish())
+        .and_then(|()| gz.try_finish())
         .map_err(|e| worker::Error::RustError(format!("gzip failed: {e}")))
 }
 
