@@ -210,26 +210,27 @@ pub fn read_page(
         .header("x-total-count")
         .and_then(|v| v.trim().parse().ok());
     let returned = body.result.len();
-    let mut last = None;
     let mut events = Vec::with_capacity(returned);
     let mut malformed = 0;
-    for raw in body.result {
-        // The next page starts after the last record returned, readable or not.
+    for raw in &body.result {
         let Some(fields) = events::Fields::read(raw.get()) else {
             malformed += 1;
             continue;
         };
-        if let (Some(t), Some(id)) = (fields.string("sys_created_on"), fields.string("sys_id")) {
-            last = Some(Key {
-                created_on: t,
-                sys_id: id,
-            });
-        }
         match events::normalize_fields(connection_id, source, raw, &fields) {
             Some(e) => events.push(e),
             None => malformed += 1,
         }
     }
+    // The next page starts after the last record returned, readable or not
+    // (a record normalize refused still moves the cursor past it).
+    let last = body.result.iter().rev().find_map(|raw| {
+        let fields = events::Fields::read(raw.get())?;
+        Some(Key {
+            created_on: fields.string("sys_created_on")?,
+            sys_id: fields.string("sys_id")?,
+        })
+    });
     Ok(Page {
         events,
         malformed,

@@ -21,6 +21,8 @@
 //! | sys_user | every record (a user created in the window) | user_created |
 //! | sys_user_has_role | every record (a role granted in the window) | role_granted |
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -176,6 +178,20 @@ impl<'a> Fields<'a> {
                 raw.starts_with('"').then(|| json_string(raw)).flatten()
             }
         }
+    }
+
+    /// `text`, lent from the record when the value is a plain string (no
+    /// escapes): the fields a record is only looked at by cost no copy.
+    pub(crate) fn text_lent(&self, field: &str) -> Option<Cow<'a, str>> {
+        if let Fields::Borrowed(fields) = self {
+            let raw = fields.get(field)?;
+            if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+                if !inner.contains('\\') {
+                    return (!inner.is_empty()).then_some(Cow::Borrowed(inner));
+                }
+            }
+        }
+        self.text(field).map(Cow::Owned)
     }
 
     /// A field's value as text, as `text` reads it from a map.
@@ -359,8 +375,8 @@ pub(crate) fn normalize_fields(
     fields: &Fields<'_>,
 ) -> Option<Event> {
     let t = |f: &str| fields.text(f);
-    let sys_id = t("sys_id")?;
-    let occurred = parse_servicenow_time(&t("sys_created_on")?)?;
+    let sys_id = fields.text_lent("sys_id")?;
+    let occurred = parse_servicenow_time(&fields.text_lent("sys_created_on")?)?;
     let target = |table: Option<String>, record: Option<String>, field: Option<String>| {
         Some(Target {
             table,
@@ -443,7 +459,7 @@ pub(crate) fn normalize_fields(
             Kind::UserCreated,
             t("sys_created_by"),
             None,
-            target(Some("sys_user".into()), Some(sys_id.clone()), None),
+            target(Some("sys_user".into()), Some(sys_id.to_string()), None),
             None,
             t("user_name"),
         ),
@@ -582,13 +598,24 @@ mod tests {
 
     #[test]
     fn fields_read_from_the_text_as_from_a_map_and_the_record_is_kept_as_sent() {
-        let text = r#"{"s":"a\"b","empty":"","r":{"link":"https://x","value":"v1"},"r0":{"value":""},"n":12.5,"b":true,"z":null,"l":[1],"o":{"x":1}}"#;
+        let text = r#"{"s":"a\"b","plain":"p1","empty":"","r":{"link":"https://x","value":"v1"},"r0":{"value":""},"n":12.5,"b":true,"z":null,"l":[1],"o":{"x":1}}"#;
         let map: Map<String, Value> = serde_json::from_str(text).unwrap();
         let fields = Fields::read(text).unwrap();
         assert!(matches!(fields, Fields::Borrowed(_)));
-        for f in ["s", "empty", "r", "r0", "n", "b", "z", "l", "o", "missing"] {
+        for f in [
+            "s", "plain", "empty", "r", "r0", "n", "b", "z", "l", "o", "missing",
+        ] {
             assert_eq!(fields.text(f), super::text(&map, f), "{f}");
+            assert_eq!(
+                fields.text_lent(f).map(Cow::into_owned),
+                super::text(&map, f),
+                "{f}"
+            );
         }
+        assert!(matches!(
+            fields.text_lent("plain"),
+            Some(Cow::Borrowed("p1"))
+        ));
         assert_eq!(fields.text("s").as_deref(), Some("a\"b"));
         assert_eq!(fields.string("empty").as_deref(), Some(""));
         assert_eq!(fields.string("n"), None);
