@@ -444,12 +444,14 @@ impl Detector {
             let Some(at) = parse_rfc3339(&e.occurred_at) else {
                 continue;
             };
-            let mark = self
-                .state
-                .watermarks
-                .entry(e.source_table.clone())
-                .or_insert(at);
-            *mark = (*mark).max(at);
+            // Looked up before inserting: an entry would copy the table's
+            // name for every event.
+            match self.state.watermarks.get_mut(&e.source_table) {
+                Some(mark) => *mark = (*mark).max(at),
+                None => {
+                    self.state.watermarks.insert(e.source_table.clone(), at);
+                }
+            }
             for alert in self.one(connection_id, e, at, dir) {
                 out.insert(alert.id.clone(), alert);
             }
@@ -484,10 +486,10 @@ impl Detector {
 
     fn one(&mut self, conn: &str, e: &Event, at: i64, dir: &dyn Directory) -> Vec<Alert> {
         let mut out = Vec::new();
-        let actor = e.actor.clone();
+        let actor = &e.actor;
         match e.kind {
             Kind::LoginFailed => {
-                if let Some(user) = &actor {
+                if let Some(user) = actor {
                     let t = self.config.failed_login_burst;
                     out.extend(self.count(
                         conn,
@@ -522,7 +524,7 @@ impl Detector {
                 }
             }
             Kind::Login => {
-                if let Some(user) = &actor {
+                if let Some(user) = actor {
                     self.state.logins.entry(user.clone()).or_default().push((
                         at,
                         e.id.clone(),
@@ -559,11 +561,11 @@ impl Detector {
                             out.push(self.single(
                                 conn,
                                 Rule::AdminImpersonated,
-                                &format!("{}|{target}|{}", who(&actor), at.div_euclid(FOLD_SECS)),
+                                &format!("{}|{target}|{}", who(actor), at.div_euclid(FOLD_SECS)),
                                 e,
                                 at,
-                                format!("{} impersonated privileged user {target}", who(&actor)),
-                                format!("{} started impersonating {target}, who holds a privileged role, at {}{}.", who(&actor), e.occurred_at, from_ip(&e.source_ip)),
+                                format!("{} impersonated privileged user {target}", who(actor)),
+                                format!("{} started impersonating {target}, who holds a privileged role, at {}{}.", who(actor), e.occurred_at, from_ip(&e.source_ip)),
                             ));
                         }
                     }
@@ -581,13 +583,13 @@ impl Detector {
                     out.push(self.single(
                         conn,
                         Rule::SecurityElevation,
-                        &format!("{}|{role_name}|{}", who(&actor), at.div_euclid(FOLD_SECS)),
+                        &format!("{}|{role_name}|{}", who(actor), at.div_euclid(FOLD_SECS)),
                         e,
                         at,
-                        format!("{} elevated to {role_name}", who(&actor)),
+                        format!("{} elevated to {role_name}", who(actor)),
                         format!(
                             "{} elevated to the privileged role {role_name} at {}.",
-                            who(&actor),
+                            who(actor),
                             e.occurred_at
                         ),
                     ));
@@ -601,7 +603,7 @@ impl Detector {
             Kind::RecordDeleted | Kind::UserDeleted | Kind::RoleRevoked
                 if e.source_table == "sys_audit_delete" =>
             {
-                if let Some(user) = &actor {
+                if let Some(user) = actor {
                     let t = self.config.mass_delete;
                     out.extend(self.count(
                         conn,
@@ -618,7 +620,7 @@ impl Detector {
             Kind::Transaction => {
                 let url = e.new_value.as_deref().unwrap_or("");
                 if is_export(url) {
-                    if let Some(user) = &actor {
+                    if let Some(user) = actor {
                         let t = self.config.bulk_export;
                         out.extend(self.count(
                             conn,
