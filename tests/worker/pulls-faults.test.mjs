@@ -3,10 +3,13 @@
 // faults land in the middle of one.
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { startWorker, startSim } from "../support/harness.mjs";
 import { client, truth, waitFor } from "../support/pulls.mjs";
 
-const VARS = { PULL_BUDGET_MS: "15000", PULL_MAX_CALLS: "6", PULL_PAGE_SIZE: "400" };
+const VARS = { PULL_BUDGET_MS: "15000", PULL_MAX_CALLS: "6", PULL_PAGE_SIZE: "400", SLICE_RETRY_SECS: "1" };
 let worker, c;
 before(async () => {
   worker = await startWorker({ vars: VARS });
@@ -132,6 +135,41 @@ test("an instance that starts hibernating sets instance_hibernating and recovers
     await waitFor("connected again", async () => (await c.connection(conn.id)).status === "connected");
     await c.assertExactlyOnce(sim, awake);
   } finally {
+    await sim.stop();
+  }
+});
+
+test("the archive refusing writes: failed runs, a pulls_failing warning, then recovery with nothing lost", async () => {
+  const sim = await startSim(simArgs(28));
+  // Local R2 keeps each object's body as a file here. An immutable
+  // directory refuses new files even to root: every page's archive write
+  // fails inside the worker, as a storage fault would.
+  const blobs = join(worker.persist, "v3", "r2", "snc-archive", "blobs");
+  mkdirSync(blobs, { recursive: true });
+  const writable = () => execFileSync("chattr", ["-i", blobs]);
+  try {
+    execFileSync("chattr", ["+i", blobs]);
+    const conn = await c.connect(sim, "archive-refusing");
+    const warned = await waitFor("pulls_failing warning", async () => {
+      const x = await c.connection(conn.id);
+      return x.warnings.some((w) => w.code === "pulls_failing") ? x : null;
+    }, 60_000);
+    writable();
+    // Pulls were not stopped: the connection stays connected and retries.
+    assert.equal(warned.status, "connected");
+    assert.match(warned.warnings.find((w) => w.code === "pulls_failing").message, /^The last \d+ pulls stopped inside the worker/);
+    const runs = (await c.api("GET", `/api/v1/connections/${conn.id}/runs`)).json.runs;
+    const failed = runs.filter((r) => r.outcome === "failed" && /^internal: the pull stopped inside the worker/.test(r.detail ?? ""));
+    assert.ok(failed.length >= 3, `three failed runs in the history: ${JSON.stringify(runs.slice(0, 5))}`);
+    const done = await c.waitCaughtUp(conn.id);
+    const after = await waitFor("warning cleared", async () => {
+      const x = await c.connection(conn.id);
+      return x.warnings.some((w) => w.code === "pulls_failing") ? null : x;
+    });
+    assert.equal(after.status, "connected");
+    await c.assertExactlyOnce(sim, done);
+  } finally {
+    writable();
     await sim.stop();
   }
 });

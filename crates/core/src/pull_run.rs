@@ -24,6 +24,39 @@ use crate::table::{self, ApiAuth, PULL_TABLES};
 pub const INTERVAL_SECS: i64 = 300;
 /// A hibernating instance is tried again hourly.
 pub const HIBERNATION_RETRY_SECS: i64 = 3_600;
+
+/// Slices that failed inside the worker (its object's storage, the
+/// archive, D1), not at the instance: each is a failed run in the history,
+/// and this many in a row show on the connection as a warning.
+pub const FAILED_SLICES_BEFORE_WARNING: u32 = 3;
+/// The connection's warning while slices keep failing inside the worker.
+pub const PULLS_FAILING: &str = "pulls_failing";
+
+/// When to try again after the `n`-th slice in a row (from 1) failed
+/// inside the worker: `base_secs`, doubling, at most an hour. Pages stored
+/// before the failure are kept; the next slice resumes at their cursor.
+pub fn retry_after_failed_slice(n: u32, base_secs: i64) -> i64 {
+    let doubling = 1i64 << n.saturating_sub(1).min(16);
+    base_secs
+        .max(1)
+        .saturating_mul(doubling)
+        .min(HIBERNATION_RETRY_SECS)
+}
+
+/// The warning shown after `n` failed slices in a row; `error` is the
+/// worker's own error text (storage and archive errors carry no secret).
+pub fn pulls_failing_warning(n: u32, error: &str) -> crate::preflight::Warning {
+    let error: String = error.chars().take(300).collect();
+    crate::preflight::Warning {
+        code: PULLS_FAILING.to_string(),
+        message: format!(
+            "The last {n} pulls stopped inside the worker, not at the instance ({error}). \
+             They are retried from the stored cursor, so no event is lost, and this warning \
+             clears after the next pull that completes. If it stays, read the worker's log \
+             (wrangler tail) and check the Durable Object's and R2's limits."
+        ),
+    }
+}
 /// A token this close to its expiry is refreshed before it is used.
 pub const REFRESH_SKEW_SECS: i64 = 60;
 
@@ -605,6 +638,23 @@ impl PullRun {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn failed_slices_back_off_to_an_hour_and_warn_with_the_count() {
+        use super::{pulls_failing_warning, retry_after_failed_slice};
+        let waits: Vec<i64> = (1..=8).map(|n| retry_after_failed_slice(n, 60)).collect();
+        assert_eq!(waits, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(retry_after_failed_slice(u32::MAX, 60), 3600);
+        assert_eq!(retry_after_failed_slice(1, 0), 1);
+        let w = pulls_failing_warning(3, &"x".repeat(1000));
+        assert_eq!(w.code, "pulls_failing");
+        assert!(w.message.starts_with("The last 3 pulls"));
+        assert!(
+            w.message.len() < 700,
+            "the error is cut: {}",
+            w.message.len()
+        );
+    }
+
     use super::*;
     use crate::cursor::tests::{id, Fake, Row};
     use crate::instance_url::{parse, HostPolicy};

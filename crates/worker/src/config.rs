@@ -107,6 +107,15 @@ pub fn hot_days(env: &Env) -> i64 {
         .unwrap_or(7)
 }
 
+/// `SLICE_RETRY_SECS`, default 60: the first wait after a slice failed
+/// inside the worker (it doubles with each failure in a row, to an hour).
+pub fn slice_retry_secs(env: &Env) -> i64 {
+    text(env, "SLICE_RETRY_SECS")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|s: &i64| *s >= 1)
+        .unwrap_or(60)
+}
+
 /// `EVENT_RETENTION_DAYS`, default 90.
 pub fn retention_days(env: &Env) -> i64 {
     text(env, "EVENT_RETENTION_DAYS")

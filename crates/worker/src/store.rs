@@ -145,6 +145,34 @@ impl Store {
         self.db.prepare(q).all().await?.results()
     }
 
+    /// Sets or clears (`None`) the connection's warning of one code; the
+    /// other warnings stay. Returns whether the connection is still there.
+    pub async fn set_warning(
+        &self,
+        id: &str,
+        code: &str,
+        warning: Option<Warning>,
+    ) -> Result<bool> {
+        let Some(row) = self.get(id).await? else {
+            return Ok(false);
+        };
+        let mut warnings: Vec<Warning> = serde_json::from_str(&row.warnings).unwrap_or_default();
+        let before = warnings.len();
+        warnings.retain(|w| w.code != code);
+        if warning.is_none() && warnings.len() == before {
+            return Ok(true);
+        }
+        warnings.extend(warning);
+        let json = serde_json::to_string(&warnings).unwrap_or_else(|_| "[]".into());
+        let r = self
+            .db
+            .prepare("UPDATE connections SET warnings = ?2 WHERE id = ?1")
+            .bind(&[s(id), s(&json)])?
+            .run()
+            .await?;
+        applied(&r)
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<ConnectionRow>> {
         let q = format!("SELECT {COLUMNS} FROM connections WHERE id = ?1");
         self.db.prepare(q).bind(&[s(id)])?.first(None).await

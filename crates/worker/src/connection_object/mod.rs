@@ -35,6 +35,8 @@ use pull::{RunOutcome, Slice};
 /// The alarm of a connection that is not pulling (disabled, or in an error
 /// only an admin can clear) still fires daily, to apply the retention.
 const MAINTENANCE_SECS: i64 = 86_400;
+/// The object's count of slices failed in a row (meta key).
+const FAILED_SLICES: &str = "failed_slices";
 /// How long a delete waits for a running slice to reach its next step.
 const STOP_WAIT_MS: u64 = 120_000;
 
@@ -170,13 +172,13 @@ impl DurableObject for ConnectionObject {
         }
         self.running.set(true);
         self.again.set(false);
+        let started = now();
         let next = match self.slice().await {
-            Ok(next) => next,
-            Err(e) => {
-                console_log!("connection object: slice failed inside the worker: {e}");
-                // Started again from the cursor in a minute.
-                Some(now() + 60)
+            Ok(next) => {
+                self.slice_succeeded().await;
+                next
             }
+            Err(e) => Some(self.slice_failed(started, &e.to_string()).await),
         };
         self.running.set(false);
         if self.deleted.get() {
@@ -209,6 +211,83 @@ impl ConnectionObject {
 
     fn bucket(&self) -> Result<Bucket> {
         self.env.bucket("ARCHIVE")
+    }
+
+    /// A slice that failed inside the worker (the object's SQL, the
+    /// archive, D1) is a failed run in the history, not only a log line;
+    /// several in a row show on the connection. Returns when to try again.
+    async fn slice_failed(&self, started: i64, error: &str) -> i64 {
+        console_log!("connection object: slice failed inside the worker: {error}");
+        let base = crate::config::slice_retry_secs(&self.env);
+        let Ok(plane) = self.plane() else {
+            return now() + base;
+        };
+        let n = plane
+            .meta(FAILED_SLICES)
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+            .saturating_add(1);
+        let kept = plane.set_meta(FAILED_SLICES, &n.to_string()).and_then(|()| {
+            plane.record_run(&RunRow {
+                started_at: snc_core::clock::rfc3339(started),
+                finished_at: snc_core::clock::rfc3339(now()),
+                outcome: RunOutcome::Failed.as_str().to_string(),
+                detail: Some(format!(
+                    "internal: the pull stopped inside the worker ({}); pages stored before it are kept and the next pull resumes after them",
+                    error.chars().take(300).collect::<String>()
+                )),
+                events: 0.0,
+                calls: 0.0,
+                statements: 0.0,
+            })
+        });
+        if let Err(e) = kept {
+            console_log!("connection object: could not record the failed slice: {e}");
+        }
+        if n >= snc_core::pull_run::FAILED_SLICES_BEFORE_WARNING {
+            let warning = snc_core::pull_run::pulls_failing_warning(n, error);
+            self.set_pulls_failing(&plane, Some(warning)).await;
+        }
+        now() + snc_core::pull_run::retry_after_failed_slice(n, base)
+    }
+
+    /// After failed slices, the first one that completes clears their count
+    /// and the connection's warning.
+    async fn slice_succeeded(&self) {
+        let Ok(plane) = self.plane() else {
+            return;
+        };
+        let failed = plane.meta(FAILED_SLICES).ok().flatten();
+        if failed.is_none_or(|n| n == "0") || self.deleted.get() {
+            return;
+        }
+        if let Err(e) = plane.set_meta(FAILED_SLICES, "0") {
+            console_log!("connection object: could not clear the failed slices: {e}");
+        }
+        self.set_pulls_failing(&plane, None).await;
+    }
+
+    async fn set_pulls_failing(
+        &self,
+        plane: &Plane,
+        warning: Option<snc_core::preflight::Warning>,
+    ) {
+        let Ok(Some(id)) = plane.meta("connection_id") else {
+            return;
+        };
+        let set = match self.env.d1("DB") {
+            Ok(db) => {
+                Store::new(db)
+                    .set_warning(&id, snc_core::pull_run::PULLS_FAILING, warning)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = set {
+            console_log!("connection object: could not update the pulls_failing warning: {e}");
+        }
     }
 
     /// One alarm's work; returns when the next alarm should fire.
