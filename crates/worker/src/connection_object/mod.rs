@@ -219,6 +219,11 @@ impl ConnectionObject {
     async fn slice_failed(&self, started: i64, error: &str) -> i64 {
         console_log!("connection object: slice failed inside the worker: {error}");
         let base = crate::config::slice_retry_secs(&self.env);
+        // A deleted object keeps no count: opening the plane would create
+        // its tables again.
+        if self.deleted.get() {
+            return now() + base;
+        }
         let Ok(plane) = self.plane() else {
             return now() + base;
         };
@@ -256,11 +261,14 @@ impl ConnectionObject {
     /// After failed slices, the first one that completes clears their count
     /// and the connection's warning.
     async fn slice_succeeded(&self) {
+        if self.deleted.get() {
+            return;
+        }
         let Ok(plane) = self.plane() else {
             return;
         };
         let failed = plane.meta(FAILED_SLICES).ok().flatten();
-        if failed.is_none_or(|n| n == "0") || self.deleted.get() {
+        if failed.is_none_or(|n| n == "0") {
             return;
         }
         if let Err(e) = plane.set_meta(FAILED_SLICES, "0") {
