@@ -146,10 +146,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for FieldList<'a> {
 /// A JSON string's value: without escapes, the text between the quotes
 /// as it is; with them, decoded.
 fn json_string(raw: &str) -> Option<String> {
-    match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
-        Some(inner) if !inner.contains('\\') => Some(inner.to_string()),
-        _ => serde_json::from_str::<String>(raw).ok(),
+    match plain_string(raw) {
+        Some(inner) => Some(inner.to_string()),
+        None => serde_json::from_str::<String>(raw).ok(),
     }
+}
+
+/// The text between a JSON string's quotes, when it has no escapes.
+fn plain_string(raw: &str) -> Option<&str> {
+    raw.strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .filter(|inner| !inner.contains('\\'))
 }
 
 /// A reference field as `{"value": …, "link": …}`.
@@ -184,11 +191,8 @@ impl<'a> Fields<'a> {
     /// escapes): the fields a record is only looked at by cost no copy.
     pub(crate) fn text_lent(&self, field: &str) -> Option<Cow<'a, str>> {
         if let Fields::Borrowed(fields) = self {
-            let raw = fields.get(field)?;
-            if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
-                if !inner.contains('\\') {
-                    return (!inner.is_empty()).then_some(Cow::Borrowed(inner));
-                }
+            if let Some(inner) = plain_string(fields.get(field)?) {
+                return (!inner.is_empty()).then_some(Cow::Borrowed(inner));
             }
         }
         self.text(field).map(Cow::Owned)
