@@ -107,23 +107,10 @@ struct LineIn {
     raw: Box<RawValue>,
 }
 
-/// A page's events as NDJSON, one text per gzip member (normalized fields
-/// and the full raw record on each line). The host compresses each member
-/// and concatenates them.
-pub fn ndjson_members<E: Borrow<Event>>(events: &[E]) -> Vec<Vec<u8>> {
-    events
-        .chunks(LINES_PER_MEMBER)
-        .map(|chunk| {
-            let mut text = Vec::new();
-            write_member(chunk, &mut text);
-            text
-        })
-        .collect()
-}
-
-/// Appends one member's lines (at most `LINES_PER_MEMBER` events) to
-/// `text`: a host that compresses as it goes reuses one buffer for every
-/// member of a page instead of holding the whole page's text.
+/// Appends one member's lines (at most `LINES_PER_MEMBER` events: the
+/// normalized fields and the full raw record on each) to `text`. The host
+/// compresses each member as it goes, reusing one buffer for every member
+/// of a page, and concatenates them.
 pub fn write_member<E: Borrow<Event>>(events: &[E], text: &mut Vec<u8>) {
     for e in events {
         let e = e.borrow();
@@ -218,6 +205,19 @@ mod tests {
 
     /// Compresses members as the worker does (each its own gzip member,
     /// concatenated), here with flate2.
+    /// A page's members as the worker writes them: `LINES_PER_MEMBER`
+    /// events each.
+    fn ndjson_members<E: Borrow<Event>>(events: &[E]) -> Vec<Vec<u8>> {
+        events
+            .chunks(LINES_PER_MEMBER)
+            .map(|chunk| {
+                let mut text = Vec::new();
+                write_member(chunk, &mut text);
+                text
+            })
+            .collect()
+    }
+
     fn object(members: &[Vec<u8>]) -> (Vec<u8>, Vec<u32>) {
         use std::io::Write;
         let mut bytes = Vec::new();
