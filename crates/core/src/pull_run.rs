@@ -43,10 +43,23 @@ pub fn retry_after_failed_slice(n: u32, base_secs: i64) -> i64 {
         .min(HIBERNATION_RETRY_SECS)
 }
 
-/// The warning shown after `n` failed slices in a row; `error` is the
-/// worker's own error text (storage and archive errors carry no secret).
+/// The worker's own error text (storage and archive errors carry no
+/// secret), cut to what a run's detail or a warning shows.
+fn slice_error(error: &str) -> String {
+    error.chars().take(300).collect()
+}
+
+/// The detail of a run that failed inside the worker.
+pub fn failed_slice_detail(error: &str) -> String {
+    format!(
+        "internal: the pull stopped inside the worker ({}); pages stored before it are kept and the next pull resumes after them",
+        slice_error(error)
+    )
+}
+
+/// The warning shown after `n` failed slices in a row.
 pub fn pulls_failing_warning(n: u32, error: &str) -> crate::preflight::Warning {
-    let error: String = error.chars().take(300).collect();
+    let error = slice_error(error);
     crate::preflight::Warning {
         code: PULLS_FAILING.to_string(),
         message: format!(
@@ -640,7 +653,7 @@ impl PullRun {
 mod tests {
     #[test]
     fn failed_slices_back_off_to_an_hour_and_warn_with_the_count() {
-        use super::{pulls_failing_warning, retry_after_failed_slice};
+        use super::{failed_slice_detail, pulls_failing_warning, retry_after_failed_slice};
         let waits: Vec<i64> = (1..=8).map(|n| retry_after_failed_slice(n, 60)).collect();
         assert_eq!(waits, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
         assert_eq!(retry_after_failed_slice(u32::MAX, 60), 3600);
@@ -653,6 +666,9 @@ mod tests {
             "the error is cut: {}",
             w.message.len()
         );
+        let detail = failed_slice_detail(&"y".repeat(1000));
+        assert!(detail.starts_with("internal: the pull stopped inside the worker (yyy"));
+        assert!(detail.len() < 450, "the error is cut: {}", detail.len());
     }
 
     use super::*;

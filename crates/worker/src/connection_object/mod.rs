@@ -234,20 +234,19 @@ impl ConnectionObject {
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0)
             .saturating_add(1);
-        let kept = plane.set_meta(FAILED_SLICES, &n.to_string()).and_then(|()| {
-            plane.record_run(&RunRow {
-                started_at: snc_core::clock::rfc3339(started),
-                finished_at: snc_core::clock::rfc3339(now()),
-                outcome: RunOutcome::Failed.as_str().to_string(),
-                detail: Some(format!(
-                    "internal: the pull stopped inside the worker ({}); pages stored before it are kept and the next pull resumes after them",
-                    error.chars().take(300).collect::<String>()
-                )),
-                events: 0.0,
-                calls: 0.0,
-                statements: 0.0,
-            })
-        });
+        let kept = plane
+            .set_meta(FAILED_SLICES, &n.to_string())
+            .and_then(|()| {
+                plane.record_run(&RunRow {
+                    started_at: snc_core::clock::rfc3339(started),
+                    finished_at: snc_core::clock::rfc3339(now()),
+                    outcome: RunOutcome::Failed.as_str().to_string(),
+                    detail: Some(snc_core::pull_run::failed_slice_detail(error)),
+                    events: 0.0,
+                    calls: 0.0,
+                    statements: 0.0,
+                })
+            });
         if let Err(e) = kept {
             console_log!("connection object: could not record the failed slice: {e}");
         }
