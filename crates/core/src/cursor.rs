@@ -135,11 +135,12 @@ pub enum PageError {
     Rejected(String),
 }
 
+/// A page read as far as where the next one starts. Its records are still
+/// JSON text (each copied out of the body once, the copy the Event keeps),
+/// so the next page can be asked for before this one is normalized.
 #[derive(Debug)]
-pub struct Page {
-    pub events: Vec<Event>,
-    /// Records the page held that could not be normalized (no sys_id or time).
-    pub malformed: usize,
+pub struct PageHead {
+    records: Vec<Box<RawValue>>,
     /// The last record's key: where the next page starts.
     pub last: Option<Key>,
     /// `X-Total-Count`: records matching the query, ACL-hidden ones included.
@@ -147,7 +148,7 @@ pub struct Page {
     pub returned: usize,
 }
 
-impl Page {
+impl PageHead {
     /// Whether more records may follow. ACLs can trim a page short, so the
     /// count decides, not the page's length, when ServiceNow sends one.
     pub fn more(&self, limit: u32, offset: u64) -> bool {
@@ -156,15 +157,19 @@ impl Page {
             None => self.returned >= limit as usize,
         }
     }
+
+    /// The page's events. A record without a sys_id or a readable
+    /// `sys_created_on` is left out (it still moved the cursor: see `last`).
+    pub fn events(self, connection_id: &str, source: &str) -> Vec<Event> {
+        self.records
+            .into_iter()
+            .filter_map(|raw| events::normalize_owned(connection_id, source, raw))
+            .collect()
+    }
 }
 
-/// Reads one Table API page of `source`.
-pub fn read_page(
-    connection_id: &str,
-    source: &str,
-    resp: &HttpResponse,
-    now: i64,
-) -> Result<Page, PageError> {
+/// Reads one Table API page as far as its head (see `PageHead`).
+pub fn read_page(resp: &HttpResponse, now: i64) -> Result<PageHead, PageError> {
     if is_html(resp) {
         return Err(PageError::Hibernating);
     }
@@ -172,9 +177,8 @@ pub fn read_page(
         200 => {}
         404 => {
             // v1's "No Record found"; we ask v2, but be lenient.
-            return Ok(Page {
-                events: vec![],
-                malformed: 0,
+            return Ok(PageHead {
+                records: vec![],
                 last: None,
                 total: Some(0),
                 returned: 0,
@@ -199,9 +203,8 @@ pub fn read_page(
         s => return Err(PageError::Unavailable(s)),
     }
     #[derive(Deserialize)]
-    struct Body<'a> {
-        #[serde(borrow)]
-        result: Vec<&'a RawValue>,
+    struct Body {
+        result: Vec<Box<RawValue>>,
     }
     let body: Body = serde_json::from_slice(&resp.body).map_err(|_| PageError::Malformed {
         raw: String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)]).into_owned(),
@@ -209,21 +212,8 @@ pub fn read_page(
     let total = resp
         .header("x-total-count")
         .and_then(|v| v.trim().parse().ok());
-    let returned = body.result.len();
-    let mut events = Vec::with_capacity(returned);
-    let mut malformed = 0;
-    for raw in &body.result {
-        let Some(fields) = events::Fields::read(raw.get()) else {
-            malformed += 1;
-            continue;
-        };
-        match events::normalize_fields(connection_id, source, raw, &fields) {
-            Some(e) => events.push(e),
-            None => malformed += 1,
-        }
-    }
     // The next page starts after the last record returned, readable or not
-    // (a record normalize refused still moves the cursor past it).
+    // (a record normalize refuses still moves the cursor past it).
     let last = body.result.iter().rev().find_map(|raw| {
         let fields = events::Fields::read(raw.get())?;
         Some(Key {
@@ -231,16 +221,14 @@ pub fn read_page(
             sys_id: fields.string("sys_id")?,
         })
     });
-    Ok(Page {
-        events,
-        malformed,
+    Ok(PageHead {
+        returned: body.result.len(),
+        records: body.result,
         last,
         total,
-        returned,
     })
 }
 
-/// The page size after a cancelled transaction: half, but not below MIN_PAGE.
 pub fn smaller_page(limit: u32) -> Option<u32> {
     (limit > MIN_PAGE).then(|| (limit / 2).max(MIN_PAGE))
 }
@@ -326,7 +314,7 @@ impl TablePull {
     }
 
     /// Takes a page that was read; returns the cursor to persist with its events.
-    pub fn on_page(&mut self, page: &Page) -> Option<Key> {
+    pub fn on_page(&mut self, page: &PageHead) -> Option<Key> {
         self.failures = 0;
         self.refreshed = false;
         if let Some(last) = &page.last {
@@ -491,13 +479,13 @@ pub(crate) mod tests {
         while let Some(path) = pull.next_path() {
             pages += 1;
             assert!(pages < 10_000, "the pull loops");
-            let page = read_page("c", "sysevent", &fake.answer(&path), 0).unwrap();
+            let page = read_page(&fake.answer(&path), 0).unwrap();
+            cursor = pull.on_page(&page);
             sink.extend(
-                page.events
+                page.events("c", "sysevent")
                     .iter()
                     .map(|e| e.id.trim_start_matches("sysevent:").to_string()),
             );
-            cursor = pull.on_page(&page);
         }
         (cursor, pages)
     }
@@ -545,7 +533,7 @@ pub(crate) mod tests {
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: br#"{"error":{"message":"Invalid table sys_audit_delete","detail":null},"status":"failure"}"#.to_vec(),
         };
-        let err = read_page("c", "sys_audit_delete", &resp, 0).unwrap_err();
+        let err = read_page(&resp, 0).unwrap_err();
         assert_eq!(
             err,
             PageError::Rejected("Invalid table sys_audit_delete".into())

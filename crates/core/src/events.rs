@@ -389,16 +389,17 @@ pub fn servicenow_time(unix: i64) -> String {
 /// Normalizes one record. `None` when it lacks a sys_id or a readable
 /// `sys_created_on` (then the caller counts it as malformed, not silently).
 pub fn normalize(connection_id: &str, table: &str, raw: &RawValue) -> Option<Event> {
-    normalize_fields(connection_id, table, raw, &Fields::read(raw.get())?)
+    normalize_owned(connection_id, table, raw.to_owned())
 }
 
-/// `normalize` with the record's fields already read.
-pub(crate) fn normalize_fields(
+/// `normalize` of a record already copied out of its page: the copy becomes
+/// the Event's raw record.
+pub(crate) fn normalize_owned(
     connection_id: &str,
     table: &str,
-    raw: &RawValue,
-    fields: &Fields<'_>,
+    raw: Box<RawValue>,
 ) -> Option<Event> {
+    let fields = Fields::read(raw.get())?;
     let t = |f: &str| fields.text(f);
     let sys_id = fields.text_lent("sys_id")?;
     let occurred = parse_servicenow_time(&fields.text_lent("sys_created_on")?)?;
@@ -498,8 +499,10 @@ pub(crate) fn normalize_fields(
         ),
         _ => (Kind::Other, t("sys_created_by"), None, None, None, None),
     };
+    let id = format!("{table}:{sys_id}");
+    drop(fields);
     Some(Event {
-        id: format!("{table}:{sys_id}"),
+        id,
         connection_id: connection_id.to_string(),
         occurred_at: rfc3339(occurred),
         kind,
@@ -509,7 +512,7 @@ pub(crate) fn normalize_fields(
         old_value,
         new_value,
         source_table: table.to_string(),
-        raw: RawRecord(raw.to_owned()),
+        raw: RawRecord(raw),
     })
 }
 

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 
 use crate::batch;
-use crate::cursor::{read_page, Key, PageError, Recovery, TablePull, MAX_PAGE};
+use crate::cursor::{read_page, Key, PageError, PageHead, Recovery, TablePull, MAX_PAGE};
 use crate::events::Event;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::input::OAuthClient;
@@ -163,12 +163,13 @@ pub struct RunEnd {
 pub enum Action {
     /// Send this; answer with `handle_response`.
     Send(HttpRequest),
-    /// Archive and index this page. When `prefetch` is given, send it while
-    /// the page is stored; answer with `handle_stored` and its answer.
-    Store {
-        page: PageToStore,
-        prefetch: Option<HttpRequest>,
-    },
+    /// Send this, and poll again without waiting for the answer: it is the
+    /// next page of the table being stored, fetched while this page is
+    /// normalized and stored. Its answer goes to `handle_stored`.
+    SendAhead(HttpRequest),
+    /// Archive and index this page; then `handle_stored`, with the answer to
+    /// the `SendAhead` before it, if there was one.
+    Store(PageToStore),
     /// A refresh succeeded: keep these tokens (sealed). No answer.
     KeepTokens {
         access: Secret,
@@ -196,6 +197,17 @@ enum Waiting {
     Stored,
 }
 
+/// A page whose next one is asked for before its records are normalized.
+struct UnreadPage {
+    head: PageHead,
+    source: &'static str,
+    before: Key,
+    cursor: Option<Key>,
+    total: Option<u64>,
+    caught_up: bool,
+    page_size: u32,
+}
+
 struct Table {
     pull: TablePull,
     first_ever: bool,
@@ -219,6 +231,8 @@ pub struct PullRun {
     refresh_first: bool,
     /// Actions decided, to hand out before anything else.
     queued: VecDeque<Action>,
+    /// The page read before its `SendAhead`: stored at the next poll.
+    unread: Option<UnreadPage>,
     notes: Vec<String>,
     finished: bool,
 }
@@ -269,6 +283,7 @@ impl PullRun {
             batch_done: false,
             refresh_first: false,
             queued: VecDeque::new(),
+            unread: None,
             notes: Vec::new(),
             finished: false,
         }
@@ -380,6 +395,9 @@ impl PullRun {
                 Some("the run was driven out of order".into()),
             );
         }
+        if let Some(page) = self.unread.take() {
+            return self.store(page);
+        }
         let now = (now_ms / 1000) as i64;
         if self.refresh_first || (!self.batch_done && self.token_expiring(now_ms)) {
             self.refresh_first = false;
@@ -454,16 +472,16 @@ impl PullRun {
         }
     }
 
-    /// The page of the last `Store` is archived and indexed; `prefetched` is
-    /// the answer to its `prefetch`, if one was sent.
-    pub fn handle_stored(&mut self, prefetched: Option<Result<HttpResponse, String>>) {
+    /// The page of the last `Store` is archived and indexed; `ahead` is
+    /// the answer to the `SendAhead` before it, if one was sent.
+    pub fn handle_stored(&mut self, ahead: Option<Result<HttpResponse, String>>) {
         if self.waiting == Waiting::Stored {
             self.waiting = Waiting::Nothing;
         }
         if let Some(t) = self.tables.get_mut(self.current) {
             t.first_page = false;
-            if prefetched.is_some() {
-                t.ready = prefetched;
+            if ahead.is_some() {
+                t.ready = ahead;
             }
         }
     }
@@ -553,41 +571,40 @@ impl PullRun {
         let i = self.current;
         let source = PULL_TABLES[i];
         let page = match answer {
-            Ok(resp) => read_page(&self.connection_id, source, &resp, now),
+            Ok(resp) => read_page(&resp, now),
             Err(_) => Err(PageError::Unavailable(0)),
         };
         match page {
-            Ok(page) => {
+            Ok(head) => {
                 let table = &mut self.tables[i];
                 let before = table.pull.after_key();
-                let cursor = table.pull.on_page(&page);
-                let total = (table.first_ever && table.first_page)
-                    .then_some(page.total)
-                    .flatten();
-                let caught_up = table.pull.done;
-                let page_size = table.pull.limit();
-                let next_path = table.pull.next_path();
-                // The next page is fetched while this one is stored, when the
-                // budget allows it and the token is not about to expire.
-                let prefetch = next_path
+                let cursor = table.pull.on_page(&head);
+                let page = UnreadPage {
+                    source,
+                    before,
+                    cursor,
+                    total: (table.first_ever && table.first_page)
+                        .then_some(head.total)
+                        .flatten(),
+                    caught_up: table.pull.done,
+                    page_size: table.pull.limit(),
+                    head,
+                };
+                // The next page is asked for before this one is normalized
+                // and stored, when the budget allows it and the token is not
+                // about to expire: the instance builds it meanwhile.
+                let ahead = table
+                    .pull
+                    .next_path()
                     .filter(|_| self.within_budget(now_ms) && !self.token_expiring(now_ms))
                     .and_then(|path| Some(table::get(&self.instance, &path, &self.api_auth()?)));
-                if prefetch.is_some() {
-                    self.calls += 1;
-                }
-                self.waiting = Waiting::Stored;
-                Action::Store {
-                    page: PageToStore {
-                        source,
-                        before,
-                        events: page.events,
-                        cursor,
-                        total,
-                        caught_up,
-                        page_size,
-                        read_at: (self.started_ms / 1000) as i64,
-                    },
-                    prefetch,
+                match ahead {
+                    Some(req) => {
+                        self.calls += 1;
+                        self.unread = Some(page);
+                        Action::SendAhead(req)
+                    }
+                    None => self.store(page),
                 }
             }
             Err(err) => {
@@ -639,6 +656,20 @@ impl PullRun {
                 }
             }
         }
+    }
+
+    fn store(&mut self, page: UnreadPage) -> Action {
+        self.waiting = Waiting::Stored;
+        Action::Store(PageToStore {
+            source: page.source,
+            before: page.before,
+            events: page.head.events(&self.connection_id, page.source),
+            cursor: page.cursor,
+            total: page.total,
+            caught_up: page.caught_up,
+            page_size: page.page_size,
+            read_at: (self.started_ms / 1000) as i64,
+        })
     }
 
     fn poll_queued(&mut self, now_ms: u64) -> Action {
@@ -884,6 +915,8 @@ mod tests {
             host.cursors.iter().map(|(k, v)| (*k, v.clone())).collect();
         let instance = parse("acme", &HostPolicy::default()).unwrap();
         let mut run = PullRun::new(instance, "c", cfg, auth, &stored, T0, *clock);
+        // Answered when sent, handed back when the page is stored.
+        let mut ahead = None;
         for _ in 0..100_000 {
             *clock += 10;
             match run.poll(*clock) {
@@ -891,7 +924,8 @@ mod tests {
                     let a = inst.answer(&req);
                     run.handle_response(*clock, Ok(a));
                 }
-                Action::Store { page, prefetch } => {
+                Action::SendAhead(req) => ahead = Some(Ok(inst.answer(&req))),
+                Action::Store(page) => {
                     host.archived += page.events.len();
                     for e in &page.events {
                         host.index.insert((
@@ -905,8 +939,7 @@ mod tests {
                         entry.read_at = Some(page.read_at);
                     }
                     entry.page_size = Some(page.page_size);
-                    let answer = prefetch.map(|r| Ok(inst.answer(&r)));
-                    run.handle_stored(answer);
+                    run.handle_stored(ahead.take());
                 }
                 Action::KeepTokens { .. } => host.tokens_kept += 1,
                 Action::RememberPageSize { source, page_size } => {
@@ -931,6 +964,61 @@ mod tests {
 
     fn now_s(clock: u64) -> i64 {
         (clock / 1000) as i64
+    }
+
+    #[test]
+    fn the_next_page_is_asked_for_before_a_page_is_normalized_and_stored() {
+        // Pages of 50 over 120 records a table: 50, 50, then 20.
+        let mut inst = Instance::new(120);
+        let instance = parse("acme", &HostPolicy::default()).unwrap();
+        let clock = (T0 as u64 + 86_400) * 1000;
+        let auth = oauth(T0 + 10 * 86_400);
+        let mut run = PullRun::new(instance, "c", config(1000, false), auth, &[], T0, clock);
+        let mut seen = Vec::new();
+        let mut ahead = None;
+        loop {
+            match run.poll(clock) {
+                Action::Send(req) => {
+                    seen.push("send".to_string());
+                    let answer = inst.answer(&req);
+                    run.handle_response(clock, Ok(answer));
+                }
+                Action::SendAhead(req) => {
+                    seen.push("ahead".into());
+                    assert!(ahead.is_none(), "one call ahead at most");
+                    ahead = Some(Ok(inst.answer(&req)));
+                }
+                Action::Store(page) => {
+                    seen.push(format!("store {} {}", page.source, page.events.len()));
+                    run.handle_stored(ahead.take());
+                }
+                Action::Finish(end) => {
+                    assert_eq!(end.outcome, Outcome::Done, "{end:?}");
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let expected: Vec<String> = PULL_TABLES
+            .iter()
+            .flat_map(|t| {
+                [
+                    "send".to_string(),
+                    "ahead".into(),
+                    format!("store {t} 50"),
+                    "ahead".into(),
+                    format!("store {t} 50"),
+                    format!("store {t} 20"),
+                ]
+            })
+            .collect();
+        assert_eq!(seen, expected);
+        assert_eq!(
+            run.calls() as usize,
+            3 * PULL_TABLES.len(),
+            "each page asked once"
+        );
+        assert_eq!(inst.page_requests as usize, 3 * PULL_TABLES.len());
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! has its own deadline, so a hung instance costs one bounded wait, not a
 //! whole alarm's wall time.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::future::{select, Either};
+use futures_util::future::{maybe_done, select, Either, MaybeDone};
 use snc_core::http::{HttpRequest, HttpResponse, Method as CoreMethod};
 use worker::{
     AbortController, AbortSignal, Delay, Fetch, Headers, Method, Request, RequestInit,
@@ -32,6 +35,38 @@ pub async fn send_within(req: &HttpRequest, deadline: Duration) -> Result<HttpRe
             controller.abort();
             Err(format!("no answer within {} s", deadline.as_secs()))
         }
+    }
+}
+
+/// A call sent and not waited for yet.
+pub struct InFlight(Pin<Box<MaybeDone<CallFuture>>>);
+
+type CallFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, String>>>>;
+
+impl InFlight {
+    /// Sends `req` and returns at once, leaving the answer to `answer`.
+    pub async fn start(req: HttpRequest, deadline: Duration) -> InFlight {
+        let call: CallFuture = Box::pin(async move { send_within(&req, deadline).await });
+        let mut call = Box::pin(maybe_done(call));
+        // Futures are lazy: one poll runs the call as far as `fetch`. The
+        // runtime writes the request out only once this turn yields to the
+        // event loop, and the thread is busy with a page after this.
+        std::future::poll_fn(|cx| {
+            let _ = call.as_mut().poll(cx);
+            Poll::Ready(())
+        })
+        .await;
+        Delay::from(Duration::ZERO).await;
+        InFlight(call)
+    }
+
+    /// The answer (or the transport's failure).
+    pub async fn answer(mut self) -> Result<HttpResponse, String> {
+        self.0.as_mut().await;
+        self.0
+            .as_mut()
+            .take_output()
+            .unwrap_or_else(|| Err("the call's answer was taken twice".into()))
     }
 }
 

@@ -473,6 +473,8 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         }
     }
     slice.stats.setup_ms = now_ms().saturating_sub(slice.started_ms);
+    // The next page's call, sent before the page being stored was read.
+    let mut ahead: Option<transport::InFlight> = None;
     loop {
         if (slice.stopping)() {
             slice.stats.calls = pull.calls();
@@ -489,21 +491,23 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                 slice.stats.fetch_ms += now_ms() - t0;
                 pull.handle_response(now_ms(), answer);
             }
-            Action::Store { page, prefetch } => {
-                let prefetched = match prefetch {
-                    Some(req) => {
-                        // The request first, and out before the page's
-                        // encoding (which holds the thread): the instance
-                        // builds the next page while this one is stored.
-                        let (answer, stored) = futures_util::future::join(
-                            transport::send_within(&req, deadline),
-                            async {
-                                worker::Delay::from(std::time::Duration::ZERO).await;
-                                slice.store_page(&page).await
-                            },
-                        )
-                        .await;
+            Action::SendAhead(req) => {
+                ahead = Some(transport::InFlight::start(req, deadline).await);
+            }
+            Action::Store(page) => {
+                let answer_ahead = match ahead.take() {
+                    Some(call) => {
+                        let mut stored_at = 0;
+                        let store = async {
+                            let stored = slice.store_page(&page).await;
+                            stored_at = now_ms();
+                            stored
+                        };
+                        let (answer, stored) =
+                            futures_util::future::join(call.answer(), store).await;
                         stored?;
+                        // What the page's store left to wait for the next.
+                        slice.stats.fetch_ms += now_ms().saturating_sub(stored_at);
                         Some(answer)
                     }
                     None => {
@@ -511,7 +515,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                         None
                     }
                 };
-                pull.handle_stored(prefetched);
+                pull.handle_stored(answer_ahead);
                 if (slice.stopping)() || !slice.maybe_progress().await? {
                     slice.stats.calls = pull.calls();
                     return Ok(SliceEnd::new(RunOutcome::Superseded, None));
