@@ -16,13 +16,20 @@ pub struct PageObject {
     pub members: String,
 }
 
-pub fn encode<E: Borrow<Event>>(events: &[E]) -> Result<PageObject> {
+/// Encodes a page's object, letting the runtime run every few members: the
+/// next page's answer, asked for before this page was read, is taken off the
+/// socket meanwhile instead of waiting (the instance's side blocked on a
+/// full socket) until the page is stored.
+pub async fn encode<E: Borrow<Event>>(events: &[E]) -> Result<PageObject> {
     // About 105 bytes an event compressed, 500 before: sized once, so
     // neither buffer is copied as it grows.
     let mut bytes = Vec::with_capacity(events.len() * 128);
     let mut text = Vec::with_capacity(archive::LINES_PER_MEMBER * 640);
     let mut offsets = Vec::new();
-    for member in events.chunks(archive::LINES_PER_MEMBER) {
+    for (n, member) in events.chunks(archive::LINES_PER_MEMBER).enumerate() {
+        if n % MEMBERS_BETWEEN_YIELDS == MEMBERS_BETWEEN_YIELDS - 1 {
+            worker::Delay::from(std::time::Duration::ZERO).await;
+        }
         text.clear();
         archive::write_member(member, &mut text);
         offsets.push(bytes.len() as u32);
@@ -33,6 +40,9 @@ pub fn encode<E: Borrow<Event>>(events: &[E]) -> Result<PageObject> {
         members: archive::members_text(&offsets),
     })
 }
+
+/// About 10 ms of compression between turns of the event loop.
+const MEMBERS_BETWEEN_YIELDS: usize = 8;
 
 /// The lines of one member of an object (empty if the object is gone).
 pub async fn member_lines(

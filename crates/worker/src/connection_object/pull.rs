@@ -259,7 +259,7 @@ impl<'a> Slice<'a> {
         let mut members = String::new();
         let mut bytes = 0;
         if !fresh.is_empty() {
-            let object = crate::archive::encode(&fresh)?;
+            let object = crate::archive::encode(&fresh).await?;
             self.stats.encode_ms += now_ms() - t0;
             bytes = object.bytes.len();
             members = object.members;

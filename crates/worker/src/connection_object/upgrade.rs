@@ -143,7 +143,7 @@ async fn move_events(
         return Ok(());
     };
     let key = archive::page_key(id, table, &key_of(first), &key_of(last));
-    let object = crate::archive::encode(events)?;
+    let object = crate::archive::encode(events).await?;
     let bytes = object.bytes.len();
     let members = object.members;
     bucket.put(&key, object.bytes).execute().await?;
