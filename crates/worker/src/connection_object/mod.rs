@@ -51,6 +51,9 @@ pub struct ConnectionObject {
     again: Cell<bool>,
     /// Deleted: every later step and request is refused.
     deleted: Cell<bool>,
+    /// This instance has created its tables: later opens skip the DDL (and
+    /// a deleted object's tables are never made again by a late step).
+    schema_ready: Cell<bool>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -75,6 +78,7 @@ impl DurableObject for ConnectionObject {
             running: Cell::new(false),
             again: Cell::new(false),
             deleted: Cell::new(false),
+            schema_ready: Cell::new(false),
         }
     }
 
@@ -206,7 +210,13 @@ impl DurableObject for ConnectionObject {
 
 impl ConnectionObject {
     fn plane(&self) -> Result<Plane> {
-        Plane::open(self.state.storage().sql())
+        let sql = self.state.storage().sql();
+        if self.schema_ready.get() {
+            return Ok(Plane::opened(sql));
+        }
+        let plane = Plane::open(sql)?;
+        self.schema_ready.set(true);
+        Ok(plane)
     }
 
     fn bucket(&self) -> Result<Bucket> {

@@ -202,11 +202,17 @@ pub struct Account {
 impl Plane {
     /// Opens the object's storage, creating what is missing (a fresh
     /// object, or one whose storage was deleted).
+    /// Creates what is missing of the schema.
     pub fn open(sql: SqlStorage) -> Result<Plane> {
         for stmt in SCHEMA {
             sql.exec(stmt, None)?;
         }
         Ok(Plane { sql })
+    }
+
+    /// A plane whose schema this object instance already created.
+    pub fn opened(sql: SqlStorage) -> Plane {
+        Plane { sql }
     }
 
     pub fn meta(&self, k: &str) -> Result<Option<String>> {
