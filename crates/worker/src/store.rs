@@ -132,6 +132,10 @@ pub struct Store {
     db: D1Database,
 }
 
+/// The start of a query over a connection's stored warnings, each as `w`,
+/// ending in a condition on its code (an unreadable column reads as none).
+const KEPT_WARNINGS: &str = "SELECT value AS w FROM json_each(CASE WHEN json_valid(connections.warnings) THEN connections.warnings ELSE '[]' END) WHERE json_extract(value, '$.code')";
+
 const COLUMNS: &str = "id, name, instance_url, username, method, client_id, enabled, status, status_code, status_message, status_since, warnings, release, build, created_at, last_pull_at, next_pull_at, backfill_from, backfill_to, backfill_done, event_count, backfill_total, generation, posture_score, \
     (SELECT count(*) FROM alerts a WHERE a.connection_id = connections.id AND a.status = 'open') AS open_alerts";
 
@@ -146,28 +150,23 @@ impl Store {
     }
 
     /// Sets or clears (`None`) the connection's warning of one code; the
-    /// other warnings stay. Returns whether the connection is still there.
+    /// other warnings stay. One statement, so a posture check writing the
+    /// warnings at the same moment loses nothing. Returns whether the
+    /// connection is still there.
     pub async fn set_warning(
         &self,
         id: &str,
         code: &str,
         warning: Option<Warning>,
     ) -> Result<bool> {
-        let Some(row) = self.get(id).await? else {
-            return Ok(false);
-        };
-        let mut warnings: Vec<Warning> = serde_json::from_str(&row.warnings).unwrap_or_default();
-        let before = warnings.len();
-        warnings.retain(|w| w.code != code);
-        if warning.is_none() && warnings.len() == before {
-            return Ok(true);
-        }
-        warnings.extend(warning);
-        let json = serde_json::to_string(&warnings).unwrap_or_else(|_| "[]".into());
+        let warning = warning.map(|w| serde_json::to_string(&w)).transpose()?;
         let r = self
             .db
-            .prepare("UPDATE connections SET warnings = ?2 WHERE id = ?1")
-            .bind(&[s(id), s(&json)])?
+            .prepare(format!(
+                "UPDATE connections SET warnings = (SELECT json_group_array(json(w)) FROM ({KEPT_WARNINGS} IS NOT ?2 \
+                 UNION ALL SELECT ?3 WHERE ?3 IS NOT NULL)) WHERE id = ?1"
+            ))
+            .bind(&[s(id), s(code), opt(warning.as_deref())])?
             .run()
             .await?;
         applied(&r)
@@ -485,21 +484,19 @@ impl Fence {
     }
 
     /// A posture check's score and the hardening warnings it recomputed;
-    /// the connect's own warnings (a short token lifespan, no Batch API)
-    /// stay as they are.
+    /// the connect's own warnings (a short token lifespan, no Batch API) and
+    /// `pulls_failing` stay as they are, in the same statement.
     pub async fn posture(&self, score: u8, hardening: &[Warning]) -> Result<bool> {
-        let row = self.store.get(&self.id).await?;
-        let mut warnings: Vec<Warning> = row
-            .map(|r| serde_json::from_str(&r.warnings).unwrap_or_default())
-            .unwrap_or_default();
-        warnings.retain(|w| !snc_core::posture::HARDENING_WARNINGS.contains(&w.code.as_str()));
-        warnings.extend(hardening.iter().cloned());
-        let json = serde_json::to_string(&warnings).unwrap_or_else(|_| "[]".into());
+        let codes = serde_json::to_string(&snc_core::posture::HARDENING_WARNINGS)?;
+        let json = serde_json::to_string(hardening)?;
         let r = self
             .store
             .db
-            .prepare("UPDATE connections SET posture_score = ?3, warnings = ?4 WHERE id = ?1 AND generation = ?2")
-            .bind(&[s(&self.id), self.gen(), JsValue::from_f64(f64::from(score)), s(&json)])?
+            .prepare(format!(
+                "UPDATE connections SET posture_score = ?3, warnings = (SELECT json_group_array(json(w)) FROM ({KEPT_WARNINGS} NOT IN (SELECT value FROM json_each(?4)) \
+                 UNION ALL SELECT value FROM json_each(?5))) WHERE id = ?1 AND generation = ?2"
+            ))
+            .bind(&[s(&self.id), self.gen(), JsValue::from_f64(f64::from(score)), s(&codes), s(&json)])?
             .run()
             .await?;
         applied(&r)
