@@ -4,6 +4,8 @@
 // simulator, each compared with ground truth.
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { startWorker, startSim, stateText } from "../support/harness.mjs";
 import { client, truth, waitFor, SOURCES } from "../support/pulls.mjs";
 
@@ -16,6 +18,21 @@ before(async () => {
 after(async () => { await worker?.stop(); });
 // Each test ends with no connection (see deleteAll).
 afterEach(() => c.deleteAll());
+
+/** The Durable Objects' SQLite files (and their write-ahead logs). */
+function objectFiles(persist) {
+  const out = [];
+  const walk = (d) => {
+    if (!existsSync(d)) return;
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (/\.sqlite(-wal)?$/.test(p)) out.push(p);
+    }
+  };
+  walk(join(persist, "v3", "do"));
+  return out;
+}
 
 const simStats = async (sim) => (await (await fetch(`${sim.instance_url}/__sim/stats`)).json());
 
@@ -30,6 +47,11 @@ test("delete in the middle of a backfill leaves no byte of the connection in D1,
     const before = stateText(worker.persist);
     // The scan reads the real stores: the archive (gzip) holds whole events.
     assert.ok(ids.some((id) => before.includes(`"sys_id":"${id}"`)), "the archive's records are in the scanned state");
+    // The object's own SQLite files: those whose index holds its records.
+    const own = objectFiles(worker.persist).filter((p) => ids.some((id) => readFileSync(p, "latin1").includes(id)));
+    const files = [...new Set(own.map((p) => p.replace(/-wal$/, "")))].flatMap((p) => [p, `${p}-wal`]);
+    const hasTables = (p) => existsSync(p) && readFileSync(p, "latin1").includes("CREATE TABLE");
+    assert.ok(files.some(hasTables), `the object's files are found, with their schema: ${files}`);
     assert.equal((await c.api("DELETE", `/api/v1/connections/${conn.id}`)).status, 204);
     assert.equal((await c.api("GET", `/api/v1/connections/${conn.id}`)).status, 404);
     assert.equal((await c.api("GET", `/api/v1/connections/${conn.id}/events`)).status, 404);
@@ -47,6 +69,8 @@ test("delete in the middle of a backfill leaves no byte of the connection in D1,
     assert.equal(await worker.cron(), 200);
     await new Promise((r) => setTimeout(r, 2_000));
     scan("after the cron");
+    // Not even empty tables: no late step opened the deleted object again.
+    assert.deepEqual(files.filter(hasTables), [], "the deleted object has tables again");
     assert.ok((await simStats(sim)).requests - calls <= 1, "no pull after the delete (one in flight at most)");
   } finally {
     await sim.stop();
