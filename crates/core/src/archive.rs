@@ -203,8 +203,6 @@ mod tests {
         normalize("c1", "sysevent", &raw).expect("a readable record")
     }
 
-    /// Compresses members as the worker does (each its own gzip member,
-    /// concatenated), here with flate2.
     /// A page's members as the worker writes them: `LINES_PER_MEMBER`
     /// events each.
     fn ndjson_members<E: Borrow<Event>>(events: &[E]) -> Vec<Vec<u8>> {
@@ -218,6 +216,8 @@ mod tests {
             .collect()
     }
 
+    /// Compresses members as the worker does (each its own gzip member,
+    /// concatenated), here with flate2.
     fn object(members: &[Vec<u8>]) -> (Vec<u8>, Vec<u32>) {
         use std::io::Write;
         let mut bytes = Vec::new();

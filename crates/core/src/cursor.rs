@@ -229,6 +229,7 @@ pub fn read_page(resp: &HttpResponse, now: i64) -> Result<PageHead, PageError> {
     })
 }
 
+/// The page size after a cancelled transaction: half, but not below MIN_PAGE.
 pub fn smaller_page(limit: u32) -> Option<u32> {
     (limit > MIN_PAGE).then(|| (limit / 2).max(MIN_PAGE))
 }

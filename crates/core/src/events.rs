@@ -387,7 +387,8 @@ pub fn servicenow_time(unix: i64) -> String {
 }
 
 /// Normalizes one record. `None` when it lacks a sys_id or a readable
-/// `sys_created_on` (then the caller counts it as malformed, not silently).
+/// `sys_created_on` (a page leaves such a record out of its events; it still
+/// moves the cursor, see `cursor::PageHead`).
 pub fn normalize(connection_id: &str, table: &str, raw: &RawValue) -> Option<Event> {
     normalize_owned(connection_id, table, raw.to_owned())
 }

@@ -202,7 +202,6 @@ pub struct Account {
 impl Plane {
     /// Opens the object's storage, creating what is missing (a fresh
     /// object, or one whose storage was deleted).
-    /// Creates what is missing of the schema.
     pub fn open(sql: SqlStorage) -> Result<Plane> {
         for stmt in SCHEMA {
             sql.exec(stmt, None)?;
