@@ -197,15 +197,11 @@ enum Waiting {
     Stored,
 }
 
-/// A page whose next one is asked for before its records are normalized.
+/// A page whose next one is asked for before its records are normalized:
+/// everything of its `PageToStore` but the events, still raw in `head`.
 struct UnreadPage {
     head: PageHead,
-    source: &'static str,
-    before: Key,
-    cursor: Option<Key>,
-    total: Option<u64>,
-    caught_up: bool,
-    page_size: u32,
+    page: PageToStore,
 }
 
 struct Table {
@@ -580,14 +576,18 @@ impl PullRun {
                 let before = table.pull.after_key();
                 let cursor = table.pull.on_page(&head);
                 let page = UnreadPage {
-                    source,
-                    before,
-                    cursor,
-                    total: (table.first_ever && table.first_page)
-                        .then_some(head.total)
-                        .flatten(),
-                    caught_up: table.pull.done,
-                    page_size: table.pull.limit(),
+                    page: PageToStore {
+                        source,
+                        before,
+                        events: Vec::new(),
+                        cursor,
+                        total: (table.first_ever && table.first_page)
+                            .then_some(head.total)
+                            .flatten(),
+                        caught_up: table.pull.done,
+                        page_size: table.pull.limit(),
+                        read_at: (self.started_ms / 1000) as i64,
+                    },
                     head,
                 };
                 // The next page is asked for before this one is normalized
@@ -658,18 +658,10 @@ impl PullRun {
         }
     }
 
-    fn store(&mut self, page: UnreadPage) -> Action {
+    fn store(&mut self, UnreadPage { head, mut page }: UnreadPage) -> Action {
+        page.events = head.events(&self.connection_id, page.source);
         self.waiting = Waiting::Stored;
-        Action::Store(PageToStore {
-            source: page.source,
-            before: page.before,
-            events: page.head.events(&self.connection_id, page.source),
-            cursor: page.cursor,
-            total: page.total,
-            caught_up: page.caught_up,
-            page_size: page.page_size,
-            read_at: (self.started_ms / 1000) as i64,
-        })
+        Action::Store(page)
     }
 
     fn poll_queued(&mut self, now_ms: u64) -> Action {
