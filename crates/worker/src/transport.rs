@@ -39,7 +39,7 @@ pub async fn send_within(req: &HttpRequest, deadline: Duration) -> Result<HttpRe
 }
 
 /// A call sent and not waited for yet.
-pub struct InFlight(Pin<Box<MaybeDone<CallFuture>>>);
+pub struct InFlight(MaybeDone<CallFuture>);
 
 type CallFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, String>>>>;
 
@@ -47,12 +47,12 @@ impl InFlight {
     /// Sends `req` and returns at once, leaving the answer to `answer`.
     pub async fn start(req: HttpRequest, deadline: Duration) -> InFlight {
         let call: CallFuture = Box::pin(async move { send_within(&req, deadline).await });
-        let mut call = Box::pin(maybe_done(call));
+        let mut call = maybe_done(call);
         // Futures are lazy: one poll runs the call as far as `fetch`. The
         // runtime writes the request out only once this turn yields to the
         // event loop, and the thread is busy with a page after this.
         std::future::poll_fn(|cx| {
-            let _ = call.as_mut().poll(cx);
+            let _ = Pin::new(&mut call).poll(cx);
             Poll::Ready(())
         })
         .await;
@@ -62,9 +62,8 @@ impl InFlight {
 
     /// The answer (or the transport's failure).
     pub async fn answer(mut self) -> Result<HttpResponse, String> {
-        self.0.as_mut().await;
-        self.0
-            .as_mut()
+        (&mut self.0).await;
+        Pin::new(&mut self.0)
             .take_output()
             .unwrap_or_else(|| Err("the call's answer was taken twice".into()))
     }
