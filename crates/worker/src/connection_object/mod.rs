@@ -209,7 +209,14 @@ impl DurableObject for ConnectionObject {
 }
 
 impl ConnectionObject {
+    /// The object's storage; refused once the connection is deleted, so no
+    /// late step reads it or makes its tables again.
     fn plane(&self) -> Result<Plane> {
+        if self.deleted.get() {
+            return Err(worker::Error::RustError(
+                "the connection was deleted".into(),
+            ));
+        }
         let sql = self.state.storage().sql();
         if self.schema_ready.get() {
             return Ok(Plane::opened(sql));
@@ -229,11 +236,6 @@ impl ConnectionObject {
     async fn slice_failed(&self, started: i64, error: &str) -> i64 {
         console_log!("connection object: slice failed inside the worker: {error}");
         let base = crate::config::slice_retry_secs(&self.env);
-        // A deleted object keeps no count: opening the plane would create
-        // its tables again.
-        if self.deleted.get() {
-            return now() + base;
-        }
         let Ok(plane) = self.plane() else {
             return now() + base;
         };
@@ -270,9 +272,6 @@ impl ConnectionObject {
     /// After failed slices, the first one that completes clears their count
     /// and the connection's warning.
     async fn slice_succeeded(&self) {
-        if self.deleted.get() {
-            return;
-        }
         let Ok(plane) = self.plane() else {
             return;
         };
