@@ -271,6 +271,21 @@ test("test deliveries answer what the receiver said; a replay delivers a range a
   assert.equal(r.status, 202, r.text);
   await waitFor("the range again", () => list.every((e) => (hook.got.get(`events:${e.id}`) ?? 0) > (before.get(`events:${e.id}`) ?? 0)), 60_000);
   assert.ok(inRange > 0);
+
+  // The range's alerts come again too, after its events: here the attack's,
+  // hours before the range above (so not sent by that replay).
+  const alert = (await api("GET", `/alerts?connection_id=${conn.id}&rule=failed_login_burst&limit=10`)).json.alerts[0];
+  assert.ok(alert, "the attack's alert");
+  await new Promise((ok) => setTimeout(ok, 3000)); // the replay's alerts part ends
+  assert.equal(hook.got.get(`alerts:${alert.id}`), before.get(`alerts:${alert.id}`), "an alert outside the range is not replayed");
+  const evidence = alert.event_ids;
+  assert.ok(evidence.length > 0);
+  const again = new Map(hook.got);
+  const r2 = await api("POST", `/sinks/${sinks.hook.id}/replay`, { from: alert.first_seen, to: new Date(Date.parse(alert.last_seen) + 1000).toISOString().replace(/\.\d+Z$/, "Z") });
+  assert.equal(r2.status, 202, r2.text);
+  await waitFor("the alert's range again, its alert included", () =>
+    (hook.got.get(`alerts:${alert.id}`) ?? 0) > (again.get(`alerts:${alert.id}`) ?? 0)
+    && evidence.every((id) => (hook.got.get(`events:${id}`) ?? 0) > (again.get(`events:${id}`) ?? 0)), 60_000);
 });
 
 test("no sink credential in any answer, log line or byte of local state", async () => {

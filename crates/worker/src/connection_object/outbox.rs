@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use snc_core::archive;
 use snc_core::detect::Alert;
 use snc_core::forward::{
@@ -42,8 +42,42 @@ pub struct SinkCursor {
     pub failing_since: Option<i64>,
     pub next_at: i64,
     pub replay_at: i64,
-    /// The replay's position: JSON of (occurred_at, table, sys_id).
-    pub replay_after: Option<String>,
+    /// How far the running replay has come (stored as JSON).
+    #[serde(deserialize_with = "stored_position")]
+    pub replay_after: Option<ReplayPosition>,
+}
+
+/// Where a replay stands between alarms: first the range's events, then its
+/// alerts. Each position names the replay it belongs to (`asked`, the ask's
+/// time), so a newer ask starts again from the range's beginning.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReplayPosition {
+    /// Events sent up to (asked, occurred_at, source_table, sys_id): the
+    /// array releases before alerts were replayed stored too.
+    Events(i64, i64, String, String),
+    /// Every event of the range sent; alerts up to (first_seen, id).
+    Alerts {
+        asked: i64,
+        after: Option<(String, String)>,
+    },
+}
+
+impl ReplayPosition {
+    fn asked(&self) -> i64 {
+        match self {
+            ReplayPosition::Events(asked, ..) | ReplayPosition::Alerts { asked, .. } => *asked,
+        }
+    }
+}
+
+/// A position that does not decode (written by a later release) restarts
+/// its replay: the range is sent again, which a receiver drops as repeats.
+fn stored_position<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<ReplayPosition>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
 #[derive(Deserialize)]
@@ -118,7 +152,10 @@ impl Plane {
                 c.failing_since.map_or(V::Null, int),
                 int(c.next_at),
                 int(c.replay_at),
-                c.replay_after.as_deref().map_or(V::Null, text),
+                c.replay_after
+                    .as_ref()
+                    .and_then(|p| serde_json::to_string(p).ok())
+                    .map_or(V::Null, V::String),
             ],
         )?;
         Ok(())
@@ -411,9 +448,7 @@ async fn step(
         };
         Ok((events + alerts).max(0) as u64)
     };
-    // Replays re-send events: a sink without the events stream has none.
-    let replay_due = settings.streams.contains(&Stream::Events)
-        && sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at);
+    let replay_due = sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at);
     if cursor.next_at > now {
         return Ok(Some(cursor.next_at));
     }
@@ -519,18 +554,19 @@ async fn step(
         }
     }
     if failure.is_none() && replay_due && calls < CALLS_PER_SINK {
-        match replay(
+        let replay = Replay {
             plane,
             bucket,
+            alerts: AlertStore::new(env.d1("DB")?),
             sink,
             settings,
-            &target,
-            token.as_ref().map(Secret::expose),
-            cursor,
+            target: &target,
+            token: token.as_ref().map(Secret::expose),
+            connection_id: &row.id,
+            instance_url: &row.instance_url,
             deadline,
-        )
-        .await?
-        {
+        };
+        match replay.run(cursor).await? {
             Some(v) => failure = Some((v, crate::now())),
             None => report.succeeded_at = report.succeeded_at.or(Some(crate::now())),
         }
@@ -608,70 +644,174 @@ async fn sentinel_token(
     }
 }
 
-/// The replay asked for: the range's events again, in time order, from
-/// where the last alarm stopped. `Some` when a call failed.
-#[allow(clippy::too_many_arguments)]
-async fn replay(
-    plane: &Plane,
-    bucket: &Bucket,
-    sink: &SinkRow,
-    settings: &SinkSettings,
-    target: &Target<'_>,
-    token: Option<&str>,
-    cursor: &mut SinkCursor,
+/// A replay's reach: what it reads from, sends to, and for which connection.
+struct Replay<'a> {
+    plane: &'a Plane,
+    bucket: &'a Bucket,
+    alerts: AlertStore,
+    sink: &'a SinkRow,
+    settings: &'a SinkSettings,
+    target: &'a Target<'a>,
+    token: Option<&'a str>,
+    connection_id: &'a str,
+    instance_url: &'a str,
     deadline: Duration,
-) -> Result<Option<Verdict>> {
-    let (Some(from), Some(to), Some(asked)) = (sink.replay_from, sink.replay_to, sink.replay_at)
-    else {
-        return Ok(None);
-    };
-    let kind = settings.params.kind();
-    let asked = asked as i64;
-    for _ in 0..CALLS_PER_SINK {
-        // The position belongs to the replay it was made for: a newer ask
-        // starts from the range's beginning.
-        let after = cursor
-            .replay_after
-            .as_deref()
-            .and_then(|a| serde_json::from_str::<(i64, i64, String, String)>(a).ok())
-            .filter(|(for_ask, ..)| *for_ask == asked)
-            .map(|(_, t, table, sys_id)| (t, table, sys_id));
+}
+
+/// What one call of a replay did.
+enum ReplayStep {
+    Sent(ReplayPosition),
+    Failed(Verdict),
+    /// Nothing left of this part of the range.
+    Done,
+}
+
+impl Replay<'_> {
+    /// The replay asked for: the range's events again in time order, then
+    /// the alerts whose first to last sighting meets the range, from where
+    /// the last alarm stopped. `Some` when a call failed.
+    async fn run(&self, cursor: &mut SinkCursor) -> Result<Option<Verdict>> {
+        let (Some(from), Some(to), Some(asked)) = (
+            self.sink.replay_from,
+            self.sink.replay_to,
+            self.sink.replay_at,
+        ) else {
+            return Ok(None);
+        };
+        let range = (from as i64, to as i64);
+        let asked = asked as i64;
+        let streams = &self.settings.streams;
+        for _ in 0..CALLS_PER_SINK {
+            let position = cursor.replay_after.clone().filter(|p| p.asked() == asked);
+            let in_alerts = match &position {
+                Some(p) => matches!(p, ReplayPosition::Alerts { .. }),
+                None => !streams.contains(&Stream::Events),
+            };
+            let step = match position {
+                Some(ReplayPosition::Alerts { after, .. }) => {
+                    self.alerts_after(range, asked, after).await?
+                }
+                Some(ReplayPosition::Events(_, t, table, sys_id)) => {
+                    self.events_after(range, asked, Some((t, table, sys_id)))
+                        .await?
+                }
+                None if in_alerts => self.alerts_after(range, asked, None).await?,
+                None => self.events_after(range, asked, None).await?,
+            };
+            match step {
+                ReplayStep::Sent(p) => cursor.replay_after = Some(p),
+                ReplayStep::Failed(v) => return Ok(Some(v)),
+                ReplayStep::Done if !in_alerts && streams.contains(&Stream::Alerts) => {
+                    cursor.replay_after = Some(ReplayPosition::Alerts { asked, after: None });
+                }
+                ReplayStep::Done => {
+                    cursor.replay_at = asked;
+                    cursor.replay_after = None;
+                    self.plane.save_sink_cursor(cursor)?;
+                    return Ok(None);
+                }
+            }
+            self.plane.save_sink_cursor(cursor)?;
+        }
+        Ok(None)
+    }
+
+    async fn events_after(
+        &self,
+        (from, to): (i64, i64),
+        asked: i64,
+        after: Option<(i64, String, String)>,
+    ) -> Result<ReplayStep> {
+        let kind = self.settings.params.kind();
         let q = super::IndexQuery {
-            from: Some(from as i64),
-            to: Some(to as i64),
+            from: Some(from),
+            to: Some(to),
             after,
             limit: kind.limits().items as u32,
             newest_first: false,
             ..Default::default()
         };
-        let events = super::read_events(plane, bucket, &q).await?;
+        let events = super::read_events(self.plane, self.bucket, &q).await?;
         if events.is_empty() {
-            cursor.replay_at = asked;
-            cursor.replay_after = None;
-            plane.save_sink_cursor(cursor)?;
-            return Ok(None);
+            return Ok(ReplayStep::Done);
         }
         let items: Vec<Item> = events
             .iter()
-            .map(|e| forward::event_item(e, settings.format))
+            .map(|e| forward::event_item(e, self.settings.format))
             .collect();
         let n = forward::batch_len(kind, &items);
-        let req = forward::delivery(target, Stream::Events, &items[..n], crate::now(), token);
-        match send(&req, kind, deadline).await {
+        let req = forward::delivery(
+            self.target,
+            Stream::Events,
+            &items[..n],
+            crate::now(),
+            self.token,
+        );
+        Ok(match send(&req, kind, self.deadline).await {
             Verdict::Accepted { .. } => {
                 let last = &events[n - 1];
                 let t = snc_core::clock::parse_rfc3339(&last.occurred_at).unwrap_or(0);
-                let sys_id = last.sys_id().to_string();
-                cursor.replay_after = Some(serde_json::to_string(&(
+                ReplayStep::Sent(ReplayPosition::Events(
                     asked,
                     t,
-                    &last.source_table,
-                    sys_id,
-                ))?);
-                plane.save_sink_cursor(cursor)?;
+                    last.source_table.clone(),
+                    last.sys_id().to_string(),
+                ))
             }
-            other => return Ok(Some(other)),
-        }
+            other => ReplayStep::Failed(other),
+        })
     }
-    Ok(None)
+
+    async fn alerts_after(
+        &self,
+        (from, to): (i64, i64),
+        asked: i64,
+        after: Option<(String, String)>,
+    ) -> Result<ReplayStep> {
+        let kind = self.settings.params.kind();
+        let alerts = self
+            .alerts
+            .list(&crate::alerts::AlertQuery {
+                connection_id: Some(self.connection_id.to_string()),
+                from: Some(from),
+                to: Some(to),
+                after,
+                limit: kind.limits().items as u32,
+                oldest_first: true,
+                ..Default::default()
+            })
+            .await?;
+        if alerts.is_empty() {
+            return Ok(ReplayStep::Done);
+        }
+        let items: Vec<Item> = alerts
+            .iter()
+            .map(|a| {
+                forward::alert_item(
+                    &a.alert,
+                    a.status.as_str(),
+                    self.instance_url,
+                    self.settings.format,
+                )
+            })
+            .collect();
+        let n = forward::batch_len(kind, &items);
+        let req = forward::delivery(
+            self.target,
+            Stream::Alerts,
+            &items[..n],
+            crate::now(),
+            self.token,
+        );
+        Ok(match send(&req, kind, self.deadline).await {
+            Verdict::Accepted { .. } => {
+                let last = &alerts[n - 1].alert;
+                ReplayStep::Sent(ReplayPosition::Alerts {
+                    asked,
+                    after: Some((last.first_seen.clone(), last.id.clone())),
+                })
+            }
+            other => ReplayStep::Failed(other),
+        })
+    }
 }
