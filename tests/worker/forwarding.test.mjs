@@ -20,7 +20,7 @@ const SENTINEL = { tenant_id: "tenant-1", client_id: "client-1", client_secret: 
 
 /** A receiver: `plan` answers the next requests (then 200s); `got` keeps ids. */
 async function receiver(name, handle) {
-  const r = { name, got: new Map(), calls: 0, plan: [], errors: [], url: null };
+  const r = { name, got: new Map(), statuses: new Map(), calls: 0, plan: [], errors: [], url: null };
   const server = createServer((req, res) => {
     let body = "";
     req.on("data", (d) => (body += d));
@@ -58,7 +58,10 @@ before(async () => {
     new Webhook(hookSecret).verify(body, req.headers);
     const msg = JSON.parse(body);
     assert.ok(["events", "alerts"].includes(msg.type));
-    for (const d of msg.data) r.note(`${msg.type}:${d.id}`);
+    for (const d of msg.data) {
+      r.note(`${msg.type}:${d.id}`);
+      if (msg.type === "alerts") r.statuses.set(d.id, d.status);
+    }
     res.writeHead(204);
     res.end();
   });
@@ -286,6 +289,20 @@ test("test deliveries answer what the receiver said; a replay delivers a range a
   await waitFor("the alert's range again, its alert included", () =>
     (hook.got.get(`alerts:${alert.id}`) ?? 0) > (again.get(`alerts:${alert.id}`) ?? 0)
     && evidence.every((id) => (hook.got.get(`events:${id}`) ?? 0) > (again.get(`events:${id}`) ?? 0)), 60_000);
+});
+
+test("an admin's change of an alert's status reaches the sinks taking alerts", async () => {
+  const alert = (await api("GET", `/alerts?connection_id=${conn.id}&rule=failed_login_burst&limit=10`)).json.alerts[0];
+  const sent = hook.got.get(`alerts:${alert.id}`) ?? 0;
+  assert.ok(sent >= 1, "the alert was sent before");
+  assert.equal(hook.statuses.get(alert.id), "open");
+  const r = await api("PATCH", `/alerts/${alert.id}`, { status: "acknowledged" });
+  assert.equal(r.status, 200, r.text);
+  await waitFor("the alert again, acknowledged", () => (hook.got.get(`alerts:${alert.id}`) ?? 0) > sent && hook.statuses.get(alert.id) === "acknowledged", 60_000);
+  const sentinelSent = sentinel.got.get(`alerts:${alert.id}`) ?? 0;
+  const closed = await api("PATCH", `/alerts/${alert.id}`, { status: "closed" });
+  assert.equal(closed.status, 200, closed.text);
+  await waitFor("the alert again, closed, at every sink taking alerts", () => hook.statuses.get(alert.id) === "closed" && (sentinel.got.get(`alerts:${alert.id}`) ?? 0) > sentinelSent, 60_000);
 });
 
 test("no sink credential in any answer, log line or byte of local state", async () => {

@@ -70,6 +70,13 @@ struct KeepPosture {
     property_ids: std::collections::HashMap<String, String>,
 }
 
+/// An alert to send to the connection's sinks again (its status changed).
+#[derive(Serialize, Deserialize)]
+struct FeedAlert {
+    connection_id: String,
+    alert: snc_core::detect::Alert,
+}
+
 impl DurableObject for ConnectionObject {
     fn new(state: State, env: Env) -> Self {
         ConnectionObject {
@@ -92,14 +99,7 @@ impl DurableObject for ConnectionObject {
                 let wake: Wake = req.json().await?;
                 self.plane()?
                     .set_meta("connection_id", &wake.connection_id)?;
-                if self.running.get() {
-                    self.again.set(true);
-                } else {
-                    self.state
-                        .storage()
-                        .set_alarm(Duration::from_millis(1))
-                        .await?;
-                }
+                self.step_now().await?;
                 Ok(Response::empty()?.with_status(202))
             }
             (Method::Post, "/delete") => {
@@ -144,14 +144,17 @@ impl DurableObject for ConnectionObject {
                 let plane = self.plane()?;
                 plane.set_meta("connection_id", &wake.connection_id)?;
                 plane.request_posture()?;
-                if self.running.get() {
-                    self.again.set(true);
-                } else {
-                    self.state
-                        .storage()
-                        .set_alarm(Duration::from_millis(1))
-                        .await?;
-                }
+                self.step_now().await?;
+                Ok(Response::empty()?.with_status(202))
+            }
+            (Method::Post, "/alerts") => {
+                // Through the feed the sinks read, so each hears of it once
+                // more under the alert's id, with the status as it stands.
+                let body: FeedAlert = req.json().await?;
+                let plane = self.plane()?;
+                plane.set_meta("connection_id", &body.connection_id)?;
+                plane.feed_alerts(std::slice::from_ref(&body.alert), crate::now())?;
+                self.step_now().await?;
                 Ok(Response::empty()?.with_status(202))
             }
             (Method::Post, "/accounts") => {
@@ -209,6 +212,19 @@ impl DurableObject for ConnectionObject {
 }
 
 impl ConnectionObject {
+    /// Runs a step now: at once by the alarm, or right after the running one.
+    async fn step_now(&self) -> Result<()> {
+        if self.running.get() {
+            self.again.set(true);
+        } else {
+            self.state
+                .storage()
+                .set_alarm(Duration::from_millis(1))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The object's storage; refused once the connection is deleted, so no
     /// late step reads it or makes its tables again.
     fn plane(&self) -> Result<Plane> {
@@ -616,8 +632,19 @@ fn wake_body(connection_id: &str) -> Result<String> {
 /// Sends `op` about the connection to its object; `Ok` when it answers one
 /// of `done`.
 async fn command(env: &Env, connection_id: &str, op: &str, done: &[u16]) -> Result<()> {
-    let body = Some(wake_body(connection_id)?);
-    let status = call(env, connection_id, Method::Post, op, body)
+    let body = wake_body(connection_id)?;
+    command_with(env, connection_id, op, body, done).await
+}
+
+/// A command with its own body; an answer outside `done` is an error.
+async fn command_with(
+    env: &Env,
+    connection_id: &str,
+    op: &str,
+    body: String,
+    done: &[u16],
+) -> Result<()> {
+    let status = call(env, connection_id, Method::Post, op, Some(body))
         .await?
         .status_code();
     if done.contains(&status) {
@@ -680,15 +707,16 @@ pub async fn keep_posture(
         report: report.clone(),
         property_ids: property_ids.clone(),
     })?;
-    let status = call(env, connection_id, Method::Post, "posture", Some(body))
-        .await?
-        .status_code();
-    if status == 204 {
-        return Ok(());
-    }
-    Err(worker::Error::RustError(format!(
-        "the connection's object answered {status} to posture"
-    )))
+    command_with(env, connection_id, "posture", body, &[204]).await
+}
+
+/// Sends an alert to its connection's sinks again: its status changed.
+pub async fn feed_alert(env: &Env, alert: &snc_core::detect::Alert) -> Result<()> {
+    let body = serde_json::to_string(&FeedAlert {
+        connection_id: alert.connection_id.clone(),
+        alert: alert.clone(),
+    })?;
+    command_with(env, &alert.connection_id, "alerts", body, &[202]).await
 }
 
 /// The latest posture report (null before the first) and the score history.

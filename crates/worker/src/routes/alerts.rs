@@ -7,7 +7,7 @@ use serde_json::json;
 use snc_core::clock::parse_rfc3339;
 use snc_core::detect::{ocsf_finding, Rule};
 use snc_core::problem::{Problem, ProblemCode};
-use worker::{Env, Request, Response, Result};
+use worker::{console_log, Env, Request, Response, Result};
 
 use super::paging::{self, field_error, MAX_LIMIT};
 use crate::alerts::{AlertQuery, AlertStatus, AlertStore, StoredAlert};
@@ -167,12 +167,19 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
         ));
     };
     let store = store(env)?;
-    if store.get(id).await?.is_none() {
+    let Some(before) = store.get(id).await? else {
         return not_found();
-    }
+    };
     store.set_status(id, status, crate::now()).await?;
-    match store.get(id).await? {
-        Some(a) => respond::json(200, &a),
-        None => not_found(),
+    let Some(after) = store.get(id).await? else {
+        return not_found();
+    };
+    if before.status != after.status {
+        // The change stands; its forwarding is told to the connection's
+        // object, and a failure to tell it costs only that message.
+        if let Err(e) = crate::connection_object::feed_alert(env, &after.alert).await {
+            console_log!("alerts: the status change of {id} is not forwarded: {e}");
+        }
     }
+    respond::json(200, &after)
 }
