@@ -1052,14 +1052,12 @@ fn elastic_items(body: &[u8]) -> Verdict {
         };
     };
     let mut repeats = 0;
+    let mut failed = 0;
     let mut worst: Option<(u16, String)> = None;
-    for item in v
-        .get("items")
-        .and_then(|i| i.as_array())
-        .into_iter()
-        .flatten()
-    {
+    let items = v.get("items").and_then(|i| i.as_array());
+    for item in items.into_iter().flatten() {
         let result = item.get("create").or_else(|| item.get("index"));
+        let field = |p: &str| result.and_then(|r| r.pointer(p)).and_then(|r| r.as_str());
         let status = result
             .and_then(|r| r.get("status"))
             .and_then(|s| s.as_u64())
@@ -1068,32 +1066,37 @@ fn elastic_items(body: &[u8]) -> Verdict {
             200..=299 => {}
             409 => repeats += 1,
             other => {
-                let reason = result
-                    .and_then(|r| r.pointer("/error/reason"))
-                    .and_then(|r| r.as_str())
-                    .unwrap_or("")
-                    .to_string();
+                failed += 1;
                 // Anything that may heal (429, 5xx) wins: the batch is retried.
                 let heals = |s: u16| s == 429 || s >= 500 || s == 0;
                 if worst
                     .as_ref()
                     .is_none_or(|(w, _)| heals(other) && !heals(*w))
                 {
-                    worst = Some((other, reason));
+                    // Which document, and Elastic's words for why: what an
+                    // admin needs to mend the data stream's mapping.
+                    let said = [field("/error/type"), field("/error/reason")]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(": ");
+                    let id = field("/_id").unwrap_or("?");
+                    worst = Some((other, snippet(format!("document {id}: {said}").as_bytes())));
                 }
             }
         }
     }
+    let total = items.map_or(0, Vec::len);
     match worst {
         None => Verdict::Accepted { repeats },
         Some((s, m)) if s == 429 || s >= 500 || s == 0 => Verdict::Retry {
             after_secs: None,
             status: s,
-            message: m,
+            message: format!("{failed} of {total} documents not taken; {m}"),
         },
         Some((s, m)) => Verdict::Refused {
             status: s,
-            message: m,
+            message: format!("{failed} of {total} documents refused; {m}"),
         },
     }
 }

@@ -312,12 +312,31 @@ fn answers_mean_what_receivers_mean() {
         ),
         Verdict::Retry { .. }
     ));
+    // A refused document is named, with Elastic's type and reason, so the
+    // admin can mend the mapping (the batch waits for it: at least once).
+    assert_eq!(
+        verdict(
+            SinkKind::Elastic,
+            &bulk(json!([
+                {"create":{"_id":"sysevent:a","status":201}},
+                {"create":{"_id":"sysevent:b","status":400,"error":{"type":"document_parsing_exception","reason":"failed to parse field [source.ip] of type [ip]"}}}
+            ]))
+        ),
+        Verdict::Refused {
+            status: 400,
+            message: "1 of 2 documents refused; document sysevent:b: document_parsing_exception: failed to parse field [source.ip] of type [ip]".into()
+        }
+    );
+    // One that may heal wins over one refused: the batch is retried.
     assert!(matches!(
         verdict(
             SinkKind::Elastic,
-            &bulk(json!([{"create":{"status":400,"error":{"reason":"mapper_parsing_exception"}}}]))
+            &bulk(json!([
+                {"create":{"_id":"sysevent:b","status":400,"error":{"reason":"mapper_parsing_exception"}}},
+                {"create":{"_id":"sysevent:c","status":503}}
+            ]))
         ),
-        Verdict::Refused { status: 400, .. }
+        Verdict::Retry { status: 503, .. }
     ));
 }
 
