@@ -129,7 +129,7 @@ impl ProblemCode {
             ProblemCode::TableAccessDenied => "Check the user's roles and ACLs for the table named here, and that the REST API is active on the instance.",
             ProblemCode::RateLimited => "Wait until the time given and try again, or raise the user's inbound REST API rate limit (System Web Services > REST > Rate Limit Rules).",
             ProblemCode::NotFound => "Check the ID; list the connections with GET /api/v1/connections.",
-            ProblemCode::Conflict => "Pick another name. To give an existing connection new credentials, reconnect it instead of connecting again.",
+            ProblemCode::Conflict => "Pick another name, or connect with another user. To give an existing connection new credentials, reconnect it instead of connecting again.",
             ProblemCode::SinkUrlForbidden => "Give the receiver's public https URL by host name: loopback, private, link-local and metadata addresses, IP literals and internal names are refused.",
             ProblemCode::Internal => "Try again. If it persists, check the worker's log for this request.",
         }

@@ -127,6 +127,14 @@ fn require_releases(
     })
 }
 
+/// A rename to a name another connection has.
+fn name_taken() -> Result<Response> {
+    respond::problem(
+        &Problem::with_context(ProblemCode::Conflict, "Another connection has this name.")
+            .advise("Pick another name."),
+    )
+}
+
 fn is_unique_violation(e: &worker::Error) -> bool {
     e.to_string().contains("UNIQUE")
 }
@@ -280,13 +288,11 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
             .await?
             .is_some()
         {
-            return respond::code(ProblemCode::Conflict, "Another connection has this name.");
+            return name_taken();
         }
         match store.rename(id, &name).await {
             Ok(()) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return respond::code(ProblemCode::Conflict, "Another connection has this name.")
-            }
+            Err(e) if is_unique_violation(&e) => return name_taken(),
             Err(e) => return Err(e),
         }
     }
@@ -362,9 +368,12 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
         .await?
         .is_some()
     {
-        return respond::code(
-            ProblemCode::Conflict,
-            "Another connection uses this instance and user.",
+        return respond::problem(
+            &Problem::with_context(
+                ProblemCode::Conflict,
+                "Another connection uses this instance and user.",
+            )
+            .advise("Reconnect with another user, or reconnect the connection that has this one."),
         );
     }
     let report = match run_preflight(
