@@ -265,26 +265,28 @@ test("test deliveries answer what the receiver said; a replay delivers a range a
   const t = await api("POST", `/sinks/${sinks.hook.id}/test`);
   assert.equal(t.status, 200, t.text);
   assert.equal(t.json.delivered, true, t.text);
-  const list = (await api("GET", `/connections/${conn.id}/events?limit=50`)).json.events;
-  const from = list[list.length - 1].occurred_at;
-  const to = new Date(Date.parse(list[0].occurred_at) + 1000).toISOString().replace(/\.\d+Z$/, "Z");
-  const inRange = (await eventIds(conn.id)).length; // for the log only
+  // The attack's alert was raised hours before the newest events: the first
+  // range starts after its last sighting, so it holds events and no alert.
+  const alert = (await api("GET", `/alerts?connection_id=${conn.id}&rule=failed_login_burst&limit=10`)).json.alerts[0];
+  assert.ok(alert, "the attack's alert");
+  const iso = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
+  const newest = (await api("GET", `/connections/${conn.id}/events?limit=50`)).json.events;
+  const from = iso(Math.max(Date.parse(newest[newest.length - 1].occurred_at), Date.parse(alert.last_seen) + 1000));
+  const to = iso(Date.parse(newest[0].occurred_at) + 1000);
+  const list = newest.filter((e) => e.occurred_at >= from);
+  assert.ok(list.length > 0, "events after the alert");
   const before = new Map(hook.got);
   const r = await api("POST", `/sinks/${sinks.hook.id}/replay`, { from, to });
   assert.equal(r.status, 202, r.text);
   await waitFor("the range again", () => list.every((e) => (hook.got.get(`events:${e.id}`) ?? 0) > (before.get(`events:${e.id}`) ?? 0)), 60_000);
-  assert.ok(inRange > 0);
-
-  // The range's alerts come again too, after its events: here the attack's,
-  // hours before the range above (so not sent by that replay).
-  const alert = (await api("GET", `/alerts?connection_id=${conn.id}&rule=failed_login_burst&limit=10`)).json.alerts[0];
-  assert.ok(alert, "the attack's alert");
   await new Promise((ok) => setTimeout(ok, 3000)); // the replay's alerts part ends
   assert.equal(hook.got.get(`alerts:${alert.id}`), before.get(`alerts:${alert.id}`), "an alert outside the range is not replayed");
+
+  // Then the alert's own range: its events, and the alert again after them.
   const evidence = alert.event_ids;
   assert.ok(evidence.length > 0);
   const again = new Map(hook.got);
-  const r2 = await api("POST", `/sinks/${sinks.hook.id}/replay`, { from: alert.first_seen, to: new Date(Date.parse(alert.last_seen) + 1000).toISOString().replace(/\.\d+Z$/, "Z") });
+  const r2 = await api("POST", `/sinks/${sinks.hook.id}/replay`, { from: alert.first_seen, to: iso(Date.parse(alert.last_seen) + 1000) });
   assert.equal(r2.status, 202, r2.text);
   await waitFor("the alert's range again, its alert included", () =>
     (hook.got.get(`alerts:${alert.id}`) ?? 0) > (again.get(`alerts:${alert.id}`) ?? 0)
@@ -298,10 +300,14 @@ test("an admin's change of an alert's status reaches the sinks taking alerts", a
   assert.equal(hook.statuses.get(alert.id), "open");
   const r = await api("PATCH", `/alerts/${alert.id}`, { status: "acknowledged" });
   assert.equal(r.status, 200, r.text);
+  // It goes with the connection's next step (the pull interval, 5 minutes):
+  // a pull asked for brings that step now.
+  assert.equal((await api("POST", `/connections/${conn.id}/pull`)).status, 202);
   await waitFor("the alert again, acknowledged", () => (hook.got.get(`alerts:${alert.id}`) ?? 0) > sent && hook.statuses.get(alert.id) === "acknowledged", 60_000);
   const sentinelSent = sentinel.got.get(`alerts:${alert.id}`) ?? 0;
   const closed = await api("PATCH", `/alerts/${alert.id}`, { status: "closed" });
   assert.equal(closed.status, 200, closed.text);
+  assert.equal((await api("POST", `/connections/${conn.id}/pull`)).status, 202);
   await waitFor("the alert again, closed, at every sink taking alerts", () => hook.statuses.get(alert.id) === "closed" && (sentinel.got.get(`alerts:${alert.id}`) ?? 0) > sentinelSent, 60_000);
 });
 

@@ -680,28 +680,32 @@ impl Replay<'_> {
         };
         let range = (from as i64, to as i64);
         let asked = asked as i64;
-        let streams = &self.settings.streams;
+        let takes_events = self.settings.streams.contains(&Stream::Events);
+        let takes_alerts = self.settings.streams.contains(&Stream::Alerts);
         for _ in 0..CALLS_PER_SINK {
             let position = cursor.replay_after.clone().filter(|p| p.asked() == asked);
+            // A sink that stopped taking events mid-replay goes on to the
+            // alerts; one that stopped taking alerts is done with them.
             let in_alerts = match &position {
-                Some(p) => matches!(p, ReplayPosition::Alerts { .. }),
-                None => !streams.contains(&Stream::Events),
+                Some(ReplayPosition::Alerts { .. }) => true,
+                Some(ReplayPosition::Events(..)) | None => !takes_events,
             };
             let step = match position {
+                _ if in_alerts && !takes_alerts => ReplayStep::Done,
                 Some(ReplayPosition::Alerts { after, .. }) => {
                     self.alerts_after(range, asked, after).await?
                 }
+                _ if in_alerts => self.alerts_after(range, asked, None).await?,
                 Some(ReplayPosition::Events(_, t, table, sys_id)) => {
                     self.events_after(range, asked, Some((t, table, sys_id)))
                         .await?
                 }
-                None if in_alerts => self.alerts_after(range, asked, None).await?,
                 None => self.events_after(range, asked, None).await?,
             };
             match step {
                 ReplayStep::Sent(p) => cursor.replay_after = Some(p),
                 ReplayStep::Failed(v) => return Ok(Some(v)),
-                ReplayStep::Done if !in_alerts && streams.contains(&Stream::Alerts) => {
+                ReplayStep::Done if !in_alerts && takes_alerts => {
                     cursor.replay_after = Some(ReplayPosition::Alerts { asked, after: None });
                 }
                 ReplayStep::Done => {

@@ -292,7 +292,8 @@ fn report(v: &Verdict, status: Option<u16>, who: &str) -> serde_json::Value {
     }
 }
 
-/// `{"from","to"}`: the events of that range are delivered again.
+/// `{"from","to"}`: the events of that range are delivered again, then the
+/// alerts seen in it, for the streams the sink takes.
 pub async fn replay(mut req: Request, env: &Env, id: &str) -> Result<Response> {
     let store = store(env)?;
     let Some(sink) = store.get(id).await? else {
