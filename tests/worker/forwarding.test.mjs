@@ -282,6 +282,14 @@ test("test deliveries answer what the receiver said; a replay delivers a range a
   await new Promise((ok) => setTimeout(ok, 3000)); // the replay's alerts part ends
   assert.equal(hook.got.get(`alerts:${alert.id}`), before.get(`alerts:${alert.id}`), "an alert outside the range is not replayed");
 
+  // A sink made and asked for a replay in the same second (as a script
+  // does) replays: the ask is newer than the sink's start.
+  const fresh = (await api("POST", "/sinks", { name: "Splunk, with history", kind: "splunk_hec", url: `${hec.url}/services/collector/event`, streams: ["events"], format: "ocsf", token: HEC_TOKEN, connection_ids: [conn.id] })).json;
+  const hecBefore = new Map(hec.got);
+  assert.equal((await api("POST", `/sinks/${fresh.id}/replay`, { from, to })).status, 202);
+  await waitFor("the new sink's replay", () => list.every((e) => (hec.got.get(e.id) ?? 0) > (hecBefore.get(e.id) ?? 0)), 60_000);
+  assert.equal((await api("DELETE", `/sinks/${fresh.id}`)).status, 204);
+
   // Then the alert's own range: its events, and the alert again after them.
   const evidence = alert.event_ids;
   assert.ok(evidence.length > 0);

@@ -245,12 +245,12 @@ impl SinkStore {
         Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
     }
 
-    pub async fn set_replay(&self, id: &str, from: i64, to: i64, now: i64) -> Result<()> {
+    pub async fn set_replay(&self, id: &str, from: i64, to: i64, asked_ms: i64) -> Result<()> {
         self.db
             .prepare(
                 "UPDATE sinks SET replay_from = ?2, replay_to = ?3, replay_at = ?4 WHERE id = ?1",
             )
-            .bind(&[s(id), n(from), n(to), n(now)])?
+            .bind(&[s(id), n(from), n(to), n(asked_ms)])?
             .run()
             .await?;
         Ok(())

@@ -41,6 +41,8 @@ pub struct SinkCursor {
     pub failures: i64,
     pub failing_since: Option<i64>,
     pub next_at: i64,
+    /// The latest replay ask done, by its time: milliseconds (seconds
+    /// before 2026-11-28, all smaller, so an ask since is always newer).
     pub replay_at: i64,
     /// How far the running replay has come (stored as JSON).
     #[serde(deserialize_with = "stored_position")]
@@ -132,7 +134,9 @@ impl Plane {
             failures: 0,
             failing_since: None,
             next_at: 0,
-            replay_at: created_at,
+            // In milliseconds, as asks are: a replay asked in the second the
+            // sink was made (a script making it, then replaying) comes after.
+            replay_at: created_at * 1000 - 1,
             replay_after: None,
         };
         self.save_sink_cursor(&c)?;

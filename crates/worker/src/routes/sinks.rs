@@ -311,7 +311,11 @@ pub async fn replay(mut req: Request, env: &Env, id: &str) -> Result<Response> {
     if to <= from {
         return respond::problem(&field_error("to", "Give a `to` after `from`."));
     }
-    store.set_replay(id, from, to, crate::now()).await?;
+    // The ask's time tells asks apart: in milliseconds, so two asks of one
+    // second are two replays.
+    store
+        .set_replay(id, from, to, crate::now_ms() as i64)
+        .await?;
     // The objects of the sink's connections take the replay at once (the
     // others at their next alarm).
     for c in crate::store::Store::new(env.d1("DB")?)
