@@ -707,7 +707,13 @@ impl Replay<'_> {
                 None => self.events_after(range, asked, None).await?,
             };
             match step {
-                ReplayStep::Sent(p) => cursor.replay_after = Some(p),
+                ReplayStep::Sent(p) => {
+                    // The receiver took a call: as after any delivery, a
+                    // later failure starts its backoff and its day afresh.
+                    cursor.replay_after = Some(p);
+                    cursor.failures = 0;
+                    cursor.failing_since = None;
+                }
                 ReplayStep::Failed(v) => return Ok(Some(v)),
                 ReplayStep::Done if !in_alerts && takes_alerts => {
                     cursor.replay_after = Some(ReplayPosition::Alerts { asked, after: None });
