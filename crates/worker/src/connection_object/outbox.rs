@@ -41,8 +41,8 @@ pub struct SinkCursor {
     pub failures: i64,
     pub failing_since: Option<i64>,
     pub next_at: i64,
-    /// The latest replay ask done, by its time: milliseconds (seconds
-    /// before 2026-11-28, all smaller, so an ask since is always newer).
+    /// The latest replay ask done, by its time in milliseconds (earlier
+    /// releases kept seconds: all smaller, so any ask since is newer).
     pub replay_at: i64,
     /// How far the running replay has come (stored as JSON).
     #[serde(deserialize_with = "stored_position")]
