@@ -136,7 +136,7 @@ impl Plane {
             next_at: 0,
             // In milliseconds, as asks are: a replay asked in the second the
             // sink was made (a script making it, then replaying) comes after.
-            replay_at: created_at * 1000 - 1,
+            replay_at: created_at.saturating_mul(1000).saturating_sub(1),
             replay_after: None,
         };
         self.save_sink_cursor(&c)?;
