@@ -340,6 +340,21 @@ async fn alert_batch(
     Ok(batch)
 }
 
+/// Sends the first of `items` that one call of the sink's kind carries (at
+/// least one); returns how many that was and what the answer means.
+async fn send_batch(
+    target: &Target<'_>,
+    stream: Stream,
+    items: &[Item],
+    token: Option<&str>,
+    deadline: Duration,
+) -> (usize, Verdict) {
+    let kind = target.params.kind();
+    let n = forward::batch_len(kind, items);
+    let req = forward::delivery(target, stream, &items[..n], crate::now(), token);
+    (n, send(&req, kind, deadline).await)
+}
+
 /// Sends one call and reads what the answer means.
 async fn send(req: &snc_core::http::HttpRequest, kind: SinkKind, deadline: Duration) -> Verdict {
     match crate::transport::send_within(req, deadline).await {
@@ -527,16 +542,10 @@ async fn step(
                 }
                 continue 'streams;
             }
-            let n = forward::batch_len(kind, &batch.items);
-            let req = forward::delivery(
-                &target,
-                stream,
-                &batch.items[..n],
-                crate::now(),
-                token.as_ref().map(Secret::expose),
-            );
+            let token = token.as_ref().map(Secret::expose);
+            let (n, verdict) = send_batch(&target, stream, &batch.items, token, deadline).await;
             calls += 1;
-            match send(&req, kind, deadline).await {
+            match verdict {
                 Verdict::Accepted { repeats } => {
                     let (a, b) = batch.positions[n - 1];
                     match stream {
@@ -753,15 +762,15 @@ impl Replay<'_> {
             .iter()
             .map(|e| forward::event_item(e, self.settings.format))
             .collect();
-        let n = forward::batch_len(kind, &items);
-        let req = forward::delivery(
+        let (n, verdict) = send_batch(
             self.target,
             Stream::Events,
-            &items[..n],
-            crate::now(),
+            &items,
             self.token,
-        );
-        Ok(match send(&req, kind, self.deadline).await {
+            self.deadline,
+        )
+        .await;
+        Ok(match verdict {
             Verdict::Accepted { .. } => {
                 let last = &events[n - 1];
                 let t = snc_core::clock::parse_rfc3339(&last.occurred_at).unwrap_or(0);
@@ -809,15 +818,15 @@ impl Replay<'_> {
                 )
             })
             .collect();
-        let n = forward::batch_len(kind, &items);
-        let req = forward::delivery(
+        let (n, verdict) = send_batch(
             self.target,
             Stream::Alerts,
-            &items[..n],
-            crate::now(),
+            &items,
             self.token,
-        );
-        Ok(match send(&req, kind, self.deadline).await {
+            self.deadline,
+        )
+        .await;
+        Ok(match verdict {
             Verdict::Accepted { .. } => {
                 let last = &alerts[n - 1].alert;
                 ReplayStep::Sent(ReplayPosition::Alerts {
