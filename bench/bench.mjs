@@ -288,7 +288,10 @@ const rows = [
   ["  (ceiling / baseline: the most any client gets)", (r.ceiling.events_per_s / r.baseline.events_per_s).toFixed(2) + "x", ""],
   ["ours / ceiling (median of the rounds' ratios)", (r.ratio_ours_to_ceiling * 100).toFixed(1) + " %", ">= 60 %"],
   ["  each round", r.round_ratios.map((x) => (x.to_ceiling * 100).toFixed(1) + " %").join(" "), ""],
-  ["ServiceNow calls per 10,000 events", r.ours.calls_per_10k.toFixed(2), "<= 1.05"],
+  // A page a call, plus the batch (a first backfill's batch asks only each
+  // table's total, so no first page rides in it): on 350,000 events over
+  // six tables, ragged last pages included, about 1.15.
+  ["ServiceNow calls per 10,000 events", r.ours.calls_per_10k.toFixed(2), "<= 1.2"],
   ["D1 rows written per pulled event", "0", "0"],
   ["D1 row writes per 10,000 events (per slice/second)", r.ours.d1_rows_per_10k.toFixed(2), ""],
   ["object rows written per 10,000 events", r.ours.do_rows_per_10k.toFixed(0), ""],

@@ -314,6 +314,13 @@ impl TablePull {
         (!self.done).then(|| page_path(&self.source, &self.after, self.limit, self.offset))
     }
 
+    /// A one-record read of where the next page starts: its answer's
+    /// `X-Total-Count` says how many records the table's backfill holds,
+    /// without ServiceNow building (and the worker receiving) a page.
+    pub fn count_path(&self) -> Option<String> {
+        (!self.done).then(|| page_path(&self.source, &self.after, 1, self.offset))
+    }
+
     /// Takes a page that was read; returns the cursor to persist with its events.
     pub fn on_page(&mut self, page: &PageHead) -> Option<Key> {
         self.failures = 0;

@@ -91,6 +91,8 @@ pub struct StoredCursor {
     pub page_size: Option<u32>,
     /// When the run that wrote the cursor started (unix seconds).
     pub read_at: Option<i64>,
+    /// The table's backfill has reached the present once.
+    pub caught_up: bool,
 }
 
 /// The credentials a run calls with.
@@ -164,8 +166,9 @@ pub enum Action {
     /// Send this; answer with `handle_response`.
     Send(HttpRequest),
     /// Send this, and poll again without waiting for the answer: it is the
-    /// next page of the table being stored, fetched while this page is
-    /// normalized and stored. Its answer goes to `handle_stored`.
+    /// next page to read (of the table being stored, or the first page of
+    /// the next table when this page is its table's last), fetched while
+    /// this page is normalized and stored. Its answer goes to `handle_stored`.
     SendAhead(HttpRequest),
     /// Archive and index this page; then `handle_stored`, with the answer to
     /// the `SendAhead` before it, if there was one.
@@ -182,6 +185,9 @@ pub enum Action {
         source: &'static str,
         page_size: u32,
     },
+    /// How many records a table's first backfill holds (the progress bar's
+    /// total), known before its first page is read: keep it. No answer.
+    RememberTotal { source: &'static str, total: u64 },
     /// Wait this long, then poll again.
     Sleep(u64),
     /// The run is over.
@@ -208,6 +214,10 @@ struct Table {
     pull: TablePull,
     first_ever: bool,
     first_page: bool,
+    /// Its backfill reached the present once: the batch may carry its page.
+    caught_up: bool,
+    /// In the batch for its total only (see `batch_items`).
+    counting: bool,
     /// An answer already here: from the batch, or fetched during a store.
     ready: Option<Result<HttpResponse, String>>,
 }
@@ -229,6 +239,8 @@ pub struct PullRun {
     queued: VecDeque<Action>,
     /// The page read before its `SendAhead`: stored at the next poll.
     unread: Option<UnreadPage>,
+    /// The table the `SendAhead` in flight reads.
+    ahead_for: Option<usize>,
     notes: Vec<String>,
     finished: bool,
 }
@@ -255,6 +267,8 @@ impl PullRun {
                 Table {
                     first_ever: cursor.is_none(),
                     first_page: true,
+                    caught_up: found.is_some_and(|c| c.caught_up),
+                    counting: false,
                     pull: TablePull::new(
                         source,
                         cursor,
@@ -280,6 +294,7 @@ impl PullRun {
             refresh_first: false,
             queued: VecDeque::new(),
             unread: None,
+            ahead_for: None,
             notes: Vec::new(),
             finished: false,
         }
@@ -403,13 +418,12 @@ impl PullRun {
         }
         if !self.batch_done {
             self.batch_done = true;
-            let items: Vec<batch::BatchItem> = self
-                .tables
-                .iter()
-                .filter_map(|t| Some((t.pull.source.clone(), t.pull.next_path()?)))
-                .collect();
+            let items = self.batch_items();
             if self.config.use_batch && self.config.max_calls > 1 && items.len() > 1 {
                 if let Some(auth) = self.api_auth() {
+                    for t in &mut self.tables {
+                        t.counting = !t.caught_up && t.first_ever;
+                    }
                     self.calls += 1;
                     self.waiting = Waiting::Batch;
                     return Action::Send(batch::request(&self.instance, &auth, "pull", &items));
@@ -476,10 +490,33 @@ impl PullRun {
         }
         if let Some(t) = self.tables.get_mut(self.current) {
             t.first_page = false;
-            if ahead.is_some() {
-                t.ready = ahead;
-            }
         }
+        let reader = self.ahead_for.take().unwrap_or(self.current);
+        if let (Some(t), Some(answer)) = (self.tables.get_mut(reader), ahead) {
+            t.ready = Some(answer);
+        }
+    }
+
+    /// What the run's one Batch API call asks. A caught-up table's next
+    /// page comes in it: the few minutes since the last run, all six in one
+    /// call. A table still backfilling would bring a whole page (a batch of
+    /// six pages was 14 MB and a third of a second before the first store
+    /// could start, with nothing to overlap it): its pages come one call at
+    /// a time, each asked while the one before is stored, and the batch
+    /// asks only the total of a table's first backfill, so the progress
+    /// shows every table's count from the start.
+    fn batch_items(&self) -> Vec<batch::BatchItem> {
+        self.tables
+            .iter()
+            .filter_map(|t| {
+                let path = match (t.caught_up, t.first_ever) {
+                    (true, _) => t.pull.next_path(),
+                    (false, true) => t.pull.count_path(),
+                    (false, false) => None,
+                }?;
+                Some((t.pull.source.clone(), path))
+            })
+            .collect()
     }
 
     fn on_batch(&mut self, answer: Result<HttpResponse, String>) {
@@ -495,8 +532,22 @@ impl PullRun {
                 // Left to the per-table calls, after one refresh.
                 items_refused = true;
             } else if let Some(t) = self.tables.iter_mut().find(|t| t.pull.source == id) {
-                t.ready = Some(Ok(resp));
+                if !t.counting {
+                    t.ready = Some(Ok(resp));
+                    continue;
+                }
+                let total = (resp.status == 200)
+                    .then(|| resp.header("x-total-count")?.trim().parse().ok())
+                    .flatten();
+                if let (Some(total), Some(source)) = (total, PULL_TABLES.iter().find(|s| **s == id))
+                {
+                    self.queued
+                        .push_back(Action::RememberTotal { source, total });
+                }
             }
+        }
+        for t in &mut self.tables {
+            t.counting = false;
         }
         if (refused || items_refused) && matches!(self.auth, RunAuth::OAuth { .. }) {
             self.refresh_first = true;
@@ -592,16 +643,22 @@ impl PullRun {
                 };
                 // The next page is asked for before this one is normalized
                 // and stored, when the budget allows it and the token is not
-                // about to expire: the instance builds it meanwhile.
-                let ahead = table
-                    .pull
-                    .next_path()
+                // about to expire: the instance builds it meanwhile. After
+                // a table's last page, the next table's first.
+                let reader =
+                    (i..self.tables.len()).find(|&j| self.tables[j].pull.next_path().is_some());
+                let ahead = reader
+                    .filter(|&j| self.tables[j].ready.is_none())
                     .filter(|_| self.within_budget(now_ms) && !self.token_expiring(now_ms))
-                    .and_then(|path| Some(table::get(&self.instance, &path, &self.api_auth()?)));
+                    .and_then(|j| {
+                        let path = self.tables[j].pull.next_path()?;
+                        Some((j, table::get(&self.instance, &path, &self.api_auth()?)))
+                    });
                 match ahead {
-                    Some(req) => {
+                    Some((j, req)) => {
                         self.calls += 1;
                         self.unread = Some(page);
+                        self.ahead_for = Some(j);
                         Action::SendAhead(req)
                     }
                     None => self.store(page),
@@ -873,6 +930,8 @@ mod tests {
         index: BTreeSet<(String, String)>,
         archived: usize,
         tokens_kept: u32,
+        /// Each table's backfill total, as the progress shows it.
+        totals: HashMap<&'static str, u64>,
     }
 
     fn config(max_calls: u32, use_batch: bool) -> PullConfig {
@@ -931,7 +990,14 @@ mod tests {
                         entry.read_at = Some(page.read_at);
                     }
                     entry.page_size = Some(page.page_size);
+                    entry.caught_up |= page.caught_up;
+                    if let Some(total) = page.total {
+                        host.totals.insert(page.source, total);
+                    }
                     run.handle_stored(ahead.take());
+                }
+                Action::RememberTotal { source, total } => {
+                    host.totals.insert(source, total);
                 }
                 Action::KeepTokens { .. } => host.tokens_kept += 1,
                 Action::RememberPageSize { source, page_size } => {
@@ -991,19 +1057,21 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        let expected: Vec<String> = PULL_TABLES
-            .iter()
-            .flat_map(|t| {
-                [
-                    "send".to_string(),
-                    "ahead".into(),
-                    format!("store {t} 50"),
-                    "ahead".into(),
-                    format!("store {t} 50"),
-                    format!("store {t} 20"),
-                ]
-            })
-            .collect();
+        // Only the first page waits for its answer: a table's last page is
+        // stored while the next table's first is fetched.
+        let mut expected = vec!["send".to_string()];
+        for (n, t) in PULL_TABLES.iter().enumerate() {
+            expected.extend([
+                "ahead".into(),
+                format!("store {t} 50"),
+                "ahead".into(),
+                format!("store {t} 50"),
+            ]);
+            if n + 1 < PULL_TABLES.len() {
+                expected.push("ahead".into());
+            }
+            expected.push(format!("store {t} 20"));
+        }
         assert_eq!(seen, expected);
         assert_eq!(
             run.calls() as usize,
@@ -1011,6 +1079,91 @@ mod tests {
             "each page asked once"
         );
         assert_eq!(inst.page_requests as usize, 3 * PULL_TABLES.len());
+    }
+
+    /// The paths a Batch API request asks, by item id.
+    fn batch_paths(req: &HttpRequest) -> Vec<(String, String)> {
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        body["rest_requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["id"].as_str().unwrap().to_string(),
+                    i["url"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn sysparm_limit(path: &str) -> u32 {
+        form_urlencoded::parse(path.split_once('?').unwrap().1.as_bytes())
+            .find(|(k, _)| k == "sysparm_limit")
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_first_backfill_batches_only_its_totals_and_pages_come_one_call_at_a_time() {
+        let mut inst = Instance::new(120);
+        let instance = parse("acme", &HostPolicy::default()).unwrap();
+        let clock = (T0 as u64 + 86_400) * 1000;
+        let auth = oauth(T0 + 10 * 86_400);
+        let mut run = PullRun::new(instance, "c", config(1000, true), auth, &[], T0, clock);
+        let mut totals = Vec::new();
+        let mut seen = Vec::new();
+        let mut ahead = None;
+        loop {
+            match run.poll(clock) {
+                Action::Send(req) if req.url.ends_with("/batch") => {
+                    let paths = batch_paths(&req);
+                    assert_eq!(paths.len(), PULL_TABLES.len(), "{paths:?}");
+                    assert!(
+                        paths.iter().all(|(_, p)| sysparm_limit(p) == 1),
+                        "a count, not a page: {paths:?}"
+                    );
+                    seen.push("batch".to_string());
+                    let answer = inst.answer(&req);
+                    run.handle_response(clock, Ok(answer));
+                }
+                Action::Send(req) => {
+                    assert_eq!(sysparm_limit(&req.url), 50);
+                    seen.push("send".into());
+                    let answer = inst.answer(&req);
+                    run.handle_response(clock, Ok(answer));
+                }
+                Action::RememberTotal { source, total } => {
+                    assert!(
+                        seen.iter().all(|s| !s.starts_with("store")),
+                        "before any page"
+                    );
+                    totals.push((source, total));
+                }
+                Action::SendAhead(req) => {
+                    assert!(ahead.is_none(), "one call ahead at most");
+                    ahead = Some(Ok(inst.answer(&req)));
+                }
+                Action::Store(page) => {
+                    seen.push(format!("store {}", page.events.len()));
+                    run.handle_stored(ahead.take());
+                }
+                Action::Finish(end) => {
+                    assert_eq!(end.outcome, Outcome::Done, "{end:?}");
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let expected: Vec<(&str, u64)> = PULL_TABLES.iter().map(|t| (*t, 120)).collect();
+        assert_eq!(totals, expected, "every table's total, from the start");
+        assert_eq!(seen[..2], ["batch", "send"], "{seen:?}");
+        assert_eq!(
+            seen.len(),
+            2 + 3 * PULL_TABLES.len(),
+            "no other wait: {seen:?}"
+        );
+        assert_eq!(run.calls() as usize, 1 + 3 * PULL_TABLES.len());
     }
 
     #[test]
@@ -1041,8 +1194,33 @@ mod tests {
             outcomes.len()
         );
         assert_eq!(host.index, inst.truth(), "every record, once");
-        // A caught-up run is one Batch API call.
+        let expected: HashMap<&str, u64> = PULL_TABLES.iter().map(|t| (*t, 420)).collect();
+        assert_eq!(host.totals, expected, "each table's backfill total");
+        // A caught-up run is one Batch API call, with every table's page.
         let before = inst.page_requests;
+        let instance = parse("acme", &HostPolicy::default()).unwrap();
+        let stored: Vec<(&str, StoredCursor)> =
+            host.cursors.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let mut run = PullRun::new(
+            instance,
+            "c",
+            config(4, true),
+            oauth(T0 + 10 * 86_400),
+            &stored,
+            T0,
+            clock,
+        );
+        match run.poll(clock) {
+            Action::Send(req) => {
+                let paths = batch_paths(&req);
+                assert_eq!(paths.len(), PULL_TABLES.len());
+                assert!(
+                    paths.iter().all(|(_, p)| sysparm_limit(p) == 50),
+                    "{paths:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
         let end = drive_oauth(&mut inst, &mut host, &mut clock, config(4, true));
         assert_eq!(end.outcome, Outcome::Done);
         assert_eq!(

@@ -90,6 +90,7 @@ pub struct CursorRow {
     pub sys_id: Option<String>,
     pub page_size: Option<f64>,
     pub read_at: Option<f64>,
+    pub caught_up: f64,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -237,7 +238,7 @@ impl Plane {
     pub fn cursors(&self) -> Result<Vec<CursorRow>> {
         self.sql
             .exec(
-                "SELECT source_table, created_on, sys_id, page_size, read_at FROM cursors",
+                "SELECT source_table, created_on, sys_id, page_size, read_at, caught_up FROM cursors",
                 None,
             )?
             .to_array()
@@ -355,6 +356,16 @@ impl Plane {
         self.sql.exec(
             "INSERT INTO cursors (source_table, page_size) VALUES (?, ?) ON CONFLICT (source_table) DO UPDATE SET page_size = excluded.page_size",
             vec![text(table), int(i64::from(page_size))],
+        )?;
+        Ok(())
+    }
+
+    /// A table's backfill total, asked before its first page (the
+    /// progress shows it from the start); its first page stores it again.
+    pub fn remember_total(&self, table: &str, total: u64) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO cursors (source_table, backfill_total) VALUES (?, ?) ON CONFLICT (source_table) DO UPDATE SET backfill_total = excluded.backfill_total",
+            vec![text(table), int(i64::try_from(total).unwrap_or(i64::MAX))],
         )?;
         Ok(())
     }

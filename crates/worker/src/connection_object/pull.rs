@@ -442,6 +442,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                 cursor,
                 page_size: c.page_size.map(|p| p as u32),
                 read_at: c.read_at.map(|t| t as i64),
+                caught_up: c.caught_up > 0.0,
             };
             (c.source_table, stored)
         })
@@ -546,6 +547,9 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
             }
             Action::RememberPageSize { source, page_size } => {
                 slice.plane.remember_page_size(source, page_size)?;
+            }
+            Action::RememberTotal { source, total } => {
+                slice.plane.remember_total(source, total)?;
             }
             Action::Sleep(ms) => {
                 worker::Delay::from(std::time::Duration::from_millis(ms)).await;
