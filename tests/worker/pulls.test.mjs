@@ -39,6 +39,27 @@ test("the 7-day backfill arrives exactly once, with progress and kinds", async (
   }
 });
 
+test("a backfill's progress has every table's total from its first reading", async () => {
+  // Large enough that the progress is read several times on the way.
+  const sim = await startSim(["--days", "8", "--events-per-day", "25000", "--seed", "13"]);
+  try {
+    const conn = await c.connect(sim, "progress");
+    const seen = [];
+    const done = await waitFor("backfill done", async () => {
+      const k = await c.connection(conn.id);
+      if (!k.backfill.done && k.event_count > 0) seen.push(k.backfill.total);
+      await new Promise((r) => setTimeout(r, 100));
+      return k.backfill.done ? k : null;
+    });
+    assert.ok(seen.length >= 2, `progress read ${seen.length} times during the backfill`);
+    // A table's total is counted when its backfill starts; records written
+    // since may add a few: nothing like a table's whole count.
+    for (const total of seen) assert.ok(total >= done.backfill.total * 0.99, `${total} of ${done.backfill.total} (${seen})`);
+  } finally {
+    await sim.stop();
+  }
+});
+
 test("incremental pulls after new inserts, late commits and a 25,000-record burst", async () => {
   const sim = await startSim(["--days", "2", "--events-per-day", "300", "--seed", "12"]);
   try {
