@@ -848,10 +848,7 @@ mod tests {
                     vec![("Retry-After", secs.to_string())],
                 );
             }
-            let limit: u32 = form_urlencoded::parse(path.split_once('?').unwrap().1.as_bytes())
-                .find(|(k, _)| k == "sysparm_limit")
-                .map(|(_, v)| v.parse().unwrap())
-                .unwrap();
+            let limit = sysparm_limit(path);
             if self.cancel_above.is_some_and(|max| limit > max) {
                 return Self::json(
                     500,
@@ -1024,14 +1021,19 @@ mod tests {
         (clock / 1000) as i64
     }
 
-    #[test]
-    fn the_next_page_is_asked_for_before_a_page_is_normalized_and_stored() {
-        // Pages of 50 over 120 records a table: 50, 50, then 20.
-        let mut inst = Instance::new(120);
+    /// A connection's first run over 120 records a table (pages of 50:
+    /// 50, 50, then 20), a day after they were written.
+    fn first_run(use_batch: bool) -> (Instance, PullRun, u64) {
         let instance = parse("acme", &HostPolicy::default()).unwrap();
         let clock = (T0 as u64 + 86_400) * 1000;
         let auth = oauth(T0 + 10 * 86_400);
-        let mut run = PullRun::new(instance, "c", config(1000, false), auth, &[], T0, clock);
+        let run = PullRun::new(instance, "c", config(1000, use_batch), auth, &[], T0, clock);
+        (Instance::new(120), run, clock)
+    }
+
+    #[test]
+    fn the_next_page_is_asked_for_before_a_page_is_normalized_and_stored() {
+        let (mut inst, mut run, clock) = first_run(false);
         let mut seen = Vec::new();
         let mut ahead = None;
         loop {
@@ -1106,11 +1108,7 @@ mod tests {
 
     #[test]
     fn a_first_backfill_batches_only_its_totals_and_pages_come_one_call_at_a_time() {
-        let mut inst = Instance::new(120);
-        let instance = parse("acme", &HostPolicy::default()).unwrap();
-        let clock = (T0 as u64 + 86_400) * 1000;
-        let auth = oauth(T0 + 10 * 86_400);
-        let mut run = PullRun::new(instance, "c", config(1000, true), auth, &[], T0, clock);
+        let (mut inst, mut run, clock) = first_run(true);
         let mut totals = Vec::new();
         let mut seen = Vec::new();
         let mut ahead = None;
