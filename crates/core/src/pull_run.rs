@@ -93,6 +93,8 @@ pub struct StoredCursor {
     pub read_at: Option<i64>,
     /// The table's backfill has reached the present once.
     pub caught_up: bool,
+    /// The first backfill's total, once counted (see `Action::RememberTotal`).
+    pub total: Option<u64>,
 }
 
 /// The credentials a run calls with.
@@ -210,12 +212,22 @@ struct UnreadPage {
     page: PageToStore,
 }
 
+impl Table {
+    /// In its first backfill with no total stored yet (a run that ended
+    /// before the table's first page does not count it again).
+    fn counted_in_batch(&self) -> bool {
+        !self.caught_up && self.first_ever && self.uncounted
+    }
+}
+
 struct Table {
     pull: TablePull,
     first_ever: bool,
     first_page: bool,
     /// Its backfill reached the present once: the batch may carry its page.
     caught_up: bool,
+    /// Its first backfill's total is not stored yet: the batch counts it.
+    uncounted: bool,
     /// In the batch for its total only (see `batch_items`).
     counting: bool,
     /// An answer already here: from the batch, or fetched during a store.
@@ -241,6 +253,8 @@ pub struct PullRun {
     unread: Option<UnreadPage>,
     /// The table the `SendAhead` in flight reads.
     ahead_for: Option<usize>,
+    /// Pages read in this run.
+    pages_read: u32,
     notes: Vec<String>,
     finished: bool,
 }
@@ -268,6 +282,7 @@ impl PullRun {
                     first_ever: cursor.is_none(),
                     first_page: true,
                     caught_up: found.is_some_and(|c| c.caught_up),
+                    uncounted: found.and_then(|c| c.total).is_none(),
                     counting: false,
                     pull: TablePull::new(
                         source,
@@ -295,6 +310,7 @@ impl PullRun {
             queued: VecDeque::new(),
             unread: None,
             ahead_for: None,
+            pages_read: 0,
             notes: Vec::new(),
             finished: false,
         }
@@ -365,6 +381,13 @@ impl PullRun {
             && now_ms.saturating_sub(self.started_ms) < self.config.budget_ms
     }
 
+    /// Whether a run must stop asking for pages: out of calls, or out of
+    /// time once it has read one (a slow batch that brought no page must
+    /// not end run after run with nothing stored).
+    fn out_of_budget(&self, now_ms: u64) -> bool {
+        self.calls >= self.config.max_calls || (self.pages_read > 0 && !self.within_budget(now_ms))
+    }
+
     fn detail(&self, lead: Option<String>) -> Option<String> {
         let mut parts: Vec<String> = lead.into_iter().collect();
         parts.extend(self.notes.iter().cloned());
@@ -422,7 +445,7 @@ impl PullRun {
             if self.config.use_batch && self.config.max_calls > 1 && items.len() > 1 {
                 if let Some(auth) = self.api_auth() {
                     for t in &mut self.tables {
-                        t.counting = !t.caught_up && t.first_ever;
+                        t.counting = t.counted_in_batch();
                     }
                     self.calls += 1;
                     self.waiting = Waiting::Batch;
@@ -439,7 +462,7 @@ impl PullRun {
             if let Some(answer) = self.tables[i].ready.take() {
                 return self.on_answer(now_ms, answer);
             }
-            if !self.within_budget(now_ms) {
+            if self.out_of_budget(now_ms) {
                 return self.finish(Outcome::More, Some(now), None);
             }
             if self.token_expiring(now_ms) {
@@ -509,10 +532,12 @@ impl PullRun {
         self.tables
             .iter()
             .filter_map(|t| {
-                let path = match (t.caught_up, t.first_ever) {
-                    (true, _) => t.pull.next_path(),
-                    (false, true) => t.pull.count_path(),
-                    (false, false) => None,
+                let path = if t.caught_up {
+                    t.pull.next_path()
+                } else if t.counted_in_batch() {
+                    t.pull.count_path()
+                } else {
+                    None
                 }?;
                 Some((t.pull.source.clone(), path))
             })
@@ -623,6 +648,7 @@ impl PullRun {
         };
         match page {
             Ok(head) => {
+                self.pages_read += 1;
                 let table = &mut self.tables[i];
                 let before = table.pull.after_key();
                 let cursor = table.pull.on_page(&head);
@@ -768,6 +794,8 @@ mod tests {
         grant_types: Vec<String>,
         token_requests: u32,
         page_requests: u32,
+        /// One-record reads (a backfill's totals).
+        counts: u32,
         retry_after: Option<u64>,
         cancel_above: Option<u32>,
         hibernating: bool,
@@ -793,6 +821,7 @@ mod tests {
                 grant_types: Vec::new(),
                 token_requests: 0,
                 page_requests: 0,
+                counts: 0,
                 retry_after: None,
                 cancel_above: None,
                 hibernating: false,
@@ -849,6 +878,7 @@ mod tests {
                 );
             }
             let limit = sysparm_limit(path);
+            self.counts += u32::from(limit == 1);
             if self.cancel_above.is_some_and(|max| limit > max) {
                 return Self::json(
                     500,
@@ -989,11 +1019,13 @@ mod tests {
                     entry.page_size = Some(page.page_size);
                     entry.caught_up |= page.caught_up;
                     if let Some(total) = page.total {
+                        entry.total = Some(total);
                         host.totals.insert(page.source, total);
                     }
                     run.handle_stored(ahead.take());
                 }
                 Action::RememberTotal { source, total } => {
+                    host.cursors.entry(source).or_default().total = Some(total);
                     host.totals.insert(source, total);
                 }
                 Action::KeepTokens { .. } => host.tokens_kept += 1,
@@ -1165,6 +1197,37 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_answered_after_the_time_budget_still_lets_the_run_store_a_page() {
+        let (mut inst, mut run, mut clock) = first_run(true);
+        let Action::Send(batch) = run.poll(clock) else {
+            panic!("the batch first")
+        };
+        let answer = inst.answer(&batch);
+        clock += 61_000; // past the run's 60 s
+        run.handle_response(clock, Ok(answer));
+        let mut stored = 0;
+        loop {
+            match run.poll(clock) {
+                Action::RememberTotal { .. } => {}
+                Action::Send(req) => {
+                    let answer = inst.answer(&req);
+                    run.handle_response(clock, Ok(answer));
+                }
+                Action::Store(page) => {
+                    stored += page.events.len();
+                    run.handle_stored(None);
+                }
+                Action::Finish(end) => {
+                    assert_eq!(end.outcome, Outcome::More, "{end:?}");
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(stored, 50, "one page, then the budget ends the run");
+    }
+
+    #[test]
     fn a_backfill_split_over_many_runs_stores_every_record_once() {
         let mut inst = Instance::new(420);
         let mut host = Host::default();
@@ -1194,6 +1257,11 @@ mod tests {
         assert_eq!(host.index, inst.truth(), "every record, once");
         let expected: HashMap<&str, u64> = PULL_TABLES.iter().map(|t| (*t, 420)).collect();
         assert_eq!(host.totals, expected, "each table's backfill total");
+        assert_eq!(
+            inst.counts as usize,
+            PULL_TABLES.len(),
+            "each total counted once, though most tables' first pages came runs later"
+        );
         // A caught-up run is one Batch API call, with every table's page.
         let before = inst.page_requests;
         let instance = parse("acme", &HostPolicy::default()).unwrap();

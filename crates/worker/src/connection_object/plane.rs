@@ -91,6 +91,7 @@ pub struct CursorRow {
     pub page_size: Option<f64>,
     pub read_at: Option<f64>,
     pub caught_up: f64,
+    pub backfill_total: f64,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -238,7 +239,7 @@ impl Plane {
     pub fn cursors(&self) -> Result<Vec<CursorRow>> {
         self.sql
             .exec(
-                "SELECT source_table, created_on, sys_id, page_size, read_at, caught_up FROM cursors",
+                "SELECT source_table, created_on, sys_id, page_size, read_at, caught_up, backfill_total FROM cursors",
                 None,
             )?
             .to_array()

@@ -443,6 +443,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                 page_size: c.page_size.map(|p| p as u32),
                 read_at: c.read_at.map(|t| t as i64),
                 caught_up: c.caught_up > 0.0,
+                total: (c.backfill_total > 0.0).then_some(c.backfill_total as u64),
             };
             (c.source_table, stored)
         })
