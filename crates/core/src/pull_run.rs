@@ -228,8 +228,6 @@ struct Table {
     caught_up: bool,
     /// Its first backfill's total is not stored yet: the batch counts it.
     uncounted: bool,
-    /// In the batch for its total only (see `batch_items`).
-    counting: bool,
     /// An answer already here: from the batch, or fetched during a store.
     ready: Option<Result<HttpResponse, String>>,
 }
@@ -283,7 +281,6 @@ impl PullRun {
                     first_page: true,
                     caught_up: found.is_some_and(|c| c.caught_up),
                     uncounted: found.and_then(|c| c.total).is_none(),
-                    counting: false,
                     pull: TablePull::new(
                         source,
                         cursor,
@@ -444,9 +441,6 @@ impl PullRun {
             let items = self.batch_items();
             if self.config.use_batch && self.config.max_calls > 1 && items.len() > 1 {
                 if let Some(auth) = self.api_auth() {
-                    for t in &mut self.tables {
-                        t.counting = t.counted_in_batch();
-                    }
                     self.calls += 1;
                     self.waiting = Waiting::Batch;
                     return Action::Send(batch::request(&self.instance, &auth, "pull", &items));
@@ -557,7 +551,8 @@ impl PullRun {
                 // Left to the per-table calls, after one refresh.
                 items_refused = true;
             } else if let Some(t) = self.tables.iter_mut().find(|t| t.pull.source == id) {
-                if !t.counting {
+                // Nothing between the batch and its answer changes this.
+                if !t.counted_in_batch() {
                     t.ready = Some(Ok(resp));
                     continue;
                 }
@@ -570,9 +565,6 @@ impl PullRun {
                         .push_back(Action::RememberTotal { source, total });
                 }
             }
-        }
-        for t in &mut self.tables {
-            t.counting = false;
         }
         if (refused || items_refused) && matches!(self.auth, RunAuth::OAuth { .. }) {
             self.refresh_first = true;
