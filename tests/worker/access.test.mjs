@@ -157,6 +157,19 @@ test("connect tickets: origin-bound, the wizard's calls, one connect, then only 
   assert.equal(loose.json.origin, null);
   expect(await api("GET", "/settings", undefined, { token: loose.json.ticket }), 200);
   expect(await api("DELETE", `/connections/${id}`), 204);
+
+  // A refused connect keeps its attempt: one ticket cannot relay password
+  // guesses (or probe names) without end. Five tries, then the ticket is spent.
+  const probing = await api("POST", "/tickets", {}, { token: portal.key });
+  expect(probing, 201);
+  secrets.push(probing.json.ticket);
+  const asProbe = { token: probing.json.ticket };
+  for (let i = 0; i < 5; i++) {
+    expect(await api("POST", "/connections", { ...connectBody("probe"), password: `guess-${i}` }, asProbe), 422, "credentials_rejected");
+  }
+  const spent = await api("POST", "/connections", connectBody("probe"), asProbe);
+  expect(spent, 403, "forbidden");
+  assert.match(spent.text, /5 connect attempts/);
 });
 
 async function asAccess(token, method = "GET", path = "/me", body) {

@@ -300,6 +300,10 @@ fn ticket_permits(t: &TicketGrant, route: &Route, origin: Option<&str>) -> Decis
     }
 }
 
+/// Connects one ticket may try (each refused one frees the ticket for the
+/// admin to correct a field, and counts).
+pub const TICKET_CONNECT_ATTEMPTS: u32 = 5;
+
 /// The longest a ticket lives, and the default.
 pub const TICKET_MAX_SECS: i64 = 900;
 pub const TICKET_DEFAULT_SECS: i64 = 600;
@@ -337,6 +341,50 @@ pub fn failure_key(ip: &str) -> String {
         }
         Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
         Err(_) => ip.to_string(),
+    }
+}
+
+/// The shortest `ADMIN_TOKEN` the worker accepts: 32 characters (24
+/// random bytes in base64). A shorter one is refused as a credential, so a
+/// guessable token never opens the deployment.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+/// Why a configured `ADMIN_TOKEN` cannot be used, for the refusal's message.
+pub fn admin_token_problem(configured: Option<&str>) -> Option<&'static str> {
+    match configured {
+        None => Some("The worker has no ADMIN_TOKEN configured (wrangler secret put ADMIN_TOKEN)."),
+        Some(t) if t.chars().count() < MIN_ADMIN_TOKEN_CHARS => Some(
+            "The worker's ADMIN_TOKEN is shorter than 32 characters and is refused: set a longer one (wrangler secret put ADMIN_TOKEN; `head -c 24 /dev/urandom | base64` makes one).",
+        ),
+        Some(_) => None,
+    }
+}
+
+/// Admin-token attempts in flight from one address allowed beyond the
+/// failure limit before a check waits for the window: a page's burst of
+/// calls with the right token passes, while a burst of guesses has at most
+/// the limit plus this many checked.
+pub const RESERVED_SLACK: u32 = 40;
+
+/// The failure counter's key for the whole deployment (no address is `*`).
+pub const DEPLOYMENT_FAILURE_KEY: &str = "*";
+/// Refused credentials written to the audit log one by one, per window and
+/// deployment-wide; the rest are counted and summarised once the window
+/// ends ("N more refused from ADDR"), so a flood from many addresses
+/// cannot fill D1 or hold its one writer.
+pub const AUDITED_FAILURES_PER_WINDOW: u32 = 100;
+/// Summaries of ended windows written one address each per cron run; the
+/// addresses beyond share one entry.
+pub const FAILURE_SUMMARIES_PER_SWEEP: u32 = 50;
+
+/// The audit target of a summary: how many refusals were not written one
+/// by one.
+pub fn refusals_summary(more: u64, addresses: u64) -> String {
+    match addresses {
+        0 | 1 => format!("{more} more refused in the window (counted, not written one by one)"),
+        n => format!(
+            "{more} more refused from {n} other addresses (counted, not written one by one)"
+        ),
     }
 }
 
@@ -436,6 +484,15 @@ mod tests {
     use super::*;
     use crate::api::resolve;
     use crate::api::Resolution;
+
+    #[test]
+    fn an_admin_token_shorter_than_32_characters_is_refused_with_what_to_do() {
+        assert!(admin_token_problem(Some(&"x".repeat(32))).is_none());
+        let short = admin_token_problem(Some("hunter2")).unwrap_or_default();
+        assert!(short.contains("32 characters") && short.contains("wrangler secret put"));
+        assert!(admin_token_problem(None).is_some());
+        assert!(refusals_summary(7, 3).contains("7 more refused from 3"));
+    }
 
     fn route(method: &str, path: &str) -> Route {
         match resolve(method, path) {

@@ -55,6 +55,8 @@ pub enum Resource {
     Sink(String),
     SinkTest(String),
     SinkReplay(String),
+    SinkDeadLetters(String),
+    SinkDeadLetterReplay(String),
     Connections,
     Connection(String),
     Reconnect(String),
@@ -89,6 +91,8 @@ impl Resource {
             ["sinks", k] if !k.is_empty() => Resource::Sink(id(k)),
             ["sinks", k, "test"] => Resource::SinkTest(id(k)),
             ["sinks", k, "replay"] => Resource::SinkReplay(id(k)),
+            ["sinks", k, "dead_letters"] => Resource::SinkDeadLetters(id(k)),
+            ["sinks", k, "dead_letters", "replay"] => Resource::SinkDeadLetterReplay(id(k)),
             ["connections"] => Resource::Connections,
             ["connections", c] if !c.is_empty() => Resource::Connection(id(c)),
             ["connections", c, "reconnect"] => Resource::Reconnect(id(c)),
@@ -119,11 +123,13 @@ impl Resource {
             | Resource::EventsNdjson(_)
             | Resource::Accounts(_)
             | Resource::Posture(_)
+            | Resource::SinkDeadLetters(_)
             | Resource::PostureNdjson(_) => &[Get],
             Resource::Validate
             | Resource::Tickets
             | Resource::SinkTest(_)
             | Resource::SinkReplay(_)
+            | Resource::SinkDeadLetterReplay(_)
             | Resource::Reconnect(_)
             | Resource::Pull(_)
             | Resource::PostureCheck(_) => &[Post],
@@ -183,6 +189,37 @@ pub fn resolve(method: &str, path: &str) -> Resolution {
 }
 
 /// The `Allow` header's value; OPTIONS is always answered (CORS preflight).
+/// The largest request body the API reads: every body is a small JSON
+/// object (a connect request, a sink's settings), so anything larger is a
+/// mistake or an attack, refused before it is read.
+pub const MAX_BODY_BYTES: u64 = 64 * 1024;
+
+/// Whether a request's body may be read, from its `Content-Length` and
+/// `Transfer-Encoding`: a length within the cap, or no body at all (no
+/// length and not chunked: `curl -X POST` with no data). A chunked body of
+/// unknown length is refused rather than read to find out.
+pub fn body_allowed(content_length: Option<&str>, transfer_encoding: Option<&str>) -> bool {
+    match content_length {
+        Some(v) => v.trim().parse::<u64>().is_ok_and(|n| n <= MAX_BODY_BYTES),
+        None => transfer_encoding.is_none_or(|t| t.trim().is_empty()),
+    }
+}
+
+/// The longest request path an audit entry or a log line holds.
+pub const LOGGED_PATH_CHARS: usize = 200;
+
+/// A request path as logged or audited: at most `LOGGED_PATH_CHARS`
+/// characters, a longer one cut with its full length said. A stranger's
+/// 16 KB path never reaches a log or a row whole.
+pub fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.char_indices().nth(LOGGED_PATH_CHARS) {
+        None => std::borrow::Cow::Borrowed(path),
+        Some((cut, _)) => {
+            std::borrow::Cow::Owned(format!("{}… ({} bytes)", &path[..cut], path.len()))
+        }
+    }
+}
+
 pub fn allow_header(methods: &[ApiMethod]) -> String {
     let mut parts: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
     parts.push("OPTIONS");
@@ -223,6 +260,8 @@ pub enum Change {
     SinkTest,
     #[serde(rename = "sink.replay")]
     SinkReplay,
+    #[serde(rename = "sink.dead_letter_replay")]
+    SinkDeadLetterReplay,
 }
 
 impl Change {
@@ -243,6 +282,7 @@ impl Change {
             Change::SinkDelete => "sink.delete",
             Change::SinkTest => "sink.test",
             Change::SinkReplay => "sink.replay",
+            Change::SinkDeadLetterReplay => "sink.dead_letter_replay",
         }
     }
 }
@@ -266,6 +306,7 @@ impl Route {
             (Delete, Resource::Sink(_)) => Change::SinkDelete,
             (Post, Resource::SinkTest(_)) => Change::SinkTest,
             (Post, Resource::SinkReplay(_)) => Change::SinkReplay,
+            (Post, Resource::SinkDeadLetterReplay(_)) => Change::SinkDeadLetterReplay,
             _ => return None,
         })
     }
@@ -276,7 +317,11 @@ impl Route {
         match &self.resource {
             Resource::Key(k) => Some(k),
             Resource::Alert(a) => Some(a),
-            Resource::Sink(k) | Resource::SinkTest(k) | Resource::SinkReplay(k) => Some(k),
+            Resource::Sink(k)
+            | Resource::SinkTest(k)
+            | Resource::SinkReplay(k)
+            | Resource::SinkDeadLetters(k)
+            | Resource::SinkDeadLetterReplay(k) => Some(k),
             other => other.connection_id(),
         }
     }
@@ -285,6 +330,28 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_is_read_only_with_a_length_within_the_cap() {
+        assert!(body_allowed(Some("120"), None));
+        assert!(body_allowed(Some("65536"), None));
+        assert!(!body_allowed(Some("65537"), None));
+        assert!(!body_allowed(Some("lots"), None));
+        assert!(body_allowed(None, None), "no body at all");
+        assert!(
+            !body_allowed(None, Some("chunked")),
+            "a body of unknown length is not read"
+        );
+    }
+
+    #[test]
+    fn a_long_path_is_cut_for_logs_and_the_audit_and_a_short_one_kept() {
+        assert_eq!(logged_path("/api/v1/connections"), "/api/v1/connections");
+        let long = format!("/api/v1/{}", "é".repeat(8_000));
+        let cut = logged_path(&long);
+        assert!(cut.chars().count() < LOGGED_PATH_CHARS + 20, "{cut}");
+        assert!(cut.ends_with(&format!("… ({} bytes)", long.len())), "{cut}");
+    }
 
     #[test]
     fn every_resource_resolves_with_its_methods_and_refuses_others() {

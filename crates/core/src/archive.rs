@@ -44,14 +44,33 @@ pub(crate) fn digest(parts: &[&str]) -> u64 {
     h
 }
 
-/// The object of one page of `table`, read after `from` and ending at `to`.
-pub fn page_key(connection_id: &str, table: &str, from: &Key, to: &Key) -> String {
+/// The object of one page of `table`, read after `from` and ending at `to`,
+/// holding the events whose sys_ids are `stored` (in page order). The same
+/// page stored again (a worker killed between the write and the commit)
+/// gets the same key; two pages with the same bounds but other events (a
+/// record committed late between two runs in one second) never share one,
+/// so no write can replace an object that index rows already point into.
+pub fn page_key(connection_id: &str, table: &str, from: &Key, to: &Key, stored: &[&str]) -> String {
+    // SHA-256, not FNV: sys_ids can be chosen by whoever writes records,
+    // and two pages must never be made to share a key on purpose.
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [from.sys_id.as_str(), to.sys_id.as_str()]
+        .into_iter()
+        .chain(stored.iter().copied())
+    {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let d = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d[..8]);
     format!(
         "{}{table}/{}-{}-{:016x}.ndjson.gz",
         connection_prefix(connection_id),
         time_part(from),
         time_part(to),
-        digest(&[&from.sys_id, &to.sys_id])
+        u64::from_be_bytes(first)
     )
 }
 
@@ -312,16 +331,24 @@ mod tests {
             created_on: "2026-11-20 11:30:05".into(),
             sys_id: "ff01".into(),
         };
-        let k = page_key("c1", "sysevent", &from, &to);
+        let k = page_key("c1", "sysevent", &from, &to, &["aa", "ff01"]);
         assert!(k.starts_with("c1/sysevent/20261120T100000-20261120T113005-"));
         assert!(k.ends_with(".ndjson.gz"));
         assert!(!k.contains("ff01"), "no sys_id in a key");
-        assert_eq!(k, page_key("c1", "sysevent", &from, &to));
+        assert_eq!(k, page_key("c1", "sysevent", &from, &to, &["aa", "ff01"]));
         let other = Key {
             sys_id: "ff02".into(),
             ..to.clone()
         };
-        assert_ne!(k, page_key("c1", "sysevent", &from, &other));
+        assert_ne!(
+            k,
+            page_key("c1", "sysevent", &from, &other, &["aa", "ff01"])
+        );
+        // Same bounds, another event among them (a late commit): another key.
+        assert_ne!(
+            k,
+            page_key("c1", "sysevent", &from, &to, &["aa", "b7", "ff01"])
+        );
         assert!(k.starts_with(&connection_prefix("c1")));
         assert!(!k.starts_with(&connection_prefix("c")));
     }

@@ -72,4 +72,8 @@ pub struct Connection {
     pub posture_score: Option<u8>,
     /// Alerts of this connection still open.
     pub open_alerts: u64,
+    /// Seconds between this connection's pulls when caught up, set through
+    /// `PATCH`; null: the deployment's `PULL_INTERVAL_SECS`.
+    #[serde(default)]
+    pub pull_interval_secs: Option<u32>,
 }

@@ -126,6 +126,9 @@ pub enum PageError {
     Hibernating,
     /// The 60 s transaction limit: ask again with a smaller page.
     Cancelled,
+    /// The answer passed the transport's cap (`http::SERVICENOW_ANSWER_CAP`):
+    /// ask again with a smaller page.
+    TooLarge,
     /// 5xx or a network failure: back off and retry.
     Unavailable(u16),
     /// A 200 we cannot read; `raw` keeps the start of the body for the log.
@@ -373,12 +376,13 @@ impl TablePull {
                     Recovery::Defer { retry_in_secs: (*secs).max(1), detail: format!("ServiceNow rate-limited the pull; it asks to wait {secs} s.") }
                 }
             }
-            PageError::Cancelled => match smaller_page(self.limit) {
+            PageError::Cancelled | PageError::TooLarge => match smaller_page(self.limit) {
                 Some(smaller) => {
                     self.limit = smaller;
                     self.failures -= 1;
                     Recovery::RetryAfterMs(0)
                 }
+                None if *err == PageError::TooLarge => Recovery::Defer { retry_in_secs: 300, detail: format!("{} pages are larger than the answer cap even at {MIN_PAGE} records (a record with very large fields).", self.source) },
                 None => Recovery::Defer { retry_in_secs: 300, detail: format!("{} pages are cancelled even at {MIN_PAGE} records.", self.source) },
             },
             PageError::Rejected(msg) => {

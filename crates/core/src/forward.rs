@@ -107,6 +107,21 @@ impl SinkUrl {
         )
     }
 
+    /// A stored receiver URL as callers without `admin` see it: scheme and
+    /// host only. Webhook URLs (Slack's, Discord's, Zapier's) carry their
+    /// secret in the path as often as in the query.
+    pub fn shown_to_readers(stored: &str) -> String {
+        let Some((scheme, rest)) = stored.split_once("://") else {
+            return "…".into();
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if authority.len() == rest.len() {
+            format!("{scheme}://{authority}")
+        } else {
+            format!("{scheme}://{authority}/…")
+        }
+    }
+
     pub fn parse(input: &str, allow_loopback: bool) -> Result<SinkUrl, &'static str> {
         let raw = input.trim();
         if raw.is_empty()
@@ -603,6 +618,20 @@ pub struct Item {
     pub occurred_at: i64,
     pub source: String,
     pub record: Value,
+    /// The connection an event came from: ids (`table:sys_id`) are unique
+    /// per instance only, so where a receiver keys documents by id
+    /// (Elastic's `_id`) it is scoped by the connection.
+    pub scope: Option<String>,
+}
+
+impl Item {
+    /// The id a receiver that refuses repeats keys the document by.
+    pub fn receiver_id(&self) -> String {
+        match &self.scope {
+            Some(connection) => format!("{connection}:{}", self.id),
+            None => self.id.clone(),
+        }
+    }
 }
 
 pub fn event_item(e: &Event, format: Format) -> Item {
@@ -610,6 +639,7 @@ pub fn event_item(e: &Event, format: Format) -> Item {
         id: e.id.clone(),
         occurred_at: parse_rfc3339(&e.occurred_at).unwrap_or(0),
         source: e.source_table.clone(),
+        scope: Some(e.connection_id.clone()),
         record: match format {
             Format::Contract => serde_json::to_value(e).unwrap_or(Value::Null),
             Format::Ocsf => crate::events::ocsf(e),
@@ -629,6 +659,7 @@ pub fn alert_item(a: &Alert, status: &str, instance_url: &str, format: Format) -
         id: a.id.clone(),
         occurred_at: parse_rfc3339(&a.last_seen).unwrap_or(0),
         source: format!("rule:{}", a.rule.as_str()),
+        scope: None,
         record: match format {
             Format::Contract => contract,
             Format::Ocsf => crate::detect::ocsf_finding(a, status, instance_url),
@@ -894,7 +925,9 @@ pub fn delivery(
                     Stream::Events => "create",
                     Stream::Alerts => "index",
                 };
-                body.push_str(&json!({action: {"_index": index, "_id": i.id}}).to_string());
+                body.push_str(
+                    &json!({action: {"_index": index, "_id": i.receiver_id()}}).to_string(),
+                );
                 body.push('\n');
                 let mut doc = i.record.clone();
                 if let Some(o) = doc.as_object_mut() {
@@ -1001,6 +1034,12 @@ pub fn sentinel_token(resp: &HttpResponse) -> Result<(Secret, i64), Verdict> {
 pub enum Verdict {
     /// Stored; `repeats` of them the receiver already had (Elastic's 409).
     Accepted { repeats: u32 },
+    /// Stored but for the items `refused` names (their index in the call,
+    /// the status and the receiver's reason), which will not heal.
+    Partial {
+        repeats: u32,
+        refused: Vec<(usize, u16, String)>,
+    },
     /// Try the same batch again later (429, 5xx, a timeout, a partial failure).
     Retry {
         after_secs: Option<u64>,
@@ -1041,6 +1080,28 @@ pub fn verdict(kind: SinkKind, resp: &HttpResponse) -> Verdict {
     }
 }
 
+/// What a call's answer means, for a call that carried `sent` items: an
+/// Elastic `_bulk` answer must account for every document sent, or nothing
+/// in it is trusted (the batch is tried again).
+pub fn call_verdict(kind: SinkKind, resp: &HttpResponse, sent: usize) -> Verdict {
+    if kind == SinkKind::Elastic && (200..=299).contains(&resp.status) {
+        let named = serde_json::from_slice::<Value>(&resp.body)
+            .ok()
+            .and_then(|v| v.get("items").and_then(|i| i.as_array()).map(Vec::len));
+        if named != Some(sent) {
+            return Verdict::Retry {
+                after_secs: None,
+                status: resp.status,
+                message: format!(
+                    "the _bulk answer named {} of the {sent} documents sent",
+                    named.unwrap_or(0)
+                ),
+            };
+        }
+    }
+    verdict(kind, resp)
+}
+
 /// `_bulk` answers 200 even when items failed: read each. A 409 is a
 /// document the stream already holds (a repeat), so it counts as stored.
 fn elastic_items(body: &[u8]) -> Verdict {
@@ -1052,51 +1113,71 @@ fn elastic_items(body: &[u8]) -> Verdict {
         };
     };
     let mut repeats = 0;
-    let mut failed = 0;
-    let mut worst: Option<(u16, String)> = None;
+    let mut taken = 0;
+    let mut refused: Vec<(usize, u16, String)> = Vec::new();
+    let mut healing: Option<(u16, String)> = None;
+    let mut blocking: Option<(u16, String)> = None;
     let items = v.get("items").and_then(|i| i.as_array());
-    for item in items.into_iter().flatten() {
+    for (index, item) in items.into_iter().flatten().enumerate() {
         let result = item.get("create").or_else(|| item.get("index"));
         let field = |p: &str| result.and_then(|r| r.pointer(p)).and_then(|r| r.as_str());
         let status = result
             .and_then(|r| r.get("status"))
             .and_then(|s| s.as_u64())
             .unwrap_or(0) as u16;
+        // Which document, and Elastic's words for why: what an admin needs
+        // to mend the data stream's mapping.
+        let said = || {
+            let why = [field("/error/type"), field("/error/reason")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(": ");
+            snippet(format!("document {}: {why}", field("/_id").unwrap_or("?")).as_bytes())
+        };
         match status {
-            200..=299 => {}
+            200..=299 => taken += 1,
             409 => repeats += 1,
-            other => {
-                failed += 1;
-                // Anything that may heal (429, 5xx) wins: the batch is retried.
-                let heals = |s: u16| s == 429 || s >= 500 || s == 0;
-                if worst
-                    .as_ref()
-                    .is_none_or(|(w, _)| heals(other) && !heals(*w))
-                {
-                    // Which document, and Elastic's words for why: what an
-                    // admin needs to mend the data stream's mapping.
-                    let said = [field("/error/type"), field("/error/reason")]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join(": ");
-                    let id = field("/_id").unwrap_or("?");
-                    worst = Some((other, snippet(format!("document {id}: {said}").as_bytes())));
+            // Anything that may heal (429, 5xx) wins: the batch is retried.
+            s if s == 429 || s >= 500 || s == 0 => {
+                if healing.is_none() {
+                    healing = Some((s, said()));
+                }
+            }
+            // A document's own fault (its fields, its size): that one only.
+            s if sending::payload_refused(s) => refused.push((index, s, said())),
+            // Anything else (403, 404 …) is the data stream's or the key's.
+            s => {
+                if blocking.is_none() {
+                    blocking = Some((s, said()));
                 }
             }
         }
     }
     let total = items.map_or(0, Vec::len);
-    match worst {
-        None => Verdict::Accepted { repeats },
-        Some((s, m)) if s == 429 || s >= 500 || s == 0 => Verdict::Retry {
+    if let Some((s, m)) = healing {
+        let failed = total - taken - repeats as usize;
+        return Verdict::Retry {
             after_secs: None,
             status: s,
             message: format!("{failed} of {total} documents not taken; {m}"),
-        },
-        Some((s, m)) => Verdict::Refused {
+        };
+    }
+    if let Some((s, m)) = blocking {
+        let failed = total - taken - repeats as usize;
+        return Verdict::Refused {
             status: s,
             message: format!("{failed} of {total} documents refused; {m}"),
+        };
+    }
+    match refused.first() {
+        None => Verdict::Accepted { repeats },
+        // Refused one by one while others were taken: those documents, not
+        // the sink (sending.rs makes them dead letters).
+        Some(_) if taken + repeats as usize > 0 => Verdict::Partial { repeats, refused },
+        Some((_, s, m)) => Verdict::Refused {
+            status: *s,
+            message: format!("{} of {total} documents refused; {m}", refused.len()),
         },
     }
 }
@@ -1169,7 +1250,7 @@ pub fn after_failure(
             status: 410,
             message: "the receiver answered 410 Gone: the sink is disabled".into(),
         },
-        Verdict::Accepted { .. } => Failure {
+        Verdict::Accepted { .. } | Verdict::Partial { .. } => Failure {
             next_at: now,
             state: None,
             status: 0,
@@ -1177,6 +1258,8 @@ pub fn after_failure(
         },
     }
 }
+
+pub mod sending;
 
 #[cfg(test)]
 mod tests;

@@ -25,6 +25,7 @@ pub mod preflight;
 pub mod problem;
 pub mod pull_run;
 pub mod release;
+pub mod schedule;
 pub mod seal;
 pub mod secret;
 pub mod servicenow;

@@ -23,11 +23,12 @@ pub enum ProblemCode {
     NotFound,
     Conflict,
     SinkUrlForbidden,
+    PayloadTooLarge,
     Internal,
 }
 
 impl ProblemCode {
-    pub const ALL: [ProblemCode; 17] = [
+    pub const ALL: [ProblemCode; 18] = [
         ProblemCode::Unauthorized,
         ProblemCode::Forbidden,
         ProblemCode::MethodNotAllowed,
@@ -44,6 +45,7 @@ impl ProblemCode {
         ProblemCode::NotFound,
         ProblemCode::Conflict,
         ProblemCode::SinkUrlForbidden,
+        ProblemCode::PayloadTooLarge,
         ProblemCode::Internal,
     ];
 
@@ -65,6 +67,7 @@ impl ProblemCode {
             ProblemCode::NotFound => "not_found",
             ProblemCode::Conflict => "conflict",
             ProblemCode::SinkUrlForbidden => "sink_url_forbidden",
+            ProblemCode::PayloadTooLarge => "payload_too_large",
             ProblemCode::Internal => "internal",
         }
     }
@@ -80,6 +83,7 @@ impl ProblemCode {
             ProblemCode::NotFound => 404,
             ProblemCode::Conflict => 409,
             ProblemCode::RateLimited => 429,
+            ProblemCode::PayloadTooLarge => 413,
             ProblemCode::Internal => 500,
             ProblemCode::InstanceUnreachable | ProblemCode::NotServicenow => 502,
             ProblemCode::InstanceHibernating => 503,
@@ -108,6 +112,7 @@ impl ProblemCode {
             ProblemCode::NotFound => "Not found",
             ProblemCode::Conflict => "Already connected",
             ProblemCode::SinkUrlForbidden => "This receiver URL is not allowed",
+            ProblemCode::PayloadTooLarge => "The request body is too large",
             ProblemCode::Internal => "Something went wrong on our side",
         }
     }
@@ -131,6 +136,7 @@ impl ProblemCode {
             ProblemCode::NotFound => "Check the ID; list the connections with GET /api/v1/connections.",
             ProblemCode::Conflict => "Pick another name, or connect with another user. To give an existing connection new credentials, reconnect it instead of connecting again.",
             ProblemCode::SinkUrlForbidden => "Give the receiver's public https URL by host name: loopback, private, link-local and metadata addresses, IP literals and internal names are refused.",
+            ProblemCode::PayloadTooLarge => "Send a JSON body of at most 64 KB, with its Content-Length: every request body of the API is a small JSON object.",
             ProblemCode::Internal => "Try again. If it persists, check the worker's log for this request.",
         }
     }

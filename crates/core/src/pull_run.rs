@@ -12,16 +12,15 @@ use std::collections::VecDeque;
 use crate::batch;
 use crate::cursor::{read_page, Key, PageError, PageHead, Recovery, TablePull, MAX_PAGE};
 use crate::events::Event;
-use crate::http::{HttpRequest, HttpResponse};
+use crate::http::{CallError, HttpRequest, HttpResponse};
 use crate::input::OAuthClient;
 use crate::instance_url::InstanceUrl;
 use crate::oauth;
 use crate::problem::ProblemCode;
+use crate::schedule::PullInterval;
 use crate::secret::Secret;
 use crate::table::{self, ApiAuth, PULL_TABLES};
 
-/// Seconds between the pulls of a caught-up connection.
-pub const INTERVAL_SECS: i64 = 300;
 /// A hibernating instance is tried again hourly.
 pub const HIBERNATION_RETRY_SECS: i64 = 3_600;
 
@@ -81,6 +80,8 @@ pub struct PullConfig {
     pub page_size: u32,
     /// The instance has a Batch API (connect did not warn otherwise).
     pub use_batch: bool,
+    /// Seconds from a caught-up run to the next.
+    pub interval: PullInterval,
 }
 
 /// Where a table's pull stands in storage.
@@ -229,7 +230,7 @@ struct Table {
     /// Its first backfill's total is not stored yet: the batch counts it.
     uncounted: bool,
     /// An answer already here: from the batch, or fetched during a store.
-    ready: Option<Result<HttpResponse, String>>,
+    ready: Option<Result<HttpResponse, CallError>>,
 }
 
 pub struct PullRun {
@@ -476,11 +477,11 @@ impl PullRun {
             self.waiting = Waiting::Page;
             return Action::Send(table::get(&self.instance, &path, &auth));
         }
-        self.finish(Outcome::Done, Some(now + INTERVAL_SECS), None)
+        self.finish(Outcome::Done, Some(now + self.config.interval.secs()), None)
     }
 
     /// The answer to the last `Send` (or the transport's failure).
-    pub fn handle_response(&mut self, now_ms: u64, answer: Result<HttpResponse, String>) {
+    pub fn handle_response(&mut self, now_ms: u64, answer: Result<HttpResponse, CallError>) {
         let waiting = std::mem::replace(&mut self.waiting, Waiting::Nothing);
         match waiting {
             Waiting::Batch => self.on_batch(answer),
@@ -501,7 +502,7 @@ impl PullRun {
 
     /// The page of the last `Store` is archived and indexed; `ahead` is
     /// the answer to the `SendAhead` before it, if one was sent.
-    pub fn handle_stored(&mut self, ahead: Option<Result<HttpResponse, String>>) {
+    pub fn handle_stored(&mut self, ahead: Option<Result<HttpResponse, CallError>>) {
         if self.waiting == Waiting::Stored {
             self.waiting = Waiting::Nothing;
         }
@@ -538,7 +539,7 @@ impl PullRun {
             .collect()
     }
 
-    fn on_batch(&mut self, answer: Result<HttpResponse, String>) {
+    fn on_batch(&mut self, answer: Result<HttpResponse, CallError>) {
         let refused = answer.as_ref().is_ok_and(|r| r.status == 401);
         let items = answer
             .ok()
@@ -571,7 +572,11 @@ impl PullRun {
         }
     }
 
-    fn on_refresh(&mut self, now_ms: u64, answer: Result<HttpResponse, String>) -> Option<Action> {
+    fn on_refresh(
+        &mut self,
+        now_ms: u64,
+        answer: Result<HttpResponse, CallError>,
+    ) -> Option<Action> {
         let now = (now_ms / 1000) as i64;
         let resp = match answer {
             Ok(r) => r,
@@ -630,13 +635,14 @@ impl PullRun {
     }
 
     /// A page's answer for the current table.
-    fn on_answer(&mut self, now_ms: u64, answer: Result<HttpResponse, String>) -> Action {
+    fn on_answer(&mut self, now_ms: u64, answer: Result<HttpResponse, CallError>) -> Action {
         let now = (now_ms / 1000) as i64;
         let i = self.current;
         let source = PULL_TABLES[i];
         let page = match answer {
             Ok(resp) => read_page(&resp, now),
-            Err(_) => Err(PageError::Unavailable(0)),
+            Err(CallError::TooLarge { .. }) => Err(PageError::TooLarge),
+            Err(CallError::Failed(_)) => Err(PageError::Unavailable(0)),
         };
         match page {
             Ok(head) => {
@@ -692,7 +698,7 @@ impl PullRun {
                 let jitter = f64::from((now_ms % 1000) as u32) / 1000.0;
                 match self.tables[i].pull.on_error(&err, jitter, left) {
                     Recovery::RetryAfterMs(ms) => {
-                        if err == PageError::Cancelled {
+                        if matches!(err, PageError::Cancelled | PageError::TooLarge) {
                             self.queued.push_back(Action::RememberPageSize {
                                 source,
                                 page_size: self.tables[i].pull.limit(),
@@ -790,6 +796,8 @@ mod tests {
         counts: u32,
         retry_after: Option<u64>,
         cancel_above: Option<u32>,
+        /// Pages of more records than this pass the transport's cap.
+        too_large_above: Option<u32>,
         hibernating: bool,
         basic_ok: bool,
     }
@@ -816,6 +824,7 @@ mod tests {
                 counts: 0,
                 retry_after: None,
                 cancel_above: None,
+                too_large_above: None,
                 hibernating: false,
                 basic_ok: true,
             }
@@ -886,6 +895,22 @@ mod tests {
                 .next()
                 .unwrap();
             self.tables[name].answer(path)
+        }
+
+        /// The transport's view of an answer: a page of more records than
+        /// `too_large_above` passes its cap and is not read.
+        fn through_transport(
+            &self,
+            req: &HttpRequest,
+            a: HttpResponse,
+        ) -> Result<HttpResponse, CallError> {
+            let path = req.url.trim_start_matches("https://acme.service-now.com");
+            match self.too_large_above {
+                Some(max) if path.contains("/table/") && sysparm_limit(path) > max => {
+                    Err(CallError::TooLarge { cap: 1 })
+                }
+                _ => Ok(a),
+            }
         }
 
         fn answer(&mut self, req: &HttpRequest) -> HttpResponse {
@@ -959,6 +984,8 @@ mod tests {
             max_calls,
             page_size: 50,
             use_batch,
+            // Not the default, so a test sees the configured one is used.
+            interval: PullInterval::new(120).unwrap_or_default(),
         }
     }
 
@@ -992,9 +1019,12 @@ mod tests {
             match run.poll(*clock) {
                 Action::Send(req) => {
                     let a = inst.answer(&req);
-                    run.handle_response(*clock, Ok(a));
+                    run.handle_response(*clock, inst.through_transport(&req, a));
                 }
-                Action::SendAhead(req) => ahead = Some(Ok(inst.answer(&req))),
+                Action::SendAhead(req) => {
+                    let a = inst.answer(&req);
+                    ahead = Some(inst.through_transport(&req, a));
+                }
                 Action::Store(page) => {
                     host.archived += page.events.len();
                     for e in &page.events {
@@ -1230,7 +1260,7 @@ mod tests {
             outcomes.push(end.outcome);
             assert!(outcomes.len() < 200, "the backfill never ends");
             if end.outcome == Outcome::Done {
-                assert_eq!(end.next_at, Some(now_s(clock) + INTERVAL_SECS));
+                assert_eq!(end.next_at, Some(now_s(clock) + 120));
                 assert!(end.caught_up);
                 break;
             }
@@ -1376,10 +1406,9 @@ mod tests {
         assert!(end.detail.unwrap_or_default().contains("120 s"));
     }
 
-    #[test]
-    fn a_cancelled_page_is_asked_again_smaller_and_the_size_kept() {
-        let mut inst = Instance::new(200);
-        inst.cancel_above = Some(300);
+    /// Drives a backfill of pages of 1,000 on `inst` to the end: every
+    /// record stored, and every table's page size at most 300 afterwards.
+    fn backfills_with_pages_of_at_most_300(mut inst: Instance) {
         let cfg = PullConfig {
             page_size: 1_000,
             ..config(400, false)
@@ -1396,8 +1425,25 @@ mod tests {
             host.cursors
                 .values()
                 .all(|c| c.page_size.is_some_and(|p| p <= 300)),
-            "learned sizes kept"
+            "the smaller size learned and kept"
         );
+    }
+
+    #[test]
+    fn a_cancelled_page_is_asked_again_smaller_and_the_size_kept() {
+        let mut inst = Instance::new(200);
+        inst.cancel_above = Some(300);
+        backfills_with_pages_of_at_most_300(inst);
+    }
+
+    /// A page too large for the transport's cap (a deployed isolate has
+    /// 128 MB) is asked again smaller, as a cancelled one is, and nothing
+    /// is lost: the cursor never waits on a page it cannot read.
+    #[test]
+    fn a_page_over_the_answer_cap_is_asked_again_smaller_and_the_size_kept() {
+        let mut inst = Instance::new(200);
+        inst.too_large_above = Some(300);
+        backfills_with_pages_of_at_most_300(inst);
     }
 
     #[test]

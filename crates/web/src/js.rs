@@ -141,6 +141,10 @@ impl FromJs for Connection {
                 .as_f64()
                 .map(|n| n.clamp(0.0, 100.0) as u8),
             open_alerts: o.count("open_alerts"),
+            pull_interval_secs: o
+                .get("pull_interval_secs")
+                .as_f64()
+                .map(|n| n.clamp(0.0, f64::from(u32::MAX)) as u32),
         })
     }
 }

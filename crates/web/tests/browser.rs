@@ -146,6 +146,7 @@ fn hand_readers_match_what_the_worker_writes() {
         event_count: 1234,
         posture_score: Some(87),
         open_alerts: 2,
+        pull_interval_secs: Some(60),
     };
     let written = serde_wasm_bindgen::Serializer::json_compatible();
     let js = serde::Serialize::serialize(&connection, &written).unwrap();

@@ -20,6 +20,20 @@ fn opt_n(v: Option<i64>) -> JsValue {
     v.map_or(JsValue::NULL, n)
 }
 
+/// A failure row's reset when its window has ended (`?2` now, `?3` the
+/// newest start that has ended): what the old window refused without an
+/// audit row of its own is carried to the cron's summary, never lost.
+const NEW_WINDOW: &str =
+    "carried = carried + CASE WHEN window_start <= ?3 THEN max(failures - audited, 0) ELSE 0 END, \
+    refusal_audited = CASE WHEN window_start <= ?3 THEN 0 ELSE refusal_audited END, \
+    audited = CASE WHEN window_start <= ?3 THEN 0 ELSE audited END, \
+    window_start = CASE WHEN window_start <= ?3 THEN ?2 ELSE window_start END";
+
+/// Refusals not told one by one: carried from earlier windows, and an
+/// ended window's own (`?1`: the newest start that has ended).
+const UNTOLD: &str =
+    "(carried + CASE WHEN window_start <= ?1 THEN max(failures - audited, 0) ELSE 0 END)";
+
 /// `last_used_at` is written at most this often per key, so a burst of
 /// requests costs reads, not a write each.
 const LAST_USED_GRANULARITY_SECS: i64 = 60;
@@ -197,12 +211,19 @@ impl AccessStore {
             }))
     }
 
-    /// Takes the ticket's one connect; false when another request has it.
+    /// Takes the ticket's one connect; false when another request has it
+    /// or the ticket has used its `TICKET_CONNECT_ATTEMPTS` (a refused
+    /// connect frees the claim but keeps the attempt: one ticket cannot
+    /// probe names or relay password guesses without end).
     pub async fn claim_ticket(&self, id: &str, now: i64) -> Result<bool> {
         let r = self
             .db
-            .prepare("UPDATE tickets SET claimed_at = ?2 WHERE id = ?1 AND claimed_at IS NULL AND connection_id IS NULL")
-            .bind(&[s(id), n(now)])?
+            .prepare("UPDATE tickets SET claimed_at = ?2, attempts = attempts + 1 WHERE id = ?1 AND claimed_at IS NULL AND connection_id IS NULL AND attempts < ?3")
+            .bind(&[
+                s(id),
+                n(now),
+                n(i64::from(snc_core::access::TICKET_CONNECT_ATTEMPTS)),
+            ])?
             .run()
             .await?;
         Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
@@ -245,29 +266,215 @@ impl AccessStore {
         }))
     }
 
-    /// One more failure, in one statement so concurrent failures all count.
-    pub async fn record_failure(&self, ip: &str, now: i64, policy: &FailurePolicy) -> Result<()> {
+    /// One more failure for the address and for the deployment, in one
+    /// batch (D1 runs it as a transaction, so concurrent failures all
+    /// count); answers the address's count in its window, this one included.
+    pub async fn count_failure(&self, ip: &str, now: i64, policy: &FailurePolicy) -> Result<u32> {
         let window_open_since = now - policy.window_secs;
+        let count = format!(
+            "INSERT INTO auth_failures (ip, window_start, failures) VALUES (?1, ?2, 1) \
+             ON CONFLICT (ip) DO UPDATE SET failures = CASE WHEN window_start <= ?3 THEN 1 ELSE failures + 1 END, {NEW_WINDOW} \
+             RETURNING failures"
+        );
+        let count = count.as_str();
+        let deployment = snc_core::access::DEPLOYMENT_FAILURE_KEY;
+        let results = self
+            .db
+            .batch(vec![
+                self.db
+                    .prepare(count)
+                    .bind(&[s(ip), n(now), n(window_open_since)])?,
+                self.db
+                    .prepare(count)
+                    .bind(&[s(deployment), n(now), n(window_open_since)])?,
+            ])
+            .await?;
+        #[derive(Deserialize)]
+        struct Count {
+            failures: f64,
+        }
+        let counted = match results.first() {
+            Some(r) => r.results::<Count>()?,
+            None => Vec::new(),
+        };
+        Ok(counted
+            .first()
+            .map_or(u32::MAX, |c| c.failures.max(0.0) as u32))
+    }
+
+    /// Reserves an attempt before its credential is checked (an admin-token
+    /// guess): answers the address's confirmed failures and the attempts in
+    /// flight, this one included.
+    pub async fn reserve_attempt(
+        &self,
+        ip: &str,
+        now: i64,
+        policy: &FailurePolicy,
+    ) -> Result<(u32, u32)> {
+        #[derive(Deserialize)]
+        struct Counts {
+            failures: f64,
+            reserved: f64,
+        }
+        let row: Option<Counts> = self
+            .db
+            .prepare(format!(
+                "INSERT INTO auth_failures (ip, window_start, failures, reserved) VALUES (?1, ?2, 0, 1) \
+                 ON CONFLICT (ip) DO UPDATE SET failures = CASE WHEN window_start <= ?3 THEN 0 ELSE failures END, \
+                   reserved = CASE WHEN window_start <= ?3 THEN 1 ELSE reserved + 1 END, {NEW_WINDOW} \
+                 RETURNING failures, reserved"
+            ))
+            .bind(&[s(ip), n(now), n(now - policy.window_secs)])?
+            .first(None)
+            .await?;
+        Ok(row.map_or((u32::MAX, u32::MAX), |c| {
+            (c.failures.max(0.0) as u32, c.reserved.max(0.0) as u32)
+        }))
+    }
+
+    /// A reserved attempt turned out wrong: in one statement it leaves the
+    /// attempts in flight and joins the failures, so no other attempt sees
+    /// it in neither; the deployment's count too.
+    pub async fn confirm_failure(&self, ip: &str, now: i64, policy: &FailurePolicy) -> Result<()> {
+        let count = format!(
+            "INSERT INTO auth_failures (ip, window_start, failures) VALUES (?1, ?2, 1) \
+             ON CONFLICT (ip) DO UPDATE SET failures = CASE WHEN window_start <= ?3 THEN 1 ELSE failures + 1 END, {NEW_WINDOW}"
+        );
         self.db
-            .prepare(
-                "INSERT INTO auth_failures (ip, window_start, failures) VALUES (?1, ?2, 1) \
-                 ON CONFLICT (ip) DO UPDATE SET \
-                   failures = CASE WHEN window_start <= ?3 THEN 1 ELSE failures + 1 END, \
-                   refusal_audited = CASE WHEN window_start <= ?3 THEN 0 ELSE refusal_audited END, \
-                   window_start = CASE WHEN window_start <= ?3 THEN ?2 ELSE window_start END",
-            )
-            .bind(&[s(ip), n(now), n(window_open_since)])?
+            .batch(vec![
+                self.db
+                    .prepare("UPDATE auth_failures SET reserved = max(reserved - 1, 0), failures = failures + 1 WHERE ip = ?1")
+                    .bind(&[s(ip)])?,
+                self.db.prepare(&count).bind(&[
+                    s(snc_core::access::DEPLOYMENT_FAILURE_KEY),
+                    n(now),
+                    n(now - policy.window_secs),
+                ])?,
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// A reserved attempt has been checked: it is no longer in flight.
+    pub async fn release_attempt(&self, ip: &str) -> Result<()> {
+        self.db
+            .prepare("UPDATE auth_failures SET reserved = max(reserved - 1, 0) WHERE ip = ?1")
+            .bind(&[s(ip)])?
             .run()
             .await?;
         Ok(())
     }
 
-    /// Marks the window's 429 as audited; true for the first caller only.
+    /// Whether a counted failure is audited on its own: the address within
+    /// its limit and the deployment within `AUDITED_FAILURES_PER_WINDOW`,
+    /// decided in one transaction, so however many arrive at once no more
+    /// than those get a row. What is not audited stays counted
+    /// (`failures - audited`) for the cron's summary.
+    pub async fn audit_failure(&self, ip: &str, policy: &FailurePolicy) -> Result<bool> {
+        let deployment = snc_core::access::DEPLOYMENT_FAILURE_KEY;
+        let audit = "UPDATE auth_failures SET audited = audited + 1 \
+                 WHERE ip = ?1 AND audited < ?2 \
+                   AND coalesce((SELECT audited FROM auth_failures WHERE ip = ?3), 0) < ?4 \
+                 RETURNING audited";
+        let results = self
+            .db
+            .batch(vec![
+                self.db.prepare(audit).bind(&[
+                    s(ip),
+                    n(i64::from(policy.limit)),
+                    s(deployment),
+                    n(i64::from(snc_core::access::AUDITED_FAILURES_PER_WINDOW)),
+                ])?,
+                // The deployment's row counts what was audited (the
+                // statement before changed one row or none).
+                self.db
+                    .prepare("UPDATE auth_failures SET audited = audited + changes() WHERE ip = ?1")
+                    .bind(&[s(deployment)])?,
+            ])
+            .await?;
+        let audited = match results.first() {
+            Some(r) => !r.results::<serde_json::Value>()?.is_empty(),
+            None => false,
+        };
+        Ok(audited)
+    }
+
+    /// The summaries are written: what earlier windows carried is told.
+    pub async fn clear_carried(&self) -> Result<()> {
+        self.db
+            .prepare("UPDATE auth_failures SET carried = 0 WHERE carried > 0")
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// Ended windows whose refusals were not all audited, one summary each
+    /// (for the cron, before the sweep drops them): at most
+    /// `FAILURE_SUMMARIES_PER_SWEEP` addresses by name, then the rest as one.
+    /// Returns (address, how many more) pairs and the rest's (count, addresses).
+    pub async fn unsummarised(
+        &self,
+        now: i64,
+        policy: &FailurePolicy,
+    ) -> Result<(Vec<(String, u64)>, (u64, u64))> {
+        #[derive(Deserialize)]
+        struct More {
+            ip: String,
+            more: f64,
+        }
+        let ended = n(now - policy.window_secs);
+        let named: Vec<More> = self
+            .db
+            .prepare(format!("SELECT ip, {UNTOLD} AS more FROM auth_failures WHERE ip != ?2 AND {UNTOLD} > 0 ORDER BY {UNTOLD} DESC LIMIT ?3"))
+            .bind(&[
+                ended.clone(),
+                s(snc_core::access::DEPLOYMENT_FAILURE_KEY),
+                n(i64::from(snc_core::access::FAILURE_SUMMARIES_PER_SWEEP)),
+            ])?
+            .all()
+            .await?
+            .results()?;
+        #[derive(Deserialize)]
+        struct Rest {
+            more: Option<f64>,
+            addresses: f64,
+        }
+        let rest: Option<Rest> = self
+            .db
+            .prepare(format!("SELECT sum({UNTOLD}) AS more, count(*) AS addresses FROM auth_failures WHERE ip != ?2 AND {UNTOLD} > 0"))
+            .bind(&[ended, s(snc_core::access::DEPLOYMENT_FAILURE_KEY)])?
+            .first(None)
+            .await?;
+        let named: Vec<(String, u64)> = named
+            .into_iter()
+            .map(|m| (m.ip, m.more.max(0.0) as u64))
+            .collect();
+        let (more, addresses) = rest.map_or((0, 0), |r| {
+            (
+                r.more.unwrap_or(0.0).max(0.0) as u64,
+                r.addresses.max(0.0) as u64,
+            )
+        });
+        let named_more: u64 = named.iter().map(|(_, m)| m).sum();
+        let rest = (
+            more.saturating_sub(named_more),
+            addresses.saturating_sub(named.len() as u64),
+        );
+        Ok((named, rest))
+    }
+
+    /// Marks the window's 429 as audited; true for the first caller only,
+    /// and only while the deployment is within its window's audit rows.
     pub async fn mark_refusal_audited(&self, ip: &str) -> Result<bool> {
         let r = self
             .db
-            .prepare("UPDATE auth_failures SET refusal_audited = 1 WHERE ip = ?1 AND refusal_audited = 0")
-            .bind(&[s(ip)])?
+            .prepare("UPDATE auth_failures SET refusal_audited = 1 WHERE ip = ?1 AND refusal_audited = 0 \
+                      AND coalesce((SELECT audited FROM auth_failures WHERE ip = ?2), 0) < ?3")
+            .bind(&[
+                s(ip),
+                s(snc_core::access::DEPLOYMENT_FAILURE_KEY),
+                n(i64::from(snc_core::access::AUDITED_FAILURES_PER_WINDOW)),
+            ])?
             .run()
             .await?;
         Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)

@@ -18,6 +18,13 @@ fn opt(v: Option<&str>) -> JsValue {
 
 pub use snc_core::detect::{AlertStatus, StoredAlert};
 
+/// One page of `AlertStore::list`.
+pub struct AlertPage {
+    pub alerts: Vec<StoredAlert>,
+    /// (first_seen, id) of the last row read, when the page was full.
+    pub next: Option<(String, String)>,
+}
+
 #[derive(Deserialize)]
 struct Row {
     id: String,
@@ -147,7 +154,10 @@ impl AlertStore {
         Ok(())
     }
 
-    pub async fn list(&self, q: &AlertQuery) -> Result<Vec<StoredAlert>> {
+    /// A page of alerts in the query's order. `next` is where the following
+    /// page starts when this one was full, counted in rows read, decodable
+    /// or not: a row this release cannot read never ends a listing early.
+    pub async fn list(&self, q: &AlertQuery) -> Result<AlertPage> {
         let (order, cmp) = if q.oldest_first {
             ("first_seen ASC, id ASC", ">")
         } else {
@@ -175,7 +185,11 @@ impl AlertStore {
             .all()
             .await?
             .results()?;
-        Ok(rows.into_iter().filter_map(Row::decode).collect())
+        let next = (rows.len() as u32 == q.limit && q.limit > 0)
+            .then(|| rows.last().map(|r| (r.first_seen.clone(), r.id.clone())))
+            .flatten();
+        let alerts = rows.into_iter().filter_map(Row::decode).collect();
+        Ok(AlertPage { alerts, next })
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<StoredAlert>> {

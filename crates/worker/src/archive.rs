@@ -81,18 +81,30 @@ pub async fn delete(bucket: &Bucket, keys: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Deletes every object under the connection's prefix.
-pub async fn purge(bucket: &Bucket, connection_id: &str) -> Result<()> {
+/// Deletes objects under the connection's prefix, at most `budget` of
+/// them; true once none is left. A large archive is purged over several
+/// steps (the object's alarm, then the cron), never in one unbounded call.
+pub async fn purge(bucket: &Bucket, connection_id: &str, budget: u32) -> Result<bool> {
     let prefix = archive::connection_prefix(connection_id);
+    let mut left = budget.max(1);
     loop {
-        let listed = bucket.list().prefix(prefix.clone()).execute().await?;
+        let listed = bucket
+            .list()
+            .prefix(prefix.clone())
+            .limit(left.min(1000))
+            .execute()
+            .await?;
         let keys: Vec<String> = listed.objects().iter().map(|o| o.key()).collect();
         if keys.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         delete(bucket, &keys).await?;
+        left = left.saturating_sub(keys.len() as u32);
         if !listed.truncated() {
-            return Ok(());
+            return Ok(true);
+        }
+        if left == 0 {
+            return Ok(false);
         }
     }
 }

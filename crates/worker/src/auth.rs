@@ -19,8 +19,14 @@ use crate::config::Config;
 pub enum Refusal {
     /// Nothing presented: 401, not counted (a page loading before sign-in).
     NoCredential,
-    /// Presented and wrong: 401, counted against the address and audited.
-    Wrong { actor: Actor, why: &'static str },
+    /// Presented and wrong: 401, counted against the address; audited one
+    /// by one while the address and the deployment are under their
+    /// window's limits (`audit`), summarised by the cron after that.
+    Wrong {
+        actor: Actor,
+        why: &'static str,
+        audit: bool,
+    },
     /// Too many failures from this address: 429 until the window ends.
     /// `audit` is set on the window's first such answer only.
     Slowed { retry_after: u64, audit: bool },
@@ -67,7 +73,30 @@ pub async fn authenticate(
             return Ok(Err(Refusal::Slowed { retry_after, audit }));
         }
     }
-    let checked = match (bearer, assertion, &config.access) {
+    // An admin-token guess is counted before it is checked (as an attempt
+    // in flight): the token is the one credential a person chose, and a
+    // burst of guesses sent at once must not all be checked before the
+    // first is counted. Keys and
+    // tickets are 256 random bits, found by hash; they are counted after.
+    let reserved = bearer
+        .as_deref()
+        .is_some_and(|b| matches!(access::presented(b), Presented::Other(_)));
+    if reserved {
+        let (failures, in_flight) = store.reserve_attempt(&ip, now, &config.failures).await?;
+        // Confirmed failures block at the limit; attempts in flight only
+        // past a slack, so a page's burst of right-token calls passes.
+        let counted = snc_core::access::FailureCount {
+            window_start: now,
+            failures: failures
+                .max((failures + in_flight).saturating_sub(snc_core::access::RESERVED_SLACK)),
+        };
+        if let Some(retry_after) = config.failures.blocked_for(Some(counted), now) {
+            store.release_attempt(&ip).await?;
+            let audit = store.mark_refusal_audited(&ip).await?;
+            return Ok(Err(Refusal::Slowed { retry_after, audit }));
+        }
+    }
+    let mut checked = match (bearer, assertion, &config.access) {
         (Some(b), _, _) => check_bearer(&b, store, config, now).await?,
         (None, Some(jwt), Some(access)) => match verify_access(&jwt, access, now).await {
             Ok(id) => Ok(Caller::Access {
@@ -83,13 +112,26 @@ pub async fn authenticate(
                         name: None,
                     },
                     why: why.as_str(),
+                    audit: false,
                 })
             }
         },
         _ => Err(Refusal::NoCredential),
     };
-    if matches!(checked, Err(Refusal::Wrong { .. })) {
-        store.record_failure(&ip, now, &config.failures).await?;
+    // Counted in one D1 batch that also decides whether this refusal is
+    // audited on its own: however many arrive at once, the address and the
+    // deployment get at most their window's share of audit rows.
+    match &mut checked {
+        Err(Refusal::Wrong { audit, .. }) => {
+            if reserved {
+                store.confirm_failure(&ip, now, &config.failures).await?;
+            } else {
+                store.count_failure(&ip, now, &config.failures).await?;
+            }
+            *audit = store.audit_failure(&ip, &config.failures).await?;
+        }
+        Ok(_) if reserved => store.release_attempt(&ip).await?,
+        _ => {}
     }
     Ok(checked)
 }
@@ -108,6 +150,7 @@ async fn check_bearer(
                 name: None,
             },
             why,
+            audit: false,
         })
     };
     Ok(match access::presented(bearer) {
@@ -129,16 +172,21 @@ async fn check_bearer(
                 ),
             }
         }
-        Presented::Other(token) => match config.admin_token.as_deref() {
-            Some(expected) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => {
-                Ok(Caller::AdminToken)
+        Presented::Other(token) => {
+            let configured = config.admin_token.as_deref();
+            match (configured, access::admin_token_problem(configured)) {
+                (_, Some(why)) => {
+                    console_log!("refused: {why}");
+                    unknown(ActorKind::AdminToken, why)
+                }
+                (Some(expected), None)
+                    if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) =>
+                {
+                    Ok(Caller::AdminToken)
+                }
+                _ => unknown(ActorKind::AdminToken, "The admin token is wrong."),
             }
-            Some(_) => unknown(ActorKind::AdminToken, "The admin token is wrong."),
-            None => unknown(
-                ActorKind::AdminToken,
-                "The worker has no ADMIN_TOKEN configured (wrangler secret put ADMIN_TOKEN).",
-            ),
-        },
+        }
     })
 }
 
@@ -185,32 +233,47 @@ async fn keys(url: &str, force: bool) -> Vec<RsaJwk> {
         headers: vec![("accept".into(), "application/json".into())],
         body: Vec::new(),
     };
-    match crate::transport::send_within(&req, std::time::Duration::from_secs(10)).await {
-        Ok(resp) if resp.status == 200 => match access_jwt::parse_certs(&resp.body) {
-            Some(keys) => {
-                CERTS.with(|c| {
-                    *c.borrow_mut() = Some(CertsCache {
-                        url: url.to_string(),
-                        fetched_ms: now,
-                        keys: keys.clone(),
-                    })
-                });
-                keys
-            }
-            None => {
+    let fetched = match crate::transport::send_capped(
+        &req,
+        std::time::Duration::from_secs(10),
+        snc_core::http::SMALL_ANSWER_CAP,
+    )
+    .await
+    {
+        Ok(resp) if resp.status == 200 => {
+            let keys = access_jwt::parse_certs(&resp.body);
+            if keys.is_none() {
                 console_log!("access: the team's certs did not parse");
-                Vec::new()
             }
-        },
+            keys
+        }
         Ok(resp) => {
             console_log!("access: the team's certs answered {}", resp.status);
-            Vec::new()
+            None
         }
         Err(e) => {
             console_log!("access: the team's certs could not be read: {e}");
-            Vec::new()
+            None
         }
-    }
+    };
+    // A failure is remembered too (as no keys): the next fetch waits
+    // `CERTS_REFETCH_MIN_MS`, so a flood of assertions cannot drive one
+    // fetch each while the team's endpoint is down.
+    // Keys fetched before for this URL stay in use through a failure.
+    CERTS.with(|c| {
+        let mut c = c.borrow_mut();
+        let kept = c
+            .as_ref()
+            .filter(|old| old.url == url)
+            .map(|old| old.keys.clone());
+        let keys = fetched.or(kept).unwrap_or_default();
+        *c = Some(CertsCache {
+            url: url.to_string(),
+            fetched_ms: now,
+            keys: keys.clone(),
+        });
+        keys
+    })
 }
 
 async fn verify_access(

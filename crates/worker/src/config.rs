@@ -20,6 +20,9 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// How long one call to an instance may take (`CALL_TIMEOUT_MS`).
     pub call_deadline: std::time::Duration,
+    /// The most a pull's page answer may hold (`ANSWER_CAP_BYTES`, 64 KB to
+    /// the default 32 MB): a larger page is asked again smaller.
+    pub answer_cap: usize,
     /// Cloudflare Access sign-in, with `ACCESS_TEAM_DOMAIN` and `ACCESS_AUD`.
     pub access: Option<crate::auth::AccessSettings>,
     /// Failed credentials allowed per client address in 5 minutes
@@ -85,6 +88,11 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
+            answer_cap: text(env, "ANSWER_CAP_BYTES")
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .map_or(snc_core::http::SERVICENOW_ANSWER_CAP, |b| {
+                    b.clamp(64 * 1024, snc_core::http::SERVICENOW_ANSWER_CAP)
+                }),
             call_deadline: text(env, "CALL_TIMEOUT_MS")
                 .and_then(|v| v.trim().parse().ok())
                 .filter(|ms: &u64| *ms >= 100)
@@ -105,6 +113,37 @@ pub fn hot_days(env: &Env) -> i64 {
         .and_then(|v| v.trim().parse().ok())
         .filter(|d: &i64| *d >= 1)
         .unwrap_or(7)
+}
+
+/// `PULL_INTERVAL_SECS`, 30 to 3,600, default 300: seconds between the
+/// pulls of a caught-up connection.
+pub fn pull_interval(env: &Env) -> snc_core::schedule::PullInterval {
+    snc_core::schedule::PullInterval::from_config(text(env, "PULL_INTERVAL_SECS").as_deref())
+}
+
+/// `PULLS_PAUSED=true`: no connection pulls or forwards (an operator's stop).
+pub fn pulls_paused(env: &Env) -> bool {
+    text(env, "PULLS_PAUSED").is_some_and(|v| v.trim() == "true")
+}
+
+/// `PURGE_OBJECTS_PER_STEP`, default 10,000: archive objects a deleted
+/// connection's purge removes per step (its alarm goes on with the rest).
+pub fn purge_objects_per_step(env: &Env) -> u32 {
+    text(env, "PURGE_OBJECTS_PER_STEP")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n: &u32| *n >= 1)
+        .unwrap_or(10_000)
+}
+
+/// `EVENTS_PAGES_PER_READ`, default 24: archived pages one events read may
+/// open (the range before the hot window); a read that runs out answers a
+/// cursor to go on with, so a sparse filter over months cannot tie up the
+/// connection's object.
+pub fn events_pages_per_read(env: &Env) -> u32 {
+    text(env, "EVENTS_PAGES_PER_READ")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n: &u32| *n >= 1)
+        .unwrap_or(24)
 }
 
 /// `SLICE_RETRY_SECS`, default 60: the first wait after a slice failed

@@ -15,8 +15,47 @@ const GRACE_SECS: i64 = 600;
 /// Objects woken per cron run: each is a subrequest.
 const WAKE_PER_RUN: u32 = 500;
 
+/// Deleted connections whose purge the cron carries on per run.
+const PURGES_PER_RUN: u32 = 50;
+
 /// Values sealed again under the current key per cron run.
 const RESEAL_PER_RUN: u32 = 200;
+
+/// Refusals of ended windows that were counted but not audited one by one
+/// (past an address's or the deployment's limit) get their summary entry
+/// before the sweep drops the windows: nothing refused is dropped silently.
+async fn summarise_refusals(
+    env: &Env,
+    access: &crate::access::AccessStore,
+    now: i64,
+    failures: &snc_core::access::FailurePolicy,
+) -> Result<()> {
+    use snc_core::access::{refusals_summary, Actor, ActorKind};
+    let (named, (more, addresses)) = access.unsummarised(now, failures).await?;
+    let log = crate::audit::AuditLog::new(env.d1("DB")?);
+    let actor = Actor {
+        kind: ActorKind::AdminToken,
+        id: None,
+        name: Some("unknown caller".into()),
+    };
+    let rest = (more > 0).then(|| (None, refusals_summary(more, addresses.max(2))));
+    let entries = named
+        .into_iter()
+        .map(|(ip, n)| (Some(ip), refusals_summary(n, 1)))
+        .chain(rest);
+    for (ip, target) in entries {
+        log.write(&crate::audit::Entry {
+            at_ms: crate::now_ms(),
+            actor: &actor,
+            action: "credential.refused",
+            target: Some(&target),
+            outcome: snc_core::problem::ProblemCode::RateLimited.as_str(),
+            ip: ip.as_deref(),
+        })
+        .await;
+    }
+    access.clear_carried().await
+}
 
 pub async fn run(env: &Env) -> Result<usize> {
     let store = Store::new(env.d1("DB")?);
@@ -50,11 +89,21 @@ pub async fn run(env: &Env) -> Result<usize> {
     // entries past the retention that events have.
     let now = now();
     let failures = crate::config::Config::from_env(env).failures;
-    crate::access::AccessStore::new(env.d1("DB")?)
-        .sweep(now, &failures)
-        .await?;
+    let access = crate::access::AccessStore::new(env.d1("DB")?);
+    summarise_refusals(env, &access, now, &failures).await?;
+    access.sweep(now, &failures).await?;
     crate::audit::AuditLog::new(env.d1("DB")?)
         .trim(now - crate::config::retention_days(env) * 86_400)
+        .await?;
+    // Deleted connections whose purge stopped (a failure, a lost alarm):
+    // on with it; tombstones purged before the retention go.
+    for id in store.unpurged(PURGES_PER_RUN).await? {
+        if let Err(e) = connection_object::delete(env, &id).await {
+            console_log!("cron: the purge of {id} goes on later: {e}");
+        }
+    }
+    store
+        .forget_tombstones(now - crate::config::retention_days(env) * 86_400)
         .await?;
     let overdue = store.overdue(now - GRACE_SECS, WAKE_PER_RUN).await?;
     let mut woken = 0;

@@ -31,7 +31,9 @@ pub fn seal_context(id: &str) -> String {
 const COLUMNS: &str = "s.id, s.name, s.kind, s.url, s.streams, s.connection_ids, s.format, s.params, s.secret, s.state, s.created_at, s.last_success_at, s.last_error_at, s.last_error_status, s.last_error_message, s.replay_from, s.replay_to, s.replay_at, \
     (SELECT coalesce(sum(delivered), 0) FROM sink_progress p WHERE p.sink_id = s.id) AS delivered, \
     (SELECT coalesce(sum(repeats), 0) FROM sink_progress p WHERE p.sink_id = s.id) AS repeats, \
-    (SELECT coalesce(sum(pending), 0) FROM sink_progress p WHERE p.sink_id = s.id) AS pending";
+    (SELECT coalesce(sum(pending), 0) FROM sink_progress p WHERE p.sink_id = s.id) AS pending, \
+    (SELECT count(*) FROM sink_dead_letters d WHERE d.sink_id = s.id) AS dead_letters, \
+    s.dead_letters_dropped, s.dead_letter_replay_at";
 
 #[derive(Clone, Deserialize)]
 pub struct SinkRow {
@@ -57,6 +59,51 @@ pub struct SinkRow {
     pub delivered: f64,
     pub repeats: f64,
     pub pending: f64,
+    pub dead_letters: f64,
+    pub dead_letters_dropped: f64,
+    /// When an admin last asked for the dead letters again (ms).
+    pub dead_letter_replay_at: Option<f64>,
+}
+
+/// Dead letters kept per sink; the oldest beyond go (and are counted).
+pub const DEAD_LETTERS_PER_SINK: i64 = 1_000;
+
+/// An item a receiver refused on its own, as stored.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DeadLetterRow {
+    pub id: String,
+    pub connection_id: String,
+    pub stream: String,
+    pub item_id: String,
+    pub page: f64,
+    pub line: f64,
+    pub status: f64,
+    pub reason: String,
+    pub at: f64,
+}
+
+impl DeadLetterRow {
+    pub fn to_api(&self) -> Value {
+        json!({
+            "id": self.id,
+            "connection_id": self.connection_id,
+            "stream": self.stream,
+            "item_id": self.item_id,
+            "status": self.status as u16,
+            "reason": self.reason,
+            "at": rfc3339(self.at as i64),
+        })
+    }
+}
+
+/// A dead letter to keep: which item, where it lies, and why.
+pub struct NewDeadLetter<'a> {
+    pub stream: Stream,
+    pub item_id: &'a str,
+    pub page: i64,
+    pub line: i64,
+    pub status: u16,
+    pub reason: &'a str,
 }
 
 impl SinkRow {
@@ -112,6 +159,8 @@ impl SinkRow {
             "delivered": self.delivered as u64,
             "repeats": self.repeats as u64,
             "pending": self.pending as u64,
+            "dead_letters": self.dead_letters as u64,
+            "dead_letters_dropped": self.dead_letters_dropped as u64,
             "last_success_at": self.last_success_at.map(|t| rfc3339(t as i64)),
             "last_error": self.last_error_at.map(|at| json!({
                 "at": rfc3339(at as i64),
@@ -251,6 +300,109 @@ impl SinkStore {
                 "UPDATE sinks SET replay_from = ?2, replay_to = ?3, replay_at = ?4 WHERE id = ?1",
             )
             .bind(&[s(id), n(from), n(to), n(asked_ms)])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps dead letters of one sink and connection, then drops the sink's
+    /// oldest beyond `DEAD_LETTERS_PER_SINK`, counting them: a receiver
+    /// refusing many items cannot grow the table without bound.
+    pub async fn add_dead_letters(
+        &self,
+        sink_id: &str,
+        connection_id: &str,
+        letters: &[NewDeadLetter<'_>],
+        now: i64,
+    ) -> Result<()> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        // One statement for the whole lot, however many a call refused.
+        let mut rows = Vec::with_capacity(letters.len());
+        for l in letters {
+            rows.push(json!({
+                "id": crate::hex(&crate::random_bytes::<16>()?),
+                "stream": l.stream.as_str(),
+                "item_id": l.item_id,
+                "page": l.page,
+                "line": l.line,
+                "status": l.status,
+                "reason": l.reason,
+            }));
+        }
+        let mut stmts = vec![self
+            .db
+            .prepare("INSERT INTO sink_dead_letters (id, sink_id, connection_id, stream, item_id, page, line, status, reason, at) \
+                      SELECT json_extract(value, '$.id'), ?1, ?2, json_extract(value, '$.stream'), json_extract(value, '$.item_id'), json_extract(value, '$.page'), json_extract(value, '$.line'), json_extract(value, '$.status'), json_extract(value, '$.reason'), ?3 FROM json_each(?4)")
+            .bind(&[
+                s(sink_id),
+                s(connection_id),
+                n(now),
+                s(&serde_json::to_string(&rows)?),
+            ])?];
+        stmts.push(
+            self.db
+                .prepare("DELETE FROM sink_dead_letters WHERE id IN (SELECT id FROM sink_dead_letters WHERE sink_id = ?1 ORDER BY at DESC, id DESC LIMIT -1 OFFSET ?2)")
+                .bind(&[s(sink_id), n(DEAD_LETTERS_PER_SINK)])?,
+        );
+        stmts.push(
+            self.db
+                .prepare("UPDATE sinks SET dead_letters_dropped = dead_letters_dropped + changes() WHERE id = ?1")
+                .bind(&[s(sink_id)])?,
+        );
+        self.db.batch(stmts).await?;
+        Ok(())
+    }
+
+    /// A sink's dead letters, newest first (all connections, or one).
+    pub async fn dead_letters(
+        &self,
+        sink_id: &str,
+        connection_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetterRow>> {
+        self.db
+            .prepare("SELECT id, connection_id, stream, item_id, page, line, status, reason, at FROM sink_dead_letters WHERE sink_id = ?1 AND (?2 IS NULL OR connection_id = ?2) ORDER BY at DESC, id DESC LIMIT ?3")
+            .bind(&[s(sink_id), opt(connection_id), n(i64::from(limit))])?
+            .all()
+            .await?
+            .results()
+    }
+
+    /// One connection's dead letters of a sink, oldest first (a replay).
+    pub async fn oldest_dead_letters(
+        &self,
+        sink_id: &str,
+        connection_id: &str,
+        limit: u32,
+    ) -> Result<Vec<DeadLetterRow>> {
+        self.db
+            .prepare("SELECT id, connection_id, stream, item_id, page, line, status, reason, at FROM sink_dead_letters WHERE sink_id = ?1 AND connection_id = ?2 ORDER BY at, id LIMIT ?3")
+            .bind(&[s(sink_id), s(connection_id), n(i64::from(limit))])?
+            .all()
+            .await?
+            .results()
+    }
+
+    /// Dead letters the receiver has now taken.
+    pub async fn forget_dead_letters(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.db
+            .prepare("DELETE FROM sink_dead_letters WHERE id IN (SELECT value FROM json_each(?1))")
+            .bind(&[s(&serde_json::to_string(ids)?)])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// Asks every object serving the sink to send its dead letters again.
+    pub async fn ask_dead_letter_replay(&self, id: &str, asked_ms: i64) -> Result<()> {
+        self.db
+            .prepare("UPDATE sinks SET dead_letter_replay_at = ?2 WHERE id = ?1")
+            .bind(&[s(id), n(asked_ms)])?
             .run()
             .await?;
         Ok(())

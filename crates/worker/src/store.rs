@@ -46,6 +46,9 @@ pub struct ConnectionRow {
     pub generation: f64,
     pub posture_score: Option<f64>,
     pub open_alerts: f64,
+    /// Set through PATCH; NULL: the deployment's `PULL_INTERVAL_SECS`.
+    #[serde(default)]
+    pub pull_interval_secs: Option<f64>,
 }
 
 impl ConnectionRow {
@@ -54,6 +57,17 @@ impl ConnectionRow {
     pub fn auth_method(&self) -> snc_core::input::AuthMethod {
         snc_core::input::AuthMethod::parse(&self.method)
             .unwrap_or(snc_core::input::AuthMethod::Oauth)
+    }
+
+    /// Seconds between this connection's pulls: its own, or `default`.
+    /// A stored value outside the range (written by hand) keeps the default.
+    pub fn pull_interval(
+        &self,
+        default: snc_core::schedule::PullInterval,
+    ) -> snc_core::schedule::PullInterval {
+        self.pull_interval_secs
+            .and_then(|s| snc_core::schedule::PullInterval::new(s as u32).ok())
+            .unwrap_or(default)
     }
 
     pub fn to_api(&self) -> Connection {
@@ -90,6 +104,7 @@ impl ConnectionRow {
             event_count: self.event_count.max(0.0) as u64,
             posture_score: self.posture_score.map(|s| s.clamp(0.0, 100.0) as u8),
             open_alerts: self.open_alerts.max(0.0) as u64,
+            pull_interval_secs: self.pull_interval_secs.map(|s| s.max(0.0) as u32),
         }
     }
 }
@@ -136,7 +151,7 @@ pub struct Store {
 /// ending in a condition on its code (an unreadable column reads as none).
 const KEPT_WARNINGS: &str = "SELECT value AS w FROM json_each(CASE WHEN json_valid(connections.warnings) THEN connections.warnings ELSE '[]' END) WHERE json_extract(value, '$.code')";
 
-const COLUMNS: &str = "id, name, instance_url, username, method, client_id, enabled, status, status_code, status_message, status_since, warnings, release, build, created_at, last_pull_at, next_pull_at, backfill_from, backfill_to, backfill_done, event_count, backfill_total, generation, posture_score, \
+const COLUMNS: &str = "id, name, instance_url, username, method, client_id, enabled, status, status_code, status_message, status_since, warnings, release, build, created_at, last_pull_at, next_pull_at, backfill_from, backfill_to, backfill_done, event_count, backfill_total, generation, posture_score, pull_interval_secs, \
     (SELECT count(*) FROM alerts a WHERE a.connection_id = connections.id AND a.status = 'open') AS open_alerts";
 
 impl Store {
@@ -273,18 +288,120 @@ impl Store {
         Ok(())
     }
 
-    /// Removes the connection's control-plane rows, atomically (its pulls,
-    /// events and archive live in its Durable Object and R2, emptied first).
-    pub async fn delete(&self, id: &str) -> Result<()> {
-        let mut stmts = Vec::new();
-        for q in [
-            "DELETE FROM connection_secrets WHERE connection_id = ?1",
-            "DELETE FROM connections WHERE id = ?1",
-        ] {
-            stmts.push(self.db.prepare(q).bind(&[s(id)])?);
-        }
-        self.db.batch(stmts).await?;
+    /// Deletes the connection's row and secrets at once (its alerts, sink
+    /// progress and dead letters go with it) and leaves its tombstone, which
+    /// drives the purge of its object, archive and legacy rows to the end.
+    pub async fn bury(&self, id: &str, now: i64) -> Result<()> {
+        let n = JsValue::from_f64(now as f64);
+        self.db
+            .batch(vec![
+                self.db
+                    .prepare("INSERT INTO connection_tombstones (id, deleted_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")
+                    .bind(&[s(id), n])?,
+                self.db
+                    .prepare("DELETE FROM connection_secrets WHERE connection_id = ?1")
+                    .bind(&[s(id)])?,
+                self.db
+                    .prepare("DELETE FROM connections WHERE id = ?1")
+                    .bind(&[s(id)])?,
+            ])
+            .await?;
         Ok(())
+    }
+
+    /// This connection's own pull interval (`None`: the deployment's).
+    pub async fn set_pull_interval(
+        &self,
+        id: &str,
+        interval: Option<snc_core::schedule::PullInterval>,
+    ) -> Result<()> {
+        self.db
+            .prepare("UPDATE connections SET pull_interval_secs = ?2 WHERE id = ?1")
+            .bind(&[
+                s(id),
+                interval.map_or(JsValue::NULL, |i| JsValue::from_f64(i.secs() as f64)),
+            ])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a connection was deleted: `Some(true)` once purged.
+    pub async fn tombstone(&self, id: &str) -> Result<Option<bool>> {
+        #[derive(Deserialize)]
+        struct Row {
+            purged_at: Option<f64>,
+        }
+        let row: Option<Row> = self
+            .db
+            .prepare("SELECT purged_at FROM connection_tombstones WHERE id = ?1")
+            .bind(&[s(id)])?
+            .first(None)
+            .await?;
+        Ok(row.map(|r| r.purged_at.is_some()))
+    }
+
+    pub async fn mark_purged(&self, id: &str, now: i64) -> Result<()> {
+        self.db
+            .prepare("UPDATE connection_tombstones SET purged_at = ?2 WHERE id = ?1 AND purged_at IS NULL")
+            .bind(&[s(id), JsValue::from_f64(now as f64)])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// Deleted connections whose purge has not ended (for the cron).
+    pub async fn unpurged(&self, limit: u32) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: String,
+        }
+        let rows: Vec<Id> = self
+            .db
+            .prepare("SELECT id FROM connection_tombstones WHERE purged_at IS NULL ORDER BY deleted_at LIMIT ?1")
+            .bind(&[JsValue::from_f64(f64::from(limit))])?
+            .all()
+            .await?
+            .results()?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
+    /// Tombstones purged before `before` go (a DELETE then answers 404).
+    pub async fn forget_tombstones(&self, before: i64) -> Result<()> {
+        self.db
+            .prepare("DELETE FROM connection_tombstones WHERE purged_at < ?1")
+            .bind(&[JsValue::from_f64(before as f64)])?
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// Rows an older deployment kept in D1 for a connection deleted before
+    /// its object had moved them (cursors, events, pull runs), at most
+    /// `budget` events a call; true once none is left.
+    pub async fn purge_legacy(&self, id: &str, budget: u32) -> Result<bool> {
+        let r = self
+            .db
+            // The legacy table is WITHOUT ROWID: chunks by its key.
+            .prepare("DELETE FROM events WHERE (connection_id, occurred_at, source_table, sys_id) IN (SELECT connection_id, occurred_at, source_table, sys_id FROM events WHERE connection_id = ?1 LIMIT ?2)")
+            .bind(&[s(id), JsValue::from_f64(f64::from(budget))])?
+            .run()
+            .await?;
+        let deleted = r.meta()?.and_then(|m| m.changes).unwrap_or(0);
+        if deleted >= budget as usize {
+            return Ok(false);
+        }
+        self.db
+            .batch(vec![
+                self.db
+                    .prepare("DELETE FROM cursors WHERE connection_id = ?1")
+                    .bind(&[s(id)])?,
+                self.db
+                    .prepare("DELETE FROM pull_runs WHERE connection_id = ?1")
+                    .bind(&[s(id)])?,
+            ])
+            .await?;
+        Ok(true)
     }
 
     /// Connections whose object has not reported an alarm for a while: the
@@ -327,13 +444,28 @@ impl Store {
             sealed: String,
             expires_at: Option<String>,
         }
-        let rows: Vec<Row> = self
+        // From a random connection id on, wrapping round: values that open
+        // under no key (left for an admin to mend) are not the same `limit`
+        // rows every run, holding back the rest.
+        let start = crate::random_bytes::<16>().map_or_else(|_| String::new(), |b| crate::hex(&b));
+        let mut rows: Vec<Row> = self
             .db
-            .prepare("SELECT connection_id, kind, sealed, expires_at FROM connection_secrets WHERE key_id != ?1 LIMIT ?2")
-            .bind(&[s(current_kid), JsValue::from_f64(f64::from(limit))])?
+            .prepare("SELECT connection_id, kind, sealed, expires_at FROM connection_secrets WHERE key_id != ?1 AND connection_id >= ?3 ORDER BY connection_id, kind LIMIT ?2")
+            .bind(&[s(current_kid), JsValue::from_f64(f64::from(limit)), s(&start)])?
             .all()
             .await?
             .results()?;
+        let left = limit.saturating_sub(rows.len() as u32);
+        if left > 0 && !start.is_empty() {
+            let wrapped: Vec<Row> = self
+                .db
+                .prepare("SELECT connection_id, kind, sealed, expires_at FROM connection_secrets WHERE key_id != ?1 AND connection_id < ?3 ORDER BY connection_id, kind LIMIT ?2")
+                .bind(&[s(current_kid), JsValue::from_f64(f64::from(left)), s(&start)])?
+                .all()
+                .await?
+                .results()?;
+            rows.extend(wrapped);
+        }
         Ok(rows
             .into_iter()
             .map(|r| {

@@ -17,6 +17,25 @@ fn resp(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
 }
 
 #[test]
+fn readers_see_a_receivers_scheme_and_host_never_its_path_or_query() {
+    let slack = "https://hooks.slack.com/services/T000/B000/SECRETPATHTOKEN";
+    assert_eq!(
+        SinkUrl::shown_to_readers(slack),
+        "https://hooks.slack.com/…"
+    );
+    let query = "https://in.example.com:8443?token=abc";
+    assert_eq!(
+        SinkUrl::shown_to_readers(query),
+        "https://in.example.com:8443/…"
+    );
+    assert_eq!(
+        SinkUrl::shown_to_readers("https://in.example.com"),
+        "https://in.example.com"
+    );
+    assert!(!SinkUrl::shown_to_readers(slack).contains("SECRET"));
+}
+
+#[test]
 fn sink_urls_are_https_host_names_only() {
     for ok in [
         "https://hooks.example.com/in",
@@ -118,12 +137,14 @@ fn items() -> Vec<Item> {
             occurred_at: 1_700_000_000,
             source: "sysevent".into(),
             record: json!({"id":"sysevent:a"}),
+            scope: None,
         },
         Item {
             id: "sysevent:b".into(),
             occurred_at: 1_700_000_001,
             source: "sysevent".into(),
             record: json!({"id":"sysevent:b"}),
+            scope: None,
         },
     ]
 }
@@ -210,7 +231,12 @@ fn hec_elastic_and_sentinel_wire_formats() {
         secret: &key,
         host: "h",
     };
-    let r = delivery(&t, Stream::Events, &items(), 0, None);
+    // Two connections to identical instances hold the same event ids: the
+    // document's `_id` names the connection too, or one's would be refused
+    // as the other's repeat.
+    let mut scoped = items();
+    scoped[0].scope = Some("c0ffee".into());
+    let r = delivery(&t, Stream::Events, &scoped, 0, None);
     assert_eq!(r.url, "https://es.example.com/_bulk");
     let lines: Vec<Value> = String::from_utf8(r.body)
         .unwrap()
@@ -219,8 +245,9 @@ fn hec_elastic_and_sentinel_wire_formats() {
         .collect();
     assert_eq!(
         lines[0],
-        json!({"create": {"_index": "logs-sn-default", "_id": "sysevent:a"}})
+        json!({"create": {"_index": "logs-sn-default", "_id": "c0ffee:sysevent:a"}})
     );
+    assert_eq!(lines[2]["create"]["_id"], "sysevent:b");
     assert_eq!(lines[1]["@timestamp"], "2023-11-14T22:13:20Z");
 
     let params = SinkParams::Sentinel {
@@ -312,8 +339,8 @@ fn answers_mean_what_receivers_mean() {
         ),
         Verdict::Retry { .. }
     ));
-    // A refused document is named, with Elastic's type and reason, so the
-    // admin can mend the mapping (the batch waits for it: at least once).
+    // A document refused while others were taken is named, with Elastic's
+    // type and reason, so the admin can mend the mapping; the rest went.
     assert_eq!(
         verdict(
             SinkKind::Elastic,
@@ -322,9 +349,24 @@ fn answers_mean_what_receivers_mean() {
                 {"create":{"_id":"sysevent:b","status":400,"error":{"type":"document_parsing_exception","reason":"failed to parse field [source.ip] of type [ip]"}}}
             ]))
         ),
+        Verdict::Partial {
+            repeats: 0,
+            refused: vec![(1, 400, "document sysevent:b: document_parsing_exception: failed to parse field [source.ip] of type [ip]".into())]
+        }
+    );
+    // Every document refused: the receiver's mapping, not one document.
+    assert_eq!(
+        verdict(
+            SinkKind::Elastic,
+            &bulk(json!([
+                {"create":{"_id":"sysevent:b","status":400,"error":{"type":"document_parsing_exception","reason":"bad"}}}
+            ]))
+        ),
         Verdict::Refused {
             status: 400,
-            message: "1 of 2 documents refused; document sysevent:b: document_parsing_exception: failed to parse field [source.ip] of type [ip]".into()
+            message:
+                "1 of 1 documents refused; document sysevent:b: document_parsing_exception: bad"
+                    .into()
         }
     );
     // One that may heal wins over one refused: the batch is retried.
@@ -337,6 +379,35 @@ fn answers_mean_what_receivers_mean() {
             ]))
         ),
         Verdict::Retry { status: 503, .. }
+    ));
+}
+
+#[test]
+fn a_bulk_answer_that_does_not_name_every_document_sent_is_tried_again() {
+    let answer = |items: Value| HttpResponse {
+        status: 200,
+        headers: Vec::new(),
+        body: json!({"errors": false, "items": items})
+            .to_string()
+            .into_bytes(),
+    };
+    let two = answer(json!([{"create":{"status":201}},{"create":{"status":201}}]));
+    assert_eq!(
+        call_verdict(SinkKind::Elastic, &two, 2),
+        Verdict::Accepted { repeats: 0 }
+    );
+    assert!(matches!(
+        call_verdict(SinkKind::Elastic, &two, 3),
+        Verdict::Retry { status: 200, .. }
+    ));
+    // A document refused for a reason not its own (the key's rights) is
+    // the sink's failure, not a dead letter.
+    let forbidden = answer(
+        json!([{"create":{"status":201}},{"create":{"status":403,"error":{"type":"security_exception"}}}]),
+    );
+    assert!(matches!(
+        call_verdict(SinkKind::Elastic, &forbidden, 2),
+        Verdict::Refused { status: 403, .. }
     ));
 }
 
@@ -360,6 +431,7 @@ fn batches_fit_the_receiver() {
             occurred_at: 0,
             source: "t".into(),
             record: json!({"pad": "x".repeat(900)}),
+            scope: None,
         })
         .collect();
     assert!(batch_len(SinkKind::Sentinel, &big) < 1000);

@@ -41,6 +41,7 @@ fn conn(done: bool) -> Box<Connection> {
         event_count: 10,
         posture_score: None,
         open_alerts: 0,
+        pull_interval_secs: None,
     })
 }
 

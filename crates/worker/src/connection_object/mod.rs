@@ -39,6 +39,8 @@ const MAINTENANCE_SECS: i64 = 86_400;
 const FAILED_SLICES: &str = "failed_slices";
 /// How long a delete waits for a running slice to reach its next step.
 const STOP_WAIT_MS: u64 = 120_000;
+/// The object's meta key of a delete under way.
+const TOMBSTONE: &str = "tombstone";
 
 #[durable_object]
 pub struct ConnectionObject {
@@ -90,27 +92,36 @@ impl DurableObject for ConnectionObject {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        if self.deleted.get() {
+        let path = req.path();
+        if (req.method(), path.as_str()) == (Method::Post, "/delete") {
+            // Idempotent: a delete asked again goes on with the purge.
+            let wake: Wake = req.json().await?;
+            let done = self.delete(&wake.connection_id).await?;
+            return Ok(Response::empty()?.with_status(if done { 204 } else { 202 }));
+        }
+        if self.deleted.get() || self.tombstone().is_some() {
             return Response::error("deleted", 410);
         }
-        let path = req.path();
         match (req.method(), path.as_str()) {
             (Method::Post, "/wake") => {
+                let wake: Wake = req.json().await?;
+                let plane = self.plane()?;
+                plane.set_meta("connection_id", &wake.connection_id)?;
+                self.pull_now(&plane).await?;
+                Ok(Response::empty()?.with_status(202))
+            }
+            (Method::Post, "/forward") => {
+                // A sink's ask (a replay): a step now, without a pull.
                 let wake: Wake = req.json().await?;
                 self.plane()?
                     .set_meta("connection_id", &wake.connection_id)?;
                 self.step_now().await?;
                 Ok(Response::empty()?.with_status(202))
             }
-            (Method::Post, "/delete") => {
-                let wake: Wake = req.json().await?;
-                self.delete(&wake.connection_id).await?;
-                Ok(Response::empty()?.with_status(204))
-            }
             (Method::Post, "/events") => {
                 let q: IndexQuery = req.json().await?;
-                let events = self.read_events(&q).await?;
-                Response::from_json(&json!({ "events": events }))
+                let read = self.read_events(&q).await?;
+                Response::from_json(&read)
             }
             (Method::Get, "/runs") => {
                 let runs = self.plane()?.runs(50)?;
@@ -144,7 +155,8 @@ impl DurableObject for ConnectionObject {
                 let plane = self.plane()?;
                 plane.set_meta("connection_id", &wake.connection_id)?;
                 plane.request_posture()?;
-                self.step_now().await?;
+                // The check uses the tokens a pull makes fresh.
+                self.pull_now(&plane).await?;
                 Ok(Response::empty()?.with_status(202))
             }
             (Method::Post, "/alerts") => {
@@ -175,7 +187,16 @@ impl DurableObject for ConnectionObject {
     }
 
     async fn alarm(&self) -> Result<Response> {
-        if self.deleted.get() || self.running.get() {
+        if self.running.get() {
+            return Response::empty();
+        }
+        // A delete whose purge did not end in its request goes on here,
+        // however large the archive, until nothing of the connection remains.
+        if let Some(id) = self.tombstone() {
+            self.finish_delete(&id).await;
+            return Response::empty();
+        }
+        if self.deleted.get() {
             return Response::empty();
         }
         self.running.set(true);
@@ -213,6 +234,14 @@ impl DurableObject for ConnectionObject {
 }
 
 impl ConnectionObject {
+    /// Makes a pull due at once and runs the step that does it.
+    async fn pull_now(&self, plane: &Plane) -> Result<()> {
+        let mut schedule = plane.schedule()?;
+        schedule.pull_now(now());
+        plane.save_schedule(&schedule)?;
+        self.step_now().await
+    }
+
     /// Runs a step now: at once by the alarm, or right after the running one.
     async fn step_now(&self) -> Result<()> {
         if self.running.get() {
@@ -323,7 +352,8 @@ impl ConnectionObject {
         }
     }
 
-    /// One alarm's work; returns when the next alarm should fire.
+    /// One alarm's work: what its schedule says is due (the pull with what
+    /// rides on it, then the sinks); returns when the next alarm should fire.
     async fn slice(&self) -> Result<Option<i64>> {
         let plane = self.plane()?;
         let Some(id) = plane.meta("connection_id")? else {
@@ -333,29 +363,69 @@ impl ConnectionObject {
         let Some(row) = store.get(&id).await? else {
             // The connection is gone from the control plane: nothing of it
             // may stay here either.
-            self.delete(&id).await?;
+            self.finish_delete(&id).await;
             return Ok(None);
         };
         let bucket = self.bucket()?;
-        if self
-            .env
-            .var("PULLS_PAUSED")
-            .is_ok_and(|v| v.to_string().trim() == "true")
-        {
-            let next = now() + snc_core::pull_run::INTERVAL_SECS;
-            store.set_alarm_at(&id, Some(next)).await?;
-            return Ok(Some(next));
+        let mut schedule = plane.schedule()?;
+        if schedule.on_alarm(now()).pull {
+            let at_start = schedule;
+            let Some(next) = self.pull(&plane, &bucket, store, &row).await? else {
+                return Ok(None);
+            };
+            // Read again: a pull asked for while this one ran stays due.
+            schedule = plane.schedule()?;
+            schedule.pulled_since(&at_start, next);
+            plane.save_schedule(&schedule)?;
+            // The watchdog's copy: the pull's time, which a sink's retries
+            // do not move (they would write D1 every second).
+            Store::new(self.env.d1("DB")?)
+                .set_alarm_at(&id, Some(next))
+                .await?;
+        }
+        if self.deleted.get() {
+            return Ok(None);
+        }
+        if crate::config::pulls_paused(&self.env) {
+            return Ok(Some(schedule.next_alarm(now(), None)));
+        }
+        // Forwarding, each sink on its own clock: a sink's backlog or retry
+        // may want the alarm before the next pull, never the pull sooner.
+        let stopping = || self.deleted.get();
+        let sinks_at = match outbox::run(&self.env, &plane, &bucket, &row, &stopping).await {
+            Ok(at) => at,
+            Err(e) => {
+                console_log!("forward: {id}: {e}");
+                Some(now() + 60)
+            }
+        };
+        Ok(Some(schedule.next_alarm(now(), sinks_at)))
+    }
+
+    /// The pull's part of an alarm: a pull slice, the retention, and the
+    /// posture check and inventory sync when due; returns when the next pull
+    /// is due (`None`: the connection is being deleted).
+    async fn pull(
+        &self,
+        plane: &Plane,
+        bucket: &Bucket,
+        store: Store,
+        row: &crate::store::ConnectionRow,
+    ) -> Result<Option<i64>> {
+        let id = row.id.as_str();
+        let interval = crate::config::pull_interval(&self.env);
+        if crate::config::pulls_paused(&self.env) {
+            return Ok(Some(now() + interval.secs()));
         }
         // A deployment upgraded from before the event plane: this
         // connection's rows move over first, a bounded chunk per alarm.
-        if !upgrade::step(&plane, &bucket, &self.env.d1("DB")?, &id).await? {
-            store.set_alarm_at(&id, Some(now() + 60)).await?;
+        if !upgrade::step(plane, bucket, &self.env.d1("DB")?, id).await? {
             return Ok(Some(now()));
         }
         let started = now();
-        let fence = Fence::new(store, &row);
+        let fence = Fence::new(store, row);
         let stopping = || self.deleted.get();
-        let mut slice = Slice::new(&self.env, &plane, &bucket, &fence, &row, &stopping);
+        let mut slice = Slice::new(&self.env, plane, bucket, &fence, row, &stopping);
         // Alerts a failed D1 write left behind go first.
         slice.flush_alerts().await;
         let end = pull::run(&mut slice).await?;
@@ -366,7 +436,7 @@ impl ConnectionObject {
         // what it fetched from before the retention.
         let retention_days = crate::config::retention_days(&self.env);
         let (dropped, expired) = plane.apply_retention(now() - retention_days * 86_400)?;
-        crate::archive::delete(&bucket, &expired).await?;
+        crate::archive::delete(bucket, &expired).await?;
         // The index keeps the hot window; older events stay in their pages.
         // Never past what a coming run may read again and look up in it.
         let hot_days = crate::config::hot_days(&self.env).min(retention_days);
@@ -391,15 +461,15 @@ impl ConnectionObject {
         if let Some((instance, auth)) = &end.reach {
             let deadline = crate::config::Config::from_env(&self.env).call_deadline;
             if plane.posture_due(now())? && !self.deleted.get() {
-                posture::check(&plane, &fence, row.auth_method(), instance, auth, deadline).await?;
+                posture::check(plane, &fence, row.auth_method(), instance, auth, deadline).await?;
             }
             // The accounts, roles and groups changed since the last pull.
             if !self.deleted.get() {
-                inventory::sync(&plane, instance, auth, deadline).await?;
+                inventory::sync(plane, instance, auth, deadline).await?;
             }
         }
         let stats = &slice.stats;
-        pull::log_line(&id, end.outcome, stats);
+        pull::log_line(id, end.outcome, stats);
         if end.outcome != RunOutcome::Skipped {
             plane.record_run(&RunRow {
                 started_at: snc_core::clock::rfc3339(started),
@@ -411,34 +481,43 @@ impl ConnectionObject {
                 statements: stats.statements as f64,
             })?;
         }
-        let next = match (end.outcome, end.next_at) {
+        Ok(Some(match (end.outcome, end.next_at) {
             // The admin changed the connection under the slice: look again
             // with the new row (its change also woke the object).
             (RunOutcome::Superseded, _) => now() + 1,
             (_, Some(at)) => at,
             (_, None) => now() + MAINTENANCE_SECS,
-        };
-        // Forwarding after the pull, each sink on its own clock: a sink's
-        // backlog or retry may want the alarm before the next pull.
-        let next = if self.deleted.get() {
-            next
-        } else {
-            match outbox::run(&self.env, &plane, &bucket, &row, &stopping).await {
-                Ok(Some(at)) => next.min(at.max(now())),
-                Ok(None) => next,
-                Err(e) => {
-                    console_log!("forward: {id}: {e}");
-                    next.min(now() + 60)
-                }
-            }
-        };
-        fence.store().set_alarm_at(&id, Some(next)).await?;
-        Ok(Some(next))
+        }))
+    }
+
+    /// The purge's tombstone in the object's own storage: set by the first
+    /// delete, gone with the rest once nothing of the connection remains.
+    fn tombstone(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Row {
+            v: String,
+        }
+        // Raw SQL: an object that never opened its plane has no tables.
+        let rows: Vec<Row> = self
+            .state
+            .storage()
+            .sql()
+            .exec("SELECT v FROM meta WHERE k = ?", vec![TOMBSTONE.into()])
+            .ok()?
+            .to_array()
+            .ok()?;
+        rows.into_iter().next().map(|r| r.v)
     }
 
     /// Stops any running slice, then removes every byte of the connection
-    /// this object and the archive hold.
-    async fn delete(&self, connection_id: &str) -> Result<()> {
+    /// this object and the archive hold, at most `PURGE_OBJECTS_PER_STEP`
+    /// archive objects a call; true once nothing remains. Otherwise the
+    /// object's alarm goes on with it a second later (and the cron after
+    /// any failure).
+    async fn delete(&self, connection_id: &str) -> Result<bool> {
+        if !self.deleted.get() {
+            self.plane()?.set_meta(TOMBSTONE, connection_id)?;
+        }
         self.deleted.set(true);
         let waited = now_ms();
         while self.running.get() && now_ms().saturating_sub(waited) < STOP_WAIT_MS {
@@ -446,12 +525,42 @@ impl ConnectionObject {
         }
         let storage = self.state.storage();
         storage.delete_alarm().await?;
+        let budget = crate::config::purge_objects_per_step(&self.env);
+        let purged = crate::archive::purge(&self.bucket()?, connection_id, budget).await;
+        if !matches!(purged, Ok(true)) {
+            storage.set_alarm(Duration::from_secs(1)).await?;
+            return purged.map(|_| false);
+        }
         storage.delete_all().await?;
-        crate::archive::purge(&self.bucket()?, connection_id).await
+        Ok(true)
     }
 
-    async fn read_events(&self, q: &IndexQuery) -> Result<Vec<Event>> {
-        read_events(&self.plane()?, &self.bucket()?, q).await
+    /// A delete driven by the alarm: on to the end, then the control
+    /// plane's tombstone is marked purged.
+    async fn finish_delete(&self, connection_id: &str) {
+        match self.delete(connection_id).await {
+            Ok(true) => {
+                if let Err(e) = purge_rest(&self.env, connection_id).await {
+                    console_log!(
+                        "delete: {connection_id}: the legacy rows are left for the cron: {e}"
+                    );
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                console_log!("delete: {connection_id}: the purge stopped ({e}); again in a minute");
+                let _ = self
+                    .state
+                    .storage()
+                    .set_alarm(Duration::from_secs(60))
+                    .await;
+            }
+        }
+    }
+
+    async fn read_events(&self, q: &IndexQuery) -> Result<EventsRead> {
+        let budget = crate::config::events_pages_per_read(&self.env);
+        read_events(&self.plane()?, &self.bucket()?, q, budget).await
     }
 }
 
@@ -474,17 +583,22 @@ pub(super) async fn read_events(
     plane: &Plane,
     bucket: &Bucket,
     q: &IndexQuery,
-) -> Result<Vec<Event>> {
+    budget: u32,
+) -> Result<EventsRead> {
     let mut out = read_indexed(plane, bucket, q).await?;
+    let done = |events| EventsRead {
+        events,
+        resume: None,
+    };
     let Some(hot_from) = plane.hot_from()? else {
-        return Ok(out);
+        return Ok(done(out));
     };
     let lower = match (q.from, q.not_before) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
     if lower.is_some_and(|l| l >= hot_from) {
-        return Ok(out);
+        return Ok(done(out));
     }
     let mut upper = q.to.map_or(hot_from, |t| t.min(hot_from));
     let order = if q.newest_first {
@@ -510,6 +624,7 @@ pub(super) async fn read_events(
         .as_ref()
         .map(|(t, table, sys_id)| (*t, table.as_str(), sys_id.as_str()));
     let mut read = 0;
+    let mut resume = None;
     for page in plane.cold_pages(lower, upper, order)? {
         // Enough already, and this page (and every later one) lies wholly
         // past the last event kept.
@@ -522,6 +637,31 @@ pub(super) async fn read_events(
             if past {
                 break;
             }
+        }
+        // The read's budget is spent: the answer ends where every event is
+        // known (pages come in the order of their newest, or oldest, event:
+        // nothing beyond this page's edge can hide in a page not read) and
+        // says where to go on, even when it holds few events or none.
+        // Where this page's events begin, seen from the side the listing
+        // comes from, but never beyond where this read began: a page can
+        // span far past the cursor (a quiet table's page covers hours).
+        let edge = match order {
+            Order::NewestFirst => (page.last_at as i64).min(upper - 1),
+            Order::OldestFirst => (page.first_at as i64).max(lower.unwrap_or(i64::MIN)),
+        };
+        // A resume must move past where this read began, or the next read
+        // would start here again: until it can, the page is read.
+        let moved = match (order, &q.after) {
+            (_, None) => true,
+            (Order::NewestFirst, Some((t, ..))) => edge < *t,
+            (Order::OldestFirst, Some((t, ..))) => edge > *t,
+        };
+        if read >= budget.max(1) && moved {
+            resume = Some(match order {
+                Order::NewestFirst => (edge, "\u{7f}".to_string(), String::new()),
+                Order::OldestFirst => (edge, String::new(), String::new()),
+            });
+            break;
         }
         read += 1;
         let lines = crate::archive::member_lines(bucket, &page.key, 0, None).await?;
@@ -556,7 +696,31 @@ pub(super) async fn read_events(
     if read > 0 {
         console_log!("events: {read} archived page(s) read for the range before the hot window");
     }
-    Ok(out)
+    if let Some((t, ..)) = &resume {
+        // Only what lies wholly on this side of the edge is complete.
+        out.retain(|e| {
+            position(e).is_some_and(|p| match order {
+                Order::NewestFirst => p.0 > *t,
+                Order::OldestFirst => p.0 < *t,
+            })
+        });
+        if out.len() >= limit {
+            resume = None;
+        }
+    }
+    Ok(EventsRead {
+        events: out,
+        resume,
+    })
+}
+
+/// An events read: the events, and where the next read starts when the
+/// read's budget of archived pages ran out before the answer was full.
+#[derive(Serialize, Deserialize)]
+pub struct EventsRead {
+    pub events: Vec<Event>,
+    #[serde(default)]
+    pub resume: Option<(i64, String, String)>,
 }
 
 /// The events the index selects, read whole from their archive members:
@@ -662,11 +826,49 @@ pub async fn wake(env: &Env, connection_id: &str) -> Result<()> {
     command(env, connection_id, "wake", &[202]).await
 }
 
-/// Empties the connection's object and archive; returns once nothing of it
-/// remains there and no slice of it runs.
-pub async fn delete(env: &Env, connection_id: &str) -> Result<()> {
-    command(env, connection_id, "delete", &[204, 410]).await
+/// Forwards now (a sink's replay asked), without pulling.
+pub async fn forward_now(env: &Env, connection_id: &str) -> Result<()> {
+    command(env, connection_id, "forward", &[202]).await
 }
+
+/// Purges a deleted connection: its object and archive, then what an
+/// older deployment left in D1; true once nothing of it remains (its
+/// tombstone then says so). Asked by `DELETE` and, until it ends, by the
+/// object's alarm and the cron.
+pub async fn delete(env: &Env, connection_id: &str) -> Result<bool> {
+    let status = call(
+        env,
+        connection_id,
+        Method::Post,
+        "delete",
+        Some(wake_body(connection_id)?),
+    )
+    .await?
+    .status_code();
+    match status {
+        204 => purge_rest(env, connection_id).await,
+        202 => Ok(false),
+        other => Err(worker::Error::RustError(format!(
+            "the connection's object answered {other} to delete"
+        ))),
+    }
+}
+
+/// After the object: D1's legacy rows, then the tombstone marked purged.
+async fn purge_rest(env: &Env, connection_id: &str) -> Result<bool> {
+    let store = Store::new(env.d1("DB")?);
+    if !store
+        .purge_legacy(connection_id, LEGACY_ROWS_PER_STEP)
+        .await?
+    {
+        return Ok(false);
+    }
+    store.mark_purged(connection_id, now()).await?;
+    Ok(true)
+}
+
+/// Legacy event rows deleted per step of a purge.
+const LEGACY_ROWS_PER_STEP: u32 = 5_000;
 
 /// Asks the object for JSON: anything but a 200 is an error naming `op`.
 async fn ask<T: serde::de::DeserializeOwned>(
@@ -686,14 +888,9 @@ async fn ask<T: serde::de::DeserializeOwned>(
     resp.json().await
 }
 
-pub async fn events(env: &Env, connection_id: &str, q: &IndexQuery) -> Result<Vec<Event>> {
-    #[derive(Deserialize)]
-    struct Events {
-        events: Vec<Event>,
-    }
+pub async fn events(env: &Env, connection_id: &str, q: &IndexQuery) -> Result<EventsRead> {
     let body = Some(serde_json::to_string(q)?);
-    let answer: Events = ask(env, connection_id, Method::Post, "events", body).await?;
-    Ok(answer.events)
+    ask(env, connection_id, Method::Post, "events", body).await
 }
 
 /// Keeps the posture read with the connect as the connection's first check.

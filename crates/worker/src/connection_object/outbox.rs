@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 use snc_core::archive;
 use snc_core::detect::Alert;
+use snc_core::forward::sending::{payload_refused, Learned, Sending, Settled};
 use snc_core::forward::{
     self, Item, SinkKind, SinkParams, SinkSettings, SinkState, Stream, Target, Verdict,
 };
@@ -19,12 +20,17 @@ use worker::{console_log, Bucket, Env, Result, SqlStorageValue as V};
 use super::plane::{int, text, Plane};
 use crate::alerts::AlertStore;
 use crate::now;
-use crate::sinks::{SinkRow, SinkStore, StepReport};
+use crate::sinks::{NewDeadLetter, SinkRow, SinkStore, StepReport};
 use crate::store::ConnectionRow;
 
 /// Calls one sink may make in one alarm, so a large backlog cannot hold
-/// the alarm (the next alarm comes at once while there is more).
+/// the alarm (the next alarm comes a second later while there is more).
 const CALLS_PER_SINK: u32 = 10;
+/// Calls beyond those, to isolate an item a receiver refuses (halving a
+/// batch of the largest size takes about twice its log2).
+const NARROWING_CALLS: u32 = 24;
+/// How long the newest item, refused alone, waits for a later one.
+const WITNESS_WAIT_SECS: i64 = 60;
 /// A cursor's line when its page is delivered whole.
 const WHOLE_PAGE: i64 = 1_000_000_000;
 /// Pages read ahead per batch.
@@ -181,6 +187,17 @@ impl Plane {
                 vec![int(page), int(page), int(line), int(PAGES_PER_BATCH)],
             )?
             .to_array()
+    }
+
+    fn page_by_id(&self, id: i64) -> Result<Option<PageRow>> {
+        let rows: Vec<PageRow> = self
+            .sql
+            .exec(
+                "SELECT id, key, members, events FROM pages WHERE id = ?",
+                vec![int(id)],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next())
     }
 
     fn pending_events(&self, page: i64, line: i64) -> Result<i64> {
@@ -352,17 +369,22 @@ async fn send_batch(
     let kind = target.params.kind();
     let n = forward::batch_len(kind, items);
     let req = forward::delivery(target, stream, &items[..n], crate::now(), token);
-    (n, send(&req, kind, deadline).await)
+    (n, send(&req, kind, n, deadline).await)
 }
 
-/// Sends one call and reads what the answer means.
-async fn send(req: &snc_core::http::HttpRequest, kind: SinkKind, deadline: Duration) -> Verdict {
-    match crate::transport::send_within(req, deadline).await {
-        Ok(resp) => forward::verdict(kind, &resp),
+/// Sends one call of `sent` items and reads what the answer means.
+async fn send(
+    req: &snc_core::http::HttpRequest,
+    kind: SinkKind,
+    sent: usize,
+    deadline: Duration,
+) -> Verdict {
+    match crate::transport::send_capped(req, deadline, snc_core::http::SINK_ANSWER_CAP).await {
+        Ok(resp) => forward::call_verdict(kind, &resp, sent),
         Err(e) => Verdict::Retry {
             after_secs: None,
             status: 0,
-            message: e,
+            message: e.to_string(),
         },
     }
 }
@@ -410,6 +432,7 @@ pub async fn run(
             &config,
             deadline,
             &store,
+            stopping,
         )
         .await
         .unwrap_or_else(|e| {
@@ -452,6 +475,7 @@ async fn step(
     config: &crate::config::Config,
     deadline: Duration,
     store: &SinkStore,
+    stopping: &dyn Fn() -> bool,
 ) -> Result<Option<i64>> {
     let now = now();
     let pending = |c: &SinkCursor| -> Result<u64> {
@@ -471,7 +495,15 @@ async fn step(
     if cursor.next_at > now {
         return Ok(Some(cursor.next_at));
     }
-    if pending(cursor)? == 0 && !replay_due {
+    let dead_letters_asked = sink.dead_letter_replay_at.is_some_and(|r| {
+        plane
+            .meta(&format!("dead_letter_replay:{}", sink.id))
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_none_or(|done| r as i64 > done)
+    });
+    if pending(cursor)? == 0 && !replay_due && !dead_letters_asked {
         return Ok(None);
     }
     let mut report = StepReport {
@@ -519,6 +551,11 @@ async fn step(
     let mut calls = 0;
     let (mut reads, mut statements) = (0u32, 0u32);
     let mut error_text = String::new();
+    // A call size a 413 taught holds for the rest of the step.
+    let mut learned = Learned::default();
+    // An item refused alone at the end of what is pending: the sink waits
+    // for a later item to show the receiver takes others (not a failure).
+    let mut waiting = false;
     'streams: for stream in settings.streams.iter().copied() {
         while failure.is_none() && calls < CALLS_PER_SINK {
             let batch = match stream {
@@ -543,27 +580,132 @@ async fn step(
                 continue 'streams;
             }
             let token = token.as_ref().map(Secret::expose);
-            let (n, verdict) = send_batch(&target, stream, &batch.items, token, deadline).await;
-            calls += 1;
-            match verdict {
-                Verdict::Accepted { repeats } => {
-                    let (a, b) = batch.positions[n - 1];
-                    match stream {
-                        Stream::Events => {
-                            cursor.page = a;
-                            cursor.line = b;
-                        }
-                        Stream::Alerts => cursor.alert_seq = a,
-                    }
-                    cursor.failures = 0;
-                    cursor.failing_since = None;
-                    plane.save_sink_cursor(cursor)?;
-                    report.delivered += n as u64;
-                    report.repeats += u64::from(repeats);
-                    report.succeeded_at = Some(crate::now());
+            // Core's `Sending` says what each answer settles: whole calls
+            // while the receiver takes them; a refused payload is halved
+            // until the item at fault is alone, then kept as a dead letter
+            // and passed over, so one item cannot stop the feed.
+            let mut sending = Sending::new(batch.items.len()).learned_from(learned);
+            while let Some(range) =
+                sending.next_call(|start| forward::batch_len(kind, &batch.items[start..]))
+            {
+                // A delete stops the sink between two calls: none after it.
+                if calls >= CALLS_PER_SINK + NARROWING_CALLS || stopping() {
+                    break 'streams;
                 }
-                other => failure = Some((other, crate::now())),
+                let req = forward::delivery(
+                    &target,
+                    stream,
+                    &batch.items[range.clone()],
+                    crate::now(),
+                    token,
+                );
+                let verdict = send(&req, kind, range.len(), deadline).await;
+                calls += 1;
+                let settled = sending.handle(range, verdict);
+                learned = sending.learned();
+                match settled {
+                    Settled::Moved {
+                        upto,
+                        delivered,
+                        repeats,
+                        dead,
+                    } => {
+                        // The dead letters are kept before the cursor passes
+                        // them: a crash between sends them again, never loses.
+                        if !dead.is_empty() {
+                            let letters: Vec<NewDeadLetter> = dead
+                                .iter()
+                                .filter_map(|d| {
+                                    let item = batch.items.get(d.index)?;
+                                    let (page, line) = *batch.positions.get(d.index)?;
+                                    Some(NewDeadLetter {
+                                        stream,
+                                        item_id: &item.id,
+                                        page,
+                                        line,
+                                        status: d.status,
+                                        reason: &d.reason,
+                                    })
+                                })
+                                .collect();
+                            store
+                                .add_dead_letters(&sink.id, &row.id, &letters, crate::now())
+                                .await?;
+                            statements += 1;
+                            console_log!(
+                                "forward: sink {} for {}: {} item(s) refused on their own kept as dead letters ({})",
+                                sink.id,
+                                row.id,
+                                dead.len(),
+                                dead.iter().map(|d| d.status.to_string()).collect::<Vec<_>>().join(", ")
+                            );
+                        }
+                        let Some(&(a, b)) = batch.positions.get(upto - 1) else {
+                            break;
+                        };
+                        match stream {
+                            Stream::Events => {
+                                cursor.page = a;
+                                cursor.line = b;
+                            }
+                            Stream::Alerts => cursor.alert_seq = a,
+                        }
+                        cursor.failures = 0;
+                        cursor.failing_since = None;
+                        plane.save_sink_cursor(cursor)?;
+                        report.delivered += delivered as u64;
+                        report.repeats += u64::from(repeats);
+                        report.succeeded_at = Some(crate::now());
+                    }
+                    Settled::Narrowed => {}
+                    Settled::Waiting { status, reason } => {
+                        console_log!(
+                            "forward: sink {} for {}: the newest item is refused alone ({status}: {reason}); it waits for a later one",
+                            sink.id,
+                            row.id
+                        );
+                        waiting = true;
+                        continue 'streams;
+                    }
+                    Settled::Failed(other) => {
+                        failure = Some((other, crate::now()));
+                        break;
+                    }
+                }
             }
+        }
+    }
+    let dead_key = format!("dead_letter_replay:{}", sink.id);
+    let dead_done = plane
+        .meta(&dead_key)?
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    let dead_due = sink
+        .dead_letter_replay_at
+        .map(|r| r as i64)
+        .filter(|r| *r > dead_done);
+    if stopping() {
+        return Ok(None);
+    }
+    if let (None, Some(asked)) = (&failure, dead_due) {
+        let replay = DeadLetterReplay {
+            plane,
+            bucket,
+            env,
+            store,
+            sink,
+            settings,
+            target: &target,
+            token: token.as_ref().map(Secret::expose),
+            row,
+            deadline,
+        };
+        match replay.run().await? {
+            DeadLetterOutcome::Done { delivered } => {
+                plane.set_meta(&dead_key, &asked.to_string())?;
+                report.delivered += delivered;
+            }
+            DeadLetterOutcome::Failed(v) => failure = Some((v, crate::now())),
         }
     }
     if failure.is_none() && replay_due && calls < CALLS_PER_SINK {
@@ -578,6 +720,7 @@ async fn step(
             connection_id: &row.id,
             instance_url: &row.instance_url,
             deadline,
+            pages_per_read: crate::config::events_pages_per_read(env),
         };
         match replay.run(cursor).await? {
             Some(v) => failure = Some((v, crate::now())),
@@ -585,6 +728,11 @@ async fn step(
         }
     }
     let mut next = None;
+    if waiting && failure.is_none() {
+        cursor.next_at = crate::now() + WITNESS_WAIT_SECS;
+        plane.save_sink_cursor(cursor)?;
+        next = Some(cursor.next_at);
+    }
     if let Some((verdict, at)) = failure {
         cursor.failures += 1;
         let since = *cursor.failing_since.get_or_insert(at);
@@ -647,13 +795,142 @@ async fn sentinel_token(
             message: "not a Sentinel sink".into(),
         });
     };
-    match crate::transport::send_within(&req, deadline).await {
+    match crate::transport::send_capped(&req, deadline, snc_core::http::SINK_ANSWER_CAP).await {
         Ok(resp) => forward::sentinel_token(&resp).map(|(t, _)| t),
         Err(e) => Err(Verdict::Retry {
             after_secs: None,
             status: 0,
             message: format!("token endpoint: {e}"),
         }),
+    }
+}
+
+/// Sends a connection's dead letters of one sink again, once an admin has
+/// mended the receiver and asked: what it takes leaves the list, what it
+/// refuses again stays.
+struct DeadLetterReplay<'a> {
+    plane: &'a Plane,
+    bucket: &'a Bucket,
+    env: &'a Env,
+    store: &'a SinkStore,
+    sink: &'a SinkRow,
+    settings: &'a SinkSettings,
+    target: &'a Target<'a>,
+    token: Option<&'a str>,
+    row: &'a ConnectionRow,
+    deadline: Duration,
+}
+
+enum DeadLetterOutcome {
+    Done { delivered: u64 },
+    Failed(Verdict),
+}
+
+/// Dead letters sent again per ask, oldest first: the rest wait for the
+/// next ask.
+const DEAD_LETTERS_PER_REPLAY: u32 = 200;
+/// Calls one dead-letter replay may make.
+const DEAD_LETTER_REPLAY_CALLS: u32 = 20;
+
+impl DeadLetterReplay<'_> {
+    async fn run(&self) -> Result<DeadLetterOutcome> {
+        let letters = self
+            .store
+            .oldest_dead_letters(&self.sink.id, &self.row.id, DEAD_LETTERS_PER_REPLAY)
+            .await?;
+        let mut calls = 0;
+        let kind = self.settings.params.kind();
+        let alerts = AlertStore::new(self.env.d1("DB")?);
+        let mut delivered = 0;
+        for stream in self.settings.streams.iter().copied() {
+            // Each letter read back from where it lies; one that cannot be
+            // (its page past the retention) leaves the list.
+            let mut items = Vec::new();
+            let mut ids = Vec::new();
+            let mut gone = Vec::new();
+            for l in letters.iter().filter(|l| l.stream == stream.as_str()) {
+                let item = match stream {
+                    Stream::Events => self
+                        .event_at(l.page as i64, l.line as i64)
+                        .await?
+                        .map(|e| forward::event_item(&e, self.settings.format)),
+                    Stream::Alerts => alerts.get(&l.item_id).await?.map(|a| {
+                        forward::alert_item(
+                            &a.alert,
+                            a.status.as_str(),
+                            &self.row.instance_url,
+                            self.settings.format,
+                        )
+                    }),
+                };
+                match item {
+                    Some(item) => {
+                        items.push(item);
+                        ids.push(l.id.clone());
+                    }
+                    None => gone.push(l.id.clone()),
+                }
+            }
+            self.store.forget_dead_letters(&gone).await?;
+            let mut sending = Sending::new(items.len());
+            let mut taken = Vec::new();
+            while let Some(range) =
+                sending.next_call(|start| forward::batch_len(kind, &items[start..]))
+            {
+                if calls >= DEAD_LETTER_REPLAY_CALLS {
+                    break;
+                }
+                calls += 1;
+                let req = forward::delivery(
+                    self.target,
+                    stream,
+                    &items[range.clone()],
+                    crate::now(),
+                    self.token,
+                );
+                let verdict = send(&req, kind, range.len(), self.deadline).await;
+                let start = range.start;
+                let end = range.end;
+                match sending.handle(range, verdict) {
+                    Settled::Moved { dead, .. } => {
+                        let refused: Vec<usize> = dead.iter().map(|d| d.index).collect();
+                        for i in start..end {
+                            if !refused.contains(&i) {
+                                taken.extend(ids.get(i).cloned());
+                            }
+                        }
+                    }
+                    Settled::Narrowed => {}
+                    // Refused again, item by item or whole: the receiver is
+                    // not mended for these; they stay, the feed goes on.
+                    Settled::Waiting { .. } => break,
+                    Settled::Failed(Verdict::Refused { status, .. }) if payload_refused(status) => {
+                        break
+                    }
+                    Settled::Failed(v) => {
+                        self.store.forget_dead_letters(&taken).await?;
+                        return Ok(DeadLetterOutcome::Failed(v));
+                    }
+                }
+            }
+            delivered += taken.len() as u64;
+            self.store.forget_dead_letters(&taken).await?;
+        }
+        Ok(DeadLetterOutcome::Done { delivered })
+    }
+
+    /// The event at a page's line, if the page is still kept.
+    async fn event_at(&self, page: i64, line: i64) -> Result<Option<snc_core::events::Event>> {
+        let Some(p) = self.plane.page_by_id(page)? else {
+            return Ok(None);
+        };
+        let Some((start, end)) = archive::member_range(&p.members, line.max(0) as usize) else {
+            return Ok(None);
+        };
+        let lines = crate::archive::member_lines(self.bucket, &p.key, start, end).await?;
+        Ok(lines
+            .get(line.max(0) as usize % archive::LINES_PER_MEMBER)
+            .and_then(|l| archive::read_line(&p.key, l)))
     }
 }
 
@@ -669,6 +946,8 @@ struct Replay<'a> {
     connection_id: &'a str,
     instance_url: &'a str,
     deadline: Duration,
+    /// Archived pages one read of the range may open.
+    pages_per_read: u32,
 }
 
 /// What one call of a replay did.
@@ -754,9 +1033,16 @@ impl Replay<'_> {
             newest_first: false,
             ..Default::default()
         };
-        let events = super::read_events(self.plane, self.bucket, &q).await?;
+        let read = super::read_events(self.plane, self.bucket, &q, self.pages_per_read).await?;
+        let events = read.events;
         if events.is_empty() {
-            return Ok(ReplayStep::Done);
+            // Nothing in this read's pages: on from where it stopped.
+            return Ok(match read.resume {
+                Some((t, table, sys_id)) => {
+                    ReplayStep::Sent(ReplayPosition::Events(asked, t, table, sys_id))
+                }
+                None => ReplayStep::Done,
+            });
         }
         let items: Vec<Item> = events
             .iter()
@@ -771,7 +1057,9 @@ impl Replay<'_> {
         )
         .await;
         Ok(match verdict {
-            Verdict::Accepted { .. } => {
+            // A replay sends what the receiver will take again; items it
+            // refuses one by one are not dead-lettered a second time.
+            Verdict::Accepted { .. } | Verdict::Partial { .. } => {
                 let last = &events[n - 1];
                 let t = snc_core::clock::parse_rfc3339(&last.occurred_at).unwrap_or(0);
                 ReplayStep::Sent(ReplayPosition::Events(
@@ -792,7 +1080,7 @@ impl Replay<'_> {
         after: Option<(String, String)>,
     ) -> Result<ReplayStep> {
         let kind = self.settings.params.kind();
-        let alerts = self
+        let page = self
             .alerts
             .list(&crate::alerts::AlertQuery {
                 connection_id: Some(self.connection_id.to_string()),
@@ -804,8 +1092,16 @@ impl Replay<'_> {
                 ..Default::default()
             })
             .await?;
+        let alerts = page.alerts;
         if alerts.is_empty() {
-            return Ok(ReplayStep::Done);
+            // A full page of rows this release cannot read is passed over.
+            return Ok(match page.next {
+                Some(after) => ReplayStep::Sent(ReplayPosition::Alerts {
+                    asked,
+                    after: Some(after),
+                }),
+                None => ReplayStep::Done,
+            });
         }
         let items: Vec<Item> = alerts
             .iter()
@@ -827,7 +1123,7 @@ impl Replay<'_> {
         )
         .await;
         Ok(match verdict {
-            Verdict::Accepted { .. } => {
+            Verdict::Accepted { .. } | Verdict::Partial { .. } => {
                 let last = &alerts[n - 1].alert;
                 ReplayStep::Sent(ReplayPosition::Alerts {
                     asked,

@@ -236,6 +236,19 @@ impl Plane {
         Ok(())
     }
 
+    /// The object's clocks (core's `Schedule`); one that does not decode
+    /// (written by a later release) makes a pull due, as a new object's.
+    pub fn schedule(&self) -> Result<snc_core::schedule::Schedule> {
+        Ok(self
+            .meta("schedule")?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default())
+    }
+
+    pub fn save_schedule(&self, s: &snc_core::schedule::Schedule) -> Result<()> {
+        self.set_meta("schedule", &serde_json::to_string(s)?)
+    }
+
     pub fn cursors(&self) -> Result<Vec<CursorRow>> {
         self.sql
             .exec(

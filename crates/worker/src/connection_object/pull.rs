@@ -12,7 +12,6 @@ use snc_core::input::{AuthMethod, OAuthClient};
 use snc_core::instance_url::InstanceUrl;
 use snc_core::pull_run::{
     Action, Outcome, PageToStore, PullConfig, PullRun, RunAuth, StoredCursor, TokenRenewal,
-    INTERVAL_SECS,
 };
 use snc_core::table::ApiAuth;
 use worker::{console_log, Bucket, Env, Result};
@@ -255,7 +254,8 @@ impl<'a> Slice<'a> {
         }
         let t0 = now_ms();
         let to = cursor.cloned().unwrap_or_else(|| before.clone());
-        let key = archive::page_key(&self.row.id, source, before, &to);
+        let ids: Vec<&str> = fresh.iter().map(|e| e.sys_id()).collect();
+        let key = archive::page_key(&self.row.id, source, before, &to, &ids);
         let mut members = String::new();
         let mut bytes = 0;
         if !fresh.is_empty() {
@@ -332,6 +332,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
     let row = slice.row;
     let env = slice.env;
     let config = Config::from_env(env);
+    let interval = row.pull_interval(crate::config::pull_interval(env)).secs();
     let passing_error =
         row.status == "error" && row.status_code.as_deref() == Some("instance_hibernating");
     if row.enabled == 0.0 || (row.status != "connected" && !passing_error) {
@@ -340,10 +341,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
     let Some(ring) = config.keys.as_ref() else {
         slice.stats.detail =
             Some("ENCRYPTION_KEY or ENCRYPTION_KEYS_PREVIOUS is missing or wrong".into());
-        return Ok(SliceEnd::new(
-            RunOutcome::Deferred,
-            Some(now() + INTERVAL_SECS),
-        ));
+        return Ok(SliceEnd::new(RunOutcome::Deferred, Some(now() + interval)));
     };
     let id = row.id.as_str();
     // The URL passed the policy at connect; check again in case it narrowed.
@@ -428,6 +426,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         page_size: env_number(env, "PULL_PAGE_SIZE", i64::from(MAX_PAGE))
             .clamp(1, i64::from(MAX_PAGE)) as u32,
         use_batch: !row.warnings.contains("table_access_unchecked"),
+        interval: row.pull_interval(crate::config::pull_interval(env)),
     };
     let stored: Vec<(String, StoredCursor)> = slice
         .plane
@@ -489,12 +488,15 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         match action {
             Action::Send(req) => {
                 let t0 = now_ms();
-                let answer = transport::send_within(&req, deadline).await;
+                let answer = transport::send_capped(&req, deadline, config.answer_cap).await;
+                if let Err(e @ snc_core::http::CallError::TooLarge { .. }) = &answer {
+                    console_log!("pull {id}: {e}; the page is asked again smaller");
+                }
                 slice.stats.fetch_ms += now_ms() - t0;
                 pull.handle_response(now_ms(), answer);
             }
             Action::SendAhead(req) => {
-                ahead = Some(transport::InFlight::start(req, deadline).await);
+                ahead = Some(transport::InFlight::start(req, deadline, config.answer_cap).await);
             }
             Action::Store(page) => {
                 let answer_ahead = match ahead.take() {
@@ -507,6 +509,9 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                         };
                         let (answer, stored) =
                             futures_util::future::join(call.answer(), store).await;
+                        if let Err(e @ snc_core::http::CallError::TooLarge { .. }) = &answer {
+                            console_log!("pull {id}: {e}; the page is asked again smaller");
+                        }
                         stored?;
                         // What the page's store left to wait for the next.
                         slice.stats.fetch_ms += now_ms().saturating_sub(stored_at);
@@ -567,12 +572,12 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                         return slice.fail(code, &message, end.next_at).await
                     }
                     (Outcome::Done, _) => {
-                        let next = end.next_at.unwrap_or(now() + INTERVAL_SECS);
+                        let next = end.next_at.unwrap_or(now() + interval);
                         slice.finish(RunOutcome::Done, next, end.caught_up).await
                     }
                     (Outcome::More, _) => slice.finish(RunOutcome::More, now(), false).await,
                     (_, _) => {
-                        let next = end.next_at.unwrap_or(now() + INTERVAL_SECS);
+                        let next = end.next_at.unwrap_or(now() + interval);
                         slice.finish(RunOutcome::Deferred, next, false).await
                     }
                 };

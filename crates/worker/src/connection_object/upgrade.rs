@@ -142,7 +142,8 @@ async fn move_events(
     let (Some(first), Some(last)) = (events.first(), events.last()) else {
         return Ok(());
     };
-    let key = archive::page_key(id, table, &key_of(first), &key_of(last));
+    let ids: Vec<&str> = events.iter().map(Event::sys_id).collect();
+    let key = archive::page_key(id, table, &key_of(first), &key_of(last), &ids);
     let object = crate::archive::encode(events).await?;
     let bytes = object.bytes.len();
     let members = object.members;

@@ -10,16 +10,12 @@ use snc_core::problem::{Problem, ProblemCode};
 use worker::{console_log, Env, Request, Response, Result};
 
 use super::paging::{self, field_error, MAX_LIMIT};
-use crate::alerts::{AlertQuery, AlertStatus, AlertStore, StoredAlert};
+use crate::alerts::{AlertQuery, AlertStatus, AlertStore};
 use crate::respond;
 use crate::store::Store;
 
 fn store(env: &Env) -> Result<AlertStore> {
     Ok(AlertStore::new(env.d1("DB")?))
-}
-
-fn encode_cursor(a: &StoredAlert) -> String {
-    paging::encode_cursor(&(&a.alert.first_seen, &a.alert.id))
 }
 
 /// The filter from the query string; every bad value is a field error.
@@ -87,13 +83,11 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
         Ok(q) => q,
         Err(p) => return respond::problem(&p),
     };
-    let alerts = store(env)?.list(&q).await?;
-    let next_cursor = (alerts.len() as u32 == q.limit)
-        .then(|| alerts.last().map(encode_cursor))
-        .flatten();
+    let page = store(env)?.list(&q).await?;
+    let next_cursor = page.next.as_ref().map(paging::encode_cursor);
     respond::json(
         200,
-        &json!({ "alerts": alerts, "next_cursor": next_cursor }),
+        &json!({ "alerts": page.alerts, "next_cursor": next_cursor }),
     )
 }
 
@@ -104,33 +98,45 @@ pub async fn ndjson(req: Request, env: &Env) -> Result<Response> {
     };
     q.limit = MAX_LIMIT;
     q.oldest_first = true;
-    let store = store(env)?;
-    let connections = Store::new(env.d1("DB")?).list().await?;
-    let mut out = String::new();
-    loop {
-        let page = store.list(&q).await?;
-        for a in &page {
-            let line = if ocsf {
-                let url = connections
-                    .iter()
-                    .find(|c| c.id == a.alert.connection_id)
-                    .map(|c| c.instance_url.as_str())
-                    .unwrap_or("");
-                ocsf_finding(&a.alert, a.status.as_str(), url)
-            } else {
-                serde_json::to_value(a)?
+    let connections = std::rc::Rc::new(Store::new(env.d1("DB")?).list().await?);
+    let store = std::rc::Rc::new(store(env)?);
+    // Streamed a page at a time, as events.ndjson is: memory stays flat
+    // however many alerts the retention holds.
+    let stream = futures_util::stream::unfold(Some(q), move |state| {
+        let store = store.clone();
+        let connections = connections.clone();
+        async move {
+            let mut q = state?;
+            let page = match store.list(&q).await {
+                Ok(p) => p,
+                Err(e) => return Some((Err(e), None)),
             };
-            out.push_str(&line.to_string());
-            out.push('\n');
+            let mut out = Vec::new();
+            for a in &page.alerts {
+                let line = if ocsf {
+                    let url = connections
+                        .iter()
+                        .find(|c| c.id == a.alert.connection_id)
+                        .map(|c| c.instance_url.as_str())
+                        .unwrap_or("");
+                    ocsf_finding(&a.alert, a.status.as_str(), url)
+                } else {
+                    serde_json::to_value(a).unwrap_or(serde_json::Value::Null)
+                };
+                out.extend_from_slice(line.to_string().as_bytes());
+                out.push(b'\n');
+            }
+            let next = page.next.map(|after| {
+                q.after = Some(after);
+                q
+            });
+            if out.is_empty() && next.is_none() {
+                return None;
+            }
+            Some((Ok::<Vec<u8>, worker::Error>(out), next))
         }
-        if (page.len() as u32) < q.limit {
-            break;
-        }
-        q.after = page
-            .last()
-            .map(|a| (a.alert.first_seen.clone(), a.alert.id.clone()));
-    }
-    let mut resp = Response::ok(out)?;
+    });
+    let mut resp = Response::from_stream(stream)?;
     resp.headers_mut()
         .set("content-type", "application/x-ndjson")?;
     Ok(resp)

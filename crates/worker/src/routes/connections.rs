@@ -62,7 +62,7 @@ async fn run_preflight(
         };
         step = match transport::send_within(&req, deadline).await {
             Ok(resp) => preflight.on_response(&resp),
-            Err(why) => preflight.on_unreachable(&why),
+            Err(why) => preflight.on_unreachable(&why.to_string()),
         };
     }
 }
@@ -260,6 +260,24 @@ pub async fn get(env: &Env, id: &str) -> Result<Response> {
 struct PatchBody {
     name: Option<String>,
     enabled: Option<bool>,
+    /// A number (30 to 3,600), or null for the deployment's interval
+    /// (present and null is `Some(Null)`; absent is `None`).
+    #[serde(default, deserialize_with = "present")]
+    pull_interval_secs: Option<serde_json::Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+fn interval_problem(message: &str) -> Problem {
+    validation_problem(vec![snc_core::problem::FieldError {
+        field: "pull_interval_secs".into(),
+        code: "out_of_range".into(),
+        message: message.into(),
+    }])
 }
 
 pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
@@ -271,13 +289,36 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
         return respond::problem(&Problem::validation(vec![snc_core::problem::FieldError {
             field: "body".into(),
             code: "invalid_json".into(),
-            message: "Send a JSON object with \"name\" (text) and/or \"enabled\" (true or false), nothing else.".into(),
+            message: "Send a JSON object with \"name\" (text), \"enabled\" (true or false) and/or \"pull_interval_secs\" (30 to 3600, or null), nothing else.".into(),
         }]));
+    };
+    // Checked before anything changes: a bad value changes nothing.
+    let interval = match &body.pull_interval_secs {
+        None => None,
+        Some(serde_json::Value::Null) => Some(None),
+        Some(v) => match v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(snc_core::schedule::PullInterval::new)
+        {
+            Some(Ok(i)) => Some(Some(i)),
+            Some(Err(e)) => return respond::problem(&interval_problem(&e.to_string())),
+            None => {
+                return respond::problem(&interval_problem(
+                    "pull_interval_secs must be a whole number of seconds from 30 to 3600, or null for the deployment's PULL_INTERVAL_SECS",
+                ))
+            }
+        },
     };
     let store = store(env)?;
     let Some(row) = store.get(id).await? else {
         return not_found(id);
     };
+    if let Some(interval) = interval {
+        store.set_pull_interval(id, interval).await?;
+        // The new interval counts from a pull now.
+        let _ = crate::connection_object::wake(env, id).await;
+    }
     if let Some(name) = &body.name {
         let name = match input::check_name(name) {
             Ok(n) => n,
@@ -311,20 +352,43 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
     }
 }
 
+/// `DELETE`: the connection leaves every route at once (its row goes, a
+/// tombstone stays); 204 once nothing of it remains, 202 while its object,
+/// archive and legacy rows are still being purged (the object's alarm and
+/// the cron carry on; asking again is safe and answers 204 once done).
 pub async fn delete(env: &Env, id: &str) -> Result<Response> {
     if !valid_id(id) {
         return not_found(id);
     }
     let store = store(env)?;
-    if store.get(id).await?.is_none() {
-        return not_found(id);
+    if store.get(id).await?.is_some() {
+        store.bury(id, crate::now()).await?;
+    } else {
+        match store.tombstone(id).await? {
+            None => return not_found(id),
+            Some(true) => return Ok(Response::empty()?.with_status(204)),
+            Some(false) => {}
+        }
     }
-    // The object first: it stops a running pull and empties itself and the
-    // archive; only then does the row go, so a failure leaves a connection
-    // that can be deleted again rather than bytes nobody can reach.
-    crate::connection_object::delete(env, id).await?;
-    store.delete(id).await?;
-    Ok(Response::empty()?.with_status(204))
+    match crate::connection_object::delete(env, id).await {
+        Ok(true) => Ok(Response::empty()?.with_status(204)),
+        Ok(false) => deleting(id),
+        Err(e) => {
+            console_log!("delete {id}: the purge goes on later: {e}");
+            deleting(id)
+        }
+    }
+}
+
+fn deleting(id: &str) -> Result<Response> {
+    respond::json(
+        202,
+        &json!({
+            "id": id,
+            "purge": "running",
+            "message": "The connection is deleted; its stored events are still being purged. DELETE again (or wait): 204 once nothing of it remains.",
+        }),
+    )
 }
 
 pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -> Result<Response> {

@@ -101,10 +101,20 @@ pub async fn list(req: Request, env: &Env, id: &str) -> Result<Response> {
         Err(p) => return respond::problem(&p),
     };
     let limit = f.limit;
-    let events = connection_object::events(env, id, &f).await?;
-    let next = (events.len() as u32 == limit)
-        .then(|| events.last().map(encode_cursor))
-        .flatten();
+    let read = connection_object::events(env, id, &f).await?;
+    let events = read.events;
+    // A read that spent its budget says where to go on, even with a short
+    // page or none: a client follows `next_cursor`, not the page's length.
+    let next = match read.resume {
+        Some(at) => Some(paging::encode_cursor(&(
+            snc_core::clock::rfc3339(at.0),
+            at.1,
+            at.2,
+        ))),
+        None => (events.len() as u32 == limit)
+            .then(|| events.last().map(encode_cursor))
+            .flatten(),
+    };
     respond::json(200, &json!({ "events": events, "next_cursor": next }))
 }
 
@@ -125,10 +135,11 @@ pub async fn ndjson(req: Request, env: &Env, id: &str) -> Result<Response> {
         let id = id.clone();
         async move {
             let mut f = state?;
-            let events = match connection_object::events(&env, &id, &f).await {
-                Ok(e) => e,
+            let read = match connection_object::events(&env, &id, &f).await {
+                Ok(r) => r,
                 Err(e) => return Some((Err(e), None)),
             };
+            let events = read.events;
             let full = events.len() as u32 == f.limit;
             let mut out = Vec::new();
             for e in &events {
@@ -140,8 +151,14 @@ pub async fn ndjson(req: Request, env: &Env, id: &str) -> Result<Response> {
                 out.extend_from_slice(line.to_string().as_bytes());
                 out.push(b'\n');
             }
-            let next = match (full, events.last().and_then(position)) {
-                (true, Some(after)) => {
+            // Cursors, not the page's length: a read that spent its budget
+            // goes on from where it stopped.
+            let next = match (read.resume, full, events.last().and_then(position)) {
+                (Some(resume), ..) => {
+                    f.after = Some(resume);
+                    Some(f)
+                }
+                (None, true, Some(after)) => {
                     f.after = Some(after);
                     Some(f)
                 }

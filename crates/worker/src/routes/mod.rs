@@ -34,7 +34,8 @@ use crate::respond;
 pub async fn handle(req: Request, env: Env) -> Result<Response> {
     let config = Config::from_env(&env);
     let method = req.method();
-    let path = req.path();
+    // What the log shows of a path a stranger chose: bounded.
+    let path = api::logged_path(&req.path()).into_owned();
     let origin = auth::allowed_origin(&req, &config);
     let resp = match route(req, &env, &config).await {
         Ok(r) => r,
@@ -74,6 +75,19 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
     if req.method() == Method::Get && path == "/api/v1/health" {
         return health::get();
     }
+    // Bodies are read whole by the handlers: a body must announce a
+    // length within the cap before anything reads it (or checks its
+    // credential: a stranger's megabytes are never read).
+    let header = |n: &str| req.headers().get(n).ok().flatten();
+    if !api::body_allowed(
+        header("content-length").as_deref(),
+        header("transfer-encoding").as_deref(),
+    ) {
+        return respond::code(
+            ProblemCode::PayloadTooLarge,
+            "The request body is over 64 KB, or its length was not sent.",
+        );
+    }
     let Some(rest) = path.strip_prefix("/api/v1/") else {
         return respond::code(ProblemCode::NotFound, "No such route.");
     };
@@ -86,7 +100,9 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
     let audit = AuditLog::new(env.d1("DB")?);
     let caller = match auth::authenticate(&req, &access, config, now).await? {
         Ok(caller) => caller,
-        Err(refusal) => return refused(refusal, &audit, &path, ip.as_deref()).await,
+        Err(refusal) => {
+            return refused(refusal, &audit, &api::logged_path(&path), ip.as_deref()).await
+        }
     };
     // Access vouches through a cookie the browser sends by itself: a change
     // asked by a page of another origin is refused (bearer credentials are
@@ -95,6 +111,7 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
         && req.method() != Method::Get
         && !same_origin_or_allowed(&req, config)
     {
+        forbidden(&audit, &caller, &path, ip.as_deref()).await;
         return respond::code(
             ProblemCode::Forbidden,
             "A change through a Cloudflare Access sign-in must come from this connector's own page (or an origin in ALLOWED_ORIGINS).",
@@ -111,7 +128,11 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
         Resolution::MethodNotAllowed(methods) => {
             let mut resp = respond::code(
                 ProblemCode::MethodNotAllowed,
-                &format!("{} takes {}.", path, api::allow_header(methods)),
+                &format!(
+                    "{} takes {}.",
+                    api::logged_path(&path),
+                    api::allow_header(methods)
+                ),
             )?;
             resp.headers_mut()
                 .set("allow", &api::allow_header(methods))?;
@@ -125,16 +146,7 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
         .flatten()
         .and_then(|o| access::normalize_origin(&o));
     if let Decision::Forbidden(why) = access::permits(&caller, &route, origin.as_deref()) {
-        audit
-            .write(&Entry {
-                at_ms: crate::now_ms(),
-                actor: &caller.actor(),
-                action: "access.forbidden",
-                target: Some(&path),
-                outcome: ProblemCode::Forbidden.as_str(),
-                ip: ip.as_deref(),
-            })
-            .await;
+        forbidden(&audit, &caller, &path, ip.as_deref()).await;
         return respond::code(ProblemCode::Forbidden, why);
     }
     let Some(change) = route.change() else {
@@ -144,9 +156,10 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
     let actions = change_actions(change, &req).await;
     if let (Caller::Ticket(t), Resource::Connections) = (&caller, &route.resource) {
         if !access.claim_ticket(&t.id, now).await? {
+            forbidden(&audit, &caller, &path, ip.as_deref()).await;
             return respond::code(
                 ProblemCode::Forbidden,
-                "This connect ticket has already connected an instance, or is connecting one now; mint a new one to connect another.",
+                "This connect ticket has already connected an instance, is connecting one now, or has used its 5 connect attempts; mint a new one.",
             );
         }
     }
@@ -174,6 +187,20 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
     resp
 }
 
+/// A 403's audit entry: who was refused what.
+async fn forbidden(audit: &AuditLog, caller: &Caller, path: &str, ip: Option<&str>) {
+    audit
+        .write(&Entry {
+            at_ms: crate::now_ms(),
+            actor: &caller.actor(),
+            action: "access.forbidden",
+            target: Some(&api::logged_path(path)),
+            outcome: ProblemCode::Forbidden.as_str(),
+            ip,
+        })
+        .await;
+}
+
 /// No `Origin` (a script), this worker's own origin, or one of
 /// `ALLOWED_ORIGINS`; and never a request the browser marks cross-site.
 fn same_origin_or_allowed(req: &Request, config: &Config) -> bool {
@@ -199,17 +226,23 @@ async fn refused(
         Refusal::NoCredential => {
             respond::code(ProblemCode::Unauthorized, "No credential was sent.")
         }
-        Refusal::Wrong { actor, why } => {
-            audit
-                .write(&Entry {
-                    at_ms: crate::now_ms(),
-                    actor: &actor,
-                    action: "credential.refused",
-                    target: Some(path),
-                    outcome: ProblemCode::Unauthorized.as_str(),
-                    ip,
-                })
-                .await;
+        Refusal::Wrong {
+            actor,
+            why,
+            audit: write,
+        } => {
+            if write {
+                audit
+                    .write(&Entry {
+                        at_ms: crate::now_ms(),
+                        actor: &actor,
+                        action: "credential.refused",
+                        target: Some(path),
+                        outcome: ProblemCode::Unauthorized.as_str(),
+                        ip,
+                    })
+                    .await;
+            }
             respond::code(ProblemCode::Unauthorized, why)
         }
         Refusal::Slowed {
@@ -264,6 +297,9 @@ async fn change_actions(change: Change, req: &Request) -> Vec<String> {
     for (k, v) in body.as_ref().map(fields).unwrap_or_default() {
         match (change, k.as_str(), &v) {
             (Change::ConnectionUpdate, "name", _) => actions.push("connection.rename".into()),
+            (Change::ConnectionUpdate, "pull_interval_secs", _) => {
+                actions.push("connection.schedule".into())
+            }
             (Change::ConnectionUpdate, "enabled", serde_json::Value::Bool(true)) => {
                 actions.push("connection.enable".into())
             }
@@ -337,6 +373,10 @@ async fn dispatch(
         (Delete, R::Sink(id)) => sinks::delete(env, id).await,
         (Post, R::SinkTest(id)) => sinks::test(env, config, id).await,
         (Post, R::SinkReplay(id)) => sinks::replay(req, env, id).await,
+        (Get, R::SinkDeadLetters(id)) => {
+            sinks::dead_letters(env, id, caller.scopes().contains(&Scope::Admin)).await
+        }
+        (Post, R::SinkDeadLetterReplay(id)) => sinks::replay_dead_letters(env, id).await,
         (Get, R::Connections) => connections::list(env).await,
         (Post, R::Connections) => connections::create(req, env, config).await,
         (Get, R::Connection(id)) => connections::get(env, id).await,

@@ -62,14 +62,12 @@ fn seal(config: &Config, id: &str, secret: &Secret) -> std::result::Result<Strin
         .map_err(|_| Problem::new(ProblemCode::Internal))
 }
 
-/// A receiver URL's query can hold a capability (a token in the URL), and
-/// a receiver's answer anything: only admins see them.
+/// A receiver URL's path or query can hold a capability (a token in the
+/// URL), and a receiver's answer anything: only admins see them.
 fn shown(row: &crate::sinks::SinkRow, admin: bool) -> serde_json::Value {
     let mut v = row.to_api();
     if !admin {
-        if let Some((base, _)) = row.url.split_once('?') {
-            v["url"] = json!(format!("{base}?…"));
-        }
+        v["url"] = json!(snc_core::forward::SinkUrl::shown_to_readers(&row.url));
         if let Some(e) = v.get_mut("last_error").and_then(|e| e.as_object_mut()) {
             e.remove("message");
         }
@@ -230,6 +228,7 @@ pub async fn test(env: &Env, config: &Config, id: &str) -> Result<Response> {
         id: format!("test:{}", crate::hex(&crate::random_bytes::<8>()?)),
         occurred_at: now,
         source: "test".into(),
+        scope: None,
         record: json!({
             "id": "test", "kind": "test", "occurred_at": snc_core::clock::rfc3339(now),
             "message": "A test delivery from the ServiceNow connector.",
@@ -238,7 +237,7 @@ pub async fn test(env: &Env, config: &Config, id: &str) -> Result<Response> {
     let deadline = std::time::Duration::from_secs(10);
     let mut token = None;
     if let Some(req) = forward::sentinel_token_request(&settings.params, &secret) {
-        match crate::transport::send_within(&req, deadline).await {
+        match crate::transport::send_capped(&req, deadline, snc_core::http::SINK_ANSWER_CAP).await {
             Ok(resp) => match forward::sentinel_token(&resp) {
                 Ok((t, _)) => token = Some(t),
                 Err(v) => {
@@ -266,21 +265,21 @@ pub async fn test(env: &Env, config: &Config, id: &str) -> Result<Response> {
         now,
         token.as_ref().map(Secret::expose),
     );
-    match crate::transport::send_within(&req, deadline).await {
+    match crate::transport::send_capped(&req, deadline, snc_core::http::SINK_ANSWER_CAP).await {
         Ok(resp) => {
             let v = forward::verdict(settings.params.kind(), &resp);
             respond::json(200, &report(&v, Some(resp.status), "receiver"))
         }
         Err(e) => respond::json(
             200,
-            &json!({"delivered": false, "status": null, "message": e}),
+            &json!({"delivered": false, "status": null, "message": e.to_string()}),
         ),
     }
 }
 
 fn report(v: &Verdict, status: Option<u16>, who: &str) -> serde_json::Value {
     match v {
-        Verdict::Accepted { .. } => {
+        Verdict::Accepted { .. } | Verdict::Partial { .. } => {
             json!({"delivered": true, "status": status, "message": format!("the {who} accepted the test delivery")})
         }
         Verdict::Retry { message, .. } | Verdict::Refused { message, .. } => {
@@ -316,8 +315,16 @@ pub async fn replay(mut req: Request, env: &Env, id: &str) -> Result<Response> {
     store
         .set_replay(id, from, to, crate::now_ms() as i64)
         .await?;
-    // The objects of the sink's connections take the replay at once (the
-    // others at their next alarm).
+    forward_now(env, &sink).await?;
+    respond::json(
+        202,
+        &json!({"replay": {"from": snc_core::clock::rfc3339(from), "to": snc_core::clock::rfc3339(to)}}),
+    )
+}
+
+/// The objects of the sink's connections forward at once (the others at
+/// their next alarm); none of them pulls for it.
+async fn forward_now(env: &Env, sink: &crate::sinks::SinkRow) -> Result<()> {
     for c in crate::store::Store::new(env.d1("DB")?)
         .list()
         .await?
@@ -325,10 +332,48 @@ pub async fn replay(mut req: Request, env: &Env, id: &str) -> Result<Response> {
         .filter(|c| sink.serves(&c.id))
         .take(100)
     {
-        let _ = crate::connection_object::wake(env, &c.id).await;
+        let _ = crate::connection_object::forward_now(env, &c.id).await;
     }
+    Ok(())
+}
+
+/// `GET /sinks/{id}/dead_letters`: what the receiver refused on its own,
+/// newest first (the receiver's reason for admins only).
+pub async fn dead_letters(env: &Env, id: &str, admin: bool) -> Result<Response> {
+    let store = store(env)?;
+    let Some(sink) = store.get(id).await? else {
+        return not_found(id);
+    };
+    let letters: Vec<serde_json::Value> = store
+        .dead_letters(id, None, crate::sinks::DEAD_LETTERS_PER_SINK as u32)
+        .await?
+        .iter()
+        .map(|l| {
+            let mut v = l.to_api();
+            if !admin {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("reason");
+                }
+            }
+            v
+        })
+        .collect();
     respond::json(
-        202,
-        &json!({"replay": {"from": snc_core::clock::rfc3339(from), "to": snc_core::clock::rfc3339(to)}}),
+        200,
+        &json!({ "dead_letters": letters, "dropped": sink.dead_letters_dropped as u64 }),
     )
+}
+
+/// `POST /sinks/{id}/dead_letters/replay`: once the receiver is mended,
+/// its dead letters are sent again; what it takes leaves the list.
+pub async fn replay_dead_letters(env: &Env, id: &str) -> Result<Response> {
+    let store = store(env)?;
+    let Some(sink) = store.get(id).await? else {
+        return not_found(id);
+    };
+    store
+        .ask_dead_letter_replay(id, crate::now_ms() as i64)
+        .await?;
+    forward_now(env, &sink).await?;
+    respond::json(202, &json!({ "dead_letters": sink.dead_letters as u64 }))
 }
