@@ -281,6 +281,9 @@ test("a connection's own pull interval is set through PATCH, 30 to 3,600 s, and 
     assert.equal(r.json.errors?.[0]?.field, "pull_interval_secs", r.text);
   }
   assert.equal((await c.connection(conn.id)).name, "interval", "a refused PATCH changes nothing");
+  // A good interval with a bad name: refused as a whole, the interval unset.
+  assert.equal((await c.api("PATCH", `/api/v1/connections/${conn.id}`, { pull_interval_secs: 60, name: " " })).status, 422);
+  assert.equal((await c.connection(conn.id)).pull_interval_secs ?? null, null, "a refused name leaves the interval as it was");
   const set = await c.api("PATCH", `/api/v1/connections/${conn.id}`, { pull_interval_secs: 60 });
   assert.equal(set.status, 200, set.text);
   assert.equal(set.json.pull_interval_secs, 60);

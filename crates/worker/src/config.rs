@@ -20,7 +20,7 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// How long one call to an instance may take (`CALL_TIMEOUT_MS`).
     pub call_deadline: std::time::Duration,
-    /// The most a pull's page answer may hold (`ANSWER_CAP_BYTES`, 64 KB to
+    /// The most a pull's page answer may hold (`ANSWER_CAP_BYTES`, 256 KB to
     /// the default 32 MB): a larger page is asked again smaller.
     pub answer_cap: usize,
     /// Cloudflare Access sign-in, with `ACCESS_TEAM_DOMAIN` and `ACCESS_AUD`.
@@ -91,7 +91,7 @@ impl Config {
             answer_cap: text(env, "ANSWER_CAP_BYTES")
                 .and_then(|v| v.trim().parse::<usize>().ok())
                 .map_or(snc_core::http::SERVICENOW_ANSWER_CAP, |b| {
-                    b.clamp(64 * 1024, snc_core::http::SERVICENOW_ANSWER_CAP)
+                    b.clamp(256 * 1024, snc_core::http::SERVICENOW_ANSWER_CAP)
                 }),
             call_deadline: text(env, "CALL_TIMEOUT_MS")
                 .and_then(|v| v.trim().parse().ok())

@@ -116,10 +116,17 @@ async fn exchange(
         .map_err(|e| failed(e.to_string()))?;
     let status = resp.status_code();
     let headers: Vec<(String, String)> = resp.headers().entries().collect();
+    // fetch decodes a gzip answer by itself and keeps its headers: the
+    // length announced is then the compressed one, and says nothing of
+    // what would be read. Only an identity answer's length is trusted.
+    let encoded = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("content-encoding") && !v.trim().eq_ignore_ascii_case("identity")
+    });
     let announced = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .filter(|_| !encoded);
     let body = capped_body(resp, cap, announced).await?;
     Ok(HttpResponse {
         status,

@@ -20,10 +20,15 @@ pub async fn sync(
     instance: &InstanceUrl,
     auth: &ApiAuth,
     deadline: std::time::Duration,
+    stopping: &dyn Fn() -> bool,
 ) -> Result<usize> {
     let mut sync = InventorySync::new(&plane.inventory_cursors()?);
     let mut upserted = 0;
     for _ in 0..CALLS_PER_SLICE {
+        // A delete stops the sync between two calls: none after it.
+        if stopping() {
+            break;
+        }
         let Some(req) = sync.request(instance, auth) else {
             break;
         };

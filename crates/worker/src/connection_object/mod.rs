@@ -362,13 +362,15 @@ impl ConnectionObject {
         let store = Store::new(self.env.d1("DB")?);
         let Some(row) = store.get(&id).await? else {
             // The connection is gone from the control plane: nothing of it
-            // may stay here either.
-            self.finish_delete(&id).await;
+            // may stay here either. The purge runs at the next alarm, once
+            // this slice (which a purge would wait for) has ended.
+            self.bury_here(&plane, &id).await?;
             return Ok(None);
         };
         let bucket = self.bucket()?;
         let mut schedule = plane.schedule()?;
-        if schedule.on_alarm(now()).pull {
+        let pulled = schedule.on_alarm(now()).pull;
+        if pulled {
             let at_start = schedule;
             let Some(next) = self.pull(&plane, &bucket, store, &row).await? else {
                 return Ok(None);
@@ -388,6 +390,12 @@ impl ConnectionObject {
         }
         if crate::config::pulls_paused(&self.env) {
             return Ok(Some(schedule.next_alarm(now(), None)));
+        }
+        // A delete during the pull (whose call to this object may have
+        // failed): no sink hears of the connection again.
+        if pulled && Store::new(self.env.d1("DB")?).get(&id).await?.is_none() {
+            self.bury_here(&plane, &id).await?;
+            return Ok(None);
         }
         // Forwarding, each sink on its own clock: a sink's backlog or retry
         // may want the alarm before the next pull, never the pull sooner.
@@ -465,7 +473,8 @@ impl ConnectionObject {
             }
             // The accounts, roles and groups changed since the last pull.
             if !self.deleted.get() {
-                inventory::sync(plane, instance, auth, deadline).await?;
+                let stopping = || self.deleted.get();
+                inventory::sync(plane, instance, auth, deadline, &stopping).await?;
             }
         }
         let stats = &slice.stats;
@@ -533,6 +542,18 @@ impl ConnectionObject {
         }
         storage.delete_all().await?;
         Ok(true)
+    }
+
+    /// Marks this object deleted from within its own slice, and leaves the
+    /// purge to the next alarm (a purge waits for the running slice).
+    async fn bury_here(&self, plane: &Plane, connection_id: &str) -> Result<()> {
+        plane.set_meta(TOMBSTONE, connection_id)?;
+        self.deleted.set(true);
+        self.state
+            .storage()
+            .set_alarm(Duration::from_secs(1))
+            .await?;
+        Ok(())
     }
 
     /// A delete driven by the alarm: on to the end, then the control

@@ -470,7 +470,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         .all(|(_, k)| k.is_none())
     {
         if let Some(auth) = pull.ready_auth(now_ms()) {
-            super::inventory::sync(slice.plane, &instance, &auth, deadline).await?;
+            super::inventory::sync(slice.plane, &instance, &auth, deadline, slice.stopping).await?;
         }
     }
     slice.stats.setup_ms = now_ms().saturating_sub(slice.started_ms);

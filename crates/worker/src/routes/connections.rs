@@ -314,11 +314,6 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
     let Some(row) = store.get(id).await? else {
         return not_found(id);
     };
-    if let Some(interval) = interval {
-        store.set_pull_interval(id, interval).await?;
-        // The new interval counts from a pull now.
-        let _ = crate::connection_object::wake(env, id).await;
-    }
     if let Some(name) = &body.name {
         let name = match input::check_name(name) {
             Ok(n) => n,
@@ -345,6 +340,12 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
                 let _ = crate::connection_object::wake(env, id).await;
             }
         }
+    }
+    // Last: a refused name (422, 409) leaves the interval as it was.
+    if let Some(interval) = interval {
+        store.set_pull_interval(id, interval).await?;
+        // The new interval counts from a pull now.
+        let _ = crate::connection_object::wake(env, id).await;
     }
     match store.get(id).await? {
         Some(row) => respond::json(200, &row.to_api()),
