@@ -18,7 +18,8 @@ pub struct Config {
     pub releases: Option<ReleaseRange>,
     pub backfill_days: i64,
     pub allowed_origins: Vec<String>,
-    /// How long one call to an instance may take (`CALL_TIMEOUT_MS`).
+    /// How long one call to an instance may take (`CALL_TIMEOUT_MS`, at
+    /// most 100 s).
     pub call_deadline: std::time::Duration,
     /// The most a pull's page answer may hold (`ANSWER_CAP_BYTES`, 256 KB to
     /// the default 32 MB): a larger page is asked again smaller.
@@ -93,13 +94,14 @@ impl Config {
                 .map_or(snc_core::http::SERVICENOW_ANSWER_CAP, |b| {
                     b.clamp(256 * 1024, snc_core::http::SERVICENOW_ANSWER_CAP)
                 }),
+            // At most 100 s: a delete waits 120 s for a running slice to
+            // reach its next step, so one call can never outlast that wait.
             call_deadline: text(env, "CALL_TIMEOUT_MS")
                 .and_then(|v| v.trim().parse().ok())
                 .filter(|ms: &u64| *ms >= 100)
-                .map_or(
-                    crate::transport::CALL_DEADLINE,
-                    std::time::Duration::from_millis,
-                ),
+                .map_or(crate::transport::CALL_DEADLINE, |ms: u64| {
+                    std::time::Duration::from_millis(ms.min(100_000))
+                }),
         }
     }
 }

@@ -100,16 +100,22 @@ pub async fn ndjson(req: Request, env: &Env) -> Result<Response> {
     q.oldest_first = true;
     let connections = std::rc::Rc::new(Store::new(env.d1("DB")?).list().await?);
     let store = std::rc::Rc::new(store(env)?);
-    // Streamed a page at a time, as events.ndjson is: memory stays flat
-    // however many alerts the retention holds.
-    let stream = futures_util::stream::unfold(Some(q), move |state| {
+    // The first page before the answer starts: a failure there is a 500,
+    // not a 200 with an empty export.
+    let first = store.list(&q).await?;
+    // Then streamed a page at a time, as events.ndjson is: memory stays
+    // flat however many alerts the retention holds.
+    let stream = futures_util::stream::unfold(Some((q, Some(first))), move |state| {
         let store = store.clone();
         let connections = connections.clone();
         async move {
-            let mut q = state?;
-            let page = match store.list(&q).await {
-                Ok(p) => p,
-                Err(e) => return Some((Err(e), None)),
+            let (mut q, ready) = state?;
+            let page = match ready {
+                Some(p) => p,
+                None => match store.list(&q).await {
+                    Ok(p) => p,
+                    Err(e) => return Some((Err(e), None)),
+                },
             };
             let mut out = Vec::new();
             for a in &page.alerts {
@@ -128,7 +134,7 @@ pub async fn ndjson(req: Request, env: &Env) -> Result<Response> {
             }
             let next = page.next.map(|after| {
                 q.after = Some(after);
-                q
+                (q, None)
             });
             if out.is_empty() && next.is_none() {
                 return None;
