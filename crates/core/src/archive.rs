@@ -207,9 +207,104 @@ pub fn lines(text: &[u8]) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// Which way a listing of events goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+/// A read of archived pages with a budget: pages come in the order of their
+/// newest (or oldest) event, and a read that has opened `budget` of them
+/// stops before the next, where everything on this side is known.
+#[derive(Clone, Debug)]
+pub struct ColdRead {
+    pub order: Order,
+    /// Events before this second (exclusive) and from `lower` on.
+    pub upper: i64,
+    pub lower: Option<i64>,
+    /// The second of the cursor this read began after, if any.
+    pub after: Option<i64>,
+    pub budget: u32,
+}
+
+impl ColdRead {
+    /// Before opening the next page (`read` opened so far): the second
+    /// where the read stops, if it does. Never beyond where it began (a
+    /// page can span far past the cursor), and never where it began (the
+    /// next read would start there again): until it can move, it reads on.
+    pub fn stop_before(&self, read: u32, first_at: i64, last_at: i64) -> Option<i64> {
+        let edge = match self.order {
+            Order::NewestFirst => last_at.min(self.upper - 1),
+            Order::OldestFirst => first_at.max(self.lower.unwrap_or(i64::MIN)),
+        };
+        let moved = match (self.order, self.after) {
+            (_, None) => true,
+            (Order::NewestFirst, Some(t)) => edge < t,
+            (Order::OldestFirst, Some(t)) => edge > t,
+        };
+        (read >= self.budget.max(1) && moved).then_some(edge)
+    }
+
+    /// The cursor a read stopped at `edge` answers: the next read lists
+    /// every event of that second again.
+    pub fn resume(&self, edge: i64) -> (i64, String, String) {
+        match self.order {
+            Order::NewestFirst => (edge, "\u{7f}".to_string(), String::new()),
+            Order::OldestFirst => (edge, String::new(), String::new()),
+        }
+    }
+
+    /// Whether an event of second `t` is complete in a read stopped at `edge`.
+    pub fn complete(&self, edge: i64, t: i64) -> bool {
+        match self.order {
+            Order::NewestFirst => t > edge,
+            Order::OldestFirst => t < edge,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budgeted_read_stops_only_where_it_can_move_on() {
+        let newest = ColdRead {
+            order: Order::NewestFirst,
+            upper: 1_001,
+            lower: None,
+            after: Some(1_000),
+            budget: 1,
+        };
+        // A page spanning past the cursor's second, or ending in it: read.
+        assert_eq!(newest.stop_before(1, 10, 5_000), None);
+        assert_eq!(newest.stop_before(1, 10, 1_000), None);
+        // Within budget: read.
+        assert_eq!(newest.stop_before(0, 10, 900), None);
+        // Past it, and past the cursor: stop at the page's newest second.
+        assert_eq!(newest.stop_before(1, 10, 900), Some(900));
+        assert!(newest.complete(900, 901) && !newest.complete(900, 900));
+        assert!(
+            newest.resume(900).1.as_str() > "zzz",
+            "after every table of that second"
+        );
+        let oldest = ColdRead {
+            order: Order::OldestFirst,
+            upper: i64::MAX,
+            lower: Some(50),
+            after: Some(50),
+            budget: 2,
+        };
+        assert_eq!(
+            oldest.stop_before(2, 20, 90),
+            None,
+            "begins before the cursor"
+        );
+        assert_eq!(oldest.stop_before(2, 60, 90), Some(60));
+        assert!(oldest.complete(60, 59) && !oldest.complete(60, 60));
+        assert_eq!(oldest.resume(60), (60, String::new(), String::new()));
+    }
     use crate::events::normalize;
     use serde_json::{json, Value};
 

@@ -644,8 +644,15 @@ pub(super) async fn read_events(
         .after
         .as_ref()
         .map(|(t, table, sys_id)| (*t, table.as_str(), sys_id.as_str()));
+    let cold = archive::ColdRead {
+        order,
+        upper,
+        lower,
+        after: q.after.as_ref().map(|a| a.0),
+        budget,
+    };
     let mut read = 0;
-    let mut resume = None;
+    let mut stopped_at = None;
     for page in plane.cold_pages(lower, upper, order)? {
         // Enough already, and this page (and every later one) lies wholly
         // past the last event kept.
@@ -663,25 +670,8 @@ pub(super) async fn read_events(
         // known (pages come in the order of their newest, or oldest, event:
         // nothing beyond this page's edge can hide in a page not read) and
         // says where to go on, even when it holds few events or none.
-        // Where this page's events begin, seen from the side the listing
-        // comes from, but never beyond where this read began: a page can
-        // span far past the cursor (a quiet table's page covers hours).
-        let edge = match order {
-            Order::NewestFirst => (page.last_at as i64).min(upper - 1),
-            Order::OldestFirst => (page.first_at as i64).max(lower.unwrap_or(i64::MIN)),
-        };
-        // A resume must move past where this read began, or the next read
-        // would start here again: until it can, the page is read.
-        let moved = match (order, &q.after) {
-            (_, None) => true,
-            (Order::NewestFirst, Some((t, ..))) => edge < *t,
-            (Order::OldestFirst, Some((t, ..))) => edge > *t,
-        };
-        if read >= budget.max(1) && moved {
-            resume = Some(match order {
-                Order::NewestFirst => (edge, "\u{7f}".to_string(), String::new()),
-                Order::OldestFirst => (edge, String::new(), String::new()),
-            });
+        if let Some(edge) = cold.stop_before(read, page.first_at as i64, page.last_at as i64) {
+            stopped_at = Some(edge);
             break;
         }
         read += 1;
@@ -717,16 +707,12 @@ pub(super) async fn read_events(
     if read > 0 {
         console_log!("events: {read} archived page(s) read for the range before the hot window");
     }
-    if let Some((t, ..)) = &resume {
+    let mut resume = None;
+    if let Some(edge) = stopped_at {
         // Only what lies wholly on this side of the edge is complete.
-        out.retain(|e| {
-            position(e).is_some_and(|p| match order {
-                Order::NewestFirst => p.0 > *t,
-                Order::OldestFirst => p.0 < *t,
-            })
-        });
-        if out.len() >= limit {
-            resume = None;
+        out.retain(|e| position(e).is_some_and(|p| cold.complete(edge, p.0)));
+        if out.len() < limit {
+            resume = Some(cold.resume(edge));
         }
     }
     Ok(EventsRead {

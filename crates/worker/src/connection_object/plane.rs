@@ -68,12 +68,7 @@ pub struct Plane {
     pub(super) sql: SqlStorage,
 }
 
-/// Which end of a time range a read starts from.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    NewestFirst,
-    OldestFirst,
-}
+pub use snc_core::archive::Order;
 
 /// An archived page some of whose events are no longer indexed.
 #[derive(Deserialize)]
