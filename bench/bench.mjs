@@ -12,6 +12,7 @@ import { launch } from "../tests/support/browser.mjs";
 import { pageBytes, timeToInput } from "./page.mjs";
 import { forwardingFigures, workerdCpu } from "./forwarding.mjs";
 import { localR2PutCost } from "./r2.mjs";
+import { abuseFigures, abuseRows } from "./abuse.mjs";
 
 const OUT = join(ROOT, "target", "bench");
 mkdirSync(OUT, { recursive: true });
@@ -246,6 +247,11 @@ log(`forwarding: ${results.forwarding.events} events in ${results.forwarding.sec
 results.local_r2 = await localR2PutCost();
 log(`local R2: ${results.local_r2.cpu_ms_per_mb.toFixed(1)} CPU ms per MB put`);
 
+// 8. Under abuse and faults (bench/abuse.mjs): calls with a failing sink,
+// the audit rows of a burst, peak memory storing the largest pages.
+results.abuse = await abuseFigures();
+log(`abuse: ${results.abuse.sink.failing_calls_per_hour.toFixed(0)} calls an hour with a failing sink, ${results.abuse.burst.audit_rows} audit rows for a burst`);
+
 // Cost of one million events on Workers Paid, from the measured rates.
 {
   const o = results.ours;
@@ -319,6 +325,7 @@ const rows = [
   ["  subrequests per 10,000 events forwarded", r.forwarding.subrequests_per_10k.toFixed(1), ""],
   ["    (receiver calls / archive reads / D1 statements)", `${r.forwarding.calls_per_10k.toFixed(1)} / ${r.forwarding.archive_reads_per_10k.toFixed(1)} / ${r.forwarding.d1_per_10k.toFixed(1)}`, ""],
   ["  workerd CPU ms per 10,000 events forwarded", r.forwarding.workerd_cpu_ms_per_10k.toFixed(0), ""],
+  ...abuseRows(r.abuse),
   ["connect page, gzip bytes", String(r.page_gzip_bytes), "<= 65536"],
   ["worker, gzip bytes", String(r.worker_gzip_bytes), ""],
   ["time until the sign-in form accepts input, ms", r.page_input_ms_median.toFixed(0), "<= 150"],

@@ -30,7 +30,7 @@ scripts/build.sh
 stage "deployable: wrangler deploy --dry-run (bindings, Durable Object migration, R2, bundle)"
 WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
   node_modules/.bin/wrangler deploy --dry-run --outdir target/deploy-dry-run 2>&1 | tee "$LOGS/deploy-dry-run.log"
-for binding in "env.CONN (ConnectionObject)" "env.DB (snc)" "env.ARCHIVE" "--dry-run: exiting now"; do
+for binding in "env.CONN (ConnectionObject)" "env.DB (snc)" "env.ARCHIVE" "env.CALLER_LIMIT (600 requests/60s)" "--dry-run: exiting now"; do
   grep -qF -- "$binding" "$LOGS/deploy-dry-run.log" || { echo "deploy dry run: missing $binding"; exit 1; }
 done
 echo "ready for tests after $(( $(date +%s) - t0 )) s"

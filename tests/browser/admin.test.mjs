@@ -5,8 +5,9 @@
 // down is told apart from ServiceNow's problems.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
 import { startWorker, startSim } from "../support/harness.mjs";
-import { client } from "../support/pulls.mjs";
+import { client, waitFor } from "../support/pulls.mjs";
 import { launch } from "../support/browser.mjs";
 
 let worker, sim, simWizard, browser, c, conn;
@@ -53,6 +54,61 @@ test("an open reconnect form and a delete confirmation survive the list's refres
   await page.getByRole("button", { name: "Keep it" }).click();
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+test("a sink's dead letters: counted in its row, listed with the receiver's reason, sent again once the receiver is mended", async () => {
+  // An Elastic whose mapping refuses the fifth document it sees, until mended.
+  const es = { seen: new Set(), poison: null, mended: false };
+  const receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      const lines = body.split("\n").filter(Boolean);
+      const items = [];
+      for (let i = 0; i < lines.length; i += 2) {
+        const id = JSON.parse(lines[i]).create._id;
+        es.seen.add(id);
+        if (!es.poison && es.seen.size === 5) es.poison = id;
+        const refused = id === es.poison && !es.mended;
+        items.push({ create: refused ? { _id: id, status: 400, error: { type: "mapper_parsing_exception", reason: "failed to parse field [source.ip]" } } : { _id: id, status: 201 } });
+      }
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ errors: items.some((x) => x.create.status >= 300), items }));
+    });
+  });
+  await new Promise((ok) => receiver.listen(0, "127.0.0.1", ok));
+  try {
+    const made = await c.api("POST", "/api/v1/sinks", { name: "SIEM", kind: "elastic", url: `http://127.0.0.1:${receiver.address().port}`, api_key: "k", index: "logs-servicenow-default", format: "ecs", streams: ["events"], connection_ids: null });
+    assert.equal(made.status, 201, made.text);
+    const sink = made.json;
+    // New events after the sink's creation reach it with the next pull.
+    await sim.control("insert", { table: "sysevent", count: 20 });
+    assert.equal((await c.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
+    await waitFor("the dead letter", async () => (await c.api("GET", `/api/v1/sinks/${sink.id}`)).json.dead_letters === 1, 60_000);
+    const { page, errors } = await openAdmin();
+    const row = page.locator("tr", { hasText: "SIEM" });
+    await row.waitFor();
+    await page.getByRole("button", { name: "Show the dead letters of SIEM" }).click();
+    const title = page.getByRole("heading", { name: "Dead letters of SIEM" });
+    await title.waitFor();
+    assert.equal(await title.evaluate((e) => e === document.activeElement), true, "the focus moves to the list");
+    const section = page.getByRole("region", { name: "Dead letters of SIEM" });
+    const letter = section.locator("tbody tr");
+    assert.equal(await letter.count(), 1);
+    const text = await letter.innerText();
+    assert.ok(text.includes(es.poison.split(":").pop()), `${text} names ${es.poison}`);
+    assert.match(text, /400/);
+    assert.match(text, /failed to parse field/);
+    es.mended = true;
+    await page.getByRole("button", { name: "Send the dead letters of SIEM again" }).click();
+    await page.getByRole("status").filter({ hasText: "The dead letters of SIEM are sent again" }).waitFor();
+    await waitFor("the mended receiver took it", async () => (await c.api("GET", `/api/v1/sinks/${sink.id}/dead_letters`)).json.dead_letters.length === 0, 60_000);
+    assert.deepEqual(errors, []);
+    await page.close();
+    assert.equal((await c.api("DELETE", `/api/v1/sinks/${sink.id}`)).status, 204);
+  } finally {
+    receiver.close();
+  }
 });
 
 test("a failing action shows its error, not success", async () => {

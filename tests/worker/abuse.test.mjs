@@ -173,6 +173,68 @@ test("a read key sees a receiver URL's scheme and host, never its path or query"
   assert.ok((await c.api("GET", `/api/v1/sinks/${sink.json.id}`)).text.includes("SECRETPATHTOKEN"));
 });
 
+test("a connect key makes at most CONNECTIONS_PER_KEY connections, through tickets too, and the refused connect never calls the instance", async () => {
+  const sim = await startSim(["--days", "1", "--events-per-day", "20", "--seed", "131"]);
+  const worker = await startWorker({ vars: { PULLS_PAUSED: "true", CONNECTIONS_PER_KEY: "1" } });
+  stops.push(() => worker.stop(), () => sim.stop());
+  const c = client(worker);
+  const key = (await c.api("POST", "/api/v1/keys", { name: "portal", scopes: ["connect"] })).json.key;
+  const as = async (token, body, headers = {}) => {
+    const r = await fetch(`${worker.url}/api/v1/connections`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+    return { status: r.status, json: await r.json() };
+  };
+  const body = (name) => ({ name, instance_url: sim.instance_url, method: "oauth", username: sim.username, password: sim.password, client_id: sim.client_id, client_secret: sim.client_secret });
+  const first = await as(key, body("first"));
+  assert.equal(first.status, 201, JSON.stringify(first.json));
+  const calls = (await simStats(sim)).requests;
+  const second = await as(key, body("second"));
+  assert.equal(second.status, 403);
+  assert.equal(second.json.code, "quota_exceeded");
+  assert.match(second.json.detail, /CONNECTIONS_PER_KEY/);
+  // A ticket the key mints counts against the same quota.
+  const minted = await fetch(`${worker.url}/api/v1/tickets`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: "{}" });
+  assert.equal(minted.status, 201);
+  const viaTicket = await as((await minted.json()).ticket, body("third"));
+  assert.equal(viaTicket.json.code, "quota_exceeded");
+  assert.equal((await simStats(sim)).requests, calls, "no call to the instance for a refused connect");
+  // An admin's connections are not counted (this one conflicts, it is not refused by quota).
+  assert.equal((await c.api("POST", "/api/v1/connections", body("admin's"))).json.code, "conflict");
+  // Deleting one gives the key its connect back.
+  assert.ok([202, 204].includes((await c.api("DELETE", `/api/v1/connections/${first.json.id}`)).status));
+  assert.equal((await as(key, body("again"))).status, 201);
+});
+
+test("a key making more than 600 calls a minute is answered 429 with Retry-After, while the admin is answered throughout", async () => {
+  const worker = await startWorker({ vars: { PULLS_PAUSED: "true" } });
+  stops.push(() => worker.stop());
+  const c = client(worker);
+  const key = (await c.api("POST", "/api/v1/keys", { name: "busy script", scopes: ["read"] })).json.key;
+  const call = (token) => fetch(`${worker.url}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+  // 1,300 calls in bursts of 50: the limiter counts fixed minutes, so they
+  // span two at most, and at least 100 are over.
+  const statuses = [];
+  let refusal;
+  let adminAnswered = 0;
+  for (let i = 0; i < 26; i++) {
+    const burst = await Promise.all(Array.from({ length: 50 }, () => call(key)));
+    for (const r of burst) {
+      statuses.push(r.status);
+      if (r.status === 429 && !refusal) refusal = { retry: r.headers.get("retry-after"), body: await r.json() };
+      else await r.arrayBuffer();
+    }
+    if ((await call(worker.adminToken)).status === 200) adminAnswered++;
+  }
+  const ok = statuses.filter((s) => s === 200).length;
+  const limited = statuses.filter((s) => s === 429).length;
+  assert.equal(ok + limited, statuses.length, `only 200 and 429: ${[...new Set(statuses)]}`);
+  assert.ok(ok >= 600 && ok <= 1200, `${ok} answered`);
+  assert.ok(limited >= 100, `${limited} refused`);
+  assert.equal(refusal.body.code, "rate_limited");
+  assert.match(refusal.body.detail, /600 API calls this minute/);
+  assert.equal(refusal.retry, "60");
+  assert.equal(adminAnswered, 26, "the admin token is not counted");
+});
+
 test("one document Elastic refuses is a dead letter and the rest flow; a webhook's 413 halves the call; a mended receiver takes the dead letter on replay", async () => {
   // Elastic refuses one document (its mapping rejects a field) until mended.
   const es = { got: new Set(), poison: null, mended: false, seen: 0 };

@@ -11,8 +11,10 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startWorker, startSim } from "../support/harness.mjs";
 import { client, waitFor } from "../support/pulls.mjs";
+import { RULES, plant, plantSuite, score, alertsOf as alertsIn } from "../support/truth.mjs";
 
-const RULES = ["failed_login_burst", "password_spray", "login_after_failures", "admin_role_granted", "admin_impersonated", "security_elevation", "mass_delete", "bulk_export", "login_by_inactive_user", "posture_drift"];
+const alertsOf = (id, query = "") => alertsIn(c, id, query);
+
 let worker, c, sim, conn;
 const expected = [];
 before(async () => {
@@ -25,51 +27,6 @@ after(async () => {
   await worker?.stop();
   await sim?.stop();
 });
-
-async function plant(s, name, variant, at) {
-  const r = await fetch(`${s.instance_url}/__sim/scenario`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name, variant, at }) });
-  const body = await r.json();
-  assert.equal(r.status, 200, JSON.stringify(body));
-  return body;
-}
-
-/** Plants every rule's two attacks and two near misses, 40 minutes apart, from `start` back. */
-async function plantSuite(s, start) {
-  const truth = [];
-  let at = start;
-  for (const rule of RULES) {
-    for (const variant of ["positive", "below", "positive", "outside"]) {
-      const p = await plant(s, rule, variant, at);
-      truth.push(...p.expect);
-      at -= 2400;
-    }
-  }
-  return truth;
-}
-
-async function alertsOf(id, query = "") {
-  const all = [];
-  let cursor = null;
-  do {
-    const r = await c.api("GET", `/api/v1/alerts?connection_id=${id}&limit=200${query}${cursor ? `&cursor=${cursor}` : ""}`);
-    assert.equal(r.status, 200, r.text);
-    all.push(...r.json.alerts);
-    cursor = r.json.next_cursor;
-  } while (cursor);
-  return all;
-}
-
-/** Each expected alert matched to exactly one alert; what is left over is false. */
-function score(truth, alerts) {
-  const matches = (e, a) => a.rule === e.rule && (e.actor == null || a.actor === e.actor || a.title.includes(e.actor)) && (e.source_ip == null || a.source_ip === e.source_ip);
-  const found = truth.map((e) => alerts.filter((a) => matches(e, a)));
-  const used = new Set(found.flat().map((a) => a.id));
-  return {
-    missed: truth.filter((_, i) => found[i].length === 0),
-    duplicated: truth.filter((_, i) => found[i].length > 1),
-    false: alerts.filter((a) => !used.has(a.id)).map((a) => [a.rule, a.actor, a.source_ip, a.title]),
-  };
-}
 
 test("every planted attack is one alert after the backfill; no near miss and no noise raises any", async () => {
   const now = Math.floor(Date.now() / 1000);

@@ -5,6 +5,10 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startWorker, startSim } from "../support/harness.mjs";
 import { client, waitFor } from "../support/pulls.mjs";
+import { instanceAccounts, accountsView as view, connectorAccounts } from "../support/truth.mjs";
+
+const truth = () => instanceAccounts(sim);
+const accounts = (id, query) => connectorAccounts(c, id, query);
 
 let worker, c, sim;
 before(async () => {
@@ -16,57 +20,6 @@ after(async () => {
   await worker?.stop();
   await sim?.stop();
 });
-
-/** A whole table as the instance holds it, read with the service account. */
-async function table(name, fields) {
-  const auth = "Basic " + Buffer.from(`${sim.username}:${sim.password}`).toString("base64");
-  const r = await fetch(`${sim.instance_url}/api/now/v2/table/${name}?sysparm_limit=10000&sysparm_exclude_reference_link=true&sysparm_fields=${fields}`, { headers: { authorization: auth } });
-  return (await r.json()).result;
-}
-
-/** The accounts the instance has, from its tables: the ground truth. */
-async function truth() {
-  const [users, roles, groups, grants, members] = await Promise.all([
-    table("sys_user", "sys_id,user_name,active,locked_out"),
-    table("sys_user_role", "sys_id,name,elevated_privilege"),
-    table("sys_user_group", "sys_id,name"),
-    table("sys_user_has_role", "user,role,state"),
-    table("sys_user_grmember", "user,group"),
-  ]);
-  const roleName = new Map(roles.map((r) => [r.sys_id, r]));
-  const groupName = new Map(groups.map((g) => [g.sys_id, g.name]));
-  const out = new Map();
-  for (const u of users) {
-    const held = grants.filter((g) => g.user === u.sys_id && g.state === "active").map((g) => roleName.get(g.role));
-    out.set(u.user_name, {
-      active: u.active === "true",
-      locked_out: u.locked_out === "true",
-      roles: [...new Set(held.map((r) => r.name))].sort(),
-      groups: [...new Set(members.filter((m) => m.user === u.sys_id).map((m) => groupName.get(m.group)))].sort(),
-      privileged: held.some((r) => r.elevated_privilege === "true" || ["admin", "security_admin", "impersonator", "oauth_admin"].includes(r.name)),
-    });
-  }
-  return out;
-}
-
-async function accounts(id, query = "") {
-  const all = [];
-  let cursor = null;
-  do {
-    const q = new URLSearchParams(query);
-    q.set("limit", "70");
-    if (cursor) q.set("cursor", cursor);
-    const r = await c.api("GET", `/api/v1/connections/${id}/accounts?${q}`);
-    assert.equal(r.status, 200, r.text);
-    all.push(...r.json.accounts);
-    cursor = r.json.next_cursor;
-  } while (cursor);
-  return all;
-}
-
-function view(list) {
-  return new Map(list.map((a) => [a.user_name, { active: a.active, locked_out: a.locked_out, roles: [...a.roles].sort(), groups: [...a.groups].sort(), privileged: a.privileged }]));
-}
 
 let conn;
 

@@ -143,11 +143,58 @@ pub enum Caller {
     },
 }
 
+/// Connections one non-admin key may have made (itself or through the
+/// tickets it minted), unless `CONNECTIONS_PER_KEY` says otherwise.
+pub const CONNECTIONS_PER_KEY: u32 = 50;
+
+/// Whose quota a new connection counts against: a key without the admin
+/// scope, or the key that minted the ticket (`minter_is_admin`: that key
+/// holds the admin scope). `None`: an admin (the admin token, an Access
+/// identity, an admin key, or a ticket one of them minted), whose
+/// connections are not counted.
+pub fn connection_owner(caller: &Caller, minter: MinterScope) -> Option<String> {
+    match caller {
+        Caller::Key { id, scopes, .. } if !scopes.has(Scope::Admin) => Some(format!("key:{id}")),
+        Caller::Ticket(t) if t.minted_by.starts_with("key:") && minter == MinterScope::NotAdmin => {
+            Some(t.minted_by.clone())
+        }
+        _ => None,
+    }
+}
+
+/// Whether the key that minted a ticket holds the admin scope (looked up
+/// when the ticket connects; a revoked key counts as not admin).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MinterScope {
+    Admin,
+    NotAdmin,
+}
+
+/// The most API calls one key or ticket makes in a minute, as the
+/// `CALLER_LIMIT` binding in wrangler.toml sets it (keep the two equal: the
+/// refusal's message and `Retry-After` come from here).
+pub const CALLS_PER_CALLER_MINUTE: u32 = 600;
+
+/// The key a caller's API calls are counted under, per minute: a key, or a
+/// ticket's minter (a key and its tickets share one budget). `None`: an admin (the admin token or an Access sign-in), whose
+/// page and scripts are not limited here (their wrong guesses are, by the
+/// failed-credential window).
+pub fn rate_limit_key(caller: &Caller) -> Option<String> {
+    match caller {
+        Caller::Key { id, .. } => Some(format!("key:{id}")),
+        // Under whoever minted it: minting tickets buys no more calls.
+        Caller::Ticket(t) => Some(t.minted_by.clone()),
+        Caller::AdminToken | Caller::Access { .. } => None,
+    }
+}
+
 /// A connect ticket as checked: what it was minted for and what it did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TicketGrant {
     pub id: String,
     pub origin: Option<String>,
+    /// Who minted it, as `kind:id` (`key:<id>` for an API key).
+    pub minted_by: String,
     /// The connection it created, once it has.
     pub connection_id: Option<String>,
     /// Whether its one `POST /connections` is taken (in flight or done).
@@ -548,6 +595,7 @@ mod tests {
         let mut t = TicketGrant {
             id: "t".into(),
             origin: Some("https://portal.example".into()),
+            minted_by: "key:k1".into(),
             connection_id: None,
             claimed: false,
         };
@@ -572,6 +620,71 @@ mod tests {
         t.origin = None;
         assert!(at(&t, "GET", "settings", Some("https://anywhere.example")));
         assert!(at(&t, "GET", "me", None));
+    }
+
+    #[test]
+    fn connections_count_against_the_key_that_made_them_or_minted_their_ticket() {
+        let key = |scopes: &[Scope]| Caller::Key {
+            id: "k1".into(),
+            name: "portal".into(),
+            scopes: Scopes(scopes.to_vec()),
+        };
+        let plain = MinterScope::NotAdmin;
+        assert_eq!(
+            connection_owner(&key(&[Scope::Connect]), plain).as_deref(),
+            Some("key:k1")
+        );
+        assert_eq!(
+            connection_owner(&key(&[Scope::Admin, Scope::Connect]), plain),
+            None
+        );
+        assert_eq!(connection_owner(&Caller::AdminToken, plain), None);
+        let ticket = |minted_by: &str| {
+            Caller::Ticket(TicketGrant {
+                id: "t".into(),
+                origin: None,
+                minted_by: minted_by.into(),
+                connection_id: None,
+                claimed: false,
+            })
+        };
+        assert_eq!(
+            connection_owner(&ticket("key:k1"), plain).as_deref(),
+            Some("key:k1")
+        );
+        // A ticket an admin key minted is the admin's: not counted.
+        assert_eq!(
+            connection_owner(&ticket("key:k1"), MinterScope::Admin),
+            None
+        );
+        assert_eq!(
+            connection_owner(&ticket("admin_token:admin token"), plain),
+            None
+        );
+        assert_eq!(connection_owner(&ticket("access:sub-1"), plain), None);
+        // Every key is limited per minute, its tickets under it; admins are not.
+        assert_eq!(
+            rate_limit_key(&key(&[Scope::Admin])).as_deref(),
+            Some("key:k1")
+        );
+        assert_eq!(rate_limit_key(&ticket("key:k1")).as_deref(), Some("key:k1"));
+        assert_eq!(rate_limit_key(&Caller::AdminToken), None);
+        let access = Caller::Access {
+            id: "sub".into(),
+            name: "ann@example.com".into(),
+        };
+        assert_eq!(rate_limit_key(&access), None);
+    }
+
+    #[test]
+    fn the_caller_limit_binding_allows_what_the_refusal_says() {
+        let toml = include_str!("../../../wrangler.toml");
+        let at = toml.find("name = \"CALLER_LIMIT\"").unwrap();
+        let binding = toml[at..].lines().take(3).collect::<Vec<_>>().join("\n");
+        assert!(
+            binding.contains(&format!("limit = {CALLS_PER_CALLER_MINUTE}, period = 60")),
+            "{binding}"
+        );
     }
 
     #[test]

@@ -51,6 +51,34 @@ pub struct SinkInfo {
     pub pending: u64,
     pub last_success_at: Option<String>,
     pub last_error: Option<SinkError>,
+    /// Items the receiver refused on its own, kept for a replay.
+    #[serde(default)]
+    pub dead_letters: u64,
+    #[serde(default)]
+    pub dead_letters_dropped: u64,
+}
+
+/// One item a receiver refused on its own, as
+/// `GET /sinks/{id}/dead_letters` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct DeadLetter {
+    pub id: String,
+    pub connection_id: String,
+    pub stream: Stream,
+    /// The event's or alert's id.
+    pub item_id: String,
+    pub status: u16,
+    /// The receiver's reason: admins only.
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct DeadLetterList {
+    pub dead_letters: Vec<DeadLetter>,
+    /// The oldest, dropped past the 1,000 a sink keeps.
+    pub dropped: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

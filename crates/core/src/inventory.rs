@@ -15,11 +15,10 @@ use serde_json::{Map, Value};
 use crate::batch;
 use crate::cursor::Key;
 use crate::events::{parse_servicenow_time, servicenow_time, text, Event, Kind};
-use crate::http::{HttpRequest, HttpResponse};
-use crate::instance_url::InstanceUrl;
+use crate::http::HttpResponse;
 use crate::problem::{Problem, ProblemCode};
-use crate::servicenow::{classify_failure, is_html};
-use crate::table::{self, ApiAuth};
+use crate::servicenow::{classify_failure, error_message};
+use crate::table;
 
 /// Late commits are looked for this far before each table's cursor.
 pub const OVERLAP_SECS: i64 = 600;
@@ -118,14 +117,33 @@ pub enum InventoryRecord {
     },
 }
 
-/// One table's page, to upsert, and where its cursor moves.
+/// One table's page, to upsert, and where its cursor moves (`None`: it
+/// stays where it is).
 #[derive(Debug)]
 pub struct InventoryPage {
     pub table: InventoryTable,
     pub records: Vec<InventoryRecord>,
-    pub cursor: Option<Key>,
+    pub cursor: Option<TableCursor>,
     /// The table is read up to now.
     pub done: bool,
+}
+
+/// A table's place, as kept between syncs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCursor {
+    #[serde(flatten)]
+    pub key: Key,
+    /// Read to its end at this key: the next sync starts `OVERLAP_SECS`
+    /// before it, for late commits. Otherwise the read stopped mid-table
+    /// (its budget ran out) and the next sync goes on from the key exactly,
+    /// so a table with more changes in the overlap than a slice reads still
+    /// moves on. Cursors kept before this flag read as done.
+    #[serde(default = "read_to_end")]
+    pub done: bool,
+}
+
+fn read_to_end() -> bool {
+    true
 }
 
 /// A sync: which tables are still behind and from where.
@@ -154,16 +172,17 @@ fn after_query(after: &Key) -> String {
 
 impl InventorySync {
     /// A sync from the stored cursors (absent: read the table whole).
-    pub fn new(stored: &[(InventoryTable, Option<Key>)]) -> InventorySync {
+    pub fn new(stored: &[(InventoryTable, Option<TableCursor>)]) -> InventorySync {
         let after = InventoryTable::ALL
             .into_iter()
             .map(|t| {
                 let start = match stored
                     .iter()
                     .find(|(s, _)| *s == t)
-                    .and_then(|(_, k)| k.as_ref())
+                    .and_then(|(_, c)| c.as_ref())
                 {
-                    Some(k) => match parse_servicenow_time(&k.created_on) {
+                    Some(c) if !c.done => c.key.clone(),
+                    Some(c) => match parse_servicenow_time(&c.key.created_on) {
                         Some(at) => Key {
                             created_on: servicenow_time(at - OVERLAP_SECS),
                             sys_id: String::new(),
@@ -183,13 +202,19 @@ impl InventorySync {
         self
     }
 
+    /// Records per table and call, smaller once the instance cancelled a
+    /// page (keep it for the next sync).
+    pub fn page(&self) -> u32 {
+        self.page
+    }
+
     pub fn done(&self) -> bool {
         self.after.iter().all(|(_, k)| k.is_none())
     }
 
-    /// The next call: a Batch API request with the next page of every table
-    /// still behind, or `None` when all are current.
-    pub fn request(&self, instance: &InstanceUrl, auth: &ApiAuth) -> Option<HttpRequest> {
+    /// The next reads: the next page of every table still behind, in one
+    /// Batch API call or one call each; `None` when all are current.
+    pub fn reads(&self, route: batch::ReadRoute) -> Option<batch::Reads> {
         let limit = self.page.to_string();
         let items: Vec<batch::BatchItem> = self
             .after
@@ -211,22 +236,31 @@ impl InventorySync {
                 ))
             })
             .collect();
-        (!items.is_empty()).then(|| batch::request(instance, auth, "inventory", &items))
+        (!items.is_empty()).then(|| batch::Reads::new("inventory", items, route))
     }
 
-    /// Reads the answer: one page per table asked for. A refusal of the
-    /// whole call is a problem; a table the user may not read is skipped
-    /// for this sync (its records stay as last read).
-    pub fn handle(&mut self, resp: &HttpResponse, now: i64) -> Result<Vec<InventoryPage>, Problem> {
-        if resp.status != 200 || is_html(resp) {
-            return Err(classify_failure(resp, "the inventory read", now));
+    /// Reads the answers (`Reads::answers`): one page per table served. A
+    /// refusal of the whole call, or a refused token, rate limit or web
+    /// page on any read, is a problem; a table the user may not read is
+    /// skipped for this sync (its records stay as last read); a table not
+    /// served stays behind for the next call.
+    pub fn handle(
+        &mut self,
+        answered: Result<Vec<(String, HttpResponse)>, HttpResponse>,
+        now: i64,
+    ) -> Result<Vec<InventoryPage>, Problem> {
+        // A refusal, a rate limit, an outage or a web page on any read
+        // holds for the others: the sync ends there. Only a table the user
+        // may not read (403) or that is absent is passed over.
+        let items = batch::served(answered, "the inventory read", now, cancelled)?;
+        // A page the instance cancelled (its transaction quota) is asked
+        // again smaller, as a pull's is; the other tables' pages stand.
+        if let Some((_, r)) = items.iter().find(|(_, r)| cancelled(r)) {
+            match crate::cursor::smaller_page(self.page) {
+                Some(smaller) => self.page = smaller,
+                None => return Err(classify_failure(r, "the inventory read", now)),
+            }
         }
-        let items = batch::parse(resp).ok_or_else(|| {
-            Problem::with_context(
-                ProblemCode::NotServicenow,
-                "The Batch API answer could not be read.",
-            )
-        })?;
         let mut pages = Vec::new();
         for (t, after) in self.after.iter_mut() {
             let Some(current) = after.clone() else {
@@ -235,8 +269,9 @@ impl InventorySync {
             let Some((_, r)) = items.iter().find(|(id, _)| id == t.source()) else {
                 continue;
             };
-            if r.status == 401 || r.status == 429 || is_html(r) {
-                return Err(classify_failure(r, "the inventory read", now));
+            if cancelled(r) {
+                // Behind still: read again with the smaller page.
+                continue;
             }
             let rows = match r.status {
                 200 => rows(r),
@@ -257,19 +292,129 @@ impl InventorySync {
                 })
             });
             let done = (rows.len() as u32) < self.page;
-            let cursor = last
-                .clone()
-                .or_else(|| (!current.created_on.is_empty()).then_some(current));
             *after = if done { None } else { last.clone() };
+            let cursor = match last {
+                Some(key) => Some(TableCursor { key, done }),
+                // Nothing after an exact key it went on from: read to the
+                // end there. Nothing after an overlap's start: the stored
+                // cursor stands (moving it back would drift a little
+                // further back at every sync).
+                None if done && !current.sys_id.is_empty() => Some(TableCursor {
+                    key: current,
+                    done: true,
+                }),
+                None => None,
+            };
             pages.push(InventoryPage {
                 table: *t,
                 records,
-                cursor: if done { cursor } else { last },
+                cursor,
                 done,
             });
         }
         Ok(pages)
     }
+}
+
+/// How a sync before a pull ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncEnd {
+    /// Every table is read up to now.
+    Current,
+    /// The slice's budget ran out (or a delete stopped it) with pages left.
+    Behind,
+    /// The token (or the user name and password) was refused.
+    Refused,
+    /// A rate limit: ServiceNow asked to wait this long (0: it did not say).
+    Throttled { wait_secs: u64 },
+    /// The instance answered with its hibernation page.
+    Hibernating,
+    /// Another failure: an error, an outage, no answer.
+    Failed,
+}
+
+impl SyncEnd {
+    /// How a sync that met `problem` ended.
+    pub fn from_problem(problem: &Problem) -> SyncEnd {
+        if problem.is(ProblemCode::CredentialsRejected) {
+            SyncEnd::Refused
+        } else if problem.is(ProblemCode::RateLimited) {
+            SyncEnd::Throttled {
+                wait_secs: problem.retry_after.unwrap_or(0),
+            }
+        } else if problem.is(ProblemCode::InstanceHibernating) {
+            SyncEnd::Hibernating
+        } else {
+            SyncEnd::Failed
+        }
+    }
+}
+
+/// Since when the inventory has been behind, after a sync that ended
+/// `synced`: kept from the first sync that was not current, cleared by the
+/// next that is.
+pub fn behind_since(kept: Option<i64>, synced: SyncEnd, now: i64) -> Option<i64> {
+    match synced {
+        SyncEnd::Current => None,
+        _ => Some(kept.unwrap_or(now)),
+    }
+}
+
+/// Longest a pull waits for the inventory to be read up to now. Past it,
+/// pages are judged with what is known, and each run says so, rather than
+/// no event being stored at all.
+pub const WAIT_FOR_INVENTORY_SECS: i64 = 1_800;
+/// A failed sync is tried again this much later (with the pull it holds),
+/// or half as long as the inventory has been behind if that is longer, so a
+/// long outage is asked about less and less often.
+pub const INVENTORY_RETRY_SECS: i64 = 15;
+
+/// Whether a pull may judge pages now: the rules that ask who is an admin
+/// or an inactive account need the inventory read up to the pull, or an
+/// impersonated admin planted in the backfill is judged against an
+/// inventory that does not know the admin yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InventoryGate {
+    /// Read up to now: pull.
+    Current,
+    /// Not yet: no page is read; the next slice syncs again at `retry_at`.
+    Wait { retry_at: i64 },
+    /// Behind since `since`, longer than the wait: pull anyway, and say so.
+    Stale { since: i64 },
+}
+
+/// The gate, from the sync just made and since when the inventory has been
+/// behind (the first sync that was not current, kept by the caller). A
+/// refused token and a hibernating instance are the run's to handle first
+/// (a refresh; the hibernation's own wait); here they wait as failures do.
+pub fn gate(synced: SyncEnd, behind_since: Option<i64>, now: i64) -> InventoryGate {
+    if synced == SyncEnd::Current {
+        return InventoryGate::Current;
+    }
+    let since = behind_since.unwrap_or(now);
+    let backoff = (now.saturating_sub(since) / 2).max(INVENTORY_RETRY_SECS);
+    // A rate limit is waited out even past the wait: pulling at once would
+    // only meet it again.
+    if let SyncEnd::Throttled { wait_secs } = synced {
+        let asked = wait_secs.min(crate::servicenow::MAX_RETRY_AFTER_SECS) as i64;
+        return InventoryGate::Wait {
+            retry_at: now.saturating_add(backoff.max(asked)),
+        };
+    }
+    if now - since >= WAIT_FOR_INVENTORY_SECS {
+        return InventoryGate::Stale { since };
+    }
+    InventoryGate::Wait {
+        retry_at: match synced {
+            SyncEnd::Behind => now,
+            _ => now.saturating_add(backoff),
+        },
+    }
+}
+
+/// The instance cancelled the query at its transaction quota.
+fn cancelled(r: &HttpResponse) -> bool {
+    r.status >= 500 && error_message(r).is_some_and(|m| m.contains("Transaction cancelled"))
 }
 
 type Row = Map<String, Value>;
@@ -364,12 +509,31 @@ pub fn privileged<'a>(roles: impl IntoIterator<Item = (&'a str, bool)>) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::HttpRequest;
+    use crate::instance_url::InstanceUrl;
+    use crate::table::ApiAuth;
     use base64::Engine;
 
     fn item(id: &str, status: u16, rows: Vec<Value>) -> Value {
         let raw = serde_json::to_vec(&serde_json::json!({ "result": rows })).unwrap();
         serde_json::json!({"id": id, "status_code": status, "headers": [],
             "body": base64::engine::general_purpose::STANDARD.encode(raw)})
+    }
+
+    /// The answers of a served Batch API call, as `Reads` gives them.
+    fn served(resp: HttpResponse) -> Result<Vec<(String, HttpResponse)>, HttpResponse> {
+        let mut reads = batch::Reads::new(
+            "inventory",
+            vec![("x".into(), "/x".into())],
+            batch::ReadRoute::Batch,
+        );
+        reads.handle(resp);
+        reads.answers()
+    }
+
+    fn request(sync: &InventorySync) -> Option<HttpRequest> {
+        sync.reads(batch::ReadRoute::Batch)?
+            .next_request(&instance(), &auth())
     }
 
     fn answer(items: Vec<Value>) -> HttpResponse {
@@ -412,7 +576,7 @@ mod tests {
     #[test]
     fn a_first_sync_reads_every_table_whole_then_pages_on_by_key() {
         let mut sync = InventorySync::new(&[]).with_page(2);
-        let req = sync.request(&instance(), &auth()).unwrap();
+        let req = request(&sync).unwrap();
         let q = queries(&req);
         assert_eq!(q.len(), 5);
         assert!(
@@ -422,13 +586,13 @@ mod tests {
         );
         let pages = sync
             .handle(
-                &answer(vec![
+                served(answer(vec![
                     item("sys_user", 200, vec![user("u1", "ann", "2026-01-01 00:00:00"), user("u2", "bob", "2026-01-01 00:00:00")]),
                     item("sys_user_role", 200, vec![serde_json::json!({"sys_id": "r1", "name": "security_admin", "elevated_privilege": "true", "sys_updated_on": "2025-01-01 00:00:00"})]),
                     item("sys_user_group", 200, vec![]),
                     item("sys_user_has_role", 200, vec![serde_json::json!({"sys_id": "g1", "user": "u1", "role": {"value": "r1", "link": "x"}, "inherited": "false", "state": "active", "sys_updated_on": "2025-01-01 00:00:00"})]),
                     item("sys_user_grmember", 403, vec![]),
-                ]),
+                ])),
                 0,
             )
             .unwrap();
@@ -460,30 +624,212 @@ mod tests {
             "an unreadable table is left for later"
         );
         // Only the users are still behind, after their last key.
-        let next = queries(&sync.request(&instance(), &auth()).unwrap());
+        let next = queries(&request(&sync).unwrap());
         assert_eq!(next, vec![("sys_user".to_string(), "sys_updated_on=2026-01-01 00:00:00^sys_id>u2^NQsys_updated_on>2026-01-01 00:00:00^ORDERBYsys_updated_on^ORDERBYsys_id".to_string())]);
-        sync.handle(&answer(vec![item("sys_user", 200, vec![])]), 0)
+        sync.handle(served(answer(vec![item("sys_user", 200, vec![])])), 0)
             .unwrap();
         assert!(sync.done());
-        assert!(sync.request(&instance(), &auth()).is_none());
+        assert!(request(&sync).is_none());
     }
 
     #[test]
     fn a_later_sync_starts_the_overlap_before_each_cursor() {
-        let stored = [(
-            InventoryTable::Users,
-            Some(Key {
-                created_on: "2026-01-01 00:10:00".into(),
-                sys_id: "u9".into(),
-            }),
-        )];
+        // A cursor kept by an earlier release (a bare key) reads as done.
+        let kept: TableCursor =
+            serde_json::from_str(r#"{"created_on":"2026-01-01 00:10:00","sys_id":"u9"}"#).unwrap();
+        assert!(kept.done);
+        let stored = [(InventoryTable::Users, Some(kept.clone()))];
         let sync = InventorySync::new(&stored);
-        let q = queries(&sync.request(&instance(), &auth()).unwrap());
+        let q = queries(&request(&sync).unwrap());
         let users = q.iter().find(|(id, _)| id == "sys_user").unwrap();
         assert_eq!(
             users.1,
             "sys_updated_on>=2026-01-01 00:00:00^ORDERBYsys_updated_on^ORDERBYsys_id"
         );
+        // A read stopped mid-table goes on from its key exactly: a table
+        // with more changes in the overlap than one slice reads moves on.
+        let mid = TableCursor {
+            done: false,
+            ..kept
+        };
+        let mut sync = InventorySync::new(&[(InventoryTable::Users, Some(mid))]).with_page(2);
+        let q = queries(&request(&sync).unwrap());
+        let users = q.iter().find(|(id, _)| id == "sys_user").unwrap();
+        assert_eq!(
+            users.1,
+            "sys_updated_on=2026-01-01 00:10:00^sys_id>u9^NQsys_updated_on>2026-01-01 00:10:00^ORDERBYsys_updated_on^ORDERBYsys_id"
+        );
+        // Nothing after it: read to the end at that key, the overlap next.
+        let pages = sync
+            .handle(served(answer(vec![item("sys_user", 200, vec![])])), 0)
+            .unwrap();
+        let users = pages
+            .iter()
+            .find(|p| p.table == InventoryTable::Users)
+            .unwrap();
+        assert_eq!(
+            users.cursor,
+            Some(TableCursor {
+                key: Key {
+                    created_on: "2026-01-01 00:10:00".into(),
+                    sys_id: "u9".into()
+                },
+                done: true
+            })
+        );
+        // An overlap that finds nothing leaves the stored cursor as it is.
+        let mut sync = InventorySync::new(&stored);
+        let pages = sync
+            .handle(served(answer(vec![item("sys_user", 200, vec![])])), 0)
+            .unwrap();
+        assert_eq!(
+            pages
+                .iter()
+                .find(|p| p.table == InventoryTable::Users)
+                .unwrap()
+                .cursor,
+            None
+        );
+    }
+
+    #[test]
+    fn a_pull_waits_for_the_inventory_but_not_for_ever() {
+        let t = 1_000_000;
+        assert_eq!(
+            gate(SyncEnd::Current, Some(t - 99_999), t),
+            InventoryGate::Current
+        );
+        // Pages left: the next slice goes on at once; a failure waits.
+        assert_eq!(
+            gate(SyncEnd::Behind, None, t),
+            InventoryGate::Wait { retry_at: t }
+        );
+        assert_eq!(
+            gate(SyncEnd::Failed, None, t),
+            InventoryGate::Wait {
+                retry_at: t + INVENTORY_RETRY_SECS
+            }
+        );
+        assert_eq!(behind_since(Some(t - 60), SyncEnd::Failed, t), Some(t - 60));
+        assert_eq!(behind_since(None, SyncEnd::Behind, t), Some(t));
+        assert_eq!(behind_since(Some(t - 60), SyncEnd::Current, t), None);
+        // A long outage is asked about less and less often.
+        assert_eq!(
+            gate(SyncEnd::Failed, Some(t - 600), t),
+            InventoryGate::Wait { retry_at: t + 300 }
+        );
+        // A rate limit's own wait wins when longer.
+        assert_eq!(
+            gate(SyncEnd::Throttled { wait_secs: 120 }, None, t),
+            InventoryGate::Wait { retry_at: t + 120 }
+        );
+        let limited = crate::servicenow::classify_failure(
+            &HttpResponse {
+                status: 429,
+                headers: vec![("Retry-After".into(), "120".into())],
+                body: b"{}".to_vec(),
+            },
+            "the inventory read",
+            t,
+        );
+        assert_eq!(
+            SyncEnd::from_problem(&limited),
+            SyncEnd::Throttled { wait_secs: 120 }
+        );
+        // Behind for the whole wait: pages are judged, and the run says so.
+        let since = t - WAIT_FOR_INVENTORY_SECS;
+        assert_eq!(
+            gate(SyncEnd::Failed, Some(since), t),
+            InventoryGate::Stale { since }
+        );
+    }
+
+    #[test]
+    fn without_a_batch_api_each_table_is_its_own_call_with_the_same_pages() {
+        let mut sync = InventorySync::new(&[]).with_page(2);
+        let mut reads = sync.reads(batch::ReadRoute::OneByOne).unwrap();
+        let mut paths = Vec::new();
+        while let Some(req) = reads.next_request(&instance(), &auth()) {
+            let table = req
+                .url
+                .split("/table/")
+                .nth(1)
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+                .to_string();
+            let rows = match table.as_str() {
+                "sys_user" => vec![user("u1", "ann", "2026-01-01 00:00:00")],
+                _ => vec![],
+            };
+            paths.push(table);
+            reads.handle(HttpResponse {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body: serde_json::to_vec(&serde_json::json!({ "result": rows })).unwrap(),
+            });
+        }
+        assert_eq!(paths.len(), 5, "{paths:?}");
+        let pages = sync.handle(reads.answers(), 0).unwrap();
+        assert_eq!(pages.len(), 5);
+        assert!(pages.iter().all(|p| p.done));
+        assert!(sync.done());
+        // A rate limit on the second table is the sync's problem.
+        let mut sync = InventorySync::new(&[]);
+        let mut reads = sync.reads(batch::ReadRoute::OneByOne).unwrap();
+        reads.handle(HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: br#"{"result":[]}"#.to_vec(),
+        });
+        reads.handle(HttpResponse {
+            status: 429,
+            headers: vec![],
+            body: b"{}".to_vec(),
+        });
+        assert!(reads.next_request(&instance(), &auth()).is_none());
+        assert!(sync.handle(reads.answers(), 0).is_err());
+        assert!(!sync.done());
+    }
+
+    #[test]
+    fn a_cancelled_page_is_read_again_smaller_and_an_outage_is_a_problem() {
+        let mut sync = InventorySync::new(&[]).with_page(1000);
+        let cancelled = serde_json::json!({"id": "sys_user_has_role", "status_code": 500, "headers": [],
+            "body": base64::engine::general_purpose::STANDARD.encode(br#"{"error":{"message":"Transaction cancelled: maximum execution time exceeded"}}"#)});
+        let pages = sync
+            .handle(
+                served(answer(vec![
+                    item(
+                        "sys_user",
+                        200,
+                        vec![user("u1", "ann", "2026-01-01 00:00:00")],
+                    ),
+                    cancelled,
+                ])),
+                0,
+            )
+            .unwrap();
+        assert_eq!(sync.page(), 500);
+        assert!(pages
+            .iter()
+            .any(|p| p.table == InventoryTable::Users && p.done));
+        assert!(pages.iter().all(|p| p.table != InventoryTable::Grants));
+        let next = queries(&request(&sync).unwrap());
+        assert!(
+            next.iter().any(|(id, _)| id == "sys_user_has_role"),
+            "the grants are still behind"
+        );
+        // Another 5xx is the instance failing: the sync ends, nothing is
+        // taken as read.
+        let mut sync = InventorySync::new(&[]);
+        let failed = sync.handle(
+            served(answer(vec![item("sys_user_grmember", 503, vec![])])),
+            0,
+        );
+        assert!(failed.is_err());
+        assert!(!sync.done());
     }
 
     #[test]
@@ -495,7 +841,7 @@ mod tests {
             body: br#"{"error":{"message":"User Not Authenticated"}}"#.to_vec(),
         };
         assert!(sync
-            .handle(&refused, 0)
+            .handle(Err(refused), 0)
             .unwrap_err()
             .is(ProblemCode::CredentialsRejected));
         assert!(privileged([("itil", false), ("admin", false)]));

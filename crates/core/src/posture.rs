@@ -12,12 +12,10 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::batch;
-use crate::http::{HttpRequest, HttpResponse};
-use crate::instance_url::InstanceUrl;
+use crate::http::HttpResponse;
 use crate::preflight::{Hardening, Warning, BASIC_AUTH_RESTRICTION, PASSWORD_GRANT_OFF};
 use crate::problem::{Problem, ProblemCode};
-use crate::servicenow::{classify_failure, is_html};
-use crate::table::{self, ApiAuth};
+use crate::table;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -371,9 +369,10 @@ pub fn batch_items(also_properties: &[&str]) -> Vec<batch::BatchItem> {
     ]
 }
 
-/// The posture read as one request.
-pub fn request(instance: &InstanceUrl, auth: &ApiAuth) -> HttpRequest {
-    batch::request(instance, auth, "posture", &batch_items(&[]))
+/// The posture's reads: one Batch API call, or five Table API calls on an
+/// instance without it.
+pub fn reads(route: batch::ReadRoute) -> batch::Reads {
+    batch::Reads::new("posture", batch_items(&[]), route)
 }
 
 type Row = serde_json::Map<String, serde_json::Value>;
@@ -398,23 +397,22 @@ fn text(row: &Row, field: &str) -> Option<String> {
     row.get(field).and_then(|v| v.as_str()).map(str::to_string)
 }
 
-/// Reads a posture answer. A failure of the whole call (refused token,
-/// rate limit, hibernation) is a problem; a failed item only makes its
-/// checks `unknown`.
-pub fn parse(resp: &HttpResponse, now: i64) -> Result<Readings, Problem> {
-    if resp.status != 200 || is_html(resp) {
-        return Err(classify_failure(resp, "the posture check", now));
-    }
-    let items = batch::parse(resp).ok_or_else(|| {
-        Problem::with_context(
+/// Reads the posture's answers (`Reads::answers`). A failure of the whole
+/// call, or a refused token, rate limit, outage or hibernation page on any
+/// read, is a problem; another failed read (403, an unknown table) only
+/// makes its checks `unknown`.
+pub fn parse(
+    answered: Result<Vec<(String, HttpResponse)>, HttpResponse>,
+    now: i64,
+) -> Result<Readings, Problem> {
+    // An outage on any read fails the check (it stays due) rather than
+    // keeping a day's report of unknowns.
+    let items = batch::served(answered, "the posture check", now, |_| false)?;
+    if items.is_empty() {
+        return Err(Problem::with_context(
             ProblemCode::NotServicenow,
-            "The Batch API answer could not be read.",
-        )
-    })?;
-    for (_, r) in &items {
-        if r.status == 401 || r.status == 429 || is_html(r) {
-            return Err(classify_failure(r, "the posture check", now));
-        }
+            "The instance served none of the posture's reads.",
+        ));
     }
     Ok(readings(&items))
 }
@@ -673,6 +671,7 @@ pub fn ocsf_finding(
 mod tests {
     use super::*;
     use crate::input::AuthMethod;
+    use crate::table::ApiAuth;
     use base64::Engine;
 
     fn readings(props: &[(&str, &str)], plugins: &[(&str, bool)]) -> Readings {
@@ -865,7 +864,9 @@ mod tests {
     #[test]
     fn one_batch_call_reads_everything() {
         let instance = crate::instance_url::parse("acme", &Default::default()).unwrap();
-        let req = request(&instance, &ApiAuth::Bearer(crate::secret::Secret::new("t")));
+        let auth = ApiAuth::Bearer(crate::secret::Secret::new("t"));
+        let mut reads = reads(batch::ReadRoute::Batch);
+        let req = reads.next_request(&instance, &auth).unwrap();
         let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
         assert_eq!(body["rest_requests"].as_array().unwrap().len(), 5);
         let answer = serde_json::json!({"serviced_requests": [
@@ -880,7 +881,8 @@ mod tests {
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: serde_json::to_vec(&answer).unwrap(),
         };
-        let r = parse(&resp, 0).unwrap();
+        reads.handle(resp);
+        let r = parse(reads.answers(), 0).unwrap();
         let report = evaluate(&r, AuthMethod::Basic, 1_700_000_000);
         let status = |id: &str| report.checks.iter().find(|c| c.id == id).unwrap().status;
         assert_eq!(status("glide.ui.session_timeout"), CheckStatus::Fail);
@@ -905,7 +907,7 @@ mod tests {
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: br#"{"error":{"message":"User Not Authenticated"}}"#.to_vec(),
         };
-        assert!(parse(&refused, 0)
+        assert!(parse(Err(refused), 0)
             .unwrap_err()
             .is(ProblemCode::CredentialsRejected));
     }

@@ -28,6 +28,18 @@ pub struct Warning {
     pub message: String,
 }
 
+/// The connect's warning that the instance has no Batch API.
+pub const NO_BATCH_API: &str = "table_access_unchecked";
+
+/// How later reads reach the instance, from what its connect check warned.
+pub fn read_route(warnings: &[Warning]) -> crate::batch::ReadRoute {
+    if warnings.iter().any(|w| w.code == NO_BATCH_API) {
+        crate::batch::ReadRoute::OneByOne
+    } else {
+        crate::batch::ReadRoute::Batch
+    }
+}
+
 /// What must be kept to call the instance later.
 #[derive(Clone, Debug)]
 pub enum Credential {
@@ -360,7 +372,7 @@ impl Preflight {
         if !is_html(resp) && matches!(resp.status, 400 | 404 | 405) {
             // No Batch API on this release: check role and release one by one.
             self.warnings.push(Warning {
-                code: "table_access_unchecked".into(),
+                code: NO_BATCH_API.into(),
                 message: "This instance has no Batch API, so read access to each table is checked by the first pull instead of at connect.".into(),
             });
             self.stage = Stage::Role;

@@ -24,11 +24,12 @@ pub enum ProblemCode {
     Conflict,
     SinkUrlForbidden,
     PayloadTooLarge,
+    QuotaExceeded,
     Internal,
 }
 
 impl ProblemCode {
-    pub const ALL: [ProblemCode; 18] = [
+    pub const ALL: [ProblemCode; 19] = [
         ProblemCode::Unauthorized,
         ProblemCode::Forbidden,
         ProblemCode::MethodNotAllowed,
@@ -46,6 +47,7 @@ impl ProblemCode {
         ProblemCode::Conflict,
         ProblemCode::SinkUrlForbidden,
         ProblemCode::PayloadTooLarge,
+        ProblemCode::QuotaExceeded,
         ProblemCode::Internal,
     ];
 
@@ -68,6 +70,7 @@ impl ProblemCode {
             ProblemCode::Conflict => "conflict",
             ProblemCode::SinkUrlForbidden => "sink_url_forbidden",
             ProblemCode::PayloadTooLarge => "payload_too_large",
+            ProblemCode::QuotaExceeded => "quota_exceeded",
             ProblemCode::Internal => "internal",
         }
     }
@@ -75,7 +78,7 @@ impl ProblemCode {
     pub fn status(self) -> u16 {
         match self {
             ProblemCode::Unauthorized => 401,
-            ProblemCode::Forbidden => 403,
+            ProblemCode::Forbidden | ProblemCode::QuotaExceeded => 403,
             ProblemCode::MethodNotAllowed => 405,
             ProblemCode::ValidationFailed
             | ProblemCode::InstanceUrlForbidden
@@ -113,6 +116,7 @@ impl ProblemCode {
             ProblemCode::Conflict => "Already connected",
             ProblemCode::SinkUrlForbidden => "This receiver URL is not allowed",
             ProblemCode::PayloadTooLarge => "The request body is too large",
+            ProblemCode::QuotaExceeded => "This credential has made all the connections it may",
             ProblemCode::Internal => "Something went wrong on our side",
         }
     }
@@ -137,6 +141,7 @@ impl ProblemCode {
             ProblemCode::Conflict => "Pick another name, or connect with another user. To give an existing connection new credentials, reconnect it instead of connecting again.",
             ProblemCode::SinkUrlForbidden => "Give the receiver's public https URL by host name: loopback, private, link-local and metadata addresses, IP literals and internal names are refused.",
             ProblemCode::PayloadTooLarge => "Send a JSON body of at most 64 KB, with its Content-Length: every request body of the API is a small JSON object.",
+            ProblemCode::QuotaExceeded => "Delete a connection this key (or a ticket it minted) made, or ask an admin to connect the instance, or to raise CONNECTIONS_PER_KEY.",
             ProblemCode::Internal => "Try again. If it persists, check the worker's log for this request.",
         }
     }

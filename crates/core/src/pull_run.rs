@@ -9,12 +9,13 @@
 
 use std::collections::VecDeque;
 
-use crate::batch;
+use crate::batch::{self, ReadRoute};
 use crate::cursor::{read_page, Key, PageError, PageHead, Recovery, TablePull, MAX_PAGE};
 use crate::events::Event;
 use crate::http::{CallError, HttpRequest, HttpResponse};
 use crate::input::OAuthClient;
 use crate::instance_url::InstanceUrl;
+use crate::inventory::{self, InventoryGate, SyncEnd};
 use crate::oauth;
 use crate::problem::ProblemCode;
 use crate::schedule::PullInterval;
@@ -78,10 +79,22 @@ pub struct PullConfig {
     pub budget_ms: u64,
     pub max_calls: u32,
     pub page_size: u32,
-    /// The instance has a Batch API (connect did not warn otherwise).
-    pub use_batch: bool,
+    /// Whether the instance has a Batch API (connect did not warn otherwise).
+    pub route: ReadRoute,
+    /// Whether the run brings the inventory up to now before its first page.
+    pub inventory: InventoryFirst,
     /// Seconds from a caught-up run to the next.
     pub interval: PullInterval,
+}
+
+/// Whether a run syncs the inventory before it reads a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InventoryFirst {
+    /// Ask for it (`Action::SyncInventory`), and judge no page until it is
+    /// read up to now (see `inventory::gate`).
+    Sync,
+    /// The run reads events only.
+    Skip,
 }
 
 /// Where a table's pull stands in storage.
@@ -191,6 +204,9 @@ pub enum Action {
     /// How many records a table's first backfill holds (the progress bar's
     /// total), known before its first page is read: keep it. No answer.
     RememberTotal { source: &'static str, total: u64 },
+    /// Bring the inventory up to now with this auth (within its own call
+    /// budget); answer with `handle_inventory`.
+    SyncInventory(ApiAuth),
     /// Wait this long, then poll again.
     Sleep(u64),
     /// The run is over.
@@ -200,6 +216,7 @@ pub enum Action {
 #[derive(Debug, PartialEq, Eq)]
 enum Waiting {
     Nothing,
+    Inventory,
     Batch,
     Page,
     Refresh,
@@ -243,6 +260,10 @@ pub struct PullRun {
     started_ms: u64,
     calls: u32,
     waiting: Waiting,
+    /// The inventory sync is still to ask for (`InventoryFirst::Sync`).
+    inventory_due: bool,
+    /// A refused sync had its refresh: a second refusal ends the run.
+    inventory_refreshed: bool,
     batch_done: bool,
     /// The token was refused for the batch: refresh before the tables.
     refresh_first: bool,
@@ -303,6 +324,8 @@ impl PullRun {
             started_ms: now_ms,
             calls: 0,
             waiting: Waiting::Nothing,
+            inventory_due: config.inventory == InventoryFirst::Sync,
+            inventory_refreshed: false,
             batch_done: false,
             refresh_first: false,
             queued: VecDeque::new(),
@@ -437,10 +460,19 @@ impl PullRun {
                 return a;
             }
         }
+        // After any refresh (its tokens kept first), before any page.
+        if self.inventory_due && !self.token_expiring(now_ms) {
+            self.inventory_due = false;
+            if let Some(auth) = self.api_auth() {
+                self.waiting = Waiting::Inventory;
+                return Action::SyncInventory(auth);
+            }
+        }
         if !self.batch_done {
             self.batch_done = true;
             let items = self.batch_items();
-            if self.config.use_batch && self.config.max_calls > 1 && items.len() > 1 {
+            if self.config.route == ReadRoute::Batch && self.config.max_calls > 1 && items.len() > 1
+            {
                 if let Some(auth) = self.api_auth() {
                     self.calls += 1;
                     self.waiting = Waiting::Batch;
@@ -496,7 +528,86 @@ impl PullRun {
                     self.queued.push_back(a);
                 }
             }
-            Waiting::Nothing | Waiting::Stored => {}
+            Waiting::Nothing | Waiting::Stored | Waiting::Inventory => {}
+        }
+    }
+
+    /// How the `SyncInventory` ended, and since when the inventory has been
+    /// behind (kept by the host: the first sync that was not current). A
+    /// run whose inventory is not read up to now reads no page: it ends, to
+    /// go on at once when pages are left to sync, shortly after a
+    /// failure; after `WAIT_FOR_INVENTORY_SECS` behind it pulls anyway and
+    /// its detail says so.
+    pub fn handle_inventory(&mut self, now_ms: u64, synced: SyncEnd, behind_since: Option<i64>) {
+        if self.waiting != Waiting::Inventory {
+            return;
+        }
+        self.waiting = Waiting::Nothing;
+        let now = (now_ms / 1000) as i64;
+        match synced {
+            // A token refused: refreshed once, and the sync asked again.
+            SyncEnd::Refused if !self.inventory_refreshed => {
+                self.inventory_refreshed = true;
+                let next = match self.refresh_request() {
+                    Some(refresh) => {
+                        self.inventory_due = true;
+                        refresh
+                    }
+                    None => self.fail(
+                        "credentials_rejected",
+                        "ServiceNow refused the stored user name and password. Reconnect with new credentials.".into(),
+                        None,
+                    ),
+                };
+                self.queued.push_back(next);
+                return;
+            }
+            SyncEnd::Refused => {
+                let end = self.fail(
+                    "credentials_rejected",
+                    "ServiceNow refused a token it had just issued. Reconnect with new credentials.".into(),
+                    None,
+                );
+                self.queued.push_back(end);
+                return;
+            }
+            SyncEnd::Hibernating => {
+                let end = self.fail(
+                    "instance_hibernating",
+                    "The instance answered with a web page instead of JSON, as a hibernating instance does. Wake it; pulls resume by themselves.".into(),
+                    Some(now + HIBERNATION_RETRY_SECS),
+                );
+                self.queued.push_back(end);
+                return;
+            }
+            _ => {}
+        }
+        const WHY: &str = "Events are pulled once the accounts and roles are read up to now, so each is judged knowing who is an admin or inactive.";
+        match inventory::gate(synced, behind_since, now) {
+            InventoryGate::Current => {}
+            InventoryGate::Stale { since } => self.notes.push(format!(
+                "The accounts and roles could not be read up to now (behind since {}): this run's events were judged with the inventory as last read.",
+                crate::clock::rfc3339(since)
+            )),
+            InventoryGate::Wait { retry_at } => {
+                let wait = retry_at - now;
+                let (outcome, lead) = match synced {
+                    SyncEnd::Behind => (
+                        Outcome::More,
+                        "The accounts and roles are still being read; events are pulled once they are complete.".to_string(),
+                    ),
+                    SyncEnd::Throttled { wait_secs } => (
+                        Outcome::Deferred,
+                        format!("ServiceNow refused the inventory read for now (HTTP 429; it asks to wait {wait_secs} s): trying again in {wait} s. {WHY}"),
+                    ),
+                    _ => (
+                        Outcome::Deferred,
+                        format!("The instance is failing or not answering at the inventory read: trying again in {wait} s. {WHY}"),
+                    ),
+                };
+                let end = self.finish(outcome, Some(retry_at), Some(lead));
+                self.queued.push_back(end);
+            }
         }
     }
 
@@ -983,7 +1094,12 @@ mod tests {
             budget_ms: 60_000,
             max_calls,
             page_size: 50,
-            use_batch,
+            route: if use_batch {
+                ReadRoute::Batch
+            } else {
+                ReadRoute::OneByOne
+            },
+            inventory: InventoryFirst::Skip,
             // Not the default, so a test sees the configured one is used.
             interval: PullInterval::new(120).unwrap_or_default(),
         }
@@ -1054,6 +1170,7 @@ mod tests {
                 Action::RememberPageSize { source, page_size } => {
                     host.cursors.entry(source).or_default().page_size = Some(page_size)
                 }
+                Action::SyncInventory(_) => run.handle_inventory(*clock, SyncEnd::Current, None),
                 Action::Sleep(ms) => *clock += ms,
                 Action::Finish(end) => return end,
             }
@@ -1504,5 +1621,129 @@ mod tests {
         assert_eq!(end.outcome, Outcome::Failed);
         assert_eq!(end.error.map(|e| e.0), Some("credentials_rejected"));
         assert_eq!(inst.token_requests, 0, "basic has nothing to refresh");
+    }
+
+    fn syncing(auth: RunAuth) -> (Instance, PullRun, u64) {
+        let clock = T0 as u64 * 1000;
+        let instance = parse("acme", &HostPolicy::default()).unwrap();
+        let cfg = PullConfig {
+            inventory: InventoryFirst::Sync,
+            ..config(1000, true)
+        };
+        let run = PullRun::new(instance, "c", cfg, auth, &[], T0, clock);
+        (Instance::new(120), run, clock)
+    }
+
+    #[test]
+    fn no_page_is_read_before_the_inventory_is_read_up_to_now() {
+        // An expiring token: refreshed and kept first, then the sync with it.
+        let (mut inst, mut run, clock) = syncing(oauth(T0 + 30));
+        let Action::Send(refresh) = run.poll(clock) else {
+            panic!("the refresh first")
+        };
+        assert!(refresh.url.ends_with("/oauth_token.do"), "{}", refresh.url);
+        let a = inst.answer(&refresh);
+        run.handle_response(clock, Ok(a));
+        assert!(matches!(run.poll(clock), Action::KeepTokens { .. }));
+        let Action::SyncInventory(auth) = run.poll(clock) else {
+            panic!("the inventory before any page")
+        };
+        assert_ne!(auth.header_value(), "Bearer at-0", "the refreshed token");
+        // It failed: the run ends without a page, to try again in a minute.
+        run.handle_inventory(clock, SyncEnd::Failed, None);
+        let Action::Finish(end) = run.poll(clock) else {
+            panic!("the run ends")
+        };
+        assert_eq!(end.outcome, Outcome::Deferred);
+        assert_eq!(
+            end.next_at,
+            Some(T0 + crate::inventory::INVENTORY_RETRY_SECS)
+        );
+        assert_eq!(run.calls(), 1, "the refresh only");
+        assert!(end.detail.unwrap().contains("accounts and roles"));
+
+        // Pages left to sync: the next slice goes on at once.
+        let (_, mut run, clock) = syncing(oauth(T0 + 86_400));
+        assert!(matches!(run.poll(clock), Action::SyncInventory(_)));
+        run.handle_inventory(clock, SyncEnd::Behind, Some(T0 - 60));
+        let Action::Finish(end) = run.poll(clock) else {
+            panic!("the run ends")
+        };
+        assert_eq!((end.outcome, end.next_at), (Outcome::More, Some(T0)));
+        assert_eq!(run.calls(), 0);
+    }
+
+    #[test]
+    fn a_current_inventory_lets_the_run_pull_and_a_stale_one_is_said() {
+        let (_, mut run, mut clock) = syncing(oauth(T0 + 86_400));
+        assert!(matches!(run.poll(clock), Action::SyncInventory(_)));
+        run.handle_inventory(clock, SyncEnd::Current, Some(T0 - 600));
+        let Action::Send(first) = run.poll(clock) else {
+            panic!("the pull goes on")
+        };
+        assert!(first.url.ends_with("/batch"));
+
+        // Behind for longer than the wait: events are pulled, and the run says so.
+        let (mut inst, mut run, _) = syncing(oauth(T0 + 86_400));
+        assert!(matches!(run.poll(clock), Action::SyncInventory(_)));
+        let since = T0 - crate::inventory::WAIT_FOR_INVENTORY_SECS;
+        run.handle_inventory(clock, SyncEnd::Failed, Some(since));
+        let mut stored = 0;
+        let mut ahead = None;
+        let end = loop {
+            clock += 10;
+            match run.poll(clock) {
+                Action::Send(req) => {
+                    let a = inst.answer(&req);
+                    run.handle_response(clock, Ok(a));
+                }
+                Action::SendAhead(req) => ahead = Some(Ok(inst.answer(&req))),
+                Action::Store(page) => {
+                    stored += page.events.len();
+                    run.handle_stored(ahead.take());
+                }
+                Action::Finish(end) => break end,
+                _ => {}
+            }
+        };
+        assert!(stored > 0, "{end:?}");
+        assert!(end
+            .detail
+            .unwrap()
+            .contains("judged with the inventory as last read"));
+    }
+
+    #[test]
+    fn a_refused_inventory_read_costs_one_refresh_and_a_throttled_one_waits_as_asked() {
+        let (mut inst, mut run, clock) = syncing(oauth(T0 + 86_400));
+        assert!(matches!(run.poll(clock), Action::SyncInventory(_)));
+        run.handle_inventory(clock, SyncEnd::Refused, None);
+        let Action::Send(refresh) = run.poll(clock) else {
+            panic!("a refresh")
+        };
+        assert!(refresh.url.ends_with("/oauth_token.do"));
+        let a = inst.answer(&refresh);
+        run.handle_response(clock, Ok(a));
+        assert!(matches!(run.poll(clock), Action::KeepTokens { .. }));
+        assert!(matches!(run.poll(clock), Action::SyncInventory(_)));
+        // Refused again with the new token: the credentials are at fault.
+        run.handle_inventory(clock, SyncEnd::Refused, None);
+        let Action::Finish(end) = run.poll(clock) else {
+            panic!("the run ends")
+        };
+        assert_eq!(end.outcome, Outcome::Failed);
+        assert_eq!(end.error.unwrap().0, "credentials_rejected");
+
+        let (_, mut run, clock) = syncing(oauth(T0 + 86_400));
+        assert!(matches!(run.poll(clock), Action::SyncInventory(_)));
+        run.handle_inventory(clock, SyncEnd::Throttled { wait_secs: 120 }, None);
+        let Action::Finish(end) = run.poll(clock) else {
+            panic!("the run ends")
+        };
+        assert_eq!(
+            (end.outcome, end.next_at),
+            (Outcome::Deferred, Some(T0 + 120))
+        );
+        assert!(end.detail.unwrap().contains("120 s"));
     }
 }

@@ -83,6 +83,10 @@ pub struct Schedule {
     /// When the next pull is due. `None` for an object that has never
     /// recorded one (new, or from a release before this schedule): due now.
     pub pull_at: Option<i64>,
+    /// Pulls asked for so far (wrapping): a pull asked for in the same
+    /// second as the one running started still differs from its start.
+    #[serde(default)]
+    pub asked: u32,
 }
 
 /// What one alarm does.
@@ -98,6 +102,7 @@ impl Schedule {
     /// check, the watchdog): due at once.
     pub fn pull_now(&mut self, now: i64) {
         self.pull_at = Some(now);
+        self.asked = self.asked.wrapping_add(1);
     }
 
     /// What an alarm firing at `now` does.
@@ -197,7 +202,10 @@ mod tests {
 
     #[test]
     fn a_pull_asked_for_while_one_runs_is_not_overwritten_by_its_end() {
-        let at_start = Schedule { pull_at: Some(100) };
+        let at_start = Schedule {
+            pull_at: Some(100),
+            asked: 0,
+        };
         let mut read_again = at_start;
         read_again.pull_now(130);
         read_again.pulled_since(&at_start, 400);
@@ -206,6 +214,11 @@ mod tests {
         let mut untouched = at_start;
         untouched.pulled_since(&at_start, 400);
         assert_eq!(untouched.pull_at, Some(400));
+        // Asked for in the very second the running pull started.
+        let mut same_second = at_start;
+        same_second.pull_now(100);
+        same_second.pulled_since(&at_start, 400);
+        assert_eq!(same_second.pull_at, Some(100));
     }
 
     #[test]

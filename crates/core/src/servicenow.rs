@@ -24,21 +24,25 @@ pub fn error_message(resp: &HttpResponse) -> Option<String> {
         .message
 }
 
+/// The longest wait an instance's answer is taken at its word for: a
+/// `Retry-After` of years (or one past `i64`) is read as a day.
+pub const MAX_RETRY_AFTER_SECS: u64 = 86_400;
+
 /// Seconds to wait before trying again, from `Retry-After` (seconds) or
-/// `X-RateLimit-Reset` (unix time).
+/// `X-RateLimit-Reset` (unix time), at most `MAX_RETRY_AFTER_SECS`.
 pub fn retry_after(resp: &HttpResponse, now: i64) -> Option<u64> {
     if let Some(secs) = resp
         .header("retry-after")
         .and_then(|v| v.trim().parse::<u64>().ok())
     {
-        return Some(secs);
+        return Some(secs.min(MAX_RETRY_AFTER_SECS));
     }
     let reset = resp
         .header("x-ratelimit-reset")?
         .trim()
         .parse::<i64>()
         .ok()?;
-    Some(reset.saturating_sub(now).max(1) as u64)
+    Some((reset.saturating_sub(now).max(1) as u64).min(MAX_RETRY_AFTER_SECS))
 }
 
 /// Whether the answer is a web page rather than the API: a hibernating

@@ -47,6 +47,9 @@ pub struct Conditions {
     /// Tables answered 400 `Invalid table`, as an instance answers a table a
     /// plugin removal or a rename took away.
     pub invalid_tables: Vec<String>,
+    /// Tables answered 503, as when the node serving them is failing (in a
+    /// batch too, item by item).
+    pub erroring_tables: Vec<String>,
 }
 
 impl Default for Conditions {
@@ -70,6 +73,7 @@ impl Default for Conditions {
             cancel_delay_ms: 0,
             acl_hidden_fraction: 0.0,
             invalid_tables: Vec::new(),
+            erroring_tables: Vec::new(),
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct State {
     pub table_requests: AtomicU64,
     pub token_requests: AtomicU64,
     pub batch_requests: AtomicU64,
+    /// Calls answered with an injected fault (a fractional 429 or a 5xx).
+    pub faults_served: AtomicU64,
     /// Scenarios planted so far (each picks people of its own).
     scenarios: AtomicU64,
     /// The people kept for scenarios, fixed at start: a scenario that
@@ -83,6 +85,7 @@ impl State {
             table_requests: AtomicU64::new(0),
             token_requests: AtomicU64::new(0),
             batch_requests: AtomicU64::new(0),
+            faults_served: AtomicU64::new(0),
             scenarios: AtomicU64::new(0),
             reserved: kept_for_scenarios,
             reads_by_table: Mutex::new(HashMap::new()),
@@ -441,6 +444,7 @@ async fn gate(state: &State, headers: &HeaderMap, cond: &Conditions) -> Result<S
         }
     }
     if state.roll(cond.rate_limit_fraction) {
+        state.faults_served.fetch_add(1, Ordering::Relaxed);
         let retry = cond.retry_after_secs;
         return Err(with_headers(
             too_many(),
@@ -456,6 +460,7 @@ async fn gate(state: &State, headers: &HeaderMap, cond: &Conditions) -> Result<S
         ));
     }
     if state.roll(cond.error_fraction) {
+        state.faults_served.fetch_add(1, Ordering::Relaxed);
         let (status, msg) = if state.roll(0.5) {
             (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
         } else {
@@ -517,6 +522,13 @@ async fn serve_table(
         return json_response(
             StatusCode::BAD_REQUEST,
             table::error_body(&format!("Invalid table {table_name}"), None),
+        );
+    }
+    if cond.erroring_tables.iter().any(|t| t == table_name) {
+        state.faults_served.fetch_add(1, Ordering::Relaxed);
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            table::error_body("Service Unavailable", None),
         );
     }
     let req = TableRequest::from_params(table_name, v2, params);
@@ -1025,6 +1037,7 @@ async fn stats(AxState(state): AxState<Arc<State>>) -> Response {
         "table_requests": state.table_requests.load(Ordering::Relaxed),
         "token_requests": state.token_requests.load(Ordering::Relaxed),
         "batch_requests": state.batch_requests.load(Ordering::Relaxed),
+        "faults_served": state.faults_served.load(Ordering::Relaxed),
         "reads_by_table": state.reads_by_table.lock().map(|r| r.clone()).unwrap_or_default(),
         "now": state.clock.now(),
     }))

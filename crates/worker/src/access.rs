@@ -83,6 +83,7 @@ pub struct NewTicket<'a> {
 struct TicketRow {
     id: String,
     origin: Option<String>,
+    minted_by: String,
     expires_at: f64,
     claimed_at: Option<f64>,
     connection_id: Option<String>,
@@ -141,6 +142,24 @@ impl AccessStore {
         Ok(r.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
     }
 
+    /// Whether the key `id` holds the admin scope (a revoked or unknown key
+    /// does not).
+    pub async fn key_is_admin(&self, id: &str) -> Result<bool> {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            scopes: String,
+        }
+        let row: Option<Row> = self
+            .db
+            .prepare("SELECT scopes FROM api_keys WHERE id = ?1")
+            .bind(&[s(id)])?
+            .first(None)
+            .await?;
+        Ok(row
+            .and_then(|r| Scopes::from_stored(&r.scopes))
+            .is_some_and(|scopes| scopes.has(snc_core::access::Scope::Admin)))
+    }
+
     /// The key presented, if it exists and has not expired; notes its use.
     pub async fn key_by_hash(
         &self,
@@ -197,7 +216,7 @@ impl AccessStore {
     ) -> Result<Option<TicketGrant>> {
         let row: Option<TicketRow> = self
             .db
-            .prepare("SELECT id, origin, expires_at, claimed_at, connection_id FROM tickets WHERE hash = ?1")
+            .prepare("SELECT id, origin, minted_by, expires_at, claimed_at, connection_id FROM tickets WHERE hash = ?1")
             .bind(&[s(hash.as_str())])?
             .first(None)
             .await?;
@@ -206,6 +225,7 @@ impl AccessStore {
             .map(|r| TicketGrant {
                 id: r.id,
                 origin: r.origin,
+                minted_by: r.minted_by,
                 claimed: r.claimed_at.is_some() || r.connection_id.is_some(),
                 connection_id: r.connection_id,
             }))

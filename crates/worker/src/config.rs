@@ -29,6 +29,9 @@ pub struct Config {
     /// Failed credentials allowed per client address in 5 minutes
     /// (`FAILED_CREDENTIALS_LIMIT`, default 10).
     pub failures: FailurePolicy,
+    /// Connections one non-admin key may have made (`CONNECTIONS_PER_KEY`,
+    /// 1 to 10,000, default 50).
+    pub connections_per_key: u32,
 }
 
 fn text(env: &Env, name: &str) -> Option<String> {
@@ -77,6 +80,10 @@ impl Config {
                 loopback.as_deref(),
             ),
             releases: ReleaseRange::parse(text(env, "SUPPORTED_RELEASES").as_deref()),
+            connections_per_key: text(env, "CONNECTIONS_PER_KEY")
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n: &u32| (1..=10_000).contains(n))
+                .unwrap_or(snc_core::access::CONNECTIONS_PER_KEY),
             backfill_days: text(env, "BACKFILL_DAYS")
                 .and_then(|d| d.trim().parse().ok())
                 .filter(|d: &i64| (1..=90).contains(d))

@@ -59,6 +59,13 @@ impl ConnectionRow {
             .unwrap_or(snc_core::input::AuthMethod::Oauth)
     }
 
+    /// How reads reach the instance: by its Batch API unless the connect
+    /// check found none.
+    pub fn read_route(&self) -> snc_core::batch::ReadRoute {
+        let warnings: Vec<Warning> = serde_json::from_str(&self.warnings).unwrap_or_default();
+        snc_core::preflight::read_route(&warnings)
+    }
+
     /// Seconds between this connection's pulls: its own, or `default`.
     /// A stored value outside the range (written by hand) keeps the default.
     pub fn pull_interval(
@@ -124,6 +131,8 @@ pub struct NewConnection<'a> {
     pub backfill_days: i64,
     /// The posture read with the connect, when there was one.
     pub posture_score: Option<u8>,
+    /// Whose quota it counts against (`access::connection_owner`).
+    pub owner: Option<&'a str>,
 }
 
 /// What a reconnect changes besides the secrets.
@@ -240,12 +249,61 @@ impl Store {
         let mut stmts = vec![self
             .db
             .prepare(
-                "INSERT INTO connections (id, name, instance_url, username, method, client_id, enabled, status, warnings, release, build, created_at, backfill_from, backfill_to, next_pull_at, posture_score) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 'connected', ?7, ?8, ?9, ?10, ?11, ?10, ?10, ?12)",
+                "INSERT INTO connections (id, name, instance_url, username, method, client_id, enabled, status, warnings, release, build, created_at, backfill_from, backfill_to, next_pull_at, posture_score, owner) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 'connected', ?7, ?8, ?9, ?10, ?11, ?10, ?10, ?12, ?13)",
             )
-            .bind(&[s(c.id), s(c.name), s(c.instance_url), s(c.username), s(c.method), opt(c.client_id), s(c.warnings_json), s(c.release), s(c.build), s(&now), s(&from), c.posture_score.map(|n| JsValue::from_f64(f64::from(n))).unwrap_or(JsValue::NULL)])?];
+            .bind(&[s(c.id), s(c.name), s(c.instance_url), s(c.username), s(c.method), opt(c.client_id), s(c.warnings_json), s(c.release), s(c.build), s(&now), s(&from), c.posture_score.map(|n| JsValue::from_f64(f64::from(n))).unwrap_or(JsValue::NULL), opt(c.owner)])?];
         stmts.extend(self.secret_statements(c.id, secrets)?);
         self.db.batch(stmts).await?;
+        Ok(())
+    }
+
+    /// How many connections count against `owner`'s quota.
+    pub async fn owned(&self, owner: &str) -> Result<u32> {
+        #[derive(Deserialize)]
+        struct Count {
+            n: f64,
+        }
+        let row: Option<Count> = self
+            .db
+            .prepare("SELECT COUNT(*) AS n FROM connections WHERE owner = ?1")
+            .bind(&[s(owner)])?
+            .first(None)
+            .await?;
+        Ok(row.map_or(0, |r| r.n as u32))
+    }
+
+    /// Whether `id` is among the first `quota` connections `owner` made
+    /// (by creation, then id): every connect racing past the quota comes to
+    /// the same answer, so exactly the quota's worth are kept.
+    pub async fn within_quota(&self, owner: &str, id: &str, quota: u32) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Row {
+            id: String,
+        }
+        let rows: Vec<Row> = self
+            .db
+            .prepare("SELECT id FROM connections WHERE owner = ?1 ORDER BY created_at, id LIMIT ?2")
+            .bind(&[s(owner), JsValue::from_f64(f64::from(quota))])?
+            .all()
+            .await?
+            .results()?;
+        Ok(rows.iter().any(|r| r.id == id))
+    }
+
+    /// Takes back a connection just inserted (its secrets with it), before
+    /// anything else knew of it: a quota passed by a concurrent connect.
+    pub async fn take_back(&self, id: &str) -> Result<()> {
+        self.db
+            .batch(vec![
+                self.db
+                    .prepare("DELETE FROM connection_secrets WHERE connection_id = ?1")
+                    .bind(&[s(id)])?,
+                self.db
+                    .prepare("DELETE FROM connections WHERE id = ?1")
+                    .bind(&[s(id)])?,
+            ])
+            .await?;
         Ok(())
     }
 

@@ -54,6 +54,27 @@ pub async fn send_capped(
     }
 }
 
+/// Sends a set of reads until each is answered, or `max_calls` calls are
+/// spent (the answers so far stay in `reads`); a call the instance does not
+/// answer ends it with the transport's error. Returns the calls made.
+pub async fn send_reads(
+    reads: &mut snc_core::batch::Reads,
+    instance: &snc_core::instance_url::InstanceUrl,
+    auth: &snc_core::table::ApiAuth,
+    deadline: Duration,
+    max_calls: u32,
+) -> Result<u32, CallError> {
+    let mut calls = 0;
+    while calls < max_calls {
+        let Some(req) = reads.next_request(instance, auth) else {
+            break;
+        };
+        calls += 1;
+        reads.handle(send_within(&req, deadline).await?);
+    }
+    Ok(calls)
+}
+
 /// A call sent and not waited for yet.
 pub struct InFlight(MaybeDone<CallFuture>);
 

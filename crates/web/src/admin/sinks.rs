@@ -1,13 +1,16 @@
 //! Forwarding: where events and alerts go, each sink's health (state,
-//! delivered, pending, last success, last error), and for admins: add, test,
-//! enable/disable, replay and delete. Credentials are sent once and never
+//! delivered, pending, dead letters, last success, last error), each sink's
+//! dead letters, and for admins: add, test, enable/disable, replay, send the
+//! dead letters again, and delete. Credentials are sent once and never
 //! shown again; a webhook's signing secret is shown once.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use snc_core::api::ApiMethod;
-use snc_core::forward::{CreatedSink, Format, SinkInfo, SinkKind, SinkList, SinkState, Stream};
+use snc_core::forward::{
+    CreatedSink, DeadLetterList, Format, SinkInfo, SinkKind, SinkList, SinkState, Stream,
+};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlInputElement, HtmlSelectElement};
@@ -55,6 +58,8 @@ enum Action {
     Toggle(String),
     Replay(String),
     Delete(String),
+    Letters(String),
+    SendLettersAgain(String),
     Stored,
 }
 
@@ -65,6 +70,8 @@ impl Action {
             "toggle" => Action::Toggle(id.into()),
             "replay" => Action::Replay(id.into()),
             "delete" => Action::Delete(id.into()),
+            "letters" => Action::Letters(id.into()),
+            "letters-again" => Action::SendLettersAgain(id.into()),
             "stored" => Action::Stored,
             _ => return None,
         })
@@ -88,6 +95,8 @@ struct View {
     note: Element,
     table: Element,
     shown: Element,
+    /// One sink's dead letters, when asked for.
+    letters: Element,
     form: Option<Form>,
     sinks: RefCell<Vec<SinkInfo>>,
 }
@@ -110,6 +119,7 @@ pub fn mount_sinks(root: Element, options: JsValue) {
     let note = live();
     let table = h("table").class("events sinks").el();
     let shown = h("div").class("sink-shown").el();
+    let letters = h("section").class("dead-letters").hidden().el();
     for part in [
         h("h2")
             .id("sinks-title")
@@ -119,6 +129,7 @@ pub fn mount_sinks(root: Element, options: JsValue) {
         note.clone(),
         table.clone(),
         shown.clone(),
+        letters.clone(),
     ] {
         let _ = root.append_child(&part);
     }
@@ -129,6 +140,7 @@ pub fn mount_sinks(root: Element, options: JsValue) {
         note,
         table,
         shown,
+        letters,
         form: form.as_ref().map(|(f, _)| f.clone()),
         sinks: RefCell::new(Vec::new()),
     });
@@ -151,6 +163,8 @@ pub fn mount_sinks(root: Element, options: JsValue) {
         Some(Action::Toggle(id)) => spawn(Box::pin(act(v.clone(), id, Change::Toggle))),
         Some(Action::Delete(id)) => spawn(Box::pin(act(v.clone(), id, Change::Delete))),
         Some(Action::Replay(id)) => replay_form(&v, &id),
+        Some(Action::Letters(id)) => spawn(Box::pin(show_letters(v.clone(), id))),
+        Some(Action::SendLettersAgain(id)) => spawn(Box::pin(send_letters_again(v.clone(), id))),
         Some(Action::Stored) => v.shown.set_text_content(None),
         None => {}
     });
@@ -458,6 +472,108 @@ async fn replay(view: Rc<View>, s: SinkInfo, body: String) -> Result<JsValue, Js
     load(view).await
 }
 
+/// A sink's dead letters, newest first, in their own section; the focus
+/// moves to its heading. An admin may send them again from there.
+async fn show_letters(view: Rc<View>, id: String) -> Result<JsValue, JsValue> {
+    let Some(s) = view.sinks.borrow().iter().find(|s| s.id == id).cloned() else {
+        return Ok(JsValue::UNDEFINED);
+    };
+    let path = format!("/sinks/{}/dead_letters", encode(&s.id));
+    let list: DeadLetterList = match view.client.fetch(&path).await {
+        Ok(l) => l,
+        Err(p) => {
+            view.note
+                .set_text_content(Some(&format!("{}: {}", s.name, problem_text(&p))));
+            return Ok(JsValue::UNDEFINED);
+        }
+    };
+    let admin = view.caller == Caller::Admin;
+    let mut columns = vec!["Refused at", "Connection", "Stream", "Item", "Status"];
+    if admin {
+        columns.push("Receiver's reason");
+    }
+    let rows = list.dead_letters.iter().map(|l| {
+        let mut row = h("tr").children([
+            cell(&l.at),
+            cell(&l.connection_id),
+            cell(l.stream.as_str()),
+            cell(&l.item_id),
+            cell(&l.status.to_string()),
+        ]);
+        if admin {
+            row = row.child(cell(l.reason.as_deref().unwrap_or("")));
+        }
+        row.el()
+    });
+    let n = list.dead_letters.len();
+    let title_id = format!("dl-title-{}", s.id);
+    let title = h("h3")
+        .id(&title_id)
+        .attr("tabindex", "-1")
+        .text(&format!("Dead letters of {}", s.name))
+        .el();
+    let mut said = format!(
+        "{n} item{} the receiver refused on its own while it took the others, kept so the rest could flow.",
+        if n == 1 { "" } else { "s" }
+    );
+    if list.dropped > 0 {
+        said.push_str(&format!(
+            " {} older ones were dropped past the 1,000 a sink keeps.",
+            list.dropped
+        ));
+    }
+    if admin && n > 0 {
+        said.push_str(
+            " Once the receiver is mended, send them again: what it takes leaves this list.",
+        );
+    }
+    let mut section = vec![
+        title.clone(),
+        h("p").text(&said).el(),
+        h("table")
+            .class("events")
+            .child(h("caption").text(&format!("{n} dead letters")))
+            .child(head(&columns))
+            .child(h("tbody").children(rows))
+            .el(),
+    ];
+    if admin && n > 0 {
+        section.push(
+            button("Send them again")
+                .attr(
+                    "aria-label",
+                    &format!("Send the dead letters of {} again", s.name),
+                )
+                .action("letters-again", &s.id)
+                .el(),
+        );
+    }
+    view.letters.set_text_content(None);
+    let _ = view.letters.set_attribute("aria-labelledby", &title_id);
+    for part in section {
+        let _ = view.letters.append_child(&part);
+    }
+    let _ = view.letters.remove_attribute("hidden");
+    focus(&title);
+    Ok(JsValue::UNDEFINED)
+}
+
+async fn send_letters_again(view: Rc<View>, id: String) -> Result<JsValue, JsValue> {
+    let Some(s) = view.sinks.borrow().iter().find(|s| s.id == id).cloned() else {
+        return Ok(JsValue::UNDEFINED);
+    };
+    let path = format!("/sinks/{}/dead_letters/replay", encode(&s.id));
+    let said = match view.client.call(ApiMethod::Post, &path, Some("{}")).await {
+        Ok(_) => format!(
+            "The dead letters of {} are sent again at each connection's next step; what the receiver takes leaves the list.",
+            s.name
+        ),
+        Err(p) => format!("{}: {}", s.name, problem_text(&p)),
+    };
+    view.note.set_text_content(Some(&said));
+    load(view).await
+}
+
 async fn load(view: Rc<View>) -> Result<JsValue, JsValue> {
     let list: SinkList = match view.client.fetch("/sinks").await {
         Ok(l) => l,
@@ -472,6 +588,7 @@ async fn load(view: Rc<View>) -> Result<JsValue, JsValue> {
         "State",
         "Delivered",
         "Pending",
+        "Dead letters",
         "Last success",
         "Last error",
     ];
@@ -514,6 +631,7 @@ async fn load(view: Rc<View>) -> Result<JsValue, JsValue> {
                 .el(),
             cell(&s.delivered.to_string()),
             cell(&s.pending.to_string()),
+            letters_cell(s),
             cell(s.last_success_at.as_deref().unwrap_or("not yet")),
             cell(&last_error),
         ]);
@@ -553,4 +671,21 @@ async fn load(view: Rc<View>) -> Result<JsValue, JsValue> {
     }
     *view.sinks.borrow_mut() = list.sinks;
     Ok(JsValue::UNDEFINED)
+}
+
+/// The count, and a way to see them when there are any.
+fn letters_cell(s: &SinkInfo) -> Element {
+    let mut td = h("td").text(&s.dead_letters.to_string());
+    if s.dead_letters > 0 || s.dead_letters_dropped > 0 {
+        td = td.child(h("br")).child(
+            button("Show")
+                .class("secondary")
+                .attr(
+                    "aria-label",
+                    &format!("Show the dead letters of {}", s.name),
+                )
+                .action("letters", &s.id),
+        );
+    }
+    td.el()
 }

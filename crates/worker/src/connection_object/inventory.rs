@@ -1,56 +1,87 @@
-//! The inventory sync as the object runs it after a pull: core's
-//! `InventorySync` decides what to read, this moves the bytes and upserts
-//! each page into the object. A first sync of a large instance spreads over
-//! several slices (its cursors persist page by page).
+//! The inventory sync as the object runs it: core's `InventorySync` decides
+//! what to read, this moves the bytes and upserts each page into the object.
+//! A first sync of a large instance spreads over several slices (its cursors
+//! persist page by page).
 
+use snc_core::batch::ReadRoute;
 use snc_core::instance_url::InstanceUrl;
-use snc_core::inventory::InventorySync;
+use snc_core::inventory::{InventorySync, SyncEnd};
 use snc_core::table::ApiAuth;
 use worker::{console_log, Result};
 
 use super::plane::Plane;
 use crate::{now, transport};
 
-/// Batch API calls one slice spends on the inventory at most.
+/// Calls one slice spends on the inventory at most: Batch API calls (each
+/// the next page of every table behind), or Table API calls where the
+/// instance has no Batch API.
 const CALLS_PER_SLICE: u32 = 8;
 
-/// Syncs; returns the records upserted.
+const PAGE_KEY: &str = "inventory_page";
+
+/// Syncs, within the slice's budget; says whether every table is now read
+/// up to now.
 pub async fn sync(
     plane: &Plane,
     instance: &InstanceUrl,
     auth: &ApiAuth,
+    route: ReadRoute,
     deadline: std::time::Duration,
     stopping: &dyn Fn() -> bool,
-) -> Result<usize> {
-    let mut sync = InventorySync::new(&plane.inventory_cursors()?);
-    let mut upserted = 0;
-    for _ in 0..CALLS_PER_SLICE {
+) -> Result<SyncEnd> {
+    // The page size a cancelled page taught, kept between syncs.
+    let page = plane
+        .meta(PAGE_KEY)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(snc_core::inventory::PAGE);
+    let mut kept = page;
+    let mut sync = InventorySync::new(&plane.inventory_cursors()?).with_page(page);
+    let mut route = route;
+    let mut calls = 0;
+    while calls < CALLS_PER_SLICE {
         // A delete stops the sync between two calls: none after it.
         if stopping() {
-            break;
+            return Ok(SyncEnd::Behind);
         }
-        let Some(req) = sync.request(instance, auth) else {
+        let Some(mut reads) = sync.reads(route) else {
             break;
         };
-        let answer = match transport::send_within(&req, deadline).await {
-            Ok(a) => a,
+        match transport::send_reads(
+            &mut reads,
+            instance,
+            auth,
+            deadline,
+            CALLS_PER_SLICE - calls,
+        )
+        .await
+        {
+            Ok(n) => calls += n,
             Err(why) => {
                 console_log!("inventory: the instance did not answer ({why})");
-                break;
+                return Ok(SyncEnd::Failed);
             }
-        };
-        match sync.handle(&answer, now()) {
+        }
+        route = reads.route();
+        let answered = sync.handle(reads.answers(), now());
+        if sync.page() != kept {
+            kept = sync.page();
+            plane.set_meta(PAGE_KEY, &kept.to_string())?;
+        }
+        match answered {
             Ok(pages) => {
                 for page in &pages {
                     plane.store_inventory_page(page)?;
-                    upserted += page.records.len();
                 }
             }
             Err(p) => {
                 console_log!("inventory: the read failed: {}", p.code);
-                break;
+                return Ok(SyncEnd::from_problem(&p));
             }
         }
     }
-    Ok(upserted)
+    Ok(if sync.done() {
+        SyncEnd::Current
+    } else {
+        SyncEnd::Behind
+    })
 }

@@ -410,8 +410,9 @@ impl ConnectionObject {
         Ok(Some(schedule.next_alarm(now(), sinks_at)))
     }
 
-    /// The pull's part of an alarm: a pull slice, the retention, and the
-    /// posture check and inventory sync when due; returns when the next pull
+    /// The pull's part of an alarm: a pull slice (which checks the posture
+    /// when due and brings the inventory up to now before its first page),
+    /// then the retention; returns when the next pull
     /// is due (`None`: the connection is being deleted).
     async fn pull(
         &self,
@@ -463,19 +464,6 @@ impl ConnectionObject {
         }
         if dropped > 0 {
             fence.progress(&plane.progress(now())?).await?;
-        }
-        // The daily posture check (or one asked for), with the tokens the
-        // pull just used; a failure leaves it due for the next slice.
-        if let Some((instance, auth)) = &end.reach {
-            let deadline = crate::config::Config::from_env(&self.env).call_deadline;
-            if plane.posture_due(now())? && !self.deleted.get() {
-                posture::check(plane, &fence, row.auth_method(), instance, auth, deadline).await?;
-            }
-            // The accounts, roles and groups changed since the last pull.
-            if !self.deleted.get() {
-                let stopping = || self.deleted.get();
-                inventory::sync(plane, instance, auth, deadline, &stopping).await?;
-            }
         }
         let stats = &slice.stats;
         pull::log_line(id, end.outcome, stats);

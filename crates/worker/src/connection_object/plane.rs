@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use worker::{Result, SqlStorage, SqlStorageValue as V};
 
 use crate::store::Progress;
-use snc_core::cursor::Key;
 use snc_core::detect::{Alert, Directory, Person, RoleInfo};
 use snc_core::inventory::{privileged, InventoryPage, InventoryRecord, InventoryTable};
 
@@ -632,13 +631,36 @@ impl Plane {
             .is_none_or(|p| (p.checked_at as i64) <= now - POSTURE_EVERY_SECS))
     }
 
+    /// Keeps since when the inventory has been behind (core's
+    /// `inventory::behind_since`) after a sync that ended `synced`.
+    pub fn inventory_behind_since(
+        &self,
+        synced: snc_core::inventory::SyncEnd,
+        now: i64,
+    ) -> Result<Option<i64>> {
+        const KEY: &str = "inventory_behind_since";
+        let kept = self.meta(KEY)?.and_then(|v| v.parse().ok());
+        let since = snc_core::inventory::behind_since(kept, synced, now);
+        match since {
+            Some(at) if kept != Some(at) => self.set_meta(KEY, &at.to_string())?,
+            Some(_) => {}
+            None => {
+                self.sql
+                    .exec("DELETE FROM meta WHERE k = ?", vec![text(KEY)])?;
+            }
+        }
+        Ok(since)
+    }
+
     /// Each inventory table's cursor (none: never read).
-    pub fn inventory_cursors(&self) -> Result<Vec<(InventoryTable, Option<Key>)>> {
+    pub fn inventory_cursors(
+        &self,
+    ) -> Result<Vec<(InventoryTable, Option<snc_core::inventory::TableCursor>)>> {
         let mut out = Vec::new();
         for t in InventoryTable::ALL {
             let key = self
                 .meta(&format!("inv:{}", t.source()))?
-                .and_then(|v| serde_json::from_str::<Key>(&v).ok());
+                .and_then(|v| serde_json::from_str(&v).ok());
             out.push((t, key));
         }
         Ok(out)

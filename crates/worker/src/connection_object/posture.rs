@@ -1,7 +1,9 @@
-//! The posture check as the object runs it: one Batch API call with the
-//! tokens a pull just used, judged by core, kept in the object's history,
+//! The posture check as the object runs it, at the start of a pull slice:
+//! one Batch API call (five Table API calls without it) with the slice's
+//! live tokens, judged by core, kept in the object's history,
 //! its score and hardening warnings copied to the connection's row.
 
+use snc_core::batch::ReadRoute;
 use snc_core::input::AuthMethod;
 use snc_core::instance_url::InstanceUrl;
 use snc_core::posture::{self, PostureReport};
@@ -29,17 +31,16 @@ pub async fn check(
     method: AuthMethod,
     instance: &InstanceUrl,
     auth: &ApiAuth,
+    route: ReadRoute,
     deadline: std::time::Duration,
 ) -> Result<Option<PostureReport>> {
-    let req = posture::request(instance, auth);
-    let answer = match transport::send_within(&req, deadline).await {
-        Ok(a) => a,
-        Err(why) => {
-            console_log!("posture: the instance did not answer ({why})");
-            return Ok(None);
-        }
-    };
-    let readings = match posture::parse(&answer, now()) {
+    let mut reads = posture::reads(route);
+    // Six calls at most: a refused batch, then the five reads.
+    if let Err(why) = transport::send_reads(&mut reads, instance, auth, deadline, 6).await {
+        console_log!("posture: the instance did not answer ({why})");
+        return Ok(None);
+    }
+    let readings = match posture::parse(reads.answers(), now()) {
         Ok(r) => r,
         Err(p) => {
             console_log!("posture: the check failed: {}", p.code);

@@ -9,11 +9,10 @@ use snc_core::cursor::{Key, MAX_PAGE};
 use snc_core::detect::Detector;
 use snc_core::events::{parse_servicenow_time, Event};
 use snc_core::input::{AuthMethod, OAuthClient};
-use snc_core::instance_url::InstanceUrl;
 use snc_core::pull_run::{
-    Action, Outcome, PageToStore, PullConfig, PullRun, RunAuth, StoredCursor, TokenRenewal,
+    Action, InventoryFirst, Outcome, PageToStore, PullConfig, PullRun, RunAuth, StoredCursor,
+    TokenRenewal,
 };
-use snc_core::table::ApiAuth;
 use worker::{console_log, Bucket, Env, Result};
 
 use super::plane::{IndexEntry, Plane, StoredPage};
@@ -60,18 +59,11 @@ const PROGRESS_EVERY_MS: u64 = 1_000;
 pub struct SliceEnd {
     pub outcome: RunOutcome,
     pub next_at: Option<i64>,
-    /// How to call the instance after a run that reached it (its tokens
-    /// fresh): the posture check and the inventory use it.
-    pub reach: Option<(InstanceUrl, ApiAuth)>,
 }
 
 impl SliceEnd {
     fn new(outcome: RunOutcome, next_at: Option<i64>) -> Self {
-        SliceEnd {
-            outcome,
-            next_at,
-            reach: None,
-        }
+        SliceEnd { outcome, next_at }
     }
 }
 
@@ -425,7 +417,8 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         max_calls: env_number(env, "PULL_MAX_CALLS", 40).max(1) as u32,
         page_size: env_number(env, "PULL_PAGE_SIZE", i64::from(MAX_PAGE))
             .clamp(1, i64::from(MAX_PAGE)) as u32,
-        use_batch: !row.warnings.contains("table_access_unchecked"),
+        route: row.read_route(),
+        inventory: InventoryFirst::Sync,
         interval: row.pull_interval(crate::config::pull_interval(env)),
     };
     let stored: Vec<(String, StoredCursor)> = slice
@@ -461,18 +454,6 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         now_ms(),
     );
     let deadline = config.call_deadline;
-    // The first slice reads the inventory before the backfill, so the
-    // detections of the backfilled days know who is an admin or inactive.
-    if slice
-        .plane
-        .inventory_cursors()?
-        .iter()
-        .all(|(_, k)| k.is_none())
-    {
-        if let Some(auth) = pull.ready_auth(now_ms()) {
-            super::inventory::sync(slice.plane, &instance, &auth, deadline, slice.stopping).await?;
-        }
-    }
     slice.stats.setup_ms = now_ms().saturating_sub(slice.started_ms);
     // The next page's call, sent before the page being stored was read.
     let mut ahead: Option<transport::InFlight> = None;
@@ -557,6 +538,35 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
             Action::RememberTotal { source, total } => {
                 slice.plane.remember_total(source, total)?;
             }
+            Action::SyncInventory(auth) => {
+                // What the rules ask about, before any page is judged: the
+                // posture when due (its property names, for drift) and the
+                // accounts and roles up to now. A failed posture check stays
+                // due for the next slice.
+                if slice.plane.posture_due(now())? && !(slice.stopping)() {
+                    super::posture::check(
+                        slice.plane,
+                        slice.fence,
+                        slice.row.auth_method(),
+                        &instance,
+                        &auth,
+                        run_config.route,
+                        deadline,
+                    )
+                    .await?;
+                }
+                let synced = super::inventory::sync(
+                    slice.plane,
+                    &instance,
+                    &auth,
+                    run_config.route,
+                    deadline,
+                    slice.stopping,
+                )
+                .await?;
+                let behind_since = slice.plane.inventory_behind_since(synced, now())?;
+                pull.handle_inventory(now_ms(), synced, behind_since);
+            }
             Action::Sleep(ms) => {
                 worker::Delay::from(std::time::Duration::from_millis(ms)).await;
             }
@@ -566,10 +576,9 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                 if end.detail.is_some() {
                     slice.stats.detail = end.detail.clone();
                 }
-                let reach = pull.api_auth().map(|auth| (instance.clone(), auth));
-                let ended = match (end.outcome, end.error) {
+                return match (end.outcome, end.error) {
                     (Outcome::Failed, Some((code, message))) => {
-                        return slice.fail(code, &message, end.next_at).await
+                        slice.fail(code, &message, end.next_at).await
                     }
                     (Outcome::Done, _) => {
                         let next = end.next_at.unwrap_or(now() + interval);
@@ -581,14 +590,6 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                         slice.finish(RunOutcome::Deferred, next, false).await
                     }
                 };
-                // A deferred run did not reach the instance in a way worth
-                // following with more calls.
-                return ended.map(|mut e| {
-                    if matches!(e.outcome, RunOutcome::Done | RunOutcome::More) {
-                        e.reach = reach;
-                    }
-                    e
-                });
             }
         }
     }

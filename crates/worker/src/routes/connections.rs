@@ -139,7 +139,12 @@ fn is_unique_violation(e: &worker::Error) -> bool {
     e.to_string().contains("UNIQUE")
 }
 
-pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
+pub async fn create(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    owner: Option<&str>,
+) -> Result<Response> {
     let body = match read_connect_request(&mut req).await {
         Ok(b) => b,
         Err(p) => return respond::problem(&p),
@@ -153,6 +158,14 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
         (Err(p), _) | (_, Err(p)) => return respond::problem(&p),
     };
     let store = store(env)?;
+    // A key's quota, before the instance is called: a key at its quota
+    // cannot make the worker relay calls to instances either.
+    let quota = config.connections_per_key;
+    if let Some(owner) = owner {
+        if store.owned(owner).await? >= quota {
+            return quota_exceeded(quota);
+        }
+    }
     // Client credentials name no user until the instance says which one the
     // application acts as: the unique key catches that case at insert.
     if store
@@ -207,6 +220,7 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
                 now: now(),
                 backfill_days: config.backfill_days,
                 posture_score: posture.as_ref().map(|p| p.score),
+                owner,
             },
             &secrets,
         )
@@ -220,6 +234,14 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
             )
         }
         Err(e) => return Err(e),
+    }
+    // Concurrent connects may all have passed the first count: one not
+    // among the owner's first `quota` is taken back.
+    if let Some(owner) = owner {
+        if !store.within_quota(owner, &id, quota).await? {
+            store.take_back(&id).await?;
+            return quota_exceeded(quota);
+        }
     }
     if let (Some(report), Some(readings)) = (&posture, &report.posture) {
         if let Err(e) =
@@ -237,6 +259,13 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
         Some(row) => respond::json(201, &row.to_api()),
         None => respond::problem(&Problem::new(ProblemCode::Internal)),
     }
+}
+
+fn quota_exceeded(quota: u32) -> Result<Response> {
+    respond::code(
+        ProblemCode::QuotaExceeded,
+        &format!("This key has made {quota} connections, its quota (CONNECTIONS_PER_KEY), counting those of the connect tickets it minted."),
+    )
 }
 
 pub async fn list(env: &Env) -> Result<Response> {

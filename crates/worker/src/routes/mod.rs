@@ -104,6 +104,9 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
             return refused(refusal, &audit, &api::logged_path(&path), ip.as_deref()).await
         }
     };
+    if let Some(refused) = over_caller_limit(env, &caller).await {
+        return refused;
+    }
     // Access vouches through a cookie the browser sends by itself: a change
     // asked by a page of another origin is refused (bearer credentials are
     // sent only by the page that holds them, so they need no such check).
@@ -185,6 +188,40 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
             .await;
     }
     resp
+}
+
+/// A key's or ticket's calls past `CALLS_PER_CALLER_MINUTE`: 429 until the
+/// minute ends. Counted by the `CALLER_LIMIT` binding (per Cloudflare
+/// location, in fixed minutes); a deployment without the binding is not
+/// limited here, and says so in its log.
+async fn over_caller_limit(env: &Env, caller: &Caller) -> Option<Result<Response>> {
+    let key = access::rate_limit_key(caller)?;
+    let limiter = match env.rate_limiter("CALLER_LIMIT") {
+        Ok(l) => l,
+        Err(_) => {
+            console_log!("no CALLER_LIMIT binding: keys and tickets are not limited per minute");
+            return None;
+        }
+    };
+    match limiter.limit(key).await {
+        Ok(outcome) if !outcome.success => {
+            let mut p = Problem::with_context(
+                ProblemCode::RateLimited,
+                format!(
+                    "This credential made more than {} API calls this minute.",
+                    access::CALLS_PER_CALLER_MINUTE
+                ),
+            )
+            .advise("Wait until the time given, then call more slowly (a script reading events follows next_cursor one page at a time).");
+            p.retry_after = Some(60);
+            Some(respond::problem(&p))
+        }
+        Ok(_) => None,
+        Err(e) => {
+            console_log!("CALLER_LIMIT failed ({e}); the call goes on");
+            None
+        }
+    }
 }
 
 /// A 403's audit entry: who was refused what.
@@ -378,7 +415,19 @@ async fn dispatch(
         }
         (Post, R::SinkDeadLetterReplay(id)) => sinks::replay_dead_letters(env, id).await,
         (Get, R::Connections) => connections::list(env).await,
-        (Post, R::Connections) => connections::create(req, env, config).await,
+        (Post, R::Connections) => {
+            let minter = match caller {
+                Caller::Ticket(t) => match t.minted_by.strip_prefix("key:") {
+                    Some(id) if AccessStore::new(env.d1("DB")?).key_is_admin(id).await? => {
+                        access::MinterScope::Admin
+                    }
+                    _ => access::MinterScope::NotAdmin,
+                },
+                _ => access::MinterScope::NotAdmin,
+            };
+            let owner = access::connection_owner(caller, minter);
+            connections::create(req, env, config, owner.as_deref()).await
+        }
         (Get, R::Connection(id)) => connections::get(env, id).await,
         (Patch, R::Connection(id)) => connections::patch(req, env, id).await,
         (Delete, R::Connection(id)) => connections::delete(env, id).await,
