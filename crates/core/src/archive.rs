@@ -99,6 +99,8 @@ struct LineOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     new_value: Option<&'a str>,
     raw: &'a RawRecord,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    truncated_fields: &'a [String],
 }
 
 /// A line as read back: compact, or a whole Event as lines were written
@@ -124,6 +126,8 @@ struct LineIn {
     #[serde(default)]
     new_value: Option<String>,
     raw: Box<RawValue>,
+    #[serde(default)]
+    truncated_fields: Vec<String>,
 }
 
 /// Appends one member's lines (at most `LINES_PER_MEMBER` events: the
@@ -142,6 +146,7 @@ pub fn write_member<E: Borrow<Event>>(events: &[E], text: &mut Vec<u8>) {
             old_value: e.old_value.as_deref(),
             new_value: e.new_value.as_deref(),
             raw: &e.raw,
+            truncated_fields: &e.truncated_fields,
         };
         // Always serializes (string keys, JSON values only).
         if serde_json::to_writer(&mut *text, &line).is_ok() {
@@ -179,6 +184,7 @@ pub fn read_line(key: &str, line: &str) -> Option<Event> {
         new_value: l.new_value,
         source_table,
         raw,
+        truncated_fields: l.truncated_fields,
     })
 }
 

@@ -9,6 +9,8 @@
 //! the cursor's own second that committed after it was read) are still found;
 //! storage ignores what it already has, keyed by (connection, table, sys_id).
 
+use std::collections::VecDeque;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -97,12 +99,16 @@ pub fn after_query(after: &Key) -> String {
 
 /// The Table API path of one page.
 pub fn page_path(source: &str, after: &Key, limit: u32, offset: u64) -> String {
+    page_path_with(source, after, limit, offset, fields_for(source))
+}
+
+fn page_path_with(source: &str, after: &Key, limit: u32, offset: u64, fields: &str) -> String {
     let q = after_query(after);
     let limit = limit.to_string();
     let offset_text = offset.to_string();
     let mut params = vec![
         ("sysparm_query", q.as_str()),
-        ("sysparm_fields", fields_for(source)),
+        ("sysparm_fields", fields),
         ("sysparm_limit", limit.as_str()),
         ("sysparm_display_value", "false"),
         ("sysparm_exclude_reference_link", "true"),
@@ -149,6 +155,11 @@ pub struct PageHead {
     /// `X-Total-Count`: records matching the query, ACL-hidden ones included.
     pub total: Option<u64>,
     pub returned: usize,
+    /// A record read field by field (see `FieldSplit`): the fields it is
+    /// stored without.
+    pub truncated: Vec<String>,
+    /// The answer's body length: with `returned`, what a record weighs.
+    pub bytes: usize,
 }
 
 impl PageHead {
@@ -164,9 +175,14 @@ impl PageHead {
     /// The page's events. A record without a sys_id or a readable
     /// `sys_created_on` is left out (it still moved the cursor: see `last`).
     pub fn events(self, connection_id: &str, source: &str) -> Vec<Event> {
+        let truncated = self.truncated;
         self.records
             .into_iter()
             .filter_map(|raw| events::normalize_owned(connection_id, source, raw))
+            .map(|mut e| {
+                e.truncated_fields.clone_from(&truncated);
+                e
+            })
             .collect()
     }
 }
@@ -185,6 +201,8 @@ pub fn read_page(resp: &HttpResponse, now: i64) -> Result<PageHead, PageError> {
                 last: None,
                 total: Some(0),
                 returned: 0,
+                truncated: Vec::new(),
+                bytes: 0,
             });
         }
         401 => return Err(PageError::Unauthorized),
@@ -229,12 +247,147 @@ pub fn read_page(resp: &HttpResponse, now: i64) -> Result<PageHead, PageError> {
         records: body.result,
         last,
         total,
+        truncated: Vec::new(),
+        bytes: resp.body.len(),
     })
 }
 
 /// The page size after a cancelled transaction: half, but not below MIN_PAGE.
 pub fn smaller_page(limit: u32) -> Option<u32> {
     (limit > MIN_PAGE).then(|| (limit / 2).max(MIN_PAGE))
+}
+
+/// The fields a record must always be read with: its key.
+const KEY_FIELDS: [&str; 2] = ["sys_id", "sys_created_on"];
+
+/// One record too large for the answer cap on its own, read again field by
+/// field: its other fields are asked in two halves, a half over the cap is
+/// halved again, and a single field over the cap is left out and named.
+/// Each read asks for the record's key too, so a record that changed under
+/// the reads (a late commit now sorts first, or it was deleted) is noticed
+/// and read again from the start. At most `2 × fields` reads.
+#[derive(Clone, Debug)]
+pub struct FieldSplit {
+    /// Field groups still to read; the front one is asked next.
+    groups: VecDeque<Vec<&'static str>>,
+    key: Option<Key>,
+    got: serde_json::Map<String, serde_json::Value>,
+    truncated: Vec<String>,
+    total: Option<u64>,
+}
+
+/// What a `FieldSplit` does after an answer.
+#[derive(Debug)]
+pub enum SplitStep {
+    /// Ask the next group.
+    Next,
+    /// The record, whole but for its `truncated` fields: a page of one.
+    Done(PageHead),
+    /// The record is not the one the reads began with: read the table
+    /// again from the same place.
+    Changed,
+}
+
+impl FieldSplit {
+    pub fn new(source: &str) -> FieldSplit {
+        let fields: Vec<&'static str> = fields_for(source)
+            .split(',')
+            .filter(|f| !KEY_FIELDS.contains(f))
+            .collect();
+        let mut groups = VecDeque::new();
+        // The whole record is known to be over the cap: start with halves.
+        let (a, b) = fields.split_at(fields.len().div_ceil(2));
+        for half in [a, b] {
+            if !half.is_empty() {
+                groups.push_back(half.to_vec());
+            }
+        }
+        FieldSplit {
+            groups,
+            key: None,
+            got: serde_json::Map::new(),
+            truncated: Vec::new(),
+            total: None,
+        }
+    }
+
+    /// The fields of the next read, key included.
+    pub fn fields(&self) -> String {
+        let group = self.groups.front().map(Vec::as_slice).unwrap_or(&[]);
+        KEY_FIELDS
+            .iter()
+            .chain(group.iter())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The front group's answer was over the cap too.
+    pub fn on_too_large(&mut self) -> SplitStep {
+        let Some(group) = self.groups.pop_front() else {
+            return SplitStep::Changed;
+        };
+        if group.is_empty() {
+            // The key alone over the cap: not a record we can read.
+            return SplitStep::Changed;
+        }
+        if group.len() == 1 {
+            self.truncated.extend(group.iter().map(|f| f.to_string()));
+        } else {
+            let (a, b) = group.split_at(group.len() / 2);
+            self.groups.push_front(b.to_vec());
+            self.groups.push_front(a.to_vec());
+        }
+        self.next_or_done()
+    }
+
+    /// The front group's answer.
+    pub fn on_part(&mut self, head: PageHead) -> SplitStep {
+        let Some(record) = head.records.first() else {
+            return SplitStep::Changed;
+        };
+        let Ok(serde_json::Value::Object(fields)) =
+            serde_json::from_str::<serde_json::Value>(record.get())
+        else {
+            return SplitStep::Changed;
+        };
+        let Some(key) = head.last.clone() else {
+            return SplitStep::Changed;
+        };
+        if self.key.get_or_insert_with(|| key.clone()) != &key {
+            return SplitStep::Changed;
+        }
+        self.total = head.total;
+        self.got.extend(fields);
+        self.groups.pop_front();
+        self.next_or_done()
+    }
+
+    fn next_or_done(&mut self) -> SplitStep {
+        if !self.groups.is_empty() {
+            return SplitStep::Next;
+        }
+        let Some(key) = self.key.clone() else {
+            // Every field was over the cap on its own and no read brought
+            // the key: ask the key alone.
+            return match self.truncated.is_empty() {
+                true => SplitStep::Changed,
+                false => {
+                    self.groups.push_back(Vec::new());
+                    SplitStep::Next
+                }
+            };
+        };
+        let record = events::RawRecord::from_map(&std::mem::take(&mut self.got));
+        SplitStep::Done(PageHead {
+            records: vec![record.into_raw()],
+            last: Some(key),
+            total: self.total,
+            returned: 1,
+            truncated: std::mem::take(&mut self.truncated),
+            bytes: 0,
+        })
+    }
 }
 
 /// Backoff for the n-th consecutive failure (0-based), with jitter in
@@ -269,6 +422,18 @@ pub struct TablePull {
     after: Key,
     offset: u64,
     limit: u32,
+    /// The page size the table keeps: lowered by cancellations (never
+    /// below `MIN_PAGE`) and by what records weigh (a page fills at most
+    /// half the answer cap); what `limit` returns to after a record read
+    /// field by field.
+    page_size: u32,
+    /// The transport's cap on one answer (bytes).
+    answer_cap: usize,
+    /// A record over the answer cap on its own, being read field by field.
+    split: Option<FieldSplit>,
+    /// The page being read is that record: `limit` goes back to
+    /// `page_size` once it is taken.
+    split_done: bool,
     /// The furthest record stored: what to persist as the cursor.
     pub cursor: Option<Key>,
     pub done: bool,
@@ -286,6 +451,10 @@ impl TablePull {
             after: run_start(stored.as_ref(), backfill_from),
             offset: 0,
             limit: limit.clamp(1, MAX_PAGE),
+            page_size: limit.clamp(1, MAX_PAGE),
+            answer_cap: usize::MAX,
+            split: None,
+            split_done: false,
             cursor: stored,
             done: false,
             failures: 0,
@@ -295,6 +464,18 @@ impl TablePull {
 
     pub fn limit(&self) -> u32 {
         self.limit
+    }
+
+    /// The page size to keep for the table (see `page_size`).
+    pub fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    /// Pages are sized to fill at most half of `cap` bytes, by what the
+    /// records read so far weigh.
+    pub fn with_answer_cap(mut self, cap: usize) -> Self {
+        self.answer_cap = cap.max(1);
+        self
     }
 
     /// Resumes from a cursor whose writing run started at `read_at` (see
@@ -314,7 +495,45 @@ impl TablePull {
 
     /// The next page's path, or `None` when this table is caught up.
     pub fn next_path(&self) -> Option<String> {
-        (!self.done).then(|| page_path(&self.source, &self.after, self.limit, self.offset))
+        if self.done {
+            return None;
+        }
+        Some(match &self.split {
+            Some(split) => page_path_with(&self.source, &self.after, 1, self.offset, &split.fields()),
+            None => page_path(&self.source, &self.after, self.limit, self.offset),
+        })
+    }
+
+    /// Takes a page's answer while a record is read field by field (see
+    /// `FieldSplit`): `Ok(None)` when there is more to read, `Ok(Some)`
+    /// with the record as a page of one once it is read, and the other
+    /// errors as they came, for `on_error`. Without a split, the answer as
+    /// it came.
+    pub fn take_part(
+        &mut self,
+        answer: Result<PageHead, PageError>,
+    ) -> Result<Option<PageHead>, PageError> {
+        let Some(split) = self.split.as_mut() else {
+            return answer.map(Some);
+        };
+        let step = match answer {
+            Ok(head) => split.on_part(head),
+            Err(PageError::TooLarge) => split.on_too_large(),
+            Err(e) => return Err(e),
+        };
+        self.failures = 0;
+        match step {
+            SplitStep::Next => Ok(None),
+            SplitStep::Done(head) => {
+                self.split = None;
+                self.split_done = true;
+                Ok(Some(head))
+            }
+            SplitStep::Changed => {
+                self.split = None;
+                Ok(None)
+            }
+        }
     }
 
     /// A one-record read of where the next page starts: its answer's
@@ -344,6 +563,18 @@ impl TablePull {
             }
         } else {
             self.done = true;
+        }
+        if std::mem::take(&mut self.split_done) {
+            self.limit = self.page_size;
+        } else if page.returned > 0 && page.bytes > 0 {
+            // Half the cap leaves room for records heavier than these. A
+            // page shrunk to find one record over the cap stays small
+            // until that record is read (growing on the way would ask the
+            // oversize page again and again).
+            let per_record = (page.bytes / page.returned).max(1);
+            let fit = (self.answer_cap / 2 / per_record).clamp(1, MAX_PAGE as usize) as u32;
+            self.page_size = self.page_size.min(fit);
+            self.limit = self.limit.min(self.page_size);
         }
         self.cursor.clone()
     }
@@ -376,15 +607,28 @@ impl TablePull {
                     Recovery::Defer { retry_in_secs: (*secs).max(1), detail: format!("ServiceNow rate-limited the pull; it asks to wait {secs} s.") }
                 }
             }
-            PageError::Cancelled | PageError::TooLarge => match smaller_page(self.limit) {
+            PageError::Cancelled => match smaller_page(self.limit) {
                 Some(smaller) => {
                     self.limit = smaller;
+                    self.page_size = smaller;
                     self.failures -= 1;
                     Recovery::RetryAfterMs(0)
                 }
-                None if *err == PageError::TooLarge => Recovery::Defer { retry_in_secs: 300, detail: format!("{} pages are larger than the answer cap even at {MIN_PAGE} records (a record with very large fields).", self.source) },
                 None => Recovery::Defer { retry_in_secs: 300, detail: format!("{} pages are cancelled even at {MIN_PAGE} records.", self.source) },
             },
+            // Halved for this run, down to one record, which is then read
+            // field by field. The table keeps what the next page read
+            // whole says records weigh (see `on_page`), not the halving:
+            // one huge record must not shrink its pages for good.
+            PageError::TooLarge => {
+                self.failures -= 1;
+                if self.limit > 1 {
+                    self.limit /= 2;
+                } else {
+                    self.split = Some(FieldSplit::new(&self.source));
+                }
+                Recovery::RetryAfterMs(0)
+            }
             PageError::Rejected(msg) => {
                 self.done = true;
                 Recovery::SkipTable {
@@ -465,6 +709,15 @@ pub(crate) mod tests {
                 .take(limit)
                 .filter(|r| r.2)
                 .map(|r| serde_json::json!({"sys_id": r.1, "name": "login", "parm1": "u", "sys_created_on": servicenow_time(r.0)}))
+                .map(|mut record| {
+                    // Only the fields asked for, as ServiceNow answers.
+                    if let (Some(fields), Some(map)) =
+                        (query.get("sysparm_fields"), record.as_object_mut())
+                    {
+                        map.retain(|k, _| fields.split(',').any(|f| f == k));
+                    }
+                    record
+                })
                 .collect();
             HttpResponse {
                 status: 200,
@@ -755,5 +1008,99 @@ pub(crate) mod tests {
             let t = crate::events::parse_servicenow_time(&start.created_on).unwrap();
             assert!(t >= reread_floor(&[(read_at - 5, read_at), (500_000, 500_010)]).unwrap());
         }
+    }
+
+    /// The answer to a split's read of `fields`, for record `sys_id`.
+    fn part(sys_id: &str, fields: &str, total: u64) -> PageHead {
+        let mut record = serde_json::Map::new();
+        record.insert("sys_id".into(), sys_id.into());
+        record.insert("sys_created_on".into(), "2026-01-01 00:00:00".into());
+        for f in fields.split(',').filter(|f| !KEY_FIELDS.contains(f)) {
+            record.insert(f.into(), format!("value of {f}").into());
+        }
+        let body = serde_json::json!({ "result": [record] });
+        let resp = HttpResponse {
+            status: 200,
+            headers: vec![("X-Total-Count".into(), total.to_string())],
+            body: serde_json::to_vec(&body).unwrap(),
+        };
+        read_page(&resp, 0).unwrap()
+    }
+
+    #[test]
+    fn a_split_halves_until_each_field_over_the_cap_is_alone_and_keeps_the_rest() {
+        // sys_audit: 9 fields besides the key; oldvalue and newvalue are huge.
+        let huge = ["oldvalue", "newvalue"];
+        let mut split = FieldSplit::new("sys_audit");
+        let mut reads = 0;
+        let head = loop {
+            reads += 1;
+            assert!(reads <= 2 * 9, "at most two reads a field");
+            let fields = split.fields();
+            assert!(fields.starts_with("sys_id,sys_created_on"), "{fields}");
+            let step = if huge.iter().any(|h| fields.split(',').any(|f| f == *h)) {
+                split.on_too_large()
+            } else {
+                split.on_part(part("a1", &fields, 7))
+            };
+            match step {
+                SplitStep::Next => continue,
+                SplitStep::Done(head) => break head,
+                SplitStep::Changed => panic!("the record did not change"),
+            }
+        };
+        let mut truncated = head.truncated.clone();
+        truncated.sort();
+        assert_eq!(truncated, ["newvalue", "oldvalue"]);
+        assert_eq!(head.total, Some(7));
+        assert_eq!(head.last.as_ref().map(|k| k.sys_id.as_str()), Some("a1"));
+        let events = head.events("c", "sys_audit");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].truncated_fields.len(), 2);
+        for kept in ["tablename", "documentkey", "fieldname", "user", "reason"] {
+            assert_eq!(events[0].raw.field(kept), Some(format!("value of {kept}")), "{kept}");
+        }
+        assert_eq!(events[0].raw.field("oldvalue"), None);
+    }
+
+    #[test]
+    fn a_split_starts_over_when_the_record_under_it_changes() {
+        let mut split = FieldSplit::new("sysevent");
+        let first = split.fields();
+        assert!(matches!(split.on_part(part("a1", &first, 3)), SplitStep::Next));
+        // A late commit now sorts first: its key is not the record's.
+        let second = split.fields();
+        assert!(matches!(split.on_part(part("a0", &second, 4)), SplitStep::Changed));
+        // Gone (deleted) under the reads.
+        let mut split = FieldSplit::new("sysevent");
+        let empty = read_page(
+            &HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: br#"{"result":[]}"#.to_vec(),
+            },
+            0,
+        )
+        .unwrap();
+        assert!(matches!(split.on_part(empty), SplitStep::Changed));
+        // Every field over the cap alone: the key is read by itself.
+        let mut split = FieldSplit::new("sys_audit_delete");
+        let mut steps = 0;
+        let head = loop {
+            steps += 1;
+            assert!(steps < 20);
+            let fields = split.fields();
+            let step = if fields == "sys_id,sys_created_on" {
+                split.on_part(part("a1", &fields, 1))
+            } else {
+                split.on_too_large()
+            };
+            match step {
+                SplitStep::Next => {}
+                SplitStep::Done(head) => break head,
+                SplitStep::Changed => panic!("unchanged"),
+            }
+        };
+        assert_eq!(head.truncated.len(), 4, "{:?}", head.truncated);
     }
 }

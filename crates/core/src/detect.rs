@@ -1111,6 +1111,7 @@ mod tests {
             new_value: None,
             source_table: table.into(),
             raw: crate::events::RawRecord::empty(),
+            truncated_fields: Vec::new(),
         }
     }
 

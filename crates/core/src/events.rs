@@ -63,6 +63,10 @@ impl RawRecord {
         RawRecord(raw)
     }
 
+    pub(crate) fn into_raw(self) -> Box<RawValue> {
+        self.0
+    }
+
     pub fn as_str(&self) -> &str {
         self.0.get()
     }
@@ -301,6 +305,11 @@ pub struct Event {
     pub new_value: Option<String>,
     pub source_table: String,
     pub raw: RawRecord,
+    /// Fields the record was stored without: each alone was over the
+    /// answer cap (`ANSWER_CAP_BYTES`), so `raw` is the record as sent but
+    /// for these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated_fields: Vec<String>,
 }
 
 impl Event {
@@ -514,6 +523,7 @@ pub(crate) fn normalize_owned(
         new_value,
         source_table: table.to_string(),
         raw: RawRecord(raw),
+        truncated_fields: Vec::new(),
     })
 }
 
@@ -537,7 +547,7 @@ pub fn ocsf(e: &Event) -> Value {
     };
     let time_ms = crate::clock::parse_rfc3339(&e.occurred_at).unwrap_or(0) * 1000;
     let status_id = if e.kind == Kind::LoginFailed { 2 } else { 1 };
-    serde_json::json!({
+    let mut out = serde_json::json!({
         "class_uid": class_uid,
         "class_name": class_name,
         "category_uid": category_uid,
@@ -556,7 +566,11 @@ pub fn ocsf(e: &Event) -> Value {
         "src_endpoint": { "ip": e.source_ip },
         "unmapped": { "kind": e.kind.as_str(), "source_table": e.source_table, "target": e.target, "old_value": e.old_value, "new_value": e.new_value },
         "raw_data": e.raw.as_str(),
-    })
+    });
+    if !e.truncated_fields.is_empty() {
+        out["unmapped"]["truncated_fields"] = serde_json::json!(e.truncated_fields);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -79,6 +79,9 @@ pub struct PullConfig {
     pub budget_ms: u64,
     pub max_calls: u32,
     pub page_size: u32,
+    /// The transport's cap on one answer (bytes): pages are sized to fill
+    /// at most half of it.
+    pub answer_cap: usize,
     /// Whether the instance has a Batch API (connect did not warn otherwise).
     pub route: ReadRoute,
     /// Whether the run brings the inventory up to now before its first page.
@@ -275,6 +278,8 @@ pub struct PullRun {
     ahead_for: Option<usize>,
     /// Pages read in this run.
     pages_read: u32,
+    /// Records stored without their oversize fields in this run.
+    truncated: u32,
     notes: Vec<String>,
     finished: bool,
 }
@@ -309,7 +314,8 @@ impl PullRun {
                         backfill_from,
                         learned.map_or(page_size, |l| l.min(page_size)),
                     )
-                    .with_read_at(read_at, backfill_from),
+                    .with_read_at(read_at, backfill_from)
+                    .with_answer_cap(config.answer_cap),
                     ready: None,
                 }
             })
@@ -332,6 +338,7 @@ impl PullRun {
             unread: None,
             ahead_for: None,
             pages_read: 0,
+            truncated: 0,
             notes: Vec::new(),
             finished: false,
         }
@@ -412,6 +419,12 @@ impl PullRun {
     fn detail(&self, lead: Option<String>) -> Option<String> {
         let mut parts: Vec<String> = lead.into_iter().collect();
         parts.extend(self.notes.iter().cloned());
+        if self.truncated > 3 {
+            parts.push(format!(
+                "record_truncated: {} records in all were stored without their oversize fields.",
+                self.truncated
+            ));
+        }
         (!parts.is_empty()).then(|| parts.join(" "))
     }
 
@@ -755,12 +768,29 @@ impl PullRun {
             Err(CallError::TooLarge { .. }) => Err(PageError::TooLarge),
             Err(CallError::Failed(_)) => Err(PageError::Unavailable(0)),
         };
+        let page = match self.tables[i].pull.take_part(page) {
+            Ok(Some(head)) => Ok(head),
+            // A record read field by field has more to read.
+            Ok(None) => return self.poll(now_ms),
+            Err(e) => Err(e),
+        };
         match page {
             Ok(head) => {
                 self.pages_read += 1;
+                if !head.truncated.is_empty() {
+                    self.truncated += 1;
+                    if let (true, Some(key)) = (self.truncated <= 3, &head.last) {
+                        self.notes.push(format!(
+                            "record_truncated: {source}:{} was larger than the answer cap on its own; it is stored without {} (its event's truncated_fields).",
+                            key.sys_id,
+                            head.truncated.join(", ")
+                        ));
+                    }
+                }
                 let table = &mut self.tables[i];
                 let before = table.pull.after_key();
                 let cursor = table.pull.on_page(&head);
+                // Kept with the page (`PageToStore::page_size`).
                 let page = UnreadPage {
                     page: PageToStore {
                         source,
@@ -771,7 +801,7 @@ impl PullRun {
                             .then_some(head.total)
                             .flatten(),
                         caught_up: table.pull.done,
-                        page_size: table.pull.limit(),
+                        page_size: table.pull.page_size(),
                         read_at: (self.started_ms / 1000) as i64,
                     },
                     head,
@@ -807,13 +837,12 @@ impl PullRun {
                 // Jitter from the clock's low bits: deterministic under a
                 // fake clock, spread enough between connections.
                 let jitter = f64::from((now_ms % 1000) as u32) / 1000.0;
+                let taught = self.tables[i].pull.page_size();
                 match self.tables[i].pull.on_error(&err, jitter, left) {
                     Recovery::RetryAfterMs(ms) => {
-                        if matches!(err, PageError::Cancelled | PageError::TooLarge) {
-                            self.queued.push_back(Action::RememberPageSize {
-                                source,
-                                page_size: self.tables[i].pull.limit(),
-                            });
+                        let page_size = self.tables[i].pull.page_size();
+                        if page_size != taught {
+                            self.queued.push_back(Action::RememberPageSize { source, page_size });
                         }
                         if ms > 0 {
                             self.queued.push_back(Action::Sleep(ms));
@@ -888,6 +917,7 @@ mod tests {
 
     use super::*;
     use crate::cursor::tests::{id, Fake, Row};
+    use crate::cursor::MIN_PAGE;
     use crate::instance_url::{parse, HostPolicy};
     use base64::Engine;
     use std::collections::{BTreeSet, HashMap, HashSet};
@@ -907,8 +937,11 @@ mod tests {
         counts: u32,
         retry_after: Option<u64>,
         cancel_above: Option<u32>,
-        /// Pages of more records than this pass the transport's cap.
-        too_large_above: Option<u32>,
+        /// Answers longer than this many bytes pass the transport's cap.
+        too_large_above: Option<usize>,
+        /// (table, sys_id, field): an answer holding this record with this
+        /// field passes the transport's cap, however few records it has.
+        huge: Option<(&'static str, String, &'static str)>,
         hibernating: bool,
         basic_ok: bool,
     }
@@ -936,6 +969,7 @@ mod tests {
                 retry_after: None,
                 cancel_above: None,
                 too_large_above: None,
+                huge: None,
                 hibernating: false,
                 basic_ok: true,
             }
@@ -1016,9 +1050,19 @@ mod tests {
             a: HttpResponse,
         ) -> Result<HttpResponse, CallError> {
             let path = req.url.trim_start_matches("https://acme.service-now.com");
+            if let Some((table, sys_id, field)) = &self.huge {
+                let asks_field = form_urlencoded::parse(path.split_once('?').map_or("", |p| p.1).as_bytes())
+                    .any(|(k, v)| k == "sysparm_fields" && v.split(',').any(|f| f == *field));
+                if path.contains(&format!("/table/{table}?"))
+                    && asks_field
+                    && String::from_utf8_lossy(&a.body).contains(sys_id.as_str())
+                {
+                    return Err(CallError::TooLarge { cap: 1 });
+                }
+            }
             match self.too_large_above {
-                Some(max) if path.contains("/table/") && sysparm_limit(path) > max => {
-                    Err(CallError::TooLarge { cap: 1 })
+                Some(max) if path.contains("/table/") && a.body.len() > max => {
+                    Err(CallError::TooLarge { cap: max })
                 }
                 _ => Ok(a),
             }
@@ -1087,6 +1131,8 @@ mod tests {
         tokens_kept: u32,
         /// Each table's backfill total, as the progress shows it.
         totals: HashMap<&'static str, u64>,
+        /// Events stored without some fields: (id, raw, truncated_fields).
+        truncated: Vec<(String, String, Vec<String>)>,
     }
 
     fn config(max_calls: u32, use_batch: bool) -> PullConfig {
@@ -1094,6 +1140,7 @@ mod tests {
             budget_ms: 60_000,
             max_calls,
             page_size: 50,
+            answer_cap: crate::http::SERVICENOW_ANSWER_CAP,
             route: if use_batch {
                 ReadRoute::Batch
             } else {
@@ -1143,6 +1190,12 @@ mod tests {
                 }
                 Action::Store(page) => {
                     host.archived += page.events.len();
+                    host.truncated.extend(
+                        page.events
+                            .iter()
+                            .filter(|e| !e.truncated_fields.is_empty())
+                            .map(|e| (e.id.clone(), e.raw.as_str().to_string(), e.truncated_fields.clone())),
+                    );
                     for e in &page.events {
                         host.index.insert((
                             page.source.to_string(),
@@ -1558,9 +1611,87 @@ mod tests {
     /// is lost: the cursor never waits on a page it cannot read.
     #[test]
     fn a_page_over_the_answer_cap_is_asked_again_smaller_and_the_size_kept() {
-        let mut inst = Instance::new(200);
-        inst.too_large_above = Some(300);
-        backfills_with_pages_of_at_most_300(inst);
+        // A record weighs about 100 bytes: 10 KB holds about 100.
+        let cap = 10_000;
+        let mut inst = Instance::new(400);
+        inst.too_large_above = Some(cap);
+        let cfg = PullConfig {
+            page_size: 1_000,
+            answer_cap: cap,
+            ..config(400, false)
+        };
+        let mut host = Host::default();
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let mut end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
+        while end.outcome == Outcome::More {
+            end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
+        }
+        assert_eq!(end.outcome, Outcome::Done, "{end:?}");
+        assert_eq!(host.index, inst.truth());
+        let sizes: Vec<Option<u32>> = host.cursors.values().map(|c| c.page_size).collect();
+        assert!(
+            sizes.iter().all(|p| p.is_some_and(|p| (20..=60).contains(&p))),
+            "a page fills half the cap, by what the records weigh: {sizes:?}"
+        );
+        // The next run asks pages of the kept size: none over the cap.
+        let before = inst.page_requests;
+        inst.tables
+            .get_mut("sysevent")
+            .unwrap()
+            .rows
+            .extend((0..150).map(|n| (T0 + 5_000, id(50_000 + n), true)));
+        let end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
+        assert_eq!(end.outcome, Outcome::Done, "{end:?}");
+        assert_eq!(host.index, inst.truth());
+        assert!(inst.page_requests - before <= 6 + 6, "{}", inst.page_requests - before);
+    }
+
+    /// A record too large for the cap on its own: the pages around it
+    /// shrink until it is read alone, then field by field; it is stored
+    /// without the field over the cap, named on its event and in the run's
+    /// detail, the cursor moves past it, every other record is stored, and
+    /// the table keeps a page size of at least `MIN_PAGE`.
+    #[test]
+    fn a_record_over_the_answer_cap_alone_is_stored_without_its_oversize_field() {
+        let mut inst = Instance::new(300);
+        let huge = inst.tables["sysevent"].rows[150].1.clone();
+        inst.huge = Some(("sysevent", huge.clone(), "parm1"));
+        let cfg = PullConfig {
+            page_size: 1_000,
+            ..config(400, false)
+        };
+        let mut host = Host::default();
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let mut ends = vec![drive_oauth(&mut inst, &mut host, &mut clock, cfg)];
+        while ends.last().is_some_and(|e| e.outcome == Outcome::More) {
+            ends.push(drive_oauth(&mut inst, &mut host, &mut clock, cfg));
+        }
+        let last = ends.last().unwrap();
+        assert_eq!(last.outcome, Outcome::Done, "{ends:?}");
+        assert_eq!(host.index, inst.truth(), "every record stored, the huge one too");
+        assert_eq!(host.truncated.len(), 1, "{:?}", host.truncated);
+        let (id, raw, fields) = &host.truncated[0];
+        assert_eq!(id, &format!("sysevent:{huge}"));
+        assert_eq!(fields, &vec!["parm1".to_string()]);
+        let raw: serde_json::Value = serde_json::from_str(raw).unwrap();
+        assert_eq!(raw["sys_id"], huge.as_str());
+        assert_eq!(raw["name"], "login", "the other fields are kept");
+        assert!(raw.get("parm1").is_none());
+        let details: Vec<String> = ends.iter().filter_map(|e| e.detail.clone()).collect();
+        assert!(
+            details.iter().any(|d| d.contains("record_truncated") && d.contains(&huge)),
+            "{details:?}"
+        );
+        assert!(
+            host.cursors.values().all(|c| c.page_size.is_none_or(|p| p >= MIN_PAGE)),
+            "probing below {MIN_PAGE} is not kept: {:?}",
+            host.cursors.values().map(|c| c.page_size).collect::<Vec<_>>()
+        );
+        // A later run reads the table again from its cursor, not the huge record.
+        let before = inst.page_requests;
+        let end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
+        assert_eq!(end.outcome, Outcome::Done);
+        assert!(inst.page_requests - before <= PULL_TABLES.len() as u32 * 2);
     }
 
     #[test]

@@ -923,6 +923,15 @@ struct InsertRequest {
     /// them all in one second (a burst).
     #[serde(default)]
     spread_secs: i64,
+    /// Field values every inserted record takes instead of generated ones
+    /// (a field the table has): a record as large as a test needs.
+    #[serde(default)]
+    fields: std::collections::BTreeMap<String, String>,
+    /// Fields padded with `x` to this many bytes (after any value from
+    /// `fields`), for records larger than a request body could carry; at
+    /// most 64 MB each.
+    #[serde(default)]
+    field_bytes: std::collections::BTreeMap<String, usize>,
 }
 
 fn parse_time(v: &serde_json::Value) -> Option<i64> {
@@ -942,6 +951,19 @@ async fn insert(AxState(state): AxState<Arc<State>>, Json(req): Json<InsertReque
         )
             .into_response();
     }
+    let known = data::TABLES
+        .iter()
+        .find(|(t, _)| *t == req.table)
+        .map_or(&[][..], |(_, f)| *f);
+    if let Some(unknown) = req
+        .fields
+        .keys()
+        .chain(req.field_bytes.keys())
+        .find(|f| !known.contains(&f.as_str()))
+    {
+        let msg = format!("fields: {unknown} is not a field of {}", req.table);
+        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": msg }))).into_response();
+    }
     let at = match req.created_on.as_ref() {
         None => state.clock.now(),
         Some(v) => match parse_time(v) {
@@ -959,7 +981,24 @@ async fn insert(AxState(state): AxState<Arc<State>>, Json(req): Json<InsertReque
                 } else {
                     0
                 };
-                g.event(&req.table, at + offset)
+                let mut record = g.event(&req.table, at + offset);
+                for (name, value) in record.fields.iter_mut() {
+                    if let Some(v) = req.fields.get(*name) {
+                        *value = data::Value::Str(v.clone());
+                    }
+                    if let Some(n) = req.field_bytes.get(*name) {
+                        let mut text = match value {
+                            data::Value::Str(s) => std::mem::take(s),
+                            _ => String::new(),
+                        };
+                        let n = (*n).min(64 << 20);
+                        if text.len() < n {
+                            text.push_str(&"x".repeat(n - text.len()));
+                        }
+                        *value = data::Value::Str(text);
+                    }
+                }
+                record
             })
             .collect(),
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),

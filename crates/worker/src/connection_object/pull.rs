@@ -417,6 +417,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         max_calls: env_number(env, "PULL_MAX_CALLS", 40).max(1) as u32,
         page_size: env_number(env, "PULL_PAGE_SIZE", i64::from(MAX_PAGE))
             .clamp(1, i64::from(MAX_PAGE)) as u32,
+        answer_cap: config.answer_cap,
         route: row.read_route(),
         inventory: InventoryFirst::Sync,
         interval: row.pull_interval(crate::config::pull_interval(env)),

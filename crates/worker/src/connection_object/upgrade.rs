@@ -58,6 +58,7 @@ impl LegacyEvent {
             new_value: self.new_value,
             source_table: self.source_table,
             raw: RawRecord::parse(&self.raw).unwrap_or_else(RawRecord::empty),
+            truncated_fields: Vec::new(),
         }
     }
 }
