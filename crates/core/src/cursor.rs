@@ -499,7 +499,9 @@ impl TablePull {
             return None;
         }
         Some(match &self.split {
-            Some(split) => page_path_with(&self.source, &self.after, 1, self.offset, &split.fields()),
+            Some(split) => {
+                page_path_with(&self.source, &self.after, 1, self.offset, &split.fields())
+            }
             None => page_path(&self.source, &self.after, self.limit, self.offset),
         })
     }
@@ -1058,7 +1060,11 @@ pub(crate) mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].truncated_fields.len(), 2);
         for kept in ["tablename", "documentkey", "fieldname", "user", "reason"] {
-            assert_eq!(events[0].raw.field(kept), Some(format!("value of {kept}")), "{kept}");
+            assert_eq!(
+                events[0].raw.field(kept),
+                Some(format!("value of {kept}")),
+                "{kept}"
+            );
         }
         assert_eq!(events[0].raw.field("oldvalue"), None);
     }
@@ -1067,10 +1073,16 @@ pub(crate) mod tests {
     fn a_split_starts_over_when_the_record_under_it_changes() {
         let mut split = FieldSplit::new("sysevent");
         let first = split.fields();
-        assert!(matches!(split.on_part(part("a1", &first, 3)), SplitStep::Next));
+        assert!(matches!(
+            split.on_part(part("a1", &first, 3)),
+            SplitStep::Next
+        ));
         // A late commit now sorts first: its key is not the record's.
         let second = split.fields();
-        assert!(matches!(split.on_part(part("a0", &second, 4)), SplitStep::Changed));
+        assert!(matches!(
+            split.on_part(part("a0", &second, 4)),
+            SplitStep::Changed
+        ));
         // Gone (deleted) under the reads.
         let mut split = FieldSplit::new("sysevent");
         let empty = read_page(

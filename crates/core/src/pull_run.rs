@@ -1051,8 +1051,9 @@ mod tests {
         ) -> Result<HttpResponse, CallError> {
             let path = req.url.trim_start_matches("https://acme.service-now.com");
             if let Some((table, sys_id, field)) = &self.huge {
-                let asks_field = form_urlencoded::parse(path.split_once('?').map_or("", |p| p.1).as_bytes())
-                    .any(|(k, v)| k == "sysparm_fields" && v.split(',').any(|f| f == *field));
+                let asks_field =
+                    form_urlencoded::parse(path.split_once('?').map_or("", |p| p.1).as_bytes())
+                        .any(|(k, v)| k == "sysparm_fields" && v.split(',').any(|f| f == *field));
                 if path.contains(&format!("/table/{table}?"))
                     && asks_field
                     && String::from_utf8_lossy(&a.body).contains(sys_id.as_str())
@@ -1194,7 +1195,13 @@ mod tests {
                         page.events
                             .iter()
                             .filter(|e| !e.truncated_fields.is_empty())
-                            .map(|e| (e.id.clone(), e.raw.as_str().to_string(), e.truncated_fields.clone())),
+                            .map(|e| {
+                                (
+                                    e.id.clone(),
+                                    e.raw.as_str().to_string(),
+                                    e.truncated_fields.clone(),
+                                )
+                            }),
                     );
                     for e in &page.events {
                         host.index.insert((
@@ -1630,7 +1637,9 @@ mod tests {
         assert_eq!(host.index, inst.truth());
         let sizes: Vec<Option<u32>> = host.cursors.values().map(|c| c.page_size).collect();
         assert!(
-            sizes.iter().all(|p| p.is_some_and(|p| (20..=60).contains(&p))),
+            sizes
+                .iter()
+                .all(|p| p.is_some_and(|p| (20..=60).contains(&p))),
             "a page fills half the cap, by what the records weigh: {sizes:?}"
         );
         // The next run asks pages of the kept size: none over the cap.
@@ -1643,7 +1652,11 @@ mod tests {
         let end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
         assert_eq!(end.outcome, Outcome::Done, "{end:?}");
         assert_eq!(host.index, inst.truth());
-        assert!(inst.page_requests - before <= 6 + 6, "{}", inst.page_requests - before);
+        assert!(
+            inst.page_requests - before <= 6 + 6,
+            "{}",
+            inst.page_requests - before
+        );
     }
 
     /// A record too large for the cap on its own: the pages around it
@@ -1668,7 +1681,11 @@ mod tests {
         }
         let last = ends.last().unwrap();
         assert_eq!(last.outcome, Outcome::Done, "{ends:?}");
-        assert_eq!(host.index, inst.truth(), "every record stored, the huge one too");
+        assert_eq!(
+            host.index,
+            inst.truth(),
+            "every record stored, the huge one too"
+        );
         assert_eq!(host.truncated.len(), 1, "{:?}", host.truncated);
         let (id, raw, fields) = &host.truncated[0];
         assert_eq!(id, &format!("sysevent:{huge}"));
@@ -1679,13 +1696,20 @@ mod tests {
         assert!(raw.get("parm1").is_none());
         let details: Vec<String> = ends.iter().filter_map(|e| e.detail.clone()).collect();
         assert!(
-            details.iter().any(|d| d.contains("record_truncated") && d.contains(&huge)),
+            details
+                .iter()
+                .any(|d| d.contains("record_truncated") && d.contains(&huge)),
             "{details:?}"
         );
         assert!(
-            host.cursors.values().all(|c| c.page_size.is_none_or(|p| p >= MIN_PAGE)),
+            host.cursors
+                .values()
+                .all(|c| c.page_size.is_none_or(|p| p >= MIN_PAGE)),
             "probing below {MIN_PAGE} is not kept: {:?}",
-            host.cursors.values().map(|c| c.page_size).collect::<Vec<_>>()
+            host.cursors
+                .values()
+                .map(|c| c.page_size)
+                .collect::<Vec<_>>()
         );
         // A later run reads the table again from its cursor, not the huge record.
         let before = inst.page_requests;

@@ -962,7 +962,11 @@ async fn insert(AxState(state): AxState<Arc<State>>, Json(req): Json<InsertReque
         .find(|f| !known.contains(&f.as_str()))
     {
         let msg = format!("fields: {unknown} is not a field of {}", req.table);
-        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": msg }))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": msg })),
+        )
+            .into_response();
     }
     let at = match req.created_on.as_ref() {
         None => state.clock.now(),
