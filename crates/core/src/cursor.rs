@@ -158,8 +158,6 @@ pub struct PageHead {
     /// A record read field by field (see `FieldSplit`): the fields it is
     /// stored without.
     pub truncated: Vec<String>,
-    /// The answer's body length: with `returned`, what a record weighs.
-    pub bytes: usize,
 }
 
 impl PageHead {
@@ -170,6 +168,18 @@ impl PageHead {
             Some(total) => total > offset + u64::from(limit),
             None => self.returned >= limit as usize,
         }
+    }
+
+    /// What the page's middle record weighs (bytes of JSON): a page's
+    /// weight by its median, so one outlier cannot set it.
+    fn median_record_bytes(&self) -> Option<usize> {
+        let mut lengths: Vec<usize> = self.records.iter().map(|r| r.get().len()).collect();
+        if lengths.is_empty() {
+            return None;
+        }
+        let middle = lengths.len() / 2;
+        lengths.select_nth_unstable(middle);
+        lengths.get(middle).copied()
     }
 
     /// The page's events. A record without a sys_id or a readable
@@ -202,7 +212,6 @@ pub fn read_page(resp: &HttpResponse, now: i64) -> Result<PageHead, PageError> {
                 total: Some(0),
                 returned: 0,
                 truncated: Vec::new(),
-                bytes: 0,
             });
         }
         401 => return Err(PageError::Unauthorized),
@@ -248,7 +257,6 @@ pub fn read_page(resp: &HttpResponse, now: i64) -> Result<PageHead, PageError> {
         last,
         total,
         truncated: Vec::new(),
-        bytes: resp.body.len(),
     })
 }
 
@@ -256,6 +264,9 @@ pub fn read_page(resp: &HttpResponse, now: i64) -> Result<PageHead, PageError> {
 pub fn smaller_page(limit: u32) -> Option<u32> {
     (limit > MIN_PAGE).then(|| (limit / 2).max(MIN_PAGE))
 }
+
+/// Pages of fewer records say too little of what a record weighs.
+const WEIGHED_FROM: usize = 8;
 
 /// The fields a record must always be read with: its key.
 const KEY_FIELDS: [&str; 2] = ["sys_id", "sys_created_on"];
@@ -385,7 +396,6 @@ impl FieldSplit {
             total: self.total,
             returned: 1,
             truncated: std::mem::take(&mut self.truncated),
-            bytes: 0,
         })
     }
 }
@@ -422,11 +432,17 @@ pub struct TablePull {
     after: Key,
     offset: u64,
     limit: u32,
-    /// The page size the table keeps: lowered by cancellations (never
-    /// below `MIN_PAGE`) and by what records weigh (a page fills at most
-    /// half the answer cap); what `limit` returns to after a record read
-    /// field by field.
+    /// The page size the table keeps: lowered by cancellations and by
+    /// what records weigh (a page fills at most half the answer cap), never
+    /// below `MIN_PAGE` (or the configured size, if smaller); what `limit`
+    /// returns to after a record read field by field.
     page_size: u32,
+    /// The smallest `page_size` may become.
+    floor: u32,
+    /// A page was over the answer cap and no record over it alone has been
+    /// read since: the run may take a few more calls to get past it (see
+    /// `PullRun::out_of_budget`).
+    isolating: bool,
     /// The transport's cap on one answer (bytes).
     answer_cap: usize,
     /// A record over the answer cap on its own, being read field by field.
@@ -452,6 +468,8 @@ impl TablePull {
             offset: 0,
             limit: limit.clamp(1, MAX_PAGE),
             page_size: limit.clamp(1, MAX_PAGE),
+            floor: MIN_PAGE.min(limit.clamp(1, MAX_PAGE)),
+            isolating: false,
             answer_cap: usize::MAX,
             split: None,
             split_done: false,
@@ -469,6 +487,12 @@ impl TablePull {
     /// The page size to keep for the table (see `page_size`).
     pub fn page_size(&self) -> u32 {
         self.page_size
+    }
+
+    /// Whether a page over the answer cap is still being narrowed to the
+    /// record that passes it alone.
+    pub fn isolating(&self) -> bool {
+        self.isolating && !self.done
     }
 
     /// Pages are sized to fill at most half of `cap` bytes, by what the
@@ -529,6 +553,7 @@ impl TablePull {
             SplitStep::Done(head) => {
                 self.split = None;
                 self.split_done = true;
+                self.isolating = false;
                 Ok(Some(head))
             }
             SplitStep::Changed => {
@@ -568,15 +593,16 @@ impl TablePull {
         }
         if std::mem::take(&mut self.split_done) {
             self.limit = self.page_size;
-        } else if page.returned > 0 && page.bytes > 0 {
-            // Half the cap leaves room for records heavier than these. A
-            // page shrunk to find one record over the cap stays small
+        } else if page.returned >= WEIGHED_FROM {
+            // Half the cap leaves room for records heavier than the median.
+            // A page shrunk to find one record over the cap stays small
             // until that record is read (growing on the way would ask the
             // oversize page again and again).
-            let per_record = (page.bytes / page.returned).max(1);
-            let fit = (self.answer_cap / 2 / per_record).clamp(1, MAX_PAGE as usize) as u32;
-            self.page_size = self.page_size.min(fit);
-            self.limit = self.limit.min(self.page_size);
+            if let Some(median) = page.median_record_bytes() {
+                let fit = (self.answer_cap / 2 / median.max(1)).clamp(1, MAX_PAGE as usize) as u32;
+                self.page_size = self.page_size.min(fit.max(self.floor));
+                self.limit = self.limit.min(self.page_size);
+            }
         }
         self.cursor.clone()
     }
@@ -616,7 +642,7 @@ impl TablePull {
                     self.failures -= 1;
                     Recovery::RetryAfterMs(0)
                 }
-                None => Recovery::Defer { retry_in_secs: 300, detail: format!("{} pages are cancelled even at {MIN_PAGE} records.", self.source) },
+                None => Recovery::Defer { retry_in_secs: 300, detail: format!("{} pages are cancelled even at {} records.", self.source, self.limit) },
             },
             // Halved for this run, down to one record, which is then read
             // field by field. The table keeps what the next page read
@@ -624,6 +650,7 @@ impl TablePull {
             // one huge record must not shrink its pages for good.
             PageError::TooLarge => {
                 self.failures -= 1;
+                self.isolating = true;
                 if self.limit > 1 {
                     self.limit /= 2;
                 } else {

@@ -70,6 +70,10 @@ pub fn pulls_failing_warning(n: u32, error: &str) -> crate::preflight::Warning {
         ),
     }
 }
+/// Calls a run may add to its budget to get past a record over the answer
+/// cap: the halvings down to it (14 from 10,000) and two reads a field.
+pub const ISOLATING_CALLS: u32 = 40;
+
 /// A token this close to its expiry is refreshed before it is used.
 pub const REFRESH_SKEW_SECS: i64 = 60;
 
@@ -411,9 +415,22 @@ impl PullRun {
 
     /// Whether a run must stop asking for pages: out of calls, or out of
     /// time once it has read one (a slow batch that brought no page must
-    /// not end run after run with nothing stored).
+    /// not end run after run with nothing stored). A table narrowing a
+    /// page over the answer cap to its oversize record gets up to
+    /// `ISOLATING_CALLS` more calls and three times the time: a run that
+    /// stopped half way would start the narrowing over, run after run.
     fn out_of_budget(&self, now_ms: u64) -> bool {
-        self.calls >= self.config.max_calls || (self.pages_read > 0 && !self.within_budget(now_ms))
+        let isolating = self
+            .tables
+            .get(self.current)
+            .is_some_and(|t| t.pull.isolating());
+        if !isolating {
+            return self.calls >= self.config.max_calls
+                || (self.pages_read > 0 && !self.within_budget(now_ms));
+        }
+        let elapsed = now_ms.saturating_sub(self.started_ms);
+        self.calls >= self.config.max_calls.saturating_add(ISOLATING_CALLS)
+            || elapsed >= self.config.budget_ms.saturating_mul(3)
     }
 
     fn detail(&self, lead: Option<String>) -> Option<String> {
@@ -430,6 +447,12 @@ impl PullRun {
 
     fn finish(&mut self, outcome: Outcome, next_at: Option<i64>, lead: Option<String>) -> Action {
         self.finished = true;
+        if let Some(t) = self.tables.iter().find(|t| t.pull.isolating()) {
+            self.notes.push(format!(
+                "record_isolating: a {} page is over the answer cap; the run ended while narrowing it to the record that passes the cap alone, and the next run starts the narrowing again.",
+                t.pull.source
+            ));
+        }
         Action::Finish(RunEnd {
             outcome,
             next_at,
@@ -942,6 +965,9 @@ mod tests {
         /// (table, sys_id, field): an answer holding this record with this
         /// field passes the transport's cap, however few records it has.
         huge: Option<(&'static str, String, &'static str)>,
+        /// (sys_id, bytes): this record comes with that much more JSON,
+        /// heavy but under the cap alone.
+        heavy: Option<(String, usize)>,
         hibernating: bool,
         basic_ok: bool,
     }
@@ -970,6 +996,7 @@ mod tests {
                 cancel_above: None,
                 too_large_above: None,
                 huge: None,
+                heavy: None,
                 hibernating: false,
                 basic_ok: true,
             }
@@ -1047,8 +1074,21 @@ mod tests {
         fn through_transport(
             &self,
             req: &HttpRequest,
-            a: HttpResponse,
+            mut a: HttpResponse,
         ) -> Result<HttpResponse, CallError> {
+            if let Some((sys_id, bytes)) = &self.heavy {
+                let mut body: serde_json::Value =
+                    serde_json::from_slice(&a.body).unwrap_or_default();
+                if let Some(records) = body["result"].as_array_mut() {
+                    for r in records
+                        .iter_mut()
+                        .filter(|r| r["sys_id"] == sys_id.as_str())
+                    {
+                        r["pad"] = "x".repeat(*bytes).into();
+                    }
+                    a.body = serde_json::to_vec(&body).unwrap();
+                }
+            }
             let path = req.url.trim_start_matches("https://acme.service-now.com");
             if let Some((table, sys_id, field)) = &self.huge {
                 let asks_field =
@@ -1618,8 +1658,9 @@ mod tests {
     /// is lost: the cursor never waits on a page it cannot read.
     #[test]
     fn a_page_over_the_answer_cap_is_asked_again_smaller_and_the_size_kept() {
-        // A record weighs about 100 bytes: 10 KB holds about 100.
-        let cap = 10_000;
+        // A record weighs about 100 bytes: 40 KB holds about 400, and a page
+        // fills at most half of it.
+        let cap = 40_000;
         let mut inst = Instance::new(400);
         inst.too_large_above = Some(cap);
         let cfg = PullConfig {
@@ -1639,7 +1680,7 @@ mod tests {
         assert!(
             sizes
                 .iter()
-                .all(|p| p.is_some_and(|p| (20..=60).contains(&p))),
+                .all(|p| p.is_some_and(|p| (150..=250).contains(&p))),
             "a page fills half the cap, by what the records weigh: {sizes:?}"
         );
         // The next run asks pages of the kept size: none over the cap.
@@ -1716,6 +1757,73 @@ mod tests {
         let end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
         assert_eq!(end.outcome, Outcome::Done);
         assert!(inst.page_requests - before <= PULL_TABLES.len() as u32 * 2);
+    }
+
+    /// A record heavy enough to fill more than half the cap, but under it
+    /// alone: read whole, and the table's pages are sized by their middle
+    /// record, not by it (an average would shrink them for good).
+    #[test]
+    fn a_heavy_record_under_the_cap_does_not_shrink_the_tables_pages() {
+        let cap = 40_000;
+        let mut inst = Instance::new(400);
+        let heavy = inst.tables["sysevent"].rows[150].1.clone();
+        inst.heavy = Some((heavy, 25_000));
+        inst.too_large_above = Some(cap);
+        let cfg = PullConfig {
+            page_size: 1_000,
+            answer_cap: cap,
+            ..config(400, false)
+        };
+        let mut host = Host::default();
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let mut end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
+        while end.outcome == Outcome::More {
+            end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
+        }
+        assert_eq!(end.outcome, Outcome::Done, "{end:?}");
+        assert_eq!(host.index, inst.truth());
+        assert!(host.truncated.is_empty(), "it fits alone: stored whole");
+        let kept = host.cursors["sysevent"].page_size;
+        assert!(
+            kept.is_some_and(|p| p >= 150),
+            "sized by the middle record: {kept:?}"
+        );
+    }
+
+    /// However few calls a run may make, a record over the cap is got past
+    /// in one run: the narrowing takes its own few calls more.
+    #[test]
+    fn a_small_call_budget_still_gets_past_a_record_over_the_cap() {
+        let mut inst = Instance::new(300);
+        let huge = inst.tables["sysevent"].rows[200].1.clone();
+        inst.huge = Some(("sysevent", huge.clone(), "parm1"));
+        // A call for each table and one more: the narrowing (about 14
+        // halvings and a few reads of fields) is far over it.
+        let cfg = PullConfig {
+            page_size: 10_000,
+            ..config(PULL_TABLES.len() as u32 + 1, false)
+        };
+        let mut host = Host::default();
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            assert!(
+                runs < 200,
+                "the record is never got past: {:?}",
+                host.cursors
+                    .get("sysevent")
+                    .map(|c| (c.cursor.clone(), c.page_size))
+            );
+            let end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
+            if end.outcome != Outcome::More {
+                assert_eq!(end.outcome, Outcome::Done, "{end:?}");
+                break;
+            }
+        }
+        assert_eq!(host.index, inst.truth());
+        assert_eq!(host.truncated.len(), 1);
+        assert_eq!(host.truncated[0].0, format!("sysevent:{huge}"));
     }
 
     #[test]
