@@ -69,3 +69,55 @@ test("a delete too large for one request answers 202, goes on by itself, then 20
   const left = every.filter((id) => state.includes(id));
   assert.deepEqual(left.slice(0, 5), [], `${left.length} of the connection's records still stored`);
 });
+
+test("the archive failing in the middle of the purge: a second DELETE still ends with nothing of the connection anywhere, and no sink call after the first", async () => {
+  const hook = { calls: 0, got: new Set() };
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      hook.calls++;
+      for (const d of JSON.parse(body).data ?? []) hook.got.add(d.id);
+      res.writeHead(204);
+      res.end();
+    });
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  stops.push(() => new Promise((ok) => { server.closeAllConnections?.(); server.close(ok); }));
+  // Two purge steps fail after deleting their first five objects each.
+  const [worker, sim] = await Promise.all([
+    startWorker({ vars: { PULL_PAGE_SIZE: "100", PURGE_OBJECTS_PER_STEP: "5", TEST_PURGE_FAULTS: "2" } }),
+    startSim(["--days", "2", "--events-per-day", "300", "--seed", "405"]),
+  ]);
+  stops.push(() => worker.stop(), () => sim.stop());
+  const c = client(worker);
+  const sink = await c.api("POST", "/api/v1/sinks", {
+    name: "hook", kind: "webhook", url: `http://127.0.0.1:${server.address().port}/in`,
+    streams: ["events"], connection_ids: null, format: "contract",
+  });
+  assert.equal(sink.status, 201, sink.text);
+  const conn = await c.connect(sim, "purge-faults");
+  await c.waitCaughtUp(conn.id);
+  const stored = (await c.stored(conn.id)).lines.map((e) => e.id);
+  await waitFor("the sink has every event", async () => stored.every((id) => hook.got.has(id)), 60_000);
+
+  const first = await c.api("DELETE", `/api/v1/connections/${conn.id}`);
+  assert.equal(first.status, 202, `${first.status} ${first.text}`);
+  const callsAtDelete = hook.calls;
+  assert.equal((await c.api("GET", `/api/v1/connections/${conn.id}`)).status, 404, "gone at once");
+  await waitFor("both injected failures", async () => (worker.logs().match(/TEST_PURGE_FAULTS: the archive failed/g) ?? []).length >= 2, 30_000);
+  // Asked again: the purge goes on from where it failed, to the end.
+  await waitFor("the purge ends", async () => {
+    const status = (await c.api("DELETE", `/api/v1/connections/${conn.id}`)).status;
+    assert.ok(status === 202 || status === 204, `DELETE answered ${status}`);
+    return status === 204;
+  }, 90_000);
+  assert.equal(await worker.cron(), 200);
+  await new Promise((r) => setTimeout(r, 1_500));
+  assert.ok(hook.calls - callsAtDelete <= 1, `no sink call after the delete (one in flight at most): ${hook.calls - callsAtDelete}`);
+  const every = [];
+  for (const table of SOURCES) every.push(...await truth(sim, table, conn.backfill.from));
+  const state = stateText(worker.persist);
+  const left = every.filter((id) => state.includes(id));
+  assert.deepEqual(left.slice(0, 5), [], `${left.length} of the connection's records still stored`);
+});

@@ -3,6 +3,7 @@
 //! (`snc_core::archive`); compression is `gzip`'s.
 
 use std::borrow::Borrow;
+use std::cell::Cell;
 
 use snc_core::archive;
 use snc_core::events::Event;
@@ -81,10 +82,25 @@ pub async fn delete(bucket: &Bucket, keys: &[String]) -> Result<()> {
     Ok(())
 }
 
+thread_local! {
+    /// Purge steps left to fail (`TEST_PURGE_FAULTS`), read at the first.
+    static PURGE_FAULTS_LEFT: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// Whether this purge step fails, by `TEST_PURGE_FAULTS` (tests only).
+fn injected_purge_fault(faults: u32) -> bool {
+    PURGE_FAULTS_LEFT.with(|left| {
+        let n = left.get().unwrap_or(faults);
+        left.set(Some(n.saturating_sub(1)));
+        n > 0
+    })
+}
+
 /// Deletes objects under the connection's prefix, at most `budget` of
 /// them; true once none is left. A large archive is purged over several
 /// steps (the object's alarm, then the cron), never in one unbounded call.
-pub async fn purge(bucket: &Bucket, connection_id: &str, budget: u32) -> Result<bool> {
+/// `faults`: `config::test_purge_faults`.
+pub async fn purge(bucket: &Bucket, connection_id: &str, budget: u32, faults: u32) -> Result<bool> {
     let prefix = archive::connection_prefix(connection_id);
     let mut left = budget.max(1);
     loop {
@@ -99,6 +115,11 @@ pub async fn purge(bucket: &Bucket, connection_id: &str, budget: u32) -> Result<
             return Ok(true);
         }
         delete(bucket, &keys).await?;
+        if faults > 0 && injected_purge_fault(faults) {
+            return Err(worker::Error::RustError(
+                "TEST_PURGE_FAULTS: the archive failed in the middle of the purge".into(),
+            ));
+        }
         left = left.saturating_sub(keys.len() as u32);
         if !listed.truncated() {
             return Ok(true);

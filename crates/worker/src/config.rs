@@ -135,6 +135,15 @@ pub fn pulls_paused(env: &Env) -> bool {
     text(env, "PULLS_PAUSED").is_some_and(|v| v.trim() == "true")
 }
 
+/// `TEST_PURGE_FAULTS`, default 0, for tests only: how many purge steps
+/// fail after their first deletes, as R2 failing in the middle of a purge
+/// would (the local bucket cannot be made to fail). Counted per isolate.
+pub fn test_purge_faults(env: &Env) -> u32 {
+    text(env, "TEST_PURGE_FAULTS")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// `PURGE_OBJECTS_PER_STEP`, default 10,000: archive objects a deleted
 /// connection's purge removes per step (its alarm goes on with the rest).
 pub fn purge_objects_per_step(env: &Env) -> u32 {

@@ -523,7 +523,8 @@ impl ConnectionObject {
         let storage = self.state.storage();
         storage.delete_alarm().await?;
         let budget = crate::config::purge_objects_per_step(&self.env);
-        let purged = crate::archive::purge(&self.bucket()?, connection_id, budget).await;
+        let faults = crate::config::test_purge_faults(&self.env);
+        let purged = crate::archive::purge(&self.bucket()?, connection_id, budget, faults).await;
         if !matches!(purged, Ok(true)) {
             storage.set_alarm(Duration::from_secs(1)).await?;
             return purged.map(|_| false);
