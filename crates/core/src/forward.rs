@@ -1288,6 +1288,7 @@ pub fn after_failure(
 }
 
 pub mod sending;
+pub mod step;
 
 #[cfg(test)]
 mod tests;

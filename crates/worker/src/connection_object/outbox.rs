@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use snc_core::archive;
 use snc_core::detect::Alert;
 use snc_core::forward::sending::{payload_refused, Learned, Sending, Settled};
+use snc_core::forward::step::{SinkClock, SinkStep, StepOutcome, StepStart, Waiting};
 use snc_core::forward::{
     self, Item, SinkKind, SinkParams, SinkSettings, SinkState, Stream, Target, Verdict,
 };
@@ -23,14 +24,6 @@ use crate::now;
 use crate::sinks::{NewDeadLetter, SinkRow, SinkStore, StepReport};
 use crate::store::ConnectionRow;
 
-/// Calls one sink may make in one alarm, so a large backlog cannot hold
-/// the alarm (the next alarm comes a second later while there is more).
-const CALLS_PER_SINK: u32 = 10;
-/// Calls beyond those, to isolate an item a receiver refuses (halving a
-/// batch of the largest size takes about twice its log2).
-const NARROWING_CALLS: u32 = 24;
-/// How long the newest item, refused alone, waits for a later one.
-const WITNESS_WAIT_SECS: i64 = 60;
 /// A cursor's line when its page is delivered whole.
 const WHOLE_PAGE: i64 = 1_000_000_000;
 /// Pages read ahead per batch.
@@ -69,6 +62,22 @@ pub enum ReplayPosition {
         asked: i64,
         after: Option<(String, String)>,
     },
+}
+
+impl SinkCursor {
+    fn clock(&self) -> SinkClock {
+        SinkClock {
+            next_at: self.next_at,
+            failures: u32::try_from(self.failures.max(0)).unwrap_or(u32::MAX),
+            failing_since: self.failing_since,
+        }
+    }
+
+    fn set_clock(&mut self, clock: SinkClock) {
+        self.next_at = clock.next_at;
+        self.failures = i64::from(clock.failures);
+        self.failing_since = clock.failing_since;
+    }
 }
 
 impl ReplayPosition {
@@ -492,19 +501,25 @@ async fn step(
         Ok((events + alerts).max(0) as u64)
     };
     let replay_due = sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at);
-    if cursor.next_at > now {
-        return Ok(Some(cursor.next_at));
-    }
-    let dead_letters_asked = sink.dead_letter_replay_at.is_some_and(|r| {
-        plane
-            .meta(&format!("dead_letter_replay:{}", sink.id))
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse::<i64>().ok())
-            .is_none_or(|done| r as i64 > done)
-    });
-    if pending(cursor)? == 0 && !replay_due && !dead_letters_asked {
-        return Ok(None);
+    let mut sink_step = SinkStep::new(cursor.clock());
+    let start = sink_step.start(now, || {
+        Ok::<_, worker::Error>(Waiting {
+            pending: pending(cursor)?,
+            replay: replay_due,
+            dead_letters: sink.dead_letter_replay_at.is_some_and(|r| {
+                plane
+                    .meta(&format!("dead_letter_replay:{}", sink.id))
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_none_or(|done| r as i64 > done)
+            }),
+        })
+    })?;
+    match start {
+        StepStart::NotDue(at) => return Ok(Some(at)),
+        StepStart::Idle => return Ok(None),
+        StepStart::Go => {}
     }
     let mut report = StepReport {
         sink_id: &sink.id,
@@ -517,14 +532,14 @@ async fn step(
         state: None,
     };
     let Some(secret) = config.keys.as_ref().and_then(|ring| sink.secret(ring)) else {
-        let message = "the sink's credential does not open under the configured keys (ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS)";
-        report.failed = Some((now, 0, message));
-        report.state = Some(SinkState::Failing);
+        let end = sink_step.unopenable(now, backoff_max(env));
+        report.failed = end.failed.as_ref().map(|(at, s, m)| (*at, *s, m.as_str()));
+        report.state = end.state;
         report.pending = pending(cursor)?;
         store.report(&report).await?;
-        cursor.next_at = now + forward::REFUSED_RETRY_SECS.min(backoff_max(env));
+        cursor.set_clock(end.clock);
         plane.save_sink_cursor(cursor)?;
-        return Ok(Some(cursor.next_at));
+        return Ok(end.next);
     };
     let kind = settings.params.kind();
     let host = row
@@ -548,16 +563,14 @@ async fn step(
         host: &host,
     };
     let max = kind.limits().items;
-    let mut calls = 0;
     let (mut reads, mut statements) = (0u32, 0u32);
-    let mut error_text = String::new();
     // A call size a 413 taught holds for the rest of the step.
     let mut learned = Learned::default();
     // An item refused alone at the end of what is pending: the sink waits
     // for a later item to show the receiver takes others (not a failure).
     let mut waiting = false;
     'streams: for stream in settings.streams.iter().copied() {
-        while failure.is_none() && calls < CALLS_PER_SINK {
+        while failure.is_none() && sink_step.may_send() {
             let batch = match stream {
                 Stream::Events => event_batch(plane, bucket, cursor, settings.format, max).await?,
                 Stream::Alerts => {
@@ -589,7 +602,7 @@ async fn step(
                 sending.next_call(|start| forward::batch_len(kind, &batch.items[start..]))
             {
                 // A delete stops the sink between two calls: none after it.
-                if calls >= CALLS_PER_SINK + NARROWING_CALLS || stopping() {
+                if !sink_step.may_narrow() || stopping() {
                     break 'streams;
                 }
                 let req = forward::delivery(
@@ -600,7 +613,7 @@ async fn step(
                     token,
                 );
                 let verdict = send(&req, kind, range.len(), deadline).await;
-                calls += 1;
+                sink_step.called();
                 let settled = sending.handle(range, verdict);
                 learned = sending.learned();
                 match settled {
@@ -650,8 +663,8 @@ async fn step(
                             }
                             Stream::Alerts => cursor.alert_seq = a,
                         }
-                        cursor.failures = 0;
-                        cursor.failing_since = None;
+                        sink_step.delivered();
+                        cursor.set_clock(sink_step.clock());
                         plane.save_sink_cursor(cursor)?;
                         report.delivered += delivered as u64;
                         report.repeats += u64::from(repeats);
@@ -708,7 +721,7 @@ async fn step(
             DeadLetterOutcome::Failed(v) => failure = Some((v, crate::now())),
         }
     }
-    if failure.is_none() && replay_due && calls < CALLS_PER_SINK {
+    if failure.is_none() && replay_due && sink_step.may_replay() {
         let replay = Replay {
             plane,
             bucket,
@@ -727,48 +740,39 @@ async fn step(
             None => report.succeeded_at = report.succeeded_at.or(Some(crate::now())),
         }
     }
-    let mut next = None;
-    if waiting && failure.is_none() {
-        cursor.next_at = crate::now() + WITNESS_WAIT_SECS;
+    let calls = sink_step.calls();
+    let left = Waiting {
+        pending: pending(cursor)?,
+        replay: replay_due && sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at),
+        dead_letters: false,
+    };
+    let before = cursor.clock();
+    let end = sink_step.end(
+        crate::now(),
+        StepOutcome {
+            failure,
+            waiting_for_witness: waiting,
+            left,
+        },
+        jitter(),
+        backoff_max(env),
+    );
+    if end.clock != before {
+        cursor.set_clock(end.clock);
         plane.save_sink_cursor(cursor)?;
-        next = Some(cursor.next_at);
     }
-    if let Some((verdict, at)) = failure {
-        cursor.failures += 1;
-        let since = *cursor.failing_since.get_or_insert(at);
-        let f = forward::after_failure(
-            verdict,
-            cursor.failures as u32,
-            since,
-            at,
-            jitter(),
-            backoff_max(env),
-        );
-        error_text = f.message;
-        cursor.next_at = f.next_at;
-        plane.save_sink_cursor(cursor)?;
-        report.failed = Some((at, f.status, ""));
-        report.state = f.state;
-        next = Some(cursor.next_at);
+    if let Some((at, status, _)) = &end.failed {
         console_log!(
-            "forward: sink {} for {} failed ({}); again in {} s",
+            "forward: sink {} for {} failed ({status}); again in {} s",
             sink.id,
             row.id,
-            f.status,
-            f.next_at - at
+            end.clock.next_at - at
         );
     }
-    if let Some(f) = report.failed.as_mut() {
-        f.2 = &error_text;
-    }
-    report.pending = pending(cursor)?;
-    if next.is_none()
-        && (report.pending > 0
-            || (replay_due && sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at)))
-    {
-        // More than this alarm's calls: the next alarm comes at once.
-        next = Some(crate::now());
-    }
+    report.failed = end.failed.as_ref().map(|(at, s, m)| (*at, *s, m.as_str()));
+    report.state = end.state;
+    report.pending = left.pending;
+    let next = end.next;
     store.report(&report).await?;
     statements += 1
         + u32::from(report.succeeded_at.is_some())
@@ -974,7 +978,7 @@ impl Replay<'_> {
         let asked = asked as i64;
         let takes_events = self.settings.streams.contains(&Stream::Events);
         let takes_alerts = self.settings.streams.contains(&Stream::Alerts);
-        for _ in 0..CALLS_PER_SINK {
+        for _ in 0..snc_core::forward::step::CALLS_PER_SINK {
             let position = cursor.replay_after.clone().filter(|p| p.asked() == asked);
             // A sink that stopped taking events mid-replay goes on to the
             // alerts; one that stopped taking alerts is done with them.
