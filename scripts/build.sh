@@ -10,28 +10,49 @@ export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
 
 echo "build: browser module -> www/pkg"
+# `out_name` from the compiled module, unless its wasm-bindgen and wasm-opt
+# outputs are already those of this module (each takes seconds).
+bindgen_opt() {
+  local out_name=$1 raw=target/wasm32-unknown-unknown/release/snc_web.wasm
+  local stamp_file="www/pkg/.$out_name.built-from" stamp
+  stamp="$(sha256sum "$raw" | cut -d' ' -f1) $("$WASM_BINDGEN_BIN" --version) $("$WASM_OPT_BIN" --version)"
+  if [[ -f "www/pkg/$out_name.js" && -f "www/pkg/${out_name}_bg.wasm" && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
+    return
+  fi
+  rm -f "$stamp_file"
+  wasm-bindgen --target web --no-typescript --out-dir www/pkg --out-name "$out_name" "$raw"
+  # The producers and target-features sections say how it was built: not needed.
+  "$WASM_OPT_BIN" -Oz --strip-producers --strip-target-features \
+    --enable-bulk-memory --enable-nontrapping-float-to-int \
+    "www/pkg/${out_name}_bg.wasm" -o "www/pkg/${out_name}_bg.wasm"
+  printf '%s' "$stamp" > "$stamp_file"
+}
 # Smallest code for what the browser downloads: whole-program LTO, one unit.
 CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
   cargo build --quiet -p snc-web --target wasm32-unknown-unknown --release
-wasm-bindgen --target web --no-typescript --out-dir www/pkg \
-  target/wasm32-unknown-unknown/release/snc_web.wasm
-# The producers and target-features sections say how it was built: not needed.
-"$WASM_OPT_BIN" -Oz --strip-producers --strip-target-features \
-  --enable-bulk-memory --enable-nontrapping-float-to-int \
-  www/pkg/snc_web_bg.wasm -o www/pkg/snc_web_bg.wasm
+bindgen_opt snc_web
 # The admin views: the same crate with `admin` instead of `connect`, a second
 # module the page loads after the wizard (crates/web/src/admin).
 CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
   cargo build --quiet -p snc-web --no-default-features --features admin \
   --target wasm32-unknown-unknown --release
-wasm-bindgen --target web --no-typescript --out-dir www/pkg --out-name snc_admin \
-  target/wasm32-unknown-unknown/release/snc_web.wasm
-"$WASM_OPT_BIN" -Oz --strip-producers --strip-target-features \
-  --enable-bulk-memory --enable-nontrapping-float-to-int \
-  www/pkg/snc_admin_bg.wasm -o www/pkg/snc_admin_bg.wasm
+bindgen_opt snc_admin
 
 echo "build: worker -> crates/worker/build"
 # Speed over size for the worker: its CPU per event is what costs money.
 # Whole-program LTO in one unit inlines across core and serde: a fifth less
 # CPU per event than the default sixteen units (make bench, 2026-11-27).
-(cd crates/worker && CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 worker-build --release)
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+# worker-build runs wasm-opt over the whole worker each time (about 1m45s
+# on this machine) even when nothing changed: compile first, and skip it when
+# the compiled module and the tools are those of the last build.
+(cd crates/worker && cargo build --quiet --lib --release --target wasm32-unknown-unknown)
+stamp_file=crates/worker/build/.built-from
+stamp="$(sha256sum target/wasm32-unknown-unknown/release/snc_worker.wasm | cut -d' ' -f1) $(worker-build --version 2>&1 | head -1) $("$WASM_BINDGEN_BIN" --version) $("$WASM_OPT_BIN" --version)"
+if [[ -f crates/worker/build/index.js && -f crates/worker/build/index_bg.wasm && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
+  echo "build: worker unchanged since the last build"
+else
+  rm -f "$stamp_file"
+  (cd crates/worker && worker-build --release)
+  printf '%s' "$stamp" > "$stamp_file"
+fi

@@ -12,7 +12,7 @@ import { client, waitFor } from "../support/pulls.mjs";
 let worker, sims;
 before(async () => {
   sims = await Promise.all([51, 52, 53].map((seed) =>
-    startSim(["--days", "8", "--events-per-day", "800", "--seed", String(seed), "--rate-limit-fraction", "0.2", "--error-fraction", "0.1", "--cancel-above-limit", "300"])));
+    startSim(["--days", "8", "--events-per-day", "400", "--seed", String(seed), "--rate-limit-fraction", "0.2", "--error-fraction", "0.1", "--cancel-above-limit", "300"])));
   worker = await startWorker({ vars: { PULL_BUDGET_MS: "15000", PULL_MAX_CALLS: "8", PULL_PAGE_SIZE: "600" } });
 });
 after(async () => {
