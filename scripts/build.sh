@@ -15,7 +15,7 @@ echo "build: browser module -> www/pkg"
 bindgen_opt() {
   local out_name=$1 raw=target/wasm32-unknown-unknown/release/snc_web.wasm
   local stamp_file="www/pkg/.$out_name.built-from" stamp
-  stamp="$(sha256sum "$raw" | cut -d' ' -f1) $("$WASM_BINDGEN_BIN" --version) $("$WASM_OPT_BIN" --version)"
+  stamp="$(sha256sum "$raw" scripts/build.sh | cut -d' ' -f1 | tr '\n' ' ')$("$WASM_BINDGEN_BIN" --version) $("$WASM_OPT_BIN" --version)"
   if [[ -f "www/pkg/$out_name.js" && -f "www/pkg/${out_name}_bg.wasm" && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
     return
   fi
@@ -43,13 +43,19 @@ echo "build: worker -> crates/worker/build"
 # Whole-program LTO in one unit inlines across core and serde: a fifth less
 # CPU per event than the default sixteen units (make bench, 2026-11-27).
 export CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+# As worker-build compiles (its target.rs): wasm-bindgen's macro reads this
+# at expansion and cargo does not track it, so a compile without it would be
+# reused by worker-build with the other futures glue.
+export WASM_BINDGEN_USE_JS_SYS=1
 # worker-build runs wasm-opt over the whole worker each time (about 1m45s
 # on this machine) even when nothing changed: compile first, and skip it when
 # the compiled module and the tools are those of the last build.
 (cd crates/worker && cargo build --quiet --lib --release --target wasm32-unknown-unknown)
 stamp_file=crates/worker/build/.built-from
-stamp="$(sha256sum target/wasm32-unknown-unknown/release/snc_worker.wasm | cut -d' ' -f1) $(worker-build --version 2>&1 | head -1) $("$WASM_BINDGEN_BIN" --version) $("$WASM_OPT_BIN" --version)"
-if [[ -f crates/worker/build/index.js && -f crates/worker/build/index_bg.wasm && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
+# What decides the output: the module, this script's flags, the crate's
+# wasm-opt settings, and every tool's version.
+stamp="$(sha256sum target/wasm32-unknown-unknown/release/snc_worker.wasm scripts/build.sh crates/worker/Cargo.toml | cut -d' ' -f1 | tr '\n' ' ')$(worker-build --version 2>&1 | head -1) $("$WASM_BINDGEN_BIN" --version) $("$WASM_OPT_BIN" --version) $("$ESBUILD_BIN" --version)"
+if [[ -f crates/worker/build/index.js && -f crates/worker/build/index_bg.wasm && -f crates/worker/build/worker/shim.mjs && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
   echo "build: worker unchanged since the last build"
 else
   rm -f "$stamp_file"

@@ -145,14 +145,21 @@ function migratedTemplate() {
   for (const f of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) {
     hash.update(f).update("\0").update(readFileSync(join(dir, f))).update("\0");
   }
+  // The database's id (its file's name) and wrangler's version shape it too.
+  hash.update(readFileSync(join(ROOT, "wrangler.toml"))).update(readFileSync(join(ROOT, "package-lock.json")));
   const base = join(ROOT, "target", "test-d1-templates");
   const template = join(base, hash.digest("hex").slice(0, 16));
   if (existsSync(template)) return template;
   mkdirSync(base, { recursive: true });
   const scratch = mkdtempSync(join(base, "making-"));
-  execFileSync(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", scratch], {
-    cwd: ROOT, env: ENV, stdio: "pipe",
-  });
+  try {
+    execFileSync(WRANGLER, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", scratch], {
+      cwd: ROOT, env: ENV, stdio: "pipe",
+    });
+  } catch (e) {
+    rmSync(scratch, { recursive: true, force: true });
+    throw e;
+  }
   try {
     renameSync(scratch, template);
   } catch (e) {

@@ -443,6 +443,9 @@ pub struct TablePull {
     /// read since: the run may take a few more calls to get past it (see
     /// `PullRun::out_of_budget`).
     isolating: bool,
+    /// Records of the first refused page not yet read whole: once none is
+    /// left, the page was only too heavy in all, and isolating ends.
+    isolating_left: u64,
     /// The transport's cap on one answer (bytes).
     answer_cap: usize,
     /// A record over the answer cap on its own, being read field by field.
@@ -470,6 +473,7 @@ impl TablePull {
             page_size: limit.clamp(1, MAX_PAGE),
             floor: MIN_PAGE.min(limit.clamp(1, MAX_PAGE)),
             isolating: false,
+            isolating_left: 0,
             answer_cap: usize::MAX,
             split: None,
             split_done: false,
@@ -591,6 +595,10 @@ impl TablePull {
         } else {
             self.done = true;
         }
+        if self.isolating {
+            self.isolating_left = self.isolating_left.saturating_sub(page.returned as u64);
+            self.isolating &= self.isolating_left > 0;
+        }
         if std::mem::take(&mut self.split_done) {
             self.limit = self.page_size;
         } else if page.returned >= WEIGHED_FROM {
@@ -650,7 +658,10 @@ impl TablePull {
             // one huge record must not shrink its pages for good.
             PageError::TooLarge => {
                 self.failures -= 1;
-                self.isolating = true;
+                if !self.isolating {
+                    self.isolating = true;
+                    self.isolating_left = u64::from(self.limit);
+                }
                 if self.limit > 1 {
                     self.limit /= 2;
                 } else {
@@ -1141,5 +1152,51 @@ pub(crate) mod tests {
             }
         };
         assert_eq!(head.truncated.len(), 4, "{:?}", head.truncated);
+    }
+
+    /// A page refused only for its weight in all (no record over the cap
+    /// alone): once as many records as it asked for are read whole, the
+    /// table is no longer isolating (no extra calls, no false note).
+    #[test]
+    fn isolating_ends_once_the_refused_pages_records_are_read_whole() {
+        let page = |n: usize, from: usize| {
+            let records: Vec<serde_json::Value> = (from..from + n)
+                .map(|i| serde_json::json!({"sys_id": format!("{i:032x}"), "sys_created_on": "2026-01-01 00:00:00"}))
+                .collect();
+            let resp = HttpResponse {
+                status: 200,
+                headers: vec![("X-Total-Count".into(), "100000".into())],
+                body: serde_json::to_vec(&serde_json::json!({ "result": records })).unwrap(),
+            };
+            read_page(&resp, 0).unwrap()
+        };
+        let mut pull = TablePull::new("sysevent", None, 0, 1_000).with_answer_cap(usize::MAX);
+        assert!(!pull.isolating());
+        assert_eq!(
+            pull.on_error(&PageError::TooLarge, 0.0, 60_000),
+            Recovery::RetryAfterMs(0)
+        );
+        assert!(pull.isolating());
+        assert_eq!(pull.limit(), 500);
+        pull.on_page(&page(500, 0));
+        assert!(pull.isolating(), "half the refused page read");
+        pull.on_page(&page(500, 500));
+        assert!(
+            !pull.isolating(),
+            "the whole refused page read: it was heavy in all"
+        );
+        // A page of one record over the cap: halved to it, then read field
+        // by field; isolating until that record is taken.
+        let mut pull = TablePull::new("sysevent", None, 0, 4).with_answer_cap(usize::MAX);
+        for _ in 0..3 {
+            pull.on_error(&PageError::TooLarge, 0.0, 60_000);
+        }
+        assert_eq!(pull.limit(), 1);
+        assert!(pull.isolating());
+        assert!(
+            pull.next_path()
+                .is_some_and(|p| p.contains("sysparm_fields=sys_id%2Csys_created_on%2C")),
+            "read field by field"
+        );
     }
 }

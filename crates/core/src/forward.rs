@@ -739,6 +739,9 @@ pub fn ecs_event(e: &Event) -> Value {
     if let Some(o) = outcome {
         v["event"]["outcome"] = json!(o);
     }
+    if !e.truncated_fields.is_empty() {
+        v["servicenow"]["truncated_fields"] = json!(e.truncated_fields);
+    }
     if let Some(a) = &e.actor {
         v["user"] = json!({"name": a});
         v["related"] = json!({"user": [a]});

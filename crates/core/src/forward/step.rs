@@ -68,7 +68,8 @@ pub struct StepOutcome {
 /// When the sink is due again and what the control plane shows.
 #[derive(Debug, PartialEq, Eq)]
 pub struct StepEnd {
-    /// The sink's clock to store (changed only by a failure or a wait).
+    /// The sink's clock to store (a delivery resets its failures; a
+    /// failure or a witness's wait sets when it is due).
     pub clock: SinkClock,
     /// The object's alarm for this sink: `None` when nothing waits.
     pub next: Option<i64>,

@@ -579,3 +579,31 @@ fn grown_alerts_are_new_messages_and_replace_in_elastic() {
         "whatever the order, a batch that may heal is retried"
     );
 }
+
+#[test]
+fn a_record_stored_without_oversize_fields_says_so_in_every_format() {
+    let raw = serde_json::value::to_raw_value(&json!({
+        "sys_id": "a1", "sys_created_on": "2026-01-01 00:00:00", "remote_ip": "10.0.0.1"
+    }))
+    .unwrap();
+    let mut e = crate::events::normalize("c1", "syslog_transaction", &raw).unwrap();
+    assert!(ecs_event(&e)["servicenow"]
+        .get("truncated_fields")
+        .is_none());
+    assert!(crate::events::ocsf(&e)["unmapped"]
+        .get("truncated_fields")
+        .is_none());
+    e.truncated_fields = vec!["url".into()];
+    assert_eq!(
+        ecs_event(&e)["servicenow"]["truncated_fields"],
+        json!(["url"])
+    );
+    assert_eq!(
+        crate::events::ocsf(&e)["unmapped"]["truncated_fields"],
+        json!(["url"])
+    );
+    assert_eq!(
+        serde_json::to_value(&e).unwrap()["truncated_fields"],
+        json!(["url"])
+    );
+}

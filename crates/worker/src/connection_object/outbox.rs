@@ -735,7 +735,7 @@ async fn step(
             deadline,
             pages_per_read: crate::config::events_pages_per_read(env),
         };
-        match replay.run(cursor).await? {
+        match replay.run(cursor, &mut sink_step).await? {
             Some(v) => failure = Some((v, crate::now())),
             None => report.succeeded_at = report.succeeded_at.or(Some(crate::now())),
         }
@@ -966,7 +966,11 @@ impl Replay<'_> {
     /// The replay asked for: the range's events again in time order, then
     /// the alerts whose first to last sighting meets the range, from where
     /// the last alarm stopped. `Some` when a call failed.
-    async fn run(&self, cursor: &mut SinkCursor) -> Result<Option<Verdict>> {
+    async fn run(
+        &self,
+        cursor: &mut SinkCursor,
+        sink_step: &mut SinkStep,
+    ) -> Result<Option<Verdict>> {
         let (Some(from), Some(to), Some(asked)) = (
             self.sink.replay_from,
             self.sink.replay_to,
@@ -1003,8 +1007,8 @@ impl Replay<'_> {
                     // The receiver took a call: as after any delivery, a
                     // later failure starts its backoff and its day afresh.
                     cursor.replay_after = Some(p);
-                    cursor.failures = 0;
-                    cursor.failing_since = None;
+                    sink_step.delivered();
+                    cursor.set_clock(sink_step.clock());
                 }
                 ReplayStep::Failed(v) => return Ok(Some(v)),
                 ReplayStep::Done if !in_alerts && takes_alerts => {
