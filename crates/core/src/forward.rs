@@ -1290,6 +1290,7 @@ pub fn after_failure(
     }
 }
 
+pub mod replay;
 pub mod sending;
 pub mod step;
 

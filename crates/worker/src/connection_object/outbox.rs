@@ -7,9 +7,10 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use snc_core::archive;
 use snc_core::detect::Alert;
+use snc_core::forward::replay::{RangeReplay, ReplayPosition, ReplayRead};
 use snc_core::forward::sending::{payload_refused, Learned, Sending, Settled};
 use snc_core::forward::step::{SinkClock, SinkStep, StepOutcome, StepStart, Waiting};
 use snc_core::forward::{
@@ -48,22 +49,6 @@ pub struct SinkCursor {
     pub replay_after: Option<ReplayPosition>,
 }
 
-/// Where a replay stands between alarms: first the range's events, then its
-/// alerts. Each position names the replay it belongs to (`asked`, the ask's
-/// time), so a newer ask starts again from the range's beginning.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum ReplayPosition {
-    /// Events sent up to (asked, occurred_at, source_table, sys_id): the
-    /// array releases before alerts were replayed stored too.
-    Events(i64, i64, String, String),
-    /// Every event of the range sent; alerts up to (first_seen, id).
-    Alerts {
-        asked: i64,
-        after: Option<(String, String)>,
-    },
-}
-
 impl SinkCursor {
     fn clock(&self) -> SinkClock {
         SinkClock {
@@ -80,21 +65,13 @@ impl SinkCursor {
     }
 }
 
-impl ReplayPosition {
-    fn asked(&self) -> i64 {
-        match self {
-            ReplayPosition::Events(asked, ..) | ReplayPosition::Alerts { asked, .. } => *asked,
-        }
-    }
-}
-
 /// A position that does not decode (written by a later release) restarts
-/// its replay: the range is sent again, which a receiver drops as repeats.
+/// its replay (see `ReplayPosition::decode`).
 fn stored_position<'de, D: Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<ReplayPosition>, D::Error> {
     let text = Option::<String>::deserialize(d)?;
-    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    Ok(text.and_then(|t| ReplayPosition::decode(&t)))
 }
 
 #[derive(Deserialize)]
@@ -502,18 +479,22 @@ async fn step(
     };
     let replay_due = sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at);
     let mut sink_step = SinkStep::new(cursor.clock());
+    // A dead-letter replay asked since the last one done (read once, and
+    // only when the sink is due).
+    let dead_key = format!("dead_letter_replay:{}", sink.id);
+    let mut dead_due: Option<i64> = None;
     let start = sink_step.start(now, || {
+        if let Some(asked) = sink.dead_letter_replay_at.map(|r| r as i64) {
+            let done = plane
+                .meta(&dead_key)?
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0);
+            dead_due = Some(asked).filter(|a| *a > done);
+        }
         Ok::<_, worker::Error>(Waiting {
             pending: pending(cursor)?,
             replay: replay_due,
-            dead_letters: sink.dead_letter_replay_at.is_some_and(|r| {
-                plane
-                    .meta(&format!("dead_letter_replay:{}", sink.id))
-                    .ok()
-                    .flatten()
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .is_none_or(|done| r as i64 > done)
-            }),
+            dead_letters: dead_due.is_some(),
         })
     })?;
     match start {
@@ -688,15 +669,6 @@ async fn step(
             }
         }
     }
-    let dead_key = format!("dead_letter_replay:{}", sink.id);
-    let dead_done = plane
-        .meta(&dead_key)?
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(0);
-    let dead_due = sink
-        .dead_letter_replay_at
-        .map(|r| r as i64)
-        .filter(|r| *r > dead_done);
     if stopping() {
         return Ok(None);
     }
@@ -980,27 +952,20 @@ impl Replay<'_> {
         };
         let range = (from as i64, to as i64);
         let asked = asked as i64;
-        let takes_events = self.settings.streams.contains(&Stream::Events);
-        let takes_alerts = self.settings.streams.contains(&Stream::Alerts);
+        // Core's `RangeReplay` says what comes next (a sink that stopped
+        // taking events mid-replay goes on to the alerts; one that stopped
+        // taking alerts is done with them).
+        let replay = RangeReplay {
+            asked,
+            takes_events: self.settings.streams.contains(&Stream::Events),
+            takes_alerts: self.settings.streams.contains(&Stream::Alerts),
+        };
         for _ in 0..snc_core::forward::step::CALLS_PER_SINK {
-            let position = cursor.replay_after.clone().filter(|p| p.asked() == asked);
-            // A sink that stopped taking events mid-replay goes on to the
-            // alerts; one that stopped taking alerts is done with them.
-            let in_alerts = match &position {
-                Some(ReplayPosition::Alerts { .. }) => true,
-                Some(ReplayPosition::Events(..)) | None => !takes_events,
-            };
-            let step = match position {
-                _ if in_alerts && !takes_alerts => ReplayStep::Done,
-                Some(ReplayPosition::Alerts { after, .. }) => {
-                    self.alerts_after(range, asked, after).await?
-                }
-                _ if in_alerts => self.alerts_after(range, asked, None).await?,
-                Some(ReplayPosition::Events(_, t, table, sys_id)) => {
-                    self.events_after(range, asked, Some((t, table, sys_id)))
-                        .await?
-                }
-                None => self.events_after(range, asked, None).await?,
+            let position = replay.current(cursor.replay_after.as_ref());
+            let step = match replay.next(position.as_ref()) {
+                ReplayRead::Done => ReplayStep::Done,
+                ReplayRead::Alerts { after } => self.alerts_after(range, asked, after).await?,
+                ReplayRead::Events { after } => self.events_after(range, asked, after).await?,
             };
             match step {
                 ReplayStep::Sent(p) => {
@@ -1011,15 +976,15 @@ impl Replay<'_> {
                     cursor.set_clock(sink_step.clock());
                 }
                 ReplayStep::Failed(v) => return Ok(Some(v)),
-                ReplayStep::Done if !in_alerts && takes_alerts => {
-                    cursor.replay_after = Some(ReplayPosition::Alerts { asked, after: None });
-                }
-                ReplayStep::Done => {
-                    cursor.replay_at = asked;
-                    cursor.replay_after = None;
-                    self.plane.save_sink_cursor(cursor)?;
-                    return Ok(None);
-                }
+                ReplayStep::Done => match replay.part_done(position.as_ref()) {
+                    Some(alerts) => cursor.replay_after = Some(alerts),
+                    None => {
+                        cursor.replay_at = asked;
+                        cursor.replay_after = None;
+                        self.plane.save_sink_cursor(cursor)?;
+                        return Ok(None);
+                    }
+                },
             }
             self.plane.save_sink_cursor(cursor)?;
         }
