@@ -220,6 +220,13 @@ impl Problem {
         self
     }
 
+    /// A 429: what was too much, what to do, and when to come back.
+    pub fn rate_limited(what_happened: &str, advice: &str, retry_after_secs: u64) -> Self {
+        let mut p = Problem::with_context(ProblemCode::RateLimited, what_happened).advise(advice);
+        p.retry_after = Some(retry_after_secs);
+        p
+    }
+
     /// What the browser shows when no answer came; `why` is the browser's
     /// own reason, if it gave one.
     pub fn connector_unreachable(why: &str) -> Self {
@@ -252,6 +259,15 @@ impl Problem {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_rate_limit_says_what_was_too_much_what_to_do_and_when() {
+        let p = Problem::rate_limited("Too many calls.", "Call more slowly.", 60);
+        assert_eq!(p.status, 429);
+        assert!(p.is(ProblemCode::RateLimited));
+        assert_eq!(p.retry_after, Some(60));
+        assert_eq!(p.detail, "Too many calls. Call more slowly.");
+    }
+
     use super::*;
 
     #[test]

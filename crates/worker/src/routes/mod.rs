@@ -205,15 +205,14 @@ async fn over_caller_limit(env: &Env, caller: &Caller) -> Option<Result<Response
     };
     match limiter.limit(key).await {
         Ok(outcome) if !outcome.success => {
-            let mut p = Problem::with_context(
-                ProblemCode::RateLimited,
-                format!(
+            let p = Problem::rate_limited(
+                &format!(
                     "This credential made more than {} API calls this minute.",
                     access::CALLS_PER_CALLER_MINUTE
                 ),
-            )
-            .advise("Wait until the time given, then call more slowly (a script reading events follows next_cursor one page at a time).");
-            p.retry_after = Some(60);
+                "Wait until the time given, then call more slowly (a script reading events follows next_cursor one page at a time).",
+                60,
+            );
             Some(respond::problem(&p))
         }
         Ok(_) => None,
@@ -303,13 +302,11 @@ async fn refused(
                     })
                     .await;
             }
-            let mut p = Problem::with_context(
-                ProblemCode::RateLimited,
+            respond::problem(&Problem::rate_limited(
                 "Too many wrong credentials came from this address.",
-            )
-            .advise("Wait until the time given, then try again with a valid credential.");
-            p.retry_after = Some(retry_after);
-            respond::problem(&p)
+                "Wait until the time given, then try again with a valid credential.",
+                retry_after,
+            ))
         }
     }
 }
