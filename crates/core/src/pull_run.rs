@@ -10,7 +10,10 @@
 use std::collections::VecDeque;
 
 use crate::batch::{self, ReadRoute};
-use crate::cursor::{read_page, Key, PageError, PageHead, Recovery, TablePull, MAX_PAGE};
+use crate::cursor::{
+    read_page, Key, PageError, PageHead, Recovery, TablePull, MAX_PAGE, OVERLAP_SECS,
+};
+use crate::events::parse_servicenow_time;
 use crate::events::Event;
 use crate::http::{CallError, HttpRequest, HttpResponse};
 use crate::input::OAuthClient;
@@ -247,6 +250,9 @@ impl Table {
 
 struct Table {
     pull: TablePull,
+    /// The cursor as the run found it: a run that ends without moving any
+    /// past it only read again what it had.
+    found: Option<Key>,
     first_ever: bool,
     first_page: bool,
     /// Its backfill reached the present once: the batch may carry its page.
@@ -308,6 +314,7 @@ impl PullRun {
                 let learned = found.and_then(|c| c.page_size).filter(|p| *p > 0);
                 let read_at = found.and_then(|c| c.read_at);
                 Table {
+                    found: cursor.clone(),
                     first_ever: cursor.is_none(),
                     first_page: true,
                     caught_up: found.is_some_and(|c| c.caught_up),
@@ -433,6 +440,28 @@ impl PullRun {
             || elapsed >= self.config.budget_ms.saturating_mul(3)
     }
 
+    /// A run out of budget that read pages but moved no cursor past where
+    /// it found it: it read again the overlap kept for late commits (see
+    /// `cursor::resume_start`), which holds more than a run reads. The next
+    /// run at once would start at the same place and read the same pages,
+    /// run after run, until the cursor leaves the overlap. So: when it
+    /// leaves it (the cursor's second plus `OVERLAP_SECS`), for the table
+    /// being read; `None` when a cursor moved, or it has left already.
+    fn rereading_until(&self, now: i64) -> Option<(&'static str, i64)> {
+        let moved = self
+            .tables
+            .iter()
+            .any(|t| t.pull.cursor.as_ref() > t.found.as_ref());
+        if moved || self.pages_read == 0 {
+            return None;
+        }
+        let t = self.tables.get(self.current)?;
+        let cursor = parse_servicenow_time(&t.found.as_ref()?.created_on)?;
+        let at = cursor + OVERLAP_SECS + 1;
+        let source = PULL_TABLES.get(self.current)?;
+        (at > now).then_some((source, at))
+    }
+
     fn detail(&self, lead: Option<String>) -> Option<String> {
         let mut parts: Vec<String> = lead.into_iter().collect();
         parts.extend(self.notes.iter().cloned());
@@ -526,7 +555,17 @@ impl PullRun {
                 return self.on_answer(now_ms, answer);
             }
             if self.out_of_budget(now_ms) {
-                return self.finish(Outcome::More, Some(now), None);
+                return match self.rereading_until(now) {
+                    Some((source, at)) => {
+                        let lead = format!(
+                            "The records of the last {} minutes on {source} are more than one run reads: this run read them again without passing its cursor. The next run starts after the cursor at {}, once nothing before it can still be committed late, instead of reading them again and again.",
+                            OVERLAP_SECS / 60,
+                            crate::clock::rfc3339(at)
+                        );
+                        self.finish(Outcome::Deferred, Some(at), Some(lead))
+                    }
+                    None => self.finish(Outcome::More, Some(now), None),
+                };
             }
             if self.token_expiring(now_ms) {
                 if let Some(a) = self.refresh_request() {
@@ -1464,6 +1503,57 @@ mod tests {
             }
         }
         assert_eq!(stored, 50, "one page, then the budget ends the run");
+    }
+
+    /// More records in the last ten minutes than a run reads (a burst, all
+    /// in one second): the run after the first reads the overlap again and
+    /// cannot pass its cursor. It waits until the cursor leaves the overlap
+    /// instead of reading the same pages run after run, then goes on.
+    #[test]
+    fn a_burst_larger_than_a_run_in_the_overlap_is_not_read_again_and_again() {
+        let mut inst = Instance::new(0);
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let burst_at = now_s(clock) - 60;
+        inst.tables
+            .get_mut("sysevent")
+            .unwrap()
+            .rows
+            .extend((0..3_000).map(|n| (burst_at, id(70_000 + n), true)));
+        let cfg = PullConfig {
+            page_size: 100,
+            ..config(PULL_TABLES.len() as u32 + 3, false)
+        };
+        let mut host = Host::default();
+        let mut ends = Vec::new();
+        loop {
+            let end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
+            assert!(ends.len() < 150, "never done: {:?}", ends.last());
+            let (outcome, next_at) = (end.outcome, end.next_at);
+            if outcome == Outcome::Deferred {
+                let at = next_at.expect("a deferral has a time");
+                assert!(at > burst_at + OVERLAP_SECS, "{end:?}");
+                assert!(end
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("more than one run reads")));
+                clock = clock.max(at as u64 * 1000);
+            }
+            ends.push(end);
+            if outcome == Outcome::Done {
+                break;
+            }
+        }
+        assert_eq!(host.index, inst.truth(), "every record, once");
+        let deferred = ends
+            .iter()
+            .filter(|e| e.outcome == Outcome::Deferred)
+            .count();
+        assert_eq!(deferred, 1, "one wait, until the burst left the overlap");
+        assert!(
+            inst.page_requests < 3_000 / 100 * 3,
+            "{} page reads for 30 pages: read again at most twice",
+            inst.page_requests
+        );
     }
 
     #[test]
