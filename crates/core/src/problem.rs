@@ -259,6 +259,8 @@ impl Problem {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_rate_limit_says_what_was_too_much_what_to_do_and_when() {
         let p = Problem::rate_limited("Too many calls.", "Call more slowly.", 60);
@@ -267,8 +269,6 @@ mod tests {
         assert_eq!(p.retry_after, Some(60));
         assert_eq!(p.detail, "Too many calls. Call more slowly.");
     }
-
-    use super::*;
 
     #[test]
     fn the_api_description_lists_every_code() {

@@ -253,6 +253,8 @@ struct Table {
     /// The cursor as the run found it: a run that ends without moving any
     /// past it only read again what it had.
     found: Option<Key>,
+    /// Pages of this table read in this run.
+    pages: u32,
     first_ever: bool,
     first_page: bool,
     /// Its backfill reached the present once: the batch may carry its page.
@@ -315,6 +317,7 @@ impl PullRun {
                 let read_at = found.and_then(|c| c.read_at);
                 Table {
                     found: cursor.clone(),
+                    pages: 0,
                     first_ever: cursor.is_none(),
                     first_page: true,
                     caught_up: found.is_some_and(|c| c.caught_up),
@@ -445,19 +448,21 @@ impl PullRun {
     /// `cursor::resume_start`), which holds more than a run reads. The next
     /// run at once would start at the same place and read the same pages,
     /// run after run, until the cursor leaves the overlap. So: when it
-    /// leaves it (the cursor's second plus `OVERLAP_SECS`), for the table
-    /// being read; `None` when a cursor moved, or it has left already.
+    /// leaves it (the cursor's second plus `OVERLAP_SECS`, never more than
+    /// that from now: a cursor stamped in the future must not stop the
+    /// pulls), for the table being read, if it read pages in this run;
+    /// `None` when a cursor moved, or it has left already.
     fn rereading_until(&self, now: i64) -> Option<(&'static str, i64)> {
         let moved = self
             .tables
             .iter()
             .any(|t| t.pull.cursor.as_ref() > t.found.as_ref());
-        if moved || self.pages_read == 0 {
+        let t = self.tables.get(self.current)?;
+        if moved || t.pages == 0 {
             return None;
         }
-        let t = self.tables.get(self.current)?;
         let cursor = parse_servicenow_time(&t.found.as_ref()?.created_on)?;
-        let at = cursor + OVERLAP_SECS + 1;
+        let at = cursor.min(now) + OVERLAP_SECS + 1;
         let source = PULL_TABLES.get(self.current)?;
         (at > now).then_some((source, at))
     }
@@ -839,6 +844,7 @@ impl PullRun {
         match page {
             Ok(head) => {
                 self.pages_read += 1;
+                self.tables[i].pages += 1;
                 if !head.truncated.is_empty() {
                     self.truncated += 1;
                     if let (true, Some(key)) = (self.truncated <= 3, &head.last) {
@@ -1554,6 +1560,53 @@ mod tests {
             "{} page reads for 30 pages: read again at most twice",
             inst.page_requests
         );
+    }
+
+    /// The wait is only for a table that read its pages again in this
+    /// run, and never longer than the overlap from now.
+    #[test]
+    fn only_a_table_that_read_its_overlap_again_waits_and_never_past_the_overlap() {
+        let mut inst = Instance::new(0);
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let recent = now_s(clock) - 60;
+        for (t, name) in PULL_TABLES.iter().enumerate() {
+            inst.tables
+                .get_mut(name)
+                .unwrap()
+                .rows
+                .extend((0..5).map(|n| (recent, id(80_000 + n * 10 + t as u64), true)));
+        }
+        let mut host = Host::default();
+        let end = drive_oauth(&mut inst, &mut host, &mut clock, config(1_000, false));
+        assert_eq!(end.outcome, Outcome::Done);
+        // One call: the first table's page again, then out of calls before
+        // the second table read anything: that table has nothing to wait for.
+        let end = drive_oauth(&mut inst, &mut host, &mut clock, config(1, false));
+        assert_eq!(end.outcome, Outcome::More, "{end:?}");
+
+        // A cursor stamped an hour ahead (an instance's clock off): a wait
+        // of at most the overlap, not until that hour and ten minutes.
+        let mut inst = Instance::new(0);
+        let ahead = now_s(clock) + 3_600;
+        inst.tables
+            .get_mut("sysevent")
+            .unwrap()
+            .rows
+            .extend((0..3_000).map(|n| (ahead, id(90_000 + n), true)));
+        let mut host = Host::default();
+        let cfg = PullConfig {
+            page_size: 100,
+            ..config(PULL_TABLES.len() as u32 + 3, false)
+        };
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            let end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
+            if end.outcome == Outcome::Deferred {
+                waits.push(end.next_at.unwrap() - now_s(clock));
+            }
+        }
+        assert!(!waits.is_empty(), "the run reading its overlap again waits");
+        assert!(waits.iter().all(|w| *w <= OVERLAP_SECS + 1), "{waits:?}");
     }
 
     #[test]
