@@ -1333,6 +1333,22 @@ mod tests {
         drive(inst, host, clock, cfg, oauth(T0 + 10 * 86_400))
     }
 
+    /// Runs after runs until one ends other than `More` (a backfill split
+    /// over slices); that run's end.
+    fn drive_past_more(
+        inst: &mut Instance,
+        host: &mut Host,
+        clock: &mut u64,
+        cfg: PullConfig,
+    ) -> RunEnd {
+        loop {
+            let end = drive_oauth(inst, host, clock, cfg);
+            if end.outcome != Outcome::More {
+                return end;
+            }
+        }
+    }
+
     fn now_s(clock: u64) -> i64 {
         (clock / 1000) as i64
     }
@@ -1775,10 +1791,7 @@ mod tests {
         };
         let mut host = Host::default();
         let mut clock = (T0 as u64 + 86_400) * 1000;
-        let mut end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
-        while end.outcome == Outcome::More {
-            end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
-        }
+        let end = drive_past_more(&mut inst, &mut host, &mut clock, cfg);
         assert_eq!(end.outcome, Outcome::Done, "{end:?}");
         assert_eq!(host.index, inst.truth());
         assert!(
@@ -1813,10 +1826,7 @@ mod tests {
         };
         let mut host = Host::default();
         let mut clock = (T0 as u64 + 86_400) * 1000;
-        let mut end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
-        while end.outcome == Outcome::More {
-            end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
-        }
+        let end = drive_past_more(&mut inst, &mut host, &mut clock, cfg);
         assert_eq!(end.outcome, Outcome::Done, "{end:?}");
         assert_eq!(host.index, inst.truth());
         let sizes: Vec<Option<u32>> = host.cursors.values().map(|c| c.page_size).collect();
@@ -1919,10 +1929,7 @@ mod tests {
         };
         let mut host = Host::default();
         let mut clock = (T0 as u64 + 86_400) * 1000;
-        let mut end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
-        while end.outcome == Outcome::More {
-            end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
-        }
+        let end = drive_past_more(&mut inst, &mut host, &mut clock, cfg);
         assert_eq!(end.outcome, Outcome::Done, "{end:?}");
         assert_eq!(host.index, inst.truth());
         assert!(host.truncated.is_empty(), "it fits alone: stored whole");
