@@ -294,17 +294,20 @@ impl Store {
     /// Takes back a connection just inserted (its secrets with it), before
     /// anything else knew of it: a quota passed by a concurrent connect.
     pub async fn take_back(&self, id: &str) -> Result<()> {
-        self.db
-            .batch(vec![
-                self.db
-                    .prepare("DELETE FROM connection_secrets WHERE connection_id = ?1")
-                    .bind(&[s(id)])?,
-                self.db
-                    .prepare("DELETE FROM connections WHERE id = ?1")
-                    .bind(&[s(id)])?,
-            ])
-            .await?;
+        self.db.batch(self.row_and_secrets_deleted(id)?).await?;
         Ok(())
+    }
+
+    /// The statements that delete a connection's row and its secrets.
+    fn row_and_secrets_deleted(&self, id: &str) -> Result<Vec<D1PreparedStatement>> {
+        Ok(vec![
+            self.db
+                .prepare("DELETE FROM connection_secrets WHERE connection_id = ?1")
+                .bind(&[s(id)])?,
+            self.db
+                .prepare("DELETE FROM connections WHERE id = ?1")
+                .bind(&[s(id)])?,
+        ])
     }
 
     /// New credentials for an existing connection: secrets replaced, error cleared.
@@ -351,19 +354,12 @@ impl Store {
     /// drives the purge of its object, archive and legacy rows to the end.
     pub async fn bury(&self, id: &str, now: i64) -> Result<()> {
         let n = JsValue::from_f64(now as f64);
-        self.db
-            .batch(vec![
-                self.db
-                    .prepare("INSERT INTO connection_tombstones (id, deleted_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")
-                    .bind(&[s(id), n])?,
-                self.db
-                    .prepare("DELETE FROM connection_secrets WHERE connection_id = ?1")
-                    .bind(&[s(id)])?,
-                self.db
-                    .prepare("DELETE FROM connections WHERE id = ?1")
-                    .bind(&[s(id)])?,
-            ])
-            .await?;
+        let mut stmts = vec![self
+            .db
+            .prepare("INSERT INTO connection_tombstones (id, deleted_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")
+            .bind(&[s(id), n])?];
+        stmts.extend(self.row_and_secrets_deleted(id)?);
+        self.db.batch(stmts).await?;
         Ok(())
     }
 
