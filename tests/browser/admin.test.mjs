@@ -5,10 +5,10 @@
 // down is told apart from ServiceNow's problems.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
 import { startWorker, startSim } from "../support/harness.mjs";
 import { client, waitFor } from "../support/pulls.mjs";
 import { launch } from "../support/browser.mjs";
+import { startElastic } from "../support/receivers.mjs";
 
 let worker, sim, simWizard, browser, c, conn;
 
@@ -58,27 +58,9 @@ test("an open reconnect form and a delete confirmation survive the list's refres
 
 test("a sink's dead letters: counted in its row, listed with the receiver's reason, sent again once the receiver is mended", async () => {
   // An Elastic whose mapping refuses the fifth document it sees, until mended.
-  const es = { seen: new Set(), poison: null, mended: false };
-  const receiver = createServer((req, res) => {
-    let body = "";
-    req.on("data", (d) => (body += d));
-    req.on("end", () => {
-      const lines = body.split("\n").filter(Boolean);
-      const items = [];
-      for (let i = 0; i < lines.length; i += 2) {
-        const id = JSON.parse(lines[i]).create._id;
-        es.seen.add(id);
-        if (!es.poison && es.seen.size === 5) es.poison = id;
-        const refused = id === es.poison && !es.mended;
-        items.push({ create: refused ? { _id: id, status: 400, error: { type: "mapper_parsing_exception", reason: "failed to parse field [source.ip]" } } : { _id: id, status: 201 } });
-      }
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ errors: items.some((x) => x.create.status >= 300), items }));
-    });
-  });
-  await new Promise((ok) => receiver.listen(0, "127.0.0.1", ok));
+  const { es, url, close } = await startElastic({ poisonAt: 5 });
   try {
-    const made = await c.api("POST", "/api/v1/sinks", { name: "SIEM", kind: "elastic", url: `http://127.0.0.1:${receiver.address().port}`, api_key: "k", index: "logs-servicenow-default", format: "ecs", streams: ["events"], connection_ids: null });
+    const made = await c.api("POST", "/api/v1/sinks", { name: "SIEM", kind: "elastic", url, api_key: "k", index: "logs-servicenow-default", format: "ecs", streams: ["events"], connection_ids: null });
     assert.equal(made.status, 201, made.text);
     const sink = made.json;
     // New events after the sink's creation reach it with the next pull.
@@ -107,7 +89,7 @@ test("a sink's dead letters: counted in its row, listed with the receiver's reas
     await page.close();
     assert.equal((await c.api("DELETE", `/api/v1/sinks/${sink.id}`)).status, 204);
   } finally {
-    receiver.close();
+    await close();
   }
 });
 

@@ -81,6 +81,20 @@ export function client(worker) {
     }, timeoutMs);
   }
 
+  /** Every event through the events API, following `next_cursor`. */
+  async function listed(id, limit) {
+    const seen = [];
+    let cursor = null;
+    for (;;) {
+      const q = new URLSearchParams({ limit: String(limit), ...(cursor ? { cursor } : {}) });
+      const page = await api("GET", `/api/v1/connections/${id}/events?${q}`);
+      assert.equal(page.status, 200, page.text);
+      seen.push(...page.json.events);
+      cursor = page.json.next_cursor;
+      if (!cursor) return seen;
+    }
+  }
+
   /**
    * Deletes every connection. A test's simulator listens on a port the
    * system picks, and a freed port can come back for the next test: a
@@ -91,7 +105,7 @@ export function client(worker) {
     for (const k of list) await api("DELETE", `/api/v1/connections/${k.id}`);
   }
 
-  return { api, connect, connection, stored, assertExactlyOnce, waitCaughtUp, deleteAll };
+  return { api, connect, connection, stored, listed, assertExactlyOnce, waitCaughtUp, deleteAll };
 }
 
 export async function truth(sim, table, fromIso) {

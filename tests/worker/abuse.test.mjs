@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { rmSync } from "node:fs";
 import { startWorker, startSim, ROOT } from "../support/harness.mjs";
 import { client, waitFor } from "../support/pulls.mjs";
+import { startElastic } from "../support/receivers.mjs";
 
 const WRANGLER = join(ROOT, "node_modules", ".bin", "wrangler");
 const ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" };
@@ -237,28 +238,9 @@ test("a key making more than 600 calls a minute is answered 429 with Retry-After
 
 test("one document Elastic refuses is a dead letter and the rest flow; a webhook's 413 halves the call; a mended receiver takes the dead letter on replay", async () => {
   // Elastic refuses one document (its mapping rejects a field) until mended.
-  const es = { got: new Set(), poison: null, mended: false, seen: 0 };
-  const esServer = createServer((req, res) => {
-    let body = "";
-    req.on("data", (d) => (body += d));
-    req.on("end", () => {
-      const lines = body.split("\n").filter(Boolean);
-      const items = [];
-      for (let i = 0; i < lines.length; i += 2) {
-        const id = JSON.parse(lines[i]).create._id;
-        if (!es.poison && !es.got.has(id) && ++es.seen === 1234) es.poison = id;
-        if (id === es.poison && !es.mended) {
-          items.push({ create: { _id: id, status: 400, error: { type: "mapper_parsing_exception", reason: "failed to parse field [source.ip] of type [ip]" } } });
-          continue;
-        }
-        const dup = es.got.has(id);
-        es.got.add(id);
-        items.push({ create: { _id: id, status: dup ? 409 : 201 } });
-      }
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ errors: items.some((x) => x.create.status >= 300), items }));
-    });
-  });
+  const elastic = await startElastic({ poisonAt: 1234 });
+  const es = elastic.es;
+  stops.push(() => elastic.close());
   // A webhook whose gateway refuses bodies over 100 KB.
   const hook = { got: new Set(), tooLarge: 0, largest: 0 };
   const hookServer = createServer((req, res) => {
@@ -276,10 +258,8 @@ test("one document Elastic refuses is a dead letter and the rest flow; a webhook
       res.end();
     });
   });
-  for (const s of [esServer, hookServer]) {
-    await new Promise((ok) => s.listen(0, "127.0.0.1", ok));
-    stops.push(() => new Promise((ok) => { s.closeAllConnections?.(); s.close(ok); }));
-  }
+  await new Promise((ok) => hookServer.listen(0, "127.0.0.1", ok));
+  stops.push(() => new Promise((ok) => { hookServer.closeAllConnections?.(); hookServer.close(ok); }));
   const [worker, sim] = await Promise.all([
     startWorker({ vars: { SINK_BACKOFF_MAX_SECS: "2" } }),
     startSim(["--days", "2", "--events-per-day", "2600", "--seed", "5000"]),
@@ -291,7 +271,7 @@ test("one document Elastic refuses is a dead letter and the rest flow; a webhook
     assert.equal(r.status, 201, r.text);
     return r.json;
   };
-  const esSink = await mk({ name: "es", kind: "elastic", url: `http://127.0.0.1:${esServer.address().port}`, api_key: "k", index: "logs-servicenow-default", format: "ecs" });
+  const esSink = await mk({ name: "es", kind: "elastic", url: elastic.url, api_key: "k", index: "logs-servicenow-default", format: "ecs" });
   const hookSink = await mk({ name: "gateway", kind: "webhook", url: `http://127.0.0.1:${hookServer.address().port}/in`, format: "contract" });
   const conn = await c.connect(sim, "poison");
   await c.waitCaughtUp(conn.id, { timeoutMs: 180_000 });

@@ -13,7 +13,8 @@ after(async () => {
   for (const stop of stops.reverse()) await stop().catch(() => {});
 });
 
-test("a delete too large for one request answers 202, goes on by itself, then 204; nothing remains and no sink call follows", async () => {
+/** A webhook receiver that takes every call and notes the event ids. */
+async function startHook() {
   const hook = { calls: 0, got: new Set() };
   const server = createServer((req, res) => {
     let body = "";
@@ -27,6 +28,47 @@ test("a delete too large for one request answers 202, goes on by itself, then 20
   });
   await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
   stops.push(() => new Promise((ok) => { server.closeAllConnections?.(); server.close(ok); }));
+  hook.url = `http://127.0.0.1:${server.address().port}/in`;
+  return hook;
+}
+
+/** A connection backfilled, with every stored event at the hook. */
+async function connectedAndDelivered(c, sim, hook, name) {
+  const sink = await c.api("POST", "/api/v1/sinks", {
+    name: "hook", kind: "webhook", url: hook.url,
+    streams: ["events"], connection_ids: null, format: "contract",
+  });
+  assert.equal(sink.status, 201, sink.text);
+  const conn = await c.connect(sim, name);
+  await c.waitCaughtUp(conn.id);
+  const stored = (await c.stored(conn.id)).lines.map((e) => e.id);
+  await waitFor("the sink has every event", async () => stored.every((id) => hook.got.has(id)), 60_000);
+  return conn;
+}
+
+/** DELETE asked again until 204 (202 while the purge runs). */
+async function deleteUntilPurged(c, conn, timeoutMs) {
+  await waitFor("the purge ends", async () => {
+    const status = (await c.api("DELETE", `/api/v1/connections/${conn.id}`)).status;
+    assert.ok(status === 202 || status === 204, `DELETE answered ${status}`);
+    return status === 204;
+  }, timeoutMs);
+}
+
+/** After the cron: no sink call since the delete, no record left anywhere. */
+async function assertNothingLeft(worker, sim, conn, hook, callsAtDelete) {
+  assert.equal(await worker.cron(), 200);
+  await new Promise((r) => setTimeout(r, 1_500));
+  assert.ok(hook.calls - callsAtDelete <= 1, `no sink call after the delete (one in flight at most): ${hook.calls - callsAtDelete}`);
+  const every = [];
+  for (const table of SOURCES) every.push(...await truth(sim, table, conn.backfill.from));
+  const state = stateText(worker.persist);
+  const left = every.filter((id) => state.includes(id));
+  assert.deepEqual(left.slice(0, 5), [], `${left.length} of the connection's records still stored`);
+}
+
+test("a delete too large for one request answers 202, goes on by itself, then 204; nothing remains and no sink call follows", async () => {
+  const hook = await startHook();
   // Small pages and a purge of three archive objects a step: many steps.
   const [worker, sim] = await Promise.all([
     startWorker({ vars: { PULL_PAGE_SIZE: "100", PURGE_OBJECTS_PER_STEP: "3" } }),
@@ -34,15 +76,7 @@ test("a delete too large for one request answers 202, goes on by itself, then 20
   ]);
   stops.push(() => worker.stop(), () => sim.stop());
   const c = client(worker);
-  const sink = await c.api("POST", "/api/v1/sinks", {
-    name: "hook", kind: "webhook", url: `http://127.0.0.1:${server.address().port}/in`,
-    streams: ["events"], connection_ids: null, format: "contract",
-  });
-  assert.equal(sink.status, 201, sink.text);
-  const conn = await c.connect(sim, "to-delete");
-  await c.waitCaughtUp(conn.id);
-  const stored = (await c.stored(conn.id)).lines.map((e) => e.id);
-  await waitFor("the sink has every event", async () => stored.every((id) => hook.got.has(id)), 60_000);
+  const conn = await connectedAndDelivered(c, sim, hook, "to-delete");
 
   const first = await c.api("DELETE", `/api/v1/connections/${conn.id}`);
   assert.equal(first.status, 202, `a purge of many objects three at a time is not done at once: ${first.status} ${first.text}`);
@@ -53,37 +87,13 @@ test("a delete too large for one request answers 202, goes on by itself, then 20
   assert.equal((await c.api("GET", `/api/v1/connections/${conn.id}/events`)).status, 404);
   assert.ok(!(await c.api("GET", "/api/v1/connections")).text.includes(conn.id));
   // Asked again until it ends: 202 while the purge runs, then 204.
-  let status = 202;
-  await waitFor("the purge ends", async () => {
-    status = (await c.api("DELETE", `/api/v1/connections/${conn.id}`)).status;
-    assert.ok(status === 202 || status === 204, `DELETE answered ${status}`);
-    return status === 204;
-  }, 60_000);
+  await deleteUntilPurged(c, conn, 60_000);
   assert.equal((await c.api("DELETE", `/api/v1/connections/${conn.id}`)).status, 204, "idempotent once purged");
-  assert.equal(await worker.cron(), 200);
-  await new Promise((r) => setTimeout(r, 1_500));
-  assert.ok(hook.calls - callsAtDelete <= 1, `no sink call after the delete (one in flight at most): ${hook.calls - callsAtDelete}`);
-  const every = [];
-  for (const table of SOURCES) every.push(...await truth(sim, table, conn.backfill.from));
-  const state = stateText(worker.persist);
-  const left = every.filter((id) => state.includes(id));
-  assert.deepEqual(left.slice(0, 5), [], `${left.length} of the connection's records still stored`);
+  await assertNothingLeft(worker, sim, conn, hook, callsAtDelete);
 });
 
 test("the archive failing in the middle of the purge: a second DELETE still ends with nothing of the connection anywhere, and no sink call after the first", async () => {
-  const hook = { calls: 0, got: new Set() };
-  const server = createServer((req, res) => {
-    let body = "";
-    req.on("data", (d) => (body += d));
-    req.on("end", () => {
-      hook.calls++;
-      for (const d of JSON.parse(body).data ?? []) hook.got.add(d.id);
-      res.writeHead(204);
-      res.end();
-    });
-  });
-  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-  stops.push(() => new Promise((ok) => { server.closeAllConnections?.(); server.close(ok); }));
+  const hook = await startHook();
   // Two purge steps fail after deleting their first five objects each.
   const [worker, sim] = await Promise.all([
     startWorker({ vars: { PULL_PAGE_SIZE: "100", PURGE_OBJECTS_PER_STEP: "5", TEST_PURGE_FAULTS: "2" } }),
@@ -91,15 +101,7 @@ test("the archive failing in the middle of the purge: a second DELETE still ends
   ]);
   stops.push(() => worker.stop(), () => sim.stop());
   const c = client(worker);
-  const sink = await c.api("POST", "/api/v1/sinks", {
-    name: "hook", kind: "webhook", url: `http://127.0.0.1:${server.address().port}/in`,
-    streams: ["events"], connection_ids: null, format: "contract",
-  });
-  assert.equal(sink.status, 201, sink.text);
-  const conn = await c.connect(sim, "purge-faults");
-  await c.waitCaughtUp(conn.id);
-  const stored = (await c.stored(conn.id)).lines.map((e) => e.id);
-  await waitFor("the sink has every event", async () => stored.every((id) => hook.got.has(id)), 60_000);
+  const conn = await connectedAndDelivered(c, sim, hook, "purge-faults");
 
   const first = await c.api("DELETE", `/api/v1/connections/${conn.id}`);
   assert.equal(first.status, 202, `${first.status} ${first.text}`);
@@ -107,17 +109,6 @@ test("the archive failing in the middle of the purge: a second DELETE still ends
   assert.equal((await c.api("GET", `/api/v1/connections/${conn.id}`)).status, 404, "gone at once");
   await waitFor("both injected failures", async () => (worker.logs().match(/TEST_PURGE_FAULTS: the archive failed/g) ?? []).length >= 2, 30_000);
   // Asked again: the purge goes on from where it failed, to the end.
-  await waitFor("the purge ends", async () => {
-    const status = (await c.api("DELETE", `/api/v1/connections/${conn.id}`)).status;
-    assert.ok(status === 202 || status === 204, `DELETE answered ${status}`);
-    return status === 204;
-  }, 90_000);
-  assert.equal(await worker.cron(), 200);
-  await new Promise((r) => setTimeout(r, 1_500));
-  assert.ok(hook.calls - callsAtDelete <= 1, `no sink call after the delete (one in flight at most): ${hook.calls - callsAtDelete}`);
-  const every = [];
-  for (const table of SOURCES) every.push(...await truth(sim, table, conn.backfill.from));
-  const state = stateText(worker.persist);
-  const left = every.filter((id) => state.includes(id));
-  assert.deepEqual(left.slice(0, 5), [], `${left.length} of the connection's records still stored`);
+  await deleteUntilPurged(c, conn, 90_000);
+  await assertNothingLeft(worker, sim, conn, hook, callsAtDelete);
 });

@@ -41,16 +41,7 @@ test("two runs within one second around a late commit: the events API equals gro
   }
   await c.assertExactlyOnce(sim, await c.connection(conn.id));
   // Every event reads back whole through the events API too, not only the export.
-  const seen = [];
-  let cursor = null;
-  for (;;) {
-    const q = new URLSearchParams({ limit: "500", ...(cursor ? { cursor } : {}) });
-    const page = await c.api("GET", `/api/v1/connections/${conn.id}/events?${q}`);
-    assert.equal(page.status, 200, page.text);
-    seen.push(...page.json.events);
-    cursor = page.json.next_cursor;
-    if (!cursor) break;
-  }
+  const seen = await c.listed(conn.id, 500);
   const exported = (await c.stored(conn.id)).lines;
   assert.deepEqual(new Set(seen.map((e) => e.id)), new Set(exported.map((e) => e.id)));
   assert.equal(seen.length, exported.length);
