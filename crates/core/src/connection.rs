@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::preflight::Warning;
+use crate::problem::ProblemCode;
+use crate::warning::Warning;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -30,6 +31,18 @@ impl Status {
             _ => None,
         }
     }
+}
+
+/// Whether a connection pulls: enabled, and connected or only waiting for
+/// its instance to wake (a hibernating instance is retried; any other
+/// error waits for the admin to reconnect).
+pub fn may_pull(enabled: bool, status: Status, status_code: Option<ProblemCode>) -> bool {
+    enabled
+        && match status {
+            Status::Connected => true,
+            Status::Error => status_code == Some(ProblemCode::InstanceHibernating),
+            Status::Disabled => false,
+        }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,4 +89,25 @@ pub struct Connection {
     /// `PATCH`; null: the deployment's `PULL_INTERVAL_SECS`.
     #[serde(default)]
     pub pull_interval_secs: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_enabled_connection_that_is_connected_or_hibernating_pulls() {
+        let hibernating = Some(ProblemCode::InstanceHibernating);
+        assert!(may_pull(true, Status::Connected, None));
+        assert!(may_pull(true, Status::Error, hibernating));
+        assert!(!may_pull(false, Status::Connected, None));
+        assert!(!may_pull(false, Status::Error, hibernating));
+        assert!(!may_pull(
+            true,
+            Status::Error,
+            Some(ProblemCode::CredentialsRejected)
+        ));
+        assert!(!may_pull(true, Status::Error, None));
+        assert!(!may_pull(true, Status::Disabled, hibernating));
+    }
 }

@@ -30,7 +30,9 @@ pub mod seal;
 pub mod secret;
 pub mod servicenow;
 pub mod settings;
+pub mod stored;
 pub mod table;
+pub mod warning;
 pub mod wizard;
 
 /// The product version, shown by `GET /api/v1/health` and in the browser.

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch;
 use crate::http::HttpResponse;
-use crate::preflight::{Hardening, Warning, BASIC_AUTH_RESTRICTION, PASSWORD_GRANT_OFF};
 use crate::problem::{Problem, ProblemCode};
 use crate::table;
+use crate::warning::{Hardening, Warning, BASIC_AUTH_RESTRICTION, PASSWORD_GRANT_OFF};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -610,10 +610,6 @@ pub fn evaluate(r: &Readings, method: crate::input::AuthMethod, checked_at: i64)
         warnings,
     }
 }
-
-/// The warning codes a posture check owns: the others (a short token
-/// lifespan, no Batch API) are the connect's and stay as they are.
-pub const HARDENING_WARNINGS: [&str; 2] = ["password_grant_disabled", "basic_auth_restricted"];
 
 /// OCSF Compliance Finding (class 2003) for one check, one line of the export.
 pub fn ocsf_finding(

@@ -9,7 +9,7 @@
 //!    check and the release, one call each; table access is then checked by
 //!    the first pull and the connection carries a warning saying so.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::batch;
 use crate::http::{HttpRequest, HttpResponse};
@@ -21,24 +21,7 @@ use crate::release::{Release, ReleaseRange};
 use crate::secret::Secret;
 use crate::servicenow::{classify_failure, is_html};
 use crate::table::{self, ApiAuth, PULL_TABLES};
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Warning {
-    pub code: String,
-    pub message: String,
-}
-
-/// The connect's warning that the instance has no Batch API.
-pub const NO_BATCH_API: &str = "table_access_unchecked";
-
-/// How later reads reach the instance, from what its connect check warned.
-pub fn read_route(warnings: &[Warning]) -> crate::batch::ReadRoute {
-    if warnings.iter().any(|w| w.code == NO_BATCH_API) {
-        crate::batch::ReadRoute::OneByOne
-    } else {
-        crate::batch::ReadRoute::Batch
-    }
-}
+use crate::warning::{Hardening, Warning, WarningCode, BASIC_AUTH_RESTRICTION, PASSWORD_GRANT_OFF};
 
 /// What must be kept to call the instance later.
 #[derive(Clone, Debug)]
@@ -60,10 +43,6 @@ pub enum Credential {
         password: Secret,
     },
 }
-
-/// The hardening switches connect reads for its warnings.
-pub const PASSWORD_GRANT_OFF: &str = "glide.oauth.inbound.ropc.grant_type.disabled";
-pub const BASIC_AUTH_RESTRICTION: &str = "glide.authenticate.basic_auth.restriction.active";
 
 #[derive(Clone, Debug)]
 pub struct PreflightReport {
@@ -317,7 +296,7 @@ impl Preflight {
         // ServiceNow reports the lifespan minus one second: 3,600 s shows as 3,599.
         if grant.expires_in + 1 < SHORT_LIFESPAN_SECS {
             self.warnings.push(Warning {
-                code: "token_lifespan_short".into(),
+                code: WarningCode::TokenLifespanShort,
                 message: format!(
                     "The access token lives {} s. Raise the Access Token Lifespan of the OAuth application to at least 3,600 s (System OAuth > Application Registry) so the connector refreshes less often.",
                     grant.expires_in + 1
@@ -372,7 +351,7 @@ impl Preflight {
         if !is_html(resp) && matches!(resp.status, 400 | 404 | 405) {
             // No Batch API on this release: check role and release one by one.
             self.warnings.push(Warning {
-                code: NO_BATCH_API.into(),
+                code: WarningCode::TableAccessUnchecked,
                 message: "This instance has no Batch API, so read access to each table is checked by the first pull instead of at connect.".into(),
             });
             self.stage = Stage::Role;
@@ -545,41 +524,6 @@ impl Preflight {
             user_name: self.whoami.as_ref().map(|(n, _)| n.clone()),
             posture: self.posture.take(),
         }))
-    }
-}
-
-/// The hardening switches that decide whether a method keeps working.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Hardening {
-    /// `glide.oauth.inbound.ropc.grant_type.disabled` is true.
-    pub password_grant_off: bool,
-    /// `glide.authenticate.basic_auth.restriction.active` is true.
-    pub basic_auth_restricted: bool,
-    /// The account's `web_service_access_only`, when it could be read.
-    pub web_service_only: Option<bool>,
-}
-
-impl Hardening {
-    /// The warnings a connection made with `method` carries on an instance
-    /// hardened like this (at connect and at every posture check).
-    pub fn warnings(self, method: AuthMethod) -> Vec<Warning> {
-        let mut out = Vec::new();
-        if self.password_grant_off && method == AuthMethod::Oauth {
-            out.push(Warning {
-                code: "password_grant_disabled".into(),
-                message: "The instance switches the OAuth password grant off (glide.oauth.inbound.ropc.grant_type.disabled = true): the next connect or reconnect with a password will be refused. Reconnect with OAuth client credentials.".into(),
-            });
-        }
-        if self.basic_auth_restricted
-            && method == AuthMethod::Basic
-            && self.web_service_only != Some(true)
-        {
-            out.push(Warning {
-                code: "basic_auth_restricted".into(),
-                message: "ServiceNow's basic-auth restriction is on (glide.authenticate.basic_auth.restriction.active) and this account also signs in interactively: its API calls will be denied. Mark the account \"Web service access only\" (User Administration > Users), or connect with OAuth client credentials.".into(),
-            });
-        }
-        out
     }
 }
 
@@ -853,7 +797,7 @@ mod tests {
             vec![token(1799), batch_answer(1, 200, "glide-xanadu-x")],
         );
         let Step::Done(r) = step else { panic!() };
-        assert_eq!(r.warnings[0].code, "token_lifespan_short");
+        assert_eq!(r.warnings[0].code, WarningCode::TokenLifespanShort);
 
         let mut p = Preflight::new(input(AuthMethod::Basic), 0);
         let (sent, step) = drive(&mut p, vec![batch_answer(1, 200, "glide-xanadu-x")]);
@@ -977,7 +921,7 @@ mod tests {
         };
         assert_eq!(r.release.name(), "Geneva");
         assert_eq!(r.round_trips, MAX_ROUND_TRIPS);
-        assert_eq!(r.warnings[0].code, "table_access_unchecked");
+        assert_eq!(r.warnings[0].code, WarningCode::TableAccessUnchecked);
     }
 
     #[test]
@@ -1026,7 +970,10 @@ mod tests {
             let Step::Done(r) = step else {
                 panic!("{step:?}")
             };
-            r.warnings.into_iter().map(|w| w.code).collect::<Vec<_>>()
+            r.warnings
+                .into_iter()
+                .map(|w| w.code.as_str())
+                .collect::<Vec<_>>()
         };
         assert_eq!(codes(AuthMethod::Oauth, false), ["password_grant_disabled"]);
         assert_eq!(codes(AuthMethod::Basic, false), ["basic_auth_restricted"]);

@@ -32,8 +32,6 @@ pub const HIBERNATION_RETRY_SECS: i64 = 3_600;
 /// archive, D1), not at the instance: each is a failed run in the history,
 /// and this many in a row show on the connection as a warning.
 pub const FAILED_SLICES_BEFORE_WARNING: u32 = 3;
-/// The connection's warning while slices keep failing inside the worker.
-pub const PULLS_FAILING: &str = "pulls_failing";
 
 /// When to try again after the `n`-th slice in a row (from 1) failed
 /// inside the worker: `base_secs`, doubling, at most an hour. Pages stored
@@ -61,10 +59,10 @@ pub fn failed_slice_detail(error: &str) -> String {
 }
 
 /// The warning shown after `n` failed slices in a row.
-pub fn pulls_failing_warning(n: u32, error: &str) -> crate::preflight::Warning {
+pub fn pulls_failing_warning(n: u32, error: &str) -> crate::warning::Warning {
     let error = slice_error(error);
-    crate::preflight::Warning {
-        code: PULLS_FAILING.to_string(),
+    crate::warning::Warning {
+        code: crate::warning::WarningCode::PullsFailing,
         message: format!(
             "The last {n} pulls stopped inside the worker, not at the instance ({error}). \
              They are retried from the stored cursor, so no event is lost, and this warning \
@@ -971,7 +969,7 @@ mod tests {
         assert_eq!(retry_after_failed_slice(u32::MAX, 60), 3600);
         assert_eq!(retry_after_failed_slice(1, 0), 1);
         let w = pulls_failing_warning(3, &"x".repeat(1000));
-        assert_eq!(w.code, "pulls_failing");
+        assert_eq!(w.code, crate::warning::WarningCode::PullsFailing);
         assert!(w.message.starts_with("The last 3 pulls"));
         assert!(
             w.message.len() < 700,

@@ -9,9 +9,9 @@ use std::pin::Pin;
 
 use snc_core::connection::{Backfill, Connection, Status, StatusDetail};
 use snc_core::health::HealthReport;
-use snc_core::preflight::Warning;
 use snc_core::problem::{FieldError, Problem};
 use snc_core::settings::PageSettings;
+use snc_core::warning::{Warning, WarningCode};
 use wasm_bindgen::prelude::*;
 
 /// One boxed future type for every task the module runs: one copy of the
@@ -119,7 +119,7 @@ impl FromJs for Connection {
                 .list("warnings")
                 .iter()
                 .map(|w| Warning {
-                    code: Obj(w).text("code"),
+                    code: WarningCode::parse(&Obj(w).text("code")),
                     message: Obj(w).text("message"),
                 })
                 .collect(),

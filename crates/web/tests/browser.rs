@@ -127,8 +127,8 @@ fn hand_readers_match_what_the_worker_writes() {
             message: "m".into(),
             since: "2026-11-27T00:00:00Z".into(),
         }),
-        warnings: vec![snc_core::preflight::Warning {
-            code: "w".into(),
+        warnings: vec![snc_core::warning::Warning {
+            code: snc_core::warning::WarningCode::PullsFailing,
             message: "a warning".into(),
         }],
         release: Some("Xanadu".into()),

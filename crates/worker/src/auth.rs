@@ -12,8 +12,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{console_log, Headers, Request};
 
-use crate::access::AccessStore;
 use crate::config::Config;
+use crate::d1::credentials::AccessStore;
 
 /// Why a request has no caller.
 pub enum Refusal {

@@ -1,19 +1,15 @@
 //! Entry points only; each route lives in `routes/`.
 
-mod access;
-mod alerts;
 mod archive;
-mod audit;
 mod auth;
 mod config;
 mod connection_object;
+mod d1;
 mod gzip;
 mod respond;
 mod routes;
 mod schedule;
 mod sealing;
-mod sinks;
-mod store;
 mod transport;
 
 use worker::{event, Context, Env, Request, Response, Result};

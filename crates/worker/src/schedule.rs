@@ -7,8 +7,8 @@
 use worker::{console_log, Env, Result};
 
 use crate::connection_object;
+use crate::d1::connections::Store;
 use crate::now;
-use crate::store::Store;
 
 /// An alarm this late counts as lost.
 const GRACE_SECS: i64 = 600;
@@ -26,13 +26,13 @@ const RESEAL_PER_RUN: u32 = 200;
 /// before the sweep drops the windows: nothing refused is dropped silently.
 async fn summarise_refusals(
     env: &Env,
-    access: &crate::access::AccessStore,
+    access: &crate::d1::credentials::AccessStore,
     now: i64,
     failures: &snc_core::access::FailurePolicy,
 ) -> Result<()> {
     use snc_core::access::{refusals_summary, Actor, ActorKind};
     let (named, (more, addresses)) = access.unsummarised(now, failures).await?;
-    let log = crate::audit::AuditLog::new(env.d1("DB")?);
+    let log = crate::d1::audit::AuditLog::new(env.d1("DB")?);
     let actor = Actor {
         kind: ActorKind::AdminToken,
         id: None,
@@ -44,7 +44,7 @@ async fn summarise_refusals(
         .map(|(ip, n)| (Some(ip), refusals_summary(n, 1)))
         .chain(rest);
     for (ip, target) in entries {
-        log.write(&crate::audit::Entry {
+        log.write(&crate::d1::audit::Entry {
             at_ms: crate::now_ms(),
             actor: &actor,
             action: "credential.refused",
@@ -67,7 +67,7 @@ pub async fn run(env: &Env) -> Result<usize> {
             console_log!("cron: {moved} secrets sealed again under the current key");
         }
         // Sinks' credentials too (few: all of them in one pass).
-        let sinks = crate::sinks::SinkStore::new(env.d1("DB")?);
+        let sinks = crate::d1::sinks::SinkStore::new(env.d1("DB")?);
         for row in sinks.list().await? {
             if row.secret.split('.').nth(1) == Some(ring.current().id()) {
                 continue;
@@ -76,7 +76,7 @@ pub async fn run(env: &Env) -> Result<usize> {
                 console_log!("rotation: sink {} opens under no configured key", row.id);
                 continue;
             };
-            let context = crate::sinks::seal_context(&row.id);
+            let context = crate::d1::sinks::seal_context(&row.id);
             if let Ok(fresh) = ring
                 .current()
                 .seal(&secret, &context, crate::random_bytes::<12>()?)
@@ -89,10 +89,10 @@ pub async fn run(env: &Env) -> Result<usize> {
     // entries past the retention that events have.
     let now = now();
     let failures = crate::config::Config::from_env(env).failures;
-    let access = crate::access::AccessStore::new(env.d1("DB")?);
+    let access = crate::d1::credentials::AccessStore::new(env.d1("DB")?);
     summarise_refusals(env, &access, now, &failures).await?;
     access.sweep(now, &failures).await?;
-    crate::audit::AuditLog::new(env.d1("DB")?)
+    crate::d1::audit::AuditLog::new(env.d1("DB")?)
         .trim(now - crate::config::retention_days(env) * 86_400)
         .await?;
     // Deleted connections whose purge stopped (a failure, a lost alarm):

@@ -5,8 +5,8 @@ use snc_core::seal::{KeyRing, SealingKey};
 use snc_core::secret::Secret;
 use worker::{console_log, Result};
 
+use crate::d1::connections::{SealedSecret, SecretRow, Store};
 use crate::random_bytes;
-use crate::store::{SealedSecret, SecretRow, Store};
 
 /// What a sealed value is, as stored in `connection_secrets.kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -26,7 +26,7 @@ use worker::{
     Response, Result, State,
 };
 
-use crate::store::{Fence, Store};
+use crate::d1::connections::{Fence, Store};
 use crate::{now, now_ms};
 pub use plane::{Account, AccountsQuery, IndexQuery, RunRow};
 use plane::{Order, Plane};
@@ -300,9 +300,9 @@ impl ConnectionObject {
                     finished_at: snc_core::clock::rfc3339(now()),
                     outcome: RunOutcome::Failed.as_str().to_string(),
                     detail: Some(snc_core::pull_run::failed_slice_detail(error)),
-                    events: 0.0,
-                    calls: 0.0,
-                    statements: 0.0,
+                    events: 0,
+                    calls: 0,
+                    statements: 0,
                 })
             });
         if let Err(e) = kept {
@@ -331,18 +331,14 @@ impl ConnectionObject {
         self.set_pulls_failing(&plane, None).await;
     }
 
-    async fn set_pulls_failing(
-        &self,
-        plane: &Plane,
-        warning: Option<snc_core::preflight::Warning>,
-    ) {
+    async fn set_pulls_failing(&self, plane: &Plane, warning: Option<snc_core::warning::Warning>) {
         let Ok(Some(id)) = plane.meta("connection_id") else {
             return;
         };
         let set = match self.env.d1("DB") {
             Ok(db) => {
                 Store::new(db)
-                    .set_warning(&id, snc_core::pull_run::PULLS_FAILING, warning)
+                    .set_warning(&id, snc_core::warning::WarningCode::PullsFailing, warning)
                     .await
             }
             Err(e) => Err(e),
@@ -419,7 +415,7 @@ impl ConnectionObject {
         plane: &Plane,
         bucket: &Bucket,
         store: Store,
-        row: &crate::store::ConnectionRow,
+        row: &crate::d1::connections::ConnectionRow,
     ) -> Result<Option<i64>> {
         let id = row.id.as_str();
         let interval = crate::config::pull_interval(&self.env);
@@ -454,7 +450,7 @@ impl ConnectionObject {
             .iter()
             .filter_map(|c| {
                 let at = snc_core::events::parse_servicenow_time(c.created_on.as_deref()?)?;
-                Some((at, c.read_at? as i64))
+                Some((at, c.read_at?))
             })
             .collect();
         let floor = snc_core::cursor::reread_floor(&positions).map_or(i64::MAX, |f| f - 60);
@@ -473,9 +469,9 @@ impl ConnectionObject {
                 finished_at: snc_core::clock::rfc3339(now()),
                 outcome: end.outcome.as_str().to_string(),
                 detail: stats.detail.clone(),
-                events: stats.events as f64,
-                calls: f64::from(stats.calls),
-                statements: stats.statements as f64,
+                events: stats.events.try_into().unwrap_or(i64::MAX),
+                calls: i64::from(stats.calls),
+                statements: stats.statements.try_into().unwrap_or(i64::MAX),
             })?;
         }
         Ok(Some(match (end.outcome, end.next_at) {
@@ -648,8 +644,8 @@ pub(super) async fn read_events(
         if out.len() >= limit {
             let edge = out.get(limit - 1).and_then(position).map_or(0, |p| p.0);
             let past = match order {
-                Order::NewestFirst => (page.last_at as i64) < edge,
-                Order::OldestFirst => (page.first_at as i64) > edge,
+                Order::NewestFirst => page.last_at < edge,
+                Order::OldestFirst => page.first_at > edge,
             };
             if past {
                 break;
@@ -659,7 +655,7 @@ pub(super) async fn read_events(
         // known (pages come in the order of their newest, or oldest, event:
         // nothing beyond this page's edge can hide in a page not read) and
         // says where to go on, even when it holds few events or none.
-        if let Some(edge) = cold.stop_before(read, page.first_at as i64, page.last_at as i64) {
+        if let Some(edge) = cold.stop_before(read, page.first_at, page.last_at) {
             stopped_at = Some(edge);
             break;
         }
@@ -726,7 +722,7 @@ async fn read_indexed(plane: &Plane, bucket: &Bucket, q: &IndexQuery) -> Result<
     let mut members: Vec<((String, u32), Vec<String>)> = Vec::new();
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
-        let line = row.line.max(0.0) as usize;
+        let line = usize::try_from(row.line).unwrap_or(0);
         let Some((start, end)) = archive::member_range(&row.members, line) else {
             console_log!(
                 "index row {}:{} has no member",

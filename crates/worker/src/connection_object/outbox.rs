@@ -20,10 +20,10 @@ use snc_core::secret::Secret;
 use worker::{console_log, Bucket, Env, Result, SqlStorageValue as V};
 
 use super::plane::{int, text, Plane};
-use crate::alerts::AlertStore;
+use crate::d1::alerts::AlertStore;
+use crate::d1::connections::ConnectionRow;
+use crate::d1::sinks::{NewDeadLetter, SinkRow, SinkStore, StepReport};
 use crate::now;
-use crate::sinks::{NewDeadLetter, SinkRow, SinkStore, StepReport};
-use crate::store::ConnectionRow;
 
 /// A cursor's line when its page is delivered whole.
 const WHOLE_PAGE: i64 = 1_000_000_000;
@@ -405,7 +405,7 @@ pub async fn run(
         };
         let mut cursor = match plane.sink_cursor(&sink.id)? {
             Some(c) => c,
-            None => plane.start_sink_cursor(&sink.id, sink.created_at as i64)?,
+            None => plane.start_sink_cursor(&sink.id, sink.created_at)?,
         };
         let next = step(
             env,
@@ -477,14 +477,14 @@ async fn step(
         };
         Ok((events + alerts).max(0) as u64)
     };
-    let replay_due = sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at);
+    let replay_due = sink.replay_at.is_some_and(|r| r > cursor.replay_at);
     let mut sink_step = SinkStep::new(cursor.clock());
     // A dead-letter replay asked since the last one done (read once, and
     // only when the sink is due).
     let dead_key = format!("dead_letter_replay:{}", sink.id);
     let mut dead_due: Option<i64> = None;
     let start = sink_step.start(now, || {
-        if let Some(asked) = sink.dead_letter_replay_at.map(|r| r as i64) {
+        if let Some(asked) = sink.dead_letter_replay_at {
             let done = plane
                 .meta(&dead_key)?
                 .and_then(|v| v.parse::<i64>().ok())
@@ -715,7 +715,7 @@ async fn step(
     let calls = sink_step.calls();
     let left = Waiting {
         pending: pending(cursor)?,
-        replay: replay_due && sink.replay_at.is_some_and(|r| r as i64 > cursor.replay_at),
+        replay: replay_due && sink.replay_at.is_some_and(|r| r > cursor.replay_at),
         dead_letters: false,
     };
     let before = cursor.clock();
@@ -827,7 +827,7 @@ impl DeadLetterReplay<'_> {
             for l in letters.iter().filter(|l| l.stream == stream.as_str()) {
                 let item = match stream {
                     Stream::Events => self
-                        .event_at(l.page as i64, l.line as i64)
+                        .event_at(l.page, l.line)
                         .await?
                         .map(|e| forward::event_item(&e, self.settings.format)),
                     Stream::Alerts => alerts.get(&l.item_id).await?.map(|a| {
@@ -950,8 +950,7 @@ impl Replay<'_> {
         ) else {
             return Ok(None);
         };
-        let range = (from as i64, to as i64);
-        let asked = asked as i64;
+        let range = (from, to);
         // Core's `RangeReplay` says what comes next (a sink that stopped
         // taking events mid-replay goes on to the alerts; one that stopped
         // taking alerts is done with them).
@@ -1055,7 +1054,7 @@ impl Replay<'_> {
         let kind = self.settings.params.kind();
         let page = self
             .alerts
-            .list(&crate::alerts::AlertQuery {
+            .list(&crate::d1::alerts::AlertQuery {
                 connection_id: Some(self.connection_id.to_string()),
                 from: Some(from),
                 to: Some(to),

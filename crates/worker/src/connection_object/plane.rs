@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use worker::{Result, SqlStorage, SqlStorageValue as V};
 
-use crate::store::Progress;
+use crate::d1::connections::Progress;
 use snc_core::detect::{Alert, Directory, Person, RoleInfo};
 use snc_core::inventory::{privileged, InventoryPage, InventoryRecord, InventoryTable};
 
@@ -59,8 +59,8 @@ pub const POSTURE_EVERY_SECS: i64 = 86_400;
 /// One point of the posture history.
 #[derive(Deserialize, Serialize)]
 pub struct PosturePoint {
-    pub checked_at: f64,
-    pub score: f64,
+    pub checked_at: i64,
+    pub score: i64,
 }
 
 pub struct Plane {
@@ -73,8 +73,8 @@ pub use snc_core::archive::Order;
 #[derive(Deserialize)]
 pub struct ColdPage {
     pub key: String,
-    pub first_at: f64,
-    pub last_at: f64,
+    pub first_at: i64,
+    pub last_at: i64,
 }
 
 #[derive(Deserialize)]
@@ -82,10 +82,11 @@ pub struct CursorRow {
     pub source_table: String,
     pub created_on: Option<String>,
     pub sys_id: Option<String>,
-    pub page_size: Option<f64>,
-    pub read_at: Option<f64>,
-    pub caught_up: f64,
-    pub backfill_total: f64,
+    pub page_size: Option<i64>,
+    pub read_at: Option<i64>,
+    #[serde(deserialize_with = "snc_core::stored::flag")]
+    pub caught_up: bool,
+    pub backfill_total: i64,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -94,9 +95,9 @@ pub struct RunRow {
     pub finished_at: String,
     pub outcome: String,
     pub detail: Option<String>,
-    pub events: f64,
-    pub calls: f64,
-    pub statements: f64,
+    pub events: i64,
+    pub calls: i64,
+    pub statements: i64,
 }
 
 /// A cursor row of D1's pre-event-plane `cursors` table.
@@ -105,9 +106,10 @@ pub struct LegacyCursor {
     pub source_table: String,
     pub created_on: Option<String>,
     pub sys_id: Option<String>,
-    pub backfill_total: f64,
-    pub caught_up: f64,
-    pub page_size: Option<f64>,
+    pub backfill_total: i64,
+    #[serde(deserialize_with = "snc_core::stored::flag")]
+    pub caught_up: bool,
+    pub page_size: Option<i64>,
 }
 
 /// One index row and where its event lies.
@@ -117,7 +119,7 @@ pub struct IndexRow {
     pub sys_id: String,
     pub key: String,
     pub members: String,
-    pub line: f64,
+    pub line: i64,
 }
 
 /// An event's index entry, as a page is stored.
@@ -302,13 +304,13 @@ impl Plane {
         )?;
         #[derive(Deserialize)]
         struct Id {
-            id: f64,
+            id: i64,
         }
         let page: Vec<Id> = self
             .sql
             .exec("SELECT id FROM pages WHERE key = ?", vec![text(key)])?
             .to_array()?;
-        let page = page.first().map(|r| r.id as i64).unwrap_or(0);
+        let page = page.first().map(|r| r.id).unwrap_or(0);
         // The first time it was stored (a rewrite of the same page keeps it).
         self.sql.exec(
             "INSERT OR IGNORE INTO page_stored (page, at) VALUES (?, CAST(strftime('%s', 'now') AS INTEGER))",
@@ -338,7 +340,7 @@ impl Plane {
     pub fn import_cursor(&self, c: &LegacyCursor) -> Result<()> {
         self.sql.exec(
             "INSERT OR IGNORE INTO cursors (source_table, created_on, sys_id, backfill_total, caught_up, page_size) VALUES (?, ?, ?, ?, ?, ?)",
-            vec![text(&c.source_table), c.created_on.as_deref().map_or(V::Null, text), c.sys_id.as_deref().map_or(V::Null, text), V::Float(c.backfill_total), V::Float(c.caught_up), c.page_size.map_or(V::Null, V::Float)],
+            vec![text(&c.source_table), c.created_on.as_deref().map_or(V::Null, text), c.sys_id.as_deref().map_or(V::Null, text), int(c.backfill_total), int(i64::from(c.caught_up)), c.page_size.map_or(V::Null, int)],
         )?;
         Ok(())
     }
@@ -382,7 +384,7 @@ impl Plane {
         // Bound numbers arrive as JS doubles: the text column holds "600.0".
         #[derive(Deserialize)]
         struct Row {
-            n: f64,
+            n: i64,
         }
         let rows: Vec<Row> = self
             .sql
@@ -391,7 +393,7 @@ impl Plane {
                 None,
             )?
             .to_array()?;
-        Ok(rows.first().map_or(0.0, |r| r.n).max(0.0) as u64)
+        Ok(rows.first().map_or(0, |r| r.n).max(0) as u64)
     }
 
     /// What the connection's row shows of this object, as of `at`.
@@ -406,19 +408,19 @@ impl Plane {
     pub fn backfill_total(&self) -> Result<u64> {
         #[derive(Deserialize)]
         struct Row {
-            n: Option<f64>,
+            n: Option<i64>,
         }
         let rows: Vec<Row> = self
             .sql
             .exec("SELECT sum(backfill_total) AS n FROM cursors", None)?
             .to_array()?;
-        Ok(rows.first().and_then(|r| r.n).unwrap_or(0.0).max(0.0) as u64)
+        Ok(rows.first().and_then(|r| r.n).unwrap_or(0).max(0) as u64)
     }
 
     pub fn record_run(&self, run: &RunRow) -> Result<()> {
         self.sql.exec(
             "INSERT INTO runs (started_at, finished_at, outcome, detail, events, calls, statements) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            vec![text(&run.started_at), text(&run.finished_at), text(&run.outcome), run.detail.as_deref().map_or(V::Null, text), V::Float(run.events), V::Float(run.calls), V::Float(run.statements)],
+            vec![text(&run.started_at), text(&run.finished_at), text(&run.outcome), run.detail.as_deref().map_or(V::Null, text), int(run.events), int(run.calls), int(run.statements)],
         )?;
         self.sql.exec(
             "DELETE FROM runs WHERE id <= (SELECT max(id) FROM runs) - ?",
@@ -487,7 +489,7 @@ impl Plane {
         }
         #[derive(Deserialize)]
         struct Cold {
-            n: f64,
+            n: i64,
         }
         let gone: Vec<Key> = self
             .sql
@@ -505,7 +507,7 @@ impl Plane {
             "DELETE FROM events WHERE occurred_at < ?",
             vec![int(cutoff)],
         )? as i64
-            + cold.first().map_or(0, |c| c.n as i64);
+            + cold.first().map_or(0, |c| c.n);
         self.sql
             .exec("DELETE FROM pages WHERE last_at < ?", vec![int(cutoff)])?;
         self.sql.exec(
@@ -628,7 +630,7 @@ impl Plane {
         let last = self.posture_history(1)?;
         Ok(last
             .first()
-            .is_none_or(|p| (p.checked_at as i64) <= now - POSTURE_EVERY_SECS))
+            .is_none_or(|p| p.checked_at <= now - POSTURE_EVERY_SECS))
     }
 
     /// Keeps since when the inventory has been behind (core's
@@ -733,9 +735,12 @@ impl Plane {
             user_name: String,
             name: String,
             email: Option<String>,
-            active: f64,
-            locked_out: f64,
-            web_service_only: f64,
+            #[serde(deserialize_with = "snc_core::stored::flag")]
+            active: bool,
+            #[serde(deserialize_with = "snc_core::stored::flag")]
+            locked_out: bool,
+            #[serde(deserialize_with = "snc_core::stored::flag")]
+            web_service_only: bool,
             last_login_at: Option<String>,
         }
         let (after_name, after_id) = q.after.clone().unwrap_or_default();
@@ -762,7 +767,8 @@ impl Plane {
         struct Held {
             user: String,
             name: String,
-            elevated: f64,
+            #[serde(deserialize_with = "snc_core::stored::flag")]
+            elevated: bool,
         }
         let roles: Vec<Held> = self
             .sql
@@ -788,9 +794,7 @@ impl Plane {
             .map(|u| {
                 let held: Vec<&Held> = roles.iter().filter(|r| r.user == u.sys_id).collect();
                 Account {
-                    privileged: privileged(
-                        held.iter().map(|r| (r.name.as_str(), r.elevated != 0.0)),
-                    ),
+                    privileged: privileged(held.iter().map(|r| (r.name.as_str(), r.elevated))),
                     roles: held.iter().map(|r| r.name.clone()).collect(),
                     groups: groups
                         .iter()
@@ -800,9 +804,9 @@ impl Plane {
                     user_name: u.user_name,
                     name: u.name,
                     email: u.email,
-                    active: u.active != 0.0,
-                    locked_out: u.locked_out != 0.0,
-                    web_service_only: u.web_service_only != 0.0,
+                    active: u.active,
+                    locked_out: u.locked_out,
+                    web_service_only: u.web_service_only,
                     last_login_at: u.last_login_at,
                     sys_id: u.sys_id,
                 }
@@ -870,8 +874,10 @@ impl Directory for Plane {
         struct Row {
             sys_id: String,
             user_name: String,
-            active: f64,
-            locked_out: f64,
+            #[serde(deserialize_with = "snc_core::stored::flag")]
+            active: bool,
+            #[serde(deserialize_with = "snc_core::stored::flag")]
+            locked_out: bool,
         }
         let row: Row = self
             .sql
@@ -887,7 +893,8 @@ impl Directory for Plane {
         #[derive(Deserialize)]
         struct Held {
             name: String,
-            elevated: f64,
+            #[serde(deserialize_with = "snc_core::stored::flag")]
+            elevated: bool,
         }
         let held: Vec<Held> = self
             .sql
@@ -899,10 +906,10 @@ impl Directory for Plane {
             .to_array()
             .ok()?;
         Some(Person {
-            privileged: privileged(held.iter().map(|h| (h.name.as_str(), h.elevated != 0.0))),
+            privileged: privileged(held.iter().map(|h| (h.name.as_str(), h.elevated))),
             user_name: row.user_name,
-            active: row.active != 0.0,
-            locked_out: row.locked_out != 0.0,
+            active: row.active,
+            locked_out: row.locked_out,
         })
     }
 
@@ -910,7 +917,8 @@ impl Directory for Plane {
         #[derive(Deserialize)]
         struct Row {
             name: String,
-            elevated: f64,
+            #[serde(deserialize_with = "snc_core::stored::flag")]
+            elevated: bool,
         }
         let row: Row = self
             .sql
@@ -925,7 +933,7 @@ impl Directory for Plane {
             .next()?;
         Some(RoleInfo {
             name: row.name,
-            elevated: row.elevated != 0.0,
+            elevated: row.elevated,
         })
     }
 

@@ -11,7 +11,7 @@ use snc_core::table::ApiAuth;
 use worker::{console_log, Result};
 
 use super::plane::Plane;
-use crate::store::Fence;
+use crate::d1::connections::Fence;
 use crate::{now, transport};
 
 /// Keeps a report: in the object's history, and its score and warnings on

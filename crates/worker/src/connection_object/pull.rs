@@ -16,9 +16,9 @@ use snc_core::pull_run::{
 use worker::{console_log, Bucket, Env, Result};
 
 use super::plane::{IndexEntry, Plane, StoredPage};
-use crate::alerts::AlertStore;
 use crate::config::Config;
-use crate::store::{ConnectionRow, Fence};
+use crate::d1::alerts::AlertStore;
+use crate::d1::connections::{ConnectionRow, Fence};
 use crate::{now, now_ms, transport};
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -144,7 +144,7 @@ impl<'a> Slice<'a> {
         next_at: i64,
         caught_up: bool,
     ) -> Result<SliceEnd> {
-        let passing_error = self.row.status_code.as_deref() == Some("instance_hibernating");
+        let passing_error = self.row.hibernating();
         // A page's alerts that D1 refused a moment ago go before the run
         // reports itself done: a caught-up connection shows every alert.
         self.flush_alerts().await;
@@ -325,9 +325,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
     let env = slice.env;
     let config = Config::from_env(env);
     let interval = row.pull_interval(crate::config::pull_interval(env)).secs();
-    let passing_error =
-        row.status == "error" && row.status_code.as_deref() == Some("instance_hibernating");
-    if row.enabled == 0.0 || (row.status != "connected" && !passing_error) {
+    if !snc_core::connection::may_pull(row.enabled, row.status, row.status_code) {
         return Ok(SliceEnd::new(RunOutcome::Skipped, None));
     }
     let Some(ring) = config.keys.as_ref() else {
@@ -385,7 +383,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
             client_id,
             client_secret,
         });
-    let auth = match (row.auth_method(), client, refresh, password) {
+    let auth = match (row.method, client, refresh, password) {
         (AuthMethod::Oauth, Some(client), Some(refresh), _) => RunAuth::OAuth {
             client,
             renewal: TokenRenewal::RefreshToken(refresh),
@@ -434,9 +432,9 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
             let stored = StoredCursor {
                 cursor,
                 page_size: c.page_size.map(|p| p as u32),
-                read_at: c.read_at.map(|t| t as i64),
-                caught_up: c.caught_up > 0.0,
-                total: (c.backfill_total > 0.0).then_some(c.backfill_total as u64),
+                read_at: c.read_at,
+                caught_up: c.caught_up,
+                total: u64::try_from(c.backfill_total).ok().filter(|t| *t > 0),
             };
             (c.source_table, stored)
         })
@@ -548,7 +546,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                     super::posture::check(
                         slice.plane,
                         slice.fence,
-                        slice.row.auth_method(),
+                        slice.row.method,
                         &instance,
                         &auth,
                         run_config.route,

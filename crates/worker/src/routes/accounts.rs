@@ -7,8 +7,8 @@ use worker::{Env, Request, Response, Result};
 
 use super::paging::{self, field_error};
 use crate::connection_object::{self, AccountsQuery};
+use crate::d1::connections::Store;
 use crate::respond;
-use crate::store::Store;
 
 fn query(req: &Request) -> std::result::Result<AccountsQuery, Problem> {
     let url = req.url().map_err(|_| Problem::new(ProblemCode::Internal))?;

@@ -10,9 +10,9 @@ use snc_core::problem::{Problem, ProblemCode};
 use worker::{console_log, Env, Request, Response, Result};
 
 use super::paging::{self, field_error, MAX_LIMIT};
-use crate::alerts::{AlertQuery, AlertStatus, AlertStore};
+use crate::d1::alerts::{AlertQuery, AlertStatus, AlertStore};
+use crate::d1::connections::Store;
 use crate::respond;
-use crate::store::Store;
 
 fn store(env: &Env) -> Result<AlertStore> {
     Ok(AlertStore::new(env.d1("DB")?))

@@ -6,7 +6,7 @@ use snc_core::problem::{Problem, ProblemCode};
 use worker::{Env, Request, Response, Result};
 
 use super::paging::{self, field_error};
-use crate::audit::AuditLog;
+use crate::d1::audit::AuditLog;
 use crate::respond;
 
 struct Query {

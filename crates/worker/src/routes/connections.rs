@@ -12,7 +12,7 @@ use worker::{console_log, Env, Request, Response, Result};
 use super::valid_id;
 use super::validate::{read_connect_request, validation_problem};
 use crate::config::Config;
-use crate::store::{NewConnection, Renewal, SealedSecret, Store};
+use crate::d1::connections::{NewConnection, Renewal, SealedSecret, Store};
 use crate::{now, random_bytes, respond, transport};
 
 fn store(env: &Env) -> Result<Store> {
@@ -198,7 +198,6 @@ pub async fn create(
     };
     let id = crate::hex(&random_bytes::<16>()?);
     let secrets = seal_all(key, &id, &report.credential)?;
-    let warnings_json = serde_json::to_string(&report.warnings).unwrap_or_else(|_| "[]".into());
     let username = acting_user(&input.credentials, &report);
     // The hardening settings came with the connect's Batch API call.
     let posture = report
@@ -212,9 +211,9 @@ pub async fn create(
                 name: &input.name,
                 instance_url: input.instance_url.as_str(),
                 username: &username,
-                method: input.method().as_str(),
+                method: input.method(),
                 client_id: input.credentials.client().map(|c| c.client_id.as_str()),
-                warnings_json: &warnings_json,
+                warnings: &report.warnings,
                 release: report.release.name(),
                 build: &report.build,
                 now: now(),
@@ -362,7 +361,7 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
         }
     }
     if let Some(enabled) = body.enabled {
-        if enabled != (row.enabled != 0.0) {
+        if enabled != row.enabled {
             store.set_enabled(id, enabled).await?;
             if enabled {
                 // Resume from the cursor without waiting for the cron.
@@ -437,7 +436,7 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
     // not sent stays as connected.
     body.username = body.username.or_else(|| Some(row.username.clone()));
     body.client_id = body.client_id.or_else(|| row.client_id.clone());
-    let method = row.auth_method();
+    let method = row.method;
     let credentials = match input::validate_credentials(&body, method) {
         Ok(c) => c,
         Err(errors) => return respond::problem(&validation_problem(errors)),
@@ -484,7 +483,6 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
         Err(p) => return respond::problem(&p),
     };
     let secrets = seal_all(key, id, &report.credential)?;
-    let warnings_json = serde_json::to_string(&report.warnings).unwrap_or_else(|_| "[]".into());
     let username = acting_user(&credentials, &report);
     store
         .reconnect(
@@ -492,7 +490,7 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
             &Renewal {
                 username: &username,
                 client_id: credentials.client().map(|c| c.client_id.as_str()),
-                warnings_json: &warnings_json,
+                warnings: &report.warnings,
                 release: report.release.name(),
                 build: &report.build,
             },

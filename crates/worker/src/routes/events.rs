@@ -10,8 +10,8 @@ use worker::{Env, Request, Response, Result};
 
 use super::paging::{self, field_error, MAX_LIMIT};
 use crate::connection_object::{self, IndexQuery};
+use crate::d1::connections::Store;
 use crate::respond;
-use crate::store::Store;
 
 fn encode_cursor(e: &Event) -> String {
     let (table, sys_id) = e.id.split_once(':').unwrap_or(("", ""));

@@ -9,7 +9,7 @@ use snc_core::problem::{FieldError, Problem, ProblemCode};
 use worker::{Env, Request, Response, Result};
 
 use super::paging::field_error;
-use crate::access::{AccessStore, NewKey};
+use crate::d1::credentials::{AccessStore, NewKey};
 use crate::respond;
 
 fn store(env: &Env) -> Result<AccessStore> {

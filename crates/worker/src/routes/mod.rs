@@ -25,10 +25,10 @@ use snc_core::api::{self, ApiMethod, Change, Resolution, Resource, Route};
 use snc_core::problem::{Problem, ProblemCode};
 use worker::{console_log, Env, Method, Request, Response, Result};
 
-use crate::access::AccessStore;
-use crate::audit::{self, AuditLog, Entry};
 use crate::auth::{self, Refusal};
 use crate::config::Config;
+use crate::d1::audit::{self, AuditLog, Entry};
+use crate::d1::credentials::AccessStore;
 use crate::respond;
 
 pub async fn handle(req: Request, env: Env) -> Result<Response> {
@@ -341,7 +341,7 @@ async fn change_actions(change: Change, req: &Request) -> Vec<String> {
                 actions.push("connection.disable".into())
             }
             (Change::AlertStatus, "status", serde_json::Value::String(st))
-                if crate::alerts::AlertStatus::parse(st).is_some() =>
+                if crate::d1::alerts::AlertStatus::parse(st).is_some() =>
             {
                 actions.push(format!("alert.{st}"))
             }

@@ -8,8 +8,8 @@ use snc_core::problem::ProblemCode;
 use worker::{Env, Response, Result};
 
 use crate::connection_object;
+use crate::d1::connections::Store;
 use crate::respond;
-use crate::store::Store;
 
 fn no_check_yet() -> Result<Response> {
     respond::code(

@@ -11,8 +11,8 @@ use worker::{Env, Request, Response, Result};
 
 use super::paging::field_error;
 use crate::config::Config;
+use crate::d1::sinks::{seal_context, SinkStore};
 use crate::respond;
-use crate::sinks::{seal_context, SinkStore};
 
 fn store(env: &Env) -> Result<SinkStore> {
     Ok(SinkStore::new(env.d1("DB")?))
@@ -64,7 +64,7 @@ fn seal(config: &Config, id: &str, secret: &Secret) -> std::result::Result<Strin
 
 /// A receiver URL's path or query can hold a capability (a token in the
 /// URL), and a receiver's answer anything: only admins see them.
-fn shown(row: &crate::sinks::SinkRow, admin: bool) -> serde_json::Value {
+fn shown(row: &crate::d1::sinks::SinkRow, admin: bool) -> serde_json::Value {
     let mut v = row.to_api();
     if !admin {
         v["url"] = json!(snc_core::forward::SinkUrl::shown_to_readers(&row.url));
@@ -324,8 +324,8 @@ pub async fn replay(mut req: Request, env: &Env, id: &str) -> Result<Response> {
 
 /// The objects of the sink's connections forward at once (the others at
 /// their next alarm); none of them pulls for it.
-async fn forward_now(env: &Env, sink: &crate::sinks::SinkRow) -> Result<()> {
-    for c in crate::store::Store::new(env.d1("DB")?)
+async fn forward_now(env: &Env, sink: &crate::d1::sinks::SinkRow) -> Result<()> {
+    for c in crate::d1::connections::Store::new(env.d1("DB")?)
         .list()
         .await?
         .iter()
@@ -345,7 +345,7 @@ pub async fn dead_letters(env: &Env, id: &str, admin: bool) -> Result<Response> 
         return not_found(id);
     };
     let letters: Vec<serde_json::Value> = store
-        .dead_letters(id, None, crate::sinks::DEAD_LETTERS_PER_SINK as u32)
+        .dead_letters(id, None, crate::d1::sinks::DEAD_LETTERS_PER_SINK as u32)
         .await?
         .iter()
         .map(|l| {

@@ -12,7 +12,7 @@ use snc_core::problem::{FieldError, Problem};
 use worker::{Env, Request, Response, Result};
 
 use super::paging::field_error;
-use crate::access::{AccessStore, NewTicket};
+use crate::d1::credentials::{AccessStore, NewTicket};
 use crate::respond;
 
 #[derive(Deserialize, Default)]

@@ -2,19 +2,11 @@
 //! listed newest first. Entries hold ids, names, paths and problem codes,
 //! never a request body or a header value, so no secret can reach them.
 
+use super::{n, opt, s};
 use serde::Deserialize;
 use snc_core::access::{Actor, ActorKind, AuditEntry};
 use snc_core::clock::rfc3339;
-use wasm_bindgen::JsValue;
 use worker::{console_log, D1Database, Result};
-
-fn s(v: &str) -> JsValue {
-    JsValue::from_str(v)
-}
-
-fn opt(v: Option<&str>) -> JsValue {
-    v.map_or(JsValue::NULL, JsValue::from_str)
-}
 
 /// The outcome of a change that went through.
 pub const SUCCEEDED: &str = "succeeded";
@@ -33,7 +25,7 @@ pub struct Entry<'a> {
 #[derive(Deserialize)]
 struct Row {
     id: String,
-    at: f64,
+    at: i64,
     actor_kind: String,
     actor_id: Option<String>,
     actor_name: Option<String>,
@@ -73,7 +65,7 @@ impl AuditLog {
             .prepare("INSERT INTO audit_log (id, at, actor_kind, actor_id, actor_name, action, target, outcome, ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
             .bind(&[
                 s(&id),
-                JsValue::from_f64(e.at_ms as f64),
+                n(i64::try_from(e.at_ms).unwrap_or(i64::MAX)),
                 s(e.actor.kind.as_str()),
                 opt(e.actor.id.as_deref()),
                 opt(e.actor.name.as_deref()),
@@ -101,7 +93,7 @@ impl AuditLog {
         before: Option<(i64, &str)>,
         limit: u32,
     ) -> Result<Vec<Listed>> {
-        let (before_at, before_id) = before.map_or((f64::MAX, ""), |(a, i)| (a as f64, i));
+        let (before_at, before_id) = before.map_or((i64::MAX, ""), |(a, i)| (a, i));
         let rows: Vec<Row> = self
             .db
             .prepare(
@@ -110,11 +102,11 @@ impl AuditLog {
                  ORDER BY at DESC, id DESC LIMIT ?5",
             )
             .bind(&[
-                JsValue::from_f64(from.map_or(0.0, |f| f as f64 * 1000.0)),
-                JsValue::from_f64(to.map_or(f64::MAX, |t| t as f64 * 1000.0)),
-                JsValue::from_f64(before_at),
+                n(from.map_or(0, |f| f.saturating_mul(1000))),
+                n(to.map_or(i64::MAX, |t| t.saturating_mul(1000))),
+                n(before_at),
                 s(if before.is_some() { before_id } else { "\u{10ffff}" }),
-                JsValue::from_f64(f64::from(limit + 1)),
+                n(i64::from(limit) + 1),
             ])?
             .all()
             .await?
@@ -122,9 +114,9 @@ impl AuditLog {
         Ok(rows
             .into_iter()
             .map(|r| Listed {
-                at_ms: r.at as i64,
+                at_ms: r.at,
                 entry: AuditEntry {
-                    at: rfc3339((r.at / 1000.0) as i64),
+                    at: rfc3339(r.at.div_euclid(1000)),
                     actor: Actor {
                         kind: ActorKind::parse(&r.actor_kind).unwrap_or(ActorKind::AdminToken),
                         id: r.actor_id,
@@ -144,7 +136,7 @@ impl AuditLog {
     pub async fn trim(&self, cutoff: i64) -> Result<()> {
         self.db
             .prepare("DELETE FROM audit_log WHERE at < ?1")
-            .bind(&[JsValue::from_f64(cutoff as f64 * 1000.0)])?
+            .bind(&[n(cutoff.saturating_mul(1000))])?
             .run()
             .await?;
         Ok(())

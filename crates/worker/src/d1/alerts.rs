@@ -2,19 +2,11 @@
 //! or grows them (an acknowledged or closed alert keeps its status), listed
 //! across connections newest first, and their status changed by the admin.
 
+use super::{n, opt, s};
 use serde::Deserialize;
 use snc_core::clock::rfc3339;
 use snc_core::detect::Alert;
-use wasm_bindgen::JsValue;
 use worker::{D1Database, Result};
-
-fn s(v: &str) -> JsValue {
-    JsValue::from_str(v)
-}
-
-fn opt(v: Option<&str>) -> JsValue {
-    v.map_or(JsValue::NULL, JsValue::from_str)
-}
 
 pub use snc_core::detect::{AlertStatus, StoredAlert};
 
@@ -37,7 +29,7 @@ struct Row {
     source_ip: Option<String>,
     first_seen: String,
     last_seen: String,
-    count: f64,
+    count: i64,
     event_ids: String,
     attack: String,
     status: String,
@@ -58,7 +50,7 @@ impl Row {
                 source_ip: self.source_ip,
                 first_seen: self.first_seen,
                 last_seen: self.last_seen,
-                count: self.count.max(0.0) as u32,
+                count: u32::try_from(self.count).unwrap_or(0),
                 event_ids: serde_json::from_str(&self.event_ids).unwrap_or_default(),
                 attack: serde_json::from_str(&self.attack).unwrap_or_default(),
             },
@@ -143,7 +135,7 @@ impl AlertStore {
                         opt(a.source_ip.as_deref()),
                         s(&a.first_seen),
                         s(&a.last_seen),
-                        JsValue::from_f64(f64::from(a.count)),
+                        n(i64::from(a.count)),
                         s(&events),
                         s(&attack),
                         s(&rfc3339(now)),
@@ -180,7 +172,7 @@ impl AlertStore {
                 opt(q.to.map(rfc3339).as_deref()),
                 s(&after_at),
                 s(&after_id),
-                JsValue::from_f64(f64::from(q.limit)),
+                n(i64::from(q.limit)),
             ])?
             .all()
             .await?

@@ -2,23 +2,12 @@
 //! tickets are found by the SHA-256 of what the caller presents; the
 //! credential itself is never stored.
 
+use super::{n, opt_n, s};
 use serde::Deserialize;
 use snc_core::access::{CredentialHash, FailureCount, FailurePolicy, KeyInfo, Scopes, TicketGrant};
 use snc_core::clock::rfc3339;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, Result};
-
-fn s(v: &str) -> JsValue {
-    JsValue::from_str(v)
-}
-
-fn n(v: i64) -> JsValue {
-    JsValue::from_f64(v as f64)
-}
-
-fn opt_n(v: Option<i64>) -> JsValue {
-    v.map_or(JsValue::NULL, n)
-}
 
 /// A failure row's reset when its window has ended (`?2` now, `?3` the
 /// newest start that has ended): what the old window refused without an
@@ -44,8 +33,8 @@ struct KeyRow {
     name: String,
     scopes: String,
     created_at: String,
-    expires_at: Option<f64>,
-    last_used_at: Option<f64>,
+    expires_at: Option<i64>,
+    last_used_at: Option<i64>,
 }
 
 impl KeyRow {
@@ -55,8 +44,8 @@ impl KeyRow {
             name: self.name.clone(),
             scopes: Scopes::from_stored(&self.scopes)?,
             created_at: self.created_at.clone(),
-            expires_at: self.expires_at.map(|t| rfc3339(t as i64)),
-            last_used_at: self.last_used_at.map(|t| rfc3339(t as i64)),
+            expires_at: self.expires_at.map(rfc3339),
+            last_used_at: self.last_used_at.map(rfc3339),
         })
     }
 }
@@ -84,16 +73,17 @@ struct TicketRow {
     id: String,
     origin: Option<String>,
     minted_by: String,
-    expires_at: f64,
-    claimed_at: Option<f64>,
+    expires_at: i64,
+    claimed_at: Option<i64>,
     connection_id: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct FailureRow {
-    window_start: f64,
-    failures: f64,
-    refusal_audited: f64,
+    window_start: i64,
+    failures: i64,
+    #[serde(deserialize_with = "snc_core::stored::flag")]
+    refusal_audited: bool,
 }
 
 pub struct AccessStore {
@@ -173,7 +163,7 @@ impl AccessStore {
             .first(None)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        if row.expires_at.is_some_and(|e| (e as i64) <= now) {
+        if row.expires_at.is_some_and(|e| e <= now) {
             return Ok(None);
         }
         let Some(scopes) = Scopes::from_stored(&row.scopes) else {
@@ -181,7 +171,7 @@ impl AccessStore {
         };
         let stale = row
             .last_used_at
-            .is_none_or(|t| (t as i64) + LAST_USED_GRANULARITY_SECS <= now);
+            .is_none_or(|t| t + LAST_USED_GRANULARITY_SECS <= now);
         if stale {
             self.db
                 .prepare("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")
@@ -220,15 +210,13 @@ impl AccessStore {
             .bind(&[s(hash.as_str())])?
             .first(None)
             .await?;
-        Ok(row
-            .filter(|r| (r.expires_at as i64) > now)
-            .map(|r| TicketGrant {
-                id: r.id,
-                origin: r.origin,
-                minted_by: r.minted_by,
-                claimed: r.claimed_at.is_some() || r.connection_id.is_some(),
-                connection_id: r.connection_id,
-            }))
+        Ok(row.filter(|r| r.expires_at > now).map(|r| TicketGrant {
+            id: r.id,
+            origin: r.origin,
+            minted_by: r.minted_by,
+            claimed: r.claimed_at.is_some() || r.connection_id.is_some(),
+            connection_id: r.connection_id,
+        }))
     }
 
     /// Takes the ticket's one connect; false when another request has it
@@ -278,10 +266,10 @@ impl AccessStore {
         Ok(row.map(|r| {
             (
                 FailureCount {
-                    window_start: r.window_start as i64,
-                    failures: r.failures as u32,
+                    window_start: r.window_start,
+                    failures: u32::try_from(r.failures).unwrap_or(u32::MAX),
                 },
-                r.refusal_audited != 0.0,
+                r.refusal_audited,
             )
         }))
     }
@@ -311,15 +299,15 @@ impl AccessStore {
             .await?;
         #[derive(Deserialize)]
         struct Count {
-            failures: f64,
+            failures: i64,
         }
         let counted = match results.first() {
             Some(r) => r.results::<Count>()?,
             None => Vec::new(),
         };
-        Ok(counted
-            .first()
-            .map_or(u32::MAX, |c| c.failures.max(0.0) as u32))
+        Ok(counted.first().map_or(u32::MAX, |c| {
+            c.failures.clamp(0, i64::from(u32::MAX)) as u32
+        }))
     }
 
     /// Reserves an attempt before its credential is checked (an admin-token
@@ -333,8 +321,8 @@ impl AccessStore {
     ) -> Result<(u32, u32)> {
         #[derive(Deserialize)]
         struct Counts {
-            failures: f64,
-            reserved: f64,
+            failures: i64,
+            reserved: i64,
         }
         let row: Option<Counts> = self
             .db
@@ -348,7 +336,10 @@ impl AccessStore {
             .first(None)
             .await?;
         Ok(row.map_or((u32::MAX, u32::MAX), |c| {
-            (c.failures.max(0.0) as u32, c.reserved.max(0.0) as u32)
+            (
+                c.failures.clamp(0, i64::from(u32::MAX)) as u32,
+                c.reserved.clamp(0, i64::from(u32::MAX)) as u32,
+            )
         }))
     }
 
@@ -440,7 +431,7 @@ impl AccessStore {
         #[derive(Deserialize)]
         struct More {
             ip: String,
-            more: f64,
+            more: i64,
         }
         let ended = n(now - policy.window_secs);
         let named: Vec<More> = self
@@ -456,8 +447,8 @@ impl AccessStore {
             .results()?;
         #[derive(Deserialize)]
         struct Rest {
-            more: Option<f64>,
-            addresses: f64,
+            more: Option<i64>,
+            addresses: i64,
         }
         let rest: Option<Rest> = self
             .db
@@ -467,13 +458,10 @@ impl AccessStore {
             .await?;
         let named: Vec<(String, u64)> = named
             .into_iter()
-            .map(|m| (m.ip, m.more.max(0.0) as u64))
+            .map(|m| (m.ip, m.more.max(0) as u64))
             .collect();
         let (more, addresses) = rest.map_or((0, 0), |r| {
-            (
-                r.more.unwrap_or(0.0).max(0.0) as u64,
-                r.addresses.max(0.0) as u64,
-            )
+            (r.more.unwrap_or(0).max(0) as u64, r.addresses.max(0) as u64)
         });
         let named_more: u64 = named.iter().map(|(_, m)| m).sum();
         let rest = (

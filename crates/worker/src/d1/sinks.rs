@@ -2,26 +2,14 @@
 //! last answer, and each sink's progress per connection (reported by the
 //! connection's object after each delivery step).
 
+use super::{n, opt, s};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use snc_core::clock::rfc3339;
 use snc_core::forward::{Format, SinkParams, SinkSettings, SinkState, SinkUrl, Stream};
 use snc_core::seal::KeyRing;
 use snc_core::secret::Secret;
-use wasm_bindgen::JsValue;
 use worker::{D1Database, Result};
-
-fn s(v: &str) -> JsValue {
-    JsValue::from_str(v)
-}
-
-fn n(v: i64) -> JsValue {
-    JsValue::from_f64(v as f64)
-}
-
-fn opt(v: Option<&str>) -> JsValue {
-    v.map_or(JsValue::NULL, JsValue::from_str)
-}
 
 /// The context a sink's credential is sealed to.
 pub fn seal_context(id: &str) -> String {
@@ -48,21 +36,21 @@ pub struct SinkRow {
     /// Sealed; opened only to deliver.
     pub secret: String,
     pub state: String,
-    pub created_at: f64,
-    pub last_success_at: Option<f64>,
-    pub last_error_at: Option<f64>,
-    pub last_error_status: Option<f64>,
+    pub created_at: i64,
+    pub last_success_at: Option<i64>,
+    pub last_error_at: Option<i64>,
+    pub last_error_status: Option<i64>,
     pub last_error_message: Option<String>,
-    pub replay_from: Option<f64>,
-    pub replay_to: Option<f64>,
-    pub replay_at: Option<f64>,
-    pub delivered: f64,
-    pub repeats: f64,
-    pub pending: f64,
-    pub dead_letters: f64,
-    pub dead_letters_dropped: f64,
+    pub replay_from: Option<i64>,
+    pub replay_to: Option<i64>,
+    pub replay_at: Option<i64>,
+    pub delivered: i64,
+    pub repeats: i64,
+    pub pending: i64,
+    pub dead_letters: i64,
+    pub dead_letters_dropped: i64,
     /// When an admin last asked for the dead letters again (ms).
-    pub dead_letter_replay_at: Option<f64>,
+    pub dead_letter_replay_at: Option<i64>,
 }
 
 /// Dead letters kept per sink; the oldest beyond go (and are counted).
@@ -75,11 +63,11 @@ pub struct DeadLetterRow {
     pub connection_id: String,
     pub stream: String,
     pub item_id: String,
-    pub page: f64,
-    pub line: f64,
-    pub status: f64,
+    pub page: i64,
+    pub line: i64,
+    pub status: i64,
     pub reason: String,
-    pub at: f64,
+    pub at: i64,
 }
 
 impl DeadLetterRow {
@@ -89,9 +77,9 @@ impl DeadLetterRow {
             "connection_id": self.connection_id,
             "stream": self.stream,
             "item_id": self.item_id,
-            "status": self.status as u16,
+            "status": u16::try_from(self.status).unwrap_or(0),
             "reason": self.reason,
-            "at": rfc3339(self.at as i64),
+            "at": rfc3339(self.at),
         })
     }
 }
@@ -145,6 +133,7 @@ impl SinkRow {
 
     /// As the API shows it: never the credential.
     pub fn to_api(&self) -> Value {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
         let settings = self.settings();
         let mut v = json!({
             "id": self.id,
@@ -155,16 +144,16 @@ impl SinkRow {
             "format": self.format,
             "connection_ids": settings.as_ref().and_then(|s| s.connection_ids.clone()),
             "state": self.state,
-            "created_at": rfc3339(self.created_at as i64),
-            "delivered": self.delivered as u64,
-            "repeats": self.repeats as u64,
-            "pending": self.pending as u64,
-            "dead_letters": self.dead_letters as u64,
-            "dead_letters_dropped": self.dead_letters_dropped as u64,
-            "last_success_at": self.last_success_at.map(|t| rfc3339(t as i64)),
+            "created_at": rfc3339(self.created_at),
+            "delivered": count(self.delivered),
+            "repeats": count(self.repeats),
+            "pending": count(self.pending),
+            "dead_letters": count(self.dead_letters),
+            "dead_letters_dropped": count(self.dead_letters_dropped),
+            "last_success_at": self.last_success_at.map(rfc3339),
             "last_error": self.last_error_at.map(|at| json!({
-                "at": rfc3339(at as i64),
-                "status": self.last_error_status.map(|s| s as u16),
+                "at": rfc3339(at),
+                "status": self.last_error_status.and_then(|s| u16::try_from(s).ok()),
                 "message": self.last_error_message,
             })),
         });

@@ -1,20 +1,16 @@
-//! All SQL in one place. D1 binds integers as i32 and `undefined` is not NULL,
-//! so values go in as strings, f64 or explicit NULL.
+//! Connections in D1: their rows, sealed secrets, quotas, tombstones and
+//! the watchdog's schedule.
 
-use serde::Deserialize;
+use super::{flag, n, opt, opt_n, s};
+use serde::{Deserialize, Deserializer};
 use snc_core::clock::rfc3339;
 use snc_core::connection::{Backfill, Connection, Status, StatusDetail};
-use snc_core::preflight::Warning;
+use snc_core::input::AuthMethod;
+use snc_core::problem::ProblemCode;
+use snc_core::stored;
+use snc_core::warning::{Warning, WarningCode};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Result};
-
-fn s(v: &str) -> JsValue {
-    JsValue::from_str(v)
-}
-
-fn opt(v: Option<&str>) -> JsValue {
-    v.map(JsValue::from_str).unwrap_or(JsValue::NULL)
-}
 
 #[derive(Deserialize)]
 pub struct ConnectionRow {
@@ -22,14 +18,21 @@ pub struct ConnectionRow {
     pub name: String,
     pub instance_url: String,
     pub username: String,
-    pub method: String,
+    /// The method it was connected with; rows written before a method
+    /// existed hold `oauth` or `basic`.
+    #[serde(deserialize_with = "auth_method")]
+    pub method: AuthMethod,
     pub client_id: Option<String>,
-    pub enabled: f64,
-    pub status: String,
-    pub status_code: Option<String>,
+    #[serde(deserialize_with = "stored::flag")]
+    pub enabled: bool,
+    #[serde(deserialize_with = "status")]
+    pub status: Status,
+    #[serde(deserialize_with = "problem_code", default)]
+    pub status_code: Option<ProblemCode>,
     pub status_message: Option<String>,
     pub status_since: Option<String>,
-    pub warnings: String,
+    #[serde(deserialize_with = "stored::json_text")]
+    pub warnings: Vec<Warning>,
     pub release: Option<String>,
     pub build: Option<String>,
     pub created_at: String,
@@ -37,33 +40,44 @@ pub struct ConnectionRow {
     pub next_pull_at: Option<String>,
     pub backfill_from: String,
     pub backfill_to: String,
-    pub backfill_done: f64,
-    pub event_count: f64,
-    pub backfill_total: f64,
+    #[serde(deserialize_with = "stored::flag")]
+    pub backfill_done: bool,
+    pub event_count: i64,
+    pub backfill_total: i64,
     /// Bumped by every change an admin makes (reconnect, enable, disable):
     /// a pull's writes carry the generation it started with, so a run in
     /// flight cannot overwrite the admin's change.
-    pub generation: f64,
-    pub posture_score: Option<f64>,
-    pub open_alerts: f64,
+    pub generation: i64,
+    pub posture_score: Option<i64>,
+    pub open_alerts: i64,
     /// Set through PATCH; NULL: the deployment's `PULL_INTERVAL_SECS`.
     #[serde(default)]
-    pub pull_interval_secs: Option<f64>,
+    pub pull_interval_secs: Option<i64>,
+}
+
+fn auth_method<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<AuthMethod, D::Error> {
+    Ok(AuthMethod::parse(&String::deserialize(d)?).unwrap_or(AuthMethod::Oauth))
+}
+
+/// A status this version does not know shows as an error, never as
+/// connected.
+fn status<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Status, D::Error> {
+    Ok(Status::parse(&String::deserialize(d)?).unwrap_or(Status::Error))
+}
+
+fn problem_code<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<ProblemCode>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(|code| {
+        serde_json::from_value(serde_json::Value::String(code)).unwrap_or(ProblemCode::Internal)
+    }))
 }
 
 impl ConnectionRow {
-    /// The method it was connected with; rows written before a method
-    /// existed hold `oauth` or `basic`.
-    pub fn auth_method(&self) -> snc_core::input::AuthMethod {
-        snc_core::input::AuthMethod::parse(&self.method)
-            .unwrap_or(snc_core::input::AuthMethod::Oauth)
-    }
-
     /// How reads reach the instance: by its Batch API unless the connect
     /// check found none.
     pub fn read_route(&self) -> snc_core::batch::ReadRoute {
-        let warnings: Vec<Warning> = serde_json::from_str(&self.warnings).unwrap_or_default();
-        snc_core::preflight::read_route(&warnings)
+        snc_core::warning::read_route(&self.warnings)
     }
 
     /// Seconds between this connection's pulls: its own, or `default`.
@@ -73,16 +87,23 @@ impl ConnectionRow {
         default: snc_core::schedule::PullInterval,
     ) -> snc_core::schedule::PullInterval {
         self.pull_interval_secs
-            .and_then(|s| snc_core::schedule::PullInterval::new(s as u32).ok())
+            .and_then(|s| u32::try_from(s).ok())
+            .and_then(|s| snc_core::schedule::PullInterval::new(s).ok())
             .unwrap_or(default)
     }
 
+    /// Whether the connection is in the state its last pull left it in, the
+    /// instance asleep: a pull goes on, and its success clears it.
+    pub fn hibernating(&self) -> bool {
+        self.status_code == Some(ProblemCode::InstanceHibernating)
+    }
+
     pub fn to_api(&self) -> Connection {
-        let status = Status::parse(&self.status).unwrap_or(Status::Error);
-        let status_detail = match (status, &self.status_code) {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let status_detail = match (self.status, self.status_code) {
             (Status::Connected, _) | (_, None) => None,
             (_, Some(code)) => Some(StatusDetail {
-                code: code.clone(),
+                code: code.as_str().to_string(),
                 message: self.status_message.clone().unwrap_or_default(),
                 since: self.status_since.clone().unwrap_or_default(),
             }),
@@ -91,11 +112,11 @@ impl ConnectionRow {
             id: self.id.clone(),
             name: self.name.clone(),
             instance_url: self.instance_url.clone(),
-            method: self.method.clone(),
-            enabled: self.enabled != 0.0,
-            status,
+            method: self.method.as_str().to_string(),
+            enabled: self.enabled,
+            status: self.status,
             status_detail,
-            warnings: serde_json::from_str::<Vec<Warning>>(&self.warnings).unwrap_or_default(),
+            warnings: self.warnings.clone(),
             release: self.release.clone(),
             build: self.build.clone(),
             created_at: self.created_at.clone(),
@@ -104,14 +125,16 @@ impl ConnectionRow {
             backfill: Backfill {
                 from: self.backfill_from.clone(),
                 to: self.backfill_to.clone(),
-                done: self.backfill_done != 0.0,
-                events: self.event_count.max(0.0) as u64,
-                total: self.backfill_total.max(0.0) as u64,
+                done: self.backfill_done,
+                events: count(self.event_count),
+                total: count(self.backfill_total),
             },
-            event_count: self.event_count.max(0.0) as u64,
-            posture_score: self.posture_score.map(|s| s.clamp(0.0, 100.0) as u8),
-            open_alerts: self.open_alerts.max(0.0) as u64,
-            pull_interval_secs: self.pull_interval_secs.map(|s| s.max(0.0) as u32),
+            event_count: count(self.event_count),
+            posture_score: self.posture_score.map(|s| s.clamp(0, 100) as u8),
+            open_alerts: count(self.open_alerts),
+            pull_interval_secs: self
+                .pull_interval_secs
+                .map(|s| s.clamp(0, i64::from(u32::MAX)) as u32),
         }
     }
 }
@@ -122,9 +145,9 @@ pub struct NewConnection<'a> {
     pub name: &'a str,
     pub instance_url: &'a str,
     pub username: &'a str,
-    pub method: &'a str,
+    pub method: AuthMethod,
     pub client_id: Option<&'a str>,
-    pub warnings_json: &'a str,
+    pub warnings: &'a [Warning],
     pub release: &'a str,
     pub build: &'a str,
     pub now: i64,
@@ -139,7 +162,7 @@ pub struct NewConnection<'a> {
 pub struct Renewal<'a> {
     pub username: &'a str,
     pub client_id: Option<&'a str>,
-    pub warnings_json: &'a str,
+    pub warnings: &'a [Warning],
     pub release: &'a str,
     pub build: &'a str,
 }
@@ -180,7 +203,7 @@ impl Store {
     pub async fn set_warning(
         &self,
         id: &str,
-        code: &str,
+        code: WarningCode,
         warning: Option<Warning>,
     ) -> Result<bool> {
         let warning = warning.map(|w| serde_json::to_string(&w)).transpose()?;
@@ -190,7 +213,7 @@ impl Store {
                 "UPDATE connections SET warnings = (SELECT json_group_array(json(w)) FROM ({KEPT_WARNINGS} IS NOT ?2 \
                  UNION ALL SELECT ?3 WHERE ?3 IS NOT NULL)) WHERE id = ?1"
             ))
-            .bind(&[s(id), s(code), opt(warning.as_deref())])?
+            .bind(&[s(id), s(code.as_str()), opt(warning.as_deref())])?
             .run()
             .await?;
         applied(&r)
@@ -252,7 +275,7 @@ impl Store {
                 "INSERT INTO connections (id, name, instance_url, username, method, client_id, enabled, status, warnings, release, build, created_at, backfill_from, backfill_to, next_pull_at, posture_score, owner) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 'connected', ?7, ?8, ?9, ?10, ?11, ?10, ?10, ?12, ?13)",
             )
-            .bind(&[s(c.id), s(c.name), s(c.instance_url), s(c.username), s(c.method), opt(c.client_id), s(c.warnings_json), s(c.release), s(c.build), s(&now), s(&from), c.posture_score.map(|n| JsValue::from_f64(f64::from(n))).unwrap_or(JsValue::NULL), opt(c.owner)])?];
+            .bind(&[s(c.id), s(c.name), s(c.instance_url), s(c.username), s(c.method.as_str()), opt(c.client_id), s(&serde_json::to_string(c.warnings)?), s(c.release), s(c.build), s(&now), s(&from), opt_n(c.posture_score.map(i64::from)), opt(c.owner)])?];
         stmts.extend(self.secret_statements(c.id, secrets)?);
         self.db.batch(stmts).await?;
         Ok(())
@@ -262,7 +285,7 @@ impl Store {
     pub async fn owned(&self, owner: &str) -> Result<u32> {
         #[derive(Deserialize)]
         struct Count {
-            n: f64,
+            n: i64,
         }
         let row: Option<Count> = self
             .db
@@ -270,7 +293,7 @@ impl Store {
             .bind(&[s(owner)])?
             .first(None)
             .await?;
-        Ok(row.map_or(0, |r| r.n as u32))
+        Ok(row.map_or(0, |r| u32::try_from(r.n).unwrap_or(u32::MAX)))
     }
 
     /// Whether `id` is among the first `quota` connections `owner` made
@@ -284,7 +307,7 @@ impl Store {
         let rows: Vec<Row> = self
             .db
             .prepare("SELECT id FROM connections WHERE owner = ?1 ORDER BY created_at, id LIMIT ?2")
-            .bind(&[s(owner), JsValue::from_f64(f64::from(quota))])?
+            .bind(&[s(owner), n(i64::from(quota))])?
             .all()
             .await?
             .results()?;
@@ -323,7 +346,7 @@ impl Store {
                 "UPDATE connections SET username = ?2, client_id = ?3, warnings = ?4, release = ?5, build = ?6, generation = generation + 1, \
                  status = CASE WHEN enabled = 1 THEN 'connected' ELSE 'disabled' END, status_code = NULL, status_message = NULL, status_since = NULL WHERE id = ?1",
             )
-            .bind(&[s(id), s(r.username), opt(r.client_id), s(r.warnings_json), s(r.release), s(r.build)])?];
+            .bind(&[s(id), s(r.username), opt(r.client_id), s(&serde_json::to_string(r.warnings)?), s(r.release), s(r.build)])?];
         stmts.extend(self.secret_statements(id, secrets)?);
         self.db.batch(stmts).await?;
         Ok(())
@@ -353,11 +376,10 @@ impl Store {
     /// progress and dead letters go with it) and leaves its tombstone, which
     /// drives the purge of its object, archive and legacy rows to the end.
     pub async fn bury(&self, id: &str, now: i64) -> Result<()> {
-        let n = JsValue::from_f64(now as f64);
         let mut stmts = vec![self
             .db
             .prepare("INSERT INTO connection_tombstones (id, deleted_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")
-            .bind(&[s(id), n])?];
+            .bind(&[s(id), n(now)])?];
         stmts.extend(self.row_and_secrets_deleted(id)?);
         self.db.batch(stmts).await?;
         Ok(())
@@ -371,10 +393,7 @@ impl Store {
     ) -> Result<()> {
         self.db
             .prepare("UPDATE connections SET pull_interval_secs = ?2 WHERE id = ?1")
-            .bind(&[
-                s(id),
-                interval.map_or(JsValue::NULL, |i| JsValue::from_f64(i.secs() as f64)),
-            ])?
+            .bind(&[s(id), opt_n(interval.map(|i| i.secs()))])?
             .run()
             .await?;
         Ok(())
@@ -384,7 +403,7 @@ impl Store {
     pub async fn tombstone(&self, id: &str) -> Result<Option<bool>> {
         #[derive(Deserialize)]
         struct Row {
-            purged_at: Option<f64>,
+            purged_at: Option<i64>,
         }
         let row: Option<Row> = self
             .db
@@ -398,7 +417,7 @@ impl Store {
     pub async fn mark_purged(&self, id: &str, now: i64) -> Result<()> {
         self.db
             .prepare("UPDATE connection_tombstones SET purged_at = ?2 WHERE id = ?1 AND purged_at IS NULL")
-            .bind(&[s(id), JsValue::from_f64(now as f64)])?
+            .bind(&[s(id), n(now)])?
             .run()
             .await?;
         Ok(())
@@ -413,7 +432,7 @@ impl Store {
         let rows: Vec<Id> = self
             .db
             .prepare("SELECT id FROM connection_tombstones WHERE purged_at IS NULL ORDER BY deleted_at LIMIT ?1")
-            .bind(&[JsValue::from_f64(f64::from(limit))])?
+            .bind(&[n(i64::from(limit))])?
             .all()
             .await?
             .results()?;
@@ -424,7 +443,7 @@ impl Store {
     pub async fn forget_tombstones(&self, before: i64) -> Result<()> {
         self.db
             .prepare("DELETE FROM connection_tombstones WHERE purged_at < ?1")
-            .bind(&[JsValue::from_f64(before as f64)])?
+            .bind(&[n(before)])?
             .run()
             .await?;
         Ok(())
@@ -438,7 +457,7 @@ impl Store {
             .db
             // The legacy table is WITHOUT ROWID: chunks by its key.
             .prepare("DELETE FROM events WHERE (connection_id, occurred_at, source_table, sys_id) IN (SELECT connection_id, occurred_at, source_table, sys_id FROM events WHERE connection_id = ?1 LIMIT ?2)")
-            .bind(&[s(id), JsValue::from_f64(f64::from(budget))])?
+            .bind(&[s(id), n(i64::from(budget))])?
             .run()
             .await?;
         let deleted = r.meta()?.and_then(|m| m.changes).unwrap_or(0);
@@ -468,7 +487,7 @@ impl Store {
         let rows: Vec<Id> = self
             .db
             .prepare("SELECT id FROM connections WHERE alarm_at IS NULL OR alarm_at < ?1 ORDER BY alarm_at LIMIT ?2")
-            .bind(&[s(&rfc3339(now)), JsValue::from_f64(f64::from(limit))])?
+            .bind(&[s(&rfc3339(now)), n(i64::from(limit))])?
             .all()
             .await?
             .results()?;
@@ -505,7 +524,7 @@ impl Store {
         let mut rows: Vec<Row> = self
             .db
             .prepare("SELECT connection_id, kind, sealed, expires_at FROM connection_secrets WHERE key_id != ?1 AND connection_id >= ?3 ORDER BY connection_id, kind LIMIT ?2")
-            .bind(&[s(current_kid), JsValue::from_f64(f64::from(limit)), s(&start)])?
+            .bind(&[s(current_kid), n(i64::from(limit)), s(&start)])?
             .all()
             .await?
             .results()?;
@@ -514,7 +533,7 @@ impl Store {
             let wrapped: Vec<Row> = self
                 .db
                 .prepare("SELECT connection_id, kind, sealed, expires_at FROM connection_secrets WHERE key_id != ?1 AND connection_id < ?3 ORDER BY connection_id, kind LIMIT ?2")
-                .bind(&[s(current_kid), JsValue::from_f64(f64::from(left)), s(&start)])?
+                .bind(&[s(current_kid), n(i64::from(left)), s(&start)])?
                 .all()
                 .await?
                 .results()?;
@@ -585,7 +604,7 @@ pub struct Progress {
 pub struct Fence {
     store: Store,
     id: String,
-    generation: f64,
+    generation: i64,
 }
 
 fn applied(result: &worker::D1Result) -> Result<bool> {
@@ -609,7 +628,7 @@ impl Fence {
     }
 
     fn gen(&self) -> JsValue {
-        JsValue::from_f64(self.generation)
+        n(self.generation)
     }
 
     pub async fn progress(&self, p: &Progress) -> Result<bool> {
@@ -617,7 +636,7 @@ impl Fence {
             .store
             .db
             .prepare("UPDATE connections SET event_count = ?3, backfill_total = ?4, last_pull_at = ?5 WHERE id = ?1 AND generation = ?2")
-            .bind(&[s(&self.id), self.gen(), JsValue::from_f64(p.event_count as f64), JsValue::from_f64(p.backfill_total as f64), s(&rfc3339(p.at))])?
+            .bind(&[s(&self.id), self.gen(), n(p.event_count.try_into().unwrap_or(i64::MAX)), n(p.backfill_total.try_into().unwrap_or(i64::MAX)), s(&rfc3339(p.at))])?
             .run()
             .await?;
         applied(&r)
@@ -642,10 +661,10 @@ impl Fence {
                 self.gen(),
                 s(&rfc3339(p.at)),
                 s(&rfc3339(next_pull_at)),
-                JsValue::from_f64(if backfill_done { 1.0 } else { 0.0 }),
-                JsValue::from_f64(if clear_passing_error { 1.0 } else { 0.0 }),
-                JsValue::from_f64(p.event_count as f64),
-                JsValue::from_f64(p.backfill_total as f64),
+                flag(backfill_done),
+                flag(clear_passing_error),
+                n(p.event_count.try_into().unwrap_or(i64::MAX)),
+                n(p.backfill_total.try_into().unwrap_or(i64::MAX)),
             ])?
             .run()
             .await?;
@@ -673,7 +692,7 @@ impl Fence {
     /// the connect's own warnings (a short token lifespan, no Batch API) and
     /// `pulls_failing` stay as they are, in the same statement.
     pub async fn posture(&self, score: u8, hardening: &[Warning]) -> Result<bool> {
-        let codes = serde_json::to_string(&snc_core::posture::HARDENING_WARNINGS)?;
+        let codes = serde_json::to_string(&snc_core::warning::HARDENING_CODES)?;
         let json = serde_json::to_string(hardening)?;
         let r = self
             .store
@@ -682,7 +701,7 @@ impl Fence {
                 "UPDATE connections SET posture_score = ?3, warnings = (SELECT json_group_array(json(w)) FROM ({KEPT_WARNINGS} NOT IN (SELECT value FROM json_each(?4)) \
                  UNION ALL SELECT value FROM json_each(?5))) WHERE id = ?1 AND generation = ?2"
             ))
-            .bind(&[s(&self.id), self.gen(), JsValue::from_f64(f64::from(score)), s(&codes), s(&json)])?
+            .bind(&[s(&self.id), self.gen(), n(i64::from(score)), s(&codes), s(&json)])?
             .run()
             .await?;
         applied(&r)
