@@ -37,7 +37,10 @@ test("two runs within one second around a late commit: the events API equals gro
     assert.equal((await c.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
     await sim.control("insert", { table: "sysevent", count: 1, created_on: now - 5 });
     assert.equal((await c.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
-    await waitFor("both pulls", async () => (await runs()).length >= runsBefore + 2 && (await c.connection(conn.id)).event_count >= before + 2, 60_000);
+    // On a loaded machine the first pull may not have started when the
+    // second is asked: then one run reads both records. Both must arrive
+    // either way; the same-second pair is asserted over all the cycles.
+    await waitFor("both records", async () => (await runs()).length >= runsBefore + 1 && (await c.connection(conn.id)).event_count >= before + 2, 60_000);
   }
   await c.assertExactlyOnce(sim, await c.connection(conn.id));
   // Every event reads back whole through the events API too, not only the export.
@@ -47,6 +50,6 @@ test("two runs within one second around a late commit: the events API equals gro
   assert.equal(seen.length, exported.length);
   const starts = (await runs()).map((r) => r.started_at);
   const sameSecond = starts.filter((s, i) => i > 0 && s === starts[i - 1]).length;
-  assert.ok(starts.length >= 2 * cycles, `${starts.length} runs`);
+  assert.ok(starts.length >= cycles, `${starts.length} runs`);
   assert.ok(sameSecond >= 1, `no two runs started in the same second: ${starts.join(" ")}`);
 });
