@@ -408,6 +408,15 @@ fn role_is_privileged(role: &Option<RoleInfo>, name: &str) -> bool {
     }
 }
 
+/// The event a rule is looking at: whose connection, which event, and its
+/// time in Unix seconds.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    conn: &'a str,
+    event: &'a Event,
+    at: i64,
+}
+
 impl Detector {
     pub fn new(config: RuleConfig) -> Detector {
         Detector {
@@ -485,6 +494,7 @@ impl Detector {
     }
 
     fn one(&mut self, conn: &str, e: &Event, at: i64, dir: &dyn Directory) -> Vec<Alert> {
+        let seen = Seen { conn, event: e, at };
         let mut out = Vec::new();
         let actor = &e.actor;
         match e.kind {
@@ -492,13 +502,11 @@ impl Detector {
                 if let Some(user) = actor {
                     let t = self.config.failed_login_burst;
                     out.extend(self.count(
-                        conn,
+                        seen,
                         Rule::FailedLoginBurst,
                         user,
                         None,
                         t,
-                        e,
-                        at,
                         actor.clone(),
                     ));
                     self.state
@@ -512,13 +520,11 @@ impl Detector {
                 if let Some(ip) = &e.source_ip {
                     let t = self.config.password_spray;
                     out.extend(self.count(
-                        conn,
+                        seen,
                         Rule::PasswordSpray,
                         ip,
                         actor.as_deref(),
                         t,
-                        e,
-                        at,
                         None,
                     ));
                 }
@@ -534,11 +540,9 @@ impl Detector {
                     if let Some(p) = dir.person(user).filter(|p| !p.active || p.locked_out) {
                         let state = if p.active { "locked-out" } else { "inactive" };
                         out.push(self.single(
-                            conn,
+                            seen,
                             Rule::LoginByInactiveUser,
                             &format!("{user}|{}", at.div_euclid(FOLD_SECS)),
-                            e,
-                            at,
                             format!("Sign-in by {state} account {user}"),
                             format!(
                                 "{user}, an {state} account, signed in{} at {}.",
@@ -559,11 +563,9 @@ impl Detector {
                     if let Some(target) = target {
                         if dir.person(&target).is_some_and(|p| p.privileged) {
                             out.push(self.single(
-                                conn,
+ seen,
                                 Rule::AdminImpersonated,
                                 &format!("{}|{target}|{}", who(actor), at.div_euclid(FOLD_SECS)),
-                                e,
-                                at,
                                 format!("{} impersonated privileged user {target}", who(actor)),
                                 format!("{} started impersonating {target}, who holds a privileged role, at {}{}.", who(actor), e.occurred_at, from_ip(&e.source_ip)),
                             ));
@@ -581,11 +583,9 @@ impl Detector {
                 let enabled = !name.contains("disabled") && !name.ends_with(".end");
                 if enabled && role_is_privileged(&dir.role(&role_name), &role_name) {
                     out.push(self.single(
-                        conn,
+                        seen,
                         Rule::SecurityElevation,
                         &format!("{}|{role_name}|{}", who(actor), at.div_euclid(FOLD_SECS)),
-                        e,
-                        at,
                         format!("{} elevated to {role_name}", who(actor)),
                         format!(
                             "{} elevated to the privileged role {role_name} at {}.",
@@ -605,16 +605,7 @@ impl Detector {
             {
                 if let Some(user) = actor {
                     let t = self.config.mass_delete;
-                    out.extend(self.count(
-                        conn,
-                        Rule::MassDelete,
-                        user,
-                        None,
-                        t,
-                        e,
-                        at,
-                        actor.clone(),
-                    ));
+                    out.extend(self.count(seen, Rule::MassDelete, user, None, t, actor.clone()));
                 }
             }
             Kind::Transaction => {
@@ -623,13 +614,11 @@ impl Detector {
                     if let Some(user) = actor {
                         let t = self.config.bulk_export;
                         out.extend(self.count(
-                            conn,
+                            seen,
                             Rule::BulkExport,
                             user,
                             None,
                             t,
-                            e,
-                            at,
                             actor.clone(),
                         ));
                     }
@@ -646,17 +635,15 @@ impl Detector {
     }
 
     /// An alert of a single event, folded with others of its key.
-    #[allow(clippy::too_many_arguments)]
     fn single(
         &mut self,
-        conn: &str,
+        seen: Seen<'_>,
         rule: Rule,
         key: &str,
-        e: &Event,
-        at: i64,
         title: String,
         summary: String,
     ) -> Alert {
+        let Seen { conn, event: e, at } = seen;
         let w = self
             .state
             .windows
@@ -694,18 +681,16 @@ impl Detector {
     /// Counts an event in the two hopping windows holding its time; an
     /// alert when one reaches the threshold. `distinct` counts distinct
     /// values (users of a spray) instead of events.
-    #[allow(clippy::too_many_arguments)]
     fn count(
         &mut self,
-        conn: &str,
+        seen: Seen<'_>,
         rule: Rule,
         key: &str,
         distinct: Option<&str>,
         t: Threshold,
-        e: &Event,
-        at: i64,
         actor: Option<String>,
     ) -> Vec<Alert> {
+        let Seen { conn, event: e, at } = seen;
         let hop = (t.window_secs / 2).max(1);
         let newest = at.div_euclid(hop) * hop;
         let mut out = Vec::new();
@@ -891,6 +876,7 @@ impl Detector {
         at: i64,
         dir: &dyn Directory,
     ) -> Option<Alert> {
+        let seen = Seen { conn, event: e, at };
         let raw = |f: &str| e.raw.field(f);
         let (grant, role_ref, user) = if e.source_table == "sys_user_has_role" {
             let grant = raw("sys_id")?;
@@ -913,11 +899,9 @@ impl Detector {
         }
         let user = user.unwrap_or_else(|| "an account the inventory does not know yet".into());
         Some(self.single(
-            conn,
+            seen,
             Rule::AdminRoleGranted,
             &grant,
-            e,
-            at,
             format!("{role} granted to {user}"),
             format!(
                 "{} granted the {role} role to {user} at {}.",
@@ -935,6 +919,7 @@ impl Detector {
         at: i64,
         dir: &dyn Directory,
     ) -> Option<Alert> {
+        let seen = Seen { conn, event: e, at };
         let target = e.target.as_ref()?;
         if target.table.as_deref() != Some("sys_properties")
             || target.field.as_deref() != Some("value")
@@ -950,11 +935,9 @@ impl Detector {
             return None;
         }
         let mut alert = self.single(
-            conn,
+            seen,
             Rule::PostureDrift,
             &e.id,
-            e,
-            at,
             format!("{name} changed to a failing value"),
             format!(
                 "{} set {name} to {value:?} at {}; the hardening check expects {}. {}",
