@@ -604,6 +604,9 @@ fn with_sys_id(
     fields
 }
 
+/// An instance's tables by name.
+pub type Tables = HashMap<&'static str, Table>;
+
 /// Parameters of a generated instance.
 pub struct DataSpec<'a> {
     pub seed: u64,
@@ -615,7 +618,9 @@ pub struct DataSpec<'a> {
     pub user_is_admin: bool,
     /// The OAuth application's user (client credentials act as it).
     pub app_user: &'a str,
-    pub posture: crate::posture::Profile,
+    /// Writes the instance's hardening settings (`posture::apply` with a
+    /// profile), at their place in the generator's sequence.
+    pub hardening: &'a dyn Fn(&mut Tables, &mut Generator, i64),
     /// People besides the service accounts.
     pub people: u32,
 }
@@ -811,7 +816,7 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
         spec.release,
         old,
     ));
-    crate::posture::apply(&mut tables, &mut g, spec.posture, old);
+    (spec.hardening)(&mut tables, &mut g, old);
 
     // Events: a share per table, uniform over the window, plus a daily burst.
     let shares = [

@@ -59,7 +59,9 @@ impl State {
             username: &config.username,
             user_is_admin: true,
             app_user: &config.app_user,
-            posture: config.posture,
+            hardening: &|tables, g, created| {
+                crate::posture::apply(tables, g, config.posture, created)
+            },
             people: config.people,
         });
         let mut generator = Generator::new(config.seed.wrapping_add(0xD1CE));
