@@ -3,7 +3,7 @@
 // once for the admin token or an API key, kept in sessionStorage, never in a
 // URL. What it shows follows the caller's scopes (GET /me).
 import { loadCore, mountWizard, api, el } from "./wizard.js";
-import { showHealth } from "./pkg/snc_web.js";
+import { showHealth, pageSections } from "./pkg/snc_web.js";
 
 const base = location.origin;
 const tokenForm = document.getElementById("token-form");
@@ -62,7 +62,8 @@ async function start({ quiet = false } = {}) {
 function show(me) {
   tokenForm.hidden = true;
   const scopes = me.scopes;
-  const admin = scopes.includes("admin");
+  // Which sections this caller's scopes allow: core's decision.
+  const shown = pageSections(scopes);
   const as = { admin_token: "Signed in with the admin token", access: `Signed in as ${me.name} (Cloudflare Access` }[me.kind] ?? `Signed in as ${me.name ?? me.id} (${me.kind}`;
   const who = el("p", { class: "signed-in" }, el("span", { text: `${as}${me.kind === "admin_token" ? " (" : "; "}${scopes.join(", ")}). ` }));
   if (me.kind !== "access") {
@@ -74,26 +75,25 @@ function show(me) {
   const later = [];
   let adminView = null;
   let wizardUp = Promise.resolve();
-  const wizardFirst = admin || scopes.includes("connect");
+  const wizardFirst = shown.wizard;
   if (wizardFirst) {
     const wizardSection = el("section", { "aria-labelledby": "connect-title", class: "card" }, el("h2", { id: "connect-title", class: "section-title", text: "Connect ServiceNow" }));
     sections.push(wizardSection);
     // The wizard reads /settings itself.
     later.push(() => { wizardUp = mountWizard(wizardSection, { apiBase: base, token, onConnected: () => adminView?.refresh() }); });
   }
-  const canRead = admin || scopes.includes("read");
   const section = (id) => {
     const s = el("section", { "aria-labelledby": id, class: "card" });
     sections.push(s);
     return s;
   };
-  if (canRead) {
+  if (shown.connections) {
     // The views are loaded only for those who may use them, and after the
     // wizard is up: the connect page stays small and quick.
     const adminSection = section("connections-title");
-    const keys = admin ? section("keys-title") : null;
-    const sinks = section("sinks-title");
-    const audit = section("audit-title");
+    const keys = shown.keys ? section("keys-title") : null;
+    const sinks = shown.sinks ? section("sinks-title") : null;
+    const audit = shown.audit ? section("audit-title") : null;
     later.push(async () => {
       await wizardUp.catch(() => {});
       // The views are the browser module's second build (crates/web/src/admin).
@@ -101,8 +101,8 @@ function show(me) {
       await views.default({ module_or_path: new URL("./pkg/snc_admin_bg.wasm", import.meta.url) });
       adminView = views.mountAdmin(adminSection, { apiBase: base, token });
       if (keys) views.mountKeys(keys, { apiBase: base, token });
-      views.mountSinks(sinks, { apiBase: base, token, canChange: admin });
-      views.mountAudit(audit, { apiBase: base, token });
+      if (sinks) views.mountSinks(sinks, { apiBase: base, token, canChange: shown.sinksChange });
+      if (audit) views.mountAudit(audit, { apiBase: base, token });
     });
   }
   main.replaceChildren(...sections);

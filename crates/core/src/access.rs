@@ -526,6 +526,36 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
+/// What the hosted page offers a caller with these scopes. The worker
+/// checks every call whatever the page shows: this only keeps the page from
+/// offering what would be refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageSections {
+    /// The connect wizard, first on the page.
+    pub wizard: bool,
+    pub connections: bool,
+    pub keys: bool,
+    pub sinks: bool,
+    /// Whether the sinks' view offers adding, changing and deleting.
+    pub sinks_change: bool,
+    pub audit: bool,
+}
+
+impl PageSections {
+    pub fn for_scopes(scopes: &[Scope]) -> PageSections {
+        let admin = scopes.contains(&Scope::Admin);
+        let read = admin || scopes.contains(&Scope::Read);
+        PageSections {
+            wizard: admin || scopes.contains(&Scope::Connect),
+            connections: read,
+            keys: admin,
+            sinks: read,
+            sinks_change: admin,
+            audit: read,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -803,5 +833,24 @@ mod tests {
         };
         let back: AuditPage = serde_json::from_value(serde_json::to_value(&page).unwrap()).unwrap();
         assert_eq!(back, page);
+    }
+
+    #[test]
+    fn the_page_offers_each_scope_what_its_calls_allow() {
+        let admin = PageSections::for_scopes(&[Scope::Admin]);
+        assert!(admin.wizard && admin.connections && admin.keys && admin.sinks_change);
+        let read = PageSections::for_scopes(&[Scope::Read]);
+        assert!(read.connections && read.sinks && read.audit);
+        assert!(!read.wizard && !read.keys && !read.sinks_change);
+        let connect = PageSections::for_scopes(&[Scope::Connect]);
+        assert_eq!(
+            connect,
+            PageSections {
+                wizard: true,
+                ..PageSections::default()
+            }
+        );
+        let both = PageSections::for_scopes(&[Scope::Connect, Scope::Read]);
+        assert!(both.wizard && both.connections && !both.keys);
     }
 }

@@ -35,3 +35,26 @@ pub use validate::validate_field;
 pub use view::render_health;
 #[cfg(feature = "connect")]
 pub use wizard::mount_wizard;
+
+/// What the hosted page offers a caller with `scopes` (GET /me's list):
+/// `{wizard, connections, keys, sinks, sinksChange, audit}`, core's
+/// `PageSections`, so the page decides nothing of its own.
+#[cfg(feature = "connect")]
+#[wasm_bindgen(js_name = pageSections)]
+pub fn page_sections(scopes: Vec<String>) -> JsValue {
+    use snc_core::access::{PageSections, Scope};
+    let scopes: Vec<Scope> = scopes.iter().filter_map(|s| Scope::parse(s)).collect();
+    let shown = PageSections::for_scopes(&scopes);
+    let out = js_sys::Object::new();
+    for (name, on) in [
+        ("wizard", shown.wizard),
+        ("connections", shown.connections),
+        ("keys", shown.keys),
+        ("sinks", shown.sinks),
+        ("sinksChange", shown.sinks_change),
+        ("audit", shown.audit),
+    ] {
+        let _ = js_sys::Reflect::set(&out, &name.into(), &on.into());
+    }
+    out.into()
+}

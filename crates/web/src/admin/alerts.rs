@@ -12,10 +12,13 @@ use web_sys::{Element, HtmlSelectElement};
 
 use super::details::{AlertPage, EventPage};
 use super::{button, cell, encode, focus, h, head, live, on, on_action, problem_text};
+use crate::api::ApiClient;
 use crate::js::spawn;
 
 pub struct View {
-    connections: Rc<super::connections::View>,
+    client: Rc<ApiClient>,
+    /// Called after an alert's status changed (the connections' counts).
+    changed: Box<dyn Fn()>,
     status: HtmlSelectElement,
     note: Element,
     table: Element,
@@ -40,7 +43,7 @@ impl Action {
     }
 }
 
-pub fn mount(root: &Element, connections: Rc<super::connections::View>) -> Rc<View> {
+pub fn mount(root: &Element, client: Rc<ApiClient>, changed: Box<dyn Fn()>) -> Rc<View> {
     let status = h("select")
         .id("al-status")
         .children(
@@ -62,7 +65,8 @@ pub fn mount(root: &Element, connections: Rc<super::connections::View>) -> Rc<Vi
         .child(h("button").attr("type", "submit").text("Show alerts"))
         .el();
     let view = Rc::new(View {
-        connections,
+        client,
+        changed,
         status: status.unchecked_into(),
         note: live(),
         table: h("table").class("events alerts-table").el(),
@@ -100,7 +104,7 @@ pub async fn load(view: Rc<View>) -> Result<JsValue, JsValue> {
     if !chosen.is_empty() {
         path.push_str(&format!("&status={}", encode(&chosen)));
     }
-    let page: AlertPage = match view.connections.client.fetch(&path).await {
+    let page: AlertPage = match view.client.fetch(&path).await {
         Ok(p) => p,
         Err(p) => {
             super::caption(&view.table, &p.detail);
@@ -192,13 +196,13 @@ async fn set_status(view: Rc<View>, id: String, to: AlertStatus) -> Result<JsVal
     };
     let path = format!("/alerts/{}", encode(&id));
     let body = format!("{{\"status\":\"{}\"}}", to.as_str());
-    let client = view.connections.client.clone();
+    let client = view.client.clone();
     match client.call(ApiMethod::Patch, &path, Some(&body)).await {
         Ok(_) => {
             view.note
                 .set_text_content(Some(&format!("{}: {}.", s.alert.title, to.as_str())));
-            load(view.clone()).await?;
-            super::connections::refresh(view.connections.clone()).await
+            (view.changed)();
+            load(view.clone()).await
         }
         Err(p) => {
             view.note.set_text_content(Some(&problem_text(&p)));
@@ -221,7 +225,7 @@ async fn evidence(view: Rc<View>, id: String) -> Result<JsValue, JsValue> {
         encode(&a.first_seen),
         encode(&String::from(to.to_iso_string()))
     );
-    let page = view.connections.client.fetch::<EventPage>(&path).await;
+    let page = view.client.fetch::<EventPage>(&path).await;
     let (said, events) = match page {
         Ok(p) => {
             let events: Vec<_> = p

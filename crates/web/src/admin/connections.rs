@@ -79,7 +79,7 @@ pub struct View {
     list: Element,
     empty: Element,
     /// Where the activity, posture and accounts views are drawn.
-    pub detail: Element,
+    pane: Rc<super::details::Pane>,
     rows: RefCell<HashMap<String, Rc<Row>>>,
     alerts: RefCell<Option<Rc<super::alerts::View>>>,
     /// The 3 s refresh, stopped when the credential is refused: a revoked
@@ -130,12 +130,16 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
     ] {
         let _ = root.append_child(&part);
     }
+    let client = client(&options);
     let view = Rc::new(View {
-        client: client(&options),
+        pane: Rc::new(super::details::Pane {
+            client: client.clone(),
+            detail,
+        }),
+        client,
         status,
         list: list.clone(),
         empty,
-        detail,
         rows: RefCell::new(HashMap::new()),
         alerts: RefCell::new(None),
         timer: RefCell::new(None),
@@ -159,7 +163,18 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
         let id = form.get_attribute("data-id").unwrap_or_default();
         spawn(Box::pin(reconnect(v.clone(), id, form)));
     });
-    *view.alerts.borrow_mut() = Some(super::alerts::mount(&alerts_box, view.clone()));
+    // An alert's status changed: its connection's count of open alerts too.
+    let v = Rc::downgrade(&view);
+    let changed = move || {
+        if let Some(v) = v.upgrade() {
+            spawn(Box::pin(refresh(v)));
+        }
+    };
+    *view.alerts.borrow_mut() = Some(super::alerts::mount(
+        &alerts_box,
+        view.client.clone(),
+        Box::new(changed),
+    ));
     spawn(Box::pin(refresh(view.clone())));
     let v = view.clone();
     let tick = Closure::<dyn FnMut()>::new(move || spawn(Box::pin(refresh(v.clone()))));
@@ -306,9 +321,9 @@ fn act(view: &Rc<View>, row: &Rc<Row>, action: Action) {
     let c = row.connection.borrow().clone();
     let path = format!("/connections/{}", encode(&c.id));
     match action {
-        Action::Activity => spawn(Box::pin(super::details::activity(view.clone(), c))),
-        Action::Posture => spawn(Box::pin(super::details::posture(view.clone(), c))),
-        Action::Accounts => spawn(Box::pin(super::details::accounts(view.clone(), c))),
+        Action::Activity => spawn(Box::pin(super::details::activity(view.pane.clone(), c))),
+        Action::Posture => spawn(Box::pin(super::details::posture(view.pane.clone(), c))),
+        Action::Accounts => spawn(Box::pin(super::details::accounts(view.pane.clone(), c))),
         Action::Pull => spawn(Box::pin(change(
             view.clone(),
             Change {

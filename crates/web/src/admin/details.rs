@@ -15,9 +15,16 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlInputElement, HtmlSelectElement};
 
-use super::connections::View;
 use super::{button, caption, cell, encode, focus, h, head, live, on, problem_text};
+use crate::api::ApiClient;
 use crate::js::spawn;
+
+/// Where a detail view draws (below the connections' list) and the client
+/// it reads with.
+pub struct Pane {
+    pub client: Rc<ApiClient>,
+    pub detail: Element,
+}
 
 #[derive(Deserialize)]
 pub struct EventPage {
@@ -76,21 +83,21 @@ fn local_to_utc(value: &str) -> String {
 
 /// Puts `parts` in the detail area and focuses its heading, so a screen
 /// reader hears where it is.
-fn draw(view: &View, parts: &[Element]) {
+fn draw(view: &Pane, parts: &[Element]) {
     view.detail.set_text_content(None);
     for p in parts {
         let _ = view.detail.append_child(p);
     }
 }
 
-fn focus_heading(view: &View) {
+fn focus_heading(view: &Pane) {
     if let Ok(Some(heading)) = view.detail.query_selector("h3") {
         let _ = heading.set_attribute("tabindex", "-1");
         focus(&heading);
     }
 }
 
-pub async fn activity(view: Rc<View>, c: Connection) -> Result<JsValue, JsValue> {
+pub async fn activity(view: Rc<Pane>, c: Connection) -> Result<JsValue, JsValue> {
     let kind = h("select")
         .id("f-kind")
         .child(h("option").attr("value", "").text("All kinds"))
@@ -156,7 +163,7 @@ struct ActivityFilters {
     id: String,
 }
 
-async fn load_activity(view: Rc<View>, f: Rc<ActivityFilters>) -> Result<JsValue, JsValue> {
+async fn load_activity(view: Rc<Pane>, f: Rc<ActivityFilters>) -> Result<JsValue, JsValue> {
     let mut q = vec!["limit=1000".to_string()];
     if !f.kind.value().is_empty() {
         q.push(format!("kind={}", encode(&f.kind.value())));
@@ -316,7 +323,7 @@ pub fn draw_chart(target: &Element, events: &[Event], raised: &[StoredAlert]) {
     let _ = target.append_child(&chart);
 }
 
-pub async fn posture(view: Rc<View>, c: Connection) -> Result<JsValue, JsValue> {
+pub async fn posture(view: Rc<Pane>, c: Connection) -> Result<JsValue, JsValue> {
     let summary = h("p").class("posture-score").el();
     let check = button("Check now").class("secondary").el();
     let note = live();
@@ -356,7 +363,7 @@ struct PostureParts {
 }
 
 async fn check_now(
-    view: Rc<View>,
+    view: Rc<Pane>,
     parts: Rc<PostureParts>,
     note: Element,
 ) -> Result<JsValue, JsValue> {
@@ -382,7 +389,7 @@ async fn check_now(
     }
 }
 
-async fn load_posture(view: Rc<View>, parts: Rc<PostureParts>) -> Result<JsValue, JsValue> {
+async fn load_posture(view: Rc<Pane>, parts: Rc<PostureParts>) -> Result<JsValue, JsValue> {
     let path = format!("/connections/{}/posture", encode(&parts.id));
     let answer: PostureAnswer = match view.client.fetch(&path).await {
         Ok(a) => a,
@@ -457,7 +464,7 @@ async fn load_posture(view: Rc<View>, parts: Rc<PostureParts>) -> Result<JsValue
     Ok(JsValue::UNDEFINED)
 }
 
-pub async fn accounts(view: Rc<View>, c: Connection) -> Result<JsValue, JsValue> {
+pub async fn accounts(view: Rc<Pane>, c: Connection) -> Result<JsValue, JsValue> {
     let role = h("input").id("a-role").attr("type", "text").el();
     let active = h("select")
         .id("a-active")
@@ -508,7 +515,7 @@ struct AccountFilters {
     id: String,
 }
 
-async fn load_accounts(view: Rc<View>, f: Rc<AccountFilters>) -> Result<JsValue, JsValue> {
+async fn load_accounts(view: Rc<Pane>, f: Rc<AccountFilters>) -> Result<JsValue, JsValue> {
     let mut q = vec!["limit=500".to_string()];
     let role = f.role.value();
     if !role.trim().is_empty() {
