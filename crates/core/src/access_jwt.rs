@@ -202,6 +202,28 @@ pub fn parse_certs(body: &[u8]) -> Option<Vec<RsaJwk>> {
     )
 }
 
+/// How long fetched keys are trusted, and the least time between two
+/// fetches forced by an unknown `kid` (so junk tokens cannot drive fetches).
+pub const CERTS_TTL_MS: u64 = 600_000;
+pub const CERTS_REFETCH_MIN_MS: u64 = 10_000;
+
+/// Which keys a check asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeysWanted {
+    /// The cached keys while they are fresh.
+    Cached,
+    /// A token named a key the cache lacks: the team may have rotated.
+    Rotated,
+}
+
+/// Whether keys fetched from `cached_url` `age_ms` ago serve a check of
+/// `url` that wants `wanted`, or must be fetched again.
+pub fn cached_keys_serve(cached_url: &str, url: &str, age_ms: u64, wanted: KeysWanted) -> bool {
+    let fresh = cached_url == url && age_ms < CERTS_TTL_MS;
+    let may_refetch = age_ms >= CERTS_REFETCH_MIN_MS;
+    fresh && !(wanted == KeysWanted::Rotated && may_refetch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +310,35 @@ mod tests {
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].kid, "a");
         assert!(parse_certs(b"nope").is_none());
+    }
+
+    #[test]
+    fn cached_keys_serve_until_stale_and_a_rotation_refetches_at_most_every_ten_seconds() {
+        let url = "https://team.cloudflareaccess.com/cdn-cgi/access/certs";
+        assert!(cached_keys_serve(url, url, 0, KeysWanted::Cached));
+        assert!(!cached_keys_serve(
+            url,
+            url,
+            CERTS_TTL_MS,
+            KeysWanted::Cached
+        ));
+        assert!(!cached_keys_serve(
+            "https://other",
+            url,
+            0,
+            KeysWanted::Cached
+        ));
+        assert!(cached_keys_serve(
+            url,
+            url,
+            CERTS_REFETCH_MIN_MS - 1,
+            KeysWanted::Rotated
+        ));
+        assert!(!cached_keys_serve(
+            url,
+            url,
+            CERTS_REFETCH_MIN_MS,
+            KeysWanted::Rotated
+        ));
     }
 }

@@ -82,6 +82,14 @@ pub fn reread_floor(cursors: &[(i64, i64)]) -> Option<i64> {
         .min()
 }
 
+/// Where the hot window's index may start dropping rows: `hot_days` back
+/// from `now`, and never past a minute before what a coming run may read
+/// again (`reread_floor`) and look up in it.
+pub fn hot_cutoff(now: i64, hot_days: i64, cursors: &[(i64, i64)]) -> i64 {
+    let floor = reread_floor(cursors).map_or(i64::MAX, |f| f - 60);
+    (now - hot_days * 86_400).min(floor)
+}
+
 /// The encoded query for records strictly after `after` (or at/after its
 /// second when `sys_id` is empty).
 pub fn after_query(after: &Key) -> String {
@@ -804,6 +812,19 @@ pub(crate) mod tests {
             .filter(|r| r.2 && r.0 >= from)
             .map(|r| r.1.clone())
             .collect()
+    }
+
+    #[test]
+    fn the_hot_window_keeps_what_a_coming_run_reads_again() {
+        let now = 1_000_000;
+        // No cursor near its read: the window alone decides.
+        assert_eq!(hot_cutoff(now, 7, &[(now - 3_600, now)]), now - 7 * 86_400);
+        // A cursor within the overlap of its read a week ago keeps that week.
+        let read_at = now - 8 * 86_400;
+        assert_eq!(
+            hot_cutoff(now, 7, &[(read_at, read_at)]),
+            read_at - OVERLAP_SECS - 60
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use crate::batch::{self, ReadRoute};
 use crate::cursor::{
     read_page, Key, PageError, PageHead, Recovery, TablePull, MAX_PAGE, OVERLAP_SECS,
@@ -16,13 +18,13 @@ use crate::cursor::{
 use crate::events::parse_servicenow_time;
 use crate::events::Event;
 use crate::http::{CallError, HttpRequest, HttpResponse};
-use crate::input::OAuthClient;
+use crate::input::{AuthMethod, OAuthClient};
 use crate::instance_url::InstanceUrl;
 use crate::inventory::{self, InventoryGate, SyncEnd};
 use crate::oauth;
 use crate::problem::ProblemCode;
 use crate::schedule::PullInterval;
-use crate::secret::Secret;
+use crate::secret::{OpenedSecret, Secret, SecretKind};
 use crate::table::{self, ApiAuth, PULL_TABLES};
 
 /// A hibernating instance is tried again hourly.
@@ -48,6 +50,53 @@ pub fn retry_after_failed_slice(n: u32, base_secs: i64) -> i64 {
 /// secret), cut to what a run's detail or a warning shows.
 fn slice_error(error: &str) -> String {
     error.chars().take(300).collect()
+}
+
+/// How a pull slice ended, as the run history shows it.
+#[derive(Debug, PartialEq, Eq, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Caught up on every table.
+    Done,
+    /// The budget ran out with work left: the next alarm continues at once.
+    More,
+    /// Disabled, in error, or gone: nothing to do.
+    Skipped,
+    /// Stopped on a lasting problem (the connection is now in error).
+    Failed,
+    /// A passing problem (rate limit, outage): retried at `next`.
+    Deferred,
+    /// The connection was changed (reconnect, disable, delete) under the
+    /// run: it stopped without writing the connection's state.
+    Superseded,
+}
+
+impl RunOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Done => "done",
+            RunOutcome::More => "more",
+            RunOutcome::Skipped => "skipped",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Deferred => "deferred",
+            RunOutcome::Superseded => "superseded",
+        }
+    }
+}
+
+/// The alarm of a connection that is not pulling (disabled, or in an error
+/// only an admin can clear) still fires daily, to apply the retention.
+pub const MAINTENANCE_SECS: i64 = 86_400;
+
+/// When the pull after a slice that ended with `outcome` is due: at once
+/// (one second) after the admin changed the connection under it, when the
+/// run asked, or a maintenance day later.
+pub fn next_pull_at(outcome: RunOutcome, asked: Option<i64>, now: i64) -> i64 {
+    match (outcome, asked) {
+        (RunOutcome::Superseded, _) => now + 1,
+        (_, Some(at)) => at,
+        (_, None) => now + MAINTENANCE_SECS,
+    }
 }
 
 /// The detail of a run that failed inside the worker.
@@ -132,6 +181,51 @@ pub enum RunAuth {
         username: String,
         password: Secret,
     },
+}
+
+impl RunAuth {
+    /// The credentials a run of a connection made with `method` calls with,
+    /// from its opened secrets; `None` when one the method needs is not
+    /// stored (the connection must be reconnected).
+    pub fn from_stored(
+        method: AuthMethod,
+        username: &str,
+        client_id: Option<&str>,
+        secrets: Vec<OpenedSecret>,
+    ) -> Option<RunAuth> {
+        let (mut password, mut client_secret, mut refresh, mut access) = (None, None, None, None);
+        for s in secrets {
+            match s.kind {
+                SecretKind::Password => password = Some(s.secret),
+                SecretKind::ClientSecret => client_secret = Some(s.secret),
+                SecretKind::RefreshToken => refresh = Some(s.secret),
+                SecretKind::AccessToken => access = Some((s.secret, s.expires_at.unwrap_or(0))),
+            }
+        }
+        let client = client_id
+            .zip(client_secret)
+            .map(|(client_id, client_secret)| OAuthClient {
+                client_id: client_id.to_string(),
+                client_secret,
+            });
+        match (method, client, refresh, password) {
+            (AuthMethod::Oauth, Some(client), Some(refresh), _) => Some(RunAuth::OAuth {
+                client,
+                renewal: TokenRenewal::RefreshToken(refresh),
+                access,
+            }),
+            (AuthMethod::ClientCredentials, Some(client), _, _) => Some(RunAuth::OAuth {
+                client,
+                renewal: TokenRenewal::ClientCredentials,
+                access,
+            }),
+            (AuthMethod::Basic, _, _, Some(password)) => Some(RunAuth::Basic {
+                username: username.to_string(),
+                password,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// How an OAuth connection gets its next access token.
@@ -961,6 +1055,70 @@ impl PullRun {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_next_pull_is_what_the_run_asked_or_a_maintenance_day() {
+        assert_eq!(next_pull_at(RunOutcome::Superseded, Some(500), 100), 101);
+        assert_eq!(next_pull_at(RunOutcome::Done, Some(500), 100), 500);
+        assert_eq!(
+            next_pull_at(RunOutcome::Skipped, None, 100),
+            100 + MAINTENANCE_SECS
+        );
+    }
+
+    #[test]
+    fn a_run_calls_with_what_its_method_needs_of_the_stored_secrets() {
+        let opened = |kind, value: &str, expires_at| OpenedSecret {
+            kind,
+            secret: Secret::new(value),
+            expires_at,
+        };
+        let stored = vec![
+            opened(SecretKind::RefreshToken, "r", None),
+            opened(SecretKind::AccessToken, "a", Some(99)),
+            opened(SecretKind::ClientSecret, "s", None),
+        ];
+        match RunAuth::from_stored(AuthMethod::Oauth, "svc", Some("cid"), stored.clone()) {
+            Some(RunAuth::OAuth {
+                client,
+                renewal: TokenRenewal::RefreshToken(r),
+                access: Some((a, 99)),
+            }) => {
+                assert_eq!(
+                    (client.client_id.as_str(), client.client_secret.expose()),
+                    ("cid", "s")
+                );
+                assert_eq!((r.expose(), a.expose()), ("r", "a"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            RunAuth::from_stored(
+                AuthMethod::ClientCredentials,
+                "",
+                Some("cid"),
+                stored.clone()
+            ),
+            Some(RunAuth::OAuth {
+                renewal: TokenRenewal::ClientCredentials,
+                ..
+            })
+        ));
+        // Without its client ID or a needed secret, nothing to call with.
+        assert!(RunAuth::from_stored(AuthMethod::Oauth, "svc", None, stored.clone()).is_none());
+        assert!(RunAuth::from_stored(AuthMethod::Basic, "svc", None, stored).is_none());
+        match RunAuth::from_stored(
+            AuthMethod::Basic,
+            "svc",
+            None,
+            vec![opened(SecretKind::Password, "pw", None)],
+        ) {
+            Some(RunAuth::Basic { username, password }) => {
+                assert_eq!((username.as_str(), password.expose()), ("svc", "pw"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn failed_slices_back_off_to_an_hour_and_warn_with_the_count() {
         use super::{failed_slice_detail, pulls_failing_warning, retry_after_failed_slice};

@@ -40,6 +40,48 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// What a sealed value is, as stored in `connection_secrets.kind`; the kind
+/// is also part of what the seal is bound to, so one kind cannot be opened
+/// as another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SecretKind {
+    RefreshToken,
+    AccessToken,
+    ClientSecret,
+    Password,
+}
+
+impl SecretKind {
+    pub const ALL: [SecretKind; 4] = [
+        SecretKind::RefreshToken,
+        SecretKind::AccessToken,
+        SecretKind::ClientSecret,
+        SecretKind::Password,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretKind::RefreshToken => "refresh_token",
+            SecretKind::AccessToken => "access_token",
+            SecretKind::ClientSecret => "client_secret",
+            SecretKind::Password => "password",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<SecretKind> {
+        SecretKind::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
+/// A connection's secret as stored, opened: its kind, its value and, for an
+/// access token, when it expires (Unix seconds).
+#[derive(Clone, Debug)]
+pub struct OpenedSecret {
+    pub kind: SecretKind,
+    pub secret: Secret,
+    pub expires_at: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,7 +99,7 @@ fn injected_purge_fault(faults: u32) -> bool {
 /// Deletes objects under the connection's prefix, at most `budget` of
 /// them; true once none is left. A large archive is purged over several
 /// steps (the object's alarm, then the cron), never in one unbounded call.
-/// `faults`: `config::test_purge_faults`.
+/// `faults`: `Config::test_purge_faults`.
 pub async fn purge(bucket: &Bucket, connection_id: &str, budget: u32, faults: u32) -> Result<bool> {
     let prefix = archive::connection_prefix(connection_id);
     let mut left = budget.max(1);

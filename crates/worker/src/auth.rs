@@ -6,13 +6,13 @@
 use std::cell::RefCell;
 
 use snc_core::access::{self, Actor, ActorKind, Caller, CredentialKind, Presented};
-use snc_core::access_jwt::{self, AccessConfig, AccessIdentity, JwtRefusal, RsaJwk};
+use snc_core::access_jwt::{self, AccessIdentity, JwtRefusal, KeysWanted, RsaJwk};
 use subtle::ConstantTimeEq;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{console_log, Headers, Request};
 
-use crate::config::Config;
+use crate::config::{AccessSettings, Config};
 use crate::d1::credentials::AccessStore;
 
 /// Why a request has no caller.
@@ -190,18 +190,6 @@ async fn check_bearer(
     })
 }
 
-/// Access settings: the checks' values and where the keys are read.
-#[derive(Clone)]
-pub struct AccessSettings {
-    pub config: AccessConfig,
-    pub certs_url: String,
-}
-
-/// How long fetched keys are trusted, and the least time between two
-/// fetches forced by an unknown `kid` (so junk tokens cannot drive fetches).
-const CERTS_TTL_MS: u64 = 600_000;
-const CERTS_REFETCH_MIN_MS: u64 = 10_000;
-
 struct CertsCache {
     url: String,
     fetched_ms: u64,
@@ -214,14 +202,12 @@ thread_local! {
     static CERTS: RefCell<Option<CertsCache>> = const { RefCell::new(None) };
 }
 
-async fn keys(url: &str, force: bool) -> Vec<RsaJwk> {
+async fn keys(url: &str, wanted: KeysWanted) -> Vec<RsaJwk> {
     let now = crate::now_ms();
     let cached = CERTS.with(|c| {
         c.borrow().as_ref().and_then(|c| {
             let age = now.saturating_sub(c.fetched_ms);
-            let fresh = c.url == url && age < CERTS_TTL_MS;
-            let may_refetch = age >= CERTS_REFETCH_MIN_MS;
-            (fresh && !(force && may_refetch)).then(|| c.keys.clone())
+            access_jwt::cached_keys_serve(&c.url, url, age, wanted).then(|| c.keys.clone())
         })
     });
     if let Some(keys) = cached {
@@ -282,13 +268,13 @@ async fn verify_access(
     now: i64,
 ) -> Result<AccessIdentity, JwtRefusal> {
     let token = access_jwt::parse(jwt)?;
-    let mut jwk = keys(&access.certs_url, false)
+    let mut jwk = keys(&access.certs_url, KeysWanted::Cached)
         .await
         .into_iter()
         .find(|k| k.kid == token.kid);
     if jwk.is_none() {
         // Keys rotate: an unknown kid may be a new key.
-        jwk = keys(&access.certs_url, true)
+        jwk = keys(&access.certs_url, KeysWanted::Rotated)
             .await
             .into_iter()
             .find(|k| k.kid == token.kid);

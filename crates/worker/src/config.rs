@@ -1,10 +1,15 @@
-//! The worker's configuration (wrangler.toml vars and secrets), read once per
-//! request into core types.
+//! The worker's configuration (wrangler.toml vars and secrets): every
+//! variable is read here, once per request or alarm, into core types.
 
 use snc_core::access::FailurePolicy;
+use std::time::Duration;
+
 use snc_core::access_jwt::AccessConfig;
+use snc_core::cursor::MAX_PAGE;
+use snc_core::detect::RuleConfig;
 use snc_core::instance_url::HostPolicy;
 use snc_core::release::ReleaseRange;
+use snc_core::schedule::PullInterval;
 use snc_core::seal::KeyRing;
 use worker::Env;
 
@@ -25,13 +30,71 @@ pub struct Config {
     /// the default 32 MB): a larger page is asked again smaller.
     pub answer_cap: usize,
     /// Cloudflare Access sign-in, with `ACCESS_TEAM_DOMAIN` and `ACCESS_AUD`.
-    pub access: Option<crate::auth::AccessSettings>,
+    pub access: Option<AccessSettings>,
     /// Failed credentials allowed per client address in 5 minutes
     /// (`FAILED_CREDENTIALS_LIMIT`, default 10).
     pub failures: FailurePolicy,
     /// Connections one non-admin key may have made (`CONNECTIONS_PER_KEY`,
     /// 1 to 10,000, default 50).
     pub connections_per_key: u32,
+    /// `INSTANCE_HOSTS` and `ALLOW_LOOPBACK_INSTANCES` as written, for the
+    /// page to validate as the worker does.
+    pub instance_hosts: String,
+    pub allow_loopback: bool,
+    /// `PULL_INTERVAL_SECS`, 30 to 3,600, default 300: seconds between the
+    /// pulls of a caught-up connection.
+    pub pull_interval: PullInterval,
+    /// `PULLS_PAUSED=true`: no connection pulls or forwards (an operator's
+    /// stop).
+    pub pulls_paused: bool,
+    /// `PULL_BUDGET_MS` (default 20,000, at least 1,000), `PULL_MAX_CALLS`
+    /// (default 40) and `PULL_PAGE_SIZE` (default and most: core's page):
+    /// one pull slice's limits.
+    pub pull_budget_ms: u64,
+    pub pull_max_calls: u32,
+    pub pull_page_size: u32,
+    /// `EVENT_HOT_DAYS`, default 7, at least 1: how far back the object's
+    /// event index reaches (docs/architecture.md, "The hot window"). Older
+    /// events are read from their archived pages. At least a day, so the
+    /// pull's overlap (minutes) always finds what it re-reads in the index.
+    pub hot_days: i64,
+    /// `EVENT_RETENTION_DAYS`, default 90.
+    pub retention_days: i64,
+    /// `SLICE_RETRY_SECS`, default 60: the first wait after a slice failed
+    /// inside the worker (it doubles with each failure in a row, to an hour).
+    pub slice_retry_secs: i64,
+    /// `PURGE_OBJECTS_PER_STEP`, default 10,000: archive objects a deleted
+    /// connection's purge removes per step (its alarm goes on with the rest).
+    pub purge_objects_per_step: u32,
+    /// `TEST_PURGE_FAULTS`, default 0, for tests only: how many purge steps
+    /// fail after their first deletes, as R2 failing in the middle of a
+    /// purge would (the local bucket cannot be made to fail). Counted per
+    /// isolate; a var only (never a secret, where it would sit unseen).
+    pub test_purge_faults: u32,
+    /// `EVENTS_PAGES_PER_READ`, default 24: archived pages one events read
+    /// may open (the range before the hot window); a read that runs out
+    /// answers a cursor to go on with, so a sparse filter over months cannot
+    /// tie up the connection's object.
+    pub events_pages_per_read: u32,
+    /// `DETECTION_THRESHOLDS` over the rules' defaults.
+    pub rules: RuleConfig,
+    /// `SINK_TIMEOUT_MS`, default 10 s, at least 100 ms: one call to a sink.
+    pub sink_deadline: Duration,
+    /// `SINK_BACKOFF_MAX_SECS`: the longest wait between a sink's tries (an
+    /// hour).
+    pub sink_backoff_max_secs: i64,
+}
+
+/// Access settings: the checks' values and where the keys are read.
+#[derive(Clone)]
+pub struct AccessSettings {
+    pub config: AccessConfig,
+    pub certs_url: String,
+}
+
+/// A number variable: `None` when absent or not a number.
+fn number<T: std::str::FromStr>(env: &Env, name: &str) -> Option<T> {
+    text(env, name).and_then(|v| v.trim().parse().ok())
 }
 
 fn text(env: &Env, name: &str) -> Option<String> {
@@ -49,7 +112,7 @@ impl Config {
             text(env, "ACCESS_TEAM_DOMAIN").as_deref(),
             text(env, "ACCESS_AUD").as_deref(),
         )
-        .map(|config| crate::auth::AccessSettings {
+        .map(|config| AccessSettings {
             // Tests serve their own certs; a deployment always reads the
             // team's, so the override needs the loopback (test) setting.
             certs_url: text(env, "ACCESS_CERTS_URL")
@@ -69,6 +132,41 @@ impl Config {
             failures.limit = limit;
         }
         Config {
+            instance_hosts: text(env, "INSTANCE_HOSTS").unwrap_or_default(),
+            allow_loopback: loopback.as_deref().map(str::trim) == Some("true"),
+            pull_interval: PullInterval::from_config(text(env, "PULL_INTERVAL_SECS").as_deref()),
+            pulls_paused: text(env, "PULLS_PAUSED").is_some_and(|v| v.trim() == "true"),
+            pull_budget_ms: number(env, "PULL_BUDGET_MS").map_or(20_000, |ms: u64| ms.max(1_000)),
+            pull_max_calls: number(env, "PULL_MAX_CALLS").map_or(40, |n: u32| n.max(1)),
+            pull_page_size: number(env, "PULL_PAGE_SIZE")
+                .map_or(MAX_PAGE, |n: u32| n.clamp(1, MAX_PAGE)),
+            hot_days: number(env, "EVENT_HOT_DAYS")
+                .filter(|d: &i64| *d >= 1)
+                .unwrap_or(7),
+            retention_days: number(env, "EVENT_RETENTION_DAYS")
+                .filter(|d: &i64| *d > 0)
+                .unwrap_or(90),
+            slice_retry_secs: number(env, "SLICE_RETRY_SECS")
+                .filter(|s: &i64| *s >= 1)
+                .unwrap_or(60),
+            purge_objects_per_step: number(env, "PURGE_OBJECTS_PER_STEP")
+                .filter(|n: &u32| *n >= 1)
+                .unwrap_or(10_000),
+            test_purge_faults: env
+                .var("TEST_PURGE_FAULTS")
+                .ok()
+                .and_then(|v| v.to_string().trim().parse().ok())
+                .unwrap_or(0),
+            events_pages_per_read: number(env, "EVENTS_PAGES_PER_READ")
+                .filter(|n: &u32| *n >= 1)
+                .unwrap_or(24),
+            rules: rule_config(text(env, "DETECTION_THRESHOLDS")),
+            sink_deadline: number(env, "SINK_TIMEOUT_MS")
+                .filter(|ms: &u64| *ms >= 100)
+                .map_or(Duration::from_secs(10), Duration::from_millis),
+            sink_backoff_max_secs: number(env, "SINK_BACKOFF_MAX_SECS")
+                .filter(|s: &i64| *s >= 1)
+                .unwrap_or(snc_core::forward::MAX_RETRY_SECS),
             access,
             failures,
             admin_token: text(env, "ADMIN_TOKEN"),
@@ -113,83 +211,13 @@ impl Config {
     }
 }
 
-/// `EVENT_HOT_DAYS`, default 7, at least 1: how far back the object's event
-/// index reaches (docs/architecture.md, "The hot window"). Older events are
-/// read from their archived pages. At least a day, so the pull's overlap
-/// (minutes) always finds what it re-reads in the index.
-pub fn hot_days(env: &Env) -> i64 {
-    text(env, "EVENT_HOT_DAYS")
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|d: &i64| *d >= 1)
-        .unwrap_or(7)
-}
-
-/// `PULL_INTERVAL_SECS`, 30 to 3,600, default 300: seconds between the
-/// pulls of a caught-up connection.
-pub fn pull_interval(env: &Env) -> snc_core::schedule::PullInterval {
-    snc_core::schedule::PullInterval::from_config(text(env, "PULL_INTERVAL_SECS").as_deref())
-}
-
-/// `PULLS_PAUSED=true`: no connection pulls or forwards (an operator's stop).
-pub fn pulls_paused(env: &Env) -> bool {
-    text(env, "PULLS_PAUSED").is_some_and(|v| v.trim() == "true")
-}
-
-/// `TEST_PURGE_FAULTS`, default 0, for tests only: how many purge steps
-/// fail after their first deletes, as R2 failing in the middle of a purge
-/// would (the local bucket cannot be made to fail). Counted per isolate.
-pub fn test_purge_faults(env: &Env) -> u32 {
-    // A var only (never a secret, where it would sit unseen).
-    env.var("TEST_PURGE_FAULTS")
-        .ok()
-        .and_then(|v| v.to_string().trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// `PURGE_OBJECTS_PER_STEP`, default 10,000: archive objects a deleted
-/// connection's purge removes per step (its alarm goes on with the rest).
-pub fn purge_objects_per_step(env: &Env) -> u32 {
-    text(env, "PURGE_OBJECTS_PER_STEP")
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|n: &u32| *n >= 1)
-        .unwrap_or(10_000)
-}
-
-/// `EVENTS_PAGES_PER_READ`, default 24: archived pages one events read may
-/// open (the range before the hot window); a read that runs out answers a
-/// cursor to go on with, so a sparse filter over months cannot tie up the
-/// connection's object.
-pub fn events_pages_per_read(env: &Env) -> u32 {
-    text(env, "EVENTS_PAGES_PER_READ")
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|n: &u32| *n >= 1)
-        .unwrap_or(24)
-}
-
-/// `SLICE_RETRY_SECS`, default 60: the first wait after a slice failed
-/// inside the worker (it doubles with each failure in a row, to an hour).
-pub fn slice_retry_secs(env: &Env) -> i64 {
-    text(env, "SLICE_RETRY_SECS")
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|s: &i64| *s >= 1)
-        .unwrap_or(60)
-}
-
-/// `EVENT_RETENTION_DAYS`, default 90.
-pub fn retention_days(env: &Env) -> i64 {
-    text(env, "EVENT_RETENTION_DAYS")
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|d: &i64| *d > 0)
-        .unwrap_or(90)
-}
-
 /// `DETECTION_THRESHOLDS`: JSON overriding the rules' defaults, e.g.
 /// `{"failed_login_burst":{"count":5,"window_secs":300}}`. What does not
 /// parse or validate is logged and the defaults apply, so a typo never
 /// switches detections off.
-pub fn rule_config(env: &Env) -> snc_core::detect::RuleConfig {
-    let defaults = snc_core::detect::RuleConfig::default();
-    let Some(raw) = text(env, "DETECTION_THRESHOLDS").filter(|v| !v.trim().is_empty()) else {
+fn rule_config(raw: Option<String>) -> RuleConfig {
+    let defaults = RuleConfig::default();
+    let Some(raw) = raw.filter(|v| !v.trim().is_empty()) else {
         return defaults;
     };
     let merged = serde_json::to_value(defaults).ok().and_then(|mut base| {
@@ -197,7 +225,7 @@ pub fn rule_config(env: &Env) -> snc_core::detect::RuleConfig {
         for (k, v) in patch.as_object()? {
             base.as_object_mut()?.insert(k.clone(), v.clone());
         }
-        serde_json::from_value::<snc_core::detect::RuleConfig>(base).ok()
+        serde_json::from_value::<RuleConfig>(base).ok()
     });
     match merged.map(|c| c.validate().map(|_| c)) {
         Some(Ok(c)) => c,

@@ -93,7 +93,7 @@ pub async fn run(env: &Env) -> Result<usize> {
     summarise_refusals(env, &access, now, &failures).await?;
     access.sweep(now, &failures).await?;
     crate::d1::audit::AuditLog::new(env.d1("DB")?)
-        .trim(now - crate::config::retention_days(env) * 86_400)
+        .trim(now - crate::config::Config::from_env(env).retention_days * 86_400)
         .await?;
     // Deleted connections whose purge stopped (a failure, a lost alarm):
     // on with it; tombstones purged before the retention go.
@@ -103,7 +103,7 @@ pub async fn run(env: &Env) -> Result<usize> {
         }
     }
     store
-        .forget_tombstones(now - crate::config::retention_days(env) * 86_400)
+        .forget_tombstones(now - crate::config::Config::from_env(env).retention_days * 86_400)
         .await?;
     let overdue = store.overdue(now - GRACE_SECS, WAKE_PER_RUN).await?;
     let mut woken = 0;

@@ -2,42 +2,11 @@
 //! value is bound to (`<connection id>/<kind>`) and the fresh nonce.
 
 use snc_core::seal::{KeyRing, SealingKey};
-use snc_core::secret::Secret;
+use snc_core::secret::{Secret, SecretKind};
 use worker::{console_log, Result};
 
 use crate::d1::connections::{SealedSecret, SecretRow, Store};
 use crate::random_bytes;
-
-/// What a sealed value is, as stored in `connection_secrets.kind`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SecretKind {
-    RefreshToken,
-    AccessToken,
-    ClientSecret,
-    Password,
-}
-
-impl SecretKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SecretKind::RefreshToken => "refresh_token",
-            SecretKind::AccessToken => "access_token",
-            SecretKind::ClientSecret => "client_secret",
-            SecretKind::Password => "password",
-        }
-    }
-
-    pub fn parse(kind: &str) -> Option<SecretKind> {
-        [
-            SecretKind::RefreshToken,
-            SecretKind::AccessToken,
-            SecretKind::ClientSecret,
-            SecretKind::Password,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == kind)
-    }
-}
 
 /// Seals a stored value again under the current key, if it is still the
 /// value read (a concurrent reconnect's newer one stays). `true` when written.
@@ -47,23 +16,14 @@ pub async fn reseal(
     connection_id: &str,
     row: &SecretRow,
 ) -> Result<bool> {
-    let Some(kind) = SecretKind::parse(&row.kind) else {
-        return Ok(false);
-    };
-    let Ok(secret) = ring.open(&row.sealed, &context(connection_id, &row.kind)) else {
+    let Ok(secret) = ring.open(&row.sealed, &context(connection_id, row.kind)) else {
         return Ok(false);
     };
     let expires_at = row
         .expires_at
         .as_deref()
         .and_then(snc_core::clock::parse_rfc3339);
-    let fresh = seal(
-        ring.current(),
-        connection_id,
-        kind.as_str(),
-        &secret,
-        expires_at,
-    )?;
+    let fresh = seal(ring.current(), connection_id, row.kind, &secret, expires_at)?;
     store.reseal(connection_id, &row.sealed, &fresh).await
 }
 
@@ -76,7 +36,7 @@ pub async fn reseal_stale(store: &Store, ring: &KeyRing, limit: u32) -> Result<u
             Ok(true) => done += 1,
             Ok(false) => console_log!(
                 "rotation: a {} of {connection_id} opens under no configured key",
-                row.kind
+                row.kind.as_str()
             ),
             Err(e) => console_log!("rotation: {connection_id}: {e}"),
         }
@@ -85,14 +45,14 @@ pub async fn reseal_stale(store: &Store, ring: &KeyRing, limit: u32) -> Result<u
 }
 
 /// What a sealed value is bound to: another row or purpose cannot open it.
-pub fn context(connection_id: &str, kind: &str) -> String {
-    format!("{connection_id}/{kind}")
+pub fn context(connection_id: &str, kind: SecretKind) -> String {
+    format!("{connection_id}/{}", kind.as_str())
 }
 
 pub fn seal(
     key: &SealingKey,
     connection_id: &str,
-    kind: &'static str,
+    kind: SecretKind,
     secret: &Secret,
     expires_at: Option<i64>,
 ) -> Result<SealedSecret> {

@@ -3,38 +3,38 @@
 //! alarm fires to the second: the next pull, a Retry-After, an hourly
 //! hibernation retry, or the next slice of a long backfill).
 //!
-//! The worker talks to it through the functions at the bottom (`wake`,
-//! `delete`, `events`, `runs`); the object answers internal requests only,
-//! never the public API.
+//! The worker talks to it through `client.rs` (`wake`, `delete`, `events`,
+//! `runs`, …); the object answers internal requests only, never the public
+//! API. Its storage is `plane/`, its reads of events `reads.rs`.
 
+mod client;
 mod inventory;
 mod outbox;
 mod plane;
 mod posture;
 pub mod pull;
+mod reads;
 mod upgrade;
 
 use std::cell::Cell;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
-use snc_core::archive;
-use snc_core::events::Event;
 use worker::{
-    console_log, durable_object, Bucket, DurableObject, Env, Method, Request, RequestInit,
-    Response, Result, State,
+    console_log, durable_object, Bucket, DurableObject, Env, Method, Request, Response, Result,
+    State,
 };
 
+use crate::config::Config;
 use crate::d1::connections::{Fence, Store};
 use crate::{now, now_ms};
-pub use plane::{Account, AccountsQuery, IndexQuery, RunRow};
-use plane::{Order, Plane};
+pub use client::*;
+pub use plane::{AccountsQuery, IndexQuery};
+use plane::{Plane, RunRow};
 use pull::{RunOutcome, Slice};
+use reads::{read_events, EventsRead};
 
-/// The alarm of a connection that is not pulling (disabled, or in an error
-/// only an admin can clear) still fires daily, to apply the retention.
-const MAINTENANCE_SECS: i64 = 86_400;
 /// The object's count of slices failed in a row (meta key).
 const FAILED_SLICES: &str = "failed_slices";
 /// How long a delete waits for a running slice to reach its next step.
@@ -56,27 +56,6 @@ pub struct ConnectionObject {
     /// This instance has created its tables: later opens skip the DDL (and
     /// a deleted object's tables are never made again by a late step).
     schema_ready: Cell<bool>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Wake {
-    connection_id: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct KeepPosture {
-    connection_id: String,
-    report: snc_core::posture::PostureReport,
-    /// The checked properties' sys_ids → names.
-    #[serde(default)]
-    property_ids: std::collections::HashMap<String, String>,
-}
-
-/// An alert to send to the connection's sinks again (its status changed).
-#[derive(Serialize, Deserialize)]
-struct FeedAlert {
-    connection_id: String,
-    alert: snc_core::detect::Alert,
 }
 
 impl DurableObject for ConnectionObject {
@@ -123,10 +102,9 @@ impl DurableObject for ConnectionObject {
                 let read = self.read_events(&q).await?;
                 Response::from_json(&read)
             }
-            (Method::Get, "/runs") => {
-                let runs = self.plane()?.runs(50)?;
-                Response::from_json(&json!({ "runs": runs }))
-            }
+            (Method::Get, "/runs") => Response::from_json(&Runs {
+                runs: self.plane()?.runs(50)?,
+            }),
             (Method::Post, "/posture") => {
                 // A report read with the connect: kept as the first check.
                 let body: KeepPosture = req.json().await?;
@@ -142,13 +120,12 @@ impl DurableObject for ConnectionObject {
             }
             (Method::Get, "/posture") => {
                 let plane = self.plane()?;
-                let latest = plane
-                    .latest_posture()?
-                    .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok());
-                Response::from_json(&json!({
-                    "latest": latest,
-                    "history": plane.posture_history(400)?,
-                }))
+                Response::from_json(&PostureRead {
+                    latest: plane
+                        .latest_posture()?
+                        .and_then(|r| serde_json::from_str(&r).ok()),
+                    history: plane.posture_history(400)?,
+                })
             }
             (Method::Post, "/posture/check") => {
                 let wake: Wake = req.json().await?;
@@ -281,7 +258,7 @@ impl ConnectionObject {
     /// several in a row show on the connection. Returns when to try again.
     async fn slice_failed(&self, started: i64, error: &str) -> i64 {
         console_log!("connection object: slice failed inside the worker: {error}");
-        let base = crate::config::slice_retry_secs(&self.env);
+        let base = Config::from_env(&self.env).slice_retry_secs;
         let Ok(plane) = self.plane() else {
             return now() + base;
         };
@@ -298,7 +275,7 @@ impl ConnectionObject {
                 plane.record_run(&RunRow {
                     started_at: snc_core::clock::rfc3339(started),
                     finished_at: snc_core::clock::rfc3339(now()),
-                    outcome: RunOutcome::Failed.as_str().to_string(),
+                    outcome: RunOutcome::Failed,
                     detail: Some(snc_core::pull_run::failed_slice_detail(error)),
                     events: 0,
                     calls: 0,
@@ -384,7 +361,7 @@ impl ConnectionObject {
         if self.deleted.get() {
             return Ok(None);
         }
-        if crate::config::pulls_paused(&self.env) {
+        if Config::from_env(&self.env).pulls_paused {
             return Ok(Some(schedule.next_alarm(now(), None)));
         }
         // A delete during the pull (whose call to this object may have
@@ -418,9 +395,9 @@ impl ConnectionObject {
         row: &crate::d1::connections::ConnectionRow,
     ) -> Result<Option<i64>> {
         let id = row.id.as_str();
-        let interval = crate::config::pull_interval(&self.env);
-        if crate::config::pulls_paused(&self.env) {
-            return Ok(Some(now() + interval.secs()));
+        let config = Config::from_env(&self.env);
+        if config.pulls_paused {
+            return Ok(Some(now() + config.pull_interval.secs()));
         }
         // A deployment upgraded from before the event plane: this
         // connection's rows move over first, a bounded chunk per alarm.
@@ -439,12 +416,12 @@ impl ConnectionObject {
         }
         // Retention after the pull, so a backfill's last slice already drops
         // what it fetched from before the retention.
-        let retention_days = crate::config::retention_days(&self.env);
+        let retention_days = config.retention_days;
         let (dropped, expired) = plane.apply_retention(now() - retention_days * 86_400)?;
         crate::archive::delete(bucket, &expired).await?;
         // The index keeps the hot window; older events stay in their pages.
         // Never past what a coming run may read again and look up in it.
-        let hot_days = crate::config::hot_days(&self.env).min(retention_days);
+        let hot_days = config.hot_days.min(retention_days);
         let positions: Vec<(i64, i64)> = plane
             .cursors()?
             .iter()
@@ -453,8 +430,7 @@ impl ConnectionObject {
                 Some((at, c.read_at?))
             })
             .collect();
-        let floor = snc_core::cursor::reread_floor(&positions).map_or(i64::MAX, |f| f - 60);
-        let moved = plane.trim_hot((now() - hot_days * 86_400).min(floor))?;
+        let moved = plane.trim_hot(snc_core::cursor::hot_cutoff(now(), hot_days, &positions))?;
         if moved > 0 {
             console_log!("hot window: {moved} index rows older than {hot_days} days left the index (their pages keep them)");
         }
@@ -467,20 +443,20 @@ impl ConnectionObject {
             plane.record_run(&RunRow {
                 started_at: snc_core::clock::rfc3339(started),
                 finished_at: snc_core::clock::rfc3339(now()),
-                outcome: end.outcome.as_str().to_string(),
+                outcome: end.outcome,
                 detail: stats.detail.clone(),
                 events: stats.events.try_into().unwrap_or(i64::MAX),
                 calls: i64::from(stats.calls),
                 statements: stats.statements.try_into().unwrap_or(i64::MAX),
             })?;
         }
-        Ok(Some(match (end.outcome, end.next_at) {
-            // The admin changed the connection under the slice: look again
-            // with the new row (its change also woke the object).
-            (RunOutcome::Superseded, _) => now() + 1,
-            (_, Some(at)) => at,
-            (_, None) => now() + MAINTENANCE_SECS,
-        }))
+        // Superseded: the admin changed the connection under the slice; it
+        // looks again with the new row (its change also woke the object).
+        Ok(Some(snc_core::pull_run::next_pull_at(
+            end.outcome,
+            end.next_at,
+            now(),
+        )))
     }
 
     /// The purge's tombstone in the object's own storage: set by the first
@@ -518,8 +494,8 @@ impl ConnectionObject {
         }
         let storage = self.state.storage();
         storage.delete_alarm().await?;
-        let budget = crate::config::purge_objects_per_step(&self.env);
-        let faults = crate::config::test_purge_faults(&self.env);
+        let config = Config::from_env(&self.env);
+        let (budget, faults) = (config.purge_objects_per_step, config.test_purge_faults);
         let purged = crate::archive::purge(&self.bucket()?, connection_id, budget, faults).await;
         if !matches!(purged, Ok(true)) {
             storage.set_alarm(Duration::from_secs(1)).await?;
@@ -565,373 +541,7 @@ impl ConnectionObject {
     }
 
     async fn read_events(&self, q: &IndexQuery) -> Result<EventsRead> {
-        let budget = crate::config::events_pages_per_read(&self.env);
+        let budget = Config::from_env(&self.env).events_pages_per_read;
         read_events(&self.plane()?, &self.bucket()?, q, budget).await
     }
-}
-
-/// An event's place in the listing order.
-fn position(e: &Event) -> Option<(i64, &str, &str)> {
-    let (table, sys_id) = e.id.split_once(':')?;
-    Some((
-        snc_core::clock::parse_rfc3339(&e.occurred_at)?,
-        table,
-        sys_id,
-    ))
-}
-
-/// The events a query selects over the whole retention: the index's (the
-/// hot window, and anything stored since the last trim), then, for a range
-/// reaching before the hot window, the archived pages holding events no
-/// longer indexed, read whole, newest (or oldest) pages first, until no
-/// unread page can hold an event that would make the answer.
-pub(super) async fn read_events(
-    plane: &Plane,
-    bucket: &Bucket,
-    q: &IndexQuery,
-    budget: u32,
-) -> Result<EventsRead> {
-    let mut out = read_indexed(plane, bucket, q).await?;
-    let done = |events| EventsRead {
-        events,
-        resume: None,
-    };
-    let Some(hot_from) = plane.hot_from()? else {
-        return Ok(done(out));
-    };
-    let lower = match (q.from, q.not_before) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
-    if lower.is_some_and(|l| l >= hot_from) {
-        return Ok(done(out));
-    }
-    let mut upper = q.to.map_or(hot_from, |t| t.min(hot_from));
-    let order = if q.newest_first {
-        Order::NewestFirst
-    } else {
-        Order::OldestFirst
-    };
-    // A next page of the listing starts at its cursor: pages wholly on the
-    // other side of it are not read again.
-    let mut lower = lower;
-    if let Some((t, ..)) = &q.after {
-        match order {
-            Order::NewestFirst => upper = upper.min(t + 1),
-            Order::OldestFirst => lower = Some(lower.map_or(*t, |l| l.max(*t))),
-        }
-    }
-    let limit = q.limit as usize;
-    // Whether an event comes after the cursor in the listing's order.
-    let beyond =
-        |a: (i64, &str, &str), c: (i64, &str, &str)| if q.newest_first { a < c } else { a > c };
-    let after = q
-        .after
-        .as_ref()
-        .map(|(t, table, sys_id)| (*t, table.as_str(), sys_id.as_str()));
-    let cold = archive::ColdRead {
-        order,
-        upper,
-        lower,
-        after: q.after.as_ref().map(|a| a.0),
-        budget,
-    };
-    let mut read = 0;
-    let mut stopped_at = None;
-    for page in plane.cold_pages(lower, upper, order)? {
-        // Enough already, and this page (and every later one) lies wholly
-        // past the last event kept.
-        if out.len() >= limit {
-            let edge = out.get(limit - 1).and_then(position).map_or(0, |p| p.0);
-            let past = match order {
-                Order::NewestFirst => page.last_at < edge,
-                Order::OldestFirst => page.first_at > edge,
-            };
-            if past {
-                break;
-            }
-        }
-        // The read's budget is spent: the answer ends where every event is
-        // known (pages come in the order of their newest, or oldest, event:
-        // nothing beyond this page's edge can hide in a page not read) and
-        // says where to go on, even when it holds few events or none.
-        if let Some(edge) = cold.stop_before(read, page.first_at, page.last_at) {
-            stopped_at = Some(edge);
-            break;
-        }
-        read += 1;
-        let lines = crate::archive::member_lines(bucket, &page.key, 0, None).await?;
-        for line in lines {
-            let Some(e) = archive::read_line(&page.key, &line) else {
-                continue;
-            };
-            let Some(at) = position(&e) else { continue };
-            let wanted = at.0 < upper
-                && lower.is_none_or(|l| at.0 >= l)
-                && q.kind.as_deref().is_none_or(|k| e.kind.as_str() == k)
-                && q.actor
-                    .as_deref()
-                    .is_none_or(|a| e.actor.as_deref() == Some(a))
-                && after.is_none_or(|c| beyond(at, c));
-            if wanted {
-                out.push(e);
-            }
-        }
-        out.sort_by(|a, b| {
-            let (a, b) = (position(a), position(b));
-            if q.newest_first {
-                b.cmp(&a)
-            } else {
-                a.cmp(&b)
-            }
-        });
-        // A page stored again after a trim would be both indexed and cold.
-        out.dedup_by(|a, b| a.id == b.id && a.occurred_at == b.occurred_at);
-        out.truncate(limit);
-    }
-    if read > 0 {
-        console_log!("events: {read} archived page(s) read for the range before the hot window");
-    }
-    let mut resume = None;
-    if let Some(edge) = stopped_at {
-        // Only what lies wholly on this side of the edge is complete.
-        out.retain(|e| position(e).is_some_and(|p| cold.complete(edge, p.0)));
-        if out.len() < limit {
-            resume = Some(cold.resume(edge));
-        }
-    }
-    Ok(EventsRead {
-        events: out,
-        resume,
-    })
-}
-
-/// An events read: the events, and where the next read starts when the
-/// read's budget of archived pages ran out before the answer was full.
-#[derive(Serialize, Deserialize)]
-pub struct EventsRead {
-    pub events: Vec<Event>,
-    #[serde(default)]
-    pub resume: Option<(i64, String, String)>,
-}
-
-/// The events the index selects, read whole from their archive members:
-/// one ranged read per member, in the index's order.
-async fn read_indexed(plane: &Plane, bucket: &Bucket, q: &IndexQuery) -> Result<Vec<Event>> {
-    let rows = plane.events(q)?;
-    let mut members: Vec<((String, u32), Vec<String>)> = Vec::new();
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let line = usize::try_from(row.line).unwrap_or(0);
-        let Some((start, end)) = archive::member_range(&row.members, line) else {
-            console_log!(
-                "index row {}:{} has no member",
-                row.source_table,
-                row.sys_id
-            );
-            continue;
-        };
-        let at = match members
-            .iter()
-            .position(|((k, s), _)| *k == row.key && *s == start)
-        {
-            Some(at) => at,
-            None => {
-                let lines = crate::archive::member_lines(bucket, &row.key, start, end).await?;
-                members.push(((row.key.clone(), start), lines));
-                members.len() - 1
-            }
-        };
-        let lines = &members[at].1;
-        match lines
-            .get(line % archive::LINES_PER_MEMBER)
-            .and_then(|l| archive::read_line(&row.key, l))
-        {
-            Some(e) => out.push(e),
-            None => console_log!(
-                "archive line of {}:{} unreadable",
-                row.source_table,
-                row.sys_id
-            ),
-        }
-    }
-    Ok(out)
-}
-
-// ---- the worker's side --------------------------------------------------
-
-async fn call(
-    env: &Env,
-    connection_id: &str,
-    method: Method,
-    op: &str,
-    body: Option<String>,
-) -> Result<Response> {
-    let stub = env
-        .durable_object("CONN")?
-        .id_from_name(connection_id)?
-        .get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(method);
-    if let Some(body) = body {
-        init.with_body(Some(body.into()));
-    }
-    let req = Request::new_with_init(&format!("https://connection/{op}"), &init)?;
-    stub.fetch_with_request(req).await
-}
-
-fn wake_body(connection_id: &str) -> Result<String> {
-    Ok(serde_json::to_string(&Wake {
-        connection_id: connection_id.to_string(),
-    })?)
-}
-
-/// Sends `op` about the connection to its object; `Ok` when it answers one
-/// of `done`.
-async fn command(env: &Env, connection_id: &str, op: &str, done: &[u16]) -> Result<()> {
-    let body = wake_body(connection_id)?;
-    command_with(env, connection_id, op, body, done).await
-}
-
-/// A command with its own body; an answer outside `done` is an error.
-async fn command_with(
-    env: &Env,
-    connection_id: &str,
-    op: &str,
-    body: String,
-    done: &[u16],
-) -> Result<()> {
-    let status = call(env, connection_id, Method::Post, op, Some(body))
-        .await?
-        .status_code();
-    if done.contains(&status) {
-        return Ok(());
-    }
-    Err(worker::Error::RustError(format!(
-        "the connection's object answered {status} to {op}"
-    )))
-}
-
-/// Pull now (after connect, reconnect, enable, or an admin's "pull now"),
-/// or re-arm a lost alarm.
-pub async fn wake(env: &Env, connection_id: &str) -> Result<()> {
-    command(env, connection_id, "wake", &[202]).await
-}
-
-/// Forwards now (a sink's replay asked), without pulling.
-pub async fn forward_now(env: &Env, connection_id: &str) -> Result<()> {
-    command(env, connection_id, "forward", &[202]).await
-}
-
-/// Purges a deleted connection: its object and archive, then what an
-/// older deployment left in D1; true once nothing of it remains (its
-/// tombstone then says so). Asked by `DELETE` and, until it ends, by the
-/// object's alarm and the cron.
-pub async fn delete(env: &Env, connection_id: &str) -> Result<bool> {
-    let status = call(
-        env,
-        connection_id,
-        Method::Post,
-        "delete",
-        Some(wake_body(connection_id)?),
-    )
-    .await?
-    .status_code();
-    match status {
-        204 => purge_rest(env, connection_id).await,
-        202 => Ok(false),
-        other => Err(worker::Error::RustError(format!(
-            "the connection's object answered {other} to delete"
-        ))),
-    }
-}
-
-/// After the object: D1's legacy rows, then the tombstone marked purged.
-async fn purge_rest(env: &Env, connection_id: &str) -> Result<bool> {
-    let store = Store::new(env.d1("DB")?);
-    if !store
-        .purge_legacy(connection_id, LEGACY_ROWS_PER_STEP)
-        .await?
-    {
-        return Ok(false);
-    }
-    store.mark_purged(connection_id, now()).await?;
-    Ok(true)
-}
-
-/// Legacy event rows deleted per step of a purge.
-const LEGACY_ROWS_PER_STEP: u32 = 5_000;
-
-/// Asks the object for JSON: anything but a 200 is an error naming `op`.
-async fn ask<T: serde::de::DeserializeOwned>(
-    env: &Env,
-    connection_id: &str,
-    method: Method,
-    op: &str,
-    body: Option<String>,
-) -> Result<T> {
-    let mut resp = call(env, connection_id, method, op, body).await?;
-    if resp.status_code() != 200 {
-        return Err(worker::Error::RustError(format!(
-            "the connection's object answered {} to {op}",
-            resp.status_code()
-        )));
-    }
-    resp.json().await
-}
-
-pub async fn events(env: &Env, connection_id: &str, q: &IndexQuery) -> Result<EventsRead> {
-    let body = Some(serde_json::to_string(q)?);
-    ask(env, connection_id, Method::Post, "events", body).await
-}
-
-/// Keeps the posture read with the connect as the connection's first check.
-pub async fn keep_posture(
-    env: &Env,
-    connection_id: &str,
-    report: &snc_core::posture::PostureReport,
-    property_ids: &std::collections::HashMap<String, String>,
-) -> Result<()> {
-    let body = serde_json::to_string(&KeepPosture {
-        connection_id: connection_id.to_string(),
-        report: report.clone(),
-        property_ids: property_ids.clone(),
-    })?;
-    command_with(env, connection_id, "posture", body, &[204]).await
-}
-
-/// Sends an alert to its connection's sinks again: its status changed.
-pub async fn feed_alert(env: &Env, alert: &snc_core::detect::Alert) -> Result<()> {
-    let body = serde_json::to_string(&FeedAlert {
-        connection_id: alert.connection_id.clone(),
-        alert: alert.clone(),
-    })?;
-    command_with(env, &alert.connection_id, "alerts", body, &[202]).await
-}
-
-/// The latest posture report (null before the first) and the score history.
-pub async fn posture(env: &Env, connection_id: &str) -> Result<serde_json::Value> {
-    let mut resp = call(env, connection_id, Method::Get, "posture", None).await?;
-    resp.json().await
-}
-
-/// A page of the connection's accounts.
-pub async fn accounts(env: &Env, connection_id: &str, q: &AccountsQuery) -> Result<Vec<Account>> {
-    #[derive(Deserialize)]
-    struct Accounts {
-        accounts: Vec<Account>,
-    }
-    let body = Some(serde_json::to_string(q)?);
-    let answer: Accounts = ask(env, connection_id, Method::Post, "accounts", body).await?;
-    Ok(answer.accounts)
-}
-
-/// Checks posture at the object's next step, which starts now.
-pub async fn check_posture(env: &Env, connection_id: &str) -> Result<()> {
-    command(env, connection_id, "posture/check", &[202]).await
-}
-
-pub async fn runs(env: &Env, connection_id: &str) -> Result<serde_json::Value> {
-    let mut resp = call(env, connection_id, Method::Get, "runs", None).await?;
-    resp.json().await
 }

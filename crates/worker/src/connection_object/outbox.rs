@@ -7,245 +7,22 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
 use snc_core::archive;
-use snc_core::detect::Alert;
 use snc_core::forward::replay::{RangeReplay, ReplayPosition, ReplayRead};
 use snc_core::forward::sending::{payload_refused, Learned, Sending, Settled};
-use snc_core::forward::step::{SinkClock, SinkStep, StepOutcome, StepStart, Waiting};
+use snc_core::forward::step::{SinkStep, StepOutcome, StepStart, Waiting};
 use snc_core::forward::{
     self, Item, SinkKind, SinkParams, SinkSettings, SinkState, Stream, Target, Verdict,
 };
 use snc_core::secret::Secret;
-use worker::{console_log, Bucket, Env, Result, SqlStorageValue as V};
+use worker::{console_log, Bucket, Env, Result};
 
-use super::plane::{int, text, Plane};
+use super::plane::{Plane, SinkCursor};
+use crate::config::Config;
 use crate::d1::alerts::AlertStore;
 use crate::d1::connections::ConnectionRow;
 use crate::d1::sinks::{NewDeadLetter, SinkRow, SinkStore, StepReport};
 use crate::now;
-
-/// A cursor's line when its page is delivered whole.
-const WHOLE_PAGE: i64 = 1_000_000_000;
-/// Pages read ahead per batch.
-const PAGES_PER_BATCH: i64 = 4;
-
-/// Where a sink stands for this connection.
-#[derive(Clone, Debug, Deserialize)]
-pub struct SinkCursor {
-    pub sink_id: String,
-    /// The last page line delivered (`line` -1: none of `page` yet).
-    pub page: i64,
-    pub line: i64,
-    pub alert_seq: i64,
-    pub failures: i64,
-    pub failing_since: Option<i64>,
-    pub next_at: i64,
-    /// The latest replay ask done, by its time in milliseconds (earlier
-    /// releases kept seconds: all smaller, so any ask since is newer).
-    pub replay_at: i64,
-    /// How far the running replay has come (stored as JSON).
-    #[serde(deserialize_with = "stored_position")]
-    pub replay_after: Option<ReplayPosition>,
-}
-
-impl SinkCursor {
-    fn clock(&self) -> SinkClock {
-        SinkClock {
-            next_at: self.next_at,
-            failures: u32::try_from(self.failures.max(0)).unwrap_or(u32::MAX),
-            failing_since: self.failing_since,
-        }
-    }
-
-    fn set_clock(&mut self, clock: SinkClock) {
-        self.next_at = clock.next_at;
-        self.failures = i64::from(clock.failures);
-        self.failing_since = clock.failing_since;
-    }
-}
-
-/// A position that does not decode (written by a later release) restarts
-/// its replay (see `ReplayPosition::decode`).
-fn stored_position<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<ReplayPosition>, D::Error> {
-    let text = Option::<String>::deserialize(d)?;
-    Ok(text.and_then(|t| ReplayPosition::decode(&t)))
-}
-
-#[derive(Deserialize)]
-struct PageRow {
-    id: i64,
-    key: String,
-    members: String,
-    events: i64,
-}
-
-impl Plane {
-    pub fn sink_cursor(&self, sink_id: &str) -> Result<Option<SinkCursor>> {
-        let rows: Vec<SinkCursor> = self
-            .sql
-            .exec(
-                "SELECT sink_id, page, line, alert_seq, failures, failing_since, next_at, replay_at, replay_after FROM sink_cursors WHERE sink_id = ?",
-                vec![text(sink_id)],
-            )?
-            .to_array()?;
-        Ok(rows.into_iter().next())
-    }
-
-    /// A new sink starts at its creation: what was stored before is not
-    /// sent (unless replayed). Pages stored before stored times were kept
-    /// count as before.
-    pub fn start_sink_cursor(&self, sink_id: &str, created_at: i64) -> Result<SinkCursor> {
-        #[derive(Deserialize)]
-        struct Max {
-            m: Option<i64>,
-        }
-        let page: Vec<Max> = self
-            .sql
-            .exec(
-                "SELECT max(p.id) AS m FROM pages p LEFT JOIN page_stored s ON s.page = p.id WHERE s.at IS NULL OR s.at < ?",
-                vec![int(created_at)],
-            )?
-            .to_array()?;
-        let seq: Vec<Max> = self
-            .sql
-            .exec(
-                "SELECT max(seq) AS m FROM alert_feed WHERE at < ?",
-                vec![int(created_at)],
-            )?
-            .to_array()?;
-        let c = SinkCursor {
-            sink_id: sink_id.to_string(),
-            page: page.first().and_then(|m| m.m).unwrap_or(0),
-            // Past any page's last line (SQLite hands numbers over as
-            // doubles: this stays exact).
-            line: WHOLE_PAGE,
-            alert_seq: seq.first().and_then(|m| m.m).unwrap_or(0),
-            failures: 0,
-            failing_since: None,
-            next_at: 0,
-            // In milliseconds, as asks are: a replay asked in the second the
-            // sink was made (a script making it, then replaying) comes after.
-            replay_at: created_at.saturating_mul(1000).saturating_sub(1),
-            replay_after: None,
-        };
-        self.save_sink_cursor(&c)?;
-        Ok(c)
-    }
-
-    pub fn save_sink_cursor(&self, c: &SinkCursor) -> Result<()> {
-        self.sql.exec(
-            "INSERT INTO sink_cursors (sink_id, page, line, alert_seq, failures, failing_since, next_at, replay_at, replay_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (sink_id) DO UPDATE SET page = excluded.page, line = excluded.line, alert_seq = excluded.alert_seq, failures = excluded.failures, failing_since = excluded.failing_since, next_at = excluded.next_at, replay_at = excluded.replay_at, replay_after = excluded.replay_after",
-            vec![
-                text(&c.sink_id),
-                int(c.page),
-                int(c.line),
-                int(c.alert_seq),
-                int(c.failures),
-                c.failing_since.map_or(V::Null, int),
-                int(c.next_at),
-                int(c.replay_at),
-                c.replay_after
-                    .as_ref()
-                    .and_then(|p| serde_json::to_string(p).ok())
-                    .map_or(V::Null, V::String),
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// Cursors of sinks that no longer exist go.
-    pub fn keep_sink_cursors(&self, sink_ids: &[String]) -> Result<()> {
-        self.sql.exec(
-            "DELETE FROM sink_cursors WHERE sink_id NOT IN (SELECT value FROM json_each(?))",
-            vec![text(&serde_json::to_string(sink_ids)?)],
-        )?;
-        Ok(())
-    }
-
-    fn pages_after(&self, page: i64, line: i64) -> Result<Vec<PageRow>> {
-        self.sql
-            .exec(
-                "SELECT id, key, members, events FROM pages WHERE id > ? OR (id = ? AND events > ? + 1) ORDER BY id LIMIT ?",
-                vec![int(page), int(page), int(line), int(PAGES_PER_BATCH)],
-            )?
-            .to_array()
-    }
-
-    fn page_by_id(&self, id: i64) -> Result<Option<PageRow>> {
-        let rows: Vec<PageRow> = self
-            .sql
-            .exec(
-                "SELECT id, key, members, events FROM pages WHERE id = ?",
-                vec![int(id)],
-            )?
-            .to_array()?;
-        Ok(rows.into_iter().next())
-    }
-
-    fn pending_events(&self, page: i64, line: i64) -> Result<i64> {
-        #[derive(Deserialize)]
-        struct Sum {
-            n: Option<i64>,
-        }
-        let rows: Vec<Sum> = self
-            .sql
-            .exec(
-                "SELECT sum(CASE WHEN id = ? THEN max(events - ? - 1, 0) ELSE events END) AS n FROM pages WHERE id >= ?",
-                vec![int(page), int(line), int(page)],
-            )?
-            .to_array()?;
-        Ok(rows.first().and_then(|r| r.n).unwrap_or(0))
-    }
-
-    /// Alerts raised (or grown) here, for the sinks; written once D1 has them.
-    pub fn feed_alerts(&self, alerts: &[Alert], at: i64) -> Result<()> {
-        for a in alerts {
-            self.sql.exec(
-                "INSERT INTO alert_feed (at, alert) VALUES (?, ?)",
-                vec![int(at), text(&serde_json::to_string(a)?)],
-            )?;
-        }
-        Ok(())
-    }
-
-    fn alerts_after(&self, seq: i64, limit: i64) -> Result<Vec<(i64, Alert)>> {
-        #[derive(Deserialize)]
-        struct Row {
-            seq: i64,
-            alert: String,
-        }
-        let rows: Vec<Row> = self
-            .sql
-            .exec(
-                "SELECT seq, alert FROM alert_feed WHERE seq > ? ORDER BY seq LIMIT ?",
-                vec![int(seq), int(limit)],
-            )?
-            .to_array()?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| serde_json::from_str(&r.alert).ok().map(|a| (r.seq, a)))
-            .collect())
-    }
-
-    fn pending_alerts(&self, seq: i64) -> Result<i64> {
-        #[derive(Deserialize)]
-        struct Count {
-            n: i64,
-        }
-        let rows: Vec<Count> = self
-            .sql
-            .exec(
-                "SELECT count(*) AS n FROM alert_feed WHERE seq > ?",
-                vec![int(seq)],
-            )?
-            .to_array()?;
-        Ok(rows.first().map_or(0, |r| r.n))
-    }
-}
 
 /// One batch's records and where each lies (page and line, or feed seq).
 #[derive(Default)]
@@ -379,6 +156,18 @@ fn jitter() -> f64 {
     crate::random_bytes::<1>().map_or(0.5, |b| f64::from(b[0]) / 255.0)
 }
 
+/// What every sink's step in one alarm shares.
+struct Forwarding<'a> {
+    env: &'a Env,
+    plane: &'a Plane,
+    bucket: &'a Bucket,
+    row: &'a ConnectionRow,
+    config: Config,
+    store: SinkStore,
+    /// Asked between calls: true once the connection is being deleted.
+    stopping: &'a dyn Fn() -> bool,
+}
+
 /// Every matching sink's step; returns when a sink next wants the alarm.
 pub async fn run(
     env: &Env,
@@ -387,11 +176,17 @@ pub async fn run(
     row: &ConnectionRow,
     stopping: &dyn Fn() -> bool,
 ) -> Result<Option<i64>> {
-    let store = SinkStore::new(env.d1("DB")?);
-    let all = store.list().await?;
+    let forwarding = Forwarding {
+        env,
+        plane,
+        bucket,
+        row,
+        config: Config::from_env(env),
+        store: SinkStore::new(env.d1("DB")?),
+        stopping,
+    };
+    let all = forwarding.store.list().await?;
     plane.keep_sink_cursors(&all.iter().map(|s| s.id.clone()).collect::<Vec<_>>())?;
-    let config = crate::config::Config::from_env(env);
-    let deadline = sink_deadline(env);
     let mut want: Option<i64> = None;
     for sink in all
         .iter()
@@ -407,24 +202,13 @@ pub async fn run(
             Some(c) => c,
             None => plane.start_sink_cursor(&sink.id, sink.created_at)?,
         };
-        let next = step(
-            env,
-            plane,
-            bucket,
-            row,
-            sink,
-            &settings,
-            &mut cursor,
-            &config,
-            deadline,
-            &store,
-            stopping,
-        )
-        .await
-        .unwrap_or_else(|e| {
-            console_log!("forward: sink {} for {}: {e}", sink.id, row.id);
-            Some(now() + 60)
-        });
+        let next = forwarding
+            .step(sink, &settings, &mut cursor)
+            .await
+            .unwrap_or_else(|e| {
+                console_log!("forward: sink {} for {}: {e}", sink.id, row.id);
+                Some(now() + 60)
+            });
         if let Some(at) = next {
             want = Some(want.map_or(at, |w: i64| w.min(at)));
         }
@@ -432,332 +216,323 @@ pub async fn run(
     Ok(want)
 }
 
-/// `SINK_BACKOFF_MAX_SECS`: the longest wait between tries (an hour).
-fn backoff_max(env: &Env) -> i64 {
-    env.var("SINK_BACKOFF_MAX_SECS")
-        .ok()
-        .and_then(|v| v.to_string().trim().parse::<i64>().ok())
-        .filter(|s| *s >= 1)
-        .unwrap_or(forward::MAX_RETRY_SECS)
-}
-
-fn sink_deadline(env: &Env) -> Duration {
-    env.var("SINK_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.to_string().trim().parse::<u64>().ok())
-        .filter(|ms| *ms >= 100)
-        .map_or(Duration::from_secs(10), Duration::from_millis)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn step(
-    env: &Env,
-    plane: &Plane,
-    bucket: &Bucket,
-    row: &ConnectionRow,
-    sink: &SinkRow,
-    settings: &SinkSettings,
-    cursor: &mut SinkCursor,
-    config: &crate::config::Config,
-    deadline: Duration,
-    store: &SinkStore,
-    stopping: &dyn Fn() -> bool,
-) -> Result<Option<i64>> {
-    let now = now();
-    let pending = |c: &SinkCursor| -> Result<u64> {
-        let events = if settings.streams.contains(&Stream::Events) {
-            plane.pending_events(c.page, c.line)?
-        } else {
-            0
-        };
-        let alerts = if settings.streams.contains(&Stream::Alerts) {
-            plane.pending_alerts(c.alert_seq)?
-        } else {
-            0
-        };
-        Ok((events + alerts).max(0) as u64)
-    };
-    let replay_due = sink.replay_at.is_some_and(|r| r > cursor.replay_at);
-    let mut sink_step = SinkStep::new(cursor.clock());
-    // A dead-letter replay asked since the last one done (read once, and
-    // only when the sink is due).
-    let dead_key = format!("dead_letter_replay:{}", sink.id);
-    let mut dead_due: Option<i64> = None;
-    let start = sink_step.start(now, || {
-        if let Some(asked) = sink.dead_letter_replay_at {
-            let done = plane
-                .meta(&dead_key)?
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or(0);
-            dead_due = Some(asked).filter(|a| *a > done);
-        }
-        Ok::<_, worker::Error>(Waiting {
-            pending: pending(cursor)?,
-            replay: replay_due,
-            dead_letters: dead_due.is_some(),
-        })
-    })?;
-    match start {
-        StepStart::NotDue(at) => return Ok(Some(at)),
-        StepStart::Idle => return Ok(None),
-        StepStart::Go => {}
-    }
-    let mut report = StepReport {
-        sink_id: &sink.id,
-        connection_id: &row.id,
-        delivered: 0,
-        repeats: 0,
-        pending: 0,
-        succeeded_at: None,
-        failed: None,
-        state: None,
-    };
-    let Some(secret) = config.keys.as_ref().and_then(|ring| sink.secret(ring)) else {
-        let end = sink_step.unopenable(now, backoff_max(env));
-        report.failed = end.failed.as_ref().map(|(at, s, m)| (*at, *s, m.as_str()));
-        report.state = end.state;
-        report.pending = pending(cursor)?;
-        store.report(&report).await?;
-        cursor.set_clock(end.clock);
-        plane.save_sink_cursor(cursor)?;
-        return Ok(end.next);
-    };
-    let kind = settings.params.kind();
-    let host = row
-        .instance_url
-        .split("://")
-        .nth(1)
-        .unwrap_or(&row.instance_url)
-        .to_string();
-    let mut failure: Option<(Verdict, i64)> = None;
-    let mut token: Option<Secret> = None;
-    if matches!(settings.params, SinkParams::Sentinel { .. }) {
-        match sentinel_token(&settings.params, &secret, deadline).await {
-            Ok(t) => token = Some(t),
-            Err(v) => failure = Some((v, now)),
-        }
-    }
-    let target = Target {
-        url: &settings.url,
-        params: &settings.params,
-        secret: &secret,
-        host: &host,
-    };
-    let max = kind.limits().items;
-    let (mut reads, mut statements) = (0u32, 0u32);
-    // A call size a 413 taught holds for the rest of the step.
-    let mut learned = Learned::default();
-    // An item refused alone at the end of what is pending: the sink waits
-    // for a later item to show the receiver takes others (not a failure).
-    let mut waiting = false;
-    'streams: for stream in settings.streams.iter().copied() {
-        while failure.is_none() && sink_step.may_send() {
-            let batch = match stream {
-                Stream::Events => event_batch(plane, bucket, cursor, settings.format, max).await?,
-                Stream::Alerts => {
-                    alert_batch(plane, env, cursor, settings.format, &row.instance_url, max).await?
-                }
+impl Forwarding<'_> {
+    async fn step(
+        &self,
+        sink: &SinkRow,
+        settings: &SinkSettings,
+        cursor: &mut SinkCursor,
+    ) -> Result<Option<i64>> {
+        let Forwarding {
+            env,
+            plane,
+            bucket,
+            row,
+            config,
+            store,
+            stopping,
+        } = self;
+        let (env, plane, bucket, row) = (*env, *plane, *bucket, *row);
+        let deadline = config.sink_deadline;
+        let now = now();
+        let pending = |c: &SinkCursor| -> Result<u64> {
+            let events = if settings.streams.contains(&Stream::Events) {
+                plane.pending_events(c.page, c.line)?
+            } else {
+                0
             };
-            reads += batch.reads;
-            statements += batch.statements;
-            if batch.items.is_empty() {
-                // Lines the archive cannot give back (a lost object, a line
-                // that does not parse) are logged and passed over: waiting
-                // would not bring them back and would hold every later event.
-                if let (Stream::Events, Some((p, l))) = (stream, batch.examined) {
-                    console_log!("forward: sink {} for {} passes over unreadable lines up to page {p} line {l}", sink.id, row.id);
-                    cursor.page = p;
-                    cursor.line = l;
-                    plane.save_sink_cursor(cursor)?;
-                    continue;
-                }
-                continue 'streams;
+            let alerts = if settings.streams.contains(&Stream::Alerts) {
+                plane.pending_alerts(c.alert_seq)?
+            } else {
+                0
+            };
+            Ok((events + alerts).max(0) as u64)
+        };
+        let replay_due = sink.replay_at.is_some_and(|r| r > cursor.replay_at);
+        let mut sink_step = SinkStep::new(cursor.clock());
+        // A dead-letter replay asked since the last one done (read once, and
+        // only when the sink is due).
+        let dead_key = format!("dead_letter_replay:{}", sink.id);
+        let mut dead_due: Option<i64> = None;
+        let start = sink_step.start(now, || {
+            if let Some(asked) = sink.dead_letter_replay_at {
+                let done = plane
+                    .meta(&dead_key)?
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(0);
+                dead_due = Some(asked).filter(|a| *a > done);
             }
-            let token = token.as_ref().map(Secret::expose);
-            // Core's `Sending` says what each answer settles: whole calls
-            // while the receiver takes them; a refused payload is halved
-            // until the item at fault is alone, then kept as a dead letter
-            // and passed over, so one item cannot stop the feed.
-            let mut sending = Sending::new(batch.items.len()).learned_from(learned);
-            while let Some(range) =
-                sending.next_call(|start| forward::batch_len(kind, &batch.items[start..]))
-            {
-                // A delete stops the sink between two calls: none after it.
-                if !sink_step.may_narrow() || stopping() {
-                    break 'streams;
+            Ok::<_, worker::Error>(Waiting {
+                pending: pending(cursor)?,
+                replay: replay_due,
+                dead_letters: dead_due.is_some(),
+            })
+        })?;
+        match start {
+            StepStart::NotDue(at) => return Ok(Some(at)),
+            StepStart::Idle => return Ok(None),
+            StepStart::Go => {}
+        }
+        let mut report = StepReport {
+            sink_id: &sink.id,
+            connection_id: &row.id,
+            delivered: 0,
+            repeats: 0,
+            pending: 0,
+            succeeded_at: None,
+            failed: None,
+            state: None,
+        };
+        let Some(secret) = config.keys.as_ref().and_then(|ring| sink.secret(ring)) else {
+            let end = sink_step.unopenable(now, config.sink_backoff_max_secs);
+            report.failed = end.failed.as_ref().map(|(at, s, m)| (*at, *s, m.as_str()));
+            report.state = end.state;
+            report.pending = pending(cursor)?;
+            store.report(&report).await?;
+            cursor.set_clock(end.clock);
+            plane.save_sink_cursor(cursor)?;
+            return Ok(end.next);
+        };
+        let kind = settings.params.kind();
+        let host = row
+            .instance_url
+            .split("://")
+            .nth(1)
+            .unwrap_or(&row.instance_url)
+            .to_string();
+        let mut failure: Option<(Verdict, i64)> = None;
+        let mut token: Option<Secret> = None;
+        if matches!(settings.params, SinkParams::Sentinel { .. }) {
+            match sentinel_token(&settings.params, &secret, deadline).await {
+                Ok(t) => token = Some(t),
+                Err(v) => failure = Some((v, now)),
+            }
+        }
+        let target = Target {
+            url: &settings.url,
+            params: &settings.params,
+            secret: &secret,
+            host: &host,
+        };
+        let max = kind.limits().items;
+        let (mut reads, mut statements) = (0u32, 0u32);
+        // A call size a 413 taught holds for the rest of the step.
+        let mut learned = Learned::default();
+        // An item refused alone at the end of what is pending: the sink waits
+        // for a later item to show the receiver takes others (not a failure).
+        let mut waiting = false;
+        'streams: for stream in settings.streams.iter().copied() {
+            while failure.is_none() && sink_step.may_send() {
+                let batch = match stream {
+                    Stream::Events => {
+                        event_batch(plane, bucket, cursor, settings.format, max).await?
+                    }
+                    Stream::Alerts => {
+                        alert_batch(plane, env, cursor, settings.format, &row.instance_url, max)
+                            .await?
+                    }
+                };
+                reads += batch.reads;
+                statements += batch.statements;
+                if batch.items.is_empty() {
+                    // Lines the archive cannot give back (a lost object, a line
+                    // that does not parse) are logged and passed over: waiting
+                    // would not bring them back and would hold every later event.
+                    if let (Stream::Events, Some((p, l))) = (stream, batch.examined) {
+                        console_log!("forward: sink {} for {} passes over unreadable lines up to page {p} line {l}", sink.id, row.id);
+                        cursor.page = p;
+                        cursor.line = l;
+                        plane.save_sink_cursor(cursor)?;
+                        continue;
+                    }
+                    continue 'streams;
                 }
-                let req = forward::delivery(
-                    &target,
-                    stream,
-                    &batch.items[range.clone()],
-                    crate::now(),
-                    token,
-                );
-                let verdict = send(&req, kind, range.len(), deadline).await;
-                sink_step.called();
-                let settled = sending.handle(range, verdict);
-                learned = sending.learned();
-                match settled {
-                    Settled::Moved {
-                        upto,
-                        delivered,
-                        repeats,
-                        dead,
-                    } => {
-                        // The dead letters are kept before the cursor passes
-                        // them: a crash between sends them again, never loses.
-                        if !dead.is_empty() {
-                            let letters: Vec<NewDeadLetter> = dead
-                                .iter()
-                                .filter_map(|d| {
-                                    let item = batch.items.get(d.index)?;
-                                    let (page, line) = *batch.positions.get(d.index)?;
-                                    Some(NewDeadLetter {
-                                        stream,
-                                        item_id: &item.id,
-                                        page,
-                                        line,
-                                        status: d.status,
-                                        reason: &d.reason,
+                let token = token.as_ref().map(Secret::expose);
+                // Core's `Sending` says what each answer settles: whole calls
+                // while the receiver takes them; a refused payload is halved
+                // until the item at fault is alone, then kept as a dead letter
+                // and passed over, so one item cannot stop the feed.
+                let mut sending = Sending::new(batch.items.len()).learned_from(learned);
+                while let Some(range) =
+                    sending.next_call(|start| forward::batch_len(kind, &batch.items[start..]))
+                {
+                    // A delete stops the sink between two calls: none after it.
+                    if !sink_step.may_narrow() || stopping() {
+                        break 'streams;
+                    }
+                    let req = forward::delivery(
+                        &target,
+                        stream,
+                        &batch.items[range.clone()],
+                        crate::now(),
+                        token,
+                    );
+                    let verdict = send(&req, kind, range.len(), deadline).await;
+                    sink_step.called();
+                    let settled = sending.handle(range, verdict);
+                    learned = sending.learned();
+                    match settled {
+                        Settled::Moved {
+                            upto,
+                            delivered,
+                            repeats,
+                            dead,
+                        } => {
+                            // The dead letters are kept before the cursor passes
+                            // them: a crash between sends them again, never loses.
+                            if !dead.is_empty() {
+                                let letters: Vec<NewDeadLetter> = dead
+                                    .iter()
+                                    .filter_map(|d| {
+                                        let item = batch.items.get(d.index)?;
+                                        let (page, line) = *batch.positions.get(d.index)?;
+                                        Some(NewDeadLetter {
+                                            stream,
+                                            item_id: &item.id,
+                                            page,
+                                            line,
+                                            status: d.status,
+                                            reason: &d.reason,
+                                        })
                                     })
-                                })
-                                .collect();
-                            store
-                                .add_dead_letters(&sink.id, &row.id, &letters, crate::now())
-                                .await?;
-                            statements += 1;
-                            console_log!(
+                                    .collect();
+                                store
+                                    .add_dead_letters(&sink.id, &row.id, &letters, crate::now())
+                                    .await?;
+                                statements += 1;
+                                console_log!(
                                 "forward: sink {} for {}: {} item(s) refused on their own kept as dead letters ({})",
                                 sink.id,
                                 row.id,
                                 dead.len(),
                                 dead.iter().map(|d| d.status.to_string()).collect::<Vec<_>>().join(", ")
                             );
-                        }
-                        let Some(&(a, b)) = batch.positions.get(upto - 1) else {
-                            break;
-                        };
-                        match stream {
-                            Stream::Events => {
-                                cursor.page = a;
-                                cursor.line = b;
                             }
-                            Stream::Alerts => cursor.alert_seq = a,
+                            let Some(&(a, b)) = batch.positions.get(upto - 1) else {
+                                break;
+                            };
+                            match stream {
+                                Stream::Events => {
+                                    cursor.page = a;
+                                    cursor.line = b;
+                                }
+                                Stream::Alerts => cursor.alert_seq = a,
+                            }
+                            sink_step.delivered();
+                            cursor.set_clock(sink_step.clock());
+                            plane.save_sink_cursor(cursor)?;
+                            report.delivered += delivered as u64;
+                            report.repeats += u64::from(repeats);
+                            report.succeeded_at = Some(crate::now());
                         }
-                        sink_step.delivered();
-                        cursor.set_clock(sink_step.clock());
-                        plane.save_sink_cursor(cursor)?;
-                        report.delivered += delivered as u64;
-                        report.repeats += u64::from(repeats);
-                        report.succeeded_at = Some(crate::now());
-                    }
-                    Settled::Narrowed => {}
-                    Settled::Waiting { status, reason } => {
-                        console_log!(
+                        Settled::Narrowed => {}
+                        Settled::Waiting { status, reason } => {
+                            console_log!(
                             "forward: sink {} for {}: the newest item is refused alone ({status}: {reason}); it waits for a later one",
                             sink.id,
                             row.id
                         );
-                        waiting = true;
-                        continue 'streams;
-                    }
-                    Settled::Failed(other) => {
-                        failure = Some((other, crate::now()));
-                        break;
+                            waiting = true;
+                            continue 'streams;
+                        }
+                        Settled::Failed(other) => {
+                            failure = Some((other, crate::now()));
+                            break;
+                        }
                     }
                 }
             }
         }
-    }
-    if stopping() {
-        return Ok(None);
-    }
-    if let (None, Some(asked)) = (&failure, dead_due) {
-        let replay = DeadLetterReplay {
-            plane,
-            bucket,
-            env,
-            store,
-            sink,
-            settings,
-            target: &target,
-            token: token.as_ref().map(Secret::expose),
-            row,
-            deadline,
-        };
-        match replay.run().await? {
-            DeadLetterOutcome::Done { delivered } => {
-                plane.set_meta(&dead_key, &asked.to_string())?;
-                report.delivered += delivered;
+        if stopping() {
+            return Ok(None);
+        }
+        if let (None, Some(asked)) = (&failure, dead_due) {
+            let replay = DeadLetterReplay {
+                plane,
+                bucket,
+                env,
+                store,
+                sink,
+                settings,
+                target: &target,
+                token: token.as_ref().map(Secret::expose),
+                row,
+                deadline,
+            };
+            match replay.run().await? {
+                DeadLetterOutcome::Done { delivered } => {
+                    plane.set_meta(&dead_key, &asked.to_string())?;
+                    report.delivered += delivered;
+                }
+                DeadLetterOutcome::Failed(v) => failure = Some((v, crate::now())),
             }
-            DeadLetterOutcome::Failed(v) => failure = Some((v, crate::now())),
         }
-    }
-    if failure.is_none() && replay_due && sink_step.may_replay() {
-        let replay = Replay {
-            plane,
-            bucket,
-            alerts: AlertStore::new(env.d1("DB")?),
-            sink,
-            settings,
-            target: &target,
-            token: token.as_ref().map(Secret::expose),
-            connection_id: &row.id,
-            instance_url: &row.instance_url,
-            deadline,
-            pages_per_read: crate::config::events_pages_per_read(env),
+        if failure.is_none() && replay_due && sink_step.may_replay() {
+            let replay = Replay {
+                plane,
+                bucket,
+                alerts: AlertStore::new(env.d1("DB")?),
+                sink,
+                settings,
+                target: &target,
+                token: token.as_ref().map(Secret::expose),
+                connection_id: &row.id,
+                instance_url: &row.instance_url,
+                deadline,
+                pages_per_read: config.events_pages_per_read,
+            };
+            match replay.run(cursor, &mut sink_step).await? {
+                Some(v) => failure = Some((v, crate::now())),
+                None => report.succeeded_at = report.succeeded_at.or(Some(crate::now())),
+            }
+        }
+        let calls = sink_step.calls();
+        let left = Waiting {
+            pending: pending(cursor)?,
+            replay: replay_due && sink.replay_at.is_some_and(|r| r > cursor.replay_at),
+            dead_letters: false,
         };
-        match replay.run(cursor, &mut sink_step).await? {
-            Some(v) => failure = Some((v, crate::now())),
-            None => report.succeeded_at = report.succeeded_at.or(Some(crate::now())),
-        }
-    }
-    let calls = sink_step.calls();
-    let left = Waiting {
-        pending: pending(cursor)?,
-        replay: replay_due && sink.replay_at.is_some_and(|r| r > cursor.replay_at),
-        dead_letters: false,
-    };
-    let before = cursor.clock();
-    let end = sink_step.end(
-        crate::now(),
-        StepOutcome {
-            failure,
-            waiting_for_witness: waiting,
-            left,
-        },
-        jitter(),
-        backoff_max(env),
-    );
-    if end.clock != before {
-        cursor.set_clock(end.clock);
-        plane.save_sink_cursor(cursor)?;
-    }
-    if let Some((at, status, _)) = &end.failed {
-        console_log!(
-            "forward: sink {} for {} failed ({status}); again in {} s",
-            sink.id,
-            row.id,
-            end.clock.next_at - at
+        let before = cursor.clock();
+        let end = sink_step.end(
+            crate::now(),
+            StepOutcome {
+                failure,
+                waiting_for_witness: waiting,
+                left,
+            },
+            jitter(),
+            config.sink_backoff_max_secs,
         );
-    }
-    report.failed = end.failed.as_ref().map(|(at, s, m)| (*at, *s, m.as_str()));
-    report.state = end.state;
-    report.pending = left.pending;
-    let next = end.next;
-    store.report(&report).await?;
-    statements += 1
-        + u32::from(report.succeeded_at.is_some())
-        + u32::from(report.failed.is_some())
-        + u32::from(report.state.is_some());
-    // What forwarding costs, for `make bench` (ids and counts only).
-    console_log!(
+        if end.clock != before {
+            cursor.set_clock(end.clock);
+            plane.save_sink_cursor(cursor)?;
+        }
+        if let Some((at, status, _)) = &end.failed {
+            console_log!(
+                "forward: sink {} for {} failed ({status}); again in {} s",
+                sink.id,
+                row.id,
+                end.clock.next_at - at
+            );
+        }
+        report.failed = end.failed.as_ref().map(|(at, s, m)| (*at, *s, m.as_str()));
+        report.state = end.state;
+        report.pending = left.pending;
+        let next = end.next;
+        store.report(&report).await?;
+        statements += 1
+            + u32::from(report.succeeded_at.is_some())
+            + u32::from(report.failed.is_some())
+            + u32::from(report.state.is_some());
+        // What forwarding costs, for `make bench` (ids and counts only).
+        console_log!(
         "forward: {} {}: {} records in {calls} calls, {reads} archive reads, {statements} D1 statements",
         sink.id,
         row.id,
         report.delivered
     );
-    Ok(next)
+        Ok(next)
+    }
 }
 
 async fn sentinel_token(

@@ -5,14 +5,14 @@
 //! made while this slice runs cannot be overwritten by it.
 
 use snc_core::archive;
-use snc_core::cursor::{Key, MAX_PAGE};
+use snc_core::cursor::Key;
 use snc_core::detect::Detector;
 use snc_core::events::{parse_servicenow_time, Event};
-use snc_core::input::{AuthMethod, OAuthClient};
+pub use snc_core::pull_run::RunOutcome;
 use snc_core::pull_run::{
     Action, InventoryFirst, Outcome, PageToStore, PullConfig, PullRun, RunAuth, StoredCursor,
-    TokenRenewal,
 };
+use snc_core::secret::{OpenedSecret, SecretKind};
 use worker::{console_log, Bucket, Env, Result};
 
 use super::plane::{IndexEntry, Plane, StoredPage};
@@ -20,36 +20,6 @@ use crate::config::Config;
 use crate::d1::alerts::AlertStore;
 use crate::d1::connections::{ConnectionRow, Fence};
 use crate::{now, now_ms, transport};
-
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-pub enum RunOutcome {
-    /// Caught up on every table.
-    Done,
-    /// The budget ran out with work left: the next alarm continues at once.
-    More,
-    /// Disabled, in error, or gone: nothing to do.
-    Skipped,
-    /// Stopped on a lasting problem (the connection is now in error).
-    Failed,
-    /// A passing problem (rate limit, outage): retried at `next`.
-    Deferred,
-    /// The connection was changed (reconnect, disable, delete) under the
-    /// run: it stopped without writing the connection's state.
-    Superseded,
-}
-
-impl RunOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunOutcome::Done => "done",
-            RunOutcome::More => "more",
-            RunOutcome::Skipped => "skipped",
-            RunOutcome::Failed => "failed",
-            RunOutcome::Deferred => "deferred",
-            RunOutcome::Superseded => "superseded",
-        }
-    }
-}
 
 /// The connection's row gets the progress at most this often during a run.
 const PROGRESS_EVERY_MS: u64 = 1_000;
@@ -65,13 +35,6 @@ impl SliceEnd {
     fn new(outcome: RunOutcome, next_at: Option<i64>) -> Self {
         SliceEnd { outcome, next_at }
     }
-}
-
-fn env_number(env: &Env, name: &str, default: i64) -> i64 {
-    env.var(name)
-        .ok()
-        .and_then(|v| v.to_string().trim().parse().ok())
-        .unwrap_or(default)
 }
 
 #[derive(Default)]
@@ -302,7 +265,7 @@ impl<'a> Slice<'a> {
         let detector = match self.detector.as_mut() {
             Some(d) => d,
             None => self.detector.insert(Detector::restore(
-                crate::config::rule_config(self.env),
+                Config::from_env(self.env).rules,
                 self.plane.meta("detector")?.as_deref(),
             )),
         };
@@ -324,7 +287,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
     let row = slice.row;
     let env = slice.env;
     let config = Config::from_env(env);
-    let interval = row.pull_interval(crate::config::pull_interval(env)).secs();
+    let interval = row.pull_interval(config.pull_interval).secs();
     if !snc_core::connection::may_pull(row.enabled, row.status, row.status_code) {
         return Ok(SliceEnd::new(RunOutcome::Skipped, None));
     }
@@ -345,14 +308,10 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
             )
             .await;
     };
-    let mut password = None;
-    let mut client_secret = None;
-    let mut refresh = None;
-    let mut access = None;
     let key = ring.current();
+    let mut opened = Vec::new();
     for s in slice.fence.store().secrets(id).await? {
-        let opened = ring.open(&s.sealed, &crate::sealing::context(id, &s.kind));
-        let Ok(secret) = opened else {
+        let Ok(secret) = ring.open(&s.sealed, &crate::sealing::context(id, s.kind)) else {
             return slice.fail("credentials_rejected", "The stored credentials cannot be opened with ENCRYPTION_KEY or any key in ENCRYPTION_KEYS_PREVIOUS. Put the key that sealed them back in ENCRYPTION_KEYS_PREVIOUS, or reconnect.", None).await;
         };
         // Sealed under a key since rotated out: sealed again under the
@@ -360,65 +319,36 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         if ring.is_stale(&s.sealed) {
             crate::sealing::reseal(slice.fence.store(), ring, id, &s).await?;
         }
-        match s.kind.as_str() {
-            "password" => password = Some(secret),
-            "client_secret" => client_secret = Some(secret),
-            "refresh_token" => refresh = Some(secret),
-            "access_token" => {
-                let exp = s
-                    .expires_at
-                    .as_deref()
-                    .and_then(snc_core::clock::parse_rfc3339)
-                    .unwrap_or(0);
-                access = Some((secret, exp));
-            }
-            _ => {}
-        }
-    }
-    let client = row
-        .client_id
-        .clone()
-        .zip(client_secret)
-        .map(|(client_id, client_secret)| OAuthClient {
-            client_id,
-            client_secret,
+        opened.push(OpenedSecret {
+            kind: s.kind,
+            secret,
+            expires_at: s
+                .expires_at
+                .as_deref()
+                .and_then(snc_core::clock::parse_rfc3339),
         });
-    let auth = match (row.method, client, refresh, password) {
-        (AuthMethod::Oauth, Some(client), Some(refresh), _) => RunAuth::OAuth {
-            client,
-            renewal: TokenRenewal::RefreshToken(refresh),
-            access,
-        },
-        (AuthMethod::ClientCredentials, Some(client), _, _) => RunAuth::OAuth {
-            client,
-            renewal: TokenRenewal::ClientCredentials,
-            access,
-        },
-        (AuthMethod::Basic, _, _, Some(password)) => RunAuth::Basic {
-            username: row.username.clone(),
-            password,
-        },
-        _ => {
-            return slice
-                .fail(
-                    "credentials_rejected",
-                    "No stored credentials. Reconnect.",
-                    None,
-                )
-                .await
-        }
+    }
+    let Some(auth) =
+        RunAuth::from_stored(row.method, &row.username, row.client_id.as_deref(), opened)
+    else {
+        return slice
+            .fail(
+                "credentials_rejected",
+                "No stored credentials. Reconnect.",
+                None,
+            )
+            .await;
     };
     let backfill_from =
         snc_core::clock::parse_rfc3339(&row.backfill_from).unwrap_or_else(|| now() - 7 * 86_400);
     let run_config = PullConfig {
-        budget_ms: env_number(env, "PULL_BUDGET_MS", 20_000).max(1_000) as u64,
-        max_calls: env_number(env, "PULL_MAX_CALLS", 40).max(1) as u32,
-        page_size: env_number(env, "PULL_PAGE_SIZE", i64::from(MAX_PAGE))
-            .clamp(1, i64::from(MAX_PAGE)) as u32,
+        budget_ms: config.pull_budget_ms,
+        max_calls: config.pull_max_calls,
+        page_size: config.pull_page_size,
         answer_cap: config.answer_cap,
         route: row.read_route(),
         inventory: InventoryFirst::Sync,
-        interval: row.pull_interval(crate::config::pull_interval(env)),
+        interval: row.pull_interval(config.pull_interval),
     };
     let stored: Vec<(String, StoredCursor)> = slice
         .plane
@@ -517,13 +447,13 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                 slice.stats.d1_writes += 1;
                 let mut written = slice
                     .fence
-                    .replace_secret(&seal("access_token", &access, Some(expires_at))?)
+                    .replace_secret(&seal(SecretKind::AccessToken, &access, Some(expires_at))?)
                     .await?;
                 if let Some(refresh) = &refresh {
                     slice.stats.d1_writes += 1;
                     written &= slice
                         .fence
-                        .replace_secret(&seal("refresh_token", refresh, None)?)
+                        .replace_secret(&seal(SecretKind::RefreshToken, refresh, None)?)
                         .await?;
                 }
                 if !written {

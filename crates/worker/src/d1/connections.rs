@@ -7,6 +7,7 @@ use snc_core::clock::rfc3339;
 use snc_core::connection::{Backfill, Connection, Status, StatusDetail};
 use snc_core::input::AuthMethod;
 use snc_core::problem::ProblemCode;
+use snc_core::secret::SecretKind;
 use snc_core::stored;
 use snc_core::warning::{Warning, WarningCode};
 use wasm_bindgen::JsValue;
@@ -169,7 +170,7 @@ pub struct Renewal<'a> {
 
 /// One sealed secret to store.
 pub struct SealedSecret {
-    pub kind: &'static str,
+    pub kind: SecretKind,
     pub key_id: String,
     pub sealed: String,
     pub expires_at: Option<i64>,
@@ -259,7 +260,7 @@ impl Store {
             out.push(
                 self.db
                     .prepare("INSERT INTO connection_secrets (connection_id, kind, key_id, sealed, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")
-                    .bind(&[s(connection_id), s(sec.kind), s(&sec.key_id), s(&sec.sealed), opt(expires.as_deref())])?,
+                    .bind(&[s(connection_id), s(sec.kind.as_str()), s(&sec.key_id), s(&sec.sealed), opt(expires.as_deref())])?,
             );
         }
         Ok(out)
@@ -541,15 +542,15 @@ impl Store {
         }
         Ok(rows
             .into_iter()
-            .map(|r| {
-                (
+            .filter_map(|r| {
+                Some((
                     r.connection_id,
                     SecretRow {
-                        kind: r.kind,
+                        kind: SecretKind::parse(&r.kind)?,
                         sealed: r.sealed,
                         expires_at: r.expires_at,
                     },
-                )
+                ))
             })
             .collect())
     }
@@ -565,27 +566,45 @@ impl Store {
         let r = self
             .db
             .prepare("UPDATE connection_secrets SET key_id = ?4, sealed = ?5 WHERE connection_id = ?1 AND kind = ?2 AND sealed = ?3")
-            .bind(&[s(connection_id), s(fresh.kind), s(old), s(&fresh.key_id), s(&fresh.sealed)])?
+            .bind(&[s(connection_id), s(fresh.kind.as_str()), s(old), s(&fresh.key_id), s(&fresh.sealed)])?
             .run()
             .await?;
         applied(&r)
     }
 
+    /// The connection's sealed secrets; a kind this version does not know
+    /// is left out.
     pub async fn secrets(&self, id: &str) -> Result<Vec<SecretRow>> {
-        self.db
+        #[derive(Deserialize)]
+        struct Row {
+            kind: String,
+            sealed: String,
+            expires_at: Option<String>,
+        }
+        let rows: Vec<Row> = self
+            .db
             .prepare(
                 "SELECT kind, sealed, expires_at FROM connection_secrets WHERE connection_id = ?1",
             )
             .bind(&[s(id)])?
             .all()
             .await?
-            .results()
+            .results()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(SecretRow {
+                    kind: SecretKind::parse(&r.kind)?,
+                    sealed: r.sealed,
+                    expires_at: r.expires_at,
+                })
+            })
+            .collect())
     }
 }
 
-#[derive(Deserialize)]
 pub struct SecretRow {
-    pub kind: String,
+    pub kind: SecretKind,
     pub sealed: String,
     pub expires_at: Option<String>,
 }
@@ -716,7 +735,7 @@ impl Fence {
             .db
             .prepare("INSERT INTO connection_secrets (connection_id, kind, key_id, sealed, expires_at) SELECT ?1, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM connections WHERE id = ?1 AND generation = ?2) \
                       ON CONFLICT (connection_id, kind) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, expires_at = excluded.expires_at")
-            .bind(&[s(&self.id), self.gen(), s(sec.kind), s(&sec.key_id), s(&sec.sealed), opt(expires.as_deref())])?
+            .bind(&[s(&self.id), self.gen(), s(sec.kind.as_str()), s(&sec.key_id), s(&sec.sealed), opt(expires.as_deref())])?
             .run()
             .await?;
         applied(&r)

@@ -3,12 +3,12 @@
 
 use serde_json::json;
 use snc_core::problem::{Problem, ProblemCode};
-use worker::{Env, Request, Response, Result};
+use worker::{Env, Request};
 
 use super::paging::{self, field_error};
 use crate::connection_object::{self, AccountsQuery};
 use crate::d1::connections::Store;
-use crate::respond;
+use crate::respond::{self, Answer};
 
 fn query(req: &Request) -> std::result::Result<AccountsQuery, Problem> {
     let url = req.url().map_err(|_| Problem::new(ProblemCode::Internal))?;
@@ -35,14 +35,11 @@ fn query(req: &Request) -> std::result::Result<AccountsQuery, Problem> {
     Ok(q)
 }
 
-pub async fn list(req: Request, env: &Env, id: &str) -> Result<Response> {
+pub async fn list(req: Request, env: &Env, id: &str) -> Answer {
     if Store::new(env.d1("DB")?).get(id).await?.is_none() {
-        return respond::code(ProblemCode::NotFound, "There is no such connection.");
+        return respond::fail(ProblemCode::NotFound, "There is no such connection.");
     }
-    let q = match query(&req) {
-        Ok(q) => q,
-        Err(p) => return respond::problem(&p),
-    };
+    let q = query(&req)?;
     let accounts = connection_object::accounts(env, id, &q).await?;
     let next_cursor = (accounts.len() as u32 == q.limit)
         .then(|| {

@@ -12,7 +12,7 @@ use worker::{console_log, Env, Request, Response, Result};
 use super::paging::{self, field_error, MAX_LIMIT};
 use crate::d1::alerts::{AlertQuery, AlertStatus, AlertStore};
 use crate::d1::connections::Store;
-use crate::respond;
+use crate::respond::{self, Answer};
 
 fn store(env: &Env) -> Result<AlertStore> {
     Ok(AlertStore::new(env.d1("DB")?))
@@ -78,11 +78,8 @@ fn query(req: &Request) -> std::result::Result<(AlertQuery, bool), Problem> {
     Ok((q, ocsf))
 }
 
-pub async fn list(req: Request, env: &Env) -> Result<Response> {
-    let (q, _) = match query(&req) {
-        Ok(q) => q,
-        Err(p) => return respond::problem(&p),
-    };
+pub async fn list(req: Request, env: &Env) -> Answer {
+    let (q, _) = query(&req)?;
     let page = store(env)?.list(&q).await?;
     let next_cursor = page.next.as_ref().map(paging::encode_cursor);
     respond::json(
@@ -91,11 +88,8 @@ pub async fn list(req: Request, env: &Env) -> Result<Response> {
     )
 }
 
-pub async fn ndjson(req: Request, env: &Env) -> Result<Response> {
-    let (mut q, ocsf) = match query(&req) {
-        Ok(q) => q,
-        Err(p) => return respond::problem(&p),
-    };
+pub async fn ndjson(req: Request, env: &Env) -> Answer {
+    let (mut q, ocsf) = query(&req)?;
     q.limit = MAX_LIMIT;
     q.oldest_first = true;
     let connections = std::rc::Rc::new(Store::new(env.d1("DB")?).list().await?);
@@ -163,8 +157,8 @@ fn valid_alert_id(id: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
-    let not_found = || respond::code(ProblemCode::NotFound, &format!("There is no alert {id:?}."));
+pub async fn patch(mut req: Request, env: &Env, id: &str) -> Answer {
+    let not_found = || respond::fail(ProblemCode::NotFound, &format!("There is no alert {id:?}."));
     if !valid_alert_id(id) {
         return not_found();
     }
@@ -173,10 +167,11 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
         .ok()
         .and_then(|b| AlertStatus::parse(&b.status));
     let Some(status) = status else {
-        return respond::problem(&field_error(
+        return Err(field_error(
             "status",
             "Send {\"status\": \"open\" | \"acknowledged\" | \"closed\"}.",
-        ));
+        )
+        .into());
     };
     let store = store(env)?;
     let Some(before) = store.get(id).await? else {

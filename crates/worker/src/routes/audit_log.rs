@@ -3,11 +3,11 @@
 use snc_core::access::AuditPage;
 use snc_core::clock::parse_rfc3339;
 use snc_core::problem::{Problem, ProblemCode};
-use worker::{Env, Request, Response, Result};
+use worker::{Env, Request};
 
 use super::paging::{self, field_error};
 use crate::d1::audit::AuditLog;
-use crate::respond;
+use crate::respond::{self, Answer};
 
 struct Query {
     from: Option<i64>,
@@ -44,11 +44,8 @@ fn query(req: &Request) -> std::result::Result<Query, Problem> {
     Ok(q)
 }
 
-pub async fn list(req: Request, env: &Env) -> Result<Response> {
-    let q = match query(&req) {
-        Ok(q) => q,
-        Err(p) => return respond::problem(&p),
-    };
+pub async fn list(req: Request, env: &Env) -> Answer {
+    let q = query(&req)?;
     let mut entries = AuditLog::new(env.d1("DB")?)
         .list(
             q.from,

@@ -4,23 +4,28 @@
 use serde::Deserialize;
 use serde_json::json;
 use snc_core::input::{self, ConnectCredentials};
+use snc_core::instance_url::InstanceUrl;
+use snc_core::posture::PostureReport;
 use snc_core::preflight::{Credential, Preflight, PreflightInput, PreflightReport, Step};
 use snc_core::problem::{Problem, ProblemCode};
+use snc_core::release::ReleaseRange;
 use snc_core::seal::{KeyRing, SealingKey};
+use snc_core::secret::SecretKind;
 use worker::{console_log, Env, Request, Response, Result};
 
 use super::valid_id;
 use super::validate::{read_connect_request, validation_problem};
 use crate::config::Config;
 use crate::d1::connections::{NewConnection, Renewal, SealedSecret, Store};
-use crate::{now, random_bytes, respond, transport};
+use crate::respond::{self, Answer, AppError};
+use crate::{now, random_bytes, transport};
 
 fn store(env: &Env) -> Result<Store> {
     Ok(Store::new(env.d1("DB")?))
 }
 
-fn not_found(id: &str) -> Result<Response> {
-    respond::code(
+fn not_found(id: &str) -> Answer {
+    respond::fail(
         ProblemCode::NotFound,
         &format!("There is no connection {id:?}."),
     )
@@ -82,19 +87,27 @@ fn seal_all(
             access_token,
             access_expires_at,
         } => Ok(vec![
-            one("refresh_token", refresh_token, None)?,
-            one("access_token", access_token, Some(*access_expires_at))?,
-            one("client_secret", &client.client_secret, None)?,
+            one(SecretKind::RefreshToken, refresh_token, None)?,
+            one(
+                SecretKind::AccessToken,
+                access_token,
+                Some(*access_expires_at),
+            )?,
+            one(SecretKind::ClientSecret, &client.client_secret, None)?,
         ]),
         Credential::ClientCredentials {
             client,
             access_token,
             access_expires_at,
         } => Ok(vec![
-            one("access_token", access_token, Some(*access_expires_at))?,
-            one("client_secret", &client.client_secret, None)?,
+            one(
+                SecretKind::AccessToken,
+                access_token,
+                Some(*access_expires_at),
+            )?,
+            one(SecretKind::ClientSecret, &client.client_secret, None)?,
         ]),
-        Credential::Basic { password } => Ok(vec![one("password", password, None)?]),
+        Credential::Basic { password } => Ok(vec![one(SecretKind::Password, password, None)?]),
     }
 }
 
@@ -116,9 +129,7 @@ fn require_key(config: &Config) -> std::result::Result<&SealingKey, Problem> {
     })
 }
 
-fn require_releases(
-    config: &Config,
-) -> std::result::Result<snc_core::release::ReleaseRange, Problem> {
+fn require_releases(config: &Config) -> std::result::Result<ReleaseRange, Problem> {
     config.releases.ok_or_else(|| {
         Problem::with_context(
             ProblemCode::Internal,
@@ -127,11 +138,87 @@ fn require_releases(
     })
 }
 
+/// What a connect and a reconnect need before they call the instance,
+/// checked first so a deployment missing either refuses before any call.
+struct Ready<'a> {
+    key: &'a SealingKey,
+    releases: ReleaseRange,
+}
+
+/// The instance checked and the credentials exchanged (the preflight),
+/// sealed for the connection, with the posture read on the way.
+struct Checked {
+    report: PreflightReport,
+    secrets: Vec<SealedSecret>,
+    username: String,
+    posture: Option<PostureReport>,
+}
+
+impl<'a> Ready<'a> {
+    fn check(config: &'a Config) -> std::result::Result<Self, Problem> {
+        Ok(Ready {
+            key: require_key(config)?,
+            releases: require_releases(config)?,
+        })
+    }
+
+    async fn connect(
+        &self,
+        config: &Config,
+        id: &str,
+        instance: InstanceUrl,
+        credentials: &ConnectCredentials,
+    ) -> std::result::Result<Checked, AppError> {
+        let report = run_preflight(
+            PreflightInput {
+                instance,
+                credentials: credentials.clone(),
+                releases: self.releases,
+            },
+            config,
+        )
+        .await?;
+        let secrets = seal_all(self.key, id, &report.credential)?;
+        let username = acting_user(credentials, &report);
+        // The hardening settings came with the connect's Batch API call.
+        let posture = report
+            .posture
+            .as_ref()
+            .map(|r| snc_core::posture::evaluate(r, credentials.method(), now()));
+        Ok(Checked {
+            report,
+            secrets,
+            username,
+            posture,
+        })
+    }
+}
+
+impl Checked {
+    /// Once the row is written: the posture kept in the connection's
+    /// object, and its pulls started (the cron's watchdog would start them
+    /// within minutes anyway).
+    async fn settle(&self, env: &Env, id: &str, what: &str) {
+        if let (Some(posture), Some(readings)) = (&self.posture, &self.report.posture) {
+            if let Err(e) =
+                crate::connection_object::keep_posture(env, id, posture, &readings.property_ids)
+                    .await
+            {
+                console_log!("{what}: could not keep the posture of {id}: {e}");
+            }
+        }
+        if let Err(e) = crate::connection_object::wake(env, id).await {
+            console_log!("{what}: could not start the pulls of {id}: {e}");
+        }
+    }
+}
+
 /// A rename to a name another connection has.
-fn name_taken() -> Result<Response> {
-    respond::problem(
-        &Problem::with_context(ProblemCode::Conflict, "Another connection has this name.")
-            .advise("Pick another name."),
+fn name_taken() -> Answer {
+    Err(
+        Problem::with_context(ProblemCode::Conflict, "Another connection has this name.")
+            .advise("Pick another name.")
+            .into(),
     )
 }
 
@@ -139,24 +226,10 @@ fn is_unique_violation(e: &worker::Error) -> bool {
     e.to_string().contains("UNIQUE")
 }
 
-pub async fn create(
-    mut req: Request,
-    env: &Env,
-    config: &Config,
-    owner: Option<&str>,
-) -> Result<Response> {
-    let body = match read_connect_request(&mut req).await {
-        Ok(b) => b,
-        Err(p) => return respond::problem(&p),
-    };
-    let input = match input::validate(&body, &config.policy) {
-        Ok(i) => i,
-        Err(errors) => return respond::problem(&validation_problem(errors)),
-    };
-    let (key, releases) = match (require_key(config), require_releases(config)) {
-        (Ok(k), Ok(r)) => (k, r),
-        (Err(p), _) | (_, Err(p)) => return respond::problem(&p),
-    };
+pub async fn create(mut req: Request, env: &Env, config: &Config, owner: Option<&str>) -> Answer {
+    let body = read_connect_request(&mut req).await?;
+    let input = input::validate(&body, &config.policy).map_err(validation_problem)?;
+    let ready = Ready::check(config)?;
     let store = store(env)?;
     // A key's quota, before the instance is called: a key at its quota
     // cannot make the worker relay calls to instances either.
@@ -178,61 +251,44 @@ pub async fn create(
         .await?
         .is_some()
     {
-        return respond::code(
+        return respond::fail(
             ProblemCode::Conflict,
             "A connection with this name, or this instance and user, exists.",
         );
     }
-    let report = match run_preflight(
-        PreflightInput {
-            instance: input.instance_url.clone(),
-            credentials: input.credentials.clone(),
-            releases,
-        },
-        config,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(p) => return respond::problem(&p),
-    };
     let id = crate::hex(&random_bytes::<16>()?);
-    let secrets = seal_all(key, &id, &report.credential)?;
-    let username = acting_user(&input.credentials, &report);
-    // The hardening settings came with the connect's Batch API call.
-    let posture = report
-        .posture
-        .as_ref()
-        .map(|r| snc_core::posture::evaluate(r, input.method(), now()));
+    let checked = ready
+        .connect(config, &id, input.instance_url.clone(), &input.credentials)
+        .await?;
     let inserted = store
         .insert(
             &NewConnection {
                 id: &id,
                 name: &input.name,
                 instance_url: input.instance_url.as_str(),
-                username: &username,
+                username: &checked.username,
                 method: input.method(),
                 client_id: input.credentials.client().map(|c| c.client_id.as_str()),
-                warnings: &report.warnings,
-                release: report.release.name(),
-                build: &report.build,
+                warnings: &checked.report.warnings,
+                release: checked.report.release.name(),
+                build: &checked.report.build,
                 now: now(),
                 backfill_days: config.backfill_days,
-                posture_score: posture.as_ref().map(|p| p.score),
+                posture_score: checked.posture.as_ref().map(|p| p.score),
                 owner,
             },
-            &secrets,
+            &checked.secrets,
         )
         .await;
     match inserted {
         Ok(()) => {}
         Err(e) if is_unique_violation(&e) => {
-            return respond::code(
+            return respond::fail(
                 ProblemCode::Conflict,
                 "A connection with this name, or this instance and user, was created meanwhile.",
             )
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     }
     // Concurrent connects may all have passed the first count: one not
     // among the owner's first `quota` is taken back.
@@ -242,38 +298,27 @@ pub async fn create(
             return quota_exceeded(quota);
         }
     }
-    if let (Some(report), Some(readings)) = (&posture, &report.posture) {
-        if let Err(e) =
-            crate::connection_object::keep_posture(env, &id, report, &readings.property_ids).await
-        {
-            console_log!("connect: could not keep the posture of {id}: {e}");
-        }
-    }
-    // The backfill starts now; the cron's watchdog would wake it within
-    // minutes anyway.
-    if let Err(e) = crate::connection_object::wake(env, &id).await {
-        console_log!("connect: could not start the backfill of {id}: {e}");
-    }
+    checked.settle(env, &id, "connect").await;
     match store.get(&id).await? {
         Some(row) => respond::json(201, &row.to_api()),
-        None => respond::problem(&Problem::new(ProblemCode::Internal)),
+        None => Err(Problem::new(ProblemCode::Internal).into()),
     }
 }
 
-fn quota_exceeded(quota: u32) -> Result<Response> {
-    respond::code(
+fn quota_exceeded(quota: u32) -> Answer {
+    respond::fail(
         ProblemCode::QuotaExceeded,
         &format!("This key has made {quota} connections, its quota (CONNECTIONS_PER_KEY), counting those of the connect tickets it minted."),
     )
 }
 
-pub async fn list(env: &Env) -> Result<Response> {
+pub async fn list(env: &Env) -> Answer {
     let rows = store(env)?.list().await?;
     let connections: Vec<_> = rows.iter().map(|r| r.to_api()).collect();
     respond::json(200, &json!({ "connections": connections }))
 }
 
-pub async fn get(env: &Env, id: &str) -> Result<Response> {
+pub async fn get(env: &Env, id: &str) -> Answer {
     if !valid_id(id) {
         return not_found(id);
     }
@@ -308,17 +353,17 @@ fn interval_problem(message: &str) -> Problem {
     }])
 }
 
-pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
+pub async fn patch(mut req: Request, env: &Env, id: &str) -> Answer {
     if !valid_id(id) {
         return not_found(id);
     }
     let text = req.text().await.unwrap_or_default();
     let Ok(body) = serde_json::from_str::<PatchBody>(&text) else {
-        return respond::problem(&Problem::validation(vec![snc_core::problem::FieldError {
+        return Err(Problem::validation(vec![snc_core::problem::FieldError {
             field: "body".into(),
             code: "invalid_json".into(),
             message: "Send a JSON object with \"name\" (text), \"enabled\" (true or false) and/or \"pull_interval_secs\" (30 to 3600, or null), nothing else.".into(),
-        }]));
+        }]).into());
     };
     // Checked before anything changes: a bad value changes nothing.
     let interval = match &body.pull_interval_secs {
@@ -330,11 +375,12 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
             .map(snc_core::schedule::PullInterval::new)
         {
             Some(Ok(i)) => Some(Some(i)),
-            Some(Err(e)) => return respond::problem(&interval_problem(&e.to_string())),
+            Some(Err(e)) => return Err(interval_problem(&e.to_string()).into()),
             None => {
-                return respond::problem(&interval_problem(
+                return Err(interval_problem(
                     "pull_interval_secs must be a whole number of seconds from 30 to 3600, or null for the deployment's PULL_INTERVAL_SECS",
-                ))
+                )
+                .into())
             }
         },
     };
@@ -343,10 +389,7 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
         return not_found(id);
     };
     if let Some(name) = &body.name {
-        let name = match input::check_name(name) {
-            Ok(n) => n,
-            Err(e) => return respond::problem(&validation_problem(vec![e])),
-        };
+        let name = input::check_name(name).map_err(|e| validation_problem(vec![e]))?;
         if store
             .conflicting(Some(&name), "", "", Some(id))
             .await?
@@ -357,7 +400,7 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
         match store.rename(id, &name).await {
             Ok(()) => {}
             Err(e) if is_unique_violation(&e) => return name_taken(),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     if let Some(enabled) = body.enabled {
@@ -385,7 +428,7 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Result<Response> {
 /// tombstone stays); 204 once nothing of it remains, 202 while its object,
 /// archive and legacy rows are still being purged (the object's alarm and
 /// the cron carry on; asking again is safe and answers 204 once done).
-pub async fn delete(env: &Env, id: &str) -> Result<Response> {
+pub async fn delete(env: &Env, id: &str) -> Answer {
     if !valid_id(id) {
         return not_found(id);
     }
@@ -409,7 +452,7 @@ pub async fn delete(env: &Env, id: &str) -> Result<Response> {
     }
 }
 
-fn deleting(id: &str) -> Result<Response> {
+fn deleting(id: &str) -> Answer {
     respond::json(
         202,
         &json!({
@@ -420,7 +463,7 @@ fn deleting(id: &str) -> Result<Response> {
     )
 }
 
-pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -> Result<Response> {
+pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -> Answer {
     if !valid_id(id) {
         return not_found(id);
     }
@@ -428,29 +471,18 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
     let Some(row) = store.get(id).await? else {
         return not_found(id);
     };
-    let mut body = match read_connect_request(&mut req).await {
-        Ok(b) => b,
-        Err(p) => return respond::problem(&p),
-    };
+    let mut body = read_connect_request(&mut req).await?;
     // A reconnect usually only renews the password (or the secret): what is
     // not sent stays as connected.
     body.username = body.username.or_else(|| Some(row.username.clone()));
     body.client_id = body.client_id.or_else(|| row.client_id.clone());
     let method = row.method;
-    let credentials = match input::validate_credentials(&body, method) {
-        Ok(c) => c,
-        Err(errors) => return respond::problem(&validation_problem(errors)),
-    };
-    let (key, releases) = match (require_key(config), require_releases(config)) {
-        (Ok(k), Ok(r)) => (k, r),
-        (Err(p), _) | (_, Err(p)) => return respond::problem(&p),
-    };
+    let credentials = input::validate_credentials(&body, method).map_err(validation_problem)?;
+    let ready = Ready::check(config)?;
     // The stored URL passed the policy when it was connected; check it again
     // in case INSTANCE_HOSTS was narrowed since.
-    let instance = match input::check_instance_url(&row.instance_url, &config.policy) {
-        Ok(u) => u,
-        Err(e) => return respond::problem(&validation_problem(vec![e])),
-    };
+    let instance = input::check_instance_url(&row.instance_url, &config.policy)
+        .map_err(|e| validation_problem(vec![e]))?;
     if store
         .conflicting(
             None,
@@ -461,51 +493,28 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
         .await?
         .is_some()
     {
-        return respond::problem(
-            &Problem::with_context(
-                ProblemCode::Conflict,
-                "Another connection uses this instance and user.",
-            )
-            .advise("Reconnect with another user, or reconnect the connection that has this one."),
-        );
+        return Err(Problem::with_context(
+            ProblemCode::Conflict,
+            "Another connection uses this instance and user.",
+        )
+        .advise("Reconnect with another user, or reconnect the connection that has this one.")
+        .into());
     }
-    let report = match run_preflight(
-        PreflightInput {
-            instance,
-            credentials: credentials.clone(),
-            releases,
-        },
-        config,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(p) => return respond::problem(&p),
-    };
-    let secrets = seal_all(key, id, &report.credential)?;
-    let username = acting_user(&credentials, &report);
+    let checked = ready.connect(config, id, instance, &credentials).await?;
     store
         .reconnect(
             id,
             &Renewal {
-                username: &username,
+                username: &checked.username,
                 client_id: credentials.client().map(|c| c.client_id.as_str()),
-                warnings: &report.warnings,
-                release: report.release.name(),
-                build: &report.build,
+                warnings: &checked.report.warnings,
+                release: checked.report.release.name(),
+                build: &checked.report.build,
             },
-            &secrets,
+            &checked.secrets,
         )
         .await?;
-    if let Some(readings) = &report.posture {
-        let posture = snc_core::posture::evaluate(readings, credentials.method(), now());
-        if let Err(e) =
-            crate::connection_object::keep_posture(env, id, &posture, &readings.property_ids).await
-        {
-            console_log!("reconnect: could not keep the posture of {id}: {e}");
-        }
-    }
-    let _ = crate::connection_object::wake(env, id).await;
+    checked.settle(env, id, "reconnect").await;
     match store.get(id).await? {
         Some(row) => respond::json(200, &row.to_api()),
         None => not_found(id),

@@ -11,7 +11,7 @@ use worker::{Env, Request, Response, Result};
 use super::paging::{self, field_error, MAX_LIMIT};
 use crate::connection_object::{self, IndexQuery};
 use crate::d1::connections::Store;
-use crate::respond;
+use crate::respond::{self, Answer};
 
 fn encode_cursor(e: &Event) -> String {
     let (table, sys_id) = e.id.split_once(':').unwrap_or(("", ""));
@@ -46,7 +46,9 @@ fn filter(
         newest_first,
         // Past the retention, nothing is shown, even before the object's
         // next alarm trims it.
-        not_before: Some(crate::now() - crate::config::retention_days(env) * 86_400),
+        not_before: Some(
+            crate::now() - crate::config::Config::from_env(env).retention_days * 86_400,
+        ),
         ..IndexQuery::default()
     };
     let mut ocsf_format = false;
@@ -92,14 +94,11 @@ async fn known(env: &Env, id: &str) -> Result<bool> {
     Ok(Store::new(env.d1("DB")?).get(id).await?.is_some())
 }
 
-pub async fn list(req: Request, env: &Env, id: &str) -> Result<Response> {
+pub async fn list(req: Request, env: &Env, id: &str) -> Answer {
     if !known(env, id).await? {
-        return respond::code(ProblemCode::NotFound, "There is no such connection.");
+        return respond::fail(ProblemCode::NotFound, "There is no such connection.");
     }
-    let (f, _) = match filter(&req, env, true) {
-        Ok(f) => f,
-        Err(p) => return respond::problem(&p),
-    };
+    let (f, _) = filter(&req, env, true)?;
     let limit = f.limit;
     let read = connection_object::events(env, id, &f).await?;
     let events = read.events;
@@ -118,14 +117,11 @@ pub async fn list(req: Request, env: &Env, id: &str) -> Result<Response> {
     respond::json(200, &json!({ "events": events, "next_cursor": next }))
 }
 
-pub async fn ndjson(req: Request, env: &Env, id: &str) -> Result<Response> {
+pub async fn ndjson(req: Request, env: &Env, id: &str) -> Answer {
     if !known(env, id).await? {
-        return respond::code(ProblemCode::NotFound, "There is no such connection.");
+        return respond::fail(ProblemCode::NotFound, "There is no such connection.");
     }
-    let (mut f, as_ocsf) = match filter(&req, env, false) {
-        Ok(f) => f,
-        Err(p) => return respond::problem(&p),
-    };
+    let (mut f, as_ocsf) = filter(&req, env, false)?;
     f.limit = MAX_LIMIT;
     let env = env.clone();
     let id = id.to_string();
@@ -176,16 +172,16 @@ pub async fn ndjson(req: Request, env: &Env, id: &str) -> Result<Response> {
     Ok(resp)
 }
 
-pub async fn runs(env: &Env, id: &str) -> Result<Response> {
+pub async fn runs(env: &Env, id: &str) -> Answer {
     if !known(env, id).await? {
-        return respond::code(ProblemCode::NotFound, "There is no such connection.");
+        return respond::fail(ProblemCode::NotFound, "There is no such connection.");
     }
     respond::json(200, &connection_object::runs(env, id).await?)
 }
 
-pub async fn pull(env: &Env, id: &str) -> Result<Response> {
+pub async fn pull(env: &Env, id: &str) -> Answer {
     if !known(env, id).await? {
-        return respond::code(ProblemCode::NotFound, "There is no such connection.");
+        return respond::fail(ProblemCode::NotFound, "There is no such connection.");
     }
     connection_object::wake(env, id).await?;
     respond::json(202, &json!({ "queued": true }))

@@ -1,6 +1,7 @@
+use crate::respond::Answer;
 use snc_core::health::HealthReport;
-use worker::{Response, Result};
+use worker::Response;
 
-pub fn get() -> Result<Response> {
-    Response::from_json(&HealthReport::ok())
+pub fn get() -> Answer {
+    Ok(Response::from_json(&HealthReport::ok())?)
 }

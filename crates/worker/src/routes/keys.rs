@@ -10,7 +10,7 @@ use worker::{Env, Request, Response, Result};
 
 use super::paging::field_error;
 use crate::d1::credentials::{AccessStore, NewKey};
-use crate::respond;
+use crate::respond::{self, Answer};
 
 fn store(env: &Env) -> Result<AccessStore> {
     Ok(AccessStore::new(env.d1("DB")?))
@@ -84,19 +84,16 @@ fn validate(
     }
 }
 
-pub async fn create(mut req: Request, env: &Env) -> Result<Response> {
+pub async fn create(mut req: Request, env: &Env) -> Answer {
     let now = crate::now();
     let text = req.text().await.unwrap_or_default();
     let Ok(body) = serde_json::from_str::<CreateBody>(&text) else {
-        return respond::problem(&field_error(
+        return Err(field_error(
             "body",
             "Send JSON: {\"name\": \"…\", \"scopes\": [\"read\"], \"expires_at\": \"2027-01-31T00:00:00Z\"}.",
-        ));
+        ).into());
     };
-    let (name, scopes, expires_at) = match validate(&body, now) {
-        Ok(v) => v,
-        Err(p) => return respond::problem(&p),
-    };
+    let (name, scopes, expires_at) = validate(&body, now)?;
     let key = CredentialKind::ApiKey.mint(&crate::random_bytes::<32>()?);
     let id = crate::hex(&crate::random_bytes::<16>()?);
     store(env)?
@@ -124,7 +121,7 @@ pub async fn create(mut req: Request, env: &Env) -> Result<Response> {
     )
 }
 
-pub async fn list(env: &Env) -> Result<Response> {
+pub async fn list(env: &Env) -> Answer {
     respond::json(
         200,
         &snc_core::access::KeyList {
@@ -133,11 +130,11 @@ pub async fn list(env: &Env) -> Result<Response> {
     )
 }
 
-pub async fn revoke(env: &Env, id: &str) -> Result<Response> {
+pub async fn revoke(env: &Env, id: &str) -> Answer {
     if super::valid_id(id) && store(env)?.revoke_key(id).await? {
         return Ok(Response::empty()?.with_status(204));
     }
-    respond::code(
+    respond::fail(
         ProblemCode::NotFound,
         &format!("There is no API key {id:?}; list them with GET /api/v1/keys."),
     )

@@ -3,11 +3,10 @@
 
 use serde_json::json;
 use snc_core::access::Caller;
-use worker::{Response, Result};
 
-use crate::respond;
+use crate::respond::{self, Answer};
 
-pub fn get(caller: &Caller) -> Result<Response> {
+pub fn get(caller: &Caller) -> Answer {
     let actor = caller.actor();
     let connection_id = match caller {
         Caller::Ticket(t) => t.connection_id.clone(),

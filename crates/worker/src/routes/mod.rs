@@ -29,7 +29,7 @@ use crate::auth::{self, Refusal};
 use crate::config::Config;
 use crate::d1::audit::{self, AuditLog, Entry};
 use crate::d1::credentials::AccessStore;
-use crate::respond;
+use crate::respond::{self, Answer, AppError};
 
 pub async fn handle(req: Request, env: Env) -> Result<Response> {
     let config = Config::from_env(&env);
@@ -37,7 +37,7 @@ pub async fn handle(req: Request, env: Env) -> Result<Response> {
     // What the log shows of a path a stranger chose: bounded.
     let path = api::logged_path(&req.path()).into_owned();
     let origin = auth::allowed_origin(&req, &config);
-    let resp = match route(req, &env, &config).await {
+    let resp = match route(req, &env, &config).await.or_else(AppError::answer) {
         Ok(r) => r,
         Err(e) => {
             console_log!(
@@ -64,10 +64,10 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
+async fn route(req: Request, env: &Env, config: &Config) -> Answer {
     let path = req.path();
     if !path.starts_with("/api/") {
-        return assets::serve(req, env).await;
+        return Ok(assets::serve(req, env).await?);
     }
     if req.method() == Method::Options {
         return Ok(Response::empty()?.with_status(204));
@@ -83,13 +83,13 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
         header("content-length").as_deref(),
         header("transfer-encoding").as_deref(),
     ) {
-        return respond::code(
+        return respond::fail(
             ProblemCode::PayloadTooLarge,
             "The request body is over 64 KB, or its length was not sent.",
         );
     }
     let Some(rest) = path.strip_prefix("/api/v1/") else {
-        return respond::code(ProblemCode::NotFound, "No such route.");
+        return respond::fail(ProblemCode::NotFound, "No such route.");
     };
     // workers-rs reads methods it does not know (QUERY, PROPFIND, …) as
     // GET, so the method is taken from the request as sent.
@@ -115,7 +115,7 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
         && !same_origin_or_allowed(&req, config)
     {
         forbidden(&audit, &caller, &path, ip.as_deref()).await;
-        return respond::code(
+        return respond::fail(
             ProblemCode::Forbidden,
             "A change through a Cloudflare Access sign-in must come from this connector's own page (or an origin in ALLOWED_ORIGINS).",
         );
@@ -123,20 +123,20 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
     let route = match resolution {
         Resolution::Found(route) => route,
         Resolution::NotFound => {
-            return respond::code(
+            return respond::fail(
                 ProblemCode::NotFound,
                 "No such route. See /api/v1/openapi.json.",
             )
         }
         Resolution::MethodNotAllowed(methods) => {
-            let mut resp = respond::code(
+            let mut resp = respond::problem(&Problem::with_context(
                 ProblemCode::MethodNotAllowed,
-                &format!(
+                format!(
                     "{} takes {}.",
                     api::logged_path(&path),
                     api::allow_header(methods)
                 ),
-            )?;
+            ))?;
             resp.headers_mut()
                 .set("allow", &api::allow_header(methods))?;
             return Ok(resp);
@@ -150,7 +150,7 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
         .and_then(|o| access::normalize_origin(&o));
     if let Decision::Forbidden(why) = access::permits(&caller, &route, origin.as_deref()) {
         forbidden(&audit, &caller, &path, ip.as_deref()).await;
-        return respond::code(ProblemCode::Forbidden, why);
+        return respond::fail(ProblemCode::Forbidden, why);
     }
     let Some(change) = route.change() else {
         return dispatch(req, env, config, &route, &caller).await;
@@ -160,13 +160,17 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
     if let (Caller::Ticket(t), Resource::Connections) = (&caller, &route.resource) {
         if !access.claim_ticket(&t.id, now).await? {
             forbidden(&audit, &caller, &path, ip.as_deref()).await;
-            return respond::code(
+            return respond::fail(
                 ProblemCode::Forbidden,
                 "This connect ticket has already connected an instance, is connecting one now, or has used its 5 connect attempts; mint a new one.",
             );
         }
     }
-    let mut resp = dispatch(req, env, config, &route, &caller).await;
+    // A problem is answered (and audited with its code) here; a failure
+    // inside the worker stays an error for `handle` to log.
+    let mut resp = dispatch(req, env, config, &route, &caller)
+        .await
+        .or_else(AppError::answer);
     let (outcome, created) = match &mut resp {
         Ok(r) => outcome_of(r).await,
         Err(_) => (ProblemCode::Internal.as_str().to_string(), None),
@@ -187,14 +191,14 @@ async fn route(req: Request, env: &Env, config: &Config) -> Result<Response> {
             })
             .await;
     }
-    resp
+    Ok(resp?)
 }
 
 /// A key's or ticket's calls past `CALLS_PER_CALLER_MINUTE`: 429 until the
 /// minute ends. Counted by the `CALLER_LIMIT` binding (per Cloudflare
 /// location, in fixed minutes); a deployment without the binding is not
 /// limited here, and says so in its log.
-async fn over_caller_limit(env: &Env, caller: &Caller) -> Option<Result<Response>> {
+async fn over_caller_limit(env: &Env, caller: &Caller) -> Option<Answer> {
     let key = access::rate_limit_key(caller)?;
     let limiter = match env.rate_limiter("CALLER_LIMIT") {
         Ok(l) => l,
@@ -213,7 +217,7 @@ async fn over_caller_limit(env: &Env, caller: &Caller) -> Option<Result<Response
                 "Wait until the time given, then call more slowly (a script reading events follows next_cursor one page at a time).",
                 60,
             );
-            Some(respond::problem(&p))
+            Some(Err(p.into()))
         }
         Ok(_) => None,
         Err(e) => {
@@ -252,15 +256,10 @@ fn same_origin_or_allowed(req: &Request, config: &Config) -> bool {
 }
 
 /// 401 or 429, written to the audit log when a credential was refused.
-async fn refused(
-    refusal: Refusal,
-    audit: &AuditLog,
-    path: &str,
-    ip: Option<&str>,
-) -> Result<Response> {
+async fn refused(refusal: Refusal, audit: &AuditLog, path: &str, ip: Option<&str>) -> Answer {
     match refusal {
         Refusal::NoCredential => {
-            respond::code(ProblemCode::Unauthorized, "No credential was sent.")
+            respond::fail(ProblemCode::Unauthorized, "No credential was sent.")
         }
         Refusal::Wrong {
             actor,
@@ -279,7 +278,7 @@ async fn refused(
                     })
                     .await;
             }
-            respond::code(ProblemCode::Unauthorized, why)
+            respond::fail(ProblemCode::Unauthorized, why)
         }
         Refusal::Slowed {
             retry_after,
@@ -302,11 +301,12 @@ async fn refused(
                     })
                     .await;
             }
-            respond::problem(&Problem::rate_limited(
+            Err(Problem::rate_limited(
                 "Too many wrong credentials came from this address.",
                 "Wait until the time given, then try again with a valid credential.",
                 retry_after,
-            ))
+            )
+            .into())
         }
     }
 }
@@ -384,12 +384,12 @@ async fn dispatch(
     config: &Config,
     route: &Route,
     caller: &Caller,
-) -> Result<Response> {
+) -> Answer {
     use ApiMethod::*;
     use Resource as R;
     match (route.method, &route.resource) {
         (Get, R::OpenApi) => openapi::get(),
-        (Get, R::Settings) => settings::get(env, config),
+        (Get, R::Settings) => settings::get(config),
         (Get, R::Me) => me::get(caller),
         (Post, R::Validate) => validate::post(req, config).await,
         (Get, R::Keys) => keys::list(env).await,
@@ -429,7 +429,7 @@ async fn dispatch(
         (Patch, R::Connection(id)) => connections::patch(req, env, id).await,
         (Delete, R::Connection(id)) => connections::delete(env, id).await,
         (Post, R::Reconnect(id)) => connections::reconnect(req, env, config, id).await,
-        (_, r) if r.connection_id().is_some_and(|id| !valid_id(id)) => respond::code(
+        (_, r) if r.connection_id().is_some_and(|id| !valid_id(id)) => respond::fail(
             ProblemCode::NotFound,
             "No connection has this id (ids are 32 hex characters).",
         ),
@@ -442,7 +442,7 @@ async fn dispatch(
         (Post, R::PostureCheck(id)) => posture::check(env, id).await,
         (Get, R::PostureNdjson(id)) => posture::ndjson(env, id).await,
         // `resolve` only finds a route with one of its resource's methods.
-        _ => respond::code(
+        _ => respond::fail(
             ProblemCode::MethodNotAllowed,
             "This route does not take that method.",
         ),

@@ -9,10 +9,10 @@ use worker::{Env, Response, Result};
 
 use crate::connection_object;
 use crate::d1::connections::Store;
-use crate::respond;
+use crate::respond::{self, Answer};
 
-fn no_check_yet() -> Result<Response> {
-    respond::code(
+fn no_check_yet() -> Answer {
+    respond::fail(
         ProblemCode::NotFound,
         "No posture check has run for this connection yet. Ask for one with POST /api/v1/connections/{id}/posture/check; it runs with the next pull.",
     )
@@ -21,32 +21,22 @@ fn no_check_yet() -> Result<Response> {
 /// The latest report and the history, or `None` before the first check.
 async fn latest(env: &Env, id: &str) -> Result<Option<(PostureReport, Value)>> {
     let stored = connection_object::posture(env, id).await?;
-    let report = stored
-        .get("latest")
-        .cloned()
-        .and_then(|v| serde_json::from_value::<PostureReport>(v).ok());
     let history: Vec<Value> = stored
-        .get("history")
-        .and_then(Value::as_array)
-        .map(|points| {
-            points
-                .iter()
-                .map(|p| {
-                    let at = p.get("checked_at").and_then(Value::as_f64).unwrap_or(0.0);
-                    json!({
-                        "checked_at": snc_core::clock::rfc3339(at as i64),
-                        "score": p.get("score").and_then(Value::as_f64).unwrap_or(0.0) as u8,
-                    })
-                })
-                .collect()
+        .history
+        .iter()
+        .map(|p| {
+            json!({
+                "checked_at": snc_core::clock::rfc3339(p.checked_at),
+                "score": p.score.clamp(0, 100),
+            })
         })
-        .unwrap_or_default();
-    Ok(report.map(|r| (r, Value::Array(history))))
+        .collect();
+    Ok(stored.latest.map(|r| (r, Value::Array(history))))
 }
 
-pub async fn get(env: &Env, id: &str) -> Result<Response> {
+pub async fn get(env: &Env, id: &str) -> Answer {
     if Store::new(env.d1("DB")?).get(id).await?.is_none() {
-        return respond::code(ProblemCode::NotFound, "There is no such connection.");
+        return respond::fail(ProblemCode::NotFound, "There is no such connection.");
     }
     let Some((report, history)) = latest(env, id).await? else {
         return no_check_yet();
@@ -58,17 +48,17 @@ pub async fn get(env: &Env, id: &str) -> Result<Response> {
     respond::json(200, &body)
 }
 
-pub async fn check(env: &Env, id: &str) -> Result<Response> {
+pub async fn check(env: &Env, id: &str) -> Answer {
     if Store::new(env.d1("DB")?).get(id).await?.is_none() {
-        return respond::code(ProblemCode::NotFound, "There is no such connection.");
+        return respond::fail(ProblemCode::NotFound, "There is no such connection.");
     }
     connection_object::check_posture(env, id).await?;
     respond::json(202, &json!({ "queued": true }))
 }
 
-pub async fn ndjson(env: &Env, id: &str) -> Result<Response> {
+pub async fn ndjson(env: &Env, id: &str) -> Answer {
     let Some(row) = Store::new(env.d1("DB")?).get(id).await? else {
-        return respond::code(ProblemCode::NotFound, "There is no such connection.");
+        return respond::fail(ProblemCode::NotFound, "There is no such connection.");
     };
     let Some((report, _)) = latest(env, id).await? else {
         return no_check_yet();

@@ -12,14 +12,14 @@ use worker::{Env, Request, Response, Result};
 use super::paging::field_error;
 use crate::config::Config;
 use crate::d1::sinks::{seal_context, SinkStore};
-use crate::respond;
+use crate::respond::{self, Answer};
 
 fn store(env: &Env) -> Result<SinkStore> {
     Ok(SinkStore::new(env.d1("DB")?))
 }
 
-fn not_found(id: &str) -> Result<Response> {
-    respond::code(
+fn not_found(id: &str) -> Answer {
+    respond::fail(
         ProblemCode::NotFound,
         &format!("There is no sink {id:?}; list them with GET /api/v1/sinks."),
     )
@@ -75,29 +75,23 @@ fn shown(row: &crate::d1::sinks::SinkRow, admin: bool) -> serde_json::Value {
     v
 }
 
-pub async fn list(env: &Env, admin: bool) -> Result<Response> {
+pub async fn list(env: &Env, admin: bool) -> Answer {
     let rows = store(env)?.list().await?;
     let sinks: Vec<_> = rows.iter().map(|s| shown(s, admin)).collect();
     respond::json(200, &json!({ "sinks": sinks }))
 }
 
-pub async fn get(env: &Env, id: &str, admin: bool) -> Result<Response> {
+pub async fn get(env: &Env, id: &str, admin: bool) -> Answer {
     match store(env)?.get(id).await? {
         Some(s) => respond::json(200, &shown(&s, admin)),
         None => not_found(id),
     }
 }
 
-pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Response> {
-    let request = match body(&mut req).await {
-        Ok(b) => b,
-        Err(p) => return respond::problem(&p),
-    };
-    let (settings, given) = match forward::validate(&request, None, config.policy.allows_loopback())
-    {
-        Ok(v) => v,
-        Err(errors) => return respond::problem(&problem(errors)),
-    };
+pub async fn create(mut req: Request, env: &Env, config: &Config) -> Answer {
+    let request = body(&mut req).await?;
+    let (settings, given) =
+        forward::validate(&request, None, config.policy.allows_loopback()).map_err(problem)?;
     let id = crate::hex(&crate::random_bytes::<16>()?);
     let (secret, shown) = match given {
         Some(s) => (s, None),
@@ -107,14 +101,11 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
             (s.clone(), Some(s))
         }
     };
-    let sealed = match seal(config, &id, &secret) {
-        Ok(s) => s,
-        Err(p) => return respond::problem(&p),
-    };
+    let sealed = seal(config, &id, &secret)?;
     let store = store(env)?;
     store.insert(&id, &settings, &sealed, crate::now()).await?;
     let Some(row) = store.get(&id).await? else {
-        return respond::code(ProblemCode::Internal, "The sink was not kept.");
+        return respond::fail(ProblemCode::Internal, "The sink was not kept.");
     };
     let mut answer = row.to_api();
     if let Some(s) = shown {
@@ -123,17 +114,14 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
     respond::json(201, &answer)
 }
 
-pub async fn patch(mut req: Request, env: &Env, config: &Config, id: &str) -> Result<Response> {
+pub async fn patch(mut req: Request, env: &Env, config: &Config, id: &str) -> Answer {
     let store = store(env)?;
     let Some(row) = store.get(id).await? else {
         return not_found(id);
     };
-    let request = match body(&mut req).await {
-        Ok(b) => b,
-        Err(p) => return respond::problem(&p),
-    };
+    let request = body(&mut req).await?;
     let Some(base) = row.settings() else {
-        return respond::code(
+        return respond::fail(
             ProblemCode::Internal,
             "This sink's stored settings do not read.",
         );
@@ -144,14 +132,12 @@ pub async fn patch(mut req: Request, env: &Env, config: &Config, id: &str) -> Re
             // Enabling starts it over as active; failing is the worker's to set.
             Some(SinkState::Active) => Some(SinkState::Active),
             Some(SinkState::Disabled) => Some(SinkState::Disabled),
-            _ => return respond::problem(&field_error("state", "Use \"active\" or \"disabled\".")),
+            _ => return Err(field_error("state", "Use \"active\" or \"disabled\".").into()),
         },
     };
     let (settings, given) =
-        match forward::validate(&request, Some(&base), config.policy.allows_loopback()) {
-            Ok(v) => v,
-            Err(errors) => return respond::problem(&problem(errors)),
-        };
+        forward::validate(&request, Some(&base), config.policy.allows_loopback())
+            .map_err(problem)?;
     let rotate = request.rotate_secret.as_ref().and_then(|v| v.as_bool()) == Some(true);
     let mut shown = None;
     let secret = match (given, rotate, &settings.params) {
@@ -178,17 +164,15 @@ pub async fn patch(mut req: Request, env: &Env, config: &Config, id: &str) -> Re
             ))
         }
         (None, true, _) => {
-            return respond::problem(&field_error(
+            return Err(field_error(
                 "rotate_secret",
                 "Only a webhook's secret is generated here; send the new credential instead.",
-            ))
+            )
+            .into())
         }
         (None, false, _) => None,
     };
-    let sealed = match secret.as_ref().map(|s| seal(config, id, s)).transpose() {
-        Ok(s) => s,
-        Err(p) => return respond::problem(&p),
-    };
+    let sealed = secret.as_ref().map(|s| seal(config, id, s)).transpose()?;
     store
         .update(id, &settings, sealed.as_deref(), state, crate::now())
         .await?;
@@ -202,7 +186,7 @@ pub async fn patch(mut req: Request, env: &Env, config: &Config, id: &str) -> Re
     respond::json(200, &answer)
 }
 
-pub async fn delete(env: &Env, id: &str) -> Result<Response> {
+pub async fn delete(env: &Env, id: &str) -> Answer {
     if store(env)?.delete(id).await? {
         return Ok(Response::empty()?.with_status(204));
     }
@@ -210,7 +194,7 @@ pub async fn delete(env: &Env, id: &str) -> Result<Response> {
 }
 
 /// One delivery of a made-up event, answered with what the receiver said.
-pub async fn test(env: &Env, config: &Config, id: &str) -> Result<Response> {
+pub async fn test(env: &Env, config: &Config, id: &str) -> Answer {
     let Some(row) = store(env)?.get(id).await? else {
         return not_found(id);
     };
@@ -218,7 +202,7 @@ pub async fn test(env: &Env, config: &Config, id: &str) -> Result<Response> {
         row.settings(),
         config.keys.as_ref().and_then(|r| row.secret(r)),
     ) else {
-        return respond::code(
+        return respond::fail(
             ProblemCode::Internal,
             "This sink's settings or credential do not read under the configured keys.",
         );
@@ -293,7 +277,7 @@ fn report(v: &Verdict, status: Option<u16>, who: &str) -> serde_json::Value {
 
 /// `{"from","to"}`: the events of that range are delivered again, then the
 /// alerts seen in it, for the streams the sink takes.
-pub async fn replay(mut req: Request, env: &Env, id: &str) -> Result<Response> {
+pub async fn replay(mut req: Request, env: &Env, id: &str) -> Answer {
     let store = store(env)?;
     let Some(sink) = store.get(id).await? else {
         return not_found(id);
@@ -302,13 +286,14 @@ pub async fn replay(mut req: Request, env: &Env, id: &str) -> Result<Response> {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     let time = |k: &str| v.get(k).and_then(|t| t.as_str()).and_then(parse_rfc3339);
     let (Some(from), Some(to)) = (time("from"), time("to")) else {
-        return respond::problem(&field_error(
+        return Err(field_error(
             "from",
             "Send {\"from\": \"…\", \"to\": \"…\"} as RFC 3339 times.",
-        ));
+        )
+        .into());
     };
     if to <= from {
-        return respond::problem(&field_error("to", "Give a `to` after `from`."));
+        return Err(field_error("to", "Give a `to` after `from`.").into());
     }
     // The ask's time tells asks apart: in milliseconds, so two asks of one
     // second are two replays.
@@ -339,7 +324,7 @@ async fn forward_now(env: &Env, sink: &crate::d1::sinks::SinkRow) -> Result<()> 
 
 /// `GET /sinks/{id}/dead_letters`: what the receiver refused on its own,
 /// newest first (the receiver's reason for admins only).
-pub async fn dead_letters(env: &Env, id: &str, admin: bool) -> Result<Response> {
+pub async fn dead_letters(env: &Env, id: &str, admin: bool) -> Answer {
     let store = store(env)?;
     let Some(sink) = store.get(id).await? else {
         return not_found(id);
@@ -366,7 +351,7 @@ pub async fn dead_letters(env: &Env, id: &str, admin: bool) -> Result<Response> 
 
 /// `POST /sinks/{id}/dead_letters/replay`: once the receiver is mended,
 /// its dead letters are sent again; what it takes leaves the list.
-pub async fn replay_dead_letters(env: &Env, id: &str) -> Result<Response> {
+pub async fn replay_dead_letters(env: &Env, id: &str) -> Answer {
     let store = store(env)?;
     let Some(sink) = store.get(id).await? else {
         return not_found(id);

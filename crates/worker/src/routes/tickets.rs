@@ -9,11 +9,11 @@ use snc_core::access::{
 };
 use snc_core::clock::rfc3339;
 use snc_core::problem::{FieldError, Problem};
-use worker::{Env, Request, Response, Result};
+use worker::{Env, Request};
 
 use super::paging::field_error;
 use crate::d1::credentials::{AccessStore, NewTicket};
-use crate::respond;
+use crate::respond::{self, Answer};
 
 #[derive(Deserialize, Default)]
 struct MintBody {
@@ -23,7 +23,7 @@ struct MintBody {
     ttl_seconds: Option<serde_json::Value>,
 }
 
-pub async fn mint(mut req: Request, env: &Env, caller: &Caller) -> Result<Response> {
+pub async fn mint(mut req: Request, env: &Env, caller: &Caller) -> Answer {
     let now = crate::now();
     let text = req.text().await.unwrap_or_default();
     let body = if text.trim().is_empty() {
@@ -32,10 +32,10 @@ pub async fn mint(mut req: Request, env: &Env, caller: &Caller) -> Result<Respon
         match serde_json::from_str::<MintBody>(&text) {
             Ok(b) => b,
             Err(_) => {
-                return respond::problem(&field_error(
+                return Err(field_error(
                     "body",
                     "Send JSON: {\"origin\": \"https://portal.example\", \"ttl_seconds\": 600}, both optional.",
-                ))
+                ).into())
             }
         }
     };
@@ -66,10 +66,10 @@ pub async fn mint(mut req: Request, env: &Env, caller: &Caller) -> Result<Respon
             code: "invalid".into(),
             message: format!("Use {TICKET_MIN_SECS} to {TICKET_MAX_SECS} seconds."),
         });
-        return respond::problem(&Problem::validation(errors));
+        return Err(Problem::validation(errors).into());
     };
     if !errors.is_empty() {
-        return respond::problem(&Problem::validation(errors));
+        return Err(Problem::validation(errors).into());
     }
     let ticket = CredentialKind::Ticket.mint(&crate::random_bytes::<32>()?);
     let id = crate::hex(&crate::random_bytes::<16>()?);

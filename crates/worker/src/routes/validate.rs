@@ -1,10 +1,10 @@
 use serde_json::json;
 use snc_core::input::{self, ConnectRequest};
 use snc_core::problem::{FieldError, Problem, ProblemCode};
-use worker::{Request, Response, Result};
+use worker::Request;
 
 use crate::config::Config;
-use crate::respond;
+use crate::respond::{self, Answer};
 
 /// The problem for a connect request that failed validation: a refused
 /// instance URL is `instance_url_forbidden`, anything else `validation_failed`.
@@ -34,16 +34,11 @@ pub async fn read_connect_request(
     })
 }
 
-pub async fn post(mut req: Request, config: &Config) -> Result<Response> {
-    let body = match read_connect_request(&mut req).await {
-        Ok(b) => b,
-        Err(p) => return respond::problem(&p),
-    };
-    match input::validate(&body, &config.policy) {
-        Ok(valid) => respond::json(
-            200,
-            &json!({ "valid": true, "normalized": valid.normalized() }),
-        ),
-        Err(errors) => respond::problem(&validation_problem(errors)),
-    }
+pub async fn post(mut req: Request, config: &Config) -> Answer {
+    let body = read_connect_request(&mut req).await?;
+    let valid = input::validate(&body, &config.policy).map_err(validation_problem)?;
+    respond::json(
+        200,
+        &json!({ "valid": true, "normalized": valid.normalized() }),
+    )
 }

@@ -1,0 +1,139 @@
+//! The SQL of one connection's Durable Object, one file per thing it keeps:
+//! the event index (cursors, pages, index rows), the run history, posture
+//! checks, the account directory, the alert outbox and the sinks' cursors.
+//! The object is the only writer, so no leases; statements between two
+//! awaits commit together, so a page's index rows, its page row, its cursor
+//! and the count land all or nothing.
+
+mod alert_outbox;
+mod directory;
+mod event_index;
+mod posture_checks;
+mod run_history;
+mod sink_cursors;
+
+pub use directory::{Account, AccountsQuery};
+pub use event_index::{IndexEntry, IndexQuery, LegacyCursor, Order, StoredPage};
+pub use posture_checks::PosturePoint;
+pub use run_history::RunRow;
+pub use sink_cursors::SinkCursor;
+
+use serde::Deserialize;
+use worker::{Result, SqlStorage, SqlStorageValue as V};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+    // Last record stored per table, in (sys_created_on, sys_id) order, and
+    // when the run that stored it started (see core::cursor::resume_start).
+    "CREATE TABLE IF NOT EXISTS cursors (source_table TEXT PRIMARY KEY, created_on TEXT, sys_id TEXT, backfill_total INTEGER NOT NULL DEFAULT 0, caught_up INTEGER NOT NULL DEFAULT 0, page_size INTEGER, read_at INTEGER)",
+    // One row per archived object; `members` are the gzip members' offsets.
+    "CREATE TABLE IF NOT EXISTS pages (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source_table TEXT NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, events INTEGER NOT NULL, bytes INTEGER NOT NULL, members TEXT NOT NULL)",
+    // Events of a page no longer in the index (older than the hot window):
+    // read from the archive, and counted out when their page goes.
+    "CREATE TABLE IF NOT EXISTS page_cold (page INTEGER PRIMARY KEY, events INTEGER NOT NULL)",
+    // The event index: what the events API filters and orders by, and where
+    // the whole event lies in the archive (page, line). Time-ordered key, so
+    // inserts append and the listing needs no second index.
+    "CREATE TABLE IF NOT EXISTS events (occurred_at INTEGER NOT NULL, source_table TEXT NOT NULL, sys_id TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT, page INTEGER NOT NULL, line INTEGER NOT NULL, PRIMARY KEY (occurred_at, source_table, sys_id)) WITHOUT ROWID",
+    // Every posture check: its score for the history, the whole report for
+    // the latest.
+    "CREATE TABLE IF NOT EXISTS posture (checked_at INTEGER PRIMARY KEY, score INTEGER NOT NULL, report TEXT NOT NULL)",
+    // The inventory: accounts, roles, groups, role grants and group
+    // memberships as last read (upserts by sys_id), cursors in `meta`.
+    "CREATE TABLE IF NOT EXISTS inv_users (sys_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, name TEXT NOT NULL, email TEXT, active INTEGER NOT NULL, locked_out INTEGER NOT NULL, web_service_only INTEGER NOT NULL, last_login_at TEXT)",
+    "CREATE INDEX IF NOT EXISTS inv_users_by_name ON inv_users (user_name, sys_id)",
+    "CREATE TABLE IF NOT EXISTS inv_roles (sys_id TEXT PRIMARY KEY, name TEXT NOT NULL, elevated INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS inv_groups (sys_id TEXT PRIMARY KEY, name TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS inv_grants (sys_id TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL, inherited INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS inv_grants_by_user ON inv_grants (user)",
+    "CREATE TABLE IF NOT EXISTS inv_members (sys_id TEXT PRIMARY KEY, user TEXT NOT NULL, grp TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS inv_members_by_user ON inv_members (user)",
+    // The checked properties' sys_ids (sys_audit names a property by it).
+    "CREATE TABLE IF NOT EXISTS properties (sys_id TEXT PRIMARY KEY, name TEXT NOT NULL)",
+    // Alerts raised with a page, until D1 has them: written in the same step
+    // as the page's index, so a failed D1 write loses none.
+    "CREATE TABLE IF NOT EXISTS alert_outbox (id TEXT PRIMARY KEY, alert TEXT NOT NULL)",
+    // Forwarding (outbox.rs): when each page was stored (a new sink starts
+    // after the pages stored before it), the alerts raised here in order,
+    // and each sink's cursor over both.
+    "CREATE TABLE IF NOT EXISTS page_stored (page INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS alert_feed (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, alert TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sink_cursors (sink_id TEXT PRIMARY KEY, page INTEGER NOT NULL, line INTEGER NOT NULL, alert_seq INTEGER NOT NULL, failures INTEGER NOT NULL DEFAULT 0, failing_since INTEGER, next_at INTEGER NOT NULL DEFAULT 0, replay_at INTEGER NOT NULL DEFAULT 0, replay_after TEXT)",
+    "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT, events INTEGER NOT NULL, calls INTEGER NOT NULL, statements INTEGER NOT NULL)",
+];
+
+pub struct Plane {
+    pub(super) sql: SqlStorage,
+}
+
+pub(super) fn int(n: i64) -> V {
+    V::Integer(n)
+}
+
+pub(super) fn text(s: &str) -> V {
+    V::String(s.to_string())
+}
+
+fn opt_text(s: Option<&str>) -> V {
+    s.map_or(V::Null, text)
+}
+
+impl Plane {
+    /// Opens the object's storage, creating what is missing (a fresh
+    /// object, or one whose storage was deleted).
+    pub fn open(sql: SqlStorage) -> Result<Plane> {
+        for stmt in SCHEMA {
+            sql.exec(stmt, None)?;
+        }
+        Ok(Plane { sql })
+    }
+
+    /// A plane whose schema this object instance already created.
+    pub fn opened(sql: SqlStorage) -> Plane {
+        Plane { sql }
+    }
+
+    pub fn meta(&self, k: &str) -> Result<Option<String>> {
+        #[derive(Deserialize)]
+        struct Row {
+            v: String,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec("SELECT v FROM meta WHERE k = ?", vec![text(k)])?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.v))
+    }
+
+    pub fn set_meta(&self, k: &str, v: &str) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            vec![text(k), text(v)],
+        )?;
+        Ok(())
+    }
+
+    /// The object's clocks (core's `Schedule`); one that does not decode
+    /// (written by a later release) makes a pull due, as a new object's.
+    pub fn schedule(&self) -> Result<snc_core::schedule::Schedule> {
+        Ok(self
+            .meta("schedule")?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default())
+    }
+
+    pub fn save_schedule(&self, s: &snc_core::schedule::Schedule) -> Result<()> {
+        self.set_meta("schedule", &serde_json::to_string(s)?)
+    }
+
+    /// Runs a write to completion and returns the rows it wrote.
+    fn write(&self, stmt: &str, binds: Vec<V>) -> Result<usize> {
+        let cursor = self.sql.exec(stmt, binds)?;
+        cursor.to_array::<serde_json::Value>()?;
+        Ok(cursor.rows_written())
+    }
+
+    pub fn database_size(&self) -> usize {
+        self.sql.database_size()
+    }
+}
