@@ -11,12 +11,12 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::clock::{parse_rfc3339, rfc3339};
-use crate::detect::Alert;
-use crate::events::{Event, Kind};
 use crate::http::{HttpRequest, HttpResponse, Method};
-use crate::posture::Severity;
 use crate::problem::FieldError;
+use crate::pull::events::{Event, Kind};
 use crate::secret::Secret;
+use crate::watch::detect::Alert;
+use crate::watch::posture::Severity;
 
 macro_rules! string_enum {
     ($name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
@@ -213,7 +213,7 @@ impl SinkUrl {
         {
             return Err("The host name is not valid.");
         }
-        if crate::instance_url::is_ip_literal(&host) {
+        if crate::servicenow::instance_url::is_ip_literal(&host) {
             return Err("Use the receiver's host name, not an IP address: loopback, private, link-local and metadata addresses are not allowed.");
         }
         let internal = [
@@ -670,7 +670,7 @@ pub fn event_item(e: &Event, format: Format) -> Item {
         scope: Some(e.connection_id.clone()),
         record: match format {
             Format::Contract => serde_json::to_value(e).unwrap_or(Value::Null),
-            Format::Ocsf => crate::events::ocsf(e),
+            Format::Ocsf => crate::pull::events::ocsf(e),
             Format::Ecs => ecs_event(e),
         },
     }
@@ -690,7 +690,7 @@ pub fn alert_item(a: &Alert, status: &str, instance_url: &str, format: Format) -
         scope: None,
         record: match format {
             Format::Contract => contract,
-            Format::Ocsf => crate::detect::ocsf_finding(a, status, instance_url),
+            Format::Ocsf => crate::watch::detect::ocsf_finding(a, status, instance_url),
             Format::Ecs => ecs_alert(a, status),
         },
     }

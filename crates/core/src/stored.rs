@@ -82,10 +82,10 @@ mod tests {
         #[derive(Deserialize)]
         struct Named {
             #[serde(deserialize_with = "named")]
-            status: crate::connection::Status,
+            status: crate::api::connection::Status,
         }
         let row: Named = serde_json::from_str(r#"{"status":"disabled"}"#).unwrap();
-        assert_eq!(row.status, crate::connection::Status::Disabled);
+        assert_eq!(row.status, crate::api::connection::Status::Disabled);
         assert!(serde_json::from_str::<Named>(r#"{"status":"paused"}"#).is_err());
     }
 }

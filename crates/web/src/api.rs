@@ -5,7 +5,7 @@
 //! is compiled into the page.
 
 use gloo_net::http::{Method, RequestBuilder};
-use snc_core::api::ApiMethod;
+use snc_core::api::routes::ApiMethod;
 use snc_core::problem::Problem;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -270,8 +270,8 @@ pub fn api_call(
 }
 
 #[cfg(feature = "connect")]
-pub async fn health(api_base: &str) -> Result<snc_core::health::HealthReport, Problem> {
-    let report: snc_core::health::HealthReport = ApiClient::new(api_base, Credential::None)
+pub async fn health(api_base: &str) -> Result<snc_core::api::health::HealthReport, Problem> {
+    let report: snc_core::api::health::HealthReport = ApiClient::new(api_base, Credential::None)
         .get("/health")
         .await?;
     if report.status == "ok" && !report.version.is_empty() {

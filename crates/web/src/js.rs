@@ -7,11 +7,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use snc_core::connection::{Backfill, Connection, Status, StatusDetail};
-use snc_core::health::HealthReport;
+use snc_core::api::connection::{Backfill, Connection, Status, StatusDetail};
+use snc_core::api::health::HealthReport;
+use snc_core::api::settings::PageSettings;
+use snc_core::connect::warning::{Warning, WarningCode};
 use snc_core::problem::{FieldError, Problem};
-use snc_core::settings::PageSettings;
-use snc_core::warning::{Warning, WarningCode};
 use wasm_bindgen::prelude::*;
 
 /// One boxed future type for every task the module runs: one copy of the

@@ -42,7 +42,7 @@ pub use wizard::mount_wizard;
 #[cfg(feature = "connect")]
 #[wasm_bindgen(js_name = pageSections)]
 pub fn page_sections(scopes: Vec<String>) -> JsValue {
-    use snc_core::access::{PageSections, Scope};
+    use snc_core::api::access::{PageSections, Scope};
     let scopes: Vec<Scope> = scopes.iter().filter_map(|s| Scope::parse(s)).collect();
     let shown = PageSections::for_scopes(&scopes);
     let out = js_sys::Object::new();

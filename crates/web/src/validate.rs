@@ -3,8 +3,8 @@
 //! (Whole requests are validated by the worker's `/validate`; the page checks
 //! field by field as the admin types.)
 
-use snc_core::input;
-use snc_core::instance_url::HostPolicy;
+use snc_core::connect::input;
+use snc_core::servicenow::instance_url::HostPolicy;
 use wasm_bindgen::prelude::*;
 
 fn policy(instance_hosts: Option<String>, allow_loopback: bool) -> HostPolicy {

@@ -1,6 +1,6 @@
 //! The version line. Text only: nothing from the network is parsed as HTML.
 
-use snc_core::health::HealthReport;
+use snc_core::api::health::HealthReport;
 use snc_core::problem::Problem;
 
 pub fn render_health(target: &web_sys::Element, outcome: &Result<HealthReport, Problem>) {

@@ -1,7 +1,7 @@
 //! Runs in headless Chromium through wasm-bindgen-test-runner.
 #![cfg(target_arch = "wasm32")]
 
-use snc_core::health::HealthReport;
+use snc_core::api::health::HealthReport;
 use snc_core::problem::Problem;
 use snc_web::render_health;
 use wasm_bindgen_futures::JsFuture;
@@ -94,7 +94,7 @@ fn field_validation_in_the_browser_matches_core() {
     assert!(ok.is_null());
     let bad = snc_web::validate_field("instance_url", "https://169.254.169.254", None, false);
     let e: snc_core::problem::FieldError = serde_wasm_bindgen::from_value(bad).unwrap();
-    let core = snc_core::input::check_field(
+    let core = snc_core::connect::input::check_field(
         "instance_url",
         "https://169.254.169.254",
         &Default::default(),
@@ -113,7 +113,7 @@ fn field_validation_in_the_browser_matches_core() {
 /// writes with serde must read back the same.
 #[wasm_bindgen_test]
 fn hand_readers_match_what_the_worker_writes() {
-    use snc_core::connection::{Backfill, Connection, Status, StatusDetail};
+    use snc_core::api::connection::{Backfill, Connection, Status, StatusDetail};
     use snc_web::js::{problem_to_js, FromJs};
     let connection = Connection {
         id: "c-1".into(),
@@ -127,8 +127,8 @@ fn hand_readers_match_what_the_worker_writes() {
             message: "m".into(),
             since: "2026-11-27T00:00:00Z".into(),
         }),
-        warnings: vec![snc_core::warning::Warning {
-            code: snc_core::warning::WarningCode::PullsFailing,
+        warnings: vec![snc_core::connect::warning::Warning {
+            code: snc_core::connect::warning::WarningCode::PullsFailing,
             message: "a warning".into(),
         }],
         release: Some("Xanadu".into()),
@@ -166,10 +166,10 @@ fn hand_readers_match_what_the_worker_writes() {
     let back: snc_core::problem::Problem =
         serde_wasm_bindgen::from_value(problem_to_js(&problem)).unwrap();
     assert_eq!(back, problem);
-    let settings = snc_core::settings::PageSettings::new("example.org", true, 14);
+    let settings = snc_core::api::settings::PageSettings::new("example.org", true, 14);
     let js = serde::Serialize::serialize(&settings, &written).unwrap();
     // The page reads the policy and the days; the methods are its own.
-    let read = snc_core::settings::PageSettings::from_js(&js).unwrap();
+    let read = snc_core::api::settings::PageSettings::from_js(&js).unwrap();
     assert_eq!(read.host_policy(), settings.host_policy());
     assert_eq!(read.backfill_days, 14);
     assert_eq!(Connection::from_js(&wasm_bindgen::JsValue::NULL), None);

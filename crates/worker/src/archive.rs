@@ -1,12 +1,12 @@
 //! The R2 side of the archive: page objects written, read by member, and
 //! deleted. Keys, line layout and member ranges are core's
-//! (`snc_core::archive`); compression is `gzip`'s.
+//! (`snc_core::pull::archive`); compression is `gzip`'s.
 
 use std::borrow::Borrow;
 use std::cell::Cell;
 
-use snc_core::archive;
-use snc_core::events::Event;
+use snc_core::pull::archive;
+use snc_core::pull::events::Event;
 use worker::{console_log, Bucket, Range, Result};
 
 use crate::gzip;

@@ -5,8 +5,8 @@
 
 use std::cell::RefCell;
 
-use snc_core::access::{self, Actor, ActorKind, Caller, CredentialKind, Presented};
-use snc_core::access_jwt::{self, AccessIdentity, JwtRefusal, KeysWanted, RsaJwk};
+use snc_core::api::access::{self, Actor, ActorKind, Caller, CredentialKind, Presented};
+use snc_core::api::access_jwt::{self, AccessIdentity, JwtRefusal, KeysWanted, RsaJwk};
 use subtle::ConstantTimeEq;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -85,10 +85,10 @@ pub async fn authenticate(
         let (failures, in_flight) = store.reserve_attempt(&ip, now, &config.failures).await?;
         // Confirmed failures block at the limit; attempts in flight only
         // past a slack, so a page's burst of right-token calls passes.
-        let counted = snc_core::access::FailureCount {
+        let counted = snc_core::api::access::FailureCount {
             window_start: now,
             failures: failures
-                .max((failures + in_flight).saturating_sub(snc_core::access::RESERVED_SLACK)),
+                .max((failures + in_flight).saturating_sub(snc_core::api::access::RESERVED_SLACK)),
         };
         if let Some(retry_after) = config.failures.blocked_for(Some(counted), now) {
             store.release_attempt(&ip).await?;

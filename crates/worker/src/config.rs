@@ -1,16 +1,16 @@
 //! The worker's configuration (wrangler.toml vars and secrets): every
 //! variable is read here, once per request or alarm, into core types.
 
-use snc_core::access::FailurePolicy;
+use snc_core::api::access::FailurePolicy;
 use std::time::Duration;
 
-use snc_core::access_jwt::AccessConfig;
-use snc_core::cursor::MAX_PAGE;
-use snc_core::detect::RuleConfig;
-use snc_core::instance_url::HostPolicy;
-use snc_core::release::ReleaseRange;
-use snc_core::schedule::PullInterval;
+use snc_core::api::access_jwt::AccessConfig;
+use snc_core::pull::cursor::MAX_PAGE;
+use snc_core::pull::schedule::PullInterval;
 use snc_core::seal::KeyRing;
+use snc_core::servicenow::instance_url::HostPolicy;
+use snc_core::servicenow::release::ReleaseRange;
+use snc_core::watch::detect::RuleConfig;
 use worker::Env;
 
 pub struct Config {
@@ -181,7 +181,7 @@ impl Config {
             connections_per_key: text(env, "CONNECTIONS_PER_KEY")
                 .and_then(|v| v.trim().parse().ok())
                 .filter(|n: &u32| (1..=10_000).contains(n))
-                .unwrap_or(snc_core::access::CONNECTIONS_PER_KEY),
+                .unwrap_or(snc_core::api::access::CONNECTIONS_PER_KEY),
             backfill_days: text(env, "BACKFILL_DAYS")
                 .and_then(|d| d.trim().parse().ok())
                 .filter(|d: &i64| (1..=90).contains(d))

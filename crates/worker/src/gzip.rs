@@ -1,7 +1,7 @@
 //! Gzip for the archive, in the worker's own wasm (flate2's pure-Rust
 //! backend). Level 1: the compressor is the largest share of a page's CPU,
 //! and level 1 takes about half of level 3's time. Over compact lines (see
-//! `snc_core::archive`) it stores 103-105 bytes an event; level 3 over whole
+//! `snc_core::pull::archive`) it stores 103-105 bytes an event; level 3 over whole
 //! Events stored 80-86. The
 //! runtime's CompressionStream has no level to choose (it compresses at
 //! zlib's default 6), and zlib-rs built for wasm was no faster than this.

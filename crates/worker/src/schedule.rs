@@ -28,9 +28,9 @@ async fn summarise_refusals(
     env: &Env,
     access: &crate::d1::credentials::AccessStore,
     now: i64,
-    failures: &snc_core::access::FailurePolicy,
+    failures: &snc_core::api::access::FailurePolicy,
 ) -> Result<()> {
-    use snc_core::access::{refusals_summary, Actor, ActorKind};
+    use snc_core::api::access::{refusals_summary, Actor, ActorKind};
     let (named, (more, addresses)) = access.unsummarised(now, failures).await?;
     let log = crate::d1::audit::AuditLog::new(env.d1("DB")?);
     let actor = Actor {

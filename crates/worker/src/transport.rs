@@ -58,9 +58,9 @@ pub async fn send_capped(
 /// spent (the answers so far stay in `reads`); a call the instance does not
 /// answer ends it with the transport's error. Returns the calls made.
 pub async fn send_reads(
-    reads: &mut snc_core::batch::Reads,
-    instance: &snc_core::instance_url::InstanceUrl,
-    auth: &snc_core::table::ApiAuth,
+    reads: &mut snc_core::servicenow::batch::Reads,
+    instance: &snc_core::servicenow::instance_url::InstanceUrl,
+    auth: &snc_core::servicenow::table::ApiAuth,
     deadline: Duration,
     max_calls: u32,
 ) -> Result<u32, CallError> {

@@ -586,11 +586,11 @@ fn a_record_stored_without_oversize_fields_says_so_in_every_format() {
         "sys_id": "a1", "sys_created_on": "2026-01-01 00:00:00", "remote_ip": "10.0.0.1"
     }))
     .unwrap();
-    let mut e = crate::events::normalize("c1", "syslog_transaction", &raw).unwrap();
+    let mut e = crate::pull::events::normalize("c1", "syslog_transaction", &raw).unwrap();
     assert!(ecs_event(&e)["servicenow"]
         .get("truncated_fields")
         .is_none());
-    assert!(crate::events::ocsf(&e)["unmapped"]
+    assert!(crate::pull::events::ocsf(&e)["unmapped"]
         .get("truncated_fields")
         .is_none());
     e.truncated_fields = vec!["url".into()];
@@ -599,7 +599,7 @@ fn a_record_stored_without_oversize_fields_says_so_in_every_format() {
         json!(["url"])
     );
     assert_eq!(
-        crate::events::ocsf(&e)["unmapped"]["truncated_fields"],
+        crate::pull::events::ocsf(&e)["unmapped"]["truncated_fields"],
         json!(["url"])
     );
     assert_eq!(

@@ -4,8 +4,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use snc_core::api::ApiMethod;
-use snc_core::detect::{AlertStatus, StoredAlert};
+use snc_core::api::routes::ApiMethod;
+use snc_core::watch::detect::{AlertStatus, StoredAlert};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlSelectElement};

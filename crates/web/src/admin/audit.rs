@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use snc_core::access::{Actor, ActorKind, AuditEntry, AuditPage};
+use snc_core::api::access::{Actor, ActorKind, AuditEntry, AuditPage};
 use wasm_bindgen::prelude::*;
 use web_sys::Element;
 

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use serde::Deserialize;
-use snc_core::api::ApiMethod;
-use snc_core::connection::Connection;
+use snc_core::api::connection::Connection;
+use snc_core::api::routes::ApiMethod;
 use snc_core::problem::CONNECTOR_UNREACHABLE;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use serde::Deserialize;
-use snc_core::api::ApiMethod;
-use snc_core::connection::Connection;
-use snc_core::detect::StoredAlert;
-use snc_core::events::{Event, Kind};
-use snc_core::posture::{CheckStatus, PostureReport};
+use snc_core::api::connection::Connection;
+use snc_core::api::routes::ApiMethod;
+use snc_core::pull::events::{Event, Kind};
+use snc_core::watch::detect::StoredAlert;
+use snc_core::watch::posture::{CheckStatus, PostureReport};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlInputElement, HtmlSelectElement};

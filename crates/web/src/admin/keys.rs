@@ -5,8 +5,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde::Serialize;
-use snc_core::access::{CreatedKey, KeyInfo, KeyList, Scope};
-use snc_core::api::ApiMethod;
+use snc_core::api::access::{CreatedKey, KeyInfo, KeyList, Scope};
+use snc_core::api::routes::ApiMethod;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlInputElement, HtmlSelectElement};

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use snc_core::api::ApiMethod;
+use snc_core::api::routes::ApiMethod;
 use snc_core::forward::{
     CreatedSink, DeadLetterList, Format, SinkInfo, SinkKind, SinkList, SinkState, Stream,
 };

@@ -8,12 +8,12 @@ mod view;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use snc_core::api::ApiMethod;
-use snc_core::connection::Connection;
-use snc_core::input::{check_field, AuthMethod};
+use snc_core::api::connection::Connection;
+use snc_core::api::routes::ApiMethod;
+use snc_core::api::settings::PageSettings;
+use snc_core::connect::input::{check_field, AuthMethod};
+use snc_core::connect::wizard::{ConnectBody, Effect, Msg, Step, Wizard};
 use snc_core::problem::{FieldError, Problem};
-use snc_core::settings::PageSettings;
-use snc_core::wizard::{ConnectBody, Effect, Msg, Step, Wizard};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlInputElement, Node};
@@ -91,7 +91,7 @@ fn mount(root: &Node, options: &JsValue) -> Result<Shared, JsValue> {
     // Until /settings answers: the strictest policy (ServiceNow's domains,
     // no loopback) and the default backfill.
     let shared: Shared = Rc::new(RefCell::new(Controller {
-        machine: Wizard::new(snc_core::instance_url::HostPolicy::default(), 7),
+        machine: Wizard::new(snc_core::servicenow::instance_url::HostPolicy::default(), 7),
         client,
         hooks,
         parts: build(root)?,

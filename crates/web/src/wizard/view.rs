@@ -1,9 +1,9 @@
 //! What each wizard step looks like: the page's words for core's steps and
 //! fields, drawn with web-sys.
 
-use snc_core::connection::Connection;
-use snc_core::input::AuthMethod;
-use snc_core::wizard::StepView;
+use snc_core::api::connection::Connection;
+use snc_core::connect::input::AuthMethod;
+use snc_core::connect::wizard::StepView;
 
 use crate::dom::el;
 use web_sys::Element;

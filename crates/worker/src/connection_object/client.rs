@@ -18,7 +18,7 @@ pub(super) struct Wake {
 #[derive(Serialize, Deserialize)]
 pub(super) struct KeepPosture {
     pub connection_id: String,
-    pub report: snc_core::posture::PostureReport,
+    pub report: snc_core::watch::posture::PostureReport,
     /// The checked properties' sys_ids → names.
     #[serde(default)]
     pub property_ids: std::collections::HashMap<String, String>,
@@ -28,14 +28,14 @@ pub(super) struct KeepPosture {
 #[derive(Serialize, Deserialize)]
 pub(super) struct FeedAlert {
     pub connection_id: String,
-    pub alert: snc_core::detect::Alert,
+    pub alert: snc_core::watch::detect::Alert,
 }
 
 /// The latest posture report (none before the first check) and the score
 /// history, as the object answers `GET /posture`.
 #[derive(Serialize, Deserialize)]
 pub struct PostureRead {
-    pub latest: Option<snc_core::posture::PostureReport>,
+    pub latest: Option<snc_core::watch::posture::PostureReport>,
     pub history: Vec<PosturePoint>,
 }
 
@@ -174,7 +174,7 @@ pub async fn events(env: &Env, connection_id: &str, q: &IndexQuery) -> Result<Ev
 pub async fn keep_posture(
     env: &Env,
     connection_id: &str,
-    report: &snc_core::posture::PostureReport,
+    report: &snc_core::watch::posture::PostureReport,
     property_ids: &std::collections::HashMap<String, String>,
 ) -> Result<()> {
     let body = serde_json::to_string(&KeepPosture {
@@ -186,7 +186,7 @@ pub async fn keep_posture(
 }
 
 /// Sends an alert to its connection's sinks again: its status changed.
-pub async fn feed_alert(env: &Env, alert: &snc_core::detect::Alert) -> Result<()> {
+pub async fn feed_alert(env: &Env, alert: &snc_core::watch::detect::Alert) -> Result<()> {
     let body = serde_json::to_string(&FeedAlert {
         connection_id: alert.connection_id.clone(),
         alert: alert.clone(),

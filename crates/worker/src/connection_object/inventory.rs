@@ -3,10 +3,10 @@
 //! A first sync of a large instance spreads over several slices (its cursors
 //! persist page by page).
 
-use snc_core::batch::ReadRoute;
-use snc_core::instance_url::InstanceUrl;
-use snc_core::inventory::{InventorySync, SyncEnd};
-use snc_core::table::ApiAuth;
+use snc_core::servicenow::batch::ReadRoute;
+use snc_core::servicenow::instance_url::InstanceUrl;
+use snc_core::servicenow::table::ApiAuth;
+use snc_core::watch::inventory::{InventorySync, SyncEnd};
 use worker::{console_log, Result};
 
 use super::plane::Plane;
@@ -33,7 +33,7 @@ pub async fn sync(
     let page = plane
         .meta(PAGE_KEY)?
         .and_then(|v| v.parse().ok())
-        .unwrap_or(snc_core::inventory::PAGE);
+        .unwrap_or(snc_core::watch::inventory::PAGE);
     let mut kept = page;
     let mut sync = InventorySync::new(&plane.inventory_cursors()?).with_page(page);
     let mut route = route;

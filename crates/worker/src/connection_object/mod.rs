@@ -276,7 +276,7 @@ impl ConnectionObject {
                     started_at: snc_core::clock::rfc3339(started),
                     finished_at: snc_core::clock::rfc3339(now()),
                     outcome: RunOutcome::Failed,
-                    detail: Some(snc_core::pull_run::failed_slice_detail(error)),
+                    detail: Some(snc_core::pull::run::failed_slice_detail(error)),
                     events: 0,
                     calls: 0,
                     statements: 0,
@@ -285,11 +285,11 @@ impl ConnectionObject {
         if let Err(e) = kept {
             console_log!("connection object: could not record the failed slice: {e}");
         }
-        if n >= snc_core::pull_run::FAILED_SLICES_BEFORE_WARNING {
-            let warning = snc_core::pull_run::pulls_failing_warning(n, error);
+        if n >= snc_core::pull::run::FAILED_SLICES_BEFORE_WARNING {
+            let warning = snc_core::pull::run::pulls_failing_warning(n, error);
             self.set_pulls_failing(&plane, Some(warning)).await;
         }
-        now() + snc_core::pull_run::retry_after_failed_slice(n, base)
+        now() + snc_core::pull::run::retry_after_failed_slice(n, base)
     }
 
     /// After failed slices, the first one that completes clears their count
@@ -308,14 +308,22 @@ impl ConnectionObject {
         self.set_pulls_failing(&plane, None).await;
     }
 
-    async fn set_pulls_failing(&self, plane: &Plane, warning: Option<snc_core::warning::Warning>) {
+    async fn set_pulls_failing(
+        &self,
+        plane: &Plane,
+        warning: Option<snc_core::connect::warning::Warning>,
+    ) {
         let Ok(Some(id)) = plane.meta("connection_id") else {
             return;
         };
         let set = match self.env.d1("DB") {
             Ok(db) => {
                 Store::new(db)
-                    .set_warning(&id, snc_core::warning::WarningCode::PullsFailing, warning)
+                    .set_warning(
+                        &id,
+                        snc_core::connect::warning::WarningCode::PullsFailing,
+                        warning,
+                    )
                     .await
             }
             Err(e) => Err(e),
@@ -426,11 +434,15 @@ impl ConnectionObject {
             .cursors()?
             .iter()
             .filter_map(|c| {
-                let at = snc_core::events::parse_servicenow_time(c.created_on.as_deref()?)?;
+                let at = snc_core::pull::events::parse_servicenow_time(c.created_on.as_deref()?)?;
                 Some((at, c.read_at?))
             })
             .collect();
-        let moved = plane.trim_hot(snc_core::cursor::hot_cutoff(now(), hot_days, &positions))?;
+        let moved = plane.trim_hot(snc_core::pull::cursor::hot_cutoff(
+            now(),
+            hot_days,
+            &positions,
+        ))?;
         if moved > 0 {
             console_log!("hot window: {moved} index rows older than {hot_days} days left the index (their pages keep them)");
         }
@@ -452,7 +464,7 @@ impl ConnectionObject {
         }
         // Superseded: the admin changed the connection under the slice; it
         // looks again with the new row (its change also woke the object).
-        Ok(Some(snc_core::pull_run::next_pull_at(
+        Ok(Some(snc_core::pull::run::next_pull_at(
             end.outcome,
             end.next_at,
             now(),

@@ -7,13 +7,13 @@
 
 use std::time::Duration;
 
-use snc_core::archive;
 use snc_core::forward::replay::{RangeReplay, ReplayPosition, ReplayRead};
 use snc_core::forward::sending::{payload_refused, Learned, Sending, Settled};
 use snc_core::forward::step::{SinkStep, StepOutcome, StepStart, Waiting};
 use snc_core::forward::{
     self, Item, SinkKind, SinkParams, SinkSettings, SinkState, Stream, Target, Verdict,
 };
+use snc_core::pull::archive;
 use snc_core::secret::Secret;
 use worker::{console_log, Bucket, Env, Result};
 
@@ -671,7 +671,11 @@ impl DeadLetterReplay<'_> {
     }
 
     /// The event at a page's line, if the page is still kept.
-    async fn event_at(&self, page: i64, line: i64) -> Result<Option<snc_core::events::Event>> {
+    async fn event_at(
+        &self,
+        page: i64,
+        line: i64,
+    ) -> Result<Option<snc_core::pull::events::Event>> {
         let Some(p) = self.plane.page_by_id(page)? else {
             return Ok(None);
         };

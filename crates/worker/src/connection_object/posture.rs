@@ -3,11 +3,11 @@
 //! live tokens, judged by core, kept in the object's history,
 //! its score and hardening warnings copied to the connection's row.
 
-use snc_core::batch::ReadRoute;
-use snc_core::input::AuthMethod;
-use snc_core::instance_url::InstanceUrl;
-use snc_core::posture::{self, PostureReport};
-use snc_core::table::ApiAuth;
+use snc_core::connect::input::AuthMethod;
+use snc_core::servicenow::batch::ReadRoute;
+use snc_core::servicenow::instance_url::InstanceUrl;
+use snc_core::servicenow::table::ApiAuth;
+use snc_core::watch::posture::{self, PostureReport};
 use worker::{console_log, Result};
 
 use super::plane::Plane;

@@ -4,15 +4,15 @@
 //! through `Fence` (its generation): a reconnect, an enable or a disable
 //! made while this slice runs cannot be overwritten by it.
 
-use snc_core::archive;
-use snc_core::cursor::Key;
-use snc_core::detect::Detector;
-use snc_core::events::{parse_servicenow_time, Event};
-pub use snc_core::pull_run::RunOutcome;
-use snc_core::pull_run::{
+use snc_core::pull::archive;
+use snc_core::pull::cursor::Key;
+use snc_core::pull::events::{parse_servicenow_time, Event};
+pub use snc_core::pull::run::RunOutcome;
+use snc_core::pull::run::{
     Action, InventoryFirst, Outcome, PageToStore, PullConfig, PullRun, RunAuth, StoredCursor,
 };
 use snc_core::secret::{OpenedSecret, SecretKind};
+use snc_core::watch::detect::Detector;
 use worker::{console_log, Bucket, Env, Result};
 
 use super::plane::{IndexEntry, Plane, StoredPage};
@@ -253,7 +253,7 @@ impl<'a> Slice<'a> {
         // Deletions from the inventory's tables (a revoked role, a deleted
         // user) leave nothing for its sync to read: they come from here.
         for e in &fresh {
-            if let Some((table, sys_id)) = snc_core::inventory::deleted_record(e) {
+            if let Some((table, sys_id)) = snc_core::watch::inventory::deleted_record(e) {
                 self.plane.inventory_delete(table, &sys_id)?;
             }
         }
@@ -288,7 +288,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
     let env = slice.env;
     let config = Config::from_env(env);
     let interval = row.pull_interval(config.pull_interval).secs();
-    if !snc_core::connection::may_pull(row.enabled, row.status, row.status_code) {
+    if !snc_core::api::connection::may_pull(row.enabled, row.status, row.status_code) {
         return Ok(SliceEnd::new(RunOutcome::Skipped, None));
     }
     let Some(ring) = config.keys.as_ref() else {
@@ -298,7 +298,8 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
     };
     let id = row.id.as_str();
     // The URL passed the policy at connect; check again in case it narrowed.
-    let Ok(instance) = snc_core::input::check_instance_url(&row.instance_url, &config.policy)
+    let Ok(instance) =
+        snc_core::connect::input::check_instance_url(&row.instance_url, &config.policy)
     else {
         return slice
             .fail(

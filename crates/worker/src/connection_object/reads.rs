@@ -3,8 +3,8 @@
 //! with its cursor.
 
 use serde::{Deserialize, Serialize};
-use snc_core::archive;
-use snc_core::events::Event;
+use snc_core::pull::archive;
+use snc_core::pull::events::Event;
 use worker::{console_log, Bucket, Result};
 
 use super::plane::{IndexQuery, Order, Plane};

@@ -6,10 +6,10 @@
 //! same archive key and the same index rows: nothing is doubled.
 
 use serde::Deserialize;
-use snc_core::archive;
 use snc_core::clock::parse_rfc3339;
-use snc_core::cursor::Key;
-use snc_core::events::{servicenow_time, Event, Kind, RawRecord, Target};
+use snc_core::pull::archive;
+use snc_core::pull::cursor::Key;
+use snc_core::pull::events::{servicenow_time, Event, Kind, RawRecord, Target};
 use wasm_bindgen::JsValue;
 use worker::{Bucket, D1Database, Result};
 

@@ -5,10 +5,10 @@
 use super::{n, opt, s};
 use serde::Deserialize;
 use snc_core::clock::rfc3339;
-use snc_core::detect::Alert;
+use snc_core::watch::detect::Alert;
 use worker::{D1Database, Result};
 
-pub use snc_core::detect::{AlertStatus, StoredAlert};
+pub use snc_core::watch::detect::{AlertStatus, StoredAlert};
 
 /// One page of `AlertStore::list`.
 pub struct AlertPage {
@@ -42,7 +42,7 @@ impl Row {
             alert: Alert {
                 id: self.id,
                 connection_id: self.connection_id,
-                rule: snc_core::detect::Rule::parse(&self.rule)?,
+                rule: snc_core::watch::detect::Rule::parse(&self.rule)?,
                 severity: serde_json::from_value(serde_json::Value::String(self.severity)).ok()?,
                 title: self.title,
                 summary: self.summary,

@@ -4,7 +4,7 @@
 
 use super::{n, opt, s};
 use serde::Deserialize;
-use snc_core::access::{Actor, ActorKind, AuditEntry};
+use snc_core::api::access::{Actor, ActorKind, AuditEntry};
 use snc_core::clock::rfc3339;
 use worker::{console_log, D1Database, Result};
 

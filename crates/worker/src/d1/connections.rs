@@ -3,13 +3,13 @@
 
 use super::{flag, n, opt, opt_n, s};
 use serde::{Deserialize, Deserializer};
+use snc_core::api::connection::{Backfill, Connection, Status, StatusDetail};
 use snc_core::clock::rfc3339;
-use snc_core::connection::{Backfill, Connection, Status, StatusDetail};
-use snc_core::input::AuthMethod;
+use snc_core::connect::input::AuthMethod;
+use snc_core::connect::warning::{Warning, WarningCode};
 use snc_core::problem::ProblemCode;
 use snc_core::secret::SecretKind;
 use snc_core::stored;
-use snc_core::warning::{Warning, WarningCode};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Result};
 
@@ -77,19 +77,19 @@ fn problem_code<'de, D: Deserializer<'de>>(
 impl ConnectionRow {
     /// How reads reach the instance: by its Batch API unless the connect
     /// check found none.
-    pub fn read_route(&self) -> snc_core::batch::ReadRoute {
-        snc_core::warning::read_route(&self.warnings)
+    pub fn read_route(&self) -> snc_core::servicenow::batch::ReadRoute {
+        snc_core::connect::warning::read_route(&self.warnings)
     }
 
     /// Seconds between this connection's pulls: its own, or `default`.
     /// A stored value outside the range (written by hand) keeps the default.
     pub fn pull_interval(
         &self,
-        default: snc_core::schedule::PullInterval,
-    ) -> snc_core::schedule::PullInterval {
+        default: snc_core::pull::schedule::PullInterval,
+    ) -> snc_core::pull::schedule::PullInterval {
         self.pull_interval_secs
             .and_then(|s| u32::try_from(s).ok())
-            .and_then(|s| snc_core::schedule::PullInterval::new(s).ok())
+            .and_then(|s| snc_core::pull::schedule::PullInterval::new(s).ok())
             .unwrap_or(default)
     }
 
@@ -390,7 +390,7 @@ impl Store {
     pub async fn set_pull_interval(
         &self,
         id: &str,
-        interval: Option<snc_core::schedule::PullInterval>,
+        interval: Option<snc_core::pull::schedule::PullInterval>,
     ) -> Result<()> {
         self.db
             .prepare("UPDATE connections SET pull_interval_secs = ?2 WHERE id = ?1")
@@ -711,7 +711,7 @@ impl Fence {
     /// the connect's own warnings (a short token lifespan, no Batch API) and
     /// `pulls_failing` stay as they are, in the same statement.
     pub async fn posture(&self, score: u8, hardening: &[Warning]) -> Result<bool> {
-        let codes = serde_json::to_string(&snc_core::warning::HARDENING_CODES)?;
+        let codes = serde_json::to_string(&snc_core::connect::warning::HARDENING_CODES)?;
         let json = serde_json::to_string(hardening)?;
         let r = self
             .store

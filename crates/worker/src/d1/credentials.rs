@@ -4,7 +4,9 @@
 
 use super::{n, opt_n, s};
 use serde::Deserialize;
-use snc_core::access::{CredentialHash, FailureCount, FailurePolicy, KeyInfo, Scopes, TicketGrant};
+use snc_core::api::access::{
+    CredentialHash, FailureCount, FailurePolicy, KeyInfo, Scopes, TicketGrant,
+};
 use snc_core::clock::rfc3339;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, Result};
@@ -147,7 +149,7 @@ impl AccessStore {
             .await?;
         Ok(row
             .and_then(|r| Scopes::from_stored(&r.scopes))
-            .is_some_and(|scopes| scopes.has(snc_core::access::Scope::Admin)))
+            .is_some_and(|scopes| scopes.has(snc_core::api::access::Scope::Admin)))
     }
 
     /// The key presented, if it exists and has not expired; notes its use.
@@ -230,7 +232,7 @@ impl AccessStore {
             .bind(&[
                 s(id),
                 n(now),
-                n(i64::from(snc_core::access::TICKET_CONNECT_ATTEMPTS)),
+                n(i64::from(snc_core::api::access::TICKET_CONNECT_ATTEMPTS)),
             ])?
             .run()
             .await?;
@@ -285,7 +287,7 @@ impl AccessStore {
              RETURNING failures"
         );
         let count = count.as_str();
-        let deployment = snc_core::access::DEPLOYMENT_FAILURE_KEY;
+        let deployment = snc_core::api::access::DEPLOYMENT_FAILURE_KEY;
         let results = self
             .db
             .batch(vec![
@@ -357,7 +359,7 @@ impl AccessStore {
                     .prepare("UPDATE auth_failures SET reserved = max(reserved - 1, 0), failures = failures + 1 WHERE ip = ?1")
                     .bind(&[s(ip)])?,
                 self.db.prepare(&count).bind(&[
-                    s(snc_core::access::DEPLOYMENT_FAILURE_KEY),
+                    s(snc_core::api::access::DEPLOYMENT_FAILURE_KEY),
                     n(now),
                     n(now - policy.window_secs),
                 ])?,
@@ -382,7 +384,7 @@ impl AccessStore {
     /// than those get a row. What is not audited stays counted
     /// (`failures - audited`) for the cron's summary.
     pub async fn audit_failure(&self, ip: &str, policy: &FailurePolicy) -> Result<bool> {
-        let deployment = snc_core::access::DEPLOYMENT_FAILURE_KEY;
+        let deployment = snc_core::api::access::DEPLOYMENT_FAILURE_KEY;
         let audit = "UPDATE auth_failures SET audited = audited + 1 \
                  WHERE ip = ?1 AND audited < ?2 \
                    AND coalesce((SELECT audited FROM auth_failures WHERE ip = ?3), 0) < ?4 \
@@ -394,7 +396,9 @@ impl AccessStore {
                     s(ip),
                     n(i64::from(policy.limit)),
                     s(deployment),
-                    n(i64::from(snc_core::access::AUDITED_FAILURES_PER_WINDOW)),
+                    n(i64::from(
+                        snc_core::api::access::AUDITED_FAILURES_PER_WINDOW,
+                    )),
                 ])?,
                 // The deployment's row counts what was audited (the
                 // statement before changed one row or none).
@@ -439,8 +443,8 @@ impl AccessStore {
             .prepare(format!("SELECT ip, {UNTOLD} AS more FROM auth_failures WHERE ip != ?2 AND {UNTOLD} > 0 ORDER BY {UNTOLD} DESC LIMIT ?3"))
             .bind(&[
                 ended.clone(),
-                s(snc_core::access::DEPLOYMENT_FAILURE_KEY),
-                n(i64::from(snc_core::access::FAILURE_SUMMARIES_PER_SWEEP)),
+                s(snc_core::api::access::DEPLOYMENT_FAILURE_KEY),
+                n(i64::from(snc_core::api::access::FAILURE_SUMMARIES_PER_SWEEP)),
             ])?
             .all()
             .await?
@@ -453,7 +457,7 @@ impl AccessStore {
         let rest: Option<Rest> = self
             .db
             .prepare(format!("SELECT sum({UNTOLD}) AS more, count(*) AS addresses FROM auth_failures WHERE ip != ?2 AND {UNTOLD} > 0"))
-            .bind(&[ended, s(snc_core::access::DEPLOYMENT_FAILURE_KEY)])?
+            .bind(&[ended, s(snc_core::api::access::DEPLOYMENT_FAILURE_KEY)])?
             .first(None)
             .await?;
         let named: Vec<(String, u64)> = named
@@ -480,8 +484,8 @@ impl AccessStore {
                       AND coalesce((SELECT audited FROM auth_failures WHERE ip = ?2), 0) < ?3")
             .bind(&[
                 s(ip),
-                s(snc_core::access::DEPLOYMENT_FAILURE_KEY),
-                n(i64::from(snc_core::access::AUDITED_FAILURES_PER_WINDOW)),
+                s(snc_core::api::access::DEPLOYMENT_FAILURE_KEY),
+                n(i64::from(snc_core::api::access::AUDITED_FAILURES_PER_WINDOW)),
             ])?
             .run()
             .await?;

@@ -5,8 +5,8 @@
 use serde::Deserialize;
 use serde_json::json;
 use snc_core::clock::parse_rfc3339;
-use snc_core::detect::{ocsf_finding, Rule};
 use snc_core::problem::{Problem, ProblemCode};
+use snc_core::watch::detect::{ocsf_finding, Rule};
 use worker::{console_log, Env, Request, Response, Result};
 
 use super::paging::{self, field_error, MAX_LIMIT};

@@ -1,6 +1,6 @@
 //! `GET /audit`: the audit log, newest first, with `from`/`to` and paging.
 
-use snc_core::access::AuditPage;
+use snc_core::api::access::AuditPage;
 use snc_core::clock::parse_rfc3339;
 use snc_core::problem::{Problem, ProblemCode};
 use worker::{Env, Request};

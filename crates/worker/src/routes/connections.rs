@@ -3,14 +3,14 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use snc_core::input::{self, ConnectCredentials};
-use snc_core::instance_url::InstanceUrl;
-use snc_core::posture::PostureReport;
-use snc_core::preflight::{Credential, Preflight, PreflightInput, PreflightReport, Step};
+use snc_core::connect::input::{self, ConnectCredentials};
+use snc_core::connect::preflight::{Credential, Preflight, PreflightInput, PreflightReport, Step};
 use snc_core::problem::{Problem, ProblemCode};
-use snc_core::release::ReleaseRange;
 use snc_core::seal::{KeyRing, SealingKey};
 use snc_core::secret::SecretKind;
+use snc_core::servicenow::instance_url::InstanceUrl;
+use snc_core::servicenow::release::ReleaseRange;
+use snc_core::watch::posture::PostureReport;
 use worker::{console_log, Env, Request, Response, Result};
 
 use super::valid_id;
@@ -184,7 +184,7 @@ impl<'a> Ready<'a> {
         let posture = report
             .posture
             .as_ref()
-            .map(|r| snc_core::posture::evaluate(r, credentials.method(), now()));
+            .map(|r| snc_core::watch::posture::evaluate(r, credentials.method(), now()));
         Ok(Checked {
             report,
             secrets,
@@ -372,7 +372,7 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Answer {
         Some(v) => match v
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
-            .map(snc_core::schedule::PullInterval::new)
+            .map(snc_core::pull::schedule::PullInterval::new)
         {
             Some(Ok(i)) => Some(Some(i)),
             Some(Err(e)) => return Err(interval_problem(&e.to_string()).into()),

@@ -4,8 +4,8 @@
 
 use serde_json::{json, Value};
 use snc_core::clock::parse_rfc3339;
-use snc_core::events::{ocsf, Event, Kind};
 use snc_core::problem::{Problem, ProblemCode};
+use snc_core::pull::events::{ocsf, Event, Kind};
 use worker::{Env, Request, Response, Result};
 
 use super::paging::{self, field_error, MAX_LIMIT};

@@ -1,5 +1,5 @@
 use crate::respond::Answer;
-use snc_core::health::HealthReport;
+use snc_core::api::health::HealthReport;
 use worker::Response;
 
 pub fn get() -> Answer {

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use snc_core::access::{CredentialHash, CredentialKind, Scope, Scopes};
+use snc_core::api::access::{CredentialHash, CredentialKind, Scope, Scopes};
 use snc_core::clock::{parse_rfc3339, rfc3339};
 use snc_core::problem::{FieldError, Problem, ProblemCode};
 use worker::{Env, Request, Response, Result};
@@ -124,7 +124,7 @@ pub async fn create(mut req: Request, env: &Env) -> Answer {
 pub async fn list(env: &Env) -> Answer {
     respond::json(
         200,
-        &snc_core::access::KeyList {
+        &snc_core::api::access::KeyList {
             keys: store(env)?.keys().await?,
         },
     )

@@ -2,7 +2,7 @@
 //! show only what the caller may use) without guessing from a 403.
 
 use serde_json::json;
-use snc_core::access::Caller;
+use snc_core::api::access::Caller;
 
 use crate::respond::{self, Answer};
 

@@ -20,8 +20,8 @@ mod sinks;
 mod tickets;
 mod validate;
 
-use snc_core::access::{self, Actor, ActorKind, Caller, Decision, Scope};
-use snc_core::api::{self, ApiMethod, Change, Resolution, Resource, Route};
+use snc_core::api::access::{self, Actor, ActorKind, Caller, Decision, Scope};
+use snc_core::api::routes::{self as api, ApiMethod, Change, Resolution, Resource, Route};
 use snc_core::problem::{Problem, ProblemCode};
 use worker::{console_log, Env, Method, Request, Response, Result};
 

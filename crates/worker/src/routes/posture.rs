@@ -3,8 +3,8 @@
 //! `posture.ndjson` (one OCSF Compliance Finding per check).
 
 use serde_json::{json, Value};
-use snc_core::posture::{ocsf_finding, PostureReport};
 use snc_core::problem::ProblemCode;
+use snc_core::watch::posture::{ocsf_finding, PostureReport};
 use worker::{Env, Response, Result};
 
 use crate::connection_object;

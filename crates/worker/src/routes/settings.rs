@@ -1,4 +1,4 @@
-use snc_core::settings::PageSettings;
+use snc_core::api::settings::PageSettings;
 
 use crate::config::Config;
 use crate::respond::{self, Answer};

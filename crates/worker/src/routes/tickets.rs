@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use snc_core::access::{
+use snc_core::api::access::{
     normalize_origin, Caller, CredentialHash, CredentialKind, TICKET_DEFAULT_SECS, TICKET_MAX_SECS,
     TICKET_MIN_SECS,
 };

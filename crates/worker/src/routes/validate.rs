@@ -1,5 +1,5 @@
 use serde_json::json;
-use snc_core::input::{self, ConnectRequest};
+use snc_core::connect::input::{self, ConnectRequest};
 use snc_core::problem::{FieldError, Problem, ProblemCode};
 use worker::Request;
 

@@ -1,7 +1,7 @@
 //! Alerts raised here that D1 has not taken yet.
 
 use serde::Deserialize;
-use snc_core::detect::Alert;
+use snc_core::watch::detect::Alert;
 use worker::Result;
 
 use super::{text, Plane};

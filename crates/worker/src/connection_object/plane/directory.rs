@@ -2,8 +2,8 @@
 //! keeps, the accounts API's reads of it, and the detector's view of it.
 
 use serde::{Deserialize, Serialize};
-use snc_core::detect::{Directory, Person, RoleInfo};
-use snc_core::inventory::{privileged, InventoryPage, InventoryRecord, InventoryTable};
+use snc_core::watch::detect::{Directory, Person, RoleInfo};
+use snc_core::watch::inventory::{privileged, InventoryPage, InventoryRecord, InventoryTable};
 use worker::{Result, SqlStorageValue as V};
 
 use super::{int, opt_text, text, Plane};
@@ -147,12 +147,12 @@ impl Plane {
     /// `inventory::behind_since`) after a sync that ended `synced`.
     pub fn inventory_behind_since(
         &self,
-        synced: snc_core::inventory::SyncEnd,
+        synced: snc_core::watch::inventory::SyncEnd,
         now: i64,
     ) -> Result<Option<i64>> {
         const KEY: &str = "inventory_behind_since";
         let kept = self.meta(KEY)?.and_then(|v| v.parse().ok());
-        let since = snc_core::inventory::behind_since(kept, synced, now);
+        let since = snc_core::watch::inventory::behind_since(kept, synced, now);
         match since {
             Some(at) if kept != Some(at) => self.set_meta(KEY, &at.to_string())?,
             Some(_) => {}
@@ -167,7 +167,12 @@ impl Plane {
     /// Each inventory table's cursor (none: never read).
     pub fn inventory_cursors(
         &self,
-    ) -> Result<Vec<(InventoryTable, Option<snc_core::inventory::TableCursor>)>> {
+    ) -> Result<
+        Vec<(
+            InventoryTable,
+            Option<snc_core::watch::inventory::TableCursor>,
+        )>,
+    > {
         let mut out = Vec::new();
         for t in InventoryTable::ALL {
             let key = self

@@ -8,7 +8,7 @@ use worker::{Result, SqlStorageValue as V};
 use super::{int, text, Plane};
 use crate::d1::connections::Progress;
 
-pub use snc_core::archive::Order;
+pub use snc_core::pull::archive::Order;
 
 /// An archived page some of whose events are no longer indexed.
 #[derive(Deserialize)]

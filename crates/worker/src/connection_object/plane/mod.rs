@@ -115,14 +115,14 @@ impl Plane {
 
     /// The object's clocks (core's `Schedule`); one that does not decode
     /// (written by a later release) makes a pull due, as a new object's.
-    pub fn schedule(&self) -> Result<snc_core::schedule::Schedule> {
+    pub fn schedule(&self) -> Result<snc_core::pull::schedule::Schedule> {
         Ok(self
             .meta("schedule")?
             .and_then(|v| serde_json::from_str(&v).ok())
             .unwrap_or_default())
     }
 
-    pub fn save_schedule(&self, s: &snc_core::schedule::Schedule) -> Result<()> {
+    pub fn save_schedule(&self, s: &snc_core::pull::schedule::Schedule) -> Result<()> {
         self.set_meta("schedule", &serde_json::to_string(s)?)
     }
 

@@ -1,7 +1,7 @@
 //! The run history the health view shows.
 
 use serde::{Deserialize, Serialize};
-use snc_core::pull_run::RunOutcome;
+use snc_core::pull::run::RunOutcome;
 use worker::Result;
 
 use super::{int, opt_text, text, Plane};

@@ -2,9 +2,9 @@
 //! reads forwarding makes of them.
 
 use serde::{Deserialize, Deserializer};
-use snc_core::detect::Alert;
 use snc_core::forward::replay::ReplayPosition;
 use snc_core::forward::step::SinkClock;
+use snc_core::watch::detect::Alert;
 use worker::{Result, SqlStorageValue as V};
 
 use super::{int, text, Plane};

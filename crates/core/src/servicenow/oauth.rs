@@ -6,12 +6,12 @@
 
 use serde::Deserialize;
 
+use crate::connect::input::OAuthClient;
 use crate::http::{HttpRequest, HttpResponse, Method};
-use crate::input::OAuthClient;
-use crate::instance_url::InstanceUrl;
 use crate::problem::{Problem, ProblemCode};
 use crate::secret::Secret;
-use crate::servicenow::classify_failure;
+use crate::servicenow::answers::classify_failure;
+use crate::servicenow::instance_url::InstanceUrl;
 
 /// Below this access token lifespan the connection works but refreshes often;
 /// the admin is told to raise it (Defender for Cloud Apps asks for 3,600 s).
@@ -169,7 +169,7 @@ pub fn parse_token_response(resp: &HttpResponse, now: i64) -> Result<TokenGrant,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instance_url::{parse, HostPolicy};
+    use crate::servicenow::instance_url::{parse, HostPolicy};
 
     fn instance() -> InstanceUrl {
         parse("acme", &HostPolicy::default()).unwrap()

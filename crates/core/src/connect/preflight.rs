@@ -11,17 +11,19 @@
 
 use serde::Deserialize;
 
-use crate::batch;
+use crate::connect::input::{AuthMethod, ConnectCredentials, OAuthClient};
+use crate::connect::warning::{
+    Hardening, Warning, WarningCode, BASIC_AUTH_RESTRICTION, PASSWORD_GRANT_OFF,
+};
 use crate::http::{HttpRequest, HttpResponse};
-use crate::input::{AuthMethod, ConnectCredentials, OAuthClient};
-use crate::instance_url::InstanceUrl;
-use crate::oauth::{self, SHORT_LIFESPAN_SECS};
 use crate::problem::{Problem, ProblemCode};
-use crate::release::{Release, ReleaseRange};
 use crate::secret::Secret;
-use crate::servicenow::{classify_failure, is_html};
-use crate::table::{self, ApiAuth, PULL_TABLES};
-use crate::warning::{Hardening, Warning, WarningCode, BASIC_AUTH_RESTRICTION, PASSWORD_GRANT_OFF};
+use crate::servicenow::answers::{classify_failure, is_html};
+use crate::servicenow::batch;
+use crate::servicenow::instance_url::InstanceUrl;
+use crate::servicenow::oauth::{self, SHORT_LIFESPAN_SECS};
+use crate::servicenow::release::{Release, ReleaseRange};
+use crate::servicenow::table::{self, ApiAuth, PULL_TABLES};
 
 /// What must be kept to call the instance later.
 #[derive(Clone, Debug)]
@@ -57,7 +59,7 @@ pub struct PreflightReport {
     pub user_name: Option<String>,
     /// The hardening settings, read in the same Batch API call (none
     /// without a Batch API: the first pull reads them).
-    pub posture: Option<crate::posture::Readings>,
+    pub posture: Option<crate::watch::posture::Readings>,
 }
 
 #[derive(Debug)]
@@ -101,7 +103,7 @@ pub struct Preflight {
     retries: u32,
     /// `user_name` and `web_service_access_only` of the session's user.
     whoami: Option<(String, bool)>,
-    posture: Option<crate::posture::Readings>,
+    posture: Option<crate::watch::posture::Readings>,
 }
 
 pub const MAX_ROUND_TRIPS: u32 = 4;
@@ -201,7 +203,7 @@ impl Preflight {
             return None;
         }
         let after_ms = match resp.status {
-            429 => crate::servicenow::retry_after(resp, self.now)
+            429 => crate::servicenow::answers::retry_after(resp, self.now)
                 .filter(|s| *s <= SHORT_WAIT_SECS)
                 .map(|s| (s * 1000).max(250))?,
             500 | 502 | 503 | 504 => 1_000,
@@ -325,7 +327,7 @@ impl Preflight {
         // The posture's reads ride along: its property read also brings
         // the release and the hardening switches, its `whoami` the user.
         let mut items = vec![("role".to_string(), self.role_path())];
-        items.extend(crate::posture::batch_items(&[
+        items.extend(crate::watch::posture::batch_items(&[
             "glide.war",
             "glide.buildname",
         ]));
@@ -380,7 +382,7 @@ impl Preflight {
                 return self.fail(classify_failure(r, "the connect check", self.now));
             }
         }
-        self.posture = Some(crate::posture::readings(&items));
+        self.posture = Some(crate::watch::posture::readings(&items));
         // Who the session is: optional, an instance may hide sys_user fields.
         if let Some(rows) = find("whoami")
             .filter(|r| r.status == 200)
@@ -540,7 +542,7 @@ fn result_rows(r: &HttpResponse) -> Option<Vec<serde_json::Map<String, serde_jso
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instance_url::{parse, HostPolicy};
+    use crate::servicenow::instance_url::{parse, HostPolicy};
     use base64::Engine;
 
     fn input(method: AuthMethod) -> PreflightInput {

@@ -308,7 +308,7 @@ mod tests {
     /// be refused. `{port}` stands for a local listener's port.
     fn hostile() -> Vec<String> {
         let list: Vec<String> =
-            serde_json::from_str(include_str!("../../../tests/fixtures/hostile-urls.json"))
+            serde_json::from_str(include_str!("../../../../tests/fixtures/hostile-urls.json"))
                 .unwrap();
         assert!(list.len() >= 40);
         list.into_iter()

@@ -19,9 +19,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{parse_rfc3339, rfc3339};
-use crate::events::{Event, Kind};
-use crate::inventory::PRIVILEGED_ROLES;
-use crate::posture::{Reads, Severity, CHECKS};
+use crate::pull::events::{Event, Kind};
+use crate::watch::inventory::PRIVILEGED_ROLES;
+use crate::watch::posture::{Reads, Severity, CHECKS};
 
 /// Windows and per-user histories older than this behind the newest event
 /// seen are dropped.
@@ -373,7 +373,7 @@ pub struct Detector {
 }
 
 fn alert_id(connection_id: &str, rule: Rule, key: &str, start: i64) -> String {
-    let d = crate::archive::digest(&[connection_id, rule.as_str(), key, &start.to_string()]);
+    let d = crate::pull::archive::digest(&[connection_id, rule.as_str(), key, &start.to_string()]);
     format!("al_{d:016x}")
 }
 
@@ -1007,7 +1007,7 @@ pub fn ocsf_finding(a: &Alert, status: &str, instance_url: &str) -> serde_json::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::Target;
+    use crate::pull::events::Target;
     use std::collections::HashMap;
 
     #[derive(Default)]
@@ -1093,13 +1093,13 @@ mod tests {
             old_value: None,
             new_value: None,
             source_table: table.into(),
-            raw: crate::events::RawRecord::empty(),
+            raw: crate::pull::events::RawRecord::empty(),
             truncated_fields: Vec::new(),
         }
     }
 
-    fn raw(v: serde_json::Value) -> crate::events::RawRecord {
-        crate::events::RawRecord::parse(&v.to_string()).expect("an object")
+    fn raw(v: serde_json::Value) -> crate::pull::events::RawRecord {
+        crate::pull::events::RawRecord::parse(&v.to_string()).expect("an object")
     }
 
     fn run(d: &mut Detector, events: &[Event]) -> Vec<Alert> {

@@ -17,8 +17,8 @@ use std::borrow::Borrow;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::cursor::Key;
-use crate::events::{Event, Kind, RawRecord, Target};
+use crate::pull::cursor::Key;
+use crate::pull::events::{Event, Kind, RawRecord, Target};
 
 /// Every object of one connection starts with this.
 pub fn connection_prefix(connection_id: &str) -> String {
@@ -311,7 +311,7 @@ mod tests {
         assert!(oldest.complete(60, 59) && !oldest.complete(60, 60));
         assert_eq!(oldest.resume(60), (60, String::new(), String::new()));
     }
-    use crate::events::normalize;
+    use crate::pull::events::normalize;
     use serde_json::{json, Value};
 
     fn event(sys_id: &str, at: &str) -> Event {

@@ -14,10 +14,10 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::events::{self, fields_for, parse_servicenow_time, servicenow_time, Event};
 use crate::http::HttpResponse;
-use crate::servicenow::{error_message, is_html, retry_after};
-use crate::table;
+use crate::pull::events::{self, fields_for, parse_servicenow_time, servicenow_time, Event};
+use crate::servicenow::answers::{error_message, is_html, retry_after};
+use crate::servicenow::table;
 
 /// How far before the cursor each run starts again, for late commits.
 pub const OVERLAP_SECS: i64 = 600;
@@ -1066,7 +1066,7 @@ pub(crate) mod tests {
         for (cursor, read) in [(read_at - 5, read_at), (500_000, 500_010)] {
             let c = Key::start_of(cursor);
             let start = resume_start(&c, read, 0);
-            let t = crate::events::parse_servicenow_time(&start.created_on).unwrap();
+            let t = crate::pull::events::parse_servicenow_time(&start.created_on).unwrap();
             assert!(t >= reread_floor(&[(read_at - 5, read_at), (500_000, 500_010)]).unwrap());
         }
     }

@@ -6,11 +6,11 @@
 
 use serde::Serialize;
 
-use crate::connection::Connection;
-use crate::input::{check_field, AuthMethod, CredentialField};
-use crate::instance_url::HostPolicy;
+use crate::api::connection::Connection;
+use crate::api::settings::PageSettings;
+use crate::connect::input::{check_field, AuthMethod, CredentialField};
 use crate::problem::{FieldError, Problem};
-use crate::settings::PageSettings;
+use crate::servicenow::instance_url::HostPolicy;
 
 pub use crate::problem::CONNECTOR_UNREACHABLE;
 

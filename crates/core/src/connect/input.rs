@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::instance_url::{self, HostPolicy, InstanceUrl};
 use crate::problem::FieldError;
 use crate::secret::Secret;
+use crate::servicenow::instance_url::{self, HostPolicy, InstanceUrl};
 
 /// What the wizard or an API client sends; every member optional so a missing
 /// one becomes a field error, not a parse failure.

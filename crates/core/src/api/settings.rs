@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::input::AuthMethod;
-use crate::instance_url::HostPolicy;
+use crate::connect::input::AuthMethod;
+use crate::servicenow::instance_url::HostPolicy;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageSettings {
@@ -63,12 +63,22 @@ mod tests {
         let strict = PageSettings::new("", false, 7);
         assert!(!strict.host_policy().allows_loopback());
         let dev = PageSettings::new("", true, 7);
-        assert!(crate::instance_url::parse("http://127.0.0.1:9000", &dev.host_policy()).is_ok());
-        assert!(
-            crate::instance_url::parse("http://127.0.0.1:9000", &strict.host_policy()).is_err()
-        );
+        assert!(crate::servicenow::instance_url::parse(
+            "http://127.0.0.1:9000",
+            &dev.host_policy()
+        )
+        .is_ok());
+        assert!(crate::servicenow::instance_url::parse(
+            "http://127.0.0.1:9000",
+            &strict.host_policy()
+        )
+        .is_err());
         let own = PageSettings::new("example.org", false, 7);
-        assert!(crate::instance_url::parse("https://sn.example.org", &own.host_policy()).is_ok());
+        assert!(crate::servicenow::instance_url::parse(
+            "https://sn.example.org",
+            &own.host_policy()
+        )
+        .is_ok());
         let back: PageSettings =
             serde_json::from_value(serde_json::to_value(&strict).unwrap()).unwrap();
         assert_eq!(back, strict);

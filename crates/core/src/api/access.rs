@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::api::{ApiMethod, Resource, Route};
+use crate::api::routes::{ApiMethod, Resource, Route};
 use crate::secret::Secret;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -559,8 +559,8 @@ impl PageSections {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::resolve;
-    use crate::api::Resolution;
+    use crate::api::routes::resolve;
+    use crate::api::routes::Resolution;
 
     #[test]
     fn an_admin_token_shorter_than_32_characters_is_refused_with_what_to_do() {
@@ -708,7 +708,7 @@ mod tests {
 
     #[test]
     fn the_caller_limit_binding_allows_what_the_refusal_says() {
-        let toml = include_str!("../../../wrangler.toml");
+        let toml = include_str!("../../../../wrangler.toml");
         let at = toml.find("name = \"CALLER_LIMIT\"").unwrap();
         let binding = toml[at..].lines().take(3).collect::<Vec<_>>().join("\n");
         assert!(

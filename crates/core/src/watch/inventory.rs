@@ -12,13 +12,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::batch;
-use crate::cursor::Key;
-use crate::events::{parse_servicenow_time, servicenow_time, text, Event, Kind};
 use crate::http::HttpResponse;
 use crate::problem::{Problem, ProblemCode};
-use crate::servicenow::{classify_failure, error_message};
-use crate::table;
+use crate::pull::cursor::Key;
+use crate::pull::events::{parse_servicenow_time, servicenow_time, text, Event, Kind};
+use crate::servicenow::answers::{classify_failure, error_message};
+use crate::servicenow::batch;
+use crate::servicenow::table;
 
 /// Late commits are looked for this far before each table's cursor.
 pub const OVERLAP_SECS: i64 = 600;
@@ -256,7 +256,7 @@ impl InventorySync {
         // A page the instance cancelled (its transaction quota) is asked
         // again smaller, as a pull's is; the other tables' pages stand.
         if let Some((_, r)) = items.iter().find(|(_, r)| cancelled(r)) {
-            match crate::cursor::smaller_page(self.page) {
+            match crate::pull::cursor::smaller_page(self.page) {
                 Some(smaller) => self.page = smaller,
                 None => return Err(classify_failure(r, "the inventory read", now)),
             }
@@ -396,7 +396,7 @@ pub fn gate(synced: SyncEnd, behind_since: Option<i64>, now: i64) -> InventoryGa
     // A rate limit is waited out even past the wait: pulling at once would
     // only meet it again.
     if let SyncEnd::Throttled { wait_secs } = synced {
-        let asked = wait_secs.min(crate::servicenow::MAX_RETRY_AFTER_SECS) as i64;
+        let asked = wait_secs.min(crate::servicenow::answers::MAX_RETRY_AFTER_SECS) as i64;
         return InventoryGate::Wait {
             retry_at: now.saturating_add(backoff.max(asked)),
         };
@@ -510,8 +510,8 @@ pub fn privileged<'a>(roles: impl IntoIterator<Item = (&'a str, bool)>) -> bool 
 mod tests {
     use super::*;
     use crate::http::HttpRequest;
-    use crate::instance_url::InstanceUrl;
-    use crate::table::ApiAuth;
+    use crate::servicenow::instance_url::InstanceUrl;
+    use crate::servicenow::table::ApiAuth;
     use base64::Engine;
 
     fn item(id: &str, status: u16, rows: Vec<Value>) -> Value {
@@ -545,7 +545,7 @@ mod tests {
     }
 
     fn instance() -> InstanceUrl {
-        crate::instance_url::parse("acme", &Default::default()).unwrap()
+        crate::servicenow::instance_url::parse("acme", &Default::default()).unwrap()
     }
 
     fn auth() -> ApiAuth {
@@ -723,7 +723,7 @@ mod tests {
             gate(SyncEnd::Throttled { wait_secs: 120 }, None, t),
             InventoryGate::Wait { retry_at: t + 120 }
         );
-        let limited = crate::servicenow::classify_failure(
+        let limited = crate::servicenow::answers::classify_failure(
             &HttpResponse {
                 status: 429,
                 headers: vec![("Retry-After".into(), "120".into())],

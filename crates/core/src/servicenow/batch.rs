@@ -7,10 +7,10 @@ use base64::Engine;
 use serde::Deserialize;
 
 use crate::http::{HttpRequest, HttpResponse, Method};
-use crate::instance_url::InstanceUrl;
 use crate::problem::{Problem, ProblemCode};
-use crate::servicenow::{classify_failure, is_html};
-use crate::table::{self, ApiAuth};
+use crate::servicenow::answers::{classify_failure, is_html};
+use crate::servicenow::instance_url::InstanceUrl;
+use crate::servicenow::table::{self, ApiAuth};
 
 /// One request of a batch: `(id, path)`, the path relative to the instance.
 pub type BatchItem = (String, String);
@@ -253,8 +253,8 @@ pub fn served(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instance_url::{parse as parse_url, HostPolicy};
     use crate::secret::Secret;
+    use crate::servicenow::instance_url::{parse as parse_url, HostPolicy};
 
     #[test]
     fn requests_carry_every_item_and_answers_decode_wrapped_base64() {

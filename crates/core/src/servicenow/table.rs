@@ -3,8 +3,8 @@
 use base64::Engine;
 
 use crate::http::{HttpRequest, Method};
-use crate::instance_url::InstanceUrl;
 use crate::secret::Secret;
+use crate::servicenow::instance_url::InstanceUrl;
 
 /// The tables the pulls read; the preflight checks each is readable.
 pub const PULL_TABLES: [&str; 6] = [

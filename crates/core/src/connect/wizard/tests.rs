@@ -1,7 +1,7 @@
 use super::*;
-use crate::connection::{Backfill, Status};
+use crate::api::connection::{Backfill, Status};
+use crate::api::settings::PageSettings;
 use crate::problem::ProblemCode;
-use crate::settings::PageSettings;
 
 fn wizard() -> Wizard {
     Wizard::new(HostPolicy::from_config(None, None), 7)
@@ -279,16 +279,24 @@ fn settings_arriving_late_change_the_checks_and_the_days() {
         value: "http://127.0.0.1:9000".into(),
     });
     assert!(strict.is_empty());
-    assert!(
-        crate::input::check_field("instance_url", "http://127.0.0.1:9000", w.policy()).is_err()
-    );
+    assert!(crate::connect::input::check_field(
+        "instance_url",
+        "http://127.0.0.1:9000",
+        w.policy()
+    )
+    .is_err());
     let settings = PageSettings::new("", true, 14);
     assert_eq!(
         w.update(Msg::Settings(Box::new(settings))),
         Vec::new(),
         "the first step does not move"
     );
-    assert!(crate::input::check_field("instance_url", "http://127.0.0.1:9000", w.policy()).is_ok());
+    assert!(crate::connect::input::check_field(
+        "instance_url",
+        "http://127.0.0.1:9000",
+        w.policy()
+    )
+    .is_ok());
     assert_eq!(w.backfill_days(), 14);
     let mut w = to_connect(AuthMethod::Oauth);
     assert_eq!(

@@ -11,11 +11,11 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::batch;
+use crate::connect::warning::{Hardening, Warning, BASIC_AUTH_RESTRICTION, PASSWORD_GRANT_OFF};
 use crate::http::HttpResponse;
 use crate::problem::{Problem, ProblemCode};
-use crate::table;
-use crate::warning::{Hardening, Warning, BASIC_AUTH_RESTRICTION, PASSWORD_GRANT_OFF};
+use crate::servicenow::batch;
+use crate::servicenow::table;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -581,7 +581,11 @@ pub fn score(results: &[CheckResult]) -> u8 {
 }
 
 /// Judges every check; failing checks first, most severe first.
-pub fn evaluate(r: &Readings, method: crate::input::AuthMethod, checked_at: i64) -> PostureReport {
+pub fn evaluate(
+    r: &Readings,
+    method: crate::connect::input::AuthMethod,
+    checked_at: i64,
+) -> PostureReport {
     let mut checks: Vec<CheckResult> = CHECKS.iter().map(|c| judge(c, r)).collect();
     let score = score(&checks);
     let rank = |s: CheckStatus| match s {
@@ -666,8 +670,8 @@ pub fn ocsf_finding(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::AuthMethod;
-    use crate::table::ApiAuth;
+    use crate::connect::input::AuthMethod;
+    use crate::servicenow::table::ApiAuth;
     use base64::Engine;
 
     fn readings(props: &[(&str, &str)], plugins: &[(&str, bool)]) -> Readings {
@@ -859,7 +863,7 @@ mod tests {
 
     #[test]
     fn one_batch_call_reads_everything() {
-        let instance = crate::instance_url::parse("acme", &Default::default()).unwrap();
+        let instance = crate::servicenow::instance_url::parse("acme", &Default::default()).unwrap();
         let auth = ApiAuth::Bearer(crate::secret::Secret::new("t"));
         let mut reads = reads(batch::ReadRoute::Batch);
         let req = reads.next_request(&instance, &auth).unwrap();

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::input::AuthMethod;
+use crate::connect::input::AuthMethod;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -67,14 +67,14 @@ pub struct Warning {
 }
 
 /// How later reads reach the instance, from what its connect check warned.
-pub fn read_route(warnings: &[Warning]) -> crate::batch::ReadRoute {
+pub fn read_route(warnings: &[Warning]) -> crate::servicenow::batch::ReadRoute {
     if warnings
         .iter()
         .any(|w| w.code == WarningCode::TableAccessUnchecked)
     {
-        crate::batch::ReadRoute::OneByOne
+        crate::servicenow::batch::ReadRoute::OneByOne
     } else {
-        crate::batch::ReadRoute::Batch
+        crate::servicenow::batch::ReadRoute::Batch
     }
 }
 
@@ -144,11 +144,11 @@ mod tests {
         };
         assert_eq!(
             read_route(&[w(WarningCode::TableAccessUnchecked)]),
-            crate::batch::ReadRoute::OneByOne
+            crate::servicenow::batch::ReadRoute::OneByOne
         );
         assert_eq!(
             read_route(&[w(WarningCode::PullsFailing)]),
-            crate::batch::ReadRoute::Batch
+            crate::servicenow::batch::ReadRoute::Batch
         );
     }
 }

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::connect::warning::Warning;
 use crate::problem::ProblemCode;
-use crate::warning::Warning;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

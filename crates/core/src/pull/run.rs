@@ -11,21 +11,21 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{self, ReadRoute};
-use crate::cursor::{
+use crate::connect::input::{AuthMethod, OAuthClient};
+use crate::http::{CallError, HttpRequest, HttpResponse};
+use crate::problem::ProblemCode;
+use crate::pull::cursor::{
     read_page, Key, PageError, PageHead, Recovery, TablePull, MAX_PAGE, OVERLAP_SECS,
 };
-use crate::events::parse_servicenow_time;
-use crate::events::Event;
-use crate::http::{CallError, HttpRequest, HttpResponse};
-use crate::input::{AuthMethod, OAuthClient};
-use crate::instance_url::InstanceUrl;
-use crate::inventory::{self, InventoryGate, SyncEnd};
-use crate::oauth;
-use crate::problem::ProblemCode;
-use crate::schedule::PullInterval;
+use crate::pull::events::parse_servicenow_time;
+use crate::pull::events::Event;
+use crate::pull::schedule::PullInterval;
 use crate::secret::{OpenedSecret, Secret, SecretKind};
-use crate::table::{self, ApiAuth, PULL_TABLES};
+use crate::servicenow::batch::{self, ReadRoute};
+use crate::servicenow::instance_url::InstanceUrl;
+use crate::servicenow::oauth;
+use crate::servicenow::table::{self, ApiAuth, PULL_TABLES};
+use crate::watch::inventory::{self, InventoryGate, SyncEnd};
 
 /// A hibernating instance is tried again hourly.
 pub const HIBERNATION_RETRY_SECS: i64 = 3_600;
@@ -108,10 +108,10 @@ pub fn failed_slice_detail(error: &str) -> String {
 }
 
 /// The warning shown after `n` failed slices in a row.
-pub fn pulls_failing_warning(n: u32, error: &str) -> crate::warning::Warning {
+pub fn pulls_failing_warning(n: u32, error: &str) -> crate::connect::warning::Warning {
     let error = slice_error(error);
-    crate::warning::Warning {
-        code: crate::warning::WarningCode::PullsFailing,
+    crate::connect::warning::Warning {
+        code: crate::connect::warning::WarningCode::PullsFailing,
         message: format!(
             "The last {n} pulls stopped inside the worker, not at the instance ({error}). \
              They are retried from the stored cursor, so no event is lost, and this warning \
@@ -1127,7 +1127,7 @@ mod tests {
         assert_eq!(retry_after_failed_slice(u32::MAX, 60), 3600);
         assert_eq!(retry_after_failed_slice(1, 0), 1);
         let w = pulls_failing_warning(3, &"x".repeat(1000));
-        assert_eq!(w.code, crate::warning::WarningCode::PullsFailing);
+        assert_eq!(w.code, crate::connect::warning::WarningCode::PullsFailing);
         assert!(w.message.starts_with("The last 3 pulls"));
         assert!(
             w.message.len() < 700,
@@ -1140,9 +1140,9 @@ mod tests {
     }
 
     use super::*;
-    use crate::cursor::tests::{id, Fake, Row};
-    use crate::cursor::MIN_PAGE;
-    use crate::instance_url::{parse, HostPolicy};
+    use crate::pull::cursor::tests::{id, Fake, Row};
+    use crate::pull::cursor::MIN_PAGE;
+    use crate::servicenow::instance_url::{parse, HostPolicy};
     use base64::Engine;
     use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -2226,7 +2226,7 @@ mod tests {
         assert_eq!(end.outcome, Outcome::Deferred);
         assert_eq!(
             end.next_at,
-            Some(T0 + crate::inventory::INVENTORY_RETRY_SECS)
+            Some(T0 + crate::watch::inventory::INVENTORY_RETRY_SECS)
         );
         assert_eq!(run.calls(), 1, "the refresh only");
         assert!(end.detail.unwrap().contains("accounts and roles"));
@@ -2255,7 +2255,7 @@ mod tests {
         // Behind for longer than the wait: events are pulled, and the run says so.
         let (mut inst, mut run, _) = syncing(oauth(T0 + 86_400));
         assert!(matches!(run.poll(clock), Action::SyncInventory(_)));
-        let since = T0 - crate::inventory::WAIT_FOR_INVENTORY_SECS;
+        let since = T0 - crate::watch::inventory::WAIT_FOR_INVENTORY_SECS;
         run.handle_inventory(clock, SyncEnd::Failed, Some(since));
         let mut stored = 0;
         let mut ahead = None;

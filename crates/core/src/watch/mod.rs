@@ -1,0 +1,6 @@
+//! Watching an instance: the detection rules and their alerts, the
+//! posture checks, and the inventory of accounts, roles and groups.
+
+pub mod detect;
+pub mod inventory;
+pub mod posture;
