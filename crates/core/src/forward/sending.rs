@@ -12,7 +12,7 @@
 
 use std::ops::Range;
 
-use super::Verdict;
+use super::verdicts::{payload_refused, Verdict};
 
 /// An item the receiver refused on its own: recorded and passed over.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,11 +42,6 @@ pub enum Settled {
     Waiting { status: u16, reason: String },
     /// The sink failed: back off with this verdict (nothing settled).
     Failed(Verdict),
-}
-
-/// Statuses that refuse what was sent rather than who sent it or where.
-pub fn payload_refused(status: u16) -> bool {
-    matches!(status, 400 | 413 | 422)
 }
 
 /// Items in a row refused alone before the refusal counts as the

@@ -4,7 +4,8 @@
 //! and what its state becomes. The object reads the archive, sends, and
 //! stores the cursor; `SinkStep` says what follows from each outcome.
 
-use super::{after_failure, SinkState, Verdict, REFUSED_RETRY_SECS};
+use super::kinds::SinkState;
+use super::verdicts::{after_failure, Verdict, REFUSED_RETRY_SECS};
 
 /// Calls one sink may make in one alarm, so a large backlog cannot hold
 /// the alarm (the next alarm comes a second later while there is more).

@@ -1,5 +1,7 @@
 use super::*;
 use crate::http::HttpResponse;
+use crate::secret::Secret;
+use serde_json::{json, Value};
 
 fn req(v: Value) -> SinkRequest {
     serde_json::from_value(v).unwrap()

@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
+use snc_core::forward::payload_refused;
 use snc_core::forward::replay::{RangeReplay, ReplayPosition, ReplayRead};
-use snc_core::forward::sending::{payload_refused, Learned, Sending, Settled};
+use snc_core::forward::sending::{Learned, Sending, Settled};
 use snc_core::forward::step::{SinkStep, StepOutcome, StepStart, Waiting};
 use snc_core::forward::{
     self, Item, SinkKind, SinkParams, SinkSettings, SinkState, Stream, Target, Verdict,
