@@ -166,7 +166,11 @@ fn hand_readers_match_what_the_worker_writes() {
     let back: snc_core::problem::Problem =
         serde_wasm_bindgen::from_value(problem_to_js(&problem)).unwrap();
     assert_eq!(back, problem);
-    let settings = snc_core::api::settings::PageSettings::new("example.org", true, 14);
+    let settings = snc_core::api::settings::PageSettings::new(
+        "example.org",
+        snc_core::servicenow::instance_url::Loopback::Allowed,
+        14,
+    );
     let js = serde::Serialize::serialize(&settings, &written).unwrap();
     // The page reads the policy and the days; the methods are its own.
     let read = snc_core::api::settings::PageSettings::from_js(&js).unwrap();

@@ -37,10 +37,9 @@ pub struct Config {
     /// Connections one non-admin key may have made (`CONNECTIONS_PER_KEY`,
     /// 1 to 10,000, default 50).
     pub connections_per_key: u32,
-    /// `INSTANCE_HOSTS` and `ALLOW_LOOPBACK_INSTANCES` as written, for the
-    /// page to validate as the worker does.
+    /// `INSTANCE_HOSTS` as written, for the page to validate as the worker
+    /// does.
     pub instance_hosts: String,
-    pub allow_loopback: bool,
     /// `PULL_INTERVAL_SECS`, 30 to 3,600, default 300: seconds between the
     /// pulls of a caught-up connection.
     pub pull_interval: PullInterval,
@@ -133,7 +132,6 @@ impl Config {
         }
         Config {
             instance_hosts: text(env, "INSTANCE_HOSTS").unwrap_or_default(),
-            allow_loopback: loopback.as_deref().map(str::trim) == Some("true"),
             pull_interval: PullInterval::from_config(text(env, "PULL_INTERVAL_SECS").as_deref()),
             pulls_paused: text(env, "PULLS_PAUSED").is_some_and(|v| v.trim() == "true"),
             pull_budget_ms: number(env, "PULL_BUDGET_MS").map_or(20_000, |ms: u64| ms.max(1_000)),

@@ -526,6 +526,25 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
+/// How much of a sink a caller is shown: a receiver URL's path or query can
+/// hold a capability (a token in the URL), and a receiver's answer anything,
+/// so only admins see them whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkDetail {
+    Whole,
+    ForReaders,
+}
+
+impl SinkDetail {
+    pub fn for_caller(caller: &Caller) -> SinkDetail {
+        if caller.scopes().contains(&Scope::Admin) {
+            SinkDetail::Whole
+        } else {
+            SinkDetail::ForReaders
+        }
+    }
+}
+
 /// What the hosted page offers a caller with these scopes. The worker
 /// checks every call whatever the page shows: this only keeps the page from
 /// offering what would be refused.

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::connect::input::AuthMethod;
-use crate::servicenow::instance_url::HostPolicy;
+use crate::servicenow::instance_url::{HostPolicy, Loopback};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageSettings {
@@ -26,10 +26,10 @@ pub struct MethodSettings {
 }
 
 impl PageSettings {
-    pub fn new(instance_hosts: &str, allow_loopback_instances: bool, backfill_days: i64) -> Self {
+    pub fn new(instance_hosts: &str, loopback: Loopback, backfill_days: i64) -> Self {
         PageSettings {
             instance_hosts: instance_hosts.to_string(),
-            allow_loopback_instances,
+            allow_loopback_instances: loopback == Loopback::Allowed,
             backfill_days,
             methods: AuthMethod::ALL
                 .iter()
@@ -60,9 +60,9 @@ mod tests {
 
     #[test]
     fn the_page_applies_the_workers_policy() {
-        let strict = PageSettings::new("", false, 7);
+        let strict = PageSettings::new("", Loopback::Refused, 7);
         assert!(!strict.host_policy().allows_loopback());
-        let dev = PageSettings::new("", true, 7);
+        let dev = PageSettings::new("", Loopback::Allowed, 7);
         assert!(crate::servicenow::instance_url::parse(
             "http://127.0.0.1:9000",
             &dev.host_policy()
@@ -73,7 +73,7 @@ mod tests {
             &strict.host_policy()
         )
         .is_err());
-        let own = PageSettings::new("example.org", false, 7);
+        let own = PageSettings::new("example.org", Loopback::Refused, 7);
         assert!(crate::servicenow::instance_url::parse(
             "https://sn.example.org",
             &own.host_policy()

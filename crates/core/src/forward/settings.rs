@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::kinds::*;
 use crate::problem::FieldError;
 use crate::secret::Secret;
+use crate::servicenow::instance_url::Loopback;
 
 /// A sink as `GET /sinks` lists it (what the page reads; the answer holds
 /// more, such as the kind's non-secret parameters). Credentials never.
@@ -125,7 +126,7 @@ impl SinkUrl {
         }
     }
 
-    pub fn parse(input: &str, allow_loopback: bool) -> Result<SinkUrl, &'static str> {
+    pub fn parse(input: &str, loopback_allowed: Loopback) -> Result<SinkUrl, &'static str> {
         let raw = input.trim();
         if raw.is_empty()
             || !raw.is_ascii()
@@ -164,7 +165,10 @@ impl SinkUrl {
             }
         }
         let loopback = matches!(host.as_str(), "127.0.0.1" | "[::1]" | "localhost");
-        if allow_loopback && loopback && (scheme == "http" || scheme == "https") {
+        if loopback_allowed == Loopback::Allowed
+            && loopback
+            && (scheme == "http" || scheme == "https")
+        {
             return Ok(SinkUrl(
                 format!("{scheme}://{authority}{path}")
                     .trim_end_matches('/')
@@ -320,7 +324,7 @@ fn is_connection_id(s: &str) -> bool {
 pub fn validate(
     req: &SinkRequest,
     base: Option<&SinkSettings>,
-    allow_loopback: bool,
+    loopback: Loopback,
 ) -> Result<(SinkSettings, Option<Secret>), Vec<FieldError>> {
     let mut e = Errors(Vec::new());
     let kind = match (&req.kind, base) {
@@ -359,7 +363,7 @@ pub fn validate(
         (v, _) => match v
             .as_ref()
             .and_then(|v| v.as_str())
-            .map(|u| SinkUrl::parse(u, allow_loopback))
+            .map(|u| SinkUrl::parse(u, loopback))
         {
             Some(Ok(u)) => Some(u),
             Some(Err(why)) => {
@@ -548,7 +552,7 @@ pub fn validate(
             let token_url = match &req.token_url {
                 None => old.and_then(|o| o.4.clone()),
                 Some(Value::Null) => None,
-                Some(v) => match v.as_str().map(|u| SinkUrl::parse(u, allow_loopback)) {
+                Some(v) => match v.as_str().map(|u| SinkUrl::parse(u, loopback)) {
                     Some(Ok(u)) => Some(u.as_str().to_string()),
                     _ => {
                         e.add("token_url", "Leave token_url out (Microsoft's endpoint for the tenant), or give an https URL.");

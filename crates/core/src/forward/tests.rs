@@ -1,6 +1,7 @@
 use super::*;
 use crate::http::HttpResponse;
 use crate::secret::Secret;
+use crate::servicenow::instance_url::Loopback;
 use serde_json::{json, Value};
 
 fn req(v: Value) -> SinkRequest {
@@ -44,10 +45,10 @@ fn sink_urls_are_https_host_names_only() {
         "https://splunk.example.com:8088/services/collector/event",
         "HTTPS://Es.Example.com/",
     ] {
-        assert!(SinkUrl::parse(ok, false).is_ok(), "{ok}");
+        assert!(SinkUrl::parse(ok, Loopback::Refused).is_ok(), "{ok}");
     }
     assert_eq!(
-        SinkUrl::parse("https://Es.Example.com/", false)
+        SinkUrl::parse("https://Es.Example.com/", Loopback::Refused)
             .unwrap()
             .as_str(),
         "https://Es.Example.com"
@@ -73,18 +74,17 @@ fn sink_urls_are_https_host_names_only() {
         "https://hooks.example.com/x#frag",
         "",
     ] {
-        assert!(SinkUrl::parse(bad, false).is_err(), "{bad}");
+        assert!(SinkUrl::parse(bad, Loopback::Refused).is_err(), "{bad}");
     }
-    assert!(SinkUrl::parse("http://127.0.0.1:9000/hook", true).is_ok());
-    assert!(SinkUrl::parse("http://10.0.0.1:9000/hook", true).is_err());
+    assert!(SinkUrl::parse("http://127.0.0.1:9000/hook", Loopback::Allowed).is_ok());
+    assert!(SinkUrl::parse("http://10.0.0.1:9000/hook", Loopback::Allowed).is_err());
 }
 
 #[test]
 fn sinks_validate_by_kind_and_every_problem_is_named() {
     let (s, secret) = validate(
         &req(json!({"name":"SOC","kind":"elastic","url":"https://es.example.com","api_key":"k","index":"logs-servicenow-default","format":"ecs"})),
-        None,
-        false,
+        None, Loopback::Refused,
     )
     .unwrap();
     assert_eq!(
@@ -99,7 +99,7 @@ fn sinks_validate_by_kind_and_every_problem_is_named() {
     let errors = validate(
         &req(json!({"kind":"sentinel","url":"http://x","connection_ids":["nope"],"format":"xml"})),
         None,
-        false,
+        Loopback::Refused,
     )
     .unwrap_err();
     let mut fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -123,12 +123,18 @@ fn sinks_validate_by_kind_and_every_problem_is_named() {
         "sink_url_forbidden"
     );
     // A PATCH keeps what it does not send, and may not change the kind.
-    let (patched, none) = validate(&req(json!({"name":"SOC 2"})), Some(&s), false).unwrap();
+    let (patched, none) =
+        validate(&req(json!({"name":"SOC 2"})), Some(&s), Loopback::Refused).unwrap();
     assert_eq!(patched.params, s.params);
     assert_eq!(patched.name, "SOC 2");
     assert!(none.is_none());
-    assert!(validate(&req(json!({"kind":"webhook"})), Some(&s), false).is_err());
-    let (all, _) = validate(&req(json!({"connection_ids": null})), Some(&s), false).unwrap();
+    assert!(validate(&req(json!({"kind":"webhook"})), Some(&s), Loopback::Refused).is_err());
+    let (all, _) = validate(
+        &req(json!({"connection_ids": null})),
+        Some(&s),
+        Loopback::Refused,
+    )
+    .unwrap();
     assert_eq!(all.connection_ids, None);
 }
 
@@ -161,7 +167,7 @@ fn webhooks_are_signed_per_secret_as_standard_webhooks_says() {
         br#"{"test": 2432232314}"#,
     );
     assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-    let url = SinkUrl::parse("https://hooks.example.com/in", false).unwrap();
+    let url = SinkUrl::parse("https://hooks.example.com/in", Loopback::Refused).unwrap();
     let secret = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_c2Vjb25k");
     let t = Target {
         url: &url,
@@ -197,7 +203,7 @@ fn webhooks_are_signed_per_secret_as_standard_webhooks_says() {
 fn hec_elastic_and_sentinel_wire_formats() {
     let url = SinkUrl::parse(
         "https://splunk.example.com:8088/services/collector/event",
-        false,
+        Loopback::Refused,
     )
     .unwrap();
     let token = Secret::new("hec-token");
@@ -222,7 +228,7 @@ fn hec_elastic_and_sentinel_wire_formats() {
     assert_eq!(lines[0]["host"], "acme.service-now.com");
     assert_eq!(lines[0]["sourcetype"], "servicenow:event");
 
-    let url = SinkUrl::parse("https://es.example.com/", false).unwrap();
+    let url = SinkUrl::parse("https://es.example.com/", Loopback::Refused).unwrap();
     let params = SinkParams::Elastic {
         index: "logs-sn-default".into(),
     };
@@ -268,7 +274,7 @@ fn hec_elastic_and_sentinel_wire_formats() {
     assert!(String::from_utf8(tok.body)
         .unwrap()
         .contains("scope=https%3A%2F%2Fmonitor.azure.com%2F%2F.default"));
-    let url = SinkUrl::parse("https://dce.ingest.monitor.azure.com", false).unwrap();
+    let url = SinkUrl::parse("https://dce.ingest.monitor.azure.com", Loopback::Refused).unwrap();
     let t = Target {
         url: &url,
         params: &params,
@@ -505,18 +511,18 @@ fn a_sink_fails_after_a_day_at_once_when_refused_and_a_410_disables_it() {
 
 #[test]
 fn a_stored_credential_is_never_sent_to_a_new_address() {
-    let (s, _) = validate(&req(json!({"name":"S","kind":"splunk_hec","url":"https://hec.example.com/services/collector/event","token":"t"})), None, false).unwrap();
+    let (s, _) = validate(&req(json!({"name":"S","kind":"splunk_hec","url":"https://hec.example.com/services/collector/event","token":"t"})), None, Loopback::Refused).unwrap();
     let errors = validate(
         &req(json!({"url":"https://evil.example.com/x"})),
         Some(&s),
-        false,
+        Loopback::Refused,
     )
     .unwrap_err();
     assert_eq!(errors[0].field, "token");
     let (moved, token) = validate(
         &req(json!({"url":"https://hec2.example.com/x","token":"t2"})),
         Some(&s),
-        false,
+        Loopback::Refused,
     )
     .unwrap();
     assert_eq!(
@@ -524,21 +530,21 @@ fn a_stored_credential_is_never_sent_to_a_new_address() {
         ("https://hec2.example.com/x", "t2")
     );
     assert!(
-        validate(&req(json!({"name":"renamed"})), Some(&s), false).is_ok(),
+        validate(&req(json!({"name":"renamed"})), Some(&s), Loopback::Refused).is_ok(),
         "a rename keeps it"
     );
-    let (sen, _) = validate(&req(json!({"name":"S","kind":"sentinel","url":"https://dce.example.com","tenant_id":"t","client_id":"c","client_secret":"x","dcr_immutable_id":"dcr-1","stream_name":"Custom-S_CL"})), None, false).unwrap();
+    let (sen, _) = validate(&req(json!({"name":"S","kind":"sentinel","url":"https://dce.example.com","tenant_id":"t","client_id":"c","client_secret":"x","dcr_immutable_id":"dcr-1","stream_name":"Custom-S_CL"})), None, Loopback::Refused).unwrap();
     assert_eq!(
         validate(
             &req(json!({"token_url":"https://evil.example.com/token"})),
             Some(&sen),
-            false
+            Loopback::Refused
         )
         .unwrap_err()[0]
             .field,
         "client_secret"
     );
-    let bad = validate(&req(json!({"name":"S","kind":"sentinel","url":"https://dce.example.com?x=1","tenant_id":"t","client_id":"c","client_secret":"x","dcr_immutable_id":"../x","stream_name":"a/b"})), None, false).unwrap_err();
+    let bad = validate(&req(json!({"name":"S","kind":"sentinel","url":"https://dce.example.com?x=1","tenant_id":"t","client_id":"c","client_secret":"x","dcr_immutable_id":"../x","stream_name":"a/b"})), None, Loopback::Refused).unwrap_err();
     let mut fields: Vec<_> = bad.iter().map(|e| e.field.as_str()).collect();
     fields.sort();
     assert_eq!(fields, ["dcr_immutable_id", "stream_name", "url"]);
@@ -550,7 +556,7 @@ fn grown_alerts_are_new_messages_and_replace_in_elastic() {
     let first = message_id(Stream::Alerts, &a);
     a[0].record = json!({"id":"sysevent:a","count":13});
     assert_ne!(message_id(Stream::Alerts, &a), first);
-    let url = SinkUrl::parse("https://es.example.com", false).unwrap();
+    let url = SinkUrl::parse("https://es.example.com", Loopback::Refused).unwrap();
     let params = SinkParams::Elastic {
         index: "logs-sn-default".into(),
     };

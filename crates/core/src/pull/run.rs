@@ -84,6 +84,24 @@ impl RunOutcome {
     }
 }
 
+/// Whether a finished run found every table's backfill done (caught up to
+/// the present once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackfillState {
+    Done,
+    Going,
+}
+
+impl BackfillState {
+    pub fn of(caught_up: bool) -> BackfillState {
+        if caught_up {
+            BackfillState::Done
+        } else {
+            BackfillState::Going
+        }
+    }
+}
+
 /// The alarm of a connection that is not pulling (disabled, or in an error
 /// only an admin can clear) still fires daily, to apply the retention.
 pub const MAINTENANCE_SECS: i64 = 86_400;

@@ -17,6 +17,15 @@ use serde::Serialize;
 pub const DEFAULT_INSTANCE_HOSTS: &str = ".service-now.com,.servicenowservices.com";
 
 /// Which hosts a connection may point at.
+/// Whether `http://127.0.0.1:<port>` and other loopback addresses are
+/// allowed: for local development and tests only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Loopback {
+    #[default]
+    Refused,
+    Allowed,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostPolicy {
     /// Lower-case suffixes with their leading dot (`.service-now.com`).
@@ -51,6 +60,14 @@ impl HostPolicy {
 
     pub fn allows_loopback(&self) -> bool {
         self.allow_loopback
+    }
+
+    pub fn loopback(&self) -> Loopback {
+        if self.allow_loopback {
+            Loopback::Allowed
+        } else {
+            Loopback::Refused
+        }
     }
 }
 

@@ -9,7 +9,8 @@ use snc_core::pull::cursor::Key;
 use snc_core::pull::events::{parse_servicenow_time, Event};
 pub use snc_core::pull::run::RunOutcome;
 use snc_core::pull::run::{
-    Action, InventoryFirst, Outcome, PageToStore, PullConfig, PullRun, RunAuth, StoredCursor,
+    Action, BackfillState, InventoryFirst, Outcome, PageToStore, PullConfig, PullRun, RunAuth,
+    StoredCursor,
 };
 use snc_core::secret::{OpenedSecret, SecretKind};
 use snc_core::watch::detect::Detector;
@@ -105,18 +106,14 @@ impl<'a> Slice<'a> {
         &mut self,
         outcome: RunOutcome,
         next_at: i64,
-        caught_up: bool,
+        backfill: BackfillState,
     ) -> Result<SliceEnd> {
-        let passing_error = self.row.hibernating();
         // A page's alerts that D1 refused a moment ago go before the run
         // reports itself done: a caught-up connection shows every alert.
         self.flush_alerts().await;
         let progress = self.plane.progress(now())?;
         self.stats.d1_writes += 1;
-        let written = self
-            .fence
-            .finish_run(&progress, next_at, caught_up, passing_error || caught_up)
-            .await?;
+        let written = self.fence.finish_run(&progress, next_at, backfill).await?;
         if !written {
             return Ok(SliceEnd::new(RunOutcome::Superseded, None));
         }
@@ -512,12 +509,20 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                     }
                     (Outcome::Done, _) => {
                         let next = end.next_at.unwrap_or(now() + interval);
-                        slice.finish(RunOutcome::Done, next, end.caught_up).await
+                        slice
+                            .finish(RunOutcome::Done, next, BackfillState::of(end.caught_up))
+                            .await
                     }
-                    (Outcome::More, _) => slice.finish(RunOutcome::More, now(), false).await,
+                    (Outcome::More, _) => {
+                        slice
+                            .finish(RunOutcome::More, now(), BackfillState::Going)
+                            .await
+                    }
                     (_, _) => {
                         let next = end.next_at.unwrap_or(now() + interval);
-                        slice.finish(RunOutcome::Deferred, next, false).await
+                        slice
+                            .finish(RunOutcome::Deferred, next, BackfillState::Going)
+                            .await
                     }
                 };
             }

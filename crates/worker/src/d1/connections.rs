@@ -8,6 +8,7 @@ use snc_core::clock::rfc3339;
 use snc_core::connect::input::AuthMethod;
 use snc_core::connect::warning::{Warning, WarningCode};
 use snc_core::problem::ProblemCode;
+use snc_core::pull::run::BackfillState;
 use snc_core::secret::SecretKind;
 use snc_core::stored;
 use wasm_bindgen::JsValue;
@@ -91,12 +92,6 @@ impl ConnectionRow {
             .and_then(|s| u32::try_from(s).ok())
             .and_then(|s| snc_core::pull::schedule::PullInterval::new(s).ok())
             .unwrap_or(default)
-    }
-
-    /// Whether the connection is in the state its last pull left it in, the
-    /// instance asleep: a pull goes on, and its success clears it.
-    pub fn hibernating(&self) -> bool {
-        self.status_code == Some(ProblemCode::InstanceHibernating)
     }
 
     pub fn to_api(&self) -> Connection {
@@ -661,16 +656,17 @@ impl Fence {
         applied(&r)
     }
 
+    /// A run that finished heard from the instance: a hibernation error it
+    /// started in is over.
     pub async fn finish_run(
         &self,
         p: &Progress,
         next_pull_at: i64,
-        backfill_done: bool,
-        clear_passing_error: bool,
+        backfill: BackfillState,
     ) -> Result<bool> {
-        let q = "UPDATE connections SET last_pull_at = ?3, next_pull_at = ?4, alarm_at = ?4, backfill_done = max(backfill_done, ?5), event_count = ?7, backfill_total = ?8, \
-                 status = CASE WHEN ?6 = 1 AND status = 'error' AND status_code = 'instance_hibernating' THEN 'connected' ELSE status END, \
-                 status_code = CASE WHEN ?6 = 1 AND status_code = 'instance_hibernating' THEN NULL ELSE status_code END WHERE id = ?1 AND generation = ?2";
+        let q = "UPDATE connections SET last_pull_at = ?3, next_pull_at = ?4, alarm_at = ?4, backfill_done = max(backfill_done, ?5), event_count = ?6, backfill_total = ?7, \
+                 status = CASE WHEN status = 'error' AND status_code = 'instance_hibernating' THEN 'connected' ELSE status END, \
+                 status_code = CASE WHEN status_code = 'instance_hibernating' THEN NULL ELSE status_code END WHERE id = ?1 AND generation = ?2";
         let r = self
             .store
             .db
@@ -680,8 +676,7 @@ impl Fence {
                 self.gen(),
                 s(&rfc3339(p.at)),
                 s(&rfc3339(next_pull_at)),
-                flag(backfill_done),
-                flag(clear_passing_error),
+                flag(backfill == BackfillState::Done),
                 n(p.event_count.try_into().unwrap_or(i64::MAX)),
                 n(p.backfill_total.try_into().unwrap_or(i64::MAX)),
             ])?

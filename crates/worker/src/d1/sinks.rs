@@ -101,7 +101,11 @@ impl SinkRow {
         Some(SinkSettings {
             name: self.name.clone(),
             // Stored URLs passed the policy when written.
-            url: SinkUrl::parse(&self.url, true).ok()?,
+            url: SinkUrl::parse(
+                &self.url,
+                snc_core::servicenow::instance_url::Loopback::Allowed,
+            )
+            .ok()?,
             streams: self
                 .streams
                 .split(',')

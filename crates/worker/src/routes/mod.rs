@@ -20,7 +20,7 @@ mod sinks;
 mod tickets;
 mod validate;
 
-use snc_core::api::access::{self, Actor, ActorKind, Caller, Decision, Scope};
+use snc_core::api::access::{self, Actor, ActorKind, Caller, Decision};
 use snc_core::api::routes::{self as api, ApiMethod, Change, Resolution, Resource, Route};
 use snc_core::problem::{Problem, ProblemCode};
 use worker::{console_log, Env, Method, Request, Response, Result};
@@ -400,15 +400,15 @@ async fn dispatch(
         (Get, R::Alerts) => alerts::list(req, env).await,
         (Get, R::AlertsNdjson) => alerts::ndjson(req, env).await,
         (Patch, R::Alert(id)) => alerts::patch(req, env, id).await,
-        (Get, R::Sinks) => sinks::list(env, caller.scopes().contains(&Scope::Admin)).await,
+        (Get, R::Sinks) => sinks::list(env, access::SinkDetail::for_caller(caller)).await,
         (Post, R::Sinks) => sinks::create(req, env, config).await,
-        (Get, R::Sink(id)) => sinks::get(env, id, caller.scopes().contains(&Scope::Admin)).await,
+        (Get, R::Sink(id)) => sinks::get(env, id, access::SinkDetail::for_caller(caller)).await,
         (Patch, R::Sink(id)) => sinks::patch(req, env, config, id).await,
         (Delete, R::Sink(id)) => sinks::delete(env, id).await,
         (Post, R::SinkTest(id)) => sinks::test(env, config, id).await,
         (Post, R::SinkReplay(id)) => sinks::replay(req, env, id).await,
         (Get, R::SinkDeadLetters(id)) => {
-            sinks::dead_letters(env, id, caller.scopes().contains(&Scope::Admin)).await
+            sinks::dead_letters(env, id, access::SinkDetail::for_caller(caller)).await
         }
         (Post, R::SinkDeadLetterReplay(id)) => sinks::replay_dead_letters(env, id).await,
         (Get, R::Connections) => connections::list(env).await,

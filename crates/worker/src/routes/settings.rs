@@ -10,7 +10,7 @@ pub fn get(config: &Config) -> Answer {
         // What connections really get: Config keeps 1..=90 and falls back to 7.
         &PageSettings::new(
             &config.instance_hosts,
-            config.allow_loopback,
+            config.policy.loopback(),
             config.backfill_days,
         ),
     )

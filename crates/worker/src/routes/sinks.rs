@@ -3,6 +3,7 @@
 //! once. Delivery itself runs in each connection's object (outbox.rs).
 
 use serde_json::json;
+use snc_core::api::access::SinkDetail;
 use snc_core::clock::parse_rfc3339;
 use snc_core::forward::{self, Item, SinkRequest, SinkState, Stream, Target, Verdict};
 use snc_core::problem::{FieldError, Problem, ProblemCode};
@@ -62,11 +63,10 @@ fn seal(config: &Config, id: &str, secret: &Secret) -> std::result::Result<Strin
         .map_err(|_| Problem::new(ProblemCode::Internal))
 }
 
-/// A receiver URL's path or query can hold a capability (a token in the
-/// URL), and a receiver's answer anything: only admins see them.
-fn shown(row: &crate::d1::sinks::SinkRow, admin: bool) -> serde_json::Value {
+/// A sink as `detail` allows (core's `SinkDetail`).
+fn shown(row: &crate::d1::sinks::SinkRow, detail: SinkDetail) -> serde_json::Value {
     let mut v = row.to_api();
-    if !admin {
+    if detail == SinkDetail::ForReaders {
         v["url"] = json!(snc_core::forward::SinkUrl::shown_to_readers(&row.url));
         if let Some(e) = v.get_mut("last_error").and_then(|e| e.as_object_mut()) {
             e.remove("message");
@@ -75,15 +75,15 @@ fn shown(row: &crate::d1::sinks::SinkRow, admin: bool) -> serde_json::Value {
     v
 }
 
-pub async fn list(env: &Env, admin: bool) -> Answer {
+pub async fn list(env: &Env, detail: SinkDetail) -> Answer {
     let rows = store(env)?.list().await?;
-    let sinks: Vec<_> = rows.iter().map(|s| shown(s, admin)).collect();
+    let sinks: Vec<_> = rows.iter().map(|s| shown(s, detail)).collect();
     respond::json(200, &json!({ "sinks": sinks }))
 }
 
-pub async fn get(env: &Env, id: &str, admin: bool) -> Answer {
+pub async fn get(env: &Env, id: &str, detail: SinkDetail) -> Answer {
     match store(env)?.get(id).await? {
-        Some(s) => respond::json(200, &shown(&s, admin)),
+        Some(s) => respond::json(200, &shown(&s, detail)),
         None => not_found(id),
     }
 }
@@ -91,7 +91,7 @@ pub async fn get(env: &Env, id: &str, admin: bool) -> Answer {
 pub async fn create(mut req: Request, env: &Env, config: &Config) -> Answer {
     let request = body(&mut req).await?;
     let (settings, given) =
-        forward::validate(&request, None, config.policy.allows_loopback()).map_err(problem)?;
+        forward::validate(&request, None, config.policy.loopback()).map_err(problem)?;
     let id = crate::hex(&crate::random_bytes::<16>()?);
     let (secret, shown) = match given {
         Some(s) => (s, None),
@@ -136,8 +136,7 @@ pub async fn patch(mut req: Request, env: &Env, config: &Config, id: &str) -> An
         },
     };
     let (settings, given) =
-        forward::validate(&request, Some(&base), config.policy.allows_loopback())
-            .map_err(problem)?;
+        forward::validate(&request, Some(&base), config.policy.loopback()).map_err(problem)?;
     let rotate = request.rotate_secret.as_ref().and_then(|v| v.as_bool()) == Some(true);
     let mut shown = None;
     let secret = match (given, rotate, &settings.params) {
@@ -324,7 +323,7 @@ async fn forward_now(env: &Env, sink: &crate::d1::sinks::SinkRow) -> Result<()> 
 
 /// `GET /sinks/{id}/dead_letters`: what the receiver refused on its own,
 /// newest first (the receiver's reason for admins only).
-pub async fn dead_letters(env: &Env, id: &str, admin: bool) -> Answer {
+pub async fn dead_letters(env: &Env, id: &str, detail: SinkDetail) -> Answer {
     let store = store(env)?;
     let Some(sink) = store.get(id).await? else {
         return not_found(id);
@@ -335,7 +334,7 @@ pub async fn dead_letters(env: &Env, id: &str, admin: bool) -> Answer {
         .iter()
         .map(|l| {
             let mut v = l.to_api();
-            if !admin {
+            if detail == SinkDetail::ForReaders {
                 if let Some(o) = v.as_object_mut() {
                     o.remove("reason");
                 }

@@ -285,7 +285,7 @@ fn settings_arriving_late_change_the_checks_and_the_days() {
         w.policy()
     )
     .is_err());
-    let settings = PageSettings::new("", true, 14);
+    let settings = PageSettings::new("", crate::servicenow::instance_url::Loopback::Allowed, 14);
     assert_eq!(
         w.update(Msg::Settings(Box::new(settings))),
         Vec::new(),
@@ -300,7 +300,11 @@ fn settings_arriving_late_change_the_checks_and_the_days() {
     assert_eq!(w.backfill_days(), 14);
     let mut w = to_connect(AuthMethod::Oauth);
     assert_eq!(
-        w.update(Msg::Settings(Box::new(PageSettings::new("", false, 30)))),
+        w.update(Msg::Settings(Box::new(PageSettings::new(
+            "",
+            crate::servicenow::instance_url::Loopback::Refused,
+            30
+        )))),
         vec![Effect::Render],
         "the connect step names the days: drawn again"
     );
@@ -318,7 +322,11 @@ fn one_connect_at_a_time_and_reads_of_an_earlier_connection_are_ignored() {
         "a second press sends nothing"
     );
     assert_eq!(
-        w.update(Msg::Settings(Box::new(PageSettings::new("", true, 30)))),
+        w.update(Msg::Settings(Box::new(PageSettings::new(
+            "",
+            crate::servicenow::instance_url::Loopback::Allowed,
+            30
+        )))),
         Vec::new(),
         "late settings do not redraw a connect under way"
     );
