@@ -9,6 +9,7 @@ use snc_core::clock::rfc3339;
 use snc_core::forward::{Format, SinkParams, SinkSettings, SinkState, SinkUrl, Stream};
 use snc_core::seal::KeyRing;
 use snc_core::secret::Secret;
+use snc_core::servicenow::instance_url::Loopback;
 use worker::{D1Database, Result};
 
 /// The context a sink's credential is sealed to.
@@ -23,19 +24,22 @@ const COLUMNS: &str = "s.id, s.name, s.kind, s.url, s.streams, s.connection_ids,
     (SELECT count(*) FROM sink_dead_letters d WHERE d.sink_id = s.id) AS dead_letters, \
     s.dead_letters_dropped, s.dead_letter_replay_at";
 
+/// A sink, its settings and state decoded once from its row.
 #[derive(Clone, Deserialize)]
+#[serde(from = "StoredSink")]
 pub struct SinkRow {
     pub id: String,
     pub name: String,
     pub kind: String,
     pub url: String,
     pub streams: String,
-    pub connection_ids: Option<String>,
     pub format: String,
-    pub params: String,
     /// Sealed; opened only to deliver.
     pub secret: String,
-    pub state: String,
+    pub state: SinkState,
+    /// `None` for a row that does not decode (never written by this code),
+    /// which is then left alone.
+    pub settings: Option<SinkSettings>,
     pub created_at: i64,
     pub last_success_at: Option<i64>,
     pub last_error_at: Option<i64>,
@@ -51,6 +55,88 @@ pub struct SinkRow {
     pub dead_letters_dropped: i64,
     /// When an admin last asked for the dead letters again (ms).
     pub dead_letter_replay_at: Option<i64>,
+}
+
+/// A sink's row as D1 holds it, before its settings are decoded.
+#[derive(Deserialize)]
+struct StoredSink {
+    id: String,
+    name: String,
+    kind: String,
+    url: String,
+    streams: String,
+    connection_ids: Option<String>,
+    format: String,
+    params: String,
+    /// Sealed; opened only to deliver.
+    secret: String,
+    state: String,
+    created_at: i64,
+    last_success_at: Option<i64>,
+    last_error_at: Option<i64>,
+    last_error_status: Option<i64>,
+    last_error_message: Option<String>,
+    replay_from: Option<i64>,
+    replay_to: Option<i64>,
+    replay_at: Option<i64>,
+    delivered: i64,
+    repeats: i64,
+    pending: i64,
+    dead_letters: i64,
+    dead_letters_dropped: i64,
+    /// When an admin last asked for the dead letters again (ms).
+    dead_letter_replay_at: Option<i64>,
+}
+
+impl From<StoredSink> for SinkRow {
+    fn from(r: StoredSink) -> SinkRow {
+        let settings = decode_settings(&r);
+        SinkRow {
+            state: SinkState::parse(&r.state).unwrap_or(SinkState::Active),
+            settings,
+            id: r.id,
+            name: r.name,
+            kind: r.kind,
+            url: r.url,
+            streams: r.streams,
+            format: r.format,
+            secret: r.secret,
+            created_at: r.created_at,
+            last_success_at: r.last_success_at,
+            last_error_at: r.last_error_at,
+            last_error_status: r.last_error_status,
+            last_error_message: r.last_error_message,
+            replay_from: r.replay_from,
+            replay_to: r.replay_to,
+            replay_at: r.replay_at,
+            delivered: r.delivered,
+            repeats: r.repeats,
+            pending: r.pending,
+            dead_letters: r.dead_letters,
+            dead_letters_dropped: r.dead_letters_dropped,
+            dead_letter_replay_at: r.dead_letter_replay_at,
+        }
+    }
+}
+
+/// The settings as core types, or `None` for a row that does not decode.
+fn decode_settings(r: &StoredSink) -> Option<SinkSettings> {
+    Some(SinkSettings {
+        name: r.name.clone(),
+        // Stored URLs passed the policy when written.
+        url: SinkUrl::parse(&r.url, Loopback::Allowed).ok()?,
+        streams: r
+            .streams
+            .split(',')
+            .map(Stream::parse)
+            .collect::<Option<Vec<_>>>()?,
+        connection_ids: match &r.connection_ids {
+            None => None,
+            Some(j) => Some(serde_json::from_str(j).ok()?),
+        },
+        format: Format::parse(&r.format)?,
+        params: serde_json::from_str(&r.params).ok()?,
+    })
 }
 
 /// Dead letters kept per sink; the oldest beyond go (and are counted).
@@ -95,33 +181,12 @@ pub struct NewDeadLetter<'a> {
 }
 
 impl SinkRow {
-    /// The settings as core types; `None` for a row that does not decode
-    /// (never written by this code), which is then left alone.
     pub fn settings(&self) -> Option<SinkSettings> {
-        Some(SinkSettings {
-            name: self.name.clone(),
-            // Stored URLs passed the policy when written.
-            url: SinkUrl::parse(
-                &self.url,
-                snc_core::servicenow::instance_url::Loopback::Allowed,
-            )
-            .ok()?,
-            streams: self
-                .streams
-                .split(',')
-                .map(Stream::parse)
-                .collect::<Option<Vec<_>>>()?,
-            connection_ids: match &self.connection_ids {
-                None => None,
-                Some(j) => Some(serde_json::from_str(j).ok()?),
-            },
-            format: Format::parse(&self.format)?,
-            params: serde_json::from_str(&self.params).ok()?,
-        })
+        self.settings.clone()
     }
 
     pub fn state(&self) -> SinkState {
-        SinkState::parse(&self.state).unwrap_or(SinkState::Active)
+        self.state
     }
 
     pub fn secret(&self, ring: &KeyRing) -> Option<Secret> {
@@ -147,7 +212,7 @@ impl SinkRow {
             "streams": self.streams.split(',').collect::<Vec<_>>(),
             "format": self.format,
             "connection_ids": settings.as_ref().and_then(|s| s.connection_ids.clone()),
-            "state": self.state,
+            "state": self.state.as_str(),
             "created_at": rfc3339(self.created_at),
             "delivered": count(self.delivered),
             "repeats": count(self.repeats),
