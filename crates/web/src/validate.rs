@@ -7,16 +7,10 @@ use snc_core::connect::input;
 use snc_core::servicenow::instance_url::HostPolicy;
 use wasm_bindgen::prelude::*;
 
-fn policy(instance_hosts: Option<String>, allow_loopback: bool) -> HostPolicy {
-    HostPolicy::from_config(
-        instance_hosts.as_deref(),
-        Some(if allow_loopback { "true" } else { "false" }),
-    )
-}
-
 /// Checks one field as the admin types. Returns `null` when it is fine, or
 /// `{field, code, message}`. Built by hand: serde's JS bridge would cost
-/// the page more bytes than this whole module.
+/// the page more bytes than this whole module. `allow_loopback` is the
+/// deployment's `ALLOW_LOOPBACK_INSTANCES` as `/settings` answers it.
 #[wasm_bindgen(js_name = validateField)]
 pub fn validate_field(
     field: &str,
@@ -24,7 +18,9 @@ pub fn validate_field(
     instance_hosts: Option<String>,
     allow_loopback: bool,
 ) -> JsValue {
-    match input::check_field(field, value, &policy(instance_hosts, allow_loopback)) {
+    let loopback = Some(if allow_loopback { "true" } else { "false" });
+    let policy = HostPolicy::from_config(instance_hosts.as_deref(), loopback);
+    match input::check_field(field, value, &policy) {
         Ok(()) => JsValue::NULL,
         Err(e) => {
             let o = js_sys::Object::new();

@@ -1,9 +1,9 @@
 //! The worker's configuration (wrangler.toml vars and secrets): every
-//! variable is read here, once per request or alarm, into core types.
+//! variable is read here, into core types, and nowhere else.
 
-use snc_core::api::access::FailurePolicy;
 use std::time::Duration;
 
+use snc_core::api::access::FailurePolicy;
 use snc_core::api::access_jwt::AccessConfig;
 use snc_core::pull::cursor::MAX_PAGE;
 use snc_core::pull::schedule::PullInterval;
@@ -75,8 +75,10 @@ pub struct Config {
     /// answers a cursor to go on with, so a sparse filter over months cannot
     /// tie up the connection's object.
     pub events_pages_per_read: u32,
-    /// `DETECTION_THRESHOLDS` over the rules' defaults.
-    pub rules: RuleConfig,
+    /// `DETECTION_THRESHOLDS` as written: read into the rules (`rules()`)
+    /// only where a detector is built, so a bad value is logged there, not
+    /// at every request.
+    detection_thresholds: Option<String>,
     /// `SINK_TIMEOUT_MS`, default 10 s, at least 100 ms: one call to a sink.
     pub sink_deadline: Duration,
     /// `SINK_BACKOFF_MAX_SECS`: the longest wait between a sink's tries (an
@@ -134,10 +136,15 @@ impl Config {
             instance_hosts: text(env, "INSTANCE_HOSTS").unwrap_or_default(),
             pull_interval: PullInterval::from_config(text(env, "PULL_INTERVAL_SECS").as_deref()),
             pulls_paused: text(env, "PULLS_PAUSED").is_some_and(|v| v.trim() == "true"),
-            pull_budget_ms: number(env, "PULL_BUDGET_MS").map_or(20_000, |ms: u64| ms.max(1_000)),
-            pull_max_calls: number(env, "PULL_MAX_CALLS").map_or(40, |n: u32| n.max(1)),
-            pull_page_size: number(env, "PULL_PAGE_SIZE")
-                .map_or(MAX_PAGE, |n: u32| n.clamp(1, MAX_PAGE)),
+            // Read as signed and clamped: a negative value is the bound, as
+            // it always was.
+            pull_budget_ms: number(env, "PULL_BUDGET_MS")
+                .map_or(20_000, |ms: i64| ms.max(1_000).unsigned_abs()),
+            pull_max_calls: number(env, "PULL_MAX_CALLS")
+                .map_or(40, |n: i64| u32::try_from(n.max(1)).unwrap_or(u32::MAX)),
+            pull_page_size: number(env, "PULL_PAGE_SIZE").map_or(MAX_PAGE, |n: i64| {
+                n.clamp(1, i64::from(MAX_PAGE)).unsigned_abs() as u32
+            }),
             hot_days: number(env, "EVENT_HOT_DAYS")
                 .filter(|d: &i64| *d >= 1)
                 .unwrap_or(7),
@@ -158,7 +165,7 @@ impl Config {
             events_pages_per_read: number(env, "EVENTS_PAGES_PER_READ")
                 .filter(|n: &u32| *n >= 1)
                 .unwrap_or(24),
-            rules: rule_config(text(env, "DETECTION_THRESHOLDS")),
+            detection_thresholds: text(env, "DETECTION_THRESHOLDS"),
             sink_deadline: number(env, "SINK_TIMEOUT_MS")
                 .filter(|ms: &u64| *ms >= 100)
                 .map_or(Duration::from_secs(10), Duration::from_millis),
@@ -213,13 +220,21 @@ impl Config {
 /// `{"failed_login_burst":{"count":5,"window_secs":300}}`. What does not
 /// parse or validate is logged and the defaults apply, so a typo never
 /// switches detections off.
-fn rule_config(raw: Option<String>) -> RuleConfig {
+impl Config {
+    /// The detection rules' thresholds: `DETECTION_THRESHOLDS` over the
+    /// defaults.
+    pub fn rules(&self) -> RuleConfig {
+        rule_config(self.detection_thresholds.as_deref())
+    }
+}
+
+fn rule_config(raw: Option<&str>) -> RuleConfig {
     let defaults = RuleConfig::default();
     let Some(raw) = raw.filter(|v| !v.trim().is_empty()) else {
         return defaults;
     };
     let merged = serde_json::to_value(defaults).ok().and_then(|mut base| {
-        let patch: serde_json::Value = serde_json::from_str(&raw).ok()?;
+        let patch: serde_json::Value = serde_json::from_str(raw).ok()?;
         for (k, v) in patch.as_object()? {
             base.as_object_mut()?.insert(k.clone(), v.clone());
         }

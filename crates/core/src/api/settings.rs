@@ -61,7 +61,7 @@ mod tests {
     #[test]
     fn the_page_applies_the_workers_policy() {
         let strict = PageSettings::new("", Loopback::Refused, 7);
-        assert!(!strict.host_policy().allows_loopback());
+        assert_eq!(strict.host_policy().loopback(), Loopback::Refused);
         let dev = PageSettings::new("", Loopback::Allowed, 7);
         assert!(crate::servicenow::instance_url::parse(
             "http://127.0.0.1:9000",

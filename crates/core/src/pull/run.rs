@@ -72,6 +72,19 @@ pub enum RunOutcome {
 }
 
 impl RunOutcome {
+    pub const ALL: [RunOutcome; 6] = [
+        RunOutcome::Done,
+        RunOutcome::More,
+        RunOutcome::Skipped,
+        RunOutcome::Failed,
+        RunOutcome::Deferred,
+        RunOutcome::Superseded,
+    ];
+
+    pub fn parse(s: &str) -> Option<RunOutcome> {
+        RunOutcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunOutcome::Done => "done",

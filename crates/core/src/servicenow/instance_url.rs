@@ -16,7 +16,6 @@ use serde::Serialize;
 
 pub const DEFAULT_INSTANCE_HOSTS: &str = ".service-now.com,.servicenowservices.com";
 
-/// Which hosts a connection may point at.
 /// Whether `http://127.0.0.1:<port>` and other loopback addresses are
 /// allowed: for local development and tests only.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,12 +25,12 @@ pub enum Loopback {
     Allowed,
 }
 
+/// Which hosts a connection may point at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostPolicy {
     /// Lower-case suffixes with their leading dot (`.service-now.com`).
     suffixes: Vec<String>,
-    /// Local development and tests only: `http://127.0.0.1:<port>`.
-    allow_loopback: bool,
+    loopback: Loopback,
 }
 
 impl HostPolicy {
@@ -54,20 +53,16 @@ impl HostPolicy {
             .collect();
         HostPolicy {
             suffixes,
-            allow_loopback: allow_loopback.is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            loopback: if allow_loopback.is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+                Loopback::Allowed
+            } else {
+                Loopback::Refused
+            },
         }
-    }
-
-    pub fn allows_loopback(&self) -> bool {
-        self.allow_loopback
     }
 
     pub fn loopback(&self) -> Loopback {
-        if self.allow_loopback {
-            Loopback::Allowed
-        } else {
-            Loopback::Refused
-        }
+        self.loopback
     }
 }
 
@@ -243,7 +238,7 @@ pub fn parse(input: &str, policy: &HostPolicy) -> Result<InstanceUrl, InstanceUr
     };
     let default_port = if scheme == "https" { 443 } else { 80 };
     let loopback_text = matches!(host_text.as_str(), "127.0.0.1" | "[::1]" | "localhost");
-    if policy.allow_loopback && loopback_text {
+    if policy.loopback == Loopback::Allowed && loopback_text {
         return Ok(InstanceUrl(format!(
             "{scheme}://{host_text}:{}",
             port.unwrap_or(default_port)

@@ -563,7 +563,7 @@ impl Detector {
                     if let Some(target) = target {
                         if dir.person(&target).is_some_and(|p| p.privileged) {
                             out.push(self.single(
- seen,
+                                seen,
                                 Rule::AdminImpersonated,
                                 &format!("{}|{target}|{}", who(actor), at.div_euclid(FOLD_SECS)),
                                 format!("{} impersonated privileged user {target}", who(actor)),

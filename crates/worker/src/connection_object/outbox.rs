@@ -191,12 +191,12 @@ pub async fn run(
     let mut want: Option<i64> = None;
     for sink in all
         .iter()
-        .filter(|s| s.state() != SinkState::Disabled && s.serves(&row.id))
+        .filter(|s| s.state != SinkState::Disabled && s.serves(&row.id))
     {
         if stopping() {
             return Ok(None);
         }
-        let Some(settings) = sink.settings() else {
+        let Some(settings) = sink.settings.as_ref() else {
             continue;
         };
         let mut cursor = match plane.sink_cursor(&sink.id)? {
@@ -204,7 +204,7 @@ pub async fn run(
             None => plane.start_sink_cursor(&sink.id, sink.created_at)?,
         };
         let next = forwarding
-            .step(sink, &settings, &mut cursor)
+            .step(sink, settings, &mut cursor)
             .await
             .unwrap_or_else(|e| {
                 console_log!("forward: sink {} for {}: {e}", sink.id, row.id);

@@ -262,7 +262,7 @@ impl<'a> Slice<'a> {
         let detector = match self.detector.as_mut() {
             Some(d) => d,
             None => self.detector.insert(Detector::restore(
-                Config::from_env(self.env).rules,
+                Config::from_env(self.env).rules(),
                 self.plane.meta("detector")?.as_deref(),
             )),
         };

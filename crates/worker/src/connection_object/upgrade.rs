@@ -10,10 +10,10 @@ use snc_core::clock::parse_rfc3339;
 use snc_core::pull::archive;
 use snc_core::pull::cursor::Key;
 use snc_core::pull::events::{servicenow_time, Event, Kind, RawRecord, Target};
-use wasm_bindgen::JsValue;
 use worker::{Bucket, D1Database, Result};
 
 use super::plane::{IndexEntry, LegacyCursor, Plane};
+use crate::d1::{n, s};
 
 /// Legacy events moved per D1 read.
 const CHUNK: u32 = 2_000;
@@ -63,10 +63,6 @@ impl LegacyEvent {
     }
 }
 
-fn s(v: &str) -> JsValue {
-    JsValue::from_str(v)
-}
-
 /// Whether the connection has nothing left in D1's old tables. Moves up to
 /// `CHUNKS_PER_SLICE` chunks; `false` means call again.
 pub async fn step(plane: &Plane, bucket: &Bucket, db: &D1Database, id: &str) -> Result<bool> {
@@ -85,7 +81,7 @@ pub async fn step(plane: &Plane, bucket: &Bucket, db: &D1Database, id: &str) -> 
     for _ in 0..CHUNKS_PER_SLICE {
         let rows: Vec<LegacyEvent> = db
             .prepare("SELECT source_table, sys_id, occurred_at, kind, actor, source_ip, target_table, target_record, target_field, old_value, new_value, raw FROM events WHERE connection_id = ?1 ORDER BY occurred_at, source_table, sys_id LIMIT ?2")
-            .bind(&[s(id), JsValue::from_f64(f64::from(CHUNK))])?
+            .bind(&[s(id), n(i64::from(CHUNK))])?
             .all()
             .await?
             .results()?;

@@ -1,7 +1,7 @@
 //! Connections in D1: their rows, sealed secrets, quotas, tombstones and
 //! the watchdog's schedule.
 
-use super::{flag, n, opt, opt_n, s};
+use super::{count, flag, n, opt, opt_n, s};
 use serde::{Deserialize, Deserializer};
 use snc_core::api::connection::{Backfill, Connection, Status, StatusDetail};
 use snc_core::clock::rfc3339;
@@ -95,7 +95,6 @@ impl ConnectionRow {
     }
 
     pub fn to_api(&self) -> Connection {
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
         let status_detail = match (self.status, self.status_code) {
             (Status::Connected, _) | (_, None) => None,
             (_, Some(code)) => Some(StatusDetail {

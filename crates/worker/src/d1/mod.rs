@@ -11,24 +11,29 @@ pub mod sinks;
 
 use wasm_bindgen::JsValue;
 
-fn s(v: &str) -> JsValue {
+pub(crate) fn s(v: &str) -> JsValue {
     JsValue::from_str(v)
 }
 
-fn opt(v: Option<&str>) -> JsValue {
+pub(crate) fn opt(v: Option<&str>) -> JsValue {
     v.map_or(JsValue::NULL, JsValue::from_str)
 }
 
 /// An integer bound as a JavaScript number: exact to 2^53, past D1's i32.
-fn n(v: i64) -> JsValue {
+pub(crate) fn n(v: i64) -> JsValue {
     JsValue::from_f64(v as f64)
 }
 
-fn opt_n(v: Option<i64>) -> JsValue {
+pub(crate) fn opt_n(v: Option<i64>) -> JsValue {
     v.map_or(JsValue::NULL, n)
 }
 
 /// SQLite has no boolean: flags are stored as 0 and 1.
-fn flag(v: bool) -> JsValue {
+pub(crate) fn flag(v: bool) -> JsValue {
     n(i64::from(v))
+}
+
+/// A stored count as the API shows it: never below zero.
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }

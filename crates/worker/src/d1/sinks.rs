@@ -2,7 +2,7 @@
 //! last answer, and each sink's progress per connection (reported by the
 //! connection's object after each delivery step).
 
-use super::{n, opt, s};
+use super::{count, n, opt, s};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use snc_core::clock::rfc3339;
@@ -181,29 +181,23 @@ pub struct NewDeadLetter<'a> {
 }
 
 impl SinkRow {
-    pub fn settings(&self) -> Option<SinkSettings> {
-        self.settings.clone()
-    }
-
-    pub fn state(&self) -> SinkState {
-        self.state
-    }
-
     pub fn secret(&self, ring: &KeyRing) -> Option<Secret> {
         ring.open(&self.secret, &seal_context(&self.id)).ok()
     }
 
     pub fn serves(&self, connection_id: &str) -> bool {
-        match self.settings().and_then(|s| s.connection_ids) {
-            None => self.settings().is_some(),
-            Some(ids) => ids.iter().any(|c| c == connection_id),
+        match &self.settings {
+            None => false,
+            Some(s) => s
+                .connection_ids
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|c| c == connection_id)),
         }
     }
 
     /// As the API shows it: never the credential.
     pub fn to_api(&self) -> Value {
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
-        let settings = self.settings();
+        let settings = self.settings.as_ref();
         let mut v = json!({
             "id": self.id,
             "name": self.name,
@@ -211,7 +205,7 @@ impl SinkRow {
             "url": self.url,
             "streams": self.streams.split(',').collect::<Vec<_>>(),
             "format": self.format,
-            "connection_ids": settings.as_ref().and_then(|s| s.connection_ids.clone()),
+            "connection_ids": settings.and_then(|s| s.connection_ids.clone()),
             "state": self.state.as_str(),
             "created_at": rfc3339(self.created_at),
             "delivered": count(self.delivered),
@@ -226,7 +220,7 @@ impl SinkRow {
                 "message": self.last_error_message,
             })),
         });
-        match settings.map(|s| s.params) {
+        match settings.map(|s| &s.params) {
             Some(SinkParams::Elastic { index }) => v["index"] = json!(index),
             Some(SinkParams::Sentinel {
                 tenant_id,

@@ -120,7 +120,7 @@ pub async fn patch(mut req: Request, env: &Env, config: &Config, id: &str) -> An
         return not_found(id);
     };
     let request = body(&mut req).await?;
-    let Some(base) = row.settings() else {
+    let Some(base) = row.settings.clone() else {
         return respond::fail(
             ProblemCode::Internal,
             "This sink's stored settings do not read.",
@@ -198,7 +198,7 @@ pub async fn test(env: &Env, config: &Config, id: &str) -> Answer {
         return not_found(id);
     };
     let (Some(settings), Some(secret)) = (
-        row.settings(),
+        row.settings.clone(),
         config.keys.as_ref().and_then(|r| row.secret(r)),
     ) else {
         return respond::fail(

@@ -24,7 +24,7 @@ use worker::{Result, SqlStorage, SqlStorageValue as V};
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
     // Last record stored per table, in (sys_created_on, sys_id) order, and
-    // when the run that stored it started (see core::cursor::resume_start).
+    // when the run that stored it started (see core::pull::cursor::resume_start).
     "CREATE TABLE IF NOT EXISTS cursors (source_table TEXT PRIMARY KEY, created_on TEXT, sys_id TEXT, backfill_total INTEGER NOT NULL DEFAULT 0, caught_up INTEGER NOT NULL DEFAULT 0, page_size INTEGER, read_at INTEGER)",
     // One row per archived object; `members` are the gzip members' offsets.
     "CREATE TABLE IF NOT EXISTS pages (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source_table TEXT NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, events INTEGER NOT NULL, bytes INTEGER NOT NULL, members TEXT NOT NULL)",

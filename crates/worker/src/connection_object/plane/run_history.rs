@@ -33,12 +33,39 @@ impl Plane {
         Ok(())
     }
 
+    /// The latest runs, newest first; a run whose outcome this version
+    /// does not know (written by a newer one) is left out, not the list.
     pub fn runs(&self, limit: u32) -> Result<Vec<RunRow>> {
-        self.sql
+        #[derive(Deserialize)]
+        struct Stored {
+            started_at: String,
+            finished_at: String,
+            outcome: String,
+            detail: Option<String>,
+            events: i64,
+            calls: i64,
+            statements: i64,
+        }
+        let rows: Vec<Stored> = self
+            .sql
             .exec(
                 "SELECT started_at, finished_at, outcome, detail, events, calls, statements FROM runs ORDER BY id DESC LIMIT ?",
                 vec![int(i64::from(limit))],
             )?
-            .to_array()
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(RunRow {
+                    outcome: RunOutcome::parse(&r.outcome)?,
+                    started_at: r.started_at,
+                    finished_at: r.finished_at,
+                    detail: r.detail,
+                    events: r.events,
+                    calls: r.calls,
+                    statements: r.statements,
+                })
+            })
+            .collect())
     }
 }
