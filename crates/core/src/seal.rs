@@ -64,9 +64,9 @@ impl SealingKey {
     }
 
     /// Seals `secret` for `context` (e.g. `"<connection id>/refresh_token"`).
-    pub fn seal(
+    pub fn seal<K>(
         &self,
-        secret: &Secret,
+        secret: &Secret<K>,
         context: &str,
         nonce: [u8; 12],
     ) -> Result<String, SealError> {
@@ -184,13 +184,14 @@ pub fn key_id_of(sealed: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::kind;
 
     const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
     #[test]
     fn seal_open_round_trip_binds_context_and_hides_the_plaintext() {
         let k = SealingKey::from_base64(KEY).unwrap();
-        let s = Secret::new("refresh-token-value");
+        let s = Secret::<kind::Any>::new("refresh-token-value");
         let sealed = k.seal(&s, "c1/refresh_token", [7; 12]).unwrap();
         assert!(!sealed.contains("refresh-token-value"));
         assert_eq!(key_id_of(&sealed), Some(k.id()));
@@ -215,11 +216,11 @@ mod tests {
         let older = STANDARD.encode([4u8; 32]);
         let sealed_old = SealingKey::from_base64(&old)
             .unwrap()
-            .seal(&Secret::new("a"), "c/k", [1; 12])
+            .seal(&Secret::<kind::Any>::new("a"), "c/k", [1; 12])
             .unwrap();
         let sealed_older = SealingKey::from_base64(&older)
             .unwrap()
-            .seal(&Secret::new("b"), "c/k", [1; 12])
+            .seal(&Secret::<kind::Any>::new("b"), "c/k", [1; 12])
             .unwrap();
         let ring = KeyRing::from_config(KEY, Some(&format!(" {old} ,{older}"))).unwrap();
         assert_eq!(ring.open(&sealed_old, "c/k").unwrap().expose(), "a");
@@ -227,7 +228,7 @@ mod tests {
         assert!(ring.is_stale(&sealed_old));
         let fresh = ring
             .current()
-            .seal(&Secret::new("a"), "c/k", [2; 12])
+            .seal(&Secret::<kind::Any>::new("a"), "c/k", [2; 12])
             .unwrap();
         assert!(!ring.is_stale(&fresh));
         assert_eq!(ring.open(&fresh, "c/k").unwrap().expose(), "a");
@@ -246,7 +247,9 @@ mod tests {
     #[test]
     fn tampering_wrong_keys_and_bad_keys_are_refused() {
         let k = SealingKey::from_base64(KEY).unwrap();
-        let sealed = k.seal(&Secret::new("x"), "ctx", [1; 12]).unwrap();
+        let sealed = k
+            .seal(&Secret::<kind::Any>::new("x"), "ctx", [1; 12])
+            .unwrap();
         let mut tampered = sealed.clone();
         let last = tampered.pop().unwrap();
         tampered.push(if last == 'A' { 'B' } else { 'A' });

@@ -2,41 +2,94 @@
 //! `[redacted]`, serialization is not implemented, and reading the value takes
 //! an explicit `expose()`.
 
+use std::marker::PhantomData;
+
 use serde::{Deserialize, Deserializer};
 
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// What a secret is, as a type: a connection's access token cannot be sent
+/// where its password or client secret goes.
+pub mod kind {
+    /// Any other secret: a sink's credential, a minted key, a value just
+    /// opened from storage before its row's kind is applied.
+    pub enum Any {}
+    pub enum AccessToken {}
+    pub enum RefreshToken {}
+    pub enum ClientSecret {}
+    pub enum Password {}
+}
 
-impl Secret {
+pub struct Secret<K = kind::Any> {
+    value: String,
+    kind: PhantomData<fn() -> K>,
+}
+
+/// A connection's secrets are kinds apart: a token cannot go where a
+/// password goes.
+///
+/// ```compile_fail
+/// use snc_core::secret::{AccessToken, Password};
+/// fn basic_auth(_password: &Password) {}
+/// basic_auth(&AccessToken::new("token"));
+/// ```
+pub type AccessToken = Secret<kind::AccessToken>;
+pub type RefreshToken = Secret<kind::RefreshToken>;
+pub type ClientSecret = Secret<kind::ClientSecret>;
+pub type Password = Secret<kind::Password>;
+
+impl<K> Secret<K> {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        Secret {
+            value: value.into(),
+            kind: PhantomData,
+        }
     }
 
     /// The plaintext, for the one place that must send or seal it.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.value.is_empty()
     }
 }
 
-impl std::fmt::Debug for Secret {
+impl Secret<kind::Any> {
+    /// A value opened from storage, as the kind its row names.
+    pub fn into_kind<L>(self) -> Secret<L> {
+        Secret::new(self.value)
+    }
+}
+
+impl<K> Clone for Secret<K> {
+    fn clone(&self) -> Self {
+        Secret::new(self.value.clone())
+    }
+}
+
+impl<K> PartialEq for Secret<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl<K> Eq for Secret<K> {}
+
+impl<K> std::fmt::Debug for Secret<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("[redacted]")
     }
 }
 
-impl std::fmt::Display for Secret {
+impl<K> std::fmt::Display for Secret<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("[redacted]")
     }
 }
 
-impl<'de> Deserialize<'de> for Secret {
+impl<'de, K> Deserialize<'de> for Secret<K> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        String::deserialize(d).map(Secret::new)
     }
 }
 
@@ -71,6 +124,28 @@ impl SecretKind {
     pub fn parse(kind: &str) -> Option<SecretKind> {
         SecretKind::ALL.into_iter().find(|k| k.as_str() == kind)
     }
+}
+
+/// The kinds a connection keeps sealed: a value's type says how it is
+/// stored, so it cannot be sealed as another kind.
+pub trait Stored {
+    const KIND: SecretKind;
+}
+
+impl Stored for kind::AccessToken {
+    const KIND: SecretKind = SecretKind::AccessToken;
+}
+
+impl Stored for kind::RefreshToken {
+    const KIND: SecretKind = SecretKind::RefreshToken;
+}
+
+impl Stored for kind::ClientSecret {
+    const KIND: SecretKind = SecretKind::ClientSecret;
+}
+
+impl Stored for kind::Password {
+    const KIND: SecretKind = SecretKind::Password;
 }
 
 /// A connection's secret as stored, opened: its kind, its value and, for an

@@ -2,7 +2,7 @@
 //! value is bound to (`<connection id>/<kind>`) and the fresh nonce.
 
 use snc_core::seal::{KeyRing, SealingKey};
-use snc_core::secret::{Secret, SecretKind};
+use snc_core::secret::{Secret, SecretKind, Stored};
 use worker::{console_log, Result};
 
 use crate::d1::connections::{SealedSecret, SecretRow, Store};
@@ -23,7 +23,7 @@ pub async fn reseal(
         .expires_at
         .as_deref()
         .and_then(snc_core::clock::parse_rfc3339);
-    let fresh = seal(ring.current(), connection_id, row.kind, &secret, expires_at)?;
+    let fresh = seal_as(ring.current(), connection_id, row.kind, &secret, expires_at)?;
     store.reseal(connection_id, &row.sealed, &fresh).await
 }
 
@@ -49,11 +49,22 @@ pub fn context(connection_id: &str, kind: SecretKind) -> String {
     format!("{connection_id}/{}", kind.as_str())
 }
 
-pub fn seal(
+/// Seals a connection's secret as the kind its type says.
+pub fn seal<K: Stored>(
+    key: &SealingKey,
+    connection_id: &str,
+    secret: &Secret<K>,
+    expires_at: Option<i64>,
+) -> Result<SealedSecret> {
+    seal_as(key, connection_id, K::KIND, secret, expires_at)
+}
+
+/// Seals a value opened from a row of `kind` again (a key rotation).
+fn seal_as<K>(
     key: &SealingKey,
     connection_id: &str,
     kind: SecretKind,
-    secret: &Secret,
+    secret: &Secret<K>,
     expires_at: Option<i64>,
 ) -> Result<SealedSecret> {
     let sealed = key

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::problem::FieldError;
-use crate::secret::Secret;
+use crate::secret::{ClientSecret, Password, Secret};
 use crate::servicenow::instance_url::{self, HostPolicy, InstanceUrl};
 
 /// What the wizard or an API client sends; every member optional so a missing
@@ -15,9 +15,9 @@ pub struct ConnectRequest {
     pub instance_url: Option<String>,
     pub method: Option<String>,
     pub username: Option<String>,
-    pub password: Option<Secret>,
+    pub password: Option<Password>,
     pub client_id: Option<String>,
-    pub client_secret: Option<Secret>,
+    pub client_secret: Option<ClientSecret>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +111,7 @@ impl AuthMethod {
 pub enum ConnectCredentials {
     Oauth {
         username: String,
-        password: Secret,
+        password: Password,
         client: OAuthClient,
     },
     ClientCredentials {
@@ -119,7 +119,7 @@ pub enum ConnectCredentials {
     },
     Basic {
         username: String,
-        password: Secret,
+        password: Password,
     },
 }
 
@@ -162,7 +162,7 @@ pub struct ConnectInput {
 #[derive(Clone, Debug)]
 pub struct OAuthClient {
     pub client_id: String,
-    pub client_secret: Secret,
+    pub client_secret: ClientSecret,
 }
 
 /// What `/validate` answers: the normalized, non-secret part of the input.
@@ -283,7 +283,7 @@ pub fn check_username(value: &str) -> Result<String, FieldError> {
     Ok(v.to_string())
 }
 
-fn check_secret(field: &str, value: &Secret, what: &str) -> Result<Secret, FieldError> {
+fn check_secret<K>(field: &str, value: &Secret<K>, what: &str) -> Result<Secret<K>, FieldError> {
     if value.is_empty() {
         return Err(err(field, "required", format!("Enter the {what}.")));
     }
@@ -304,7 +304,7 @@ fn check_secret(field: &str, value: &Secret, what: &str) -> Result<Secret, Field
     Ok(value.clone())
 }
 
-pub fn check_password(value: &Secret) -> Result<Secret, FieldError> {
+pub fn check_password(value: &Password) -> Result<Password, FieldError> {
     check_secret("password", value, "password")
 }
 
@@ -323,7 +323,7 @@ pub fn check_client_id(value: &str) -> Result<String, FieldError> {
     Ok(v.to_string())
 }
 
-pub fn check_client_secret(value: &Secret) -> Result<Secret, FieldError> {
+pub fn check_client_secret(value: &ClientSecret) -> Result<ClientSecret, FieldError> {
     check_secret("client_secret", value, "client secret")
 }
 
@@ -361,7 +361,7 @@ fn check_credentials(
 ) -> Option<ConnectCredentials> {
     let method = method?;
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    let empty = Secret::new("");
+    let (no_password, no_client_secret) = (Password::new(""), ClientSecret::new(""));
     let mut username = None;
     let mut password = None;
     let mut client_id = None;
@@ -373,7 +373,7 @@ fn check_credentials(
             }
             CredentialField::Password => {
                 password = keep(
-                    check_password(req.password.as_ref().unwrap_or(&empty)),
+                    check_password(req.password.as_ref().unwrap_or(&no_password)),
                     errors,
                 )
             }
@@ -382,7 +382,7 @@ fn check_credentials(
             }
             CredentialField::ClientSecret => {
                 client_secret = keep(
-                    check_client_secret(req.client_secret.as_ref().unwrap_or(&empty)),
+                    check_client_secret(req.client_secret.as_ref().unwrap_or(&no_client_secret)),
                     errors,
                 )
             }

@@ -17,7 +17,7 @@ use crate::connect::warning::{
 };
 use crate::http::{HttpRequest, HttpResponse};
 use crate::problem::{Problem, ProblemCode};
-use crate::secret::Secret;
+use crate::secret::{AccessToken, Password, RefreshToken};
 use crate::servicenow::answers::{classify_failure, is_html};
 use crate::servicenow::batch;
 use crate::servicenow::instance_url::InstanceUrl;
@@ -30,19 +30,19 @@ use crate::servicenow::table::{self, ApiAuth, PULL_TABLES};
 pub enum Credential {
     OAuth {
         client: OAuthClient,
-        refresh_token: Secret,
-        access_token: Secret,
+        refresh_token: RefreshToken,
+        access_token: AccessToken,
         access_expires_at: i64,
     },
     /// The client-credentials grant: no refresh token, the grant is asked
     /// again before the access token expires.
     ClientCredentials {
         client: OAuthClient,
-        access_token: Secret,
+        access_token: AccessToken,
         access_expires_at: i64,
     },
     Basic {
-        password: Secret,
+        password: Password,
     },
 }
 
@@ -542,6 +542,7 @@ fn result_rows(r: &HttpResponse) -> Option<Vec<serde_json::Map<String, serde_jso
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
     use crate::servicenow::instance_url::{parse, HostPolicy};
     use base64::Engine;
 

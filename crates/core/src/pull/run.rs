@@ -20,7 +20,7 @@ use crate::pull::cursor::{
 use crate::pull::events::parse_servicenow_time;
 use crate::pull::events::Event;
 use crate::pull::schedule::PullInterval;
-use crate::secret::{OpenedSecret, Secret, SecretKind};
+use crate::secret::{AccessToken, OpenedSecret, Password, RefreshToken, SecretKind};
 use crate::servicenow::batch::{self, ReadRoute};
 use crate::servicenow::instance_url::InstanceUrl;
 use crate::servicenow::oauth;
@@ -206,11 +206,11 @@ pub enum RunAuth {
         client: OAuthClient,
         renewal: TokenRenewal,
         /// The stored access token and its expiry (unix seconds).
-        access: Option<(Secret, i64)>,
+        access: Option<(AccessToken, i64)>,
     },
     Basic {
         username: String,
-        password: Secret,
+        password: Password,
     },
 }
 
@@ -227,10 +227,12 @@ impl RunAuth {
         let (mut password, mut client_secret, mut refresh, mut access) = (None, None, None, None);
         for s in secrets {
             match s.kind {
-                SecretKind::Password => password = Some(s.secret),
-                SecretKind::ClientSecret => client_secret = Some(s.secret),
-                SecretKind::RefreshToken => refresh = Some(s.secret),
-                SecretKind::AccessToken => access = Some((s.secret, s.expires_at.unwrap_or(0))),
+                SecretKind::Password => password = Some(s.secret.into_kind()),
+                SecretKind::ClientSecret => client_secret = Some(s.secret.into_kind()),
+                SecretKind::RefreshToken => refresh = Some(s.secret.into_kind()),
+                SecretKind::AccessToken => {
+                    access = Some((s.secret.into_kind(), s.expires_at.unwrap_or(0)))
+                }
             }
         }
         let client = client_id
@@ -263,7 +265,7 @@ impl RunAuth {
 #[derive(Clone, Debug)]
 pub enum TokenRenewal {
     /// The password grant's refresh token.
-    RefreshToken(Secret),
+    RefreshToken(RefreshToken),
     /// The client-credentials grant, asked again (it has no refresh token).
     ClientCredentials,
 }
@@ -324,10 +326,10 @@ pub enum Action {
     Store(PageToStore),
     /// A refresh succeeded: keep these tokens (sealed). No answer.
     KeepTokens {
-        access: Secret,
+        access: AccessToken,
         expires_at: i64,
         /// A new refresh token, when ServiceNow sent one that differs.
-        refresh: Option<Secret>,
+        refresh: Option<RefreshToken>,
     },
     /// A cancellation taught this table a smaller page: keep it. No answer.
     RememberPageSize {
@@ -1173,6 +1175,7 @@ mod tests {
     use super::*;
     use crate::pull::cursor::tests::{id, Fake, Row};
     use crate::pull::cursor::MIN_PAGE;
+    use crate::secret::Secret;
     use crate::servicenow::instance_url::{parse, HostPolicy};
     use base64::Engine;
     use std::collections::{BTreeSet, HashMap, HashSet};

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::connect::input::OAuthClient;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::problem::{Problem, ProblemCode};
-use crate::secret::Secret;
+use crate::secret::{AccessToken, Password, RefreshToken};
 use crate::servicenow::answers::classify_failure;
 use crate::servicenow::instance_url::InstanceUrl;
 
@@ -20,9 +20,9 @@ pub const SHORT_LIFESPAN_SECS: i64 = 3_600;
 /// What a successful token request gave.
 #[derive(Clone, Debug)]
 pub struct TokenGrant {
-    pub access_token: Secret,
+    pub access_token: AccessToken,
     /// ServiceNow's refresh grant may or may not return one.
-    pub refresh_token: Option<Secret>,
+    pub refresh_token: Option<RefreshToken>,
     pub expires_in: i64,
     pub scope: Option<String>,
 }
@@ -36,8 +36,8 @@ impl TokenGrant {
 
 #[derive(Deserialize)]
 struct TokenBody {
-    access_token: Option<Secret>,
-    refresh_token: Option<Secret>,
+    access_token: Option<AccessToken>,
+    refresh_token: Option<RefreshToken>,
     expires_in: Option<serde_json::Value>,
     scope: Option<String>,
     token_type: Option<String>,
@@ -70,7 +70,7 @@ pub fn password_grant(
     instance: &InstanceUrl,
     client: &OAuthClient,
     username: &str,
-    password: &Secret,
+    password: &Password,
 ) -> HttpRequest {
     token_request(
         instance,
@@ -87,7 +87,7 @@ pub fn password_grant(
 pub fn refresh_grant(
     instance: &InstanceUrl,
     client: &OAuthClient,
-    refresh_token: &Secret,
+    refresh_token: &RefreshToken,
 ) -> HttpRequest {
     token_request(
         instance,
@@ -169,6 +169,7 @@ pub fn parse_token_response(resp: &HttpResponse, now: i64) -> Result<TokenGrant,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
     use crate::servicenow::instance_url::{parse, HostPolicy};
 
     fn instance() -> InstanceUrl {

@@ -3,7 +3,7 @@
 use base64::Engine;
 
 use crate::http::{HttpRequest, Method};
-use crate::secret::Secret;
+use crate::secret::{AccessToken, Password};
 use crate::servicenow::instance_url::InstanceUrl;
 
 /// The tables the pulls read; the preflight checks each is readable.
@@ -19,8 +19,11 @@ pub const PULL_TABLES: [&str; 6] = [
 /// How calls authenticate: an OAuth access token or legacy Basic.
 #[derive(Clone, Debug)]
 pub enum ApiAuth {
-    Bearer(Secret),
-    Basic { username: String, password: Secret },
+    Bearer(AccessToken),
+    Basic {
+        username: String,
+        password: Password,
+    },
 }
 
 impl ApiAuth {
@@ -63,6 +66,7 @@ pub fn get(instance: &InstanceUrl, path: &str, auth: &ApiAuth) -> HttpRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
 
     #[test]
     fn paths_escape_queries_and_basic_auth_encodes() {

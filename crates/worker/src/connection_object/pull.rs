@@ -12,7 +12,7 @@ use snc_core::pull::run::{
     Action, BackfillState, InventoryFirst, Outcome, PageToStore, PullConfig, PullRun, RunAuth,
     StoredCursor,
 };
-use snc_core::secret::{OpenedSecret, SecretKind};
+use snc_core::secret::OpenedSecret;
 use snc_core::watch::detect::Detector;
 use worker::{console_log, Bucket, Env, Result};
 
@@ -441,17 +441,16 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                 expires_at,
                 refresh,
             } => {
-                let seal = |kind, secret, exp| crate::sealing::seal(key, id, kind, secret, exp);
                 slice.stats.d1_writes += 1;
                 let mut written = slice
                     .fence
-                    .replace_secret(&seal(SecretKind::AccessToken, &access, Some(expires_at))?)
+                    .replace_secret(&crate::sealing::seal(key, id, &access, Some(expires_at))?)
                     .await?;
                 if let Some(refresh) = &refresh {
                     slice.stats.d1_writes += 1;
                     written &= slice
                         .fence
-                        .replace_secret(&seal(SecretKind::RefreshToken, refresh, None)?)
+                        .replace_secret(&crate::sealing::seal(key, id, refresh, None)?)
                         .await?;
                 }
                 if !written {

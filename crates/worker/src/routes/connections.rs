@@ -7,7 +7,6 @@ use snc_core::connect::input::{self, ConnectCredentials};
 use snc_core::connect::preflight::{Credential, Preflight, PreflightInput, PreflightReport, Step};
 use snc_core::problem::{Problem, ProblemCode};
 use snc_core::seal::{KeyRing, SealingKey};
-use snc_core::secret::SecretKind;
 use snc_core::servicenow::instance_url::InstanceUrl;
 use snc_core::servicenow::release::ReleaseRange;
 use snc_core::watch::posture::PostureReport;
@@ -77,9 +76,8 @@ fn seal_all(
     connection_id: &str,
     credential: &Credential,
 ) -> Result<Vec<SealedSecret>> {
-    let one = |kind, secret, expires_at| {
-        crate::sealing::seal(key, connection_id, kind, secret, expires_at)
-    };
+    use crate::sealing::seal;
+    let id = connection_id;
     match credential {
         Credential::OAuth {
             client,
@@ -87,27 +85,19 @@ fn seal_all(
             access_token,
             access_expires_at,
         } => Ok(vec![
-            one(SecretKind::RefreshToken, refresh_token, None)?,
-            one(
-                SecretKind::AccessToken,
-                access_token,
-                Some(*access_expires_at),
-            )?,
-            one(SecretKind::ClientSecret, &client.client_secret, None)?,
+            seal(key, id, refresh_token, None)?,
+            seal(key, id, access_token, Some(*access_expires_at))?,
+            seal(key, id, &client.client_secret, None)?,
         ]),
         Credential::ClientCredentials {
             client,
             access_token,
             access_expires_at,
         } => Ok(vec![
-            one(
-                SecretKind::AccessToken,
-                access_token,
-                Some(*access_expires_at),
-            )?,
-            one(SecretKind::ClientSecret, &client.client_secret, None)?,
+            seal(key, id, access_token, Some(*access_expires_at))?,
+            seal(key, id, &client.client_secret, None)?,
         ]),
-        Credential::Basic { password } => Ok(vec![one(SecretKind::Password, password, None)?]),
+        Credential::Basic { password } => Ok(vec![seal(key, id, password, None)?]),
     }
 }
 
