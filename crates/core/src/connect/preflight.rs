@@ -1,5 +1,5 @@
 //! The connect check as a small state machine. The host calls `start()`, sends
-//! each request it gets, feeds the answer to `on_response()` and stops at
+//! each request it gets, feeds the answer to `handle_response()` and stops at
 //! `Done` or `Failed`. At most four round trips:
 //!
 //! 1. OAuth only: the password grant (the password is used here and nowhere else).
@@ -167,14 +167,14 @@ impl Preflight {
     }
 
     /// The request could not be sent or got no answer.
-    pub fn on_unreachable(&mut self, why: &str) -> Step {
+    pub fn handle_unreachable(&mut self, why: &str) -> Step {
         self.fail(Problem::with_context(
             ProblemCode::InstanceUnreachable,
             format!("No answer from {} ({why}).", self.input.instance),
         ))
     }
 
-    pub fn on_response(&mut self, resp: &HttpResponse) -> Step {
+    pub fn handle_response(&mut self, resp: &HttpResponse) -> Step {
         if let Some(step) = self.passing_refusal(resp) {
             return step;
         }
@@ -641,7 +641,7 @@ mod tests {
         while let Step::Send(req) = step {
             sent.push(req);
             match answers.next() {
-                Some(a) => step = p.on_response(&a),
+                Some(a) => step = p.handle_response(&a),
                 None => panic!(
                     "preflight asked for more than was scripted: {:?}",
                     sent.last()
@@ -746,20 +746,20 @@ mod tests {
         let Step::Send(token_req) = p.start() else {
             panic!()
         };
-        let Step::Retry { after_ms, request } = p.on_response(&refused(429, Some(2))) else {
+        let Step::Retry { after_ms, request } = p.handle_response(&refused(429, Some(2))) else {
             panic!("a 2 s Retry-After is waited out")
         };
         assert_eq!(after_ms, 2_000);
         assert_eq!(request.url, token_req.url);
-        let Step::Send(batch_req) = p.on_response(&token(3599)) else {
+        let Step::Send(batch_req) = p.handle_response(&token(3599)) else {
             panic!()
         };
-        let Step::Retry { after_ms, request } = p.on_response(&refused(503, None)) else {
+        let Step::Retry { after_ms, request } = p.handle_response(&refused(503, None)) else {
             panic!("one 5xx is tried again")
         };
         assert_eq!(after_ms, 1_000);
         assert_eq!(request.body, batch_req.body);
-        let Step::Done(report) = p.on_response(&batch_answer(1, 200, "glide-xanadu-x")) else {
+        let Step::Done(report) = p.handle_response(&batch_answer(1, 200, "glide-xanadu-x")) else {
             panic!()
         };
         assert_eq!(
@@ -772,7 +772,7 @@ mod tests {
     fn a_long_retry_after_or_a_third_refusal_is_reported() {
         let mut p = Preflight::new(input(AuthMethod::Oauth), 0);
         p.start();
-        let Step::Failed(problem) = p.on_response(&refused(429, Some(120))) else {
+        let Step::Failed(problem) = p.handle_response(&refused(429, Some(120))) else {
             panic!("two minutes are not waited out")
         };
         assert!(problem.is(ProblemCode::RateLimited));
@@ -782,12 +782,12 @@ mod tests {
         p.start();
         for _ in 0..MAX_RETRIES {
             assert!(matches!(
-                p.on_response(&refused(500, None)),
+                p.handle_response(&refused(500, None)),
                 Step::Retry { .. }
             ));
         }
         assert!(matches!(
-            p.on_response(&refused(500, None)),
+            p.handle_response(&refused(500, None)),
             Step::Failed(_)
         ));
     }
@@ -1026,7 +1026,7 @@ mod tests {
         let mut p = Preflight::new(input(AuthMethod::Basic), 0);
         let _ = p.start();
         assert!(
-            matches!(p.on_unreachable("connection refused"), Step::Failed(pr) if pr.is(ProblemCode::InstanceUnreachable))
+            matches!(p.handle_unreachable("connection refused"), Step::Failed(pr) if pr.is(ProblemCode::InstanceUnreachable))
         );
     }
 }

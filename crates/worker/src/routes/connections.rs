@@ -65,8 +65,8 @@ async fn run_preflight(
             }
         };
         step = match transport::send_within(&req, deadline).await {
-            Ok(resp) => preflight.on_response(&resp),
-            Err(why) => preflight.on_unreachable(&why.to_string()),
+            Ok(resp) => preflight.handle_response(&resp),
+            Err(why) => preflight.handle_unreachable(&why.to_string()),
         };
     }
 }
