@@ -5,7 +5,6 @@
 //! made while this slice runs cannot be overwritten by it.
 
 use snc_core::pull::archive;
-use snc_core::pull::cursor::Key;
 use snc_core::pull::events::{parse_servicenow_time, Event};
 pub use snc_core::pull::run::RunOutcome;
 use snc_core::pull::run::{
@@ -278,6 +277,46 @@ impl<'a> Slice<'a> {
     }
 }
 
+/// The credentials this slice's run calls with, from the connection's
+/// sealed secrets (a value sealed under a rotated-out key is sealed again
+/// on the way); `Err` ends the slice when they cannot be opened or are not
+/// all there.
+async fn open_auth(
+    slice: &mut Slice<'_>,
+    ring: &snc_core::seal::KeyRing,
+) -> Result<std::result::Result<RunAuth, SliceEnd>> {
+    let row = slice.row;
+    let id = row.id.as_str();
+    let mut opened = Vec::new();
+    for s in slice.fence.store().secrets(id).await? {
+        let Ok(secret) = ring.open(&s.sealed, &crate::sealing::context(id, s.kind)) else {
+            return slice.fail("credentials_rejected", "The stored credentials cannot be opened with ENCRYPTION_KEY or any key in ENCRYPTION_KEYS_PREVIOUS. Put the key that sealed them back in ENCRYPTION_KEYS_PREVIOUS, or reconnect.", None).await.map(Err);
+        };
+        if ring.is_stale(&s.sealed) {
+            crate::sealing::reseal(slice.fence.store(), ring, id, &s).await?;
+        }
+        opened.push(OpenedSecret {
+            kind: s.kind,
+            secret,
+            expires_at: s
+                .expires_at
+                .as_deref()
+                .and_then(snc_core::clock::parse_rfc3339),
+        });
+    }
+    match RunAuth::from_stored(row.method, &row.username, row.client_id.as_deref(), opened) {
+        Some(auth) => Ok(Ok(auth)),
+        None => slice
+            .fail(
+                "credentials_rejected",
+                "No stored credentials. Reconnect.",
+                None,
+            )
+            .await
+            .map(Err),
+    }
+}
+
 /// Runs one slice of the connection's pulls: core's `PullRun` decides,
 /// this loop moves the bytes and keeps what it is told to keep.
 pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
@@ -307,35 +346,9 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
             .await;
     };
     let key = ring.current();
-    let mut opened = Vec::new();
-    for s in slice.fence.store().secrets(id).await? {
-        let Ok(secret) = ring.open(&s.sealed, &crate::sealing::context(id, s.kind)) else {
-            return slice.fail("credentials_rejected", "The stored credentials cannot be opened with ENCRYPTION_KEY or any key in ENCRYPTION_KEYS_PREVIOUS. Put the key that sealed them back in ENCRYPTION_KEYS_PREVIOUS, or reconnect.", None).await;
-        };
-        // Sealed under a key since rotated out: sealed again under the
-        // current one now (a reconnect's newer value is never replaced).
-        if ring.is_stale(&s.sealed) {
-            crate::sealing::reseal(slice.fence.store(), ring, id, &s).await?;
-        }
-        opened.push(OpenedSecret {
-            kind: s.kind,
-            secret,
-            expires_at: s
-                .expires_at
-                .as_deref()
-                .and_then(snc_core::clock::parse_rfc3339),
-        });
-    }
-    let Some(auth) =
-        RunAuth::from_stored(row.method, &row.username, row.client_id.as_deref(), opened)
-    else {
-        return slice
-            .fail(
-                "credentials_rejected",
-                "No stored credentials. Reconnect.",
-                None,
-            )
-            .await;
+    let auth = match open_auth(slice, ring).await? {
+        Ok(auth) => auth,
+        Err(end) => return Ok(end),
     };
     let backfill_from =
         snc_core::clock::parse_rfc3339(&row.backfill_from).unwrap_or_else(|| now() - 7 * 86_400);
@@ -352,20 +365,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         .plane
         .cursors()?
         .into_iter()
-        .map(|c| {
-            let cursor = match (c.created_on, c.sys_id) {
-                (Some(created_on), Some(sys_id)) => Some(Key { created_on, sys_id }),
-                _ => None,
-            };
-            let stored = StoredCursor {
-                cursor,
-                page_size: c.page_size.map(|p| p as u32),
-                read_at: c.read_at,
-                caught_up: c.caught_up,
-                total: u64::try_from(c.backfill_total).ok().filter(|t| *t > 0),
-            };
-            (c.source_table, stored)
-        })
+        .map(|c| c.stored())
         .collect();
     let stored: Vec<(&str, StoredCursor)> = stored
         .iter()

@@ -5,6 +5,9 @@
 use serde::{Deserialize, Serialize};
 use worker::{Result, SqlStorageValue as V};
 
+use snc_core::pull::cursor::Key;
+use snc_core::pull::run::StoredCursor;
+
 use super::{int, text, Plane};
 use crate::d1::connections::Progress;
 
@@ -40,6 +43,24 @@ pub struct LegacyCursor {
     #[serde(deserialize_with = "snc_core::stored::flag")]
     pub caught_up: bool,
     pub page_size: Option<i64>,
+}
+
+impl CursorRow {
+    /// The cursor as the pull run takes it, with its table.
+    pub fn stored(self) -> (String, StoredCursor) {
+        let cursor = match (self.created_on, self.sys_id) {
+            (Some(created_on), Some(sys_id)) => Some(Key { created_on, sys_id }),
+            _ => None,
+        };
+        let stored = StoredCursor {
+            cursor,
+            page_size: self.page_size.and_then(|p| u32::try_from(p).ok()),
+            read_at: self.read_at,
+            caught_up: self.caught_up,
+            total: u64::try_from(self.backfill_total).ok().filter(|t| *t > 0),
+        };
+        (self.source_table, stored)
+    }
 }
 
 /// One index row and where its event lies.
