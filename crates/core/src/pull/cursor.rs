@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::http::HttpResponse;
+use crate::problem::ProblemCode;
 use crate::pull::events::{self, fields_for, parse_servicenow_time, servicenow_time, Event};
 use crate::servicenow::answers::{error_message, is_html, retry_after};
 use crate::servicenow::table;
@@ -423,7 +424,7 @@ pub enum Recovery {
     /// Get a new access token (refresh grant), then ask again.
     Refresh,
     /// Stop this run; the connection gets this problem code as its status.
-    Stop { code: &'static str, detail: String },
+    Stop { code: ProblemCode, detail: String },
     /// Stop this run and try again at the next schedule (the problem is
     /// passing: an outage, a rate limit with a long wait).
     Defer { retry_in_secs: u64, detail: String },
@@ -640,9 +641,9 @@ impl TablePull {
                 self.refreshed = true;
                 Recovery::Refresh
             }
-            PageError::Unauthorized => Recovery::Stop { code: "credentials_rejected", detail: "ServiceNow refused a fresh access token. Reconnect with new credentials.".into() },
-            PageError::Forbidden(msg) => Recovery::Stop { code: "table_access_denied", detail: format!("The user cannot read {} ({msg}).", self.source) },
-            PageError::Hibernating => Recovery::Stop { code: "instance_hibernating", detail: "The instance answered with a web page instead of JSON, as a hibernating instance does. Wake it; pulls resume by themselves.".into() },
+            PageError::Unauthorized => Recovery::Stop { code: ProblemCode::CredentialsRejected, detail: "ServiceNow refused a fresh access token. Reconnect with new credentials.".into() },
+            PageError::Forbidden(msg) => Recovery::Stop { code: ProblemCode::TableAccessDenied, detail: format!("The user cannot read {} ({msg}).", self.source) },
+            PageError::Hibernating => Recovery::Stop { code: ProblemCode::InstanceHibernating, detail: "The instance answered with a web page instead of JSON, as a hibernating instance does. Wake it; pulls resume by themselves.".into() },
             PageError::RateLimited(secs) => {
                 let ms = secs.saturating_mul(1000);
                 if ms <= budget_left_ms / 2 {
@@ -979,7 +980,7 @@ pub(crate) mod tests {
         assert!(matches!(
             p.on_error(&PageError::Unauthorized, 0.0, 60_000),
             Recovery::Stop {
-                code: "credentials_rejected",
+                code: ProblemCode::CredentialsRejected,
                 ..
             }
         ));
@@ -1004,7 +1005,7 @@ pub(crate) mod tests {
         assert!(matches!(
             p.on_error(&PageError::Hibernating, 0.0, 60_000),
             Recovery::Stop {
-                code: "instance_hibernating",
+                code: ProblemCode::InstanceHibernating,
                 ..
             }
         ));

@@ -307,7 +307,7 @@ pub struct RunEnd {
     pub next_at: Option<i64>,
     pub caught_up: bool,
     /// For `Failed`: the problem code and its message.
-    pub error: Option<(&'static str, String)>,
+    pub error: Option<(ProblemCode, String)>,
     /// What the health history shows.
     pub detail: Option<String>,
 }
@@ -621,7 +621,7 @@ impl PullRun {
         })
     }
 
-    fn fail(&mut self, code: &'static str, message: String, retry_at: Option<i64>) -> Action {
+    fn fail(&mut self, code: ProblemCode, message: String, retry_at: Option<i64>) -> Action {
         self.finished = true;
         Action::Finish(RunEnd {
             outcome: Outcome::Failed,
@@ -704,7 +704,7 @@ impl PullRun {
             }
             let Some(auth) = self.api_auth() else {
                 return self.fail(
-                    "credentials_rejected",
+                    ProblemCode::CredentialsRejected,
                     "No stored credentials. Reconnect.".into(),
                     None,
                 );
@@ -759,7 +759,7 @@ impl PullRun {
                         refresh
                     }
                     None => self.fail(
-                        "credentials_rejected",
+                        ProblemCode::CredentialsRejected,
                         "ServiceNow refused the stored user name and password. Reconnect with new credentials.".into(),
                         None,
                     ),
@@ -769,7 +769,7 @@ impl PullRun {
             }
             SyncEnd::Refused => {
                 let end = self.fail(
-                    "credentials_rejected",
+                    ProblemCode::CredentialsRejected,
                     "ServiceNow refused a token it had just issued. Reconnect with new credentials.".into(),
                     None,
                 );
@@ -778,7 +778,7 @@ impl PullRun {
             }
             SyncEnd::Hibernating => {
                 let end = self.fail(
-                    "instance_hibernating",
+                    ProblemCode::InstanceHibernating,
                     "The instance answered with a web page instead of JSON, as a hibernating instance does. Wake it; pulls resume by themselves.".into(),
                     Some(now + HIBERNATION_RETRY_SECS),
                 );
@@ -940,7 +940,7 @@ impl PullRun {
                     } => "ServiceNow refused the client credentials (the secret changed, the application or its user was deactivated, or the client-credentials grant was switched off). Reconnect with the current client secret; pulls resume from where they stopped.",
                     _ => "ServiceNow rejected the refresh token (expired, revoked, or the OAuth client changed). Reconnect with the user's password; pulls resume from where they stopped.",
                 };
-                Some(self.fail("credentials_rejected", message.into(), None))
+                Some(self.fail(ProblemCode::CredentialsRejected, message.into(), None))
             }
             Err(p) => Some(self.finish(
                 Outcome::Deferred,
@@ -1045,13 +1045,13 @@ impl PullRun {
                     Recovery::Refresh => match self.refresh_request() {
                         Some(a) => a,
                         None => self.fail(
-                            "credentials_rejected",
+                            ProblemCode::CredentialsRejected,
                             "ServiceNow refused the stored user name and password. Reconnect with new credentials.".into(),
                             None,
                         ),
                     },
                     Recovery::Stop { code, detail } => {
-                        let retry = (code == "instance_hibernating")
+                        let retry = (code == ProblemCode::InstanceHibernating)
                             .then_some(now + HIBERNATION_RETRY_SECS);
                         self.fail(code, detail, retry)
                     }
@@ -1955,7 +1955,7 @@ mod tests {
         );
         assert_eq!(
             end.error.as_ref().map(|e| e.0),
-            Some("credentials_rejected")
+            Some(ProblemCode::CredentialsRejected)
         );
         assert!(end.error.is_some_and(|e| e.1.contains("client secret")));
     }
@@ -2180,7 +2180,10 @@ mod tests {
             oauth(T0 + 10 * 86_400),
         );
         assert_eq!(end.outcome, Outcome::Failed);
-        assert_eq!(end.error.map(|e| e.0), Some("credentials_rejected"));
+        assert_eq!(
+            end.error.map(|e| e.0),
+            Some(ProblemCode::CredentialsRejected)
+        );
 
         let mut inst = Instance::new(10);
         inst.hibernating = true;
@@ -2191,7 +2194,10 @@ mod tests {
             config(40, false),
             oauth(T0 + 10 * 86_400),
         );
-        assert_eq!(end.error.map(|e| e.0), Some("instance_hibernating"));
+        assert_eq!(
+            end.error.map(|e| e.0),
+            Some(ProblemCode::InstanceHibernating)
+        );
         assert_eq!(end.next_at, Some(now_s(clock) + HIBERNATION_RETRY_SECS));
 
         let basic = || RunAuth::Basic {
@@ -2222,7 +2228,10 @@ mod tests {
             basic(),
         );
         assert_eq!(end.outcome, Outcome::Failed);
-        assert_eq!(end.error.map(|e| e.0), Some("credentials_rejected"));
+        assert_eq!(
+            end.error.map(|e| e.0),
+            Some(ProblemCode::CredentialsRejected)
+        );
         assert_eq!(inst.token_requests, 0, "basic has nothing to refresh");
     }
 
@@ -2335,7 +2344,7 @@ mod tests {
             panic!("the run ends")
         };
         assert_eq!(end.outcome, Outcome::Failed);
-        assert_eq!(end.error.unwrap().0, "credentials_rejected");
+        assert_eq!(end.error.unwrap().0, ProblemCode::CredentialsRejected);
 
         let (_, mut run, clock) = syncing(oauth(T0 + 86_400));
         assert!(matches!(run.poll(clock), Action::SyncInventory(_)));

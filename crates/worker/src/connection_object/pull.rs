@@ -4,6 +4,7 @@
 //! through `Fence` (its generation): a reconnect, an enable or a disable
 //! made while this slice runs cannot be overwritten by it.
 
+use snc_core::problem::ProblemCode;
 use snc_core::pull::archive;
 use snc_core::pull::events::{parse_servicenow_time, Event};
 pub use snc_core::pull::run::RunOutcome;
@@ -119,7 +120,12 @@ impl<'a> Slice<'a> {
         Ok(SliceEnd::new(outcome, Some(next_at)))
     }
 
-    async fn fail(&mut self, code: &str, detail: &str, retry_at: Option<i64>) -> Result<SliceEnd> {
+    async fn fail(
+        &mut self,
+        code: ProblemCode,
+        detail: &str,
+        retry_at: Option<i64>,
+    ) -> Result<SliceEnd> {
         self.stats.detail = Some(detail.to_string());
         self.stats.d1_writes += 1;
         let written = self.fence.set_error(code, detail, now(), retry_at).await?;
@@ -290,7 +296,7 @@ async fn open_auth(
     let mut opened = Vec::new();
     for s in slice.fence.store().secrets(id).await? {
         let Ok(secret) = ring.open(&s.sealed, &crate::sealing::context(id, s.kind)) else {
-            return slice.fail("credentials_rejected", "The stored credentials cannot be opened with ENCRYPTION_KEY or any key in ENCRYPTION_KEYS_PREVIOUS. Put the key that sealed them back in ENCRYPTION_KEYS_PREVIOUS, or reconnect.", None).await.map(Err);
+            return slice.fail(ProblemCode::CredentialsRejected, "The stored credentials cannot be opened with ENCRYPTION_KEY or any key in ENCRYPTION_KEYS_PREVIOUS. Put the key that sealed them back in ENCRYPTION_KEYS_PREVIOUS, or reconnect.", None).await.map(Err);
         };
         if ring.is_stale(&s.sealed) {
             crate::sealing::reseal(slice.fence.store(), ring, id, &s).await?;
@@ -308,7 +314,7 @@ async fn open_auth(
         Some(auth) => Ok(Ok(auth)),
         None => slice
             .fail(
-                "credentials_rejected",
+                ProblemCode::CredentialsRejected,
                 "No stored credentials. Reconnect.",
                 None,
             )
@@ -339,7 +345,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
     else {
         return slice
             .fail(
-                "instance_url_forbidden",
+                ProblemCode::InstanceUrlForbidden,
                 "The instance URL is no longer allowed by INSTANCE_HOSTS.",
                 None,
             )

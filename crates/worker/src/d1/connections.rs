@@ -686,7 +686,7 @@ impl Fence {
 
     pub async fn set_error(
         &self,
-        code: &str,
+        code: ProblemCode,
         message: &str,
         now: i64,
         retry_at: Option<i64>,
@@ -695,7 +695,7 @@ impl Fence {
             .store
             .db
             .prepare("UPDATE connections SET status = CASE WHEN enabled = 1 THEN 'error' ELSE status END, status_code = ?3, status_message = ?4, status_since = coalesce(CASE WHEN status_code = ?3 THEN status_since END, ?5), next_pull_at = ?6, alarm_at = ?6 WHERE id = ?1 AND generation = ?2")
-            .bind(&[s(&self.id), self.gen(), s(code), s(message), s(&rfc3339(now)), opt(retry_at.map(rfc3339).as_deref())])?
+            .bind(&[s(&self.id), self.gen(), s(code.as_str()), s(message), s(&rfc3339(now)), opt(retry_at.map(rfc3339).as_deref())])?
             .run()
             .await?;
         applied(&r)
