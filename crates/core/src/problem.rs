@@ -246,8 +246,17 @@ impl Problem {
         }
     }
 
+    /// Field errors as one problem: `validation_failed`, or the refused
+    /// URL's own code when a field names an instance or receiver URL the
+    /// policy refuses (`instance_url_forbidden`, `sink_url_forbidden`).
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let mut p = Problem::new(ProblemCode::ValidationFailed);
+        let refused = [
+            ProblemCode::InstanceUrlForbidden,
+            ProblemCode::SinkUrlForbidden,
+        ]
+        .into_iter()
+        .find(|code| errors.iter().any(|e| e.code == code.as_str()));
+        let mut p = Problem::new(refused.unwrap_or(ProblemCode::ValidationFailed));
         p.errors = errors;
         p
     }
@@ -260,6 +269,22 @@ impl Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_url_among_field_errors_names_the_problem() {
+        let field = |code: &str| FieldError {
+            field: "url".into(),
+            code: code.into(),
+            message: "m".into(),
+        };
+        assert!(Problem::validation(vec![field("required")]).is(ProblemCode::ValidationFailed));
+        let p = Problem::validation(vec![field("required"), field("sink_url_forbidden")]);
+        assert!(p.is(ProblemCode::SinkUrlForbidden));
+        assert_eq!(p.status, ProblemCode::SinkUrlForbidden.status());
+        assert_eq!(p.errors.len(), 2);
+        assert!(Problem::validation(vec![field("instance_url_forbidden")])
+            .is(ProblemCode::InstanceUrlForbidden));
+    }
 
     #[test]
     fn a_rate_limit_says_what_was_too_much_what_to_do_and_when() {

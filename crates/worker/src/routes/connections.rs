@@ -13,7 +13,7 @@ use snc_core::watch::posture::PostureReport;
 use worker::{console_log, Env, Request, Response, Result};
 
 use super::valid_id;
-use super::validate::{read_connect_request, validation_problem};
+use super::validate::read_connect_request;
 use crate::config::Config;
 use crate::d1::connections::{NewConnection, Renewal, SealedSecret, Store};
 use crate::respond::{self, Answer, AppError};
@@ -218,7 +218,7 @@ fn is_unique_violation(e: &worker::Error) -> bool {
 
 pub async fn create(mut req: Request, env: &Env, config: &Config, owner: Option<&str>) -> Answer {
     let body = read_connect_request(&mut req).await?;
-    let input = input::validate(&body, &config.policy).map_err(validation_problem)?;
+    let input = input::validate(&body, &config.policy).map_err(Problem::validation)?;
     let ready = Ready::check(config)?;
     let store = store(env)?;
     // A key's quota, before the instance is called: a key at its quota
@@ -336,7 +336,7 @@ fn present<'de, D: serde::Deserializer<'de>>(
 }
 
 fn interval_problem(message: &str) -> Problem {
-    validation_problem(vec![snc_core::problem::FieldError {
+    Problem::validation(vec![snc_core::problem::FieldError {
         field: "pull_interval_secs".into(),
         code: "out_of_range".into(),
         message: message.into(),
@@ -379,7 +379,7 @@ pub async fn patch(mut req: Request, env: &Env, id: &str) -> Answer {
         return not_found(id);
     };
     if let Some(name) = &body.name {
-        let name = input::check_name(name).map_err(|e| validation_problem(vec![e]))?;
+        let name = input::check_name(name).map_err(|e| Problem::validation(vec![e]))?;
         if store
             .conflicting(Some(&name), "", "", Some(id))
             .await?
@@ -467,12 +467,12 @@ pub async fn reconnect(mut req: Request, env: &Env, config: &Config, id: &str) -
     body.username = body.username.or_else(|| Some(row.username.clone()));
     body.client_id = body.client_id.or_else(|| row.client_id.clone());
     let method = row.method;
-    let credentials = input::validate_credentials(&body, method).map_err(validation_problem)?;
+    let credentials = input::validate_credentials(&body, method).map_err(Problem::validation)?;
     let ready = Ready::check(config)?;
     // The stored URL passed the policy when it was connected; check it again
     // in case INSTANCE_HOSTS was narrowed since.
     let instance = input::check_instance_url(&row.instance_url, &config.policy)
-        .map_err(|e| validation_problem(vec![e]))?;
+        .map_err(|e| Problem::validation(vec![e]))?;
     if store
         .conflicting(
             None,

@@ -6,7 +6,7 @@ use serde_json::json;
 use snc_core::api::access::SinkDetail;
 use snc_core::clock::parse_rfc3339;
 use snc_core::forward::{self, Item, SinkRequest, SinkState, Stream, Target, Verdict};
-use snc_core::problem::{FieldError, Problem, ProblemCode};
+use snc_core::problem::{Problem, ProblemCode};
 use snc_core::secret::Secret;
 use worker::{Env, Request, Response, Result};
 
@@ -24,21 +24,6 @@ fn not_found(id: &str) -> Answer {
         ProblemCode::NotFound,
         &format!("There is no sink {id:?}; list them with GET /api/v1/sinks."),
     )
-}
-
-/// A refused receiver URL is `sink_url_forbidden`; anything else
-/// `validation_failed`.
-fn problem(errors: Vec<FieldError>) -> Problem {
-    let forbidden = errors.iter().any(|e| e.code == "sink_url_forbidden");
-    let mut p = Problem::validation(errors);
-    if forbidden {
-        let base = Problem::new(ProblemCode::SinkUrlForbidden);
-        p.code = base.code;
-        p.title = base.title;
-        p.type_uri = base.type_uri;
-        p.detail = base.detail;
-    }
-    p
 }
 
 async fn body(req: &mut Request) -> std::result::Result<SinkRequest, Problem> {
@@ -91,7 +76,7 @@ pub async fn get(env: &Env, id: &str, detail: SinkDetail) -> Answer {
 pub async fn create(mut req: Request, env: &Env, config: &Config) -> Answer {
     let request = body(&mut req).await?;
     let (settings, given) =
-        forward::validate(&request, None, config.policy.loopback()).map_err(problem)?;
+        forward::validate(&request, None, config.policy.loopback()).map_err(Problem::validation)?;
     let id = crate::hex(&crate::random_bytes::<16>()?);
     let (secret, shown) = match given {
         Some(s) => (s, None),
@@ -135,8 +120,8 @@ pub async fn patch(mut req: Request, env: &Env, config: &Config, id: &str) -> An
             _ => return Err(field_error("state", "Use \"active\" or \"disabled\".").into()),
         },
     };
-    let (settings, given) =
-        forward::validate(&request, Some(&base), config.policy.loopback()).map_err(problem)?;
+    let (settings, given) = forward::validate(&request, Some(&base), config.policy.loopback())
+        .map_err(Problem::validation)?;
     let rotate = request.rotate_secret.as_ref().and_then(|v| v.as_bool()) == Some(true);
     let mut shown = None;
     let secret = match (given, rotate, &settings.params) {
