@@ -539,7 +539,7 @@ pub async fn refresh(view: Rc<View>) -> Result<JsValue, JsValue> {
     let list: ConnectionList = match view.client.fetch("/connections").await {
         Ok(l) => l,
         Err(p) => {
-            if p.code == "unauthorized" {
+            if p.is(snc_core::problem::ProblemCode::Unauthorized) {
                 if let (Some(w), Some(t)) = (web_sys::window(), view.timer.borrow_mut().take()) {
                     w.clear_interval_with_handle(t);
                 }
