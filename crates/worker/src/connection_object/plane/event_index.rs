@@ -375,10 +375,7 @@ impl Plane {
     /// Where the index starts: events before it (and stored before the last
     /// trim) are only in the archive. `None`: the index holds everything.
     pub fn hot_from(&self) -> Result<Option<i64>> {
-        Ok(self
-            .meta("hot_from")?
-            .and_then(|v| v.parse::<f64>().ok())
-            .map(|v| v as i64))
+        Ok(self.meta("hot_from")?.and_then(|v| v.parse::<i64>().ok()))
     }
 
     /// Moves the index's rows older than `cutoff` out (their pages keep
