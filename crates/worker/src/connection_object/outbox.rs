@@ -217,6 +217,24 @@ pub async fn run(
     Ok(want)
 }
 
+/// What one sink's step carries through its sends: its budget and clock
+/// (core's `SinkStep`), what it reports, where and how it sends, and how the
+/// sending ended.
+struct Delivery<'a> {
+    sink_step: SinkStep,
+    report: StepReport<'a>,
+    target: Target<'a>,
+    token: Option<Secret>,
+    failure: Option<(Verdict, i64)>,
+    /// An item refused alone at the end of what is pending: the sink waits
+    /// for a later item to show the receiver takes others (not a failure).
+    waiting: bool,
+    /// A call size a 413 taught holds for the rest of the step.
+    learned: Learned,
+    reads: u32,
+    statements: u32,
+}
+
 impl Forwarding<'_> {
     async fn step(
         &self,
@@ -250,7 +268,7 @@ impl Forwarding<'_> {
             Ok((events + alerts).max(0) as u64)
         };
         let replay_due = sink.replay_at.is_some_and(|r| r > cursor.replay_at);
-        let mut sink_step = SinkStep::new(cursor.clock());
+        let sink_step = SinkStep::new(cursor.clock());
         // A dead-letter replay asked since the last one done (read once, and
         // only when the sink is due).
         let dead_key = format!("dead_letter_replay:{}", sink.id);
@@ -294,7 +312,6 @@ impl Forwarding<'_> {
             plane.save_sink_cursor(cursor)?;
             return Ok(end.next);
         };
-        let kind = settings.params.kind();
         let host = row
             .instance_url
             .split("://")
@@ -309,141 +326,35 @@ impl Forwarding<'_> {
                 Err(v) => failure = Some((v, now)),
             }
         }
-        let target = Target {
-            url: &settings.url,
-            params: &settings.params,
-            secret: &secret,
-            host: &host,
+        let mut d = Delivery {
+            sink_step,
+            report,
+            target: Target {
+                url: &settings.url,
+                params: &settings.params,
+                secret: &secret,
+                host: &host,
+            },
+            token,
+            failure,
+            waiting: false,
+            learned: Learned::default(),
+            reads: 0,
+            statements: 0,
         };
-        let max = kind.limits().items;
-        let (mut reads, mut statements) = (0u32, 0u32);
-        // A call size a 413 taught holds for the rest of the step.
-        let mut learned = Learned::default();
-        // An item refused alone at the end of what is pending: the sink waits
-        // for a later item to show the receiver takes others (not a failure).
-        let mut waiting = false;
-        'streams: for stream in settings.streams.iter().copied() {
-            while failure.is_none() && sink_step.may_send() {
-                let batch = match stream {
-                    Stream::Events => {
-                        event_batch(plane, bucket, cursor, settings.format, max).await?
-                    }
-                    Stream::Alerts => {
-                        alert_batch(plane, env, cursor, settings.format, &row.instance_url, max)
-                            .await?
-                    }
-                };
-                reads += batch.reads;
-                statements += batch.statements;
-                if batch.items.is_empty() {
-                    // Lines the archive cannot give back (a lost object, a line
-                    // that does not parse) are logged and passed over: waiting
-                    // would not bring them back and would hold every later event.
-                    if let (Stream::Events, Some((p, l))) = (stream, batch.examined) {
-                        console_log!("forward: sink {} for {} passes over unreadable lines up to page {p} line {l}", sink.id, row.id);
-                        cursor.page = p;
-                        cursor.line = l;
-                        plane.save_sink_cursor(cursor)?;
-                        continue;
-                    }
-                    continue 'streams;
-                }
-                let token = token.as_ref().map(Secret::expose);
-                // Core's `Sending` says what each answer settles: whole calls
-                // while the receiver takes them; a refused payload is halved
-                // until the item at fault is alone, then kept as a dead letter
-                // and passed over, so one item cannot stop the feed.
-                let mut sending = Sending::new(batch.items.len()).learned_from(learned);
-                while let Some(range) =
-                    sending.next_call(|start| forward::batch_len(kind, &batch.items[start..]))
-                {
-                    // A delete stops the sink between two calls: none after it.
-                    if !sink_step.may_narrow() || stopping() {
-                        break 'streams;
-                    }
-                    let req = forward::delivery(
-                        &target,
-                        stream,
-                        &batch.items[range.clone()],
-                        crate::now(),
-                        token,
-                    );
-                    let verdict = send(&req, kind, range.len(), deadline).await;
-                    sink_step.called();
-                    let settled = sending.handle(range, verdict);
-                    learned = sending.learned();
-                    match settled {
-                        Settled::Moved {
-                            upto,
-                            delivered,
-                            repeats,
-                            dead,
-                        } => {
-                            // The dead letters are kept before the cursor passes
-                            // them: a crash between sends them again, never loses.
-                            if !dead.is_empty() {
-                                let letters: Vec<NewDeadLetter> = dead
-                                    .iter()
-                                    .filter_map(|d| {
-                                        let item = batch.items.get(d.index)?;
-                                        let (page, line) = *batch.positions.get(d.index)?;
-                                        Some(NewDeadLetter {
-                                            stream,
-                                            item_id: &item.id,
-                                            page,
-                                            line,
-                                            status: d.status,
-                                            reason: &d.reason,
-                                        })
-                                    })
-                                    .collect();
-                                store
-                                    .add_dead_letters(&sink.id, &row.id, &letters, crate::now())
-                                    .await?;
-                                statements += 1;
-                                console_log!(
-                                "forward: sink {} for {}: {} item(s) refused on their own kept as dead letters ({})",
-                                sink.id,
-                                row.id,
-                                dead.len(),
-                                dead.iter().map(|d| d.status.to_string()).collect::<Vec<_>>().join(", ")
-                            );
-                            }
-                            let Some(&(a, b)) = batch.positions.get(upto - 1) else {
-                                break;
-                            };
-                            match stream {
-                                Stream::Events => {
-                                    cursor.page = a;
-                                    cursor.line = b;
-                                }
-                                Stream::Alerts => cursor.alert_seq = a,
-                            }
-                            sink_step.delivered();
-                            cursor.set_clock(sink_step.clock());
-                            plane.save_sink_cursor(cursor)?;
-                            report.delivered += delivered as u64;
-                            report.repeats += u64::from(repeats);
-                            report.succeeded_at = Some(crate::now());
-                        }
-                        Settled::Narrowed => {}
-                        Settled::Waiting { status, reason } => {
-                            console_log!(
-                            "forward: sink {} for {}: the newest item is refused alone ({status}: {reason}); it waits for a later one",
-                            sink.id,
-                            row.id
-                        );
-                            waiting = true;
-                            continue 'streams;
-                        }
-                        Settled::Failed(other) => {
-                            failure = Some((other, crate::now()));
-                            break;
-                        }
-                    }
-                }
-            }
-        }
+        self.send_new(sink, settings, cursor, &mut d).await?;
+        let Delivery {
+            mut sink_step,
+            mut report,
+            target,
+            token,
+            mut failure,
+            waiting,
+            reads,
+            mut statements,
+            ..
+        } = d;
+
         if stopping() {
             return Ok(None);
         }
@@ -533,6 +444,147 @@ impl Forwarding<'_> {
         report.delivered
     );
         Ok(next)
+    }
+
+    /// Sends what is new on each of the sink's streams, as far as the step's
+    /// calls and the receiver allow, moving the cursor as core's `Sending`
+    /// settles each answer.
+    async fn send_new(
+        &self,
+        sink: &SinkRow,
+        settings: &SinkSettings,
+        cursor: &mut SinkCursor,
+        d: &mut Delivery<'_>,
+    ) -> Result<()> {
+        let (env, plane, bucket, row, store) =
+            (self.env, self.plane, self.bucket, self.row, &self.store);
+        let stopping = self.stopping;
+        let deadline = self.config.sink_deadline;
+        let kind = settings.params.kind();
+        let max = kind.limits().items;
+        'streams: for stream in settings.streams.iter().copied() {
+            while d.failure.is_none() && d.sink_step.may_send() {
+                let batch = match stream {
+                    Stream::Events => {
+                        event_batch(plane, bucket, cursor, settings.format, max).await?
+                    }
+                    Stream::Alerts => {
+                        alert_batch(plane, env, cursor, settings.format, &row.instance_url, max)
+                            .await?
+                    }
+                };
+                d.reads += batch.reads;
+                d.statements += batch.statements;
+                if batch.items.is_empty() {
+                    // Lines the archive cannot give back (a lost object, a line
+                    // that does not parse) are logged and passed over: waiting
+                    // would not bring them back and would hold every later event.
+                    if let (Stream::Events, Some((p, l))) = (stream, batch.examined) {
+                        console_log!("forward: sink {} for {} passes over unreadable lines up to page {p} line {l}", sink.id, row.id);
+                        cursor.page = p;
+                        cursor.line = l;
+                        plane.save_sink_cursor(cursor)?;
+                        continue;
+                    }
+                    continue 'streams;
+                }
+                let token = d.token.as_ref().map(Secret::expose);
+                // Core's `Sending` says what each answer settles: whole calls
+                // while the receiver takes them; a refused payload is halved
+                // until the item at fault is alone, then kept as a dead letter
+                // and passed over, so one item cannot stop the feed.
+                let mut sending = Sending::new(batch.items.len()).learned_from(d.learned);
+                while let Some(range) =
+                    sending.next_call(|start| forward::batch_len(kind, &batch.items[start..]))
+                {
+                    // A delete stops the sink between two calls: none after it.
+                    if !d.sink_step.may_narrow() || stopping() {
+                        break 'streams;
+                    }
+                    let req = forward::delivery(
+                        &d.target,
+                        stream,
+                        &batch.items[range.clone()],
+                        crate::now(),
+                        token,
+                    );
+                    let verdict = send(&req, kind, range.len(), deadline).await;
+                    d.sink_step.called();
+                    let settled = sending.handle(range, verdict);
+                    d.learned = sending.learned();
+                    match settled {
+                        Settled::Moved {
+                            upto,
+                            delivered,
+                            repeats,
+                            dead,
+                        } => {
+                            // The dead letters are kept before the cursor passes
+                            // them: a crash between sends them again, never loses.
+                            if !dead.is_empty() {
+                                let letters: Vec<NewDeadLetter> = dead
+                                    .iter()
+                                    .filter_map(|d| {
+                                        let item = batch.items.get(d.index)?;
+                                        let (page, line) = *batch.positions.get(d.index)?;
+                                        Some(NewDeadLetter {
+                                            stream,
+                                            item_id: &item.id,
+                                            page,
+                                            line,
+                                            status: d.status,
+                                            reason: &d.reason,
+                                        })
+                                    })
+                                    .collect();
+                                store
+                                    .add_dead_letters(&sink.id, &row.id, &letters, crate::now())
+                                    .await?;
+                                d.statements += 1;
+                                console_log!(
+                                "forward: sink {} for {}: {} item(s) refused on their own kept as dead letters ({})",
+                                sink.id,
+                                row.id,
+                                dead.len(),
+                                dead.iter().map(|d| d.status.to_string()).collect::<Vec<_>>().join(", ")
+                            );
+                            }
+                            let Some(&(a, b)) = batch.positions.get(upto - 1) else {
+                                break;
+                            };
+                            match stream {
+                                Stream::Events => {
+                                    cursor.page = a;
+                                    cursor.line = b;
+                                }
+                                Stream::Alerts => cursor.alert_seq = a,
+                            }
+                            d.sink_step.delivered();
+                            cursor.set_clock(d.sink_step.clock());
+                            plane.save_sink_cursor(cursor)?;
+                            d.report.delivered += delivered as u64;
+                            d.report.repeats += u64::from(repeats);
+                            d.report.succeeded_at = Some(crate::now());
+                        }
+                        Settled::Narrowed => {}
+                        Settled::Waiting { status, reason } => {
+                            console_log!(
+                            "forward: sink {} for {}: the newest item is refused alone ({status}: {reason}); it waits for a later one",
+                            sink.id,
+                            row.id
+                        );
+                            d.waiting = true;
+                            continue 'streams;
+                        }
+                        Settled::Failed(other) => {
+                            d.failure = Some((other, crate::now()));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
