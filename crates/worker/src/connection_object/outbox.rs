@@ -549,16 +549,10 @@ impl Forwarding<'_> {
                                 dead.iter().map(|d| d.status.to_string()).collect::<Vec<_>>().join(", ")
                             );
                             }
-                            let Some(&(a, b)) = batch.positions.get(upto - 1) else {
+                            let Some(&last) = batch.positions.get(upto - 1) else {
                                 break;
                             };
-                            match stream {
-                                Stream::Events => {
-                                    cursor.page = a;
-                                    cursor.line = b;
-                                }
-                                Stream::Alerts => cursor.alert_seq = a,
-                            }
+                            cursor.passed(stream, last);
                             d.sink_step.delivered();
                             cursor.set_clock(d.sink_step.clock());
                             plane.save_sink_cursor(cursor)?;

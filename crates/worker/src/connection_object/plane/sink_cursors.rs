@@ -4,6 +4,7 @@
 use serde::{Deserialize, Deserializer};
 use snc_core::forward::replay::ReplayPosition;
 use snc_core::forward::step::SinkClock;
+use snc_core::forward::Stream;
 use snc_core::watch::detect::Alert;
 use worker::{Result, SqlStorageValue as V};
 
@@ -34,6 +35,15 @@ pub struct SinkCursor {
 }
 
 impl SinkCursor {
+    /// Past a delivered item of `stream`: its (page, line) for an event,
+    /// its (sequence, _) for an alert.
+    pub fn passed(&mut self, stream: Stream, position: (i64, i64)) {
+        match stream {
+            Stream::Events => (self.page, self.line) = position,
+            Stream::Alerts => self.alert_seq = position.0,
+        }
+    }
+
     pub fn clock(&self) -> SinkClock {
         SinkClock {
             next_at: self.next_at,
