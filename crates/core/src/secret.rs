@@ -26,7 +26,7 @@ pub struct Secret<K = kind::Any> {
 /// A connection's secrets are kinds apart: a token cannot go where a
 /// password goes.
 ///
-/// ```compile_fail
+/// ```compile_fail,E0308
 /// use snc_core::secret::{AccessToken, Password};
 /// fn basic_auth(_password: &Password) {}
 /// basic_auth(&AccessToken::new("token"));
@@ -55,8 +55,8 @@ impl<K> Secret<K> {
 }
 
 impl Secret<kind::Any> {
-    /// A value opened from storage, as the kind its row names.
-    pub fn into_kind<L>(self) -> Secret<L> {
+    /// A value opened from storage, as the connection kind its row names.
+    pub fn into_kind<L: Stored>(self) -> Secret<L> {
         Secret::new(self.value)
     }
 }

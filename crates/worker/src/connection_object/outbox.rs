@@ -524,16 +524,16 @@ impl Forwarding<'_> {
                             if !dead.is_empty() {
                                 let letters: Vec<NewDeadLetter> = dead
                                     .iter()
-                                    .filter_map(|d| {
-                                        let item = batch.items.get(d.index)?;
-                                        let (page, line) = *batch.positions.get(d.index)?;
+                                    .filter_map(|letter| {
+                                        let item = batch.items.get(letter.index)?;
+                                        let (page, line) = *batch.positions.get(letter.index)?;
                                         Some(NewDeadLetter {
                                             stream,
                                             item_id: &item.id,
                                             page,
                                             line,
-                                            status: d.status,
-                                            reason: &d.reason,
+                                            status: letter.status,
+                                            reason: &letter.reason,
                                         })
                                     })
                                     .collect();
@@ -546,7 +546,7 @@ impl Forwarding<'_> {
                                 sink.id,
                                 row.id,
                                 dead.len(),
-                                dead.iter().map(|d| d.status.to_string()).collect::<Vec<_>>().join(", ")
+                                dead.iter().map(|letter| letter.status.to_string()).collect::<Vec<_>>().join(", ")
                             );
                             }
                             let Some(&last) = batch.positions.get(upto - 1) else {
