@@ -138,6 +138,27 @@ pub fn failed_slice_detail(error: &str) -> String {
     )
 }
 
+/// What a slice that failed inside the worker means, after `before` such
+/// slices in a row: the count to keep, the run's detail, the connection's
+/// warning once there are enough, and when to try again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedSlice {
+    pub in_a_row: u32,
+    pub detail: String,
+    pub warning: Option<crate::connect::warning::Warning>,
+    pub retry_in_secs: i64,
+}
+
+pub fn failed_slice(before: u32, error: &str, base_secs: i64) -> FailedSlice {
+    let n = before.saturating_add(1);
+    FailedSlice {
+        in_a_row: n,
+        detail: failed_slice_detail(error),
+        warning: (n >= FAILED_SLICES_BEFORE_WARNING).then(|| pulls_failing_warning(n, error)),
+        retry_in_secs: retry_after_failed_slice(n, base_secs),
+    }
+}
+
 /// The warning shown after `n` failed slices in a row.
 pub fn pulls_failing_warning(n: u32, error: &str) -> crate::connect::warning::Warning {
     let error = slice_error(error);
@@ -1150,6 +1171,21 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_third_failed_slice_in_a_row_warns_and_each_waits_longer() {
+        let first = super::failed_slice(0, "r2 down", 60);
+        assert_eq!((first.in_a_row, first.retry_in_secs), (1, 60));
+        assert!(first.warning.is_none());
+        assert!(first.detail.starts_with("internal:"));
+        let third = super::failed_slice(2, "r2 down", 60);
+        assert_eq!((third.in_a_row, third.retry_in_secs), (3, 240));
+        assert_eq!(
+            third.warning.map(|w| w.code),
+            Some(crate::connect::warning::WarningCode::PullsFailing)
+        );
+        assert_eq!(super::failed_slice(u32::MAX, "x", 60).in_a_row, u32::MAX);
     }
 
     #[test]

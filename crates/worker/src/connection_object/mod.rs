@@ -262,21 +262,21 @@ impl ConnectionObject {
         let Ok(plane) = self.plane() else {
             return now() + base;
         };
-        let n = plane
+        let before = plane
             .meta(FAILED_SLICES)
             .ok()
             .flatten()
             .and_then(|v| v.parse::<u32>().ok())
-            .unwrap_or(0)
-            .saturating_add(1);
+            .unwrap_or(0);
+        let failed = snc_core::pull::run::failed_slice(before, error, base);
         let kept = plane
-            .set_meta(FAILED_SLICES, &n.to_string())
+            .set_meta(FAILED_SLICES, &failed.in_a_row.to_string())
             .and_then(|()| {
                 plane.record_run(&RunRow {
                     started_at: snc_core::clock::rfc3339(started),
                     finished_at: snc_core::clock::rfc3339(now()),
                     outcome: RunOutcome::Failed,
-                    detail: Some(snc_core::pull::run::failed_slice_detail(error)),
+                    detail: Some(failed.detail),
                     events: 0,
                     calls: 0,
                     statements: 0,
@@ -285,11 +285,10 @@ impl ConnectionObject {
         if let Err(e) = kept {
             console_log!("connection object: could not record the failed slice: {e}");
         }
-        if n >= snc_core::pull::run::FAILED_SLICES_BEFORE_WARNING {
-            let warning = snc_core::pull::run::pulls_failing_warning(n, error);
+        if let Some(warning) = failed.warning {
             self.set_pulls_failing(&plane, Some(warning)).await;
         }
-        now() + snc_core::pull::run::retry_after_failed_slice(n, base)
+        now() + failed.retry_in_secs
     }
 
     /// After failed slices, the first one that completes clears their count
