@@ -206,6 +206,24 @@ pub fn member_range(members: &str, line: usize) -> Option<(u32, Option<u32>)> {
     Some((start, offsets.get(m + 1).copied()))
 }
 
+/// The lines of a stored page of `events` lines that a reader takes next,
+/// first and last: after `after_line` when the page is where the reader
+/// stands (`None`: from its start), at most `room` of them; `None` when
+/// none are left.
+pub fn next_lines(after_line: Option<i64>, events: i64, room: usize) -> Option<(i64, i64)> {
+    let first = after_line.map_or(0, |l| l.saturating_add(1).max(0));
+    let room = i64::try_from(room).unwrap_or(i64::MAX);
+    let last = first.saturating_add(room - 1).min(events - 1);
+    (room > 0 && last >= first).then_some((first, last))
+}
+
+/// The page line a member read from line `line` on starts at: the first
+/// line of that line's member.
+pub fn member_first_line(line: i64) -> i64 {
+    let per = LINES_PER_MEMBER as i64;
+    line.div_euclid(per) * per
+}
+
 /// The lines of decompressed NDJSON.
 pub fn lines(text: &[u8]) -> Vec<&str> {
     std::str::from_utf8(text)
@@ -273,6 +291,22 @@ impl ColdRead {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reader_takes_the_lines_after_its_place_up_to_its_room() {
+        // The page where the reader stands: after its line.
+        assert_eq!(next_lines(Some(9), 100, 20), Some((10, 29)));
+        // A later page: from its start, no further than its end.
+        assert_eq!(next_lines(None, 5, 20), Some((0, 4)));
+        // Nothing left on the page, or no room.
+        assert_eq!(next_lines(Some(99), 100, 20), None);
+        assert_eq!(next_lines(None, 5, 0), None);
+        // A cursor before the page's first line (-1: none of it yet).
+        assert_eq!(next_lines(Some(-1), 3, 10), Some((0, 2)));
+        assert_eq!(member_first_line(0), 0);
+        assert_eq!(member_first_line(300), 256);
+        assert_eq!(member_first_line(511), 256);
+    }
 
     #[test]
     fn a_budgeted_read_stops_only_where_it_can_move_on() {

@@ -48,16 +48,11 @@ async fn event_batch(
 ) -> Result<Batch> {
     let mut batch = Batch::default();
     for page in plane.pages_after(c.page, c.line)? {
-        let first = if page.id == c.page {
-            (c.line + 1).max(0)
-        } else {
-            0
-        };
-        let want = (max - batch.items.len()) as i64;
-        let last = (first + want - 1).min(page.events - 1);
-        if last < first {
+        let after = (page.id == c.page).then_some(c.line);
+        let room = max.saturating_sub(batch.items.len());
+        let Some((first, last)) = archive::next_lines(after, page.events, room) else {
             continue;
-        }
+        };
         batch.examined = Some((page.id, last));
         let (Some((start, _)), Some((_, end))) = (
             archive::member_range(&page.members, first as usize),
@@ -71,7 +66,7 @@ async fn event_batch(
         };
         let lines = crate::archive::member_lines(bucket, &page.key, start, end).await?;
         batch.reads += 1;
-        let base = (first as usize / archive::LINES_PER_MEMBER * archive::LINES_PER_MEMBER) as i64;
+        let base = archive::member_first_line(first);
         for (i, l) in lines.iter().enumerate() {
             let line = base + i as i64;
             if line < first || line > last {
