@@ -61,6 +61,13 @@ pub struct RunStats {
     pub detail: Option<String>,
 }
 
+/// A page's archive object: its key, its members' offsets and its size.
+struct ArchivedPage {
+    key: String,
+    members: String,
+    bytes: usize,
+}
+
 /// Everything one slice works with.
 pub struct Slice<'a> {
     pub env: &'a Env,
@@ -181,58 +188,93 @@ impl<'a> Slice<'a> {
         }
     }
 
+    /// Stores one page: its new events archived, then indexed with the
+    /// page's cursor in one commit, then judged by the rules.
     async fn store_page(&mut self, page: &PageToStore) -> Result<()> {
-        let source = page.source;
-        let before = &page.before;
-        let cursor = page.cursor.as_ref();
-        // The overlap re-reads records the index has: only records at or
-        // before the stored cursor's second can be among them.
+        let fresh = self.fresh_events(page)?;
+        let archived = self.archive_page(page, &fresh).await?;
+        if (self.stopping)() {
+            return Ok(());
+        }
+        let inserted = self.index_page(page, &fresh, &archived)?;
+        let events: Vec<&Event> = fresh.iter().map(|(e, _)| *e).collect();
+        self.judge(&events).await?;
+        self.stats.events += inserted;
+        Ok(())
+    }
+
+    /// The page's events the index does not hold yet, with their times. The
+    /// overlap re-reads records the index has: only records at or before
+    /// the stored cursor's second can be among them.
+    fn fresh_events<'p>(&self, page: &'p PageToStore) -> Result<Vec<(&'p Event, i64)>> {
         let stored_until = self
             .plane
             .cursors()?
             .into_iter()
-            .find(|c| c.source_table == source)
+            .find(|c| c.source_table == page.source)
             .and_then(|c| c.created_on)
             .and_then(|t| parse_servicenow_time(&t));
-        let mut fresh: Vec<&Event> = Vec::with_capacity(page.events.len());
-        let mut times = Vec::with_capacity(page.events.len());
+        let mut fresh = Vec::with_capacity(page.events.len());
         for e in &page.events {
             let Some(at) = snc_core::clock::parse_rfc3339(&e.occurred_at) else {
                 continue;
             };
-            let sys_id = e.sys_id();
             if stored_until.is_some_and(|until| at <= until)
-                && self.plane.has_event(at, source, sys_id)?
+                && self.plane.has_event(at, page.source, e.sys_id())?
             {
                 continue;
             }
-            fresh.push(e);
-            times.push(at);
+            fresh.push((e, at));
         }
+        Ok(fresh)
+    }
+
+    /// The new events' archive object, written before anything points at
+    /// it (written again, the same key is overwritten); none for a page
+    /// with nothing new.
+    async fn archive_page(
+        &mut self,
+        page: &PageToStore,
+        fresh: &[(&Event, i64)],
+    ) -> Result<ArchivedPage> {
         let t0 = now_ms();
-        let to = cursor.cloned().unwrap_or_else(|| before.clone());
-        let ids: Vec<&str> = fresh.iter().map(|e| e.sys_id()).collect();
-        let key = archive::page_key(&self.row.id, source, before, &to, &ids);
-        let mut members = String::new();
-        let mut bytes = 0;
+        let to = page.cursor.clone().unwrap_or_else(|| page.before.clone());
+        let ids: Vec<&str> = fresh.iter().map(|(e, _)| e.sys_id()).collect();
+        let key = archive::page_key(&self.row.id, page.source, &page.before, &to, &ids);
+        let mut archived = ArchivedPage {
+            key,
+            members: String::new(),
+            bytes: 0,
+        };
         if !fresh.is_empty() {
-            let object = crate::archive::encode(&fresh).await?;
+            let events: Vec<&Event> = fresh.iter().map(|(e, _)| *e).collect();
+            let object = crate::archive::encode(&events).await?;
             self.stats.encode_ms += now_ms() - t0;
-            bytes = object.bytes.len();
-            members = object.members;
-            // The object first: the index and the cursor only ever point at
-            // archived events. Written again, the same key is overwritten.
-            self.bucket.put(&key, object.bytes).execute().await?;
+            archived.bytes = object.bytes.len();
+            archived.members = object.members;
+            self.bucket
+                .put(&archived.key, object.bytes)
+                .execute()
+                .await?;
             self.stats.statements += 1;
         }
         self.stats.archive_ms += now_ms() - t0;
-        if (self.stopping)() {
-            return Ok(());
-        }
+        Ok(archived)
+    }
+
+    /// One commit: the page row, its events' index rows, the table's cursor
+    /// and the count; then the deletions the page shows in the inventory's
+    /// tables (a revoked role, a deleted user leave nothing for its sync to
+    /// read). Returns how many events were new to the index.
+    fn index_page(
+        &mut self,
+        page: &PageToStore,
+        fresh: &[(&Event, i64)],
+        archived: &ArchivedPage,
+    ) -> Result<u64> {
         let t1 = now_ms();
         let entries = fresh
             .iter()
-            .zip(&times)
             .map(|(e, at)| IndexEntry {
                 occurred_at: *at,
                 sys_id: e.sys_id(),
@@ -241,28 +283,33 @@ impl<'a> Slice<'a> {
             })
             .collect();
         let inserted = self.plane.store_page(&StoredPage {
-            source_table: source,
-            key: &key,
-            bytes,
-            members: &members,
+            source_table: page.source,
+            key: &archived.key,
+            bytes: archived.bytes,
+            members: &archived.members,
             entries,
-            cursor: cursor.map(|k| (k.created_on.as_str(), k.sys_id.as_str())),
+            cursor: page
+                .cursor
+                .as_ref()
+                .map(|k| (k.created_on.as_str(), k.sys_id.as_str())),
             backfill_total: page.total,
             caught_up: page.caught_up,
             page_size: page.page_size,
             read_at: page.read_at,
         })?;
-        // Deletions from the inventory's tables (a revoked role, a deleted
-        // user) leave nothing for its sync to read: they come from here.
-        for e in &fresh {
+        for (e, _) in fresh {
             if let Some((table, sys_id)) = snc_core::watch::inventory::deleted_record(e) {
                 self.plane.inventory_delete(table, &sys_id)?;
             }
         }
         self.stats.index_ms += now_ms() - t1;
-        // The rules see each event once (what the index just took), in the
-        // same step as the index: the detector's state and the alerts it
-        // raised commit with the page.
+        Ok(inserted)
+    }
+
+    /// The rules see each event once (what the index just took), in the
+    /// same step as the index: the detector's state and the alerts it
+    /// raised commit with the page.
+    async fn judge(&mut self, fresh: &[&Event]) -> Result<()> {
         let t2 = now_ms();
         let detector = match self.detector.as_mut() {
             Some(d) => d,
@@ -271,14 +318,13 @@ impl<'a> Slice<'a> {
                 self.plane.meta("detector")?.as_deref(),
             )),
         };
-        let alerts = detector.handle(&self.row.id, &fresh, self.plane);
+        let alerts = detector.handle(&self.row.id, fresh, self.plane);
         self.plane.set_meta("detector", &detector.save())?;
         self.plane.queue_alerts(&alerts)?;
         self.stats.detect_ms += now_ms() - t2;
         if !alerts.is_empty() {
             self.flush_alerts().await;
         }
-        self.stats.events += inserted;
         Ok(())
     }
 }
