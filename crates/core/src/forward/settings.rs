@@ -261,6 +261,16 @@ pub struct SinkSettings {
     pub params: SinkParams,
 }
 
+impl SinkSettings {
+    /// Whether the sink takes this connection's events and alerts: every
+    /// connection's when it names none.
+    pub fn serves(&self, connection_id: &str) -> bool {
+        self.connection_ids
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|c| c == connection_id))
+    }
+}
+
 /// The body of `POST /sinks` and `PATCH /sinks/{id}` as sent.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct SinkRequest {

@@ -615,3 +615,20 @@ fn a_record_stored_without_oversize_fields_says_so_in_every_format() {
         json!(["url"])
     );
 }
+
+#[test]
+fn a_sink_serves_the_connections_it_names_or_all() {
+    let (all, _) = validate(
+        &req(json!({"name":"S","kind":"webhook","url":"https://hooks.example.com/in","streams":["events"]})),
+        None,
+        Loopback::Refused,
+    )
+    .unwrap();
+    assert!(all.serves("a") && all.serves("b"));
+    let named = SinkSettings {
+        connection_ids: Some(vec!["a".into()]),
+        ..all
+    };
+    assert!(named.serves("a"));
+    assert!(!named.serves("b"));
+}

@@ -185,14 +185,12 @@ impl SinkRow {
         ring.open(&self.secret, &seal_context(&self.id)).ok()
     }
 
+    /// Whether the sink takes this connection's items: never for a row
+    /// whose settings do not decode.
     pub fn serves(&self, connection_id: &str) -> bool {
-        match &self.settings {
-            None => false,
-            Some(s) => s
-                .connection_ids
-                .as_ref()
-                .is_none_or(|ids| ids.iter().any(|c| c == connection_id)),
-        }
+        self.settings
+            .as_ref()
+            .is_some_and(|s| s.serves(connection_id))
     }
 
     /// As the API shows it: never the credential.
