@@ -83,6 +83,13 @@ pub fn reread_floor(cursors: &[(i64, i64)]) -> Option<i64> {
         .min()
 }
 
+/// Whether a record of time `at` may already be in the index: only the
+/// overlap's re-reads can be, and they lie at or before the stored cursor's
+/// second (`stored_until`; none stored: nothing can be).
+pub fn may_be_indexed(at: i64, stored_until: Option<i64>) -> bool {
+    stored_until.is_some_and(|until| at <= until)
+}
+
 /// Where the hot window's index may start dropping rows: `hot_days` back
 /// from `now`, and never past a minute before what a coming run may read
 /// again (`reread_floor`) and look up in it.
@@ -813,6 +820,14 @@ pub(crate) mod tests {
             .filter(|r| r.2 && r.0 >= from)
             .map(|r| r.1.clone())
             .collect()
+    }
+
+    #[test]
+    fn only_records_up_to_the_stored_cursors_second_may_be_indexed() {
+        assert!(may_be_indexed(100, Some(100)));
+        assert!(may_be_indexed(99, Some(100)));
+        assert!(!may_be_indexed(101, Some(100)));
+        assert!(!may_be_indexed(0, None));
     }
 
     #[test]

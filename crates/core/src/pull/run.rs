@@ -81,6 +81,12 @@ impl RunOutcome {
         RunOutcome::Superseded,
     ];
 
+    /// Whether the run history keeps a run that ended so: a skipped one
+    /// (disabled, in error) did nothing worth a row.
+    pub fn recorded(self) -> bool {
+        self != RunOutcome::Skipped
+    }
+
     pub fn parse(s: &str) -> Option<RunOutcome> {
         RunOutcome::ALL.into_iter().find(|o| o.as_str() == s)
     }
@@ -1109,6 +1115,13 @@ impl PullRun {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_run_but_a_skipped_one_is_recorded() {
+        for outcome in RunOutcome::ALL {
+            assert_eq!(outcome.recorded(), outcome != RunOutcome::Skipped);
+        }
+    }
+
     #[test]
     fn the_next_pull_is_what_the_run_asked_or_a_maintenance_day() {
         assert_eq!(next_pull_at(RunOutcome::Superseded, Some(500), 100), 101);

@@ -450,7 +450,7 @@ impl ConnectionObject {
         }
         let stats = &slice.stats;
         pull::log_line(id, end.outcome, stats);
-        if end.outcome != RunOutcome::Skipped {
+        if end.outcome.recorded() {
             plane.record_run(&RunRow {
                 started_at: snc_core::clock::rfc3339(started),
                 finished_at: snc_core::clock::rfc3339(now()),

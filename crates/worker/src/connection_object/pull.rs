@@ -203,9 +203,8 @@ impl<'a> Slice<'a> {
         Ok(())
     }
 
-    /// The page's events the index does not hold yet, with their times. The
-    /// overlap re-reads records the index has: only records at or before
-    /// the stored cursor's second can be among them.
+    /// The page's events the index does not hold yet, with their times
+    /// (looked up only where core says one may be there).
     fn fresh_events<'p>(&self, page: &'p PageToStore) -> Result<Vec<(&'p Event, i64)>> {
         let stored_until = self
             .plane
@@ -219,7 +218,7 @@ impl<'a> Slice<'a> {
             let Some(at) = snc_core::clock::parse_rfc3339(&e.occurred_at) else {
                 continue;
             };
-            if stored_until.is_some_and(|until| at <= until)
+            if snc_core::pull::cursor::may_be_indexed(at, stored_until)
                 && self.plane.has_event(at, page.source, e.sys_id())?
             {
                 continue;
