@@ -348,11 +348,12 @@ impl ConnectionObject {
             return Ok(None);
         };
         let bucket = self.bucket()?;
+        let config = Config::from_env(&self.env);
         let mut schedule = plane.schedule()?;
         let pulled = schedule.on_alarm(now()).pull;
         if pulled {
             let at_start = schedule;
-            let Some(next) = self.pull(&plane, &bucket, store, &row).await? else {
+            let Some(next) = self.pull(&plane, &bucket, store, &row, &config).await? else {
                 return Ok(None);
             };
             // Read again: a pull asked for while this one ran stays due.
@@ -368,7 +369,7 @@ impl ConnectionObject {
         if self.deleted.get() {
             return Ok(None);
         }
-        if Config::from_env(&self.env).pulls_paused {
+        if config.pulls_paused {
             return Ok(Some(schedule.next_alarm(now(), None)));
         }
         // A delete during the pull (whose call to this object may have
@@ -380,7 +381,8 @@ impl ConnectionObject {
         // Forwarding, each sink on its own clock: a sink's backlog or retry
         // may want the alarm before the next pull, never the pull sooner.
         let stopping = || self.deleted.get();
-        let sinks_at = match outbox::run(&self.env, &plane, &bucket, &row, &stopping).await {
+        let sinks_at = match outbox::run(&self.env, &config, &plane, &bucket, &row, &stopping).await
+        {
             Ok(at) => at,
             Err(e) => {
                 console_log!("forward: {id}: {e}");
@@ -400,9 +402,9 @@ impl ConnectionObject {
         bucket: &Bucket,
         store: Store,
         row: &crate::d1::connections::ConnectionRow,
+        config: &Config,
     ) -> Result<Option<i64>> {
         let id = row.id.as_str();
-        let config = Config::from_env(&self.env);
         if config.pulls_paused {
             return Ok(Some(now() + config.pull_interval.secs()));
         }
@@ -414,7 +416,7 @@ impl ConnectionObject {
         let started = now();
         let fence = Fence::new(store, row);
         let stopping = || self.deleted.get();
-        let mut slice = Slice::new(&self.env, plane, bucket, &fence, row, &stopping);
+        let mut slice = Slice::new(&self.env, config, plane, bucket, &fence, row, &stopping);
         // Alerts a failed D1 write left behind go first.
         slice.flush_alerts().await;
         let end = pull::run(&mut slice).await?;

@@ -158,7 +158,7 @@ struct Forwarding<'a> {
     plane: &'a Plane,
     bucket: &'a Bucket,
     row: &'a ConnectionRow,
-    config: Config,
+    config: &'a Config,
     store: SinkStore,
     /// Asked between calls: true once the connection is being deleted.
     stopping: &'a dyn Fn() -> bool,
@@ -167,6 +167,7 @@ struct Forwarding<'a> {
 /// Every matching sink's step; returns when a sink next wants the alarm.
 pub async fn run(
     env: &Env,
+    config: &Config,
     plane: &Plane,
     bucket: &Bucket,
     row: &ConnectionRow,
@@ -177,7 +178,7 @@ pub async fn run(
         plane,
         bucket,
         row,
-        config: Config::from_env(env),
+        config,
         store: SinkStore::new(env.d1("DB")?),
         stopping,
     };

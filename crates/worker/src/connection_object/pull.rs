@@ -71,6 +71,8 @@ struct ArchivedPage {
 /// Everything one slice works with.
 pub struct Slice<'a> {
     pub env: &'a Env,
+    /// Read once by the alarm.
+    pub config: &'a Config,
     pub plane: &'a Plane,
     pub bucket: &'a Bucket,
     pub fence: &'a Fence,
@@ -88,6 +90,7 @@ pub struct Slice<'a> {
 impl<'a> Slice<'a> {
     pub fn new(
         env: &'a Env,
+        config: &'a Config,
         plane: &'a Plane,
         bucket: &'a Bucket,
         fence: &'a Fence,
@@ -96,6 +99,7 @@ impl<'a> Slice<'a> {
     ) -> Self {
         Slice {
             env,
+            config,
             plane,
             bucket,
             fence,
@@ -192,12 +196,12 @@ impl<'a> Slice<'a> {
     /// page's cursor in one commit, then judged by the rules.
     async fn store_page(&mut self, page: &PageToStore) -> Result<()> {
         let fresh = self.fresh_events(page)?;
-        let archived = self.archive_page(page, &fresh).await?;
+        let events: Vec<&Event> = fresh.iter().map(|(e, _)| *e).collect();
+        let archived = self.archive_page(page, &events).await?;
         if (self.stopping)() {
             return Ok(());
         }
         let inserted = self.index_page(page, &fresh, &archived)?;
-        let events: Vec<&Event> = fresh.iter().map(|(e, _)| *e).collect();
         self.judge(&events).await?;
         self.stats.events += inserted;
         Ok(())
@@ -231,14 +235,10 @@ impl<'a> Slice<'a> {
     /// The new events' archive object, written before anything points at
     /// it (written again, the same key is overwritten); none for a page
     /// with nothing new.
-    async fn archive_page(
-        &mut self,
-        page: &PageToStore,
-        fresh: &[(&Event, i64)],
-    ) -> Result<ArchivedPage> {
+    async fn archive_page(&mut self, page: &PageToStore, fresh: &[&Event]) -> Result<ArchivedPage> {
         let t0 = now_ms();
         let to = page.cursor.clone().unwrap_or_else(|| page.before.clone());
-        let ids: Vec<&str> = fresh.iter().map(|(e, _)| e.sys_id()).collect();
+        let ids: Vec<&str> = fresh.iter().map(|e| e.sys_id()).collect();
         let key = archive::page_key(&self.row.id, page.source, &page.before, &to, &ids);
         let mut archived = ArchivedPage {
             key,
@@ -246,8 +246,7 @@ impl<'a> Slice<'a> {
             bytes: 0,
         };
         if !fresh.is_empty() {
-            let events: Vec<&Event> = fresh.iter().map(|(e, _)| *e).collect();
-            let object = crate::archive::encode(&events).await?;
+            let object = crate::archive::encode(fresh).await?;
             self.stats.encode_ms += now_ms() - t0;
             archived.bytes = object.bytes.len();
             archived.members = object.members;
@@ -313,7 +312,7 @@ impl<'a> Slice<'a> {
         let detector = match self.detector.as_mut() {
             Some(d) => d,
             None => self.detector.insert(Detector::restore(
-                Config::from_env(self.env).rules(),
+                self.config.rules(),
                 self.plane.meta("detector")?.as_deref(),
             )),
         };
@@ -372,8 +371,7 @@ async fn open_auth(
 /// this loop moves the bytes and keeps what it is told to keep.
 pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
     let row = slice.row;
-    let env = slice.env;
-    let config = Config::from_env(env);
+    let config = slice.config;
     let interval = row.pull_interval(config.pull_interval).secs();
     if !snc_core::api::connection::may_pull(row.enabled, row.status, row.status_code) {
         return Ok(SliceEnd::new(RunOutcome::Skipped, None));
