@@ -1,7 +1,7 @@
 //! Connections in D1: their rows, sealed secrets, quotas, tombstones and
 //! the watchdog's schedule.
 
-use super::{count, flag, n, opt, opt_n, s};
+use super::{count, count32, flag, n, opt, opt_n, s};
 use serde::{Deserialize, Deserializer};
 use snc_core::api::connection::{Backfill, Connection, Status, StatusDetail};
 use snc_core::clock::rfc3339;
@@ -127,9 +127,7 @@ impl ConnectionRow {
             event_count: count(self.event_count),
             posture_score: self.posture_score.map(|s| s.clamp(0, 100) as u8),
             open_alerts: count(self.open_alerts),
-            pull_interval_secs: self
-                .pull_interval_secs
-                .map(|s| s.clamp(0, i64::from(u32::MAX)) as u32),
+            pull_interval_secs: self.pull_interval_secs.map(count32),
         }
     }
 }

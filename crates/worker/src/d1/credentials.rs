@@ -2,7 +2,7 @@
 //! tickets are found by the SHA-256 of what the caller presents; the
 //! credential itself is never stored.
 
-use super::{n, opt_n, s};
+use super::{count, count32, n, opt_n, s};
 use serde::Deserialize;
 use snc_core::api::access::{
     CredentialHash, FailureCount, FailurePolicy, KeyInfo, Scopes, TicketGrant,
@@ -269,7 +269,7 @@ impl AccessStore {
             (
                 FailureCount {
                     window_start: r.window_start,
-                    failures: u32::try_from(r.failures).unwrap_or(u32::MAX),
+                    failures: count32(r.failures),
                 },
                 r.refusal_audited,
             )
@@ -307,9 +307,7 @@ impl AccessStore {
             Some(r) => r.results::<Count>()?,
             None => Vec::new(),
         };
-        Ok(counted.first().map_or(u32::MAX, |c| {
-            c.failures.clamp(0, i64::from(u32::MAX)) as u32
-        }))
+        Ok(counted.first().map_or(u32::MAX, |c| count32(c.failures)))
     }
 
     /// Reserves an attempt before its credential is checked (an admin-token
@@ -338,10 +336,7 @@ impl AccessStore {
             .first(None)
             .await?;
         Ok(row.map_or((u32::MAX, u32::MAX), |c| {
-            (
-                c.failures.clamp(0, i64::from(u32::MAX)) as u32,
-                c.reserved.clamp(0, i64::from(u32::MAX)) as u32,
-            )
+            (count32(c.failures), count32(c.reserved))
         }))
     }
 
@@ -460,13 +455,9 @@ impl AccessStore {
             .bind(&[ended, s(snc_core::api::access::DEPLOYMENT_FAILURE_KEY)])?
             .first(None)
             .await?;
-        let named: Vec<(String, u64)> = named
-            .into_iter()
-            .map(|m| (m.ip, m.more.max(0) as u64))
-            .collect();
-        let (more, addresses) = rest.map_or((0, 0), |r| {
-            (r.more.unwrap_or(0).max(0) as u64, r.addresses.max(0) as u64)
-        });
+        let named: Vec<(String, u64)> = named.into_iter().map(|m| (m.ip, count(m.more))).collect();
+        let (more, addresses) =
+            rest.map_or((0, 0), |r| (count(r.more.unwrap_or(0)), count(r.addresses)));
         let named_more: u64 = named.iter().map(|(_, m)| m).sum();
         let rest = (
             more.saturating_sub(named_more),

@@ -37,3 +37,8 @@ pub(crate) fn flag(v: bool) -> JsValue {
 pub(crate) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
+
+/// A stored count held in 32 bits: never below zero, at most `u32::MAX`.
+pub(crate) fn count32(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
