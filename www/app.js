@@ -19,7 +19,8 @@ const signOut = () => { sessionStorage.removeItem("snc-admin-token"); sessionSto
 // The token form is plain HTML and needs no wasm: the admin can type while
 // the module loads. It goes away when the tab already has a token.
 if (token()) tokenForm.hidden = true;
-loadCore().then(() => showHealth(location.origin, document.getElementById("version")));
+// Resolves to whether Cloudflare Access signs admins in here (GET /health).
+const accessHere = loadCore().then(() => showHealth(location.origin, document.getElementById("version")));
 
 function refuse(problem) {
   main.replaceChildren(tokenForm);
@@ -38,6 +39,9 @@ function refuse(problem) {
 
 async function start({ quiet = false } = {}) {
   await loadCore();
+  // With no credential of its own, the page asks /me only where Access can
+  // vouch for it: anywhere else that is a 401 in every visitor's console.
+  if (quiet && !(await accessHere)) { tokenForm.hidden = false; return; }
   const before = remembered();
   // Drawn at once from the last /me, the wizard included; the views, which
   // call the API at once and keep polling, wait for /me to confirm.

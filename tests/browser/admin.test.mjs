@@ -146,3 +146,24 @@ test("the wizard's progress survives failed requests and says it is retrying; th
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test("a first visit and a sign-in log no console error: no /me is asked without a credential where Access does not sign in", async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  page.on("pageerror", (e) => errors.push(e.message));
+  const asked = [];
+  page.on("request", (r) => { if (new URL(r.url()).pathname === "/api/v1/me") asked.push(r.headers().authorization ?? null); });
+  await page.goto(worker.url + "/");
+  await page.locator("#version[data-state=ok]").waitFor();
+  await page.getByLabel("Admin token or API key").waitFor();
+  await page.waitForTimeout(1000);
+  assert.deepEqual(asked, [], "no /me before a credential");
+  await page.getByLabel("Admin token or API key").fill(worker.adminToken);
+  await page.getByRole("button", { name: "Continue" }).click();
+  await page.locator("li.connection", { hasText: "Listed" }).waitFor();
+  assert.equal(asked.length, 1, "one /me, with the credential");
+  assert.ok(asked[0]?.startsWith("Bearer "));
+  assert.deepEqual(errors, []);
+  await page.close();
+});

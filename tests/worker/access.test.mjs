@@ -303,3 +303,9 @@ test("wrong credentials are slowed per address: 429 with Retry-After, even for a
     await w.stop();
   }
 });
+
+test("the health report says Cloudflare Access signs admins in here, so the page may ask /me without a credential", async () => {
+  const r = await api("GET", "/health", undefined, { token: null });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.access, true);
+});

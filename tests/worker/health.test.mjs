@@ -13,7 +13,8 @@ test("health answers ok with the workspace version, without a token", async () =
   const r = await fetch(`${worker.url}/api/v1/health`);
   assert.equal(r.status, 200);
   assert.match(r.headers.get("content-type"), /application\/json/);
-  assert.deepEqual(await r.json(), { status: "ok", version: cargoVersion });
+  // No Cloudflare Access here: the page asks for a credential first.
+  assert.deepEqual(await r.json(), { status: "ok", version: cargoVersion, access: false });
 });
 
 test("an unknown API route is a not_found problem (after the token check)", async () => {

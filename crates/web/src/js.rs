@@ -169,6 +169,7 @@ impl FromJs for HealthReport {
         Some(HealthReport {
             status: o.str("status")?,
             version: o.str("version")?,
+            access: o.flag("access"),
         })
     }
 }

@@ -22,6 +22,7 @@ fn shows_the_version_as_text() {
     let report = HealthReport {
         status: "ok".into(),
         version: "<b>9.9.9</b>".into(),
+        access: false,
     };
     render_health(&el, &Ok(report));
     assert_eq!(el.text_content().unwrap(), "v<b>9.9.9</b>");

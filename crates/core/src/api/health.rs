@@ -6,13 +6,28 @@ use serde::{Deserialize, Serialize};
 pub struct HealthReport {
     pub status: String,
     pub version: String,
+    /// Whether Cloudflare Access signs admins in here: only then may a page
+    /// with no credential of its own ask `/me` (anywhere else that is a 401
+    /// in every visitor's console). Absent from older workers: no.
+    #[serde(default)]
+    pub access: bool,
+}
+
+/// How admins sign in on this deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignIn {
+    /// A credential typed into the page (the admin token, an API key).
+    Credential,
+    /// Cloudflare Access vouches for every request, or a credential.
+    CloudflareAccess,
 }
 
 impl HealthReport {
-    pub fn ok() -> Self {
+    pub fn ok(sign_in: SignIn) -> Self {
         HealthReport {
             status: "ok".into(),
             version: crate::VERSION.into(),
+            access: sign_in == SignIn::CloudflareAccess,
         }
     }
 
@@ -29,8 +44,12 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_what_is_not_a_health_report() {
-        let body = serde_json::to_vec(&HealthReport::ok()).unwrap();
-        assert_eq!(HealthReport::parse(&body), Some(HealthReport::ok()));
+        let ok = HealthReport::ok(SignIn::CloudflareAccess);
+        let body = serde_json::to_vec(&ok).unwrap();
+        assert_eq!(HealthReport::parse(&body), Some(ok));
+        // An older worker's report: no Access.
+        let old = HealthReport::parse(br#"{"status":"ok","version":"1"}"#).expect("a report");
+        assert!(!old.access && old.version == "1");
         assert_eq!(HealthReport::parse(b"<html>hibernating</html>"), None);
         assert_eq!(
             HealthReport::parse(br#"{"status":"down","version":"1"}"#),

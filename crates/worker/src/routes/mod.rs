@@ -73,7 +73,7 @@ async fn route(req: Request, env: &Env, config: &Config) -> Answer {
         return Ok(Response::empty()?.with_status(204));
     }
     if req.method() == Method::Get && path == "/api/v1/health" {
-        return health::get();
+        return health::get(config);
     }
     // Bodies are read whole by the handlers: a body must announce a
     // length within the cap before anything reads it (or checks its
