@@ -47,8 +47,8 @@ test("delete in the middle of a backfill leaves no byte of the connection in D1,
     const before = stateText(worker.persist);
     // The scan reads the real stores: the archive (gzip) holds whole events.
     assert.ok(ids.some((id) => before.includes(`"sys_id":"${id}"`)), "the archive's records are in the scanned state");
-    // The object's own SQLite files: those whose index holds its records.
-    const own = objectFiles(worker.persist).filter((p) => ids.some((id) => readFileSync(p, "latin1").includes(id)));
+    // The object's own SQLite files: those whose page rows name its archive.
+    const own = objectFiles(worker.persist).filter((p) => readFileSync(p, "latin1").includes(`${conn.id}/`));
     const files = [...new Set(own.map((p) => p.replace(/-wal$/, "")))].flatMap((p) => [p, `${p}-wal`]);
     const hasTables = (p) => existsSync(p) && readFileSync(p, "latin1").includes("CREATE TABLE");
     assert.ok(files.some(hasTables), `the object's files are found, with their schema: ${files}`);

@@ -52,11 +52,6 @@ pub struct Config {
     pub pull_budget_ms: u64,
     pub pull_max_calls: u32,
     pub pull_page_size: u32,
-    /// `EVENT_HOT_DAYS`, default 7, at least 1: how far back the object's
-    /// event index reaches (docs/architecture.md, "The hot window"). Older
-    /// events are read from their archived pages. At least a day, so the
-    /// pull's overlap (minutes) always finds what it re-reads in the index.
-    pub hot_days: i64,
     /// `EVENT_RETENTION_DAYS`, default 90.
     pub retention_days: i64,
     /// `SLICE_RETRY_SECS`, default 60: the first wait after a slice failed
@@ -70,11 +65,11 @@ pub struct Config {
     /// purge would (the local bucket cannot be made to fail). Counted per
     /// isolate; a var only (never a secret, where it would sit unseen).
     pub test_purge_faults: u32,
-    /// `EVENTS_PAGES_PER_READ`, default 24: archived pages one events read
-    /// may open (the range before the hot window); a read that runs out
-    /// answers a cursor to go on with, so a sparse filter over months cannot
-    /// tie up the connection's object.
-    pub events_pages_per_read: u32,
+    /// `EVENTS_MEMBERS_PER_READ`, default 64: archive members (256 events
+    /// each) one events read may open; a read that runs out answers a
+    /// cursor to go on with, so a sparse filter over months cannot tie up
+    /// the connection's object.
+    pub events_members_per_read: u32,
     /// `DETECTION_THRESHOLDS` as written: read into the rules (`rules()`)
     /// only where a detector is built, so a bad value is logged there, not
     /// at every request.
@@ -145,9 +140,6 @@ impl Config {
             pull_page_size: number(env, "PULL_PAGE_SIZE").map_or(MAX_PAGE, |n: i64| {
                 n.clamp(1, i64::from(MAX_PAGE)).unsigned_abs() as u32
             }),
-            hot_days: number(env, "EVENT_HOT_DAYS")
-                .filter(|d: &i64| *d >= 1)
-                .unwrap_or(7),
             retention_days: number(env, "EVENT_RETENTION_DAYS")
                 .filter(|d: &i64| *d > 0)
                 .unwrap_or(90),
@@ -162,9 +154,9 @@ impl Config {
                 .ok()
                 .and_then(|v| v.to_string().trim().parse().ok())
                 .unwrap_or(0),
-            events_pages_per_read: number(env, "EVENTS_PAGES_PER_READ")
+            events_members_per_read: number(env, "EVENTS_MEMBERS_PER_READ")
                 .filter(|n: &u32| *n >= 1)
-                .unwrap_or(24),
+                .unwrap_or(64),
             detection_thresholds: text(env, "DETECTION_THRESHOLDS"),
             sink_deadline: number(env, "SINK_TIMEOUT_MS")
                 .filter(|ms: &u64| *ms >= 100)

@@ -69,33 +69,11 @@ pub fn resume_start(cursor: &Key, read_at: i64, backfill_from: i64) -> Key {
     }
 }
 
-/// The oldest record time a coming run may read again and look up in the
-/// index, over every table's (cursor time, time of the read that stored
-/// it): only a cursor within `OVERLAP_SECS` of its read makes the next run
-/// start before it (`resume_start`), at its read less the overlap. The index
-/// must keep everything from there on, whatever its hot window; `None`:
-/// nothing is read again.
-pub fn reread_floor(cursors: &[(i64, i64)]) -> Option<i64> {
-    cursors
-        .iter()
-        .filter(|(cursor, read_at)| *cursor > read_at - OVERLAP_SECS)
-        .map(|(_, read_at)| read_at - OVERLAP_SECS)
-        .min()
-}
-
 /// Whether a record of time `at` may already be in the index: only the
 /// overlap's re-reads can be, and they lie at or before the stored cursor's
 /// second (`stored_until`; none stored: nothing can be).
 pub fn may_be_indexed(at: i64, stored_until: Option<i64>) -> bool {
     stored_until.is_some_and(|until| at <= until)
-}
-
-/// Where the hot window's index may start dropping rows: `hot_days` back
-/// from `now`, and never past a minute before what a coming run may read
-/// again (`reread_floor`) and look up in it.
-pub fn hot_cutoff(now: i64, hot_days: i64, cursors: &[(i64, i64)]) -> i64 {
-    let floor = reread_floor(cursors).map_or(i64::MAX, |f| f - 60);
-    (now - hot_days * 86_400).min(floor)
 }
 
 /// The encoded query for records strictly after `after` (or at/after its
@@ -831,19 +809,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_hot_window_keeps_what_a_coming_run_reads_again() {
-        let now = 1_000_000;
-        // No cursor near its read: the window alone decides.
-        assert_eq!(hot_cutoff(now, 7, &[(now - 3_600, now)]), now - 7 * 86_400);
-        // A cursor within the overlap of its read a week ago keeps that week.
-        let read_at = now - 8 * 86_400;
-        assert_eq!(
-            hot_cutoff(now, 7, &[(read_at, read_at)]),
-            read_at - OVERLAP_SECS - 60
-        );
-    }
-
-    #[test]
     fn a_burst_larger_than_a_page_neither_loops_nor_skips() {
         let t0 = 1_700_000_000;
         let mut rows: Vec<Row> = (0..25_000).map(|n| (t0 + 10, id(n), true)).collect();
@@ -1061,30 +1026,6 @@ pub(crate) mod tests {
             "/api/now/v2/table/sysevent?sysparm_query=sys_created_on%3E%3D2026-11-20+09%3A50%3A00"
         ));
         assert!(path.contains("sysparm_exclude_reference_link=true"));
-    }
-
-    #[test]
-    fn the_index_keeps_what_a_coming_run_reads_again() {
-        let read_at = 1_000_000;
-        // A cursor well before its read: the next run starts after it.
-        assert_eq!(reread_floor(&[(read_at - OVERLAP_SECS - 1, read_at)]), None);
-        // A cursor close to its read (or a connection disabled since): the
-        // next run starts at the read less the overlap, however long ago.
-        assert_eq!(
-            reread_floor(&[(read_at - 5, read_at), (read_at - 86_400 * 30, read_at)]),
-            Some(read_at - OVERLAP_SECS)
-        );
-        assert_eq!(
-            reread_floor(&[(read_at - 5, read_at), (500_000, 500_010)]),
-            Some(500_010 - OVERLAP_SECS)
-        );
-        // Every such start is at or after the floor.
-        for (cursor, read) in [(read_at - 5, read_at), (500_000, 500_010)] {
-            let c = Key::start_of(cursor);
-            let start = resume_start(&c, read, 0);
-            let t = crate::pull::events::parse_servicenow_time(&start.created_on).unwrap();
-            assert!(t >= reread_floor(&[(read_at - 5, read_at), (500_000, 500_010)]).unwrap());
-        }
     }
 
     /// The answer to a split's read of `fields`, for record `sys_id`.

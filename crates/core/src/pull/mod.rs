@@ -5,5 +5,6 @@
 pub mod archive;
 pub mod cursor;
 pub mod events;
+pub mod index;
 pub mod run;
 pub mod schedule;

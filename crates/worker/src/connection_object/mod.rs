@@ -39,6 +39,8 @@ use reads::{read_events, EventsRead};
 const FAILED_SLICES: &str = "failed_slices";
 /// How long a delete waits for a running slice to reach its next step.
 const STOP_WAIT_MS: u64 = 120_000;
+/// Index members reaching across the retention's cutoff trimmed per pull.
+const TRIMS_PER_PULL: usize = 8;
 /// The object's meta key of a delete under way.
 const TOMBSTONE: &str = "tombstone";
 
@@ -425,27 +427,25 @@ impl ConnectionObject {
         }
         // Retention after the pull, so a backfill's last slice already drops
         // what it fetched from before the retention.
-        let retention_days = config.retention_days;
-        let (dropped, expired) = plane.apply_retention(now() - retention_days * 86_400)?;
+        let cutoff = now() - config.retention_days * 86_400;
+        let (mut dropped, expired) = plane.apply_retention(cutoff)?;
         crate::archive::delete(bucket, &expired).await?;
-        // The index keeps the hot window; older events stay in their pages.
-        // Never past what a coming run may read again and look up in it.
-        let hot_days = config.hot_days.min(retention_days);
-        let positions: Vec<(i64, i64)> = plane
-            .cursors()?
-            .iter()
-            .filter_map(|c| {
-                let at = snc_core::pull::events::parse_servicenow_time(c.created_on.as_deref()?)?;
-                Some((at, c.read_at?))
-            })
-            .collect();
-        let moved = plane.trim_hot(snc_core::pull::cursor::hot_cutoff(
-            now(),
-            hot_days,
-            &positions,
-        ))?;
-        if moved > 0 {
-            console_log!("hot window: {moved} index rows older than {hot_days} days left the index (their pages keep them)");
+        // Members reaching across the cutoff count out what passed it, a
+        // few per pull (each is one ranged read of its member).
+        for spot in plane.straddling(cutoff, TRIMS_PER_PULL)? {
+            let times = match reads::member_times(bucket, &spot).await {
+                Ok(times) => times,
+                Err(e) => {
+                    console_log!(
+                        "retention: a member of {} could not be read ({e}); next pull",
+                        spot.key
+                    );
+                    break;
+                }
+            };
+            let trim = snc_core::pull::index::trim(&times, spot.first_at, cutoff);
+            dropped += u64::from(trim.counted_out);
+            plane.trim_member(&spot, &trim)?;
         }
         if dropped > 0 {
             fence.progress(&plane.progress(now())?).await?;
@@ -554,7 +554,7 @@ impl ConnectionObject {
     }
 
     async fn read_events(&self, q: &IndexQuery) -> Result<EventsRead> {
-        let budget = Config::from_env(&self.env).events_pages_per_read;
+        let budget = Config::from_env(&self.env).events_members_per_read;
         read_events(&self.plane()?, &self.bucket()?, q, budget).await
     }
 }

@@ -387,7 +387,7 @@ impl Forwarding<'_> {
                 connection_id: &row.id,
                 instance_url: &row.instance_url,
                 deadline,
-                pages_per_read: config.events_pages_per_read,
+                members_per_read: config.events_members_per_read,
             };
             match replay.run(cursor, &mut sink_step).await? {
                 Some(v) => failure = Some((v, crate::now())),
@@ -745,7 +745,7 @@ struct Replay<'a> {
     instance_url: &'a str,
     deadline: Duration,
     /// Archived pages one read of the range may open.
-    pages_per_read: u32,
+    members_per_read: u32,
 }
 
 /// What one call of a replay did.
@@ -827,7 +827,7 @@ impl Replay<'_> {
             newest_first: false,
             ..Default::default()
         };
-        let read = super::read_events(self.plane, self.bucket, &q, self.pages_per_read).await?;
+        let read = super::read_events(self.plane, self.bucket, &q, self.members_per_read).await?;
         let events = read.events;
         if events.is_empty() {
             // Nothing in this read's pages: on from where it stopped.

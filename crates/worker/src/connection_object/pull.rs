@@ -4,6 +4,8 @@
 //! through `Fence` (its generation): a reconnect, an enable or a disable
 //! made while this slice runs cannot be overwritten by it.
 
+use std::collections::HashSet;
+
 use snc_core::problem::ProblemCode;
 use snc_core::pull::archive;
 use snc_core::pull::events::{parse_servicenow_time, Event};
@@ -16,11 +18,12 @@ use snc_core::secret::OpenedSecret;
 use snc_core::watch::detect::Detector;
 use worker::{console_log, Bucket, Env, Result};
 
-use super::plane::{IndexEntry, Plane, StoredPage};
+use super::plane::{Plane, StoredPage};
 use crate::config::Config;
 use crate::d1::alerts::AlertStore;
 use crate::d1::connections::{ConnectionRow, Fence};
 use crate::{now, now_ms, transport};
+use snc_core::pull::index::{self, IndexedEvent};
 
 /// The connection's row gets the progress at most this often during a run.
 const PROGRESS_EVERY_MS: u64 = 1_000;
@@ -57,6 +60,9 @@ pub struct RunStats {
     pub statements: usize,
     /// Writes to the connection's D1 row (progress, schedule, tokens).
     pub d1_writes: u32,
+    /// Rows the pages' stores wrote in the object (members, page, keys,
+    /// cursor, count, index entries): what the object bills.
+    pub object_rows: u64,
     pub events: u64,
     pub detail: Option<String>,
 }
@@ -207,8 +213,10 @@ impl<'a> Slice<'a> {
         Ok(())
     }
 
-    /// The page's events the index does not hold yet, with their times
-    /// (looked up only where core says one may be there).
+    /// The page's events the index does not hold yet, with their times:
+    /// only one at or before the table's stored cursor can be held (core's
+    /// `may_be_indexed`: the overlap's re-reads), looked up in the table's
+    /// recent keys; a record twice in one answer is taken once.
     fn fresh_events<'p>(&self, page: &'p PageToStore) -> Result<Vec<(&'p Event, i64)>> {
         let stored_until = self
             .plane
@@ -217,17 +225,27 @@ impl<'a> Slice<'a> {
             .find(|c| c.source_table == page.source)
             .and_then(|c| c.created_on)
             .and_then(|t| parse_servicenow_time(&t));
-        let mut fresh = Vec::with_capacity(page.events.len());
-        for e in &page.events {
-            let Some(at) = snc_core::clock::parse_rfc3339(&e.occurred_at) else {
-                continue;
-            };
-            if snc_core::pull::cursor::may_be_indexed(at, stored_until)
-                && self.plane.has_event(at, page.source, e.sys_id())?
-            {
-                continue;
+        let timed: Vec<(&Event, i64)> = page
+            .events
+            .iter()
+            .filter_map(|e| Some((e, snc_core::clock::parse_rfc3339(&e.occurred_at)?)))
+            .collect();
+        let recent = if timed
+            .iter()
+            .any(|(_, at)| snc_core::pull::cursor::may_be_indexed(*at, stored_until))
+        {
+            self.plane.recent_keys(page.source)?
+        } else {
+            HashSet::new()
+        };
+        let mut taken: HashSet<&str> = HashSet::with_capacity(timed.len());
+        let mut fresh = Vec::with_capacity(timed.len());
+        for (e, at) in timed {
+            let held = snc_core::pull::cursor::may_be_indexed(at, stored_until)
+                && recent.contains(e.sys_id());
+            if !held && taken.insert(e.sys_id()) {
+                fresh.push((e, at));
             }
-            fresh.push((e, at));
         }
         Ok(fresh)
     }
@@ -271,20 +289,26 @@ impl<'a> Slice<'a> {
         archived: &ArchivedPage,
     ) -> Result<u64> {
         let t1 = now_ms();
-        let entries = fresh
+        let entries: Vec<IndexedEvent> = fresh
             .iter()
-            .map(|(e, at)| IndexEntry {
+            .map(|(e, at)| IndexedEvent {
                 occurred_at: *at,
                 sys_id: e.sys_id(),
                 kind: e.kind.as_str(),
                 actor: e.actor.as_deref(),
             })
             .collect();
+        let cursor_at = page
+            .cursor
+            .as_ref()
+            .and_then(|k| parse_servicenow_time(&k.created_on));
         let inserted = self.plane.store_page(&StoredPage {
             source_table: page.source,
             key: &archived.key,
             bytes: archived.bytes,
             members: &archived.members,
+            recent: cursor_at.and_then(|at| index::recent_keys(&entries, at, page.read_at)),
+            keys_floor: cursor_at.map(|at| index::keys_floor(at, page.read_at)),
             entries,
             cursor: page
                 .cursor
@@ -295,6 +319,7 @@ impl<'a> Slice<'a> {
             page_size: page.page_size,
             read_at: page.read_at,
         })?;
+        self.stats.object_rows += self.plane.take_rows_written();
         for (e, _) in fresh {
             if let Some((table, sys_id)) = snc_core::watch::inventory::deleted_record(e) {
                 self.plane.inventory_delete(table, &sys_id)?;
@@ -581,11 +606,12 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
 /// The log line of a slice: where its time went.
 pub fn log_line(id: &str, outcome: RunOutcome, s: &RunStats) {
     console_log!(
-        "pull {id}: {} ({} calls, {} archive writes, {} d1 writes, {} new events; fetch {} ms, parse {} ms, archive {} ms ({} ms gzip), index {} ms, detect {} ms, the next page's fetch overlapped; {} ms in all, {} ms before the first read)",
+        "pull {id}: {} ({} calls, {} archive writes, {} d1 writes, {} object rows, {} new events; fetch {} ms, parse {} ms, archive {} ms ({} ms gzip), index {} ms, detect {} ms, the next page's fetch overlapped; {} ms in all, {} ms before the first read)",
         outcome.as_str(),
         s.calls,
         s.statements,
         s.d1_writes,
+        s.object_rows,
         s.events,
         s.fetch_ms,
         s.parse_ms,

@@ -12,7 +12,9 @@ use snc_core::pull::cursor::Key;
 use snc_core::pull::events::{servicenow_time, Event, Kind, RawRecord, Target};
 use worker::{Bucket, D1Database, Result};
 
-use super::plane::{IndexEntry, LegacyCursor, Plane};
+use snc_core::pull::index::{self, IndexedEvent};
+
+use super::plane::{LegacyCursor, Plane};
 use crate::d1::{n, s};
 
 /// Legacy events moved per D1 read.
@@ -145,9 +147,9 @@ async fn move_events(
     let bytes = object.bytes.len();
     let members = object.members;
     bucket.put(&key, object.bytes).execute().await?;
-    let entries: Vec<IndexEntry> = events
+    let entries: Vec<IndexedEvent> = events
         .iter()
-        .map(|e| IndexEntry {
+        .map(|e| IndexedEvent {
             occurred_at: parse_rfc3339(&e.occurred_at).unwrap_or(0),
             sys_id: e.sys_id(),
             kind: e.kind.as_str(),
@@ -155,5 +157,18 @@ async fn move_events(
         })
         .collect();
     plane.index_page(table, &key, bytes, &members, &entries)?;
+    // The carried-over cursor has no read of its own: the first run reads
+    // the overlap before it again, and must find these there.
+    let cursor_at = plane
+        .cursors()?
+        .into_iter()
+        .find(|c| c.source_table == table)
+        .and_then(|c| c.created_on)
+        .and_then(|t| snc_core::pull::events::parse_servicenow_time(&t));
+    if let Some(at) = cursor_at {
+        if let Some(keys) = index::recent_keys(&entries, at, at) {
+            plane.keep_keys(table, &key, &keys)?;
+        }
+    }
     Ok(())
 }

@@ -1,25 +1,20 @@
 //! The event index: each table's cursor, the archived pages, one row per
-//! event of the hot window, the count, and what retention and the hot
-//! window drop.
+//! archive member (core's `pull::index`), the recent keys the overlap's
+//! duplicate check reads, the count, and what retention drops.
+
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use worker::{Result, SqlStorageValue as V};
 
 use snc_core::pull::cursor::Key;
+use snc_core::pull::index::{self, IndexedEvent, RecentKeys, Trim};
 use snc_core::pull::run::StoredCursor;
 
 use super::{int, text, Plane};
 use crate::d1::connections::Progress;
 
 pub use snc_core::pull::archive::Order;
-
-/// An archived page some of whose events are no longer indexed.
-#[derive(Deserialize)]
-pub struct ColdPage {
-    pub key: String,
-    pub first_at: i64,
-    pub last_at: i64,
-}
 
 #[derive(Deserialize)]
 pub struct CursorRow {
@@ -63,22 +58,23 @@ impl CursorRow {
     }
 }
 
-/// One index row and where its event lies.
-#[derive(Deserialize)]
-pub struct IndexRow {
-    pub source_table: String,
-    pub sys_id: String,
+/// One member a read may open: where it lies in the archive and its range.
+#[derive(Clone, Deserialize)]
+pub struct MemberSpot {
     pub key: String,
-    pub members: String,
-    pub line: i64,
+    /// The page's member offsets (`archive::member_range`).
+    pub offsets: String,
+    pub page: i64,
+    pub member: i64,
+    pub first_at: i64,
+    pub last_at: i64,
 }
 
-/// An event's index entry, as a page is stored.
-pub struct IndexEntry<'a> {
-    pub occurred_at: i64,
-    pub sys_id: &'a str,
-    pub kind: &'a str,
-    pub actor: Option<&'a str>,
+impl MemberSpot {
+    /// The member's first line in its page.
+    pub fn first_line(&self) -> usize {
+        usize::try_from(self.member).unwrap_or(0) * snc_core::pull::archive::LINES_PER_MEMBER
+    }
 }
 
 /// One archived page, to index.
@@ -87,8 +83,12 @@ pub struct StoredPage<'a> {
     pub key: &'a str,
     pub bytes: usize,
     pub members: &'a str,
-    pub entries: Vec<IndexEntry<'a>>,
+    pub entries: Vec<IndexedEvent<'a>>,
+    /// The page's recent keys (`index::recent_keys`).
+    pub recent: Option<RecentKeys>,
     pub cursor: Option<(&'a str, &'a str)>,
+    /// Recent keys of this table older than this go (`index::keys_floor`).
+    pub keys_floor: Option<i64>,
     pub backfill_total: Option<u64>,
     pub caught_up: bool,
     pub page_size: u32,
@@ -110,6 +110,26 @@ pub struct IndexQuery {
     pub not_before: Option<i64>,
 }
 
+impl IndexQuery {
+    /// The oldest second the answer may hold.
+    pub fn lower(&self) -> Option<i64> {
+        match (self.from, self.not_before) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Which members a read wants, in its order: those whose range meets
+/// `[lower, upper)` and whose lists may hold the kind and the actor.
+pub struct MemberFilter<'a> {
+    pub lower: Option<i64>,
+    pub upper: i64,
+    pub kind: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    pub order: Order,
+}
+
 impl Plane {
     pub fn cursors(&self) -> Result<Vec<CursorRow>> {
         self.sql
@@ -120,25 +140,46 @@ impl Plane {
             .to_array()
     }
 
-    /// Whether the index holds this event (the overlap re-reads records).
-    pub fn has_event(&self, occurred_at: i64, table: &str, sys_id: &str) -> Result<bool> {
-        let cursor = self.sql.exec(
-            "SELECT 1 AS x FROM events WHERE occurred_at = ? AND source_table = ? AND sys_id = ?",
-            vec![int(occurred_at), text(table), text(sys_id)],
-        )?;
-        Ok(cursor.next::<serde_json::Value>().next().is_some())
+    /// The sys_ids of `table`'s events a run may read again (the overlap).
+    pub fn recent_keys(&self, table: &str) -> Result<HashSet<String>> {
+        #[derive(Deserialize)]
+        struct Row {
+            keys: String,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                "SELECT keys FROM recent_keys WHERE source_table = ?",
+                vec![text(table)],
+            )?
+            .to_array()?;
+        let mut out = HashSet::new();
+        for row in rows {
+            let ids: Vec<String> = serde_json::from_str(&row.keys)?;
+            out.extend(ids);
+        }
+        Ok(out)
     }
 
     /// Indexes one archived page with its cursor, synchronously (one commit).
-    /// Returns the number of new index rows.
+    /// Returns the number of events new to the index.
     pub fn store_page(&self, p: &StoredPage<'_>) -> Result<u64> {
         let inserted = self.index_page(p.source_table, p.key, p.bytes, p.members, &p.entries)?;
+        if let Some(keys) = &p.recent {
+            self.keep_keys(p.source_table, p.key, keys)?;
+        }
+        if let Some(floor) = p.keys_floor {
+            self.write(
+                "DELETE FROM recent_keys WHERE source_table = ? AND last_at < ?",
+                vec![text(p.source_table), int(floor)],
+            )?;
+        }
         let (t, s) = p
             .cursor
             .map(|(t, s)| (text(t), text(s)))
             .unwrap_or((V::Null, V::Null));
         let total = p.backfill_total.map_or(V::Null, |n| int(n as i64));
-        self.sql.exec(
+        self.write(
             "INSERT INTO cursors (source_table, created_on, sys_id, backfill_total, caught_up, page_size, read_at) VALUES (?1, ?2, ?3, coalesce(?4, 0), ?5, ?6, ?7) \
              ON CONFLICT (source_table) DO UPDATE SET created_on = coalesce(excluded.created_on, cursors.created_on), sys_id = coalesce(excluded.sys_id, cursors.sys_id), \
              backfill_total = coalesce(?4, cursors.backfill_total), caught_up = max(cursors.caught_up, excluded.caught_up), page_size = excluded.page_size, \
@@ -148,57 +189,78 @@ impl Plane {
         Ok(inserted)
     }
 
-    /// The page row and the index rows of one archived object, and the
-    /// count. Returns the number of new index rows.
+    /// A page's recent keys, as one row.
+    pub fn keep_keys(&self, source_table: &str, key: &str, keys: &RecentKeys) -> Result<()> {
+        self.write(
+            "INSERT OR REPLACE INTO recent_keys (page, source_table, last_at, keys) SELECT id, ?2, ?3, ?4 FROM pages WHERE key = ?1",
+            vec![text(key), text(source_table), int(keys.last_at), V::String(serde_json::to_string(&keys.sys_ids)?)],
+        )?;
+        Ok(())
+    }
+
+    /// The page row and the member rows of one archived object, and the
+    /// count. Returns the number of events new to the index: none when the
+    /// page was stored before (the same key is the same events).
     pub fn index_page(
         &self,
         source_table: &str,
         key: &str,
         bytes: usize,
         members: &str,
-        entries: &[IndexEntry<'_>],
+        entries: &[IndexedEvent<'_>],
     ) -> Result<u64> {
         if entries.is_empty() {
             return Ok(0);
         }
-        let first = entries.iter().map(|e| e.occurred_at).min().unwrap_or(0);
-        let last = entries.iter().map(|e| e.occurred_at).max().unwrap_or(0);
-        self.sql.exec(
-            "INSERT INTO pages (key, source_table, first_at, last_at, events, bytes, members) VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (key) DO UPDATE SET first_at = excluded.first_at, last_at = excluded.last_at, events = excluded.events, bytes = excluded.bytes, members = excluded.members",
-            vec![text(key), text(source_table), int(first), int(last), int(entries.len() as i64), int(bytes as i64), text(members)],
-        )?;
         #[derive(Deserialize)]
         struct Id {
             id: i64,
         }
+        let known: Vec<Id> = self
+            .sql
+            .exec("SELECT id FROM pages WHERE key = ?", vec![text(key)])?
+            .to_array()?;
+        if !known.is_empty() {
+            return Ok(0);
+        }
+        let first = entries.iter().map(|e| e.occurred_at).min().unwrap_or(0);
+        let last = entries.iter().map(|e| e.occurred_at).max().unwrap_or(0);
+        self.write(
+            "INSERT INTO pages (key, source_table, first_at, last_at, events, bytes, members) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            vec![text(key), text(source_table), int(first), int(last), int(entries.len() as i64), int(bytes as i64), text(members)],
+        )?;
         let page: Vec<Id> = self
             .sql
             .exec("SELECT id FROM pages WHERE key = ?", vec![text(key)])?
             .to_array()?;
         let page = page.first().map(|r| r.id).unwrap_or(0);
-        // The first time it was stored (a rewrite of the same page keeps it).
-        self.sql.exec(
+        // The first time it was stored (forwarding starts a new sink after it).
+        self.write(
             "INSERT OR IGNORE INTO page_stored (page, at) VALUES (?, CAST(strftime('%s', 'now') AS INTEGER))",
             vec![int(page)],
         )?;
-        // One statement per 4,000 rows: they cross into SQLite as one JSON
-        // array instead of one call (and one argument array) per row, and
-        // each bound text stays far under SQLite's 2 MB argument limit.
-        let mut inserted = 0u64;
-        for (n, chunk) in entries.chunks(4_000).enumerate() {
-            let rows: Vec<(i64, &str, &str, Option<&str>)> = chunk
-                .iter()
-                .map(|e| (e.occurred_at, e.sys_id, e.kind, e.actor))
-                .collect();
-            inserted += self.write(
-                "INSERT OR IGNORE INTO events (occurred_at, source_table, sys_id, kind, actor, page, line) \
-                 SELECT value->>0, ?1, value->>1, value->>2, value->>3, ?2, key + ?3 FROM json_each(?4)",
-                vec![text(source_table), int(page), int((n * 4_000) as i64), V::String(serde_json::to_string(&rows)?)],
-            )? as u64;
-        }
-        self.add_count(inserted as i64)?;
-        Ok(inserted)
+        type Row = (u32, i64, i64, u32, String, Option<String>, Option<String>);
+        let rows: Vec<Row> = index::member_rows(entries)
+            .into_iter()
+            .map(|m| {
+                (
+                    m.member,
+                    m.first_at,
+                    m.last_at,
+                    m.events,
+                    m.kinds,
+                    m.actors,
+                    m.actor_filter,
+                )
+            })
+            .collect();
+        self.write(
+            "INSERT OR REPLACE INTO members (page, member, first_at, last_at, events, kinds, actors, actor_filter) \
+             SELECT ?1, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 FROM json_each(?2)",
+            vec![int(page), V::String(serde_json::to_string(&rows)?)],
+        )?;
+        self.add_count(entries.len() as i64)?;
+        Ok(entries.len() as u64)
     }
 
     /// A cursor carried over from before the event plane, unless the object
@@ -212,7 +274,7 @@ impl Plane {
     }
 
     fn add_count(&self, n: i64) -> Result<()> {
-        self.sql.exec(
+        self.write(
             "INSERT INTO meta (k, v) VALUES ('event_count', ?1) ON CONFLICT (k) DO UPDATE SET v = CAST(v AS REAL) + ?1",
             vec![int(n)],
         )?;
@@ -276,86 +338,91 @@ impl Plane {
         Ok(rows.first().and_then(|r| r.n).unwrap_or(0).max(0) as u64)
     }
 
-    /// Index rows matching the query, with where each event lies.
-    pub fn events(&self, q: &IndexQuery) -> Result<Vec<IndexRow>> {
+    /// Up to `n` members the filter wants, in its order, after `after` (the
+    /// last one of the previous call).
+    pub fn members(
+        &self,
+        f: &MemberFilter<'_>,
+        after: Option<&MemberSpot>,
+        n: usize,
+    ) -> Result<Vec<MemberSpot>> {
         let mut sql = String::from(
-            "SELECT e.source_table, e.sys_id, p.key, p.members, e.line FROM events e JOIN pages p ON p.id = e.page WHERE 1",
+            "SELECT p.key, p.members AS offsets, m.page, m.member, m.first_at, m.last_at FROM members m JOIN pages p ON p.id = m.page WHERE m.first_at < ? AND m.last_at >= ?",
         );
-        let mut binds = Vec::new();
-        let lower = match (q.from, q.not_before) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(from) = lower {
-            sql.push_str(" AND e.occurred_at >= ?");
-            binds.push(int(from));
+        let mut binds = vec![int(f.upper), int(f.lower.unwrap_or(i64::MIN))];
+        if let Some(kind) = f.kind {
+            sql.push_str(" AND (m.kinds IS NULL OR instr(m.kinds, ?) > 0)");
+            binds.push(text(&index::needle(kind)));
         }
-        if let Some(to) = q.to {
-            sql.push_str(" AND e.occurred_at < ?");
-            binds.push(int(to));
+        if let Some(actor) = f.actor {
+            // Listed, or in the filter, or neither kept (any actor).
+            sql.push_str(" AND (instr(m.actors, ?) > 0 OR (m.actor_filter IS NOT NULL");
+            binds.push(text(&index::needle(actor)));
+            for probe in index::ActorFilter::probes(actor) {
+                sql.push_str(" AND instr(?, substr(m.actor_filter, ?, 1)) > 0");
+                binds.extend([text(probe.digits), int(i64::from(probe.place))]);
+            }
+            sql.push_str(") OR (m.actors IS NULL AND m.actor_filter IS NULL))");
         }
-        if let Some(kind) = &q.kind {
-            sql.push_str(" AND e.kind = ?");
-            binds.push(text(kind));
+        // Keyset order, as the table's key and its index on first_at hold it.
+        match (f.order, after) {
+            (Order::NewestFirst, Some(a)) => {
+                sql.push_str(" AND (m.last_at, m.page, m.member) < (?, ?, ?)");
+                binds.extend([int(a.last_at), int(a.page), int(a.member)]);
+            }
+            (Order::OldestFirst, Some(a)) => {
+                sql.push_str(" AND (m.first_at, m.last_at, m.page, m.member) > (?, ?, ?, ?)");
+                binds.extend([int(a.first_at), int(a.last_at), int(a.page), int(a.member)]);
+            }
+            (_, None) => {}
         }
-        if let Some(actor) = &q.actor {
-            sql.push_str(" AND e.actor = ?");
-            binds.push(text(actor));
-        }
-        if let Some((t, table, sys_id)) = &q.after {
-            let op = if q.newest_first { "<" } else { ">" };
-            sql.push_str(&format!(
-                " AND (e.occurred_at, e.source_table, e.sys_id) {op} (?, ?, ?)"
-            ));
-            binds.extend([int(*t), text(table), text(sys_id)]);
-        }
-        let dir = if q.newest_first { "DESC" } else { "ASC" };
-        sql.push_str(&format!(
-            " ORDER BY e.occurred_at {dir}, e.source_table {dir}, e.sys_id {dir} LIMIT ?"
-        ));
-        binds.push(int(i64::from(q.limit)));
+        sql.push_str(match f.order {
+            Order::NewestFirst => " ORDER BY m.last_at DESC, m.page DESC, m.member DESC LIMIT ?",
+            Order::OldestFirst => {
+                " ORDER BY m.first_at ASC, m.last_at ASC, m.page ASC, m.member ASC LIMIT ?"
+            }
+        });
+        binds.push(int(n as i64));
         self.sql.exec(&sql, binds)?.to_array()
     }
 
     /// Trims the index to the retention; returns how many events went and
     /// the archive objects now wholly past it (their rows are gone; the
-    /// caller deletes the objects).
+    /// caller deletes the objects). Members reaching across the cutoff are
+    /// trimmed by `straddling` and `trim_member`.
     pub fn apply_retention(&self, cutoff: i64) -> Result<(u64, Vec<String>)> {
         #[derive(Deserialize)]
         struct Key {
             key: String,
         }
         #[derive(Deserialize)]
-        struct Cold {
-            n: i64,
+        struct Sum {
+            n: Option<i64>,
         }
         let gone: Vec<Key> = self
             .sql
             .exec("SELECT key FROM pages WHERE last_at < ?", vec![int(cutoff)])?
             .to_array()?;
-        // Events out of the index leave the count with their page.
-        let cold: Vec<Cold> = self
+        let sum: Vec<Sum> = self
             .sql
             .exec(
-                "SELECT coalesce(sum(c.events), 0) AS n FROM page_cold c JOIN pages p ON p.id = c.page WHERE p.last_at < ?",
+                "SELECT sum(events) AS n FROM members WHERE last_at < ?",
                 vec![int(cutoff)],
             )?
             .to_array()?;
-        let removed = self.write(
-            "DELETE FROM events WHERE occurred_at < ?",
-            vec![int(cutoff)],
-        )? as i64
-            + cold.first().map_or(0, |c| c.n);
+        let removed = sum.first().and_then(|s| s.n).unwrap_or(0);
         self.sql
-            .exec("DELETE FROM pages WHERE last_at < ?", vec![int(cutoff)])?;
-        self.sql.exec(
-            "DELETE FROM page_stored WHERE page NOT IN (SELECT id FROM pages)",
-            None,
-        )?;
-        self.sql.exec(
-            "DELETE FROM page_cold WHERE page NOT IN (SELECT id FROM pages)",
-            None,
-        )?;
+            .exec("DELETE FROM members WHERE last_at < ?", vec![int(cutoff)])?;
+        if !gone.is_empty() {
+            self.sql
+                .exec("DELETE FROM pages WHERE last_at < ?", vec![int(cutoff)])?;
+            for table in ["page_stored", "recent_keys"] {
+                self.sql.exec(
+                    &format!("DELETE FROM {table} WHERE page NOT IN (SELECT id FROM pages)"),
+                    None,
+                )?;
+            }
+        }
         self.sql
             .exec("DELETE FROM alert_feed WHERE at < ?", vec![int(cutoff)])?;
         // The posture history follows the retention; the latest check stays.
@@ -372,45 +439,126 @@ impl Plane {
         ))
     }
 
-    /// Where the index starts: events before it (and stored before the last
-    /// trim) are only in the archive. `None`: the index holds everything.
-    pub fn hot_from(&self) -> Result<Option<i64>> {
-        Ok(self.meta("hot_from")?.and_then(|v| v.parse::<i64>().ok()))
-    }
-
-    /// Moves the index's rows older than `cutoff` out (their pages keep
-    /// them): the object holds the hot window only, whatever the retention.
-    /// The event count is unchanged. Returns how many rows went.
-    pub fn trim_hot(&self, cutoff: i64) -> Result<u64> {
-        if self.hot_from()?.is_some_and(|h| h >= cutoff) {
-            return Ok(0);
-        }
-        self.sql.exec(
-            "INSERT INTO page_cold (page, events) SELECT page, count(*) FROM events WHERE occurred_at < ?1 GROUP BY page \
-             ON CONFLICT (page) DO UPDATE SET events = page_cold.events + excluded.events",
-            vec![int(cutoff)],
-        )?;
-        let moved = self.write(
-            "DELETE FROM events WHERE occurred_at < ?",
-            vec![int(cutoff)],
-        )?;
-        self.set_meta("hot_from", &cutoff.to_string())?;
-        Ok(moved as u64)
-    }
-
-    /// The archived pages holding events no longer indexed that may fall in
-    /// `[from, to)`, newest first or oldest first.
-    pub fn cold_pages(&self, from: Option<i64>, to: i64, order: Order) -> Result<Vec<ColdPage>> {
-        let sql = format!(
-            "SELECT p.key, p.first_at, p.last_at FROM pages p JOIN page_cold c ON c.page = p.id \
-             WHERE p.first_at < ?1 AND p.last_at >= ?2 ORDER BY {}",
-            match order {
-                Order::NewestFirst => "p.last_at DESC, p.id DESC",
-                Order::OldestFirst => "p.first_at ASC, p.id ASC",
-            }
-        );
+    /// Up to `n` members holding events on both sides of the cutoff.
+    pub fn straddling(&self, cutoff: i64, n: usize) -> Result<Vec<MemberSpot>> {
         self.sql
-            .exec(&sql, vec![int(to), int(from.unwrap_or(i64::MIN))])?
+            .exec(
+                "SELECT p.key, p.members AS offsets, m.page, m.member, m.first_at, m.last_at FROM members m JOIN pages p ON p.id = m.page \
+                 WHERE m.first_at < ?1 AND m.last_at >= ?1 LIMIT ?2",
+                vec![int(cutoff), int(n as i64)],
+            )?
             .to_array()
     }
+
+    /// A straddling member's events before the cutoff leave the count, and
+    /// the member starts at its oldest event left.
+    pub fn trim_member(&self, m: &MemberSpot, t: &Trim) -> Result<()> {
+        let at = vec![int(m.last_at), int(m.page), int(m.member)];
+        match t.first_at {
+            Some(first) => self.sql.exec(
+                "UPDATE members SET first_at = ?4, events = max(events - ?5, 0) WHERE last_at = ?1 AND page = ?2 AND member = ?3",
+                [at, vec![int(first), int(i64::from(t.counted_out))]].concat(),
+            )?,
+            // Nothing left to read (its object gone): all it counts goes.
+            None => {
+                #[derive(Deserialize)]
+                struct Left {
+                    events: i64,
+                }
+                let left: Vec<Left> = self
+                    .sql
+                    .exec(
+                        "SELECT events FROM members WHERE last_at = ?1 AND page = ?2 AND member = ?3",
+                        at.clone(),
+                    )?
+                    .to_array()?;
+                self.sql.exec(
+                    "DELETE FROM members WHERE last_at = ?1 AND page = ?2 AND member = ?3",
+                    at,
+                )?;
+                self.add_count(-left.first().map_or(0, |l| l.events))?;
+                return Ok(());
+            }
+        };
+        if t.counted_out > 0 {
+            self.add_count(-i64::from(t.counted_out))?;
+        }
+        Ok(())
+    }
+
+    /// An object whose index kept a row per event (before `members`) moves
+    /// to member rows, in one commit: each page's members with the page's
+    /// range and no lists (they are opened for any filter until retention
+    /// drops them), the overlap's recent keys from the event rows, the
+    /// count as the members hold it; then the event rows go. A new object
+    /// passes through the same statements with nothing in them.
+    pub fn upgrade_index(&self) -> Result<()> {
+        if self.meta("index")?.as_deref() == Some("members") {
+            return Ok(());
+        }
+        for stmt in LEGACY_SCHEMA {
+            self.sql.exec(stmt, None)?;
+        }
+        #[derive(Deserialize)]
+        struct Page {
+            id: i64,
+            first_at: i64,
+            last_at: i64,
+            events: i64,
+        }
+        let pages: Vec<Page> = self
+            .sql
+            .exec("SELECT id, first_at, last_at, events FROM pages", None)?
+            .to_array()?;
+        let rows: Vec<(i64, u32, i64, i64, u32)> = pages
+            .iter()
+            .flat_map(|p| {
+                let events = u32::try_from(p.events).unwrap_or(0);
+                index::whole_page_members(events)
+                    .map(move |(m, n)| (p.id, m, p.first_at, p.last_at, n))
+            })
+            .collect();
+        for chunk in rows.chunks(4_000) {
+            self.sql.exec(
+                "INSERT OR IGNORE INTO members (page, member, first_at, last_at, events) \
+                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each(?)",
+                vec![V::String(serde_json::to_string(chunk)?)],
+            )?;
+        }
+        for c in self.cursors()? {
+            let Some(at) = c
+                .created_on
+                .as_deref()
+                .and_then(snc_core::pull::events::parse_servicenow_time)
+            else {
+                continue;
+            };
+            self.sql.exec(
+                "INSERT OR REPLACE INTO recent_keys (page, source_table, last_at, keys) \
+                 SELECT page, source_table, max(occurred_at), json_group_array(sys_id) FROM events \
+                 WHERE source_table = ?1 AND occurred_at >= ?2 GROUP BY page",
+                vec![
+                    text(&c.source_table),
+                    int(index::keys_floor(at, c.read_at.unwrap_or(at))),
+                ],
+            )?;
+        }
+        self.sql.exec(
+            "INSERT INTO meta (k, v) VALUES ('event_count', (SELECT coalesce(sum(events), 0) FROM members)) \
+             ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            None,
+        )?;
+        self.sql.exec("DROP TABLE events", None)?;
+        self.sql.exec("DROP TABLE page_cold", None)?;
+        self.sql
+            .exec("DELETE FROM meta WHERE k = 'hot_from'", None)?;
+        self.set_meta("index", "members")
+    }
 }
+
+/// The tables of the index that kept a row per event (`upgrade_index`
+/// reads them, then drops them).
+const LEGACY_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS page_cold (page INTEGER PRIMARY KEY, events INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS events (occurred_at INTEGER NOT NULL, source_table TEXT NOT NULL, sys_id TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT, page INTEGER NOT NULL, line INTEGER NOT NULL, PRIMARY KEY (occurred_at, source_table, sys_id)) WITHOUT ROWID",
+];

@@ -13,10 +13,12 @@ mod run_history;
 mod sink_cursors;
 
 pub use directory::{Account, AccountsQuery};
-pub use event_index::{IndexEntry, IndexQuery, LegacyCursor, Order, StoredPage};
+pub use event_index::{IndexQuery, LegacyCursor, MemberFilter, MemberSpot, Order, StoredPage};
 pub use posture_checks::PosturePoint;
 pub use run_history::RunRow;
 pub use sink_cursors::SinkCursor;
+
+use std::cell::Cell;
 
 use serde::Deserialize;
 use worker::{Result, SqlStorage, SqlStorageValue as V};
@@ -28,13 +30,16 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS cursors (source_table TEXT PRIMARY KEY, created_on TEXT, sys_id TEXT, backfill_total INTEGER NOT NULL DEFAULT 0, caught_up INTEGER NOT NULL DEFAULT 0, page_size INTEGER, read_at INTEGER)",
     // One row per archived object; `members` are the gzip members' offsets.
     "CREATE TABLE IF NOT EXISTS pages (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source_table TEXT NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, events INTEGER NOT NULL, bytes INTEGER NOT NULL, members TEXT NOT NULL)",
-    // Events of a page no longer in the index (older than the hot window):
-    // read from the archive, and counted out when their page goes.
-    "CREATE TABLE IF NOT EXISTS page_cold (page INTEGER PRIMARY KEY, events INTEGER NOT NULL)",
-    // The event index: what the events API filters and orders by, and where
-    // the whole event lies in the archive (page, line). Time-ordered key, so
-    // inserts append and the listing needs no second index.
-    "CREATE TABLE IF NOT EXISTS events (occurred_at INTEGER NOT NULL, source_table TEXT NOT NULL, sys_id TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT, page INTEGER NOT NULL, line INTEGER NOT NULL, PRIMARY KEY (occurred_at, source_table, sys_id)) WITHOUT ROWID",
+    // The event index: one row per archive member of 256 events (core's
+    // pull::index): its time range, the events it still counts, its kinds
+    // and its actors packed, or too many of them as a filter (both NULL:
+    // any). Keyed for newest-first reads, indexed on first_at for
+    // oldest-first ones.
+    "CREATE TABLE IF NOT EXISTS members (page INTEGER NOT NULL, member INTEGER NOT NULL, first_at INTEGER NOT NULL, last_at INTEGER NOT NULL, events INTEGER NOT NULL, kinds TEXT, actors TEXT, actor_filter TEXT, PRIMARY KEY (last_at, page, member)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS members_by_first ON members (first_at)",
+    // The sys_ids a coming run may read again (the overlap), a row per
+    // page, dropped as the table's cursor moves past them.
+    "CREATE TABLE IF NOT EXISTS recent_keys (page INTEGER PRIMARY KEY, source_table TEXT NOT NULL, last_at INTEGER NOT NULL, keys TEXT NOT NULL)",
     // Every posture check: its score for the history, the whole report for
     // the latest.
     "CREATE TABLE IF NOT EXISTS posture (checked_at INTEGER PRIMARY KEY, score INTEGER NOT NULL, report TEXT NOT NULL)",
@@ -64,6 +69,8 @@ const SCHEMA: &[&str] = &[
 
 pub struct Plane {
     pub(super) sql: SqlStorage,
+    /// Rows the page writes (`write`) have written since `take_rows_written`.
+    rows_written: Cell<u64>,
 }
 
 pub(super) fn int(n: i64) -> V {
@@ -85,12 +92,22 @@ impl Plane {
         for stmt in SCHEMA {
             sql.exec(stmt, None)?;
         }
-        Ok(Plane { sql })
+        let plane = Plane::opened(sql);
+        plane.upgrade_index()?;
+        Ok(plane)
     }
 
     /// A plane whose schema this object instance already created.
     pub fn opened(sql: SqlStorage) -> Plane {
-        Plane { sql }
+        Plane {
+            sql,
+            rows_written: Cell::new(0),
+        }
+    }
+
+    /// The rows a page's store wrote (the object's bill), since last asked.
+    pub fn take_rows_written(&self) -> u64 {
+        self.rows_written.replace(0)
     }
 
     pub fn meta(&self, k: &str) -> Result<Option<String>> {
@@ -126,11 +143,14 @@ impl Plane {
         self.set_meta("schedule", &serde_json::to_string(s)?)
     }
 
-    /// Runs a write to completion and returns the rows it wrote.
+    /// Runs a write to completion and returns the rows it wrote (index
+    /// entries included), counted for `take_rows_written`.
     fn write(&self, stmt: &str, binds: Vec<V>) -> Result<usize> {
         let cursor = self.sql.exec(stmt, binds)?;
         cursor.to_array::<serde_json::Value>()?;
-        Ok(cursor.rows_written())
+        let n = cursor.rows_written();
+        self.rows_written.set(self.rows_written.get() + n as u64);
+        Ok(n)
     }
 
     pub fn database_size(&self) -> usize {
