@@ -143,4 +143,7 @@ print(json.dumps(n))`);
   assert.equal((await c.connection(conn.id)).event_count, lines.length, "the count is the members' again");
   const seen = await listAll({ kind: "login_failed" }, 100);
   assert.deepEqual(seen.map((e) => e.id), lines.filter((e) => e.kind === "login_failed").sort(cmp).reverse().map((e) => e.id));
+  // The old rows went with the pull (a bounded step a pull), then their table.
+  const tables = sqlite(objectFile(worker.persist, conn.id), `print(json.dumps([r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]))`);
+  assert.ok(!tables.includes("events") && !tables.includes("page_cold"), `${tables}`);
 });

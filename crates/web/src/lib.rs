@@ -17,11 +17,10 @@ mod wizard;
 #[cfg(feature = "connect")]
 use wasm_bindgen::prelude::*;
 
-/// Fetches the worker's health from `api_base` and shows its version in `target`.
+/// Fetches the worker's health from `api_base` and shows its version in
+/// `target`; resolves to whether Cloudflare Access signs admins in here (the
+/// page asks `/me` with no credential of its own only then).
 #[cfg(feature = "connect")]
-/// Shows the worker's health in `target`; resolves to whether Cloudflare
-/// Access signs admins in here (the page asks `/me` with no credential of
-/// its own only then).
 #[wasm_bindgen(js_name = showHealth)]
 pub fn show_health(api_base: String, target: web_sys::Element) -> js_sys::Promise {
     js::promise(Box::pin(async move {

@@ -238,11 +238,11 @@ pub enum Order {
     OldestFirst,
 }
 
-/// A read of archived pages with a budget: pages come in the order of their
-/// newest (or oldest) event, and a read that has opened `budget` of them
-/// stops before the next, where everything on this side is known.
+/// A read of archive members with a budget: members come in the order of
+/// their newest (or oldest) event, and a read that has opened `budget` of
+/// them stops before the next, where everything on this side is known.
 #[derive(Clone, Debug)]
-pub struct ColdRead {
+pub struct BudgetedRead {
     pub order: Order,
     /// Events before this second (exclusive) and from `lower` on.
     pub upper: i64,
@@ -252,10 +252,10 @@ pub struct ColdRead {
     pub budget: u32,
 }
 
-impl ColdRead {
-    /// Before opening the next page (`read` opened so far): the second
+impl BudgetedRead {
+    /// Before opening the next member (`read` opened so far): the second
     /// where the read stops, if it does. Never beyond where it began (a
-    /// page can span far past the cursor), and never where it began (the
+    /// member can span far past the cursor), and never where it began (the
     /// next read would start there again): until it can move, it reads on.
     pub fn stop_before(&self, read: u32, first_at: i64, last_at: i64) -> Option<i64> {
         let edge = match self.order {
@@ -310,7 +310,7 @@ mod tests {
 
     #[test]
     fn a_budgeted_read_stops_only_where_it_can_move_on() {
-        let newest = ColdRead {
+        let newest = BudgetedRead {
             order: Order::NewestFirst,
             upper: 1_001,
             lower: None,
@@ -329,7 +329,7 @@ mod tests {
             newest.resume(900).1.as_str() > "zzz",
             "after every table of that second"
         );
-        let oldest = ColdRead {
+        let oldest = BudgetedRead {
             order: Order::OldestFirst,
             upper: i64::MAX,
             lower: Some(50),

@@ -69,9 +69,10 @@ pub fn resume_start(cursor: &Key, read_at: i64, backfill_from: i64) -> Key {
     }
 }
 
-/// Whether a record of time `at` may already be in the index: only the
-/// overlap's re-reads can be, and they lie at or before the stored cursor's
-/// second (`stored_until`; none stored: nothing can be).
+/// Whether a record of time `at` may already be stored: only the overlap's
+/// re-reads can be (looked up in the pages' recent keys, `pull::index`),
+/// and they lie at or before the stored cursor's second (`stored_until`;
+/// none stored: nothing can be).
 pub fn may_be_indexed(at: i64, stored_until: Option<i64>) -> bool {
     stored_until.is_some_and(|until| at <= until)
 }

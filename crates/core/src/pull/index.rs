@@ -43,17 +43,27 @@ const FILTER_HASHES: u64 = 5;
 /// is read and its lines filtered exactly.
 const SEP: char = '\u{1f}';
 
+/// A value as packed: a NUL (which SQLite's JSON functions end a text at,
+/// cutting the list short) becomes U+FFFD, in lists and needles alike.
+fn clean(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains('\0') {
+        value.replace('\0', "\u{fffd}").into()
+    } else {
+        value.into()
+    }
+}
+
 /// The text a packed list holds for `value`: `instr(list, needle) > 0`.
 pub fn needle(value: &str) -> String {
-    format!("{SEP}{value}{SEP}")
+    format!("{SEP}{}{SEP}", clean(value))
 }
 
 /// Distinct values, sorted, each followed by `SEP`, after a leading one.
 fn pack<'a>(values: impl Iterator<Item = &'a str>) -> String {
-    let set: BTreeSet<&str> = values.collect();
+    let set: BTreeSet<std::borrow::Cow<'a, str>> = values.map(clean).collect();
     let mut out = String::from(SEP);
     for v in set {
-        out.push_str(v);
+        out.push_str(&v);
         out.push(SEP);
     }
     out
@@ -122,11 +132,15 @@ const DIGITS_WITH_BIT: [&str; 4] = ["89abcdef", "4567cdef", "2367abef", "13579bd
 
 impl ActorFilter {
     fn positions(actor: &str) -> impl Iterator<Item = u64> {
-        // Double hashing over two FNV-1a digests (deterministic across hosts
-        // and releases, which the stored filters need).
-        let h1 = crate::pull::archive::digest(&[actor]);
-        let h2 = crate::pull::archive::digest(&[actor, "actor-filter"]) | 1;
-        (0..FILTER_HASHES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % FILTER_BITS)
+        // Eleven bits of SHA-256 per probe: independent, the same on every
+        // host and release (stored filters depend on it), and not steered
+        // by whoever picks an account name.
+        use sha2::{Digest, Sha256};
+        let d = Sha256::digest(clean(actor).as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&d[..8]);
+        let bits = u64::from_be_bytes(first);
+        (0..FILTER_HASHES).map(move |i| (bits >> (i * 11)) % FILTER_BITS)
     }
 
     pub fn of<'a>(actors: impl Iterator<Item = &'a str>) -> Self {
@@ -170,6 +184,15 @@ pub struct RecentKeys {
 /// the read), and a minute more is kept for second rounding.
 pub fn keys_floor(cursor_at: i64, read_at: i64) -> i64 {
     cursor_at.min(read_at) - OVERLAP_SECS - 60
+}
+
+/// Below which a page's store drops its table's recent keys: the floor of
+/// where the page was read from (`before_at`), or of its cursor if that is
+/// earlier. Not the cursor's alone: a run re-reading the overlap keeps the
+/// stored cursor while its pages are still far behind it, and its later
+/// pages need the keys between them and the cursor.
+pub fn prune_floor(before_at: i64, cursor_at: i64, read_at: i64) -> i64 {
+    keys_floor(before_at.min(cursor_at), read_at)
 }
 
 /// The keys a page keeps for the overlap's duplicate check: those of its
@@ -324,6 +347,32 @@ mod tests {
         assert_eq!(keys.sys_ids, ["s3", "s4", "s5", "s6", "s7", "s8", "s9"]);
         // An instance clock ahead of ours: the read's time is the floor's.
         assert_eq!(keys_floor(11_500, 11_000), 10_340);
+    }
+
+    #[test]
+    fn a_run_re_reading_its_overlap_keeps_the_keys_its_later_pages_need() {
+        // The stored cursor at 10_000, read at 9_900 (an instance clock
+        // ahead); the run re-reads from 9_300 in pages of a hundred seconds.
+        let (cursor, read) = (10_000, 9_900);
+        let first_page = (9_300, cursor);
+        let floor = prune_floor(first_page.0, first_page.1, read);
+        assert!(floor <= 9_300 - 60, "the next pages' keys stay: {floor}");
+        // A page past the overlap moves the floor with it.
+        assert_eq!(
+            prune_floor(20_000, 20_100, 20_150),
+            20_000 - OVERLAP_SECS - 60
+        );
+    }
+
+    #[test]
+    fn a_nul_in_a_value_neither_cuts_the_list_nor_hides_a_value() {
+        let events = [
+            ev(1, "a", "login", Some("\0evil")),
+            ev(2, "b", "login", Some("alice")),
+        ];
+        let actors = member_rows(&events)[0].actors.clone().unwrap_or_default();
+        assert!(!actors.contains('\0'));
+        assert!(actors.contains(&needle("alice")) && actors.contains(&needle("\0evil")));
     }
 
     #[test]

@@ -41,6 +41,8 @@ const FAILED_SLICES: &str = "failed_slices";
 const STOP_WAIT_MS: u64 = 120_000;
 /// Index members reaching across the retention's cutoff trimmed per pull.
 const TRIMS_PER_PULL: usize = 8;
+/// Rows of an upgraded object's old row-per-event index deleted per pull.
+const EVENT_ROWS_PER_PULL: u32 = 50_000;
 /// The object's meta key of a delete under way.
 const TOMBSTONE: &str = "tombstone";
 
@@ -440,13 +442,14 @@ impl ConnectionObject {
                         "retention: a member of {} could not be read ({e}); next pull",
                         spot.key
                     );
-                    break;
+                    continue;
                 }
             };
             let trim = snc_core::pull::index::trim(&times, spot.first_at, cutoff);
-            dropped += u64::from(trim.counted_out);
-            plane.trim_member(&spot, &trim)?;
+            dropped += plane.trim_member(&spot, &trim)?;
         }
+        // An upgraded object's old event rows, a bounded step a pull.
+        plane.drop_event_rows(EVENT_ROWS_PER_PULL)?;
         if dropped > 0 {
             fence.progress(&plane.progress(now())?).await?;
         }

@@ -278,8 +278,8 @@ impl<'a> Slice<'a> {
         Ok(archived)
     }
 
-    /// One commit: the page row, its events' index rows, the table's cursor
-    /// and the count; then the deletions the page shows in the inventory's
+    /// One commit: the page row, its member rows and recent keys, the
+    /// table's cursor and the count; then the deletions the page shows in the inventory's
     /// tables (a revoked role, a deleted user leave nothing for its sync to
     /// read). Returns how many events were new to the index.
     fn index_page(
@@ -308,7 +308,9 @@ impl<'a> Slice<'a> {
             bytes: archived.bytes,
             members: &archived.members,
             recent: cursor_at.and_then(|at| index::recent_keys(&entries, at, page.read_at)),
-            keys_floor: cursor_at.map(|at| index::keys_floor(at, page.read_at)),
+            keys_floor: cursor_at
+                .zip(parse_servicenow_time(&page.before.created_on))
+                .map(|(at, before)| index::prune_floor(before, at, page.read_at)),
             entries,
             cursor: page
                 .cursor

@@ -6,7 +6,7 @@
 
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
-use snc_core::pull::archive::{self, ColdRead};
+use snc_core::pull::archive::{self, BudgetedRead};
 use snc_core::pull::events::Event;
 use snc_core::pull::index;
 use worker::{console_log, Bucket, Result};
@@ -55,7 +55,7 @@ pub(super) async fn read_events(
         .after
         .as_ref()
         .map(|(t, table, sys_id)| (*t, table.as_str(), sys_id.as_str()));
-    let walk = ColdRead {
+    let walk = BudgetedRead {
         order,
         upper,
         lower,

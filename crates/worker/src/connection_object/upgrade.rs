@@ -3,7 +3,7 @@
 //! `cursors` and `events` tables into this object and the archive, each
 //! chunk deleted from D1 once the object has it. A chunk moved twice (the
 //! worker killed between the object's commit and D1's delete) lands on the
-//! same archive key and the same index rows: nothing is doubled.
+//! same archive key, whose page row it finds: nothing is counted twice.
 
 use serde::Deserialize;
 use snc_core::clock::parse_rfc3339;

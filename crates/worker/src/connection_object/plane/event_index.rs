@@ -259,8 +259,27 @@ impl Plane {
              SELECT ?1, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 FROM json_each(?2)",
             vec![int(page), V::String(serde_json::to_string(&rows)?)],
         )?;
+        let span = rows.iter().map(|r| r.2 - r.1).max().unwrap_or(0);
+        self.widen_span(span)?;
         self.add_count(entries.len() as i64)?;
         Ok(entries.len() as u64)
+    }
+
+    /// The widest member's span (`last_at - first_at`): a read bounds its
+    /// walk of the keyed table with it (`members`). Written only when it grows.
+    fn widen_span(&self, span: i64) -> Result<()> {
+        self.write(
+            "INSERT INTO meta (k, v) VALUES ('member_span', ?1) ON CONFLICT (k) DO UPDATE SET v = excluded.v WHERE CAST(meta.v AS INTEGER) < CAST(excluded.v AS INTEGER)",
+            vec![int(span)],
+        )?;
+        Ok(())
+    }
+
+    fn member_span(&self) -> Result<i64> {
+        Ok(self
+            .meta("member_span")?
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0, |v| v as i64))
     }
 
     /// A cursor carried over from before the event plane, unless the object
@@ -350,6 +369,20 @@ impl Plane {
             "SELECT p.key, p.members AS offsets, m.page, m.member, m.first_at, m.last_at FROM members m JOIN pages p ON p.id = m.page WHERE m.first_at < ? AND m.last_at >= ?",
         );
         let mut binds = vec![int(f.upper), int(f.lower.unwrap_or(i64::MIN))];
+        // No member spans more than the widest: bounds on the key (newest
+        // first) and on the first_at index (oldest first) that seek.
+        let span = self.member_span()?;
+        match (f.order, f.lower) {
+            (Order::NewestFirst, _) if f.upper < i64::MAX => {
+                sql.push_str(" AND m.last_at < ?");
+                binds.push(int(f.upper.saturating_add(span)));
+            }
+            (Order::OldestFirst, Some(lower)) => {
+                sql.push_str(" AND m.first_at >= ?");
+                binds.push(int(lower.saturating_sub(span)));
+            }
+            _ => {}
+        }
         if let Some(kind) = f.kind {
             sql.push_str(" AND (m.kinds IS NULL OR instr(m.kinds, ?) > 0)");
             binds.push(text(&index::needle(kind)));
@@ -439,20 +472,21 @@ impl Plane {
         ))
     }
 
-    /// Up to `n` members holding events on both sides of the cutoff.
+    /// Up to `n` members holding events on both sides of the cutoff, oldest
+    /// first (after `apply_retention`, every member starting before it).
     pub fn straddling(&self, cutoff: i64, n: usize) -> Result<Vec<MemberSpot>> {
         self.sql
             .exec(
                 "SELECT p.key, p.members AS offsets, m.page, m.member, m.first_at, m.last_at FROM members m JOIN pages p ON p.id = m.page \
-                 WHERE m.first_at < ?1 AND m.last_at >= ?1 LIMIT ?2",
+                 WHERE m.first_at < ?1 ORDER BY m.first_at LIMIT ?2",
                 vec![int(cutoff), int(n as i64)],
             )?
             .to_array()
     }
 
     /// A straddling member's events before the cutoff leave the count, and
-    /// the member starts at its oldest event left.
-    pub fn trim_member(&self, m: &MemberSpot, t: &Trim) -> Result<()> {
+    /// the member starts at its oldest event left. Returns how many left.
+    pub fn trim_member(&self, m: &MemberSpot, t: &Trim) -> Result<u64> {
         let at = vec![int(m.last_at), int(m.page), int(m.member)];
         match t.first_at {
             Some(first) => self.sql.exec(
@@ -476,22 +510,24 @@ impl Plane {
                     "DELETE FROM members WHERE last_at = ?1 AND page = ?2 AND member = ?3",
                     at,
                 )?;
-                self.add_count(-left.first().map_or(0, |l| l.events))?;
-                return Ok(());
+                let gone = left.first().map_or(0, |l| l.events).max(0);
+                self.add_count(-gone)?;
+                return Ok(gone as u64);
             }
         };
         if t.counted_out > 0 {
             self.add_count(-i64::from(t.counted_out))?;
         }
-        Ok(())
+        Ok(u64::from(t.counted_out))
     }
 
     /// An object whose index kept a row per event (before `members`) moves
     /// to member rows, in one commit: each page's members with the page's
     /// range and no lists (they are opened for any filter until retention
     /// drops them), the overlap's recent keys from the event rows, the
-    /// count as the members hold it; then the event rows go. A new object
-    /// passes through the same statements with nothing in them.
+    /// count as the members hold it; the event rows go later, in steps
+    /// (`drop_event_rows`). A new object passes through the same statements
+    /// with nothing in them.
     pub fn upgrade_index(&self) -> Result<()> {
         if self.meta("index")?.as_deref() == Some("members") {
             return Ok(());
@@ -510,19 +546,21 @@ impl Plane {
             .sql
             .exec("SELECT id, first_at, last_at, events FROM pages", None)?
             .to_array()?;
-        let rows: Vec<(i64, u32, i64, i64, u32)> = pages
-            .iter()
-            .flat_map(|p| {
-                let events = u32::try_from(p.events).unwrap_or(0);
-                index::whole_page_members(events)
-                    .map(move |(m, n)| (p.id, m, p.first_at, p.last_at, n))
-            })
-            .collect();
-        for chunk in rows.chunks(4_000) {
+        // 4,000 member rows a statement, built as they go (a large object
+        // has millions).
+        let mut rows = pages.iter().flat_map(|p| {
+            let events = u32::try_from(p.events).unwrap_or(0);
+            index::whole_page_members(events).map(move |(m, n)| (p.id, m, p.first_at, p.last_at, n))
+        });
+        loop {
+            let chunk: Vec<(i64, u32, i64, i64, u32)> = rows.by_ref().take(4_000).collect();
+            if chunk.is_empty() {
+                break;
+            }
             self.sql.exec(
                 "INSERT OR IGNORE INTO members (page, member, first_at, last_at, events) \
                  SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each(?)",
-                vec![V::String(serde_json::to_string(chunk)?)],
+                vec![V::String(serde_json::to_string(&chunk)?)],
             )?;
         }
         for c in self.cursors()? {
@@ -548,11 +586,39 @@ impl Plane {
              ON CONFLICT (k) DO UPDATE SET v = excluded.v",
             None,
         )?;
-        self.sql.exec("DROP TABLE events", None)?;
+        let widest = pages
+            .iter()
+            .map(|p| p.last_at - p.first_at)
+            .max()
+            .unwrap_or(0);
+        self.widen_span(widest)?;
         self.sql.exec("DROP TABLE page_cold", None)?;
         self.sql
             .exec("DELETE FROM meta WHERE k = 'hot_from'", None)?;
-        self.set_meta("index", "members")
+        // The event rows go in bounded steps, from the alarm
+        // (`drop_event_rows`): nothing reads them any more.
+        self.set_meta("index", "members")?;
+        self.set_meta("event_rows", "left")
+    }
+
+    /// Deletes up to `n` of the row-per-event index's rows an upgrade left
+    /// (then the table); true once none is left.
+    pub fn drop_event_rows(&self, n: u32) -> Result<bool> {
+        if self.meta("event_rows")?.is_none() {
+            return Ok(true);
+        }
+        let deleted = self.sql.exec(
+            "DELETE FROM events WHERE (occurred_at, source_table, sys_id) IN (SELECT occurred_at, source_table, sys_id FROM events LIMIT ?)",
+            vec![int(i64::from(n))],
+        )?;
+        deleted.to_array::<serde_json::Value>()?;
+        if deleted.rows_written() < n as usize {
+            self.sql.exec("DROP TABLE IF EXISTS events", None)?;
+            self.sql
+                .exec("DELETE FROM meta WHERE k = 'event_rows'", None)?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 

@@ -1,9 +1,9 @@
 //! The SQL of one connection's Durable Object, one file per thing it keeps:
-//! the event index (cursors, pages, index rows), the run history, posture
-//! checks, the account directory, the alert outbox and the sinks' cursors.
-//! The object is the only writer, so no leases; statements between two
-//! awaits commit together, so a page's index rows, its page row, its cursor
-//! and the count land all or nothing.
+//! the event index (cursors, pages, member rows, recent keys), the run
+//! history, posture checks, the account directory, the alert outbox and the
+//! sinks' cursors. The object is the only writer, so no leases; statements
+//! between two awaits commit together, so a page's member rows, its page
+//! row, its recent keys, its cursor and the count land all or nothing.
 
 mod alert_outbox;
 mod directory;
@@ -123,7 +123,7 @@ impl Plane {
     }
 
     pub fn set_meta(&self, k: &str, v: &str) -> Result<()> {
-        self.sql.exec(
+        self.write(
             "INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
             vec![text(k), text(v)],
         )?;
