@@ -25,6 +25,11 @@ bindgen_opt() {
   "$WASM_OPT_BIN" -Oz --strip-producers --strip-target-features \
     --enable-bulk-memory --enable-nontrapping-float-to-int \
     "www/pkg/${out_name}_bg.wasm" -o "www/pkg/${out_name}_bg.wasm"
+  # The generated JavaScript glue, minified (its exports keep their names):
+  # 7.2 of the connect page's 64 KB gzip as written, 4.6 minified.
+  "$ESBUILD_BIN" "www/pkg/$out_name.js" --minify --format=esm --log-level=warning \
+    --outfile="www/pkg/$out_name.min.js"
+  mv "www/pkg/$out_name.min.js" "www/pkg/$out_name.js"
   printf '%s' "$stamp" > "$stamp_file"
 }
 # Smallest code for what the browser downloads: whole-program LTO, one unit.
