@@ -275,11 +275,12 @@ impl Plane {
         Ok(())
     }
 
-    fn member_span(&self) -> Result<i64> {
+    /// `None` when never written: no bound.
+    fn member_span(&self) -> Result<Option<i64>> {
         Ok(self
             .meta("member_span")?
             .and_then(|v| v.parse::<f64>().ok())
-            .map_or(0, |v| v as i64))
+            .map(|v| v as i64))
     }
 
     /// A cursor carried over from before the event plane, unless the object
@@ -372,12 +373,13 @@ impl Plane {
         // No member spans more than the widest: bounds on the key (newest
         // first) and on the first_at index (oldest first) that seek.
         let span = self.member_span()?;
-        match (f.order, f.lower) {
-            (Order::NewestFirst, _) if f.upper < i64::MAX => {
+        match (f.order, f.lower, span) {
+            (_, _, None) => {}
+            (Order::NewestFirst, _, Some(span)) if f.upper < i64::MAX => {
                 sql.push_str(" AND m.last_at < ?");
                 binds.push(int(f.upper.saturating_add(span)));
             }
-            (Order::OldestFirst, Some(lower)) => {
+            (Order::OldestFirst, Some(lower), Some(span)) => {
                 sql.push_str(" AND m.first_at >= ?");
                 binds.push(int(lower.saturating_sub(span)));
             }
