@@ -22,6 +22,24 @@ pub struct SimConfig {
     pub access_lifespan: i64,
     /// OAuth refresh token lifespan in seconds (ServiceNow's default: 100 days).
     pub refresh_lifespan: i64,
+    /// Accounts like the connector's, `<username>-1` … `<username>-<n>`,
+    /// with its password and rights: many connections (an instance and a
+    /// user each) to one simulated instance, as the bench's fleet needs.
+    pub fleet_accounts: u32,
+}
+
+/// Whether `given` names the connector's account (`username`) or one of
+/// the `fleet` accounts like it (`<username>-1` … `<username>-<fleet>`).
+pub fn is_account(username: &str, fleet: u32, given: &str) -> bool {
+    if given == username {
+        return true;
+    }
+    given
+        .strip_prefix(username)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0'))
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| (1..=fleet).contains(&n))
 }
 
 impl Default for SimConfig {
@@ -40,6 +58,23 @@ impl Default for SimConfig {
             people: 300,
             access_lifespan: 1_800,
             refresh_lifespan: 8_640_000,
+            fleet_accounts: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_fleet_signs_in_as_numbered_accounts_and_nobody_else() {
+        use super::is_account;
+        assert!(is_account("svc", 0, "svc"));
+        assert!(!is_account("svc", 0, "svc-1"));
+        assert!(is_account("svc", 200, "svc-1") && is_account("svc", 200, "svc-200"));
+        for other in [
+            "svc-0", "svc-201", "svc-01", "svc1", "svc-", "svc-x", "svc-+1", "admin",
+        ] {
+            assert!(!is_account("svc", 200, other), "{other}");
         }
     }
 }

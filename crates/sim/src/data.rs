@@ -623,6 +623,8 @@ pub struct DataSpec<'a> {
     pub hardening: &'a dyn Fn(&mut Tables, &mut Generator, i64),
     /// People besides the service accounts.
     pub people: u32,
+    /// Accounts like the connector's (`config::is_account`), with its roles.
+    pub fleet_accounts: u32,
 }
 
 /// Builds every table. Event records fall in `[now - days, now)`; each day has
@@ -707,13 +709,23 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
         "Integration".into(),
         "Account".into(),
     ));
+    // Last, so that an instance without them generates what it always did.
+    let fleet_from = names.len();
+    for k in 1..=spec.fleet_accounts {
+        names.push((
+            format!("{}-{k}", spec.username),
+            "Connector".into(),
+            format!("Fleet {k}"),
+        ));
+    }
     let mut has_role = Vec::new();
     let mut members = Vec::new();
     for (i, (user_name, first, last)) in names.iter().enumerate() {
         let id = g.sys_id();
         let created = old + i as i64 * 3_600;
         let display = format!("{first} {last}");
-        let person = i > 0 && user_name != spec.app_user;
+        let fleet = i >= fleet_from;
+        let person = i > 0 && user_name != spec.app_user && !fleet;
         let inactive = person && i % 17 == 0;
         let locked = person && i % 23 == 0;
         users.push(Record {
@@ -757,7 +769,7 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
                 created,
             ));
         };
-        if i == 0 {
+        if i == 0 || fleet {
             if spec.user_is_admin {
                 grant("admin", &mut g);
             }

@@ -68,6 +68,10 @@ struct Args {
     /// Share (0..1) of event records hidden by ACLs (short pages).
     #[arg(long, default_value_t = 0.0)]
     acl_hidden_fraction: f64,
+    /// Accounts like the connector's, `<username>-1` … `<username>-<n>`,
+    /// same password and rights: many connections to this one instance.
+    #[arg(long, default_value_t = 0)]
+    fleet_accounts: u32,
 }
 
 #[tokio::main]
@@ -82,6 +86,7 @@ async fn main() -> std::process::ExitCode {
         refresh_lifespan: args.refresh_lifespan,
         posture: snc_sim::posture::Profile::parse(&args.posture).unwrap_or_default(),
         people: args.people,
+        fleet_accounts: args.fleet_accounts,
         ..Default::default()
     };
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {

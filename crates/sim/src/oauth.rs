@@ -40,6 +40,8 @@ pub struct TokenStore {
 
 pub struct Credentials<'a> {
     pub username: &'a str,
+    /// Fleet accounts like `username` (`crate::config::is_account`).
+    pub fleet_accounts: u32,
     pub password: &'a str,
     pub client_id: &'a str,
     pub client_secret: &'a str,
@@ -86,7 +88,8 @@ impl TokenStore {
         }
         let user = match form.get("grant_type").map(String::as_str) {
             Some("password") => {
-                let ok = form.get("username").map(String::as_str) == Some(creds.username)
+                let given = form.get("username").map(String::as_str).unwrap_or_default();
+                let ok = crate::config::is_account(creds.username, creds.fleet_accounts, given)
                     && form.get("password").map(String::as_str) == Some(creds.password)
                     && creds.user_active
                     && !creds.user_locked_out
@@ -94,7 +97,7 @@ impl TokenStore {
                 if !ok {
                     return GrantOutcome::Denied;
                 }
-                creds.username.to_string()
+                given.to_string()
             }
             Some("client_credentials") => creds.app_user.to_string(),
             Some("refresh_token") => {
@@ -188,6 +191,7 @@ mod tests {
     fn creds() -> Credentials<'static> {
         Credentials {
             username: "admin",
+            fleet_accounts: 0,
             password: "pw",
             client_id: "cid",
             client_secret: "sec",

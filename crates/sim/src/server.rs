@@ -63,6 +63,7 @@ impl State {
                 crate::posture::apply(tables, g, config.posture, created)
             },
             people: config.people,
+            fleet_accounts: config.fleet_accounts,
         });
         let mut generator = Generator::new(config.seed.wrapping_add(0xD1CE));
         // The noise inserted later names the same people the generated
@@ -305,6 +306,7 @@ async fn token(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: By
     let c = &state.config;
     let creds = Credentials {
         username: &c.username,
+        fleet_accounts: c.fleet_accounts,
         password: &c.password,
         client_id: &c.client_id,
         client_secret: &c.client_secret,
@@ -360,7 +362,7 @@ fn authenticated(state: &State, headers: &HeaderMap, cond: &Conditions) -> Optio
             .and_then(|s| s.access_user(token.trim(), now).map(str::to_string));
     }
     let (u, p) = basic_pair(headers)?;
-    let ok = u == state.config.username
+    let ok = crate::config::is_account(&state.config.username, state.config.fleet_accounts, &u)
         && p == state.config.password
         && !cond.user_locked_out
         && !cond.user_inactive;
