@@ -175,6 +175,21 @@ function migratedTemplate() {
  * gzip objects decompressed, for scans: what is stored where, and what is
  * not stored anywhere.
  */
+/** The Durable Objects' SQLite files (and their write-ahead logs) under a persist directory. */
+export function objectFiles(persist) {
+  const out = [];
+  const walk = (d) => {
+    if (!existsSync(d)) return;
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (/\.sqlite(-wal)?$/.test(p)) out.push(p);
+    }
+  };
+  walk(join(persist, "v3", "do"));
+  return out;
+}
+
 export function stateText(dir) {
   const out = [];
   const walk = (d) => {

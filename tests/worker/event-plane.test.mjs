@@ -4,9 +4,8 @@
 // simulator, each compared with ground truth.
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { startWorker, startSim, stateText } from "../support/harness.mjs";
+import { existsSync, readFileSync } from "node:fs";
+import { startWorker, startSim, stateText, objectFiles } from "../support/harness.mjs";
 import { client, truth, waitFor, SOURCES } from "../support/pulls.mjs";
 
 const VARS = { PULL_BUDGET_MS: "15000", PULL_MAX_CALLS: "6", PULL_PAGE_SIZE: "400" };
@@ -18,21 +17,6 @@ before(async () => {
 after(async () => { await worker?.stop(); });
 // Each test ends with no connection (see deleteAll).
 afterEach(() => c.deleteAll());
-
-/** The Durable Objects' SQLite files (and their write-ahead logs). */
-function objectFiles(persist) {
-  const out = [];
-  const walk = (d) => {
-    if (!existsSync(d)) return;
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (/\.sqlite(-wal)?$/.test(p)) out.push(p);
-    }
-  };
-  walk(join(persist, "v3", "do"));
-  return out;
-}
 
 const simStats = async (sim) => (await (await fetch(`${sim.instance_url}/__sim/stats`)).json());
 

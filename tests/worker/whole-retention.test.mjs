@@ -8,9 +8,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { startWorker, startSim } from "../support/harness.mjs";
+import { existsSync, readFileSync } from "node:fs";
+import { startWorker, startSim, objectFiles } from "../support/harness.mjs";
 import { client, waitFor } from "../support/pulls.mjs";
 
 const VARS = { PULL_PAGE_SIZE: "500", EVENTS_MEMBERS_PER_READ: "8" };
@@ -36,17 +35,8 @@ const cmp = (a, b) => {
 
 /** The connection's object's SQLite file (its page keys name the connection). */
 function objectFile(persist, id) {
-  const out = [];
-  const walk = (d) => {
-    if (!existsSync(d)) return;
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (p.endsWith(".sqlite")) out.push(p);
-    }
-  };
-  walk(join(persist, "v3", "do"));
-  const own = out.filter((p) => [p, `${p}-wal`].some((f) => existsSync(f) && readFileSync(f, "latin1").includes(`${id}/`)));
+  const files = objectFiles(persist).filter((p) => p.endsWith(".sqlite"));
+  const own = files.filter((p) => [p, `${p}-wal`].some((f) => existsSync(f) && readFileSync(f, "latin1").includes(`${id}/`)));
   assert.equal(own.length, 1, `one object file for ${id}: ${own}`);
   return own[0];
 }

@@ -9,7 +9,7 @@
 //! coming run may read it again: a page keeps its recent events' sys_ids as
 //! one row (`RecentKeys`), dropped once the table's cursor is past them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -217,6 +217,63 @@ pub fn recent_keys(
     })
 }
 
+/// Whether a page's records at these times need the table's recent keys
+/// looked up at all: only one at or before the stored cursor's second can
+/// have been stored (`cursor::may_be_indexed`).
+pub fn needs_recent_keys(mut times: impl Iterator<Item = i64>, stored_until: Option<i64>) -> bool {
+    times.any(|at| crate::pull::cursor::may_be_indexed(at, stored_until))
+}
+
+/// The positions of a page's records (time, sys_id) that are new to the
+/// store: one at or before the stored cursor's second is a re-read of the
+/// overlap when the table's `recent` keys hold it; a record twice in one
+/// answer is taken once.
+pub fn fresh<'a>(
+    records: impl Iterator<Item = (i64, &'a str)>,
+    stored_until: Option<i64>,
+    recent: &HashSet<String>,
+) -> Vec<usize> {
+    let mut taken: HashSet<&str> = HashSet::new();
+    records
+        .enumerate()
+        .filter(|(_, (at, sys_id))| {
+            let held =
+                crate::pull::cursor::may_be_indexed(*at, stored_until) && recent.contains(*sys_id);
+            !held && taken.insert(sys_id)
+        })
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// What a read keeps of the lines it opens: its range `[lower, upper)`,
+/// its kind and actor, and only what lies beyond its cursor in its order.
+#[derive(Clone, Copy, Debug)]
+pub struct LineFilter<'a> {
+    pub lower: Option<i64>,
+    pub upper: i64,
+    pub kind: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    /// (second, table, sys_id) the listing continues after.
+    pub after: Option<(i64, &'a str, &'a str)>,
+    pub order: Order,
+}
+
+impl LineFilter<'_> {
+    /// Whether an event at `position` (second, table, sys_id) of `kind` by
+    /// `actor` is in the answer.
+    pub fn keeps(&self, position: (i64, &str, &str), kind: &str, actor: Option<&str>) -> bool {
+        let beyond = |c: (i64, &str, &str)| match self.order {
+            Order::NewestFirst => position < c,
+            Order::OldestFirst => position > c,
+        };
+        position.0 < self.upper
+            && self.lower.is_none_or(|l| position.0 >= l)
+            && self.kind.is_none_or(|k| k == kind)
+            && self.actor.is_none_or(|a| actor == Some(a))
+            && self.after.is_none_or(beyond)
+    }
+}
+
 /// What retention does to a member that straddles its cutoff: the events
 /// it counts out now and where the member starts after them.
 #[derive(Debug, PartialEq, Eq)]
@@ -399,6 +456,65 @@ mod tests {
                 "{cursor}: keys kept"
             );
         }
+    }
+
+    #[test]
+    fn a_page_takes_what_the_recent_keys_do_not_hold_once() {
+        let recent: HashSet<String> = ["old".to_string()].into();
+        // "old" at the cursor's second is a re-read; "old" past it cannot be
+        // one; "new" repeated in one answer is taken once.
+        let page = [
+            (100, "old"),
+            (100, "new"),
+            (100, "new"),
+            (101, "old"),
+            (99, "x"),
+        ];
+        assert_eq!(fresh(page.into_iter(), Some(100), &recent), [1, 3, 4]);
+        // Nothing stored yet: nothing is held, and "old" is taken once.
+        assert_eq!(fresh(page.into_iter(), None, &recent), [0, 1, 4]);
+        assert!(needs_recent_keys([101, 100].into_iter(), Some(100)));
+        assert!(!needs_recent_keys([101, 102].into_iter(), Some(100)));
+        assert!(!needs_recent_keys([1].into_iter(), None));
+    }
+
+    #[test]
+    fn a_read_keeps_its_range_filters_and_what_lies_past_its_cursor() {
+        let f = LineFilter {
+            lower: Some(10),
+            upper: 20,
+            kind: Some("login"),
+            actor: Some("alice"),
+            after: Some((15, "sysevent", "m")),
+            order: Order::NewestFirst,
+        };
+        assert!(f.keeps((15, "sysevent", "a"), "login", Some("alice")));
+        assert!(f.keeps((12, "sys_audit", "z"), "login", Some("alice")));
+        assert!(
+            !f.keeps((15, "sysevent", "m"), "login", Some("alice")),
+            "the cursor itself"
+        );
+        assert!(
+            !f.keeps((15, "sysevent", "z"), "login", Some("alice")),
+            "before the cursor"
+        );
+        assert!(
+            !f.keeps((9, "sysevent", "a"), "login", Some("alice")),
+            "below the range"
+        );
+        assert!(!f.keeps((12, "sysevent", "a"), "logout", Some("alice")));
+        assert!(!f.keeps((12, "sysevent", "a"), "login", None));
+        let oldest = LineFilter {
+            order: Order::OldestFirst,
+            after: Some((12, "t", "b")),
+            ..f
+        };
+        assert!(oldest.keeps((12, "t", "c"), "login", Some("alice")));
+        assert!(!oldest.keeps((12, "t", "a"), "login", Some("alice")));
+        assert!(
+            !oldest.keeps((20, "t", "z"), "login", Some("alice")),
+            "the upper bound is open"
+        );
     }
 
     #[test]

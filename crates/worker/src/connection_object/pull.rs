@@ -230,24 +230,16 @@ impl<'a> Slice<'a> {
             .iter()
             .filter_map(|e| Some((e, snc_core::clock::parse_rfc3339(&e.occurred_at)?)))
             .collect();
-        let recent = if timed
-            .iter()
-            .any(|(_, at)| snc_core::pull::cursor::may_be_indexed(*at, stored_until))
-        {
+        let recent = if index::needs_recent_keys(timed.iter().map(|(_, at)| *at), stored_until) {
             self.plane.recent_keys(page.source)?
         } else {
             HashSet::new()
         };
-        let mut taken: HashSet<&str> = HashSet::with_capacity(timed.len());
-        let mut fresh = Vec::with_capacity(timed.len());
-        for (e, at) in timed {
-            let held = snc_core::pull::cursor::may_be_indexed(at, stored_until)
-                && recent.contains(e.sys_id());
-            if !held && taken.insert(e.sys_id()) {
-                fresh.push((e, at));
-            }
-        }
-        Ok(fresh)
+        let records = timed.iter().map(|(e, at)| (*at, e.sys_id()));
+        Ok(index::fresh(records, stored_until, &recent)
+            .into_iter()
+            .filter_map(|n| timed.get(n).copied())
+            .collect())
     }
 
     /// The new events' archive object, written before anything points at

@@ -48,13 +48,17 @@ pub(super) async fn read_events(
         }
     }
     let limit = q.limit as usize;
-    // Whether an event comes after the cursor in the listing's order.
-    let beyond =
-        |a: (i64, &str, &str), c: (i64, &str, &str)| if q.newest_first { a < c } else { a > c };
-    let after = q
-        .after
-        .as_ref()
-        .map(|(t, table, sys_id)| (*t, table.as_str(), sys_id.as_str()));
+    let keep = index::LineFilter {
+        lower,
+        upper,
+        kind: q.kind.as_deref(),
+        actor: q.actor.as_deref(),
+        after: q
+            .after
+            .as_ref()
+            .map(|(t, table, sys_id)| (*t, table.as_str(), sys_id.as_str())),
+        order,
+    };
     let walk = BudgetedRead {
         order,
         upper,
@@ -108,14 +112,7 @@ pub(super) async fn read_events(
                     continue;
                 };
                 let Some(at) = position(&e) else { continue };
-                let wanted = at.0 < upper
-                    && lower.is_none_or(|l| at.0 >= l)
-                    && q.kind.as_deref().is_none_or(|k| e.kind.as_str() == k)
-                    && q.actor
-                        .as_deref()
-                        .is_none_or(|a| e.actor.as_deref() == Some(a))
-                    && after.is_none_or(|c| beyond(at, c));
-                if wanted {
+                if keep.keeps(at, e.kind.as_str(), e.actor.as_deref()) {
                     out.push(e);
                 }
             }
