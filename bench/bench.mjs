@@ -115,9 +115,7 @@ async function alertLatency(c, id) {
   const planted = await r.json();
   const listed = async () => (await c.api("GET", `/api/v1/alerts?connection_id=${id}&rule=failed_login_burst&limit=1000`)).json.alerts.some((a) => a.actor === planted.actor);
   for (let pulls = 1; pulls <= 5; pulls++) {
-    const runs = (await c.api("GET", `/api/v1/connections/${id}/runs`)).json.runs.length;
-    await c.api("POST", `/api/v1/connections/${id}/pull`);
-    while ((await c.api("GET", `/api/v1/connections/${id}/runs`)).json.runs.length <= runs) await new Promise((ok) => setTimeout(ok, 200));
+    await c.pullOnce(id);
     if (await listed()) return pulls;
   }
   return null;
@@ -296,7 +294,7 @@ if (process.env.BENCH_PLANTS !== "0") {
 // interval for 10 minutes in one local workerd; pulls late by more than 5 s.
 if (process.env.BENCH_FLEET !== "0") {
   results.fleet = await fleetFigures(200, 10);
-  log(`fleet: ${results.fleet.late_over_5s} of ${results.fleet.pulls} pulls late by more than 5 s`);
+  log(`fleet: ${results.fleet.late_over_5s} of ${results.fleet.connections} connections' pulls late by more than 5 s on average (${results.fleet.pulls} pulls; mean lateness p95 ${results.fleet.lateness_p95_s.toFixed(1)} s)`);
 }
 log(`abuse: ${results.abuse.sink.failing_calls_per_hour.toFixed(0)} calls an hour with a failing sink, ${results.abuse.burst.audit_rows} audit rows for a burst`);
 
@@ -365,7 +363,7 @@ const rows = [
   ["    share of ours' wall time (deployed: I/O, no CPU)", ((r.ours.r2_put_ms_per_10k * r.ours.events) / 10_000 / (r.ours.seconds * 10)).toFixed(1) + " %", ""],
   ["alert latency (attack on the instance -> alert listed), pulls", String(r.alert_latency_pulls ?? "not listed within 5"), "<= 1"],
   ...(r.freshness ? [["event to webhook alert at a 60 s interval, p50 / p95 s", `${r.freshness.p50_s.toFixed(0)} / ${r.freshness.p95_s.toFixed(0)}`, "p95 <= 90"]] : []),
-  ...(r.fleet ? [["200 connections at 60 s for 10 min: pulls late > 5 s", `${r.fleet.late_over_5s} of ${r.fleet.pulls}`, "0"]] : []),
+  ...(r.fleet ? [["200 connections at 60 s for 10 min: connections whose pulls came > 5 s late on average", `${r.fleet.late_over_5s} of ${r.fleet.connections} (${r.fleet.pulls} pulls)`, "0"]] : []),
   ["event index bytes per event (object)", r.ours.index_bytes_per_event.toFixed(0), "<= 10"],
   ["archive bytes per event (R2, gzip)", r.ours.archive_bytes_per_event.toFixed(0), "<= 120"],
   ["cost of 1M events, Workers Paid, 90 days kept, USD", r.cost_per_million_usd.total.toFixed(3), "<= 0.03"],
@@ -399,7 +397,7 @@ console.log([
   `cost of one million events: $${r.cost_per_million_usd.total.toFixed(3)}`,
   ...(r.freshness ? [`event to alert p95: ${r.freshness.p95_s.toFixed(0)} s`] : []),
   `page after sign-in gzip: ${r.page_after_sign_in_gzip_bytes} B`,
-  ...(r.fleet ? [`200 connections, pulls late by more than 5 s: ${r.fleet.late_over_5s}`] : []),
+  ...(r.fleet ? [`200 connections, connections whose pulls came more than 5 s late on average: ${r.fleet.late_over_5s}`] : []),
 ].join("\n"));
 
 // A small chart of the three rates, rendered by Chromium to PNG.

@@ -79,6 +79,9 @@ export async function startWorker({ vars = {}, persist = null, adminToken = null
     ADMIN_TOKEN: adminToken,
     ENCRYPTION_KEY: encryptionKey,
     ALLOW_LOOPBACK_INSTANCES: "true",
+    // Tests ask for the pulls they count; a test that wants the schedule's
+    // own pulls sets its interval (the deployment's default is 60 s).
+    PULL_INTERVAL_SECS: "300",
     ...vars,
   };
   const args = [DEV_WORKER, String(port), persist];

@@ -81,6 +81,22 @@ export function client(worker) {
     }, timeoutMs);
   }
 
+  /** Pulls the connection has run (idle ones fold into one history row an hour). */
+  async function pullCount(id) {
+    return (await api("GET", `/api/v1/connections/${id}/runs`)).json.pulls;
+  }
+
+  /**
+   * Asks for a pull and waits until a pull that started after the ask has
+   * ended (one running at the ask does not count).
+   */
+  async function pullOnce(id, timeoutMs = 120_000) {
+    const res = await api("POST", `/api/v1/connections/${id}/pull`);
+    assert.equal(res.status, 202, res.text);
+    const { asked } = (await api("GET", `/api/v1/connections/${id}/runs`)).json;
+    await waitFor("the pull", async () => ((await api("GET", `/api/v1/connections/${id}/runs`)).json.asked_done - asked) >>> 0 < 0x80000000, timeoutMs);
+  }
+
   /** Every event through the events API, following `next_cursor`. */
   async function listed(id, limit) {
     const seen = [];
@@ -105,7 +121,7 @@ export function client(worker) {
     for (const k of list) await api("DELETE", `/api/v1/connections/${k.id}`);
   }
 
-  return { api, connect, connection, stored, listed, assertExactlyOnce, waitCaughtUp, deleteAll };
+  return { api, connect, connection, stored, listed, assertExactlyOnce, waitCaughtUp, deleteAll, pullCount, pullOnce };
 }
 
 export async function truth(sim, table, fromIso) {

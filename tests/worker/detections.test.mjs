@@ -60,11 +60,7 @@ test("every planted attack is one alert after the backfill; no near miss and no 
 
 test("reading the same events again raises nothing new", async () => {
   const before = await alertsOf(conn.id);
-  for (let i = 0; i < 2; i++) {
-    const runs = (await c.api("GET", `/api/v1/connections/${conn.id}/runs`)).json.runs.length;
-    assert.equal((await c.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
-    await waitFor("the pull", async () => (await c.api("GET", `/api/v1/connections/${conn.id}/runs`)).json.runs.length > runs);
-  }
+  for (let i = 0; i < 2; i++) await c.pullOnce(conn.id);
   const after = await alertsOf(conn.id);
   assert.deepEqual(after.map((a) => [a.id, a.count]).sort(), before.map((a) => [a.id, a.count]).sort());
 });
@@ -74,9 +70,7 @@ test("a live attack after the backfill alerts within one pull", async () => {
   for (const rule of ["failed_login_burst", "admin_role_granted", "posture_drift"]) {
     live.push(...(await plant(sim, rule, "positive", Math.floor(Date.now() / 1000) - 300)).expect);
   }
-  const runs = (await c.api("GET", `/api/v1/connections/${conn.id}/runs`)).json.runs.length;
-  assert.equal((await c.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
-  await waitFor("one pull", async () => (await c.api("GET", `/api/v1/connections/${conn.id}/runs`)).json.runs.length > runs);
+  await c.pullOnce(conn.id);
   const s = score([...expected, ...live], await alertsOf(conn.id));
   assert.deepEqual(s, { missed: [], duplicated: [], false: [] });
   const drift = (await alertsOf(conn.id, "&rule=posture_drift")).find((a) => a.summary.includes("480") && a.last_seen > new Date(Date.now() - 3600_000).toISOString());

@@ -40,7 +40,7 @@ pub struct Config {
     /// `INSTANCE_HOSTS` as written, for the page to validate as the worker
     /// does.
     pub instance_hosts: String,
-    /// `PULL_INTERVAL_SECS`, 30 to 3,600, default 300: seconds between the
+    /// `PULL_INTERVAL_SECS`, 30 to 3,600, default 60: seconds between the
     /// pulls of a caught-up connection.
     pub pull_interval: PullInterval,
     /// `PULLS_PAUSED=true`: no connection pulls or forwards (an operator's

@@ -91,9 +91,102 @@ pub struct Connection {
     pub pull_interval_secs: Option<u32>,
 }
 
+/// When a connection last pulled and pulls next, as its object keeps them:
+/// the row in D1 is written only when a pull changes something, so an idle
+/// pull's time lives in the object alone. Unix seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullTimes {
+    pub last_pull_at: Option<i64>,
+    pub next_pull_at: Option<i64>,
+}
+
+impl Connection {
+    /// Whether its object's pull times are worth asking for: it is
+    /// enabled and connected (the others' rows say all).
+    pub fn pull_times_live(&self) -> bool {
+        self.enabled && self.status == Status::Connected
+    }
+
+    /// The object's pull times over the row's, for a connection that is
+    /// connected: a connection in error or disabled had its row written
+    /// with its state, and its object's due time (a maintenance day) is no
+    /// pull the admin should expect. A time older than the row's is not
+    /// taken (an object that lost its storage).
+    pub fn with_pull_times(mut self, times: PullTimes) -> Connection {
+        if !self.pull_times_live() {
+            return self;
+        }
+        let row_at = self
+            .last_pull_at
+            .as_deref()
+            .and_then(crate::clock::parse_rfc3339);
+        match (row_at, times.last_pull_at) {
+            (Some(r), Some(o)) if o < r => {}
+            (_, Some(o)) => self.last_pull_at = Some(crate::clock::rfc3339(o)),
+            (_, None) => {}
+        }
+        if let Some(next) = times.next_pull_at {
+            self.next_pull_at = Some(crate::clock::rfc3339(next));
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn connection(enabled: bool, status: Status) -> Connection {
+        Connection {
+            id: "c".into(),
+            name: "n".into(),
+            instance_url: "https://x.service-now.com".into(),
+            method: "oauth".into(),
+            enabled,
+            status,
+            status_detail: None,
+            warnings: Vec::new(),
+            release: None,
+            build: None,
+            created_at: crate::clock::rfc3339(0),
+            last_pull_at: Some(crate::clock::rfc3339(1_000)),
+            next_pull_at: Some(crate::clock::rfc3339(1_060)),
+            backfill: Backfill {
+                from: String::new(),
+                to: String::new(),
+                done: true,
+                events: 0,
+                total: 0,
+            },
+            event_count: 0,
+            posture_score: None,
+            open_alerts: 0,
+            pull_interval_secs: None,
+        }
+    }
+
+    #[test]
+    fn a_connected_connection_shows_its_objects_pull_times_and_others_their_rows() {
+        let times = PullTimes {
+            last_pull_at: Some(4_000),
+            next_pull_at: Some(4_060),
+        };
+        let live = connection(true, Status::Connected).with_pull_times(times);
+        assert_eq!(live.last_pull_at, Some(crate::clock::rfc3339(4_000)));
+        assert_eq!(live.next_pull_at, Some(crate::clock::rfc3339(4_060)));
+        let stopped = connection(false, Status::Disabled).with_pull_times(times);
+        assert_eq!(stopped.next_pull_at, Some(crate::clock::rfc3339(1_060)));
+        let failing = connection(true, Status::Error).with_pull_times(times);
+        assert_eq!(failing.last_pull_at, Some(crate::clock::rfc3339(1_000)));
+        // An object that knows less than the row does not move it back.
+        let older = PullTimes {
+            last_pull_at: Some(500),
+            next_pull_at: None,
+        };
+        let kept = connection(true, Status::Connected).with_pull_times(older);
+        assert_eq!(kept.last_pull_at, Some(crate::clock::rfc3339(1_000)));
+        assert_eq!(kept.next_pull_at, Some(crate::clock::rfc3339(1_060)));
+    }
 
     #[test]
     fn only_an_enabled_connection_that_is_connected_or_hibernating_pulls() {

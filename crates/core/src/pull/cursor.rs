@@ -69,6 +69,21 @@ pub fn resume_start(cursor: &Key, read_at: i64, backfill_from: i64) -> Key {
     }
 }
 
+/// The read time a page keeps with its cursor. The stored one stays while
+/// the cursor has not moved and that read already lies an overlap past it
+/// (the next run resumes right after the cursor either way): a pull that
+/// found nothing writes no cursor row. Otherwise this read's time.
+pub fn read_at_to_keep(stored: Option<(&Key, i64)>, cursor: Option<&Key>, read_at: i64) -> i64 {
+    match (stored, cursor) {
+        (Some((was, stored_at)), Some(now))
+            if was == now && resume_start(was, stored_at, i64::MIN) == *was =>
+        {
+            stored_at
+        }
+        _ => read_at,
+    }
+}
+
 /// Whether a record of time `at` may already be stored: only the overlap's
 /// re-reads can be (looked up in the pages' recent keys, `pull::index`),
 /// and they lie at or before the stored cursor's second (`stored_until`;
@@ -799,6 +814,34 @@ pub(crate) mod tests {
             .filter(|r| r.2 && r.0 >= from)
             .map(|r| r.1.clone())
             .collect()
+    }
+
+    #[test]
+    fn a_cursor_that_did_not_move_keeps_its_read_time_once_past_the_overlap() {
+        let k = Key {
+            created_on: "2026-11-20 10:00:00".into(),
+            sys_id: "a".into(),
+        };
+        let t = parse_servicenow_time(&k.created_on).unwrap_or(0);
+        // Read long after: the next run resumes after it, nothing to write.
+        let long_after = t + OVERLAP_SECS + 5;
+        assert_eq!(
+            read_at_to_keep(Some((&k, long_after)), Some(&k), long_after + 60),
+            long_after
+        );
+        // Read within its overlap: this read's time moves the next run's
+        // start forward, so it is kept.
+        assert_eq!(read_at_to_keep(Some((&k, t + 5)), Some(&k), t + 65), t + 65);
+        // A moved cursor, or none stored: this read's time.
+        let moved = Key {
+            sys_id: "b".into(),
+            ..k.clone()
+        };
+        assert_eq!(
+            read_at_to_keep(Some((&k, long_after)), Some(&moved), long_after + 60),
+            long_after + 60
+        );
+        assert_eq!(read_at_to_keep(None, Some(&k), long_after), long_after);
     }
 
     #[test]

@@ -366,14 +366,40 @@ pub enum Action {
     /// How many records a table's first backfill holds (the progress bar's
     /// total), known before its first page is read: keep it. No answer.
     RememberTotal { source: &'static str, total: u64 },
-    /// Bring the inventory up to now with this auth (within its own call
-    /// budget); answer with `handle_inventory`.
-    SyncInventory(ApiAuth),
+    /// Bring the inventory up to now (within its own call budget), starting
+    /// from what the run's Batch API call already answered for it; answer
+    /// with `handle_inventory`.
+    SyncInventory(InventoryStart),
     /// Wait this long, then poll again.
     Sleep(u64),
     /// The run is over.
     Finish(RunEnd),
 }
+
+/// What a sync starts with.
+#[derive(Debug)]
+pub struct InventoryStart {
+    pub auth: ApiAuth,
+    pub answered: InventoryAnswers,
+}
+
+/// What the run's Batch API call brought for the sync's first reads
+/// (`with_inventory_reads`).
+#[derive(Debug, Default)]
+pub enum InventoryAnswers {
+    /// They did not ride (or the call was refused as unknown, or its token
+    /// was): the sync makes its first call itself.
+    #[default]
+    NotAsked,
+    /// As `Reads::answers` gives them: the served reads, or the whole
+    /// call's failing answer (a rate limit, an outage, a web page).
+    Answered(Result<Vec<(String, HttpResponse)>, HttpResponse>),
+    /// The call got no answer: the sync does not call again.
+    Unreached,
+}
+
+/// Batch items of the inventory's reads carry this before their id.
+const INVENTORY_ITEM: &str = "inventory:";
 
 #[derive(Debug, PartialEq, Eq)]
 enum Waiting {
@@ -405,6 +431,8 @@ struct Table {
     /// The cursor as the run found it: a run that ends without moving any
     /// past it only read again what it had.
     found: Option<Key>,
+    /// When the run that wrote `found` read it.
+    found_read_at: Option<i64>,
     /// Pages of this table read in this run.
     pages: u32,
     first_ever: bool,
@@ -431,6 +459,12 @@ pub struct PullRun {
     inventory_due: bool,
     /// A refused sync had its refresh: a second refusal ends the run.
     inventory_refreshed: bool,
+    /// The sync's first reads, to ride in the run's Batch API call.
+    inventory_reads: Vec<batch::BatchItem>,
+    /// Their answers, once the batch brought them.
+    inventory_answered: InventoryAnswers,
+    /// They rode in the batch.
+    inventory_rode: bool,
     batch_done: bool,
     /// The token was refused for the batch: refresh before the tables.
     refresh_first: bool,
@@ -469,6 +503,7 @@ impl PullRun {
                 let read_at = found.and_then(|c| c.read_at);
                 Table {
                     found: cursor.clone(),
+                    found_read_at: read_at,
                     pages: 0,
                     first_ever: cursor.is_none(),
                     first_page: true,
@@ -498,6 +533,9 @@ impl PullRun {
             waiting: Waiting::Nothing,
             inventory_due: config.inventory == InventoryFirst::Sync,
             inventory_refreshed: false,
+            inventory_reads: Vec::new(),
+            inventory_answered: InventoryAnswers::NotAsked,
+            inventory_rode: false,
             batch_done: false,
             refresh_first: false,
             queued: VecDeque::new(),
@@ -508,6 +546,23 @@ impl PullRun {
             notes: Vec::new(),
             finished: false,
         }
+    }
+
+    /// The inventory sync's first reads (`InventorySync::riding_items`): where
+    /// the run reads by the Batch API, they ride in its one call, so a
+    /// caught-up pull that finds nothing is one call in all.
+    pub fn with_inventory_reads(mut self, items: Vec<batch::BatchItem>) -> Self {
+        self.inventory_reads = items;
+        self
+    }
+
+    /// Whether the first Batch API call carries the inventory's reads.
+    fn inventory_rides(&self) -> bool {
+        self.inventory_due
+            && !self.batch_done
+            && !self.inventory_reads.is_empty()
+            && self.config.route == ReadRoute::Batch
+            && self.config.max_calls > 1
     }
 
     /// ServiceNow calls made so far.
@@ -682,12 +737,32 @@ impl PullRun {
                 return a;
             }
         }
-        // After any refresh (its tokens kept first), before any page.
+        // After any refresh (its tokens kept first), before any page: the
+        // inventory's first reads and the tables' in one call, then the
+        // sync from its answers (the pages wait for it).
+        if self.inventory_rides() && !self.token_expiring(now_ms) {
+            if let Some(auth) = self.api_auth() {
+                self.batch_done = true;
+                self.inventory_rode = true;
+                let mut items: Vec<batch::BatchItem> = self
+                    .inventory_reads
+                    .iter()
+                    .map(|(id, path)| (format!("{INVENTORY_ITEM}{id}"), path.clone()))
+                    .collect();
+                items.extend(self.batch_items());
+                self.calls += 1;
+                self.waiting = Waiting::Batch;
+                return Action::Send(batch::request(&self.instance, &auth, "pull", &items));
+            }
+        }
         if self.inventory_due && !self.token_expiring(now_ms) {
             self.inventory_due = false;
             if let Some(auth) = self.api_auth() {
                 self.waiting = Waiting::Inventory;
-                return Action::SyncInventory(auth);
+                return Action::SyncInventory(InventoryStart {
+                    auth,
+                    answered: std::mem::take(&mut self.inventory_answered),
+                });
             }
         }
         if !self.batch_done {
@@ -884,14 +959,33 @@ impl PullRun {
 
     fn on_batch(&mut self, answer: Result<HttpResponse, CallError>) {
         let refused = answer.as_ref().is_ok_and(|r| r.status == 401);
-        let items = answer
-            .ok()
-            .as_ref()
-            .and_then(batch::parse)
-            .unwrap_or_default();
+        let parsed = answer.as_ref().ok().and_then(batch::parse);
+        if self.inventory_rode {
+            self.inventory_answered = match (&answer, &parsed) {
+                // Over the answer cap: the sync reads on its own.
+                (Err(CallError::TooLarge { .. }), _) => InventoryAnswers::NotAsked,
+                (Err(_), _) => InventoryAnswers::Unreached,
+                (Ok(_), Some(_)) => InventoryAnswers::Answered(Ok(Vec::new())),
+                // A refused token (refreshed first) or no Batch API (the
+                // sync finds its way one read at a time): its own call.
+                (Ok(r), None)
+                    if r.status == 401
+                        || (!crate::servicenow::answers::is_html(r)
+                            && matches!(r.status, 400 | 404 | 405)) =>
+                {
+                    InventoryAnswers::NotAsked
+                }
+                (Ok(r), None) => InventoryAnswers::Answered(Err(r.clone())),
+            };
+        }
+        let items = parsed.unwrap_or_default();
         let mut items_refused = false;
+        let mut inventory = Vec::new();
         for (id, resp) in items {
-            if resp.status == 401 {
+            if let Some(read) = id.strip_prefix(INVENTORY_ITEM) {
+                // Its own: a refusal there is the sync's to handle.
+                inventory.push((read.to_string(), resp));
+            } else if resp.status == 401 {
                 // Left to the per-table calls, after one refresh.
                 items_refused = true;
             } else if let Some(t) = self.tables.iter_mut().find(|t| t.pull.source == id) {
@@ -910,8 +1004,14 @@ impl PullRun {
                 }
             }
         }
+        if let InventoryAnswers::Answered(Ok(served)) = &mut self.inventory_answered {
+            *served = inventory;
+        }
         if (refused || items_refused) && matches!(self.auth, RunAuth::OAuth { .. }) {
             self.refresh_first = true;
+            // Its answers were refused too: the sync reads with the new
+            // token, not from them (which would refresh a second time).
+            self.inventory_answered = InventoryAnswers::NotAsked;
         }
     }
 
@@ -1010,6 +1110,11 @@ impl PullRun {
                 let table = &mut self.tables[i];
                 let before = table.pull.after_key();
                 let cursor = table.pull.on_page(&head);
+                let read_at = crate::pull::cursor::read_at_to_keep(
+                    table.found.as_ref().zip(table.found_read_at),
+                    cursor.as_ref(),
+                    (self.started_ms / 1000) as i64,
+                );
                 // Kept with the page (`PageToStore::page_size`).
                 let page = UnreadPage {
                     page: PageToStore {
@@ -1022,7 +1127,7 @@ impl PullRun {
                             .flatten(),
                         caught_up: table.pull.done,
                         page_size: table.pull.page_size(),
-                        read_at: (self.started_ms / 1000) as i64,
+                        read_at,
                     },
                     head,
                 };
@@ -1350,7 +1455,11 @@ mod tests {
                 .split('?')
                 .next()
                 .unwrap();
-            self.tables[name].answer(path)
+            match self.tables.get_mut(name) {
+                Some(table) => table.answer(path),
+                // The inventory's tables: read, with nothing new.
+                None => Self::json(200, serde_json::json!({"result": []}), vec![]),
+            }
         }
 
         /// The transport's view of an answer: a page of more records than
@@ -1458,6 +1567,12 @@ mod tests {
         totals: HashMap<&'static str, u64>,
         /// Events stored without some fields: (id, raw, truncated_fields).
         truncated: Vec<(String, String, Vec<String>)>,
+        /// Syncs that started from answers the run's batch brought.
+        inventory_rode: u32,
+        /// The inventory's first reads the runs are given.
+        inventory_reads: Vec<batch::BatchItem>,
+        /// Calls sent to the instance.
+        sent: u32,
     }
 
     fn config(max_calls: u32, use_batch: bool) -> PullConfig {
@@ -1499,17 +1614,20 @@ mod tests {
         let stored: Vec<(&str, StoredCursor)> =
             host.cursors.iter().map(|(k, v)| (*k, v.clone())).collect();
         let instance = parse("acme", &HostPolicy::default()).unwrap();
-        let mut run = PullRun::new(instance, "c", cfg, auth, &stored, T0, *clock);
+        let mut run = PullRun::new(instance, "c", cfg, auth, &stored, T0, *clock)
+            .with_inventory_reads(host.inventory_reads.clone());
         // Answered when sent, handed back when the page is stored.
         let mut ahead = None;
         for _ in 0..100_000 {
             *clock += 10;
             match run.poll(*clock) {
                 Action::Send(req) => {
+                    host.sent += 1;
                     let a = inst.answer(&req);
                     run.handle_response(*clock, inst.through_transport(&req, a));
                 }
                 Action::SendAhead(req) => {
+                    host.sent += 1;
                     let a = inst.answer(&req);
                     ahead = Some(inst.through_transport(&req, a));
                 }
@@ -1554,7 +1672,12 @@ mod tests {
                 Action::RememberPageSize { source, page_size } => {
                     host.cursors.entry(source).or_default().page_size = Some(page_size)
                 }
-                Action::SyncInventory(_) => run.handle_inventory(*clock, SyncEnd::Current, None),
+                Action::SyncInventory(start) => {
+                    if matches!(start.answered, InventoryAnswers::Answered(_)) {
+                        host.inventory_rode += 1;
+                    }
+                    run.handle_inventory(*clock, SyncEnd::Current, None)
+                }
                 Action::Sleep(ms) => *clock += ms,
                 Action::Finish(end) => return end,
             }
@@ -1934,6 +2057,41 @@ mod tests {
     }
 
     #[test]
+    fn a_caught_up_pull_that_finds_nothing_is_one_call_with_the_inventorys_reads() {
+        let mut inst = Instance::new(30);
+        let mut host = Host::default();
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let sync = PullConfig {
+            inventory: InventoryFirst::Sync,
+            ..config(40, true)
+        };
+        drive_past_more(&mut inst, &mut host, &mut clock, sync);
+        // Long after: nothing new, the overlap behind every cursor.
+        clock += 3_600_000;
+        host.inventory_reads = vec![(
+            "sys_user_group".into(),
+            "/api/now/table/sys_user_group?sysparm_limit=100".into(),
+        )];
+        host.sent = 0;
+        let end = drive_oauth(&mut inst, &mut host, &mut clock, sync);
+        assert_eq!(end.outcome, Outcome::Done, "{end:?}");
+        assert_eq!(
+            host.sent, 1,
+            "the inventory's reads rode in the pull's batch"
+        );
+        assert_eq!(host.inventory_rode, 1);
+        // Without a Batch API, the sync makes its own calls.
+        host.sent = 0;
+        let one_by_one = PullConfig {
+            inventory: InventoryFirst::Sync,
+            ..config(40, false)
+        };
+        drive_oauth(&mut inst, &mut host, &mut clock, one_by_one);
+        assert_eq!(host.inventory_rode, 1, "nothing rode");
+        assert_eq!(host.sent as usize, PULL_TABLES.len());
+    }
+
+    #[test]
     fn a_refused_token_is_refreshed_once_for_every_table() {
         let mut inst = Instance::new(30);
         inst.valid_tokens.clear(); // revoked: the batch is refused
@@ -2306,10 +2464,14 @@ mod tests {
         let a = inst.answer(&refresh);
         run.handle_response(clock, Ok(a));
         assert!(matches!(run.poll(clock), Action::KeepTokens { .. }));
-        let Action::SyncInventory(auth) = run.poll(clock) else {
+        let Action::SyncInventory(start) = run.poll(clock) else {
             panic!("the inventory before any page")
         };
-        assert_ne!(auth.header_value(), "Bearer at-0", "the refreshed token");
+        assert_ne!(
+            start.auth.header_value(),
+            "Bearer at-0",
+            "the refreshed token"
+        );
         // It failed: the run ends without a page, to try again in a minute.
         run.handle_inventory(clock, SyncEnd::Failed, None);
         let Action::Finish(end) = run.poll(clock) else {

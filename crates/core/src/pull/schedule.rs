@@ -7,12 +7,21 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Seconds between the pulls of a caught-up connection, unless configured.
-pub const DEFAULT_PULL_INTERVAL_SECS: u32 = 300;
+/// Seconds between the pulls of a caught-up connection, unless configured:
+/// an attack is seen within a minute or two, at one ServiceNow call a
+/// minute when nothing happened (60 an hour; 12 at 300).
+pub const DEFAULT_PULL_INTERVAL_SECS: u32 = 60;
 /// The shortest interval a deployment or a connection may set.
 pub const MIN_PULL_INTERVAL_SECS: u32 = 30;
 /// The longest: an hour.
 pub const MAX_PULL_INTERVAL_SECS: u32 = 3_600;
+/// How far past a pull's due time the watchdog's copy (`alarm_at` in D1)
+/// reaches: idle pulls renew it only when the next would pass it, so a
+/// caught-up connection writes D1 about once an hour, not once a pull. A
+/// lost alarm is found up to this much later (plus the watchdog's grace).
+pub const WATCHDOG_LEASE_SECS: i64 = 3_600;
+/// Idle pulls fold into one run row for at most this long.
+pub const IDLE_FOLD_SECS: i64 = 3_600;
 /// A sink's backlog or retry never wakes the object sooner than this after
 /// the alarm that served it: the backlog drains at a bounded rate.
 pub const SINK_FLOOR_SECS: i64 = 1;
@@ -87,6 +96,112 @@ pub struct Schedule {
     /// second as the one running started still differs from its start.
     #[serde(default)]
     pub asked: u32,
+    /// When the last pull ended (the API's `last_pull_at`: the connection's
+    /// row in D1 is written only when a pull changes something).
+    #[serde(default)]
+    pub last_pull_at: Option<i64>,
+    /// This hour's pulls that found nothing, not yet a run row.
+    #[serde(default)]
+    pub idle: Option<IdleRuns>,
+    /// Pulls ended since this schedule was first kept: how a caller sees
+    /// that a pull ran when it folded into the idle row.
+    #[serde(default)]
+    pub pulls: u64,
+    /// The `asked` count the last pull that ended started with: a pull
+    /// asked for has run once this reaches the count its ask made.
+    #[serde(default)]
+    pub asked_done: u32,
+    /// When the retention last ran.
+    #[serde(default)]
+    pub retained_at: Option<i64>,
+}
+
+/// How often a pull that found nothing applies the retention (each one
+/// that stores events does): what passes the cutoff is dropped within the
+/// hour, and an idle pull writes nothing for it.
+pub const IDLE_RETENTION_SECS: i64 = 3_600;
+
+/// Pulls that found nothing new, counted into one run row: from the first's
+/// start to the last's end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdleRuns {
+    pub since: i64,
+    pub until: i64,
+    pub pulls: u32,
+    pub calls: u32,
+}
+
+/// How a pull that ended shows in the run history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunShape {
+    /// It found something, failed or was cut short: a row of its own.
+    Own,
+    /// It found nothing: counted into the hour's idle row.
+    Idle,
+}
+
+impl RunShape {
+    /// A finished pull that stored no new event and has nothing to say
+    /// (no note, no deferral) is idle.
+    pub fn of(outcome: crate::pull::run::RunOutcome, events: u64, has_detail: bool) -> RunShape {
+        if outcome == crate::pull::run::RunOutcome::Done && events == 0 && !has_detail {
+            RunShape::Idle
+        } else {
+            RunShape::Own
+        }
+    }
+}
+
+/// A pull that ended, as the run history sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndedRun {
+    pub started_at: i64,
+    pub shape: RunShape,
+    pub calls: u32,
+    /// The schedule's `asked` when the pull started.
+    pub asked_at_start: u32,
+    /// It applied the retention.
+    pub retained: bool,
+}
+
+/// What a pull's end writes to the connection's row in D1, next to what
+/// the row held when the pull started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowFacts {
+    pub event_count: u64,
+    pub backfill_total: u64,
+    pub backfill_done: bool,
+    /// The row shows the hibernation error a finished run clears.
+    pub hibernating: bool,
+    /// The watchdog's copy of the due time.
+    pub alarm_at: Option<i64>,
+}
+
+/// Whether a pull's end must write the connection's row: only when what
+/// the list shows changed (counts, the backfill, a hibernation error it
+/// clears) or the watchdog's lease would not cover the next pull. `Some`
+/// carries the `alarm_at` to write.
+pub fn row_after_pull(stored: &RowFacts, now_facts: &RowFacts, next_at: i64) -> Option<i64> {
+    let lease = watchdog_lease(stored.alarm_at, next_at);
+    let changed = stored.event_count != now_facts.event_count
+        || stored.backfill_total != now_facts.backfill_total
+        || (now_facts.backfill_done && !stored.backfill_done)
+        || stored.hibernating;
+    match (changed, lease) {
+        (_, Some(at)) => Some(at),
+        (true, None) => stored.alarm_at.or(Some(next_at + WATCHDOG_LEASE_SECS)),
+        (false, None) => None,
+    }
+}
+
+/// The watchdog's due time to write for a pull due at `next_at`, if the
+/// stored one does not cover it: missing, before `next_at`, or further than
+/// a lease past it (a day-long stop's, which would hide a lost alarm).
+pub fn watchdog_lease(stored: Option<i64>, next_at: i64) -> Option<i64> {
+    match stored {
+        Some(at) if at >= next_at && at <= next_at + WATCHDOG_LEASE_SECS => None,
+        _ => Some(next_at + WATCHDOG_LEASE_SECS),
+    }
 }
 
 /// What one alarm does.
@@ -126,6 +241,43 @@ impl Schedule {
         }
     }
 
+    /// Whether the pull that just ended applies the retention.
+    pub fn retention_due(&self, shape: RunShape, now: i64) -> bool {
+        shape == RunShape::Own
+            || self
+                .retained_at
+                .is_none_or(|at| now - at >= IDLE_RETENTION_SECS || at > now)
+    }
+
+    /// A pull ended at `now`. Returns the hour of idle pulls to record as
+    /// a row now, if one is over (or a pull that found something ends it,
+    /// so the history stays in order); an idle pull joins the hour's row.
+    pub fn ended(&mut self, run: EndedRun, now: i64) -> Option<IdleRuns> {
+        self.last_pull_at = Some(now);
+        self.pulls = self.pulls.wrapping_add(1);
+        self.asked_done = run.asked_at_start;
+        if run.retained {
+            self.retained_at = Some(now);
+        }
+        match run.shape {
+            RunShape::Own => self.idle.take(),
+            RunShape::Idle => match &mut self.idle {
+                Some(idle) if now - idle.since < IDLE_FOLD_SECS => {
+                    idle.until = now;
+                    idle.pulls = idle.pulls.saturating_add(1);
+                    idle.calls = idle.calls.saturating_add(run.calls);
+                    None
+                }
+                _ => self.idle.replace(IdleRuns {
+                    since: run.started_at,
+                    until: now,
+                    pulls: 1,
+                    calls: run.calls,
+                }),
+            },
+        }
+    }
+
     /// When the next alarm fires, given the earliest time a sink wants a
     /// call (a retry, or more backlog): the pull's due time, or the sink's
     /// if earlier, but never sooner than `SINK_FLOOR_SECS` for a sink. Its
@@ -150,12 +302,125 @@ mod tests {
         assert!(PullInterval::new(3_601).is_err());
         assert_eq!(PullInterval::new(30).map(PullInterval::secs), Ok(30));
         assert_eq!(PullInterval::from_config(Some(" 60 ")).secs(), 60);
-        assert_eq!(PullInterval::from_config(Some("1")).secs(), 300);
-        assert_eq!(PullInterval::from_config(Some("soon")).secs(), 300);
-        assert_eq!(PullInterval::from_config(None).secs(), 300);
+        assert_eq!(PullInterval::from_config(Some("1")).secs(), 60);
+        assert_eq!(PullInterval::from_config(Some("soon")).secs(), 60);
+        assert_eq!(PullInterval::from_config(None).secs(), 60);
         let e = PullInterval::new(5).map(|_| ()).unwrap_err().to_string();
         assert!(e.contains("30 and 3600"), "{e}");
         assert!(serde_json::from_str::<PullInterval>("10").is_err());
+    }
+
+    fn idle(started_at: i64) -> EndedRun {
+        EndedRun {
+            started_at,
+            shape: RunShape::Idle,
+            calls: 1,
+            asked_at_start: 0,
+            retained: false,
+        }
+    }
+
+    #[test]
+    fn idle_pulls_fold_into_one_row_an_hour_and_a_pull_that_finds_something_ends_it() {
+        let mut s = Schedule::default();
+        let mut rows = Vec::new();
+        // Two hours and a half of a pull a minute that finds nothing.
+        for n in 0..150 {
+            let at = 10_000 + n * 60;
+            rows.extend(s.ended(idle(at), at + 1));
+        }
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].pulls, 60);
+        assert_eq!(
+            (rows[0].since, rows[0].until),
+            (10_000, 10_000 + 59 * 60 + 1)
+        );
+        assert_eq!(rows[0].calls, 60);
+        assert_eq!(rows[1].since, 10_000 + 60 * 60);
+        assert_eq!(s.idle.map(|i| i.pulls), Some(30));
+        // A pull that finds something: the hour so far is recorded first.
+        let at = 10_000 + 150 * 60;
+        let own = EndedRun {
+            started_at: at,
+            shape: RunShape::Own,
+            calls: 1,
+            asked_at_start: 3,
+            retained: true,
+        };
+        assert_eq!(s.ended(own, at + 2).map(|i| i.pulls), Some(30));
+        assert_eq!(s.idle, None);
+        assert_eq!(s.last_pull_at, Some(at + 2));
+        assert_eq!(s.ended(own, at + 70), None);
+        assert_eq!(s.pulls, 152, "every pull counted");
+        assert_eq!(s.asked_done, 3);
+        // The retention: every pull that stores, an idle one hourly.
+        assert!(s.retention_due(RunShape::Own, at + 80));
+        assert!(!s.retention_due(RunShape::Idle, at + 80));
+        assert!(s.retention_due(RunShape::Idle, at + 70 + IDLE_RETENTION_SECS));
+        assert!(Schedule::default().retention_due(RunShape::Idle, at));
+    }
+
+    #[test]
+    fn only_a_finished_pull_with_nothing_new_and_nothing_to_say_is_idle() {
+        use crate::pull::run::RunOutcome;
+        assert_eq!(RunShape::of(RunOutcome::Done, 0, false), RunShape::Idle);
+        assert_eq!(RunShape::of(RunOutcome::Done, 1, false), RunShape::Own);
+        assert_eq!(RunShape::of(RunOutcome::Done, 0, true), RunShape::Own);
+        assert_eq!(RunShape::of(RunOutcome::More, 0, false), RunShape::Own);
+        assert_eq!(RunShape::of(RunOutcome::Deferred, 0, false), RunShape::Own);
+        assert_eq!(RunShape::of(RunOutcome::Failed, 0, false), RunShape::Own);
+    }
+
+    #[test]
+    fn an_idle_pull_writes_no_row_until_its_lease_runs_short_and_a_change_always_does() {
+        let row = RowFacts {
+            event_count: 10,
+            backfill_total: 10,
+            backfill_done: true,
+            hibernating: false,
+            alarm_at: None,
+        };
+        // No lease yet: written once, an hour past the next pull.
+        assert_eq!(
+            row_after_pull(&row, &row, 1_060),
+            Some(1_060 + WATCHDOG_LEASE_SECS)
+        );
+        let leased = RowFacts {
+            alarm_at: Some(1_060 + WATCHDOG_LEASE_SECS),
+            ..row
+        };
+        let mut writes = 0;
+        let mut stored = leased;
+        // A day of pulls a minute that find nothing.
+        for n in 0..1_440 {
+            let next = 1_060 + n * 60;
+            if let Some(at) = row_after_pull(&stored, &stored, next) {
+                writes += 1;
+                stored.alarm_at = Some(at);
+            }
+        }
+        assert_eq!(writes, 23, "about one write an hour");
+        // New events, a finished backfill, a hibernation cleared: written.
+        let more = RowFacts {
+            event_count: 11,
+            ..leased
+        };
+        assert_eq!(row_after_pull(&leased, &more, 1_060), leased.alarm_at);
+        let backfilling = RowFacts {
+            backfill_done: false,
+            ..leased
+        };
+        assert!(row_after_pull(&backfilling, &leased, 1_060).is_some());
+        let hibernating = RowFacts {
+            hibernating: true,
+            ..leased
+        };
+        assert!(row_after_pull(&hibernating, &leased, 1_060).is_some());
+        // A stop's far due time is brought back within a lease.
+        assert_eq!(
+            watchdog_lease(Some(1_000 + 86_400), 1_060),
+            Some(1_060 + WATCHDOG_LEASE_SECS)
+        );
     }
 
     #[test]
@@ -204,7 +469,7 @@ mod tests {
     fn a_pull_asked_for_while_one_runs_is_not_overwritten_by_its_end() {
         let at_start = Schedule {
             pull_at: Some(100),
-            asked: 0,
+            ..Schedule::default()
         };
         let mut read_again = at_start;
         read_again.pull_now(130);

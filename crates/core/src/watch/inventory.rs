@@ -152,6 +152,9 @@ pub struct InventorySync {
     /// Per table: the key to read after, `None` once the table is done.
     after: Vec<(InventoryTable, Option<Key>)>,
     page: u32,
+    /// Every table was read to its end before: this sync reads only what
+    /// changed since (its overlap), a small answer.
+    was_current: bool,
 }
 
 fn after_query(after: &Key) -> String {
@@ -173,6 +176,11 @@ fn after_query(after: &Key) -> String {
 impl InventorySync {
     /// A sync from the stored cursors (absent: read the table whole).
     pub fn new(stored: &[(InventoryTable, Option<TableCursor>)]) -> InventorySync {
+        let was_current = InventoryTable::ALL.into_iter().all(|t| {
+            stored
+                .iter()
+                .any(|(s, c)| *s == t && c.as_ref().is_some_and(|c| c.done))
+        });
         let after = InventoryTable::ALL
             .into_iter()
             .map(|t| {
@@ -194,7 +202,11 @@ impl InventorySync {
                 (t, Some(start))
             })
             .collect();
-        InventorySync { after, page: PAGE }
+        InventorySync {
+            after,
+            page: PAGE,
+            was_current,
+        }
     }
 
     pub fn with_page(mut self, page: u32) -> Self {
@@ -215,9 +227,26 @@ impl InventorySync {
     /// The next reads: the next page of every table still behind, in one
     /// Batch API call or one call each; `None` when all are current.
     pub fn reads(&self, route: batch::ReadRoute) -> Option<batch::Reads> {
+        let items = self.items();
+        (!items.is_empty()).then(|| batch::Reads::new("inventory", items, route))
+    }
+
+    /// The reads a pull's Batch API call may carry
+    /// (`PullRun::with_inventory_reads`): only a sync of what changed since
+    /// the last, whose answers are small. A first sync, or one still
+    /// behind, brings whole pages and makes its own calls.
+    pub fn riding_items(&self) -> Vec<batch::BatchItem> {
+        if self.was_current {
+            self.items()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The reads of `reads`, as batch items.
+    fn items(&self) -> Vec<batch::BatchItem> {
         let limit = self.page.to_string();
-        let items: Vec<batch::BatchItem> = self
-            .after
+        self.after
             .iter()
             .filter_map(|(t, k)| {
                 let k = k.as_ref()?;
@@ -235,8 +264,7 @@ impl InventorySync {
                     ),
                 ))
             })
-            .collect();
-        (!items.is_empty()).then(|| batch::Reads::new("inventory", items, route))
+            .collect()
     }
 
     /// Reads the answers (`Reads::answers`): one page per table served. A
@@ -278,9 +306,24 @@ impl InventorySync {
                 404 => Some(Vec::new()),
                 _ => None,
             };
+            // A table never read before that is empty or not readable is
+            // read to its end all the same: kept as such, later syncs are
+            // syncs of what changed (and ride in a pull's call).
+            let never_read = current == Key::default();
             let Some(rows) = rows else {
                 // Not readable now: leave the table for the next sync.
                 *after = None;
+                if never_read {
+                    pages.push(InventoryPage {
+                        table: *t,
+                        records: Vec::new(),
+                        cursor: Some(TableCursor {
+                            key: Key::default(),
+                            done: true,
+                        }),
+                        done: true,
+                    });
+                }
                 continue;
             };
             let records: Vec<InventoryRecord> =
@@ -299,7 +342,7 @@ impl InventorySync {
                 // end there. Nothing after an overlap's start: the stored
                 // cursor stands (moving it back would drift a little
                 // further back at every sync).
-                None if done && !current.sys_id.is_empty() => Some(TableCursor {
+                None if done && (never_read || !current.sys_id.is_empty()) => Some(TableCursor {
                     key: current,
                     done: true,
                 }),
@@ -619,9 +662,20 @@ mod tests {
                 inherited: false
             }]
         );
-        assert!(
-            pages.iter().all(|p| p.table != InventoryTable::Members),
-            "an unreadable table is left for later"
+        // An unreadable table changes no record; never read before, it is
+        // kept as read to its end (so later syncs ride in a pull's call),
+        // from the start again.
+        let members = pages
+            .iter()
+            .find(|p| p.table == InventoryTable::Members)
+            .unwrap();
+        assert!(members.records.is_empty());
+        assert_eq!(
+            members.cursor,
+            Some(TableCursor {
+                key: Key::default(),
+                done: true
+            })
         );
         // Only the users are still behind, after their last key.
         let next = queries(&request(&sync).unwrap());
@@ -690,6 +744,47 @@ mod tests {
                 .cursor,
             None
         );
+    }
+
+    #[test]
+    fn only_a_sync_of_what_changed_since_rides_in_a_pulls_call() {
+        let kept: TableCursor =
+            serde_json::from_str(r#"{"created_on":"2026-01-01 00:10:00","sys_id":"u9"}"#).unwrap();
+        let all_read: Vec<_> = InventoryTable::ALL
+            .into_iter()
+            .map(|t| (t, Some(kept.clone())))
+            .collect();
+        let riding = InventorySync::new(&all_read).riding_items();
+        assert_eq!(riding.len(), InventoryTable::ALL.len());
+        // A first sync, a table never read, or one stopped mid-table: its
+        // pages are whole, so it calls on its own.
+        assert!(InventorySync::new(&[]).riding_items().is_empty());
+        assert!(InventorySync::new(&all_read[1..]).riding_items().is_empty());
+        // A table first read empty, or refused, counts as read to its end.
+        let mut first = InventorySync::new(&[]);
+        let answers: Vec<_> = InventoryTable::ALL
+            .into_iter()
+            .map(|t| match t {
+                InventoryTable::Groups => item(t.source(), 403, vec![]),
+                _ => item(t.source(), 200, vec![]),
+            })
+            .collect();
+        let pages = first.handle(served(answer(answers)), 0).unwrap();
+        let firsts: Vec<_> = pages.iter().map(|p| (p.table, p.cursor.clone())).collect();
+        assert_eq!(firsts.len(), InventoryTable::ALL.len());
+        assert!(firsts
+            .iter()
+            .all(|(_, c)| c.as_ref().is_some_and(|c| c.done)));
+        assert_eq!(
+            InventorySync::new(&firsts).riding_items().len(),
+            InventoryTable::ALL.len()
+        );
+        let mut behind = all_read.clone();
+        behind[0].1 = Some(TableCursor {
+            done: false,
+            ..kept
+        });
+        assert!(InventorySync::new(&behind).riding_items().is_empty());
     }
 
     #[test]

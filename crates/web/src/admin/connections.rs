@@ -177,7 +177,16 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
     ));
     spawn(Box::pin(refresh(view.clone())));
     let v = view.clone();
-    let tick = Closure::<dyn FnMut()>::new(move || spawn(Box::pin(refresh(v.clone()))));
+    // A tab in the background does not refresh: each list asks the
+    // connected connections' objects for their pull times.
+    let tick = Closure::<dyn FnMut()>::new(move || {
+        let hidden = web_sys::window()
+            .and_then(|w| w.document())
+            .is_some_and(|d| d.hidden());
+        if !hidden {
+            spawn(Box::pin(refresh(v.clone())));
+        }
+    });
     if let Some(w) = web_sys::window() {
         *view.timer.borrow_mut() = w
             .set_interval_with_callback_and_timeout_and_arguments_0(

@@ -43,6 +43,19 @@ pub struct PostureRead {
 #[derive(Serialize, Deserialize)]
 pub struct Runs {
     pub runs: Vec<RunRow>,
+    /// Pulls the connection has run (idle ones fold into one row an hour).
+    #[serde(default)]
+    pub pulls: u64,
+    /// When the last of them ended.
+    #[serde(default)]
+    pub last_pull_at: Option<String>,
+    /// Pulls asked for ("pull now", connect, …) so far, wrapping.
+    #[serde(default)]
+    pub asked: u32,
+    /// The `asked` count the last pull that ended started with: a pull
+    /// asked for has run once this reaches the count after the ask.
+    #[serde(default)]
+    pub asked_done: u32,
 }
 
 async fn call(
@@ -213,6 +226,23 @@ pub async fn accounts(env: &Env, connection_id: &str, q: &AccountsQuery) -> Resu
 /// Checks posture at the object's next step, which starts now.
 pub async fn check_posture(env: &Env, connection_id: &str) -> Result<()> {
     command(env, connection_id, "posture/check", &[202]).await
+}
+
+/// How long the API waits for an object's pull times before it shows the
+/// row's (written when a pull last changed something).
+const PULL_TIMES_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// When the connection last pulled and pulls next, from its object; `None`
+/// when the object does not answer in time.
+pub async fn pull_times(
+    env: &Env,
+    connection_id: &str,
+) -> Option<snc_core::api::connection::PullTimes> {
+    let asked = Box::pin(ask(env, connection_id, Method::Get, "pull_times", None));
+    match futures_util::future::select(asked, worker::Delay::from(PULL_TIMES_WAIT)).await {
+        futures_util::future::Either::Left((Ok(times), _)) => Some(times),
+        _ => None,
+    }
 }
 
 /// The connection's latest runs, newest first.

@@ -32,8 +32,9 @@ use crate::{now, now_ms};
 pub use client::*;
 pub use plane::{AccountsQuery, IndexQuery};
 use plane::{Plane, RunRow};
-use pull::{RunOutcome, Slice};
+use pull::{RunOutcome, Slice, WatchdogCopy};
 use reads::{read_events, EventsRead};
+use snc_core::pull::schedule::{watchdog_lease, EndedRun, RunShape};
 
 /// The object's count of slices failed in a row (meta key).
 const FAILED_SLICES: &str = "failed_slices";
@@ -106,9 +107,24 @@ impl DurableObject for ConnectionObject {
                 let read = self.read_events(&q).await?;
                 Response::from_json(&read)
             }
-            (Method::Get, "/runs") => Response::from_json(&Runs {
-                runs: self.plane()?.runs(50)?,
-            }),
+            (Method::Get, "/pull_times") => {
+                let schedule = self.plane()?.schedule()?;
+                Response::from_json(&snc_core::api::connection::PullTimes {
+                    last_pull_at: schedule.last_pull_at,
+                    next_pull_at: schedule.pull_at,
+                })
+            }
+            (Method::Get, "/runs") => {
+                let plane = self.plane()?;
+                let schedule = plane.schedule()?;
+                Response::from_json(&Runs {
+                    runs: plane.runs(50)?,
+                    pulls: schedule.pulls,
+                    last_pull_at: schedule.last_pull_at.map(snc_core::clock::rfc3339),
+                    asked: schedule.asked,
+                    asked_done: schedule.asked_done,
+                })
+            }
             (Method::Post, "/posture") => {
                 // A report read with the connect: kept as the first check.
                 let body: KeepPosture = req.json().await?;
@@ -214,6 +230,26 @@ impl DurableObject for ConnectionObject {
     }
 }
 
+/// What the pull part of an alarm ended with.
+struct PullEnd {
+    /// When the next pull is due.
+    next: i64,
+    /// What D1's `alarm_at` holds now.
+    watchdog: WatchdogCopy,
+    /// The run to record, and how it ended (none: no pull ran).
+    run: Option<(RunRow, EndedRun)>,
+}
+
+impl PullEnd {
+    fn unrun(next: i64) -> PullEnd {
+        PullEnd {
+            next,
+            watchdog: WatchdogCopy::AsRead,
+            run: None,
+        }
+    }
+}
+
 impl ConnectionObject {
     /// Makes a pull due at once and runs the step that does it.
     async fn pull_now(&self, plane: &Plane) -> Result<()> {
@@ -275,6 +311,7 @@ impl ConnectionObject {
         let failed = snc_core::pull::run::failed_slice(before, error, base);
         let kept = plane
             .set_meta(FAILED_SLICES, &failed.in_a_row.to_string())
+            .and_then(|()| self.count_failed_slice(&plane))
             .and_then(|()| {
                 plane.record_run(&RunRow {
                     started_at: snc_core::clock::rfc3339(started),
@@ -284,6 +321,7 @@ impl ConnectionObject {
                     events: 0,
                     calls: 0,
                     statements: 0,
+                    pulls: 1,
                 })
             });
         if let Err(e) = kept {
@@ -357,18 +395,36 @@ impl ConnectionObject {
         let pulled = schedule.on_alarm(now()).pull;
         if pulled {
             let at_start = schedule;
-            let Some(next) = self.pull(&plane, &bucket, store, &row, &config).await? else {
+            let Some(end) = self.pull(&plane, &bucket, store, &row, &config).await? else {
                 return Ok(None);
             };
             // Read again: a pull asked for while this one ran stays due.
             schedule = plane.schedule()?;
-            schedule.pulled_since(&at_start, next);
+            schedule.pulled_since(&at_start, end.next);
+            if let Some((run, mut ended)) = end.run {
+                ended.asked_at_start = at_start.asked;
+                // One object row for a pull that found nothing: this
+                // schedule, which counts it into the hour's idle row.
+                if let Some(hour) = schedule.ended(ended, now()) {
+                    plane.record_run(&RunRow::idle(&hour))?;
+                }
+                if ended.shape == RunShape::Own {
+                    plane.record_run(&run)?;
+                }
+            }
             plane.save_schedule(&schedule)?;
-            // The watchdog's copy: the pull's time, which a sink's retries
-            // do not move (they would write D1 every second).
-            Store::new(self.env.d1("DB")?)
-                .set_alarm_at(&id, Some(next))
-                .await?;
+            // The watchdog's copy: a lease past the pull's time, renewed
+            // when a pull would pass it (a sink's retries never write D1,
+            // and an idle pull about once an hour).
+            let held = match end.watchdog {
+                WatchdogCopy::AsRead => row.row_facts().alarm_at,
+                WatchdogCopy::Wrote(at) => at,
+            };
+            if let Some(lease) = watchdog_lease(held, end.next) {
+                Store::new(self.env.d1("DB")?)
+                    .set_alarm_at(&id, Some(lease))
+                    .await?;
+            }
         }
         if self.deleted.get() {
             return Ok(None);
@@ -407,15 +463,15 @@ impl ConnectionObject {
         store: Store,
         row: &crate::d1::connections::ConnectionRow,
         config: &Config,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Option<PullEnd>> {
         let id = row.id.as_str();
         if config.pulls_paused {
-            return Ok(Some(now() + config.pull_interval.secs()));
+            return Ok(Some(PullEnd::unrun(now() + config.pull_interval.secs())));
         }
         // A deployment upgraded from before the event plane: this
         // connection's rows move over first, a bounded chunk per alarm.
         if !upgrade::step(plane, bucket, &self.env.d1("DB")?, id).await? {
-            return Ok(Some(now()));
+            return Ok(Some(PullEnd::unrun(now())));
         }
         let started = now();
         let fence = Fence::new(store, row);
@@ -427,14 +483,27 @@ impl ConnectionObject {
         if self.deleted.get() {
             return Ok(None);
         }
+        let stats = &slice.stats;
+        let shape = RunShape::of(end.outcome, stats.events, stats.detail.is_some());
         // Retention after the pull, so a backfill's last slice already drops
-        // what it fetched from before the retention.
+        // what it fetched from before the retention; a pull that found
+        // nothing applies it hourly (it would write on every pull).
+        let retained = plane.schedule()?.retention_due(shape, now());
         let cutoff = now() - config.retention_days * 86_400;
-        let (mut dropped, expired) = plane.apply_retention(cutoff)?;
+        let (mut dropped, expired) = if retained {
+            plane.apply_retention(cutoff)?
+        } else {
+            (0, Vec::new())
+        };
         crate::archive::delete(bucket, &expired).await?;
         // Members reaching across the cutoff count out what passed it, a
         // few per pull (each is one ranged read of its member).
-        for spot in plane.straddling(cutoff, TRIMS_PER_PULL)? {
+        let straddling = if retained {
+            plane.straddling(cutoff, TRIMS_PER_PULL)?
+        } else {
+            Vec::new()
+        };
+        for spot in straddling {
             let times = match reads::member_times(bucket, &spot).await {
                 Ok(times) => times,
                 Err(e) => {
@@ -453,10 +522,17 @@ impl ConnectionObject {
         if dropped > 0 {
             fence.progress(&plane.progress(now())?).await?;
         }
-        let stats = &slice.stats;
         pull::log_line(id, end.outcome, stats);
-        if end.outcome.recorded() {
-            plane.record_run(&RunRow {
+        let run = end.outcome.recorded().then(|| {
+            let ended = EndedRun {
+                started_at: started,
+                shape,
+                calls: stats.calls,
+                // Set from the schedule the pull started with.
+                asked_at_start: 0,
+                retained,
+            };
+            let row = RunRow {
                 started_at: snc_core::clock::rfc3339(started),
                 finished_at: snc_core::clock::rfc3339(now()),
                 outcome: end.outcome,
@@ -464,15 +540,28 @@ impl ConnectionObject {
                 events: stats.events.try_into().unwrap_or(i64::MAX),
                 calls: i64::from(stats.calls),
                 statements: stats.statements.try_into().unwrap_or(i64::MAX),
-            })?;
-        }
+                pulls: 1,
+            };
+            (row, ended)
+        });
         // Superseded: the admin changed the connection under the slice; it
         // looks again with the new row (its change also woke the object).
-        Ok(Some(snc_core::pull::run::next_pull_at(
-            end.outcome,
-            end.next_at,
-            now(),
-        )))
+        Ok(Some(PullEnd {
+            next: snc_core::pull::run::next_pull_at(end.outcome, end.next_at, now()),
+            watchdog: end.watchdog,
+            run,
+        }))
+    }
+
+    /// A failed slice counts as a pull, and ends the hour's idle row
+    /// first, so the history stays in order.
+    fn count_failed_slice(&self, plane: &Plane) -> Result<()> {
+        let mut schedule = plane.schedule()?;
+        if let Some(hour) = schedule.idle.take() {
+            plane.record_run(&RunRow::idle(&hour))?;
+        }
+        schedule.pulls = schedule.pulls.wrapping_add(1);
+        plane.save_schedule(&schedule)
     }
 
     /// The purge's tombstone in the object's own storage: set by the first

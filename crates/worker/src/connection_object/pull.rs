@@ -24,6 +24,7 @@ use crate::d1::alerts::AlertStore;
 use crate::d1::connections::{ConnectionRow, Fence};
 use crate::{now, now_ms, transport};
 use snc_core::pull::index::{self, IndexedEvent};
+use snc_core::pull::schedule::{row_after_pull, RowFacts};
 
 /// The connection's row gets the progress at most this often during a run.
 const PROGRESS_EVERY_MS: u64 = 1_000;
@@ -33,11 +34,25 @@ const PROGRESS_EVERY_MS: u64 = 1_000;
 pub struct SliceEnd {
     pub outcome: RunOutcome,
     pub next_at: Option<i64>,
+    pub watchdog: WatchdogCopy,
+}
+
+/// What the connection's `alarm_at` in D1 holds after a slice.
+#[derive(Clone, Copy)]
+pub enum WatchdogCopy {
+    /// What the slice read with the row: it did not write it.
+    AsRead,
+    /// What the slice wrote.
+    Wrote(Option<i64>),
 }
 
 impl SliceEnd {
     fn new(outcome: RunOutcome, next_at: Option<i64>) -> Self {
-        SliceEnd { outcome, next_at }
+        SliceEnd {
+            outcome,
+            next_at,
+            watchdog: WatchdogCopy::AsRead,
+        }
     }
 }
 
@@ -91,6 +106,9 @@ pub struct Slice<'a> {
     /// Restored from the object at the slice's first page, kept for the
     /// others (its state is still saved with every page).
     detector: Option<Detector>,
+    /// What the connection's row holds as far as this slice knows: it is
+    /// written only when a value the list shows changes.
+    held: RowFacts,
 }
 
 impl<'a> Slice<'a> {
@@ -115,6 +133,7 @@ impl<'a> Slice<'a> {
             started_ms: now_ms(),
             last_progress_ms: 0,
             detector: None,
+            held: row.row_facts(),
         }
     }
 
@@ -129,12 +148,31 @@ impl<'a> Slice<'a> {
         // reports itself done: a caught-up connection shows every alert.
         self.flush_alerts().await;
         let progress = self.plane.progress(now())?;
+        let facts = RowFacts {
+            event_count: progress.event_count,
+            backfill_total: progress.backfill_total,
+            backfill_done: backfill == BackfillState::Done,
+            hibernating: false,
+            alarm_at: None,
+        };
+        // A pull that found nothing writes no row: the API reads its time
+        // from the object.
+        let Some(alarm_at) = row_after_pull(&self.held, &facts, next_at) else {
+            return Ok(SliceEnd::new(outcome, Some(next_at)));
+        };
         self.stats.d1_writes += 1;
-        let written = self.fence.finish_run(&progress, next_at, backfill).await?;
+        let written = self
+            .fence
+            .finish_run(&progress, next_at, alarm_at, backfill)
+            .await?;
         if !written {
             return Ok(SliceEnd::new(RunOutcome::Superseded, None));
         }
-        Ok(SliceEnd::new(outcome, Some(next_at)))
+        Ok(SliceEnd {
+            outcome,
+            next_at: Some(next_at),
+            watchdog: WatchdogCopy::Wrote(Some(alarm_at)),
+        })
     }
 
     async fn fail(
@@ -147,7 +185,11 @@ impl<'a> Slice<'a> {
         self.stats.d1_writes += 1;
         let written = self.fence.set_error(code, detail, now(), retry_at).await?;
         Ok(if written {
-            SliceEnd::new(RunOutcome::Failed, retry_at)
+            SliceEnd {
+                outcome: RunOutcome::Failed,
+                next_at: retry_at,
+                watchdog: WatchdogCopy::Wrote(retry_at),
+            }
         } else {
             SliceEnd::new(RunOutcome::Superseded, None)
         })
@@ -161,8 +203,13 @@ impl<'a> Slice<'a> {
         self.last_progress_ms = now_ms();
         // Alerts before progress: what reads as caught up has its alerts.
         self.flush_alerts().await;
-        self.stats.d1_writes += 1;
         let p = self.plane.progress(now())?;
+        if (p.event_count, p.backfill_total) == (self.held.event_count, self.held.backfill_total) {
+            return Ok(true);
+        }
+        self.stats.d1_writes += 1;
+        self.held.event_count = p.event_count;
+        self.held.backfill_total = p.backfill_total;
         self.fence.progress(&p).await
     }
 
@@ -447,7 +494,8 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         &stored,
         backfill_from,
         now_ms(),
-    );
+    )
+    .with_inventory_reads(super::inventory::from_storage(slice.plane)?.riding_items());
     let deadline = config.call_deadline;
     slice.stats.setup_ms = now_ms().saturating_sub(slice.started_ms);
     // The next page's call, sent before the page being stored was read.
@@ -532,7 +580,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
             Action::RememberTotal { source, total } => {
                 slice.plane.remember_total(source, total)?;
             }
-            Action::SyncInventory(auth) => {
+            Action::SyncInventory(start) => {
                 // What the rules ask about, before any page is judged: the
                 // posture when due (its property names, for drift) and the
                 // accounts and roles up to now. A failed posture check stays
@@ -543,7 +591,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                         slice.fence,
                         slice.row.method,
                         &instance,
-                        &auth,
+                        &start.auth,
                         run_config.route,
                         deadline,
                     )
@@ -552,7 +600,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                 let synced = super::inventory::sync(
                     slice.plane,
                     &instance,
-                    &auth,
+                    start,
                     run_config.route,
                     deadline,
                     slice.stopping,

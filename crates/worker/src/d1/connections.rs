@@ -55,6 +55,10 @@ pub struct ConnectionRow {
     /// Set through PATCH; NULL: the deployment's `PULL_INTERVAL_SECS`.
     #[serde(default)]
     pub pull_interval_secs: Option<i64>,
+    /// The watchdog's copy of the object's due time (a lease: see
+    /// `pull::schedule::watchdog_lease`).
+    #[serde(default)]
+    pub alarm_at: Option<String>,
 }
 
 fn auth_method<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<AuthMethod, D::Error> {
@@ -80,6 +84,21 @@ impl ConnectionRow {
     /// check found none.
     pub fn read_route(&self) -> snc_core::servicenow::batch::ReadRoute {
         snc_core::connect::warning::read_route(&self.warnings)
+    }
+
+    /// What a pull's end compares before it writes this row.
+    pub fn row_facts(&self) -> snc_core::pull::schedule::RowFacts {
+        snc_core::pull::schedule::RowFacts {
+            event_count: u64::try_from(self.event_count).unwrap_or(0),
+            backfill_total: u64::try_from(self.backfill_total).unwrap_or(0),
+            backfill_done: self.backfill_done,
+            hibernating: self.status == Status::Error
+                && self.status_code == Some(ProblemCode::InstanceHibernating),
+            alarm_at: self
+                .alarm_at
+                .as_deref()
+                .and_then(snc_core::clock::parse_rfc3339),
+        }
     }
 
     /// Seconds between this connection's pulls: its own, or `default`.
@@ -176,7 +195,7 @@ pub struct Store {
 /// ending in a condition on its code (an unreadable column reads as none).
 const KEPT_WARNINGS: &str = "SELECT value AS w FROM json_each(CASE WHEN json_valid(connections.warnings) THEN connections.warnings ELSE '[]' END) WHERE json_extract(value, '$.code')";
 
-const COLUMNS: &str = "id, name, instance_url, username, method, client_id, enabled, status, status_code, status_message, status_since, warnings, release, build, created_at, last_pull_at, next_pull_at, backfill_from, backfill_to, backfill_done, event_count, backfill_total, generation, posture_score, pull_interval_secs, \
+const COLUMNS: &str = "id, name, instance_url, username, method, client_id, enabled, status, status_code, status_message, status_since, warnings, release, build, created_at, last_pull_at, next_pull_at, backfill_from, backfill_to, backfill_done, event_count, backfill_total, generation, posture_score, pull_interval_secs, alarm_at, \
     (SELECT count(*) FROM alerts a WHERE a.connection_id = connections.id AND a.status = 'open') AS open_alerts";
 
 impl Store {
@@ -654,14 +673,16 @@ impl Fence {
     }
 
     /// A run that finished heard from the instance: a hibernation error it
-    /// started in is over.
+    /// started in is over. Written only when something the list shows
+    /// changed or the watchdog's lease runs short (`row_after_pull`).
     pub async fn finish_run(
         &self,
         p: &Progress,
         next_pull_at: i64,
+        alarm_at: i64,
         backfill: BackfillState,
     ) -> Result<bool> {
-        let q = "UPDATE connections SET last_pull_at = ?3, next_pull_at = ?4, alarm_at = ?4, backfill_done = max(backfill_done, ?5), event_count = ?6, backfill_total = ?7, \
+        let q = "UPDATE connections SET last_pull_at = ?3, next_pull_at = ?4, alarm_at = ?8, backfill_done = max(backfill_done, ?5), event_count = ?6, backfill_total = ?7, \
                  status = CASE WHEN status = 'error' AND status_code = 'instance_hibernating' THEN 'connected' ELSE status END, \
                  status_code = CASE WHEN status_code = 'instance_hibernating' THEN NULL ELSE status_code END WHERE id = ?1 AND generation = ?2";
         let r = self
@@ -676,6 +697,7 @@ impl Fence {
                 flag(backfill == BackfillState::Done),
                 n(p.event_count.try_into().unwrap_or(i64::MAX)),
                 n(p.backfill_total.try_into().unwrap_or(i64::MAX)),
+                s(&rfc3339(alarm_at)),
             ])?
             .run()
             .await?;

@@ -15,9 +15,11 @@ use worker::{console_log, Env, Request, Response, Result};
 use super::valid_id;
 use super::validate::read_connect_request;
 use crate::config::Config;
+use crate::connection_object;
 use crate::d1::connections::{NewConnection, Renewal, SealedSecret, Store};
 use crate::respond::{self, Answer, AppError};
 use crate::{now, random_bytes, transport};
+use snc_core::api::connection::Connection;
 
 fn store(env: &Env) -> Result<Store> {
     Ok(Store::new(env.d1("DB")?))
@@ -302,9 +304,38 @@ fn quota_exceeded(quota: u32) -> Answer {
     )
 }
 
+/// Connections whose objects a list asks for their pull times, in
+/// parallel; the rest show their rows' (at most a lease, an hour, old).
+const PULL_TIMES_PER_LIST: usize = 200;
+
+/// The connection as the API shows it: its row, with the pull times its
+/// object keeps.
+async fn shown(env: &Env, connection: Connection) -> Connection {
+    if !connection.pull_times_live() {
+        return connection;
+    }
+    match connection_object::pull_times(env, &connection.id).await {
+        Some(times) => connection.with_pull_times(times),
+        None => connection,
+    }
+}
+
 pub async fn list(env: &Env) -> Answer {
     let rows = store(env)?.list().await?;
-    let connections: Vec<_> = rows.iter().map(|r| r.to_api()).collect();
+    // The first PULL_TIMES_PER_LIST connected ones ask their objects; the
+    // others (and any beyond) show their rows.
+    let mut live = 0;
+    let mut shows = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let c = row.to_api();
+        if c.pull_times_live() && live < PULL_TIMES_PER_LIST {
+            live += 1;
+            shows.push(futures_util::future::Either::Left(shown(env, c)));
+        } else {
+            shows.push(futures_util::future::Either::Right(std::future::ready(c)));
+        }
+    }
+    let connections = futures_util::future::join_all(shows).await;
     respond::json(200, &json!({ "connections": connections }))
 }
 
@@ -313,7 +344,7 @@ pub async fn get(env: &Env, id: &str) -> Answer {
         return not_found(id);
     }
     match store(env)?.get(id).await? {
-        Some(row) => respond::json(200, &row.to_api()),
+        Some(row) => respond::json(200, &shown(env, row.to_api()).await),
         None => not_found(id),
     }
 }

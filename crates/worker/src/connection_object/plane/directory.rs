@@ -184,29 +184,30 @@ impl Plane {
     }
 
     /// Upserts one page of an inventory table and moves its cursor, in one
-    /// step (no await between).
+    /// step (no await between); a record read again unchanged (the sync
+    /// re-reads its overlap every pull) writes no row.
     pub fn store_inventory_page(&self, page: &InventoryPage) -> Result<()> {
         let flag = |b: bool| int(i64::from(b));
         for r in &page.records {
             match r {
                 InventoryRecord::User(u) => self.sql.exec(
-                    "INSERT OR REPLACE INTO inv_users (sys_id, user_name, name, email, active, locked_out, web_service_only, last_login_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO inv_users (sys_id, user_name, name, email, active, locked_out, web_service_only, last_login_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sys_id) DO UPDATE SET user_name = excluded.user_name, name = excluded.name, email = excluded.email, active = excluded.active, locked_out = excluded.locked_out, web_service_only = excluded.web_service_only, last_login_at = excluded.last_login_at WHERE (user_name, name, email, active, locked_out, web_service_only, last_login_at) IS NOT (excluded.user_name, excluded.name, excluded.email, excluded.active, excluded.locked_out, excluded.web_service_only, excluded.last_login_at)",
                     vec![text(&u.sys_id), text(&u.user_name), text(&u.name), opt_text(u.email.as_deref()), flag(u.active), flag(u.locked_out), flag(u.web_service_only), opt_text(u.last_login_at.as_deref())],
                 )?,
                 InventoryRecord::Role { sys_id, name, elevated } => self.sql.exec(
-                    "INSERT OR REPLACE INTO inv_roles (sys_id, name, elevated) VALUES (?, ?, ?)",
+                    "INSERT INTO inv_roles (sys_id, name, elevated) VALUES (?, ?, ?) ON CONFLICT (sys_id) DO UPDATE SET name = excluded.name, elevated = excluded.elevated WHERE (name, elevated) IS NOT (excluded.name, excluded.elevated)",
                     vec![text(sys_id), text(name), flag(*elevated)],
                 )?,
                 InventoryRecord::Group { sys_id, name } => self.sql.exec(
-                    "INSERT OR REPLACE INTO inv_groups (sys_id, name) VALUES (?, ?)",
+                    "INSERT INTO inv_groups (sys_id, name) VALUES (?, ?) ON CONFLICT (sys_id) DO UPDATE SET name = excluded.name WHERE name IS NOT excluded.name",
                     vec![text(sys_id), text(name)],
                 )?,
                 InventoryRecord::Grant { sys_id, user, role, inherited } => self.sql.exec(
-                    "INSERT OR REPLACE INTO inv_grants (sys_id, user, role, inherited) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO inv_grants (sys_id, user, role, inherited) VALUES (?, ?, ?, ?) ON CONFLICT (sys_id) DO UPDATE SET user = excluded.user, role = excluded.role, inherited = excluded.inherited WHERE (user, role, inherited) IS NOT (excluded.user, excluded.role, excluded.inherited)",
                     vec![text(sys_id), text(user), text(role), flag(*inherited)],
                 )?,
                 InventoryRecord::Member { sys_id, user, group } => self.sql.exec(
-                    "INSERT OR REPLACE INTO inv_members (sys_id, user, grp) VALUES (?, ?, ?)",
+                    "INSERT INTO inv_members (sys_id, user, grp) VALUES (?, ?, ?) ON CONFLICT (sys_id) DO UPDATE SET user = excluded.user, grp = excluded.grp WHERE (user, grp) IS NOT (excluded.user, excluded.grp)",
                     vec![text(sys_id), text(user), text(group)],
                 )?,
             };

@@ -183,7 +183,9 @@ impl Plane {
             "INSERT INTO cursors (source_table, created_on, sys_id, backfill_total, caught_up, page_size, read_at) VALUES (?1, ?2, ?3, coalesce(?4, 0), ?5, ?6, ?7) \
              ON CONFLICT (source_table) DO UPDATE SET created_on = coalesce(excluded.created_on, cursors.created_on), sys_id = coalesce(excluded.sys_id, cursors.sys_id), \
              backfill_total = coalesce(?4, cursors.backfill_total), caught_up = max(cursors.caught_up, excluded.caught_up), page_size = excluded.page_size, \
-             read_at = CASE WHEN excluded.created_on IS NULL THEN cursors.read_at ELSE excluded.read_at END",
+             read_at = CASE WHEN excluded.created_on IS NULL THEN cursors.read_at ELSE excluded.read_at END \
+             WHERE (coalesce(excluded.created_on, cursors.created_on), coalesce(excluded.sys_id, cursors.sys_id), coalesce(?4, cursors.backfill_total), max(cursors.caught_up, excluded.caught_up), excluded.page_size, CASE WHEN excluded.created_on IS NULL THEN cursors.read_at ELSE excluded.read_at END) \
+             IS NOT (cursors.created_on, cursors.sys_id, cursors.backfill_total, cursors.caught_up, cursors.page_size, cursors.read_at)",
             vec![text(p.source_table), t, s, total, int(i64::from(p.caught_up)), int(i64::from(p.page_size)), int(p.read_at)],
         )?;
         Ok(inserted)

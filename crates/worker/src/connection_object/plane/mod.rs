@@ -94,6 +94,7 @@ impl Plane {
         }
         let plane = Plane::opened(sql);
         plane.upgrade_index()?;
+        plane.upgrade_runs()?;
         Ok(plane)
     }
 
@@ -124,7 +125,8 @@ impl Plane {
 
     pub fn set_meta(&self, k: &str, v: &str) -> Result<()> {
         self.write(
-            "INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            // An unchanged value is not written again (rows written bill).
+            "INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v WHERE v IS NOT excluded.v",
             vec![text(k), text(v)],
         )?;
         Ok(())
