@@ -93,8 +93,15 @@ export function client(worker) {
   async function pullOnce(id, timeoutMs = 120_000) {
     const res = await api("POST", `/api/v1/connections/${id}/pull`);
     assert.equal(res.status, 202, res.text);
-    const { asked } = (await api("GET", `/api/v1/connections/${id}/runs`)).json;
-    await waitFor("the pull", async () => ((await api("GET", `/api/v1/connections/${id}/runs`)).json.asked_done - asked) >>> 0 < 0x80000000, timeoutMs);
+    const read = await api("GET", `/api/v1/connections/${id}/runs`);
+    assert.equal(read.status, 200, read.text);
+    const { asked } = read.json;
+    assert.ok(Number.isInteger(asked), read.text);
+    await waitFor("the pull", async () => {
+      const now = await api("GET", `/api/v1/connections/${id}/runs`);
+      const done = now.json?.asked_done;
+      return now.status === 200 && Number.isInteger(done) && ((done - asked) >>> 0) < 0x80000000;
+    }, timeoutMs);
   }
 
   /** Every event through the events API, following `next_cursor`. */

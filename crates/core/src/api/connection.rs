@@ -91,6 +91,24 @@ pub struct Connection {
     pub pull_interval_secs: Option<u32>,
 }
 
+/// The admin page's list ticks every 3 s; it refreshes at every tick while
+/// a listed backfill moves (its progress bar), and at every fifth (15 s)
+/// otherwise: each list asks the connected connections' objects for their
+/// pull times, one Durable Object request each. An admin's action
+/// refreshes at once either way.
+pub const QUIET_LIST_TICKS: u32 = 5;
+
+/// Whether any listed connection is still in its backfill and pulling (a
+/// disabled one's bar, or one in error, does not move).
+pub fn backfill_moving(list: &[Connection]) -> bool {
+    list.iter().any(|c| c.pull_times_live() && !c.backfill.done)
+}
+
+/// Whether the list's tick refreshes, after `quiet` ticks that did not.
+pub fn list_refresh_due(moving: bool, quiet: u32) -> bool {
+    moving || quiet + 1 >= QUIET_LIST_TICKS
+}
+
 /// When a connection last pulled and pulls next, as its object keeps them:
 /// the row in D1 is written only when a pull changes something, so an idle
 /// pull's time lives in the object alone. Unix seconds.
@@ -163,6 +181,24 @@ mod tests {
             open_alerts: 0,
             pull_interval_secs: None,
         }
+    }
+
+    #[test]
+    fn the_list_refreshes_every_tick_while_a_backfill_moves_and_every_fifth_otherwise() {
+        let mut filling = connection(true, Status::Connected);
+        filling.backfill.done = false;
+        let done = connection(true, Status::Connected);
+        let mut stopped = filling.clone();
+        stopped.enabled = false;
+        let mut failing = filling.clone();
+        failing.status = Status::Error;
+        assert!(backfill_moving(&[done.clone(), filling]));
+        assert!(!backfill_moving(&[done, stopped, failing]));
+        assert!(list_refresh_due(true, 0));
+        let quiet: Vec<bool> = (0..10)
+            .map(|q| list_refresh_due(false, q % QUIET_LIST_TICKS))
+            .collect();
+        assert_eq!(quiet.iter().filter(|d| **d).count(), 2, "{quiet:?}");
     }
 
     #[test]

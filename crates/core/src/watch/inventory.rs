@@ -232,9 +232,12 @@ impl InventorySync {
     }
 
     /// The reads a pull's Batch API call may carry
-    /// (`PullRun::with_inventory_reads`): only a sync of what changed since
-    /// the last, whose answers are small. A first sync, or one still
-    /// behind, brings whole pages and makes its own calls.
+    /// (`PullRun::with_inventory_reads`): only once every table was read to
+    /// its end, so the answers are what changed since (small, but up to a
+    /// page per table after a bulk change; a table first found empty or
+    /// refused is read whole again, a full page once it fills: an answer
+    /// over the cap makes the sync call on its own). A first sync, or one
+    /// still behind, makes its own calls.
     pub fn riding_items(&self) -> Vec<batch::BatchItem> {
         if self.was_current {
             self.items()

@@ -4,7 +4,7 @@
 //! what really came of it. The detail views (activity, posture, accounts)
 //! and the alerts are their own modules, mounted below the list.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -85,6 +85,11 @@ pub struct View {
     /// The 3 s refresh, stopped when the credential is refused: a revoked
     /// key left open in a tab must not keep knocking.
     timer: RefCell<Option<i32>>,
+    /// A listed backfill moves: every tick refreshes (core's
+    /// `list_refresh_due`).
+    moving: Cell<bool>,
+    /// Ticks since the last refresh.
+    quiet: Cell<u32>,
 }
 
 fn method_label(m: &str) -> &str {
@@ -143,6 +148,8 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
         rows: RefCell::new(HashMap::new()),
         alerts: RefCell::new(None),
         timer: RefCell::new(None),
+        moving: Cell::new(true),
+        quiet: Cell::new(0),
     });
     let v = view.clone();
     on_action(&list, move |action, id| {
@@ -177,14 +184,23 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
     ));
     spawn(Box::pin(refresh(view.clone())));
     let v = view.clone();
-    // A tab in the background does not refresh: each list asks the
-    // connected connections' objects for their pull times.
+    // A tab in the background does not refresh, and a quiet list less
+    // often: each list asks the connected connections' objects for their
+    // pull times.
     let tick = Closure::<dyn FnMut()>::new(move || {
         let hidden = web_sys::window()
             .and_then(|w| w.document())
             .is_some_and(|d| d.hidden());
-        if !hidden {
+        if hidden {
+            // Back in front, the first tick refreshes.
+            v.quiet.set(snc_core::api::connection::QUIET_LIST_TICKS);
+            return;
+        }
+        if snc_core::api::connection::list_refresh_due(v.moving.get(), v.quiet.get()) {
+            v.quiet.set(0);
             spawn(Box::pin(refresh(v.clone())));
+        } else {
+            v.quiet.set(v.quiet.get() + 1);
         }
     });
     if let Some(w) = web_sys::window() {
@@ -569,6 +585,9 @@ pub async fn refresh(view: Rc<View>) -> Result<JsValue, JsValue> {
             return Ok(JsValue::UNDEFINED);
         }
     };
+    view.moving.set(snc_core::api::connection::backfill_moving(
+        &list.connections,
+    ));
     let mut rows = view.rows.borrow_mut();
     let mut before = view.list.first_child();
     for c in &list.connections {
