@@ -178,8 +178,8 @@ function migratedTemplate() {
  * gzip objects decompressed, for scans: what is stored where, and what is
  * not stored anywhere.
  */
-/** The Durable Objects' SQLite files (and their write-ahead logs) under a persist directory. */
-export function objectFiles(persist) {
+/** Every SQLite file (and write-ahead log) under `dir`. */
+export function sqliteFiles(dir) {
   const out = [];
   const walk = (d) => {
     if (!existsSync(d)) return;
@@ -189,8 +189,13 @@ export function objectFiles(persist) {
       else if (/\.sqlite(-wal)?$/.test(p)) out.push(p);
     }
   };
-  walk(join(persist, "v3", "do"));
+  walk(dir);
   return out;
+}
+
+/** The Durable Objects' SQLite files (and their write-ahead logs) under a persist directory. */
+export function objectFiles(persist) {
+  return sqliteFiles(join(persist, "v3", "do"));
 }
 
 export function stateText(dir) {

@@ -6,9 +6,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { startWorker, startSim, objectFiles } from "../support/harness.mjs";
+import { startWorker, startSim, objectFiles, sqliteFiles } from "../support/harness.mjs";
 import { client, waitFor } from "../support/pulls.mjs";
 
 let worker, c, sim;
@@ -49,16 +48,7 @@ function changed(before, after) {
 }
 
 function d1File(persist) {
-  const found = [];
-  const walk = (d) => {
-    if (!existsSync(d)) return;
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (p.endsWith(".sqlite") && !p.endsWith("metadata.sqlite")) found.push(p);
-    }
-  };
-  walk(join(persist, "v3", "d1"));
+  const found = sqliteFiles(join(persist, "v3", "d1")).filter((p) => p.endsWith(".sqlite") && !p.endsWith("metadata.sqlite"));
   assert.equal(found.length, 1, `one local D1 database: ${found}`);
   return found[0];
 }

@@ -321,6 +321,37 @@ pub fn members_at_once(wanted: usize) -> usize {
     (wanted.div_ceil(LINES_PER_MEMBER) + 1).clamp(2, 16)
 }
 
+/// A bound that lets the index query seek instead of scanning, taken from
+/// the widest member's span (no member spans more): newest first, no member
+/// ending at or past `upper + span` can reach below `upper`; oldest first,
+/// none starting before `lower - span` can reach `lower`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeekBound {
+    /// `last_at < this` (the key's order).
+    LastBefore(i64),
+    /// `first_at >= this` (the `first_at` index).
+    FirstFrom(i64),
+}
+
+/// The read's seek bound; none without a span (never written: no member
+/// may be lost to a missing value) or without the side its order walks from.
+pub fn seek_bound(
+    order: Order,
+    lower: Option<i64>,
+    upper: i64,
+    span: Option<i64>,
+) -> Option<SeekBound> {
+    match (order, lower, span?) {
+        (Order::NewestFirst, _, span) if upper < i64::MAX => {
+            Some(SeekBound::LastBefore(upper.saturating_add(span)))
+        }
+        (Order::OldestFirst, Some(lower), span) => {
+            Some(SeekBound::FirstFrom(lower.saturating_sub(span)))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,6 +507,38 @@ mod tests {
         assert!(needs_recent_keys([101, 100].into_iter(), Some(100)));
         assert!(!needs_recent_keys([101, 102].into_iter(), Some(100)));
         assert!(!needs_recent_keys([1].into_iter(), None));
+    }
+
+    #[test]
+    fn a_read_seeks_by_the_widest_span_only_when_it_is_known() {
+        use Order::*;
+        assert_eq!(
+            seek_bound(NewestFirst, None, 1_000, Some(60)),
+            Some(SeekBound::LastBefore(1_060))
+        );
+        assert_eq!(
+            seek_bound(OldestFirst, Some(500), 1_000, Some(60)),
+            Some(SeekBound::FirstFrom(440))
+        );
+        assert_eq!(
+            seek_bound(NewestFirst, None, 1_000, None),
+            None,
+            "no span: no bound"
+        );
+        assert_eq!(
+            seek_bound(NewestFirst, None, i64::MAX, Some(60)),
+            None,
+            "no upper end"
+        );
+        assert_eq!(
+            seek_bound(OldestFirst, None, 1_000, Some(60)),
+            None,
+            "no lower end"
+        );
+        assert_eq!(
+            seek_bound(OldestFirst, Some(i64::MIN), 1_000, Some(60)),
+            Some(SeekBound::FirstFrom(i64::MIN))
+        );
     }
 
     #[test]

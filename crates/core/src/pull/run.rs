@@ -393,9 +393,25 @@ pub enum InventoryAnswers {
     NotAsked,
     /// As `Reads::answers` gives them: the served reads, or the whole
     /// call's failing answer (a rate limit, an outage, a web page).
-    Answered(Result<Vec<(String, HttpResponse)>, HttpResponse>),
+    Answered(FirstAnswers),
     /// The call got no answer: the sync does not call again.
     Unreached,
+}
+
+/// What the sync reads first, as `Reads::answers` would give them.
+pub type FirstAnswers = Result<Vec<(String, HttpResponse)>, HttpResponse>;
+
+impl InventoryAnswers {
+    /// The answers the sync starts from (`None`: it calls first), or how it
+    /// ends at once: the run's call got no answer, and one unanswered call
+    /// is not followed by another.
+    pub fn first(self) -> Result<Option<FirstAnswers>, SyncEnd> {
+        match self {
+            InventoryAnswers::NotAsked => Ok(None),
+            InventoryAnswers::Answered(answers) => Ok(Some(answers)),
+            InventoryAnswers::Unreached => Err(SyncEnd::Failed),
+        }
+    }
 }
 
 /// Batch items of the inventory's reads carry this before their id.
@@ -2089,6 +2105,20 @@ mod tests {
         drive_oauth(&mut inst, &mut host, &mut clock, one_by_one);
         assert_eq!(host.inventory_rode, 1, "nothing rode");
         assert_eq!(host.sent as usize, PULL_TABLES.len());
+    }
+
+    #[test]
+    fn a_sync_starts_from_what_rode_calls_when_nothing_did_and_stops_when_the_call_got_no_answer() {
+        assert_eq!(
+            InventoryAnswers::NotAsked.first().map(|a| a.is_none()),
+            Ok(true)
+        );
+        let rode = InventoryAnswers::Answered(Ok(Vec::new())).first();
+        assert!(matches!(rode, Ok(Some(Ok(ref v))) if v.is_empty()));
+        assert_eq!(
+            InventoryAnswers::Unreached.first().err(),
+            Some(SyncEnd::Failed)
+        );
     }
 
     #[test]

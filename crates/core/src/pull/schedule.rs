@@ -131,6 +131,25 @@ pub struct IdleRuns {
     pub calls: u32,
 }
 
+impl IdleRuns {
+    /// The detail of their history row.
+    pub fn detail(&self) -> String {
+        match self.pulls {
+            1 => "1 pull found nothing new.".to_string(),
+            n => format!("{n} pulls found nothing new."),
+        }
+    }
+}
+
+/// The history rows a pull's end writes, in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunRows {
+    /// An hour of idle pulls that is over (or that this pull ends).
+    pub closed_hour: Option<IdleRuns>,
+    /// The pull's own row (it did not fold into the idle hour).
+    pub own: bool,
+}
+
 /// How a pull that ended shows in the run history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunShape {
@@ -177,14 +196,41 @@ pub struct RowFacts {
     pub alarm_at: Option<i64>,
 }
 
+impl RowFacts {
+    /// The progress the list shows differs: a run's progress write is due.
+    pub fn counts_differ(&self, other: &RowFacts) -> bool {
+        (self.event_count, self.backfill_total) != (other.event_count, other.backfill_total)
+    }
+}
+
+/// What the connection's `alarm_at` in D1 holds after a slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchdogCopy {
+    /// What the slice read with the row: it did not write it.
+    AsRead,
+    /// What the slice wrote.
+    Wrote(Option<i64>),
+}
+
+impl WatchdogCopy {
+    /// The lease to write after a pull due at `next_at`, given what the row
+    /// held when read (`watchdog_lease`).
+    pub fn lease(self, as_read: Option<i64>, next_at: i64) -> Option<i64> {
+        let held = match self {
+            WatchdogCopy::AsRead => as_read,
+            WatchdogCopy::Wrote(at) => at,
+        };
+        watchdog_lease(held, next_at)
+    }
+}
+
 /// Whether a pull's end must write the connection's row: only when what
 /// the list shows changed (counts, the backfill, a hibernation error it
 /// clears) or the watchdog's lease would not cover the next pull. `Some`
 /// carries the `alarm_at` to write.
 pub fn row_after_pull(stored: &RowFacts, now_facts: &RowFacts, next_at: i64) -> Option<i64> {
     let lease = watchdog_lease(stored.alarm_at, next_at);
-    let changed = stored.event_count != now_facts.event_count
-        || stored.backfill_total != now_facts.backfill_total
+    let changed = stored.counts_differ(now_facts)
         || (now_facts.backfill_done && !stored.backfill_done)
         || stored.hibernating;
     match (changed, lease) {
@@ -252,7 +298,15 @@ impl Schedule {
     /// A pull ended at `now`. Returns the hour of idle pulls to record as
     /// a row now, if one is over (or a pull that found something ends it,
     /// so the history stays in order); an idle pull joins the hour's row.
-    pub fn ended(&mut self, run: EndedRun, now: i64) -> Option<IdleRuns> {
+    pub fn ended(&mut self, run: EndedRun, now: i64) -> RunRows {
+        let closed_hour = self.fold(run, now);
+        RunRows {
+            closed_hour,
+            own: run.shape == RunShape::Own,
+        }
+    }
+
+    fn fold(&mut self, run: EndedRun, now: i64) -> Option<IdleRuns> {
         self.last_pull_at = Some(now);
         self.pulls = self.pulls.wrapping_add(1);
         self.asked_done = run.asked_at_start;
@@ -276,6 +330,13 @@ impl Schedule {
                 }),
             },
         }
+    }
+
+    /// A slice that failed inside the worker counts as a pull; the hour's
+    /// idle row, returned, is recorded before its failed row.
+    pub fn failed(&mut self) -> Option<IdleRuns> {
+        self.pulls = self.pulls.wrapping_add(1);
+        self.idle.take()
     }
 
     /// When the next alarm fires, given the earliest time a sink wants a
@@ -327,7 +388,9 @@ mod tests {
         // Two hours and a half of a pull a minute that finds nothing.
         for n in 0..150 {
             let at = 10_000 + n * 60;
-            rows.extend(s.ended(idle(at), at + 1));
+            let written = s.ended(idle(at), at + 1);
+            assert!(!written.own, "an idle pull has no row of its own");
+            rows.extend(written.closed_hour);
         }
         assert_eq!(rows.len(), 2, "{rows:?}");
         assert_eq!(rows[0].pulls, 60);
@@ -347,11 +410,29 @@ mod tests {
             asked_at_start: 3,
             retained: true,
         };
-        assert_eq!(s.ended(own, at + 2).map(|i| i.pulls), Some(30));
+        let written = s.ended(own, at + 2);
+        assert_eq!(written.closed_hour.map(|i| i.pulls), Some(30));
+        assert!(written.own);
+        assert_eq!(
+            written.closed_hour.map(|i| i.detail()).as_deref(),
+            Some("30 pulls found nothing new.")
+        );
         assert_eq!(s.idle, None);
         assert_eq!(s.last_pull_at, Some(at + 2));
-        assert_eq!(s.ended(own, at + 70), None);
+        assert_eq!(
+            s.ended(own, at + 70),
+            RunRows {
+                closed_hour: None,
+                own: true
+            }
+        );
         assert_eq!(s.pulls, 152, "every pull counted");
+        // A failed slice counts, and closes an open idle hour first.
+        let mut failing = s;
+        failing.ended(idle(at + 80), at + 81);
+        assert_eq!(failing.failed().map(|i| i.pulls), Some(1));
+        assert_eq!(failing.failed(), None);
+        assert_eq!(failing.pulls, 155);
         assert_eq!(s.asked_done, 3);
         // The retention: every pull that stores, an idle one hourly.
         assert!(s.retention_due(RunShape::Own, at + 80));
@@ -416,6 +497,11 @@ mod tests {
             ..leased
         };
         assert!(row_after_pull(&hibernating, &leased, 1_060).is_some());
+        // After a slice: what it wrote, else what the row held.
+        let leased = Some(1_060 + WATCHDOG_LEASE_SECS);
+        assert_eq!(WatchdogCopy::AsRead.lease(leased, 1_060), None);
+        assert_eq!(WatchdogCopy::Wrote(None).lease(leased, 1_060), leased);
+        assert_eq!(WatchdogCopy::Wrote(leased).lease(None, 1_060), None);
         // A stop's far due time is brought back within a lease.
         assert_eq!(
             watchdog_lease(Some(1_000 + 86_400), 1_060),

@@ -3,7 +3,7 @@
 //! A first sync of a large instance spreads over several slices (its cursors
 //! persist page by page).
 
-use snc_core::pull::run::{InventoryAnswers, InventoryStart};
+use snc_core::pull::run::InventoryStart;
 use snc_core::servicenow::batch::ReadRoute;
 use snc_core::servicenow::instance_url::InstanceUrl;
 use snc_core::watch::inventory::{InventorySync, SyncEnd};
@@ -44,12 +44,11 @@ pub async fn sync(
     let mut sync = from_storage(plane)?;
     let mut kept = sync.page();
     let auth = &start.auth;
-    let mut answered = match start.answered {
-        InventoryAnswers::Answered(answers) => Some(answers),
-        InventoryAnswers::NotAsked => None,
-        InventoryAnswers::Unreached => {
+    let mut answered = match start.answered.first() {
+        Ok(answers) => answers,
+        Err(end) => {
             console_log!("inventory: the instance did not answer the pull's call");
-            return Ok(SyncEnd::Failed);
+            return Ok(end);
         }
     };
     let mut route = route;

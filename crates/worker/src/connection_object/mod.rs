@@ -32,9 +32,9 @@ use crate::{now, now_ms};
 pub use client::*;
 pub use plane::{AccountsQuery, IndexQuery};
 use plane::{Plane, RunRow};
-use pull::{RunOutcome, Slice, WatchdogCopy};
+use pull::{RunOutcome, Slice};
 use reads::{read_events, EventsRead};
-use snc_core::pull::schedule::{watchdog_lease, EndedRun, RunShape};
+use snc_core::pull::schedule::{EndedRun, RunShape, WatchdogCopy};
 
 /// The object's count of slices failed in a row (meta key).
 const FAILED_SLICES: &str = "failed_slices";
@@ -230,6 +230,30 @@ impl DurableObject for ConnectionObject {
     }
 }
 
+/// Applies the retention at `cutoff`: members wholly past it go with their
+/// archive objects, and those reaching across it count out what passed it,
+/// a few per pull (each is one ranged read of its member). Returns the
+/// events dropped.
+async fn retain(plane: &Plane, bucket: &Bucket, cutoff: i64) -> Result<u64> {
+    let (mut dropped, expired) = plane.apply_retention(cutoff)?;
+    crate::archive::delete(bucket, &expired).await?;
+    for spot in plane.straddling(cutoff, TRIMS_PER_PULL)? {
+        let times = match reads::member_times(bucket, &spot).await {
+            Ok(times) => times,
+            Err(e) => {
+                console_log!(
+                    "retention: a member of {} could not be read ({e}); next pull",
+                    spot.key
+                );
+                continue;
+            }
+        };
+        let trim = snc_core::pull::index::trim(&times, spot.first_at, cutoff);
+        dropped += plane.trim_member(&spot, &trim)?;
+    }
+    Ok(dropped)
+}
+
 /// What the pull part of an alarm ended with.
 struct PullEnd {
     /// When the next pull is due.
@@ -405,10 +429,11 @@ impl ConnectionObject {
                 ended.asked_at_start = at_start.asked;
                 // One object row for a pull that found nothing: this
                 // schedule, which counts it into the hour's idle row.
-                if let Some(hour) = schedule.ended(ended, now()) {
+                let rows = schedule.ended(ended, now());
+                if let Some(hour) = rows.closed_hour {
                     plane.record_run(&RunRow::idle(&hour))?;
                 }
-                if ended.shape == RunShape::Own {
+                if rows.own {
                     plane.record_run(&run)?;
                 }
             }
@@ -416,11 +441,7 @@ impl ConnectionObject {
             // The watchdog's copy: a lease past the pull's time, renewed
             // when a pull would pass it (a sink's retries never write D1,
             // and an idle pull about once an hour).
-            let held = match end.watchdog {
-                WatchdogCopy::AsRead => row.row_facts().alarm_at,
-                WatchdogCopy::Wrote(at) => at,
-            };
-            if let Some(lease) = watchdog_lease(held, end.next) {
+            if let Some(lease) = end.watchdog.lease(row.row_facts().alarm_at, end.next) {
                 Store::new(self.env.d1("DB")?)
                     .set_alarm_at(&id, Some(lease))
                     .await?;
@@ -489,34 +510,11 @@ impl ConnectionObject {
         // what it fetched from before the retention; a pull that found
         // nothing applies it hourly (it would write on every pull).
         let retained = plane.schedule()?.retention_due(shape, now());
-        let cutoff = now() - config.retention_days * 86_400;
-        let (mut dropped, expired) = if retained {
-            plane.apply_retention(cutoff)?
+        let dropped = if retained {
+            retain(plane, bucket, now() - config.retention_days * 86_400).await?
         } else {
-            (0, Vec::new())
+            0
         };
-        crate::archive::delete(bucket, &expired).await?;
-        // Members reaching across the cutoff count out what passed it, a
-        // few per pull (each is one ranged read of its member).
-        let straddling = if retained {
-            plane.straddling(cutoff, TRIMS_PER_PULL)?
-        } else {
-            Vec::new()
-        };
-        for spot in straddling {
-            let times = match reads::member_times(bucket, &spot).await {
-                Ok(times) => times,
-                Err(e) => {
-                    console_log!(
-                        "retention: a member of {} could not be read ({e}); next pull",
-                        spot.key
-                    );
-                    continue;
-                }
-            };
-            let trim = snc_core::pull::index::trim(&times, spot.first_at, cutoff);
-            dropped += plane.trim_member(&spot, &trim)?;
-        }
         // An upgraded object's old event rows, a bounded step a pull.
         plane.drop_event_rows(EVENT_ROWS_PER_PULL)?;
         if dropped > 0 {
@@ -557,10 +555,9 @@ impl ConnectionObject {
     /// first, so the history stays in order.
     fn count_failed_slice(&self, plane: &Plane) -> Result<()> {
         let mut schedule = plane.schedule()?;
-        if let Some(hour) = schedule.idle.take() {
+        if let Some(hour) = schedule.failed() {
             plane.record_run(&RunRow::idle(&hour))?;
         }
-        schedule.pulls = schedule.pulls.wrapping_add(1);
         plane.save_schedule(&schedule)
     }
 

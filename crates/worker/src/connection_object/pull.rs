@@ -24,7 +24,7 @@ use crate::d1::alerts::AlertStore;
 use crate::d1::connections::{ConnectionRow, Fence};
 use crate::{now, now_ms, transport};
 use snc_core::pull::index::{self, IndexedEvent};
-use snc_core::pull::schedule::{row_after_pull, RowFacts};
+use snc_core::pull::schedule::{row_after_pull, RowFacts, WatchdogCopy};
 
 /// The connection's row gets the progress at most this often during a run.
 const PROGRESS_EVERY_MS: u64 = 1_000;
@@ -35,15 +35,6 @@ pub struct SliceEnd {
     pub outcome: RunOutcome,
     pub next_at: Option<i64>,
     pub watchdog: WatchdogCopy,
-}
-
-/// What the connection's `alarm_at` in D1 holds after a slice.
-#[derive(Clone, Copy)]
-pub enum WatchdogCopy {
-    /// What the slice read with the row: it did not write it.
-    AsRead,
-    /// What the slice wrote.
-    Wrote(Option<i64>),
 }
 
 impl SliceEnd {
@@ -204,7 +195,12 @@ impl<'a> Slice<'a> {
         // Alerts before progress: what reads as caught up has its alerts.
         self.flush_alerts().await;
         let p = self.plane.progress(now())?;
-        if (p.event_count, p.backfill_total) == (self.held.event_count, self.held.backfill_total) {
+        let counted = RowFacts {
+            event_count: p.event_count,
+            backfill_total: p.backfill_total,
+            ..self.held
+        };
+        if !self.held.counts_differ(&counted) {
             return Ok(true);
         }
         self.stats.d1_writes += 1;

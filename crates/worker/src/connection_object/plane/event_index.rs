@@ -374,18 +374,16 @@ impl Plane {
         let mut binds = vec![int(f.upper), int(f.lower.unwrap_or(i64::MIN))];
         // No member spans more than the widest: bounds on the key (newest
         // first) and on the first_at index (oldest first) that seek.
-        let span = self.member_span()?;
-        match (f.order, f.lower, span) {
-            (_, _, None) => {}
-            (Order::NewestFirst, _, Some(span)) if f.upper < i64::MAX => {
+        match index::seek_bound(f.order, f.lower, f.upper, self.member_span()?) {
+            Some(index::SeekBound::LastBefore(at)) => {
                 sql.push_str(" AND m.last_at < ?");
-                binds.push(int(f.upper.saturating_add(span)));
+                binds.push(int(at));
             }
-            (Order::OldestFirst, Some(lower), Some(span)) => {
+            Some(index::SeekBound::FirstFrom(at)) => {
                 sql.push_str(" AND m.first_at >= ?");
-                binds.push(int(lower.saturating_sub(span)));
+                binds.push(int(at));
             }
-            _ => {}
+            None => {}
         }
         if let Some(kind) = f.kind {
             sql.push_str(" AND (m.kinds IS NULL OR instr(m.kinds, ?) > 0)");

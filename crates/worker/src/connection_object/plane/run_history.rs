@@ -36,11 +36,7 @@ impl RunRow {
             started_at: snc_core::clock::rfc3339(runs.since),
             finished_at: snc_core::clock::rfc3339(runs.until),
             outcome: RunOutcome::Done,
-            detail: Some(if pulls == 1 {
-                "1 pull found nothing new.".to_string()
-            } else {
-                format!("{pulls} pulls found nothing new.")
-            }),
+            detail: Some(runs.detail()),
             events: 0,
             calls: i64::from(runs.calls),
             statements: 0,
