@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { startSim, startWorker, ROOT } from "../tests/support/harness.mjs";
 import { client, waitFor } from "../tests/support/pulls.mjs";
 import { launch } from "../tests/support/browser.mjs";
-import { pageBytes, timeToInput, VIEW_FILES } from "./page.mjs";
+import { pageBytes, timeToInput, OVERVIEW_FILES } from "./page.mjs";
 import { forwardingFigures, workerdCpu } from "./forwarding.mjs";
 import { localR2PutCost } from "./r2.mjs";
 import { abuseFigures, abuseRows } from "./abuse.mjs";
@@ -322,9 +322,9 @@ log(`abuse: ${results.abuse.sink.failing_calls_per_hour.toFixed(0)} calls an hou
 // Sizes: what the connect page loads, and the worker; the page's start-up.
 const gz = (p) => gzipSync(readFileSync(p), { level: 9 }).length;
 results.page_gzip_bytes = pageBytes().total;
-// Everything the hosted page loads up to its views after a sign-in: the
-// connect page and the admin views' module.
-results.page_after_sign_in_gzip_bytes = results.page_gzip_bytes + pageBytes(VIEW_FILES).total;
+// Everything the hosted page loads up to its overview after a sign-in (the
+// admin views' module comes with the first view that needs it).
+results.page_after_sign_in_gzip_bytes = pageBytes(OVERVIEW_FILES).total;
 results.worker_gzip_bytes = ["crates/worker/build/index_bg.wasm", "crates/worker/build/index.js"].map((p) => join(ROOT, p)).filter(existsSync).reduce((a, p) => a + gz(p), 0);
 {
   const t = await timeToInput();
@@ -383,7 +383,7 @@ const rows = [
   ["  workerd CPU ms per 10,000 events forwarded", r.forwarding.workerd_cpu_ms_per_10k.toFixed(0), ""],
   ...abuseRows(r.abuse),
   ["connect page, gzip bytes", String(r.page_gzip_bytes), "<= 65536"],
-  ["the page up to its views after sign-in, gzip bytes", String(r.page_after_sign_in_gzip_bytes), "<= 65536"],
+  ["the page up to its overview after sign-in, gzip bytes", String(r.page_after_sign_in_gzip_bytes), "<= 65536"],
   ["worker, gzip bytes", String(r.worker_gzip_bytes), ""],
   ["time until the sign-in form accepts input, ms", r.page_input_ms_median.toFixed(0), "<= 150"],
   ["time until the connect wizard accepts input, ms", r.wizard_input_ms_median.toFixed(0), ""],

@@ -12,6 +12,10 @@ import { launch } from "../tests/support/browser.mjs";
 // portal's embed loads less: embed.js instead of index.html, app.css and
 // app.js). The admin views come after, only for callers who may read.
 export const PAGE_FILES = ["www/index.html", "www/app.css", "www/app.js", "www/wizard.js", "www/pkg/snc_web.js", "www/pkg/snc_web_bg.wasm"];
+// Everything the page loads up to its overview after a sign-in: the page's
+// module draws the overview; the wizard's script and the admin views' module
+// come only with their views.
+export const OVERVIEW_FILES = PAGE_FILES.filter((p) => p !== "www/wizard.js");
 export const VIEW_FILES = ["www/pkg/snc_admin.js", "www/pkg/snc_admin_bg.wasm"];
 
 export function pageBytes(list = PAGE_FILES) {
@@ -37,7 +41,7 @@ export async function timeToInput() {
     const wizard = [];
     for (let i = 0; i < 7; i++) {
       const page = await browser.newPage();
-      await page.goto(worker.url + "/");
+      await page.goto(worker.url + "/#/connect");
       await page.locator("#token").waitFor({ state: "visible" });
       signIn.push(await page.evaluate(() => performance.getEntriesByType("navigation")[0].domInteractive));
       await page.locator("#token").fill(worker.adminToken);
@@ -64,7 +68,8 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   console.log(`connect page total             ${String(bytes.total).padStart(7)} B gzip (target <= 65536)`);
   const views = pageBytes(VIEW_FILES);
   for (const [p, n] of views.each) console.log(`${p.padEnd(28)} ${String(n).padStart(7)} B gzip`);
-  console.log(`admin views, loaded after the wizard for readers ${String(views.total).padStart(7)} B gzip`);
+  console.log(`admin views, loaded with the first view that needs them ${String(views.total).padStart(7)} B gzip`);
+  console.log(`page after sign-in gzip: ${pageBytes(OVERVIEW_FILES).total} B (up to its overview; target <= 65536)`);
   const t = await timeToInput();
   console.log(`time until the sign-in form accepts input: ${t.median_ms.toFixed(0)} ms median of 7 (target <= 150): ${t.all_ms.join(", ")}`);
   console.log(`time until the connect wizard accepts input (a signed-in tab reloaded): ${t.wizard_median_ms.toFixed(0)} ms median of 7 (target <= 150): ${t.wizard_all_ms.join(", ")}`);

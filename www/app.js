@@ -1,33 +1,39 @@
-// The hosted admin page. Sign-in: behind Cloudflare Access the page is
-// already signed in (the edge vouches for every request); otherwise it asks
-// once for the admin token or an API key, kept in sessionStorage, never in a
-// URL. What it shows follows the caller's scopes (GET /me).
-import { loadCore, mountWizard, api, el } from "./wizard.js";
-import { showHealth, pageSections } from "./pkg/snc_web.js";
+// The hosted page's shell: sign-in (docs/architecture.md, "web") and hash
+// routes, whose decisions are core's (pageRoute, pageNav). Every byte here
+// counts against the page's 64 KB.
+import init, { showHealth, pageSections, pageRoute, pageNav, mountOverview, apiCall } from "./pkg/snc_web.js";
 
 const base = location.origin;
 const tokenForm = document.getElementById("token-form");
 const main = document.getElementById("app");
 const token = () => sessionStorage.getItem("snc-admin-token") ?? "";
-// The last GET /me of this tab (who, which scopes; nothing secret): on a
-// reload the page is drawn from it at once and /me confirms it meanwhile.
-// The worker checks every call whatever the page shows.
+const ready = init({ module_or_path: new URL("./pkg/snc_web_bg.wasm", import.meta.url) });
+// This tab's last GET /me (nothing secret), drawn from at once on a reload.
 const remembered = () => {
   try { return token() ? JSON.parse(sessionStorage.getItem("snc-me") ?? "null") : null; } catch { return null; }
 };
 const signOut = () => { sessionStorage.removeItem("snc-admin-token"); sessionStorage.removeItem("snc-me"); };
-// The token form is plain HTML and needs no wasm: the admin can type while
-// the module loads. It goes away when the tab already has a token.
+// Off until this script runs: a form sent before would put the token in a URL.
+tokenForm.querySelector("button").disabled = false;
 if (token()) tokenForm.hidden = true;
-// Resolves to whether Cloudflare Access signs admins in here (GET /health).
-const accessHere = loadCore().then(() => showHealth(location.origin, document.getElementById("version")));
+// Whether Cloudflare Access signs admins in here.
+const accessHere = ready.then(() => showHealth(base, document.getElementById("version")));
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") node.textContent = v;
+    else if (v !== false && v != null) node.setAttribute(k, v);
+  }
+  node.append(...children);
+  return node;
+}
 
 function refuse(problem) {
   main.replaceChildren(tokenForm);
   tokenForm.hidden = false;
   const err = document.getElementById("token-error");
-  // Only a refused credential signs the tab out; a busy or unreachable
-  // connector leaves it signed in for the next try.
+  // Only a refused credential signs the tab out, not a busy connector.
   if (problem.code === "unauthorized") signOut();
   err.textContent = problem.code === "unauthorized"
     ? "That is not a valid admin token or API key (a revoked or expired key is refused too)."
@@ -38,15 +44,13 @@ function refuse(problem) {
 }
 
 async function start({ quiet = false } = {}) {
-  await loadCore();
-  // With no credential of its own, the page asks /me only where Access can
-  // vouch for it: anywhere else that is a 401 in every visitor's console.
+  await ready;
+  // Without a credential, /me only where Access vouches: else a console 401.
   if (quiet && !(await accessHere)) { tokenForm.hidden = false; return; }
   const before = remembered();
-  // Drawn at once from the last /me, the wizard included; the views, which
-  // call the API at once and keep polling, wait for /me to confirm.
+  // The views wait for /me: a revoked key makes one refused call, not one a view.
   const views = before ? show(before) : null;
-  const me = await api(base, token, "GET", "/me");
+  const me = await apiCall(base, token, "GET", "/me");
   if (!me.ok) {
     if (quiet) { tokenForm.hidden = false; return; }
     return refuse(me.problem);
@@ -59,15 +63,11 @@ async function start({ quiet = false } = {}) {
   show(me.json)();
 }
 
-/**
- * Draws what the caller `me` (a GET /me answer) may see and mounts the
- * wizard; answers a function that mounts the other views.
- */
+/** Draws who `me` (a GET /me answer) is and the navigation; answers a function showing the views. */
 function show(me) {
   tokenForm.hidden = true;
   const scopes = me.scopes;
-  // Which sections this caller's scopes allow: core's decision.
-  const shown = pageSections(scopes);
+  const opts = { apiBase: base, token };
   const as = { admin_token: "Signed in with the admin token", access: `Signed in as ${me.name} (Cloudflare Access` }[me.kind] ?? `Signed in as ${me.name ?? me.id} (${me.kind}`;
   const who = el("p", { class: "signed-in" }, el("span", { text: `${as}${me.kind === "admin_token" ? " (" : "; "}${scopes.join(", ")}). ` }));
   if (me.kind !== "access") {
@@ -75,44 +75,67 @@ function show(me) {
     out.addEventListener("click", () => { signOut(); location.reload(); });
     who.append(out);
   }
-  const sections = [who];
-  const later = [];
-  let adminView = null;
-  let wizardUp = Promise.resolve();
-  const wizardFirst = shown.wizard;
-  if (wizardFirst) {
-    const wizardSection = el("section", { "aria-labelledby": "connect-title", class: "card" }, el("h2", { id: "connect-title", class: "section-title", text: "Connect ServiceNow" }));
-    sections.push(wizardSection);
-    // The wizard reads /settings itself.
-    later.push(() => { wizardUp = mountWizard(wizardSection, { apiBase: base, token, onConnected: () => adminView?.refresh() }); });
-  }
-  const section = (id) => {
-    const s = el("section", { "aria-labelledby": id, class: "card" });
-    sections.push(s);
-    return s;
+  const links = new Map(pageNav(scopes).map(([view, label, hash]) => [view, el("a", { href: hash, text: label })]));
+  const nav = el("nav", { "aria-label": "Views" }, el("ul", {}, ...[...links.values()].map((a) => el("li", {}, a))));
+  const holder = el("div");
+  main.replaceChildren(who, nav, holder);
+  // Mounted when first shown, then kept hidden: what was typed in it stays.
+  const views = new Map();
+  let admin = null;
+  const adminModule = () => admin ??= import("./pkg/snc_admin.js").then(async (m) => {
+    await m.default({ module_or_path: new URL("./pkg/snc_admin_bg.wasm", import.meta.url) });
+    return m;
+  });
+  const mount = {
+    overview: async (s) => mountOverview(s, opts),
+    connect: async (s) => {
+      s.append(el("h2", { id: "connect-title", class: "section-title", tabindex: "-1", text: "Connect ServiceNow" }));
+      const { mountWizard } = await import("./wizard.js");
+      await mountWizard(s, opts);
+    },
+    connections: async (s) => (await adminModule()).mountAdmin(s, opts),
+    alerts: async (s) => (await adminModule()).mountAlerts(s, opts),
+    keys: async (s) => (await adminModule()).mountKeys(s, opts),
+    sinks: async (s) => (await adminModule()).mountSinks(s, { ...opts, canChange: pageSections(scopes).sinksChange }),
+    audit: async (s) => (await adminModule()).mountAudit(s, opts),
   };
-  if (shown.connections) {
-    // The views are loaded only for those who may use them, and after the
-    // wizard is up: the connect page stays small and quick.
-    const adminSection = section("connections-title");
-    const keys = shown.keys ? section("keys-title") : null;
-    const sinks = shown.sinks ? section("sinks-title") : null;
-    const audit = shown.audit ? section("audit-title") : null;
-    later.push(async () => {
-      await wizardUp.catch(() => {});
-      // The views are the browser module's second build (crates/web/src/admin).
-      const views = await import("./pkg/snc_admin.js");
-      await views.default({ module_or_path: new URL("./pkg/snc_admin_bg.wasm", import.meta.url) });
-      adminView = views.mountAdmin(adminSection, { apiBase: base, token });
-      if (keys) views.mountKeys(keys, { apiBase: base, token });
-      if (sinks) views.mountSinks(sinks, { apiBase: base, token, canChange: shown.sinksChange });
-      if (audit) views.mountAudit(audit, { apiBase: base, token });
-    });
-  }
-  main.replaceChildren(...sections);
-  const [first, ...rest] = later;
-  if (wizardFirst) first();
-  return () => { for (const mount of wizardFirst ? rest : later) mount(); };
+  let first = true;
+  // A navigation overtaken by a later one while its view loaded stops there.
+  let latest = 0;
+  const route = async () => {
+    const seq = ++latest;
+    const r = pageRoute(location.hash, scopes);
+    if (!r) { holder.replaceChildren(el("p", { text: "This credential may see no view of this page." })); return; }
+    if (location.hash !== r.hash) history.replaceState(null, "", r.hash);
+    for (const [view, a] of links) {
+      if (view === r.view) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    }
+    document.title = `${links.get(r.view)?.textContent} · ServiceNow connector`;
+    let v = views.get(r.view);
+    const fresh = !v;
+    if (fresh) {
+      const section = el("section", { class: "card view", "aria-labelledby": `${r.view}-title` });
+      holder.append(section);
+      const handle = mount[r.view](section).catch((e) => { section.append(el("p", { class: "snc-error", role: "alert", text: `This view could not be loaded: ${e.message ?? e}. Reload the page to try again.` })); });
+      v = { section, handle };
+      views.set(r.view, v);
+    }
+    for (const other of views.values()) other.section.hidden = other !== v;
+    const wasFirst = first;
+    first = false;
+    const handle = await v.handle;
+    if (seq !== latest) return;
+    // Shown again: read again.
+    if (!fresh) (typeof handle === "function" ? handle : handle?.refresh)?.();
+    if (r.id) handle?.open?.(r.id);
+    // The focus follows a move between views (not the first one).
+    else if (!wasFirst) v.section.querySelector("h2")?.focus();
+  };
+  return () => {
+    addEventListener("hashchange", route);
+    route();
+  };
 }
 
 tokenForm.addEventListener("submit", (ev) => {

@@ -31,8 +31,8 @@ async function axe(page, what) {
   assert.deepEqual(result, [], `axe-core violations on ${what}`);
 }
 
-async function signIn(page, credential) {
-  await page.goto(worker.url + "/");
+async function signIn(page, credential, hash = "") {
+  await page.goto(worker.url + "/" + hash);
   await page.getByLabel("Admin token or API key").fill(credential);
   await page.getByRole("button", { name: "Continue" }).click();
 }
@@ -43,10 +43,10 @@ test("Keys view: create with scopes, the key shown once, signed in with it, revo
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  await signIn(page, worker.adminToken);
+  await signIn(page, worker.adminToken, "#/keys");
   await page.getByRole("heading", { name: "API keys" }).waitFor();
   await page.getByText("Signed in with the admin token (admin)").waitFor();
-  await axe(page, "the page with the Keys and Audit views");
+  await axe(page, "the Keys view");
 
   // A bad request shows the API's field errors.
   await page.locator("form.key-form").getByLabel("Name").fill("reader");
@@ -78,10 +78,14 @@ test("Keys view: create with scopes, the key shown once, signed in with it, revo
   const reader = await browser.newPage();
   await signIn(reader, key);
   await reader.getByText("Signed in as reader (key; read)").waitFor();
-  await reader.getByRole("heading", { name: "Audit log" }).waitFor();
-  await reader.getByRole("heading", { name: "Connections" }).waitFor();
+  await reader.getByRole("heading", { name: "Overview" }).waitFor();
+  const offered = await reader.getByRole("navigation", { name: "Views" }).getByRole("link").allTextContents();
+  assert.deepEqual(offered, ["Overview", "Connections", "Alerts", "Forwarding", "Audit log"]);
+  // The keys' address shows a reader the overview instead.
+  await reader.goto(worker.url + "/#/keys");
+  await reader.waitForURL(/#\/$/);
+  await reader.getByRole("heading", { name: "Overview" }).waitFor();
   assert.equal(await reader.getByRole("heading", { name: "API keys" }).count(), 0);
-  assert.equal(await reader.getByRole("heading", { name: "Connect ServiceNow" }).count(), 0);
   await reader.close();
 
   // Revoked from the page: refused at once.
@@ -95,6 +99,8 @@ test("Keys view: create with scopes, the key shown once, signed in with it, revo
   await again.close();
 
   // The audit view shows what happened, newest first.
+  await page.getByRole("navigation", { name: "Views" }).getByRole("link", { name: "Audit log" }).click();
+  await page.getByRole("heading", { name: "Audit log" }).waitFor();
   await page.getByRole("button", { name: "Refresh the audit log" }).click();
   const audit = page.locator("table.audit tbody tr");
   await audit.first().waitFor();
@@ -114,7 +120,8 @@ test("behind Cloudflare Access the page signs in without asking for a token", as
   await page.setExtraHTTPHeaders({ "cf-access-jwt-assertion": team.jwt({ claims: { email: "sec-lead@example.com" } }) });
   await page.goto(worker.url + "/");
   await page.getByText("Signed in as sec-lead@example.com (Cloudflare Access; admin)").waitFor();
-  await page.getByRole("heading", { name: "API keys" }).waitFor();
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  await page.getByRole("link", { name: "API keys" }).waitFor();
   assert.equal(await page.getByLabel("Admin token or API key").isVisible(), false);
   assert.equal(await page.getByRole("button", { name: "Sign out" }).count(), 0);
   await page.close();
@@ -134,7 +141,7 @@ test("Sinks view: add a webhook (its secret shown once), test it, see a refusal,
   await new Promise((ok) => receiver.listen(0, "127.0.0.1", ok));
   const page = await browser.newPage();
   try {
-    await signIn(page, worker.adminToken);
+    await signIn(page, worker.adminToken, "#/sinks");
     await page.getByRole("heading", { name: "Forwarding" }).waitFor();
     const form = page.locator("form.sink-form");
     await form.getByLabel("Name").fill("SOC hook");

@@ -28,14 +28,15 @@ after(async () => {
   await Promise.all([sim?.stop(), simWizard?.stop()]);
 });
 
-async function openAdmin() {
+/** Signs in at the view `hash` names (a sign-in keeps the address). */
+async function openAdmin(hash = "#/connections") {
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(worker.url + "/");
+  await page.goto(worker.url + "/" + hash);
   await page.getByLabel("Admin token or API key").fill(worker.adminToken);
   await page.getByRole("button", { name: "Continue" }).click();
-  await page.locator("li.connection", { hasText: "Listed" }).waitFor();
+  if (hash === "#/connections") await page.locator("li.connection", { hasText: "Listed" }).waitFor();
   return { page, errors };
 }
 
@@ -67,7 +68,7 @@ test("a sink's dead letters: counted in its row, listed with the receiver's reas
     await sim.control("insert", { table: "sysevent", count: 20 });
     assert.equal((await c.api("POST", `/api/v1/connections/${conn.id}/pull`)).status, 202);
     await waitFor("the dead letter", async () => (await c.api("GET", `/api/v1/sinks/${sink.id}`)).json.dead_letters === 1, 60_000);
-    const { page, errors } = await openAdmin();
+    const { page, errors } = await openAdmin("#/sinks");
     const row = page.locator("tr", { hasText: "SIEM" });
     await row.waitFor();
     await page.getByRole("button", { name: "Show the dead letters of SIEM" }).click();
@@ -107,7 +108,7 @@ test("a failing action shows its error, not success", async () => {
 });
 
 test("the wizard's progress survives failed requests and says it is retrying; the connector being down is its own problem", async () => {
-  const { page, errors } = await openAdmin();
+  const { page, errors } = await openAdmin("#/connect");
   const fill = async (name) => {
     await page.getByLabel("Connection name").fill(name);
     await page.getByRole("button", { name: "Next" }).click();
@@ -161,9 +162,107 @@ test("a first visit and a sign-in log no console error: no /me is asked without 
   assert.deepEqual(asked, [], "no /me before a credential");
   await page.getByLabel("Admin token or API key").fill(worker.adminToken);
   await page.getByRole("button", { name: "Continue" }).click();
-  await page.locator("li.connection", { hasText: "Listed" }).waitFor();
+  // The overview first: its list of connections, and the page's title.
+  await page.locator("table a", { hasText: "Listed" }).waitFor();
+  assert.equal(await page.title(), "Overview · ServiceNow connector");
   assert.equal(asked.length, 1, "one /me, with the credential");
   assert.ok(asked[0]?.startsWith("Bearer "));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("every view loads by its own address with no console error, and a link names a connection or an alert", async () => {
+  // An alert to link to: a password spray an hour ago, in the backfill of
+  // a new connection.
+  const at = Math.floor(Date.now() / 1000) - 3600;
+  const planted = await (await fetch(`${simWizard.instance_url}/__sim/scenario`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "password_spray", at }) })).json();
+  // The wizard's test connected this instance's user already: that
+  // connection goes first (one instance and user, one connection).
+  for (const other of (await c.api("GET", "/api/v1/connections")).json.connections.filter((x) => x.name === "Progress")) {
+    assert.ok([202, 204].includes((await c.api("DELETE", `/api/v1/connections/${other.id}`)).status));
+  }
+  const sprayed = await c.connect(simWizard, "Sprayed");
+  let alert;
+  await waitFor("the spray's alert", async () => {
+    alert = (await c.api("GET", `/api/v1/alerts?connection_id=${sprayed.id}&rule=password_spray`)).json.alerts.find((a) => a.source_ip === planted.ip);
+    return alert;
+  }, 120_000);
+  const one = await c.api("GET", `/api/v1/alerts/${alert.id}`);
+  assert.equal(one.status, 200);
+  assert.equal(one.json.id, alert.id);
+  assert.equal((await c.api("GET", "/api/v1/alerts/al_0000000000000000")).status, 404);
+
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("console", (m) => { if (m.type() === "error") errors.push(`${page.url()}: ${m.text()}`); });
+  page.on("pageerror", (e) => errors.push(`${page.url()}: ${e.message}`));
+  page.on("response", (r) => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`); });
+  await page.goto(worker.url + "/");
+  await page.getByLabel("Admin token or API key").fill(worker.adminToken);
+  await page.getByRole("button", { name: "Continue" }).click();
+  await page.getByRole("heading", { name: "Overview", level: 2 }).waitFor();
+  const views = [
+    ["#/", "Overview"],
+    ["#/connect", "Connect ServiceNow"],
+    ["#/connections", "Connections"],
+    ["#/alerts", "Alerts"],
+    ["#/sinks", "Forwarding"],
+    ["#/keys", "API keys"],
+    ["#/audit", "Audit log"],
+  ];
+  for (const [hash, label] of views) {
+    // A fresh load of the address in the same tab (it keeps its sign-in).
+    await page.goto("about:blank");
+    await page.goto(worker.url + "/" + hash);
+    await page.getByRole("heading", { name: label, level: 2 }).waitFor();
+    const current = page.getByRole("navigation", { name: "Views" }).locator("[aria-current=page]");
+    assert.equal(await current.textContent(), label, hash);
+    assert.equal(await page.locator("section.view:not([hidden])").count(), 1, `${hash}: one view shown`);
+    await page.waitForLoadState("networkidle");
+  }
+  // Within one document: the navigation shows one view at a time and moves
+  // the focus to its heading; the back button goes where the admin was.
+  await page.goto("about:blank");
+  await page.goto(worker.url + "/#/");
+  await page.getByRole("heading", { name: "Overview", level: 2 }).waitFor();
+  for (const label of ["Alerts", "Audit log", "Connections"]) {
+    await page.getByRole("navigation", { name: "Views" }).getByRole("link", { name: label, exact: true }).click();
+    await page.waitForFunction((l) => document.activeElement?.textContent === l, label);
+    assert.equal(await page.locator("section.view:not([hidden])").count(), 1, `${label}: one view shown`);
+    assert.equal(await page.locator("section.view:not([hidden]) h2").textContent(), label);
+  }
+  await page.goBack();
+  await page.getByRole("heading", { name: "Audit log", level: 2 }).waitFor({ state: "visible" });
+  assert.equal(new URL(page.url()).hash, "#/audit");
+  // A connection's address: its activity drawn, the focus on it.
+  await page.goto("about:blank");
+  await page.goto(`${worker.url}/#/connections/${conn.id}`);
+  await page.locator(".chart svg").first().waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Activity of Listed");
+  // An alert's address: its evidence, read on its own.
+  await page.goto("about:blank");
+  await page.goto(`${worker.url}/#/alerts/${alert.id}`);
+  await page.getByRole("heading", { name: `Evidence: ${alert.title}` }).waitFor();
+  await page.locator(".evidence tbody tr").first().waitFor();
+  // From the overview, the alert's link leads there too.
+  await page.goto("about:blank");
+  await page.goto(worker.url + "/#/");
+  await page.getByRole("link", { name: alert.title }).first().click();
+  await page.getByRole("heading", { name: `Evidence: ${alert.title}` }).waitFor();
+  assert.equal(new URL(page.url()).hash, `#/alerts/${alert.id}`);
+  // An address that names no view shows the overview, and says so in the bar.
+  await page.goto("about:blank");
+  await page.goto(worker.url + "/#/nowhere");
+  await page.getByRole("heading", { name: "Overview", level: 2 }).waitFor();
+  assert.equal(new URL(page.url()).hash, "#/");
+  // At 1,366 px the alerts' table fits the page: no sideways scrolling.
+  await page.setViewportSize({ width: 1366, height: 768 });
+  await page.goto("about:blank");
+  await page.goto(worker.url + "/#/alerts");
+  await page.locator(`tr[data-alert="${alert.id}"]`).waitFor();
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 1366), "no horizontal scroll at 1,366 px");
+  const rowHeight = await page.locator(`tr[data-alert="${alert.id}"]`).evaluate((r) => r.getBoundingClientRect().height);
+  assert.ok(rowHeight < 160, `an alert's row is ${rowHeight} px tall`);
   assert.deepEqual(errors, []);
   await page.close();
 });

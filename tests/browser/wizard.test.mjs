@@ -38,11 +38,18 @@ async function openAdmin() {
   page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(worker.url + "/");
+  // The wizard's own address: a sign-in keeps it.
+  await page.goto(worker.url + "/#/connect");
   await page.getByLabel("Admin token").fill(worker.adminToken);
   await page.getByRole("button", { name: "Continue" }).click();
   await page.getByRole("heading", { name: "Name the connection" }).waitFor();
   return { page, dialogs, errors };
+}
+
+/** Moves to another view through the page's navigation. */
+async function view(page, label) {
+  await page.getByRole("navigation", { name: "Views" }).getByRole("link", { name: label, exact: true }).click();
+  await page.getByRole("heading", { name: label, level: 2 }).waitFor();
 }
 
 async function axe(page, what) {
@@ -133,6 +140,7 @@ test("OAuth wizard: every step, live errors, connect, status with the backfill p
   await shot(page, "wizard-5-status");
   await axe(page, "the status step and the connections list");
   // The hosted list shows it too, and the activity view draws a chart.
+  await view(page, "Connections");
   await page.getByRole("button", { name: "Activity Production" }).click();
   await page.locator(".chart svg rect").first().waitFor();
   await shot(page, "admin-activity");
@@ -221,6 +229,7 @@ test("client-credentials wizard: no user ID or password asked, connects as the a
   await shot(page, "wizard-client-credentials");
   // The posture read with the connect: its score in the list, the checks
   // failing first with what to do.
+  await view(page, "Connections");
   await page.locator(".connection .meta", { hasText: /posture \d+\/100/ }).first().waitFor();
   await page.getByRole("button", { name: "Posture Hardened instance" }).click();
   await page.getByRole("heading", { name: "Posture of Hardened instance" }).waitFor();
@@ -259,15 +268,17 @@ test("alerts: listed across connections, evidence on demand, acknowledged in pla
   assert.equal(alert.event_ids.length, 12);
   const { page, errors } = await openAdmin();
   try {
-    await page.getByRole("button", { name: "Show alerts" }).click();
+    await view(page, "Connections");
+    assert.match(await page.locator("li.connection", { hasText: "Watched" }).locator(".meta").textContent(), /[1-9]\d* open alerts?/);
+    await view(page, "Alerts");
     const row = page.locator(`tr[data-alert="${alert.id}"]`);
     await row.waitFor();
     assert.match(await row.textContent(), /password_spray/);
-    assert.match(await page.locator("li.connection", { hasText: "Watched" }).locator(".meta").textContent(), /[1-9]\d* open alerts?/);
     await page.getByRole("button", { name: `Evidence: ${alert.title}` }).click();
     await page.getByRole("heading", { name: `Evidence: ${alert.title}` }).waitFor();
     await page.locator(".evidence tbody tr").nth(11).waitFor();
     assert.equal(await page.locator(".evidence tbody tr").count(), 12);
+    assert.equal(new URL(page.url()).hash, `#/alerts/${alert.id}`, "the address names the alert shown");
     await axe(page, "the alerts view with evidence");
     await shot(page, "admin-alerts");
     await page.getByRole("button", { name: `Acknowledge: ${alert.title}` }).click();
@@ -284,6 +295,7 @@ test("alerts: listed across connections, evidence on demand, acknowledged in pla
     assert.match(await page.locator(`tr[data-alert="${alert.id}"]`).textContent(), /closed/);
     await axe(page, "the closed alerts");
     // The activity chart marks the day of the alert.
+    await view(page, "Connections");
     await page.getByRole("button", { name: "Activity Watched" }).click();
     await page.locator(".chart svg .alert-mark").first().waitFor();
     assert.match(await page.locator(".chart svg").getAttribute("aria-label"), /alerts\)/);
@@ -292,6 +304,20 @@ test("alerts: listed across connections, evidence on demand, acknowledged in pla
     await page.close();
     await deleteAll();
   }
+});
+
+test("every view by its address: axe-clean, its heading and navigation named", async () => {
+  const { page, errors } = await openAdmin();
+  for (const [hash, label] of [["#/", "Overview"], ["#/connections", "Connections"], ["#/alerts", "Alerts"], ["#/sinks", "Forwarding"], ["#/keys", "API keys"], ["#/audit", "Audit log"], ["#/connect", "Connect ServiceNow"]]) {
+    await page.goto("about:blank");
+    await page.goto(worker.url + "/" + hash);
+    await page.getByRole("heading", { name: label, level: 2 }).waitFor();
+    await page.waitForLoadState("networkidle");
+    await axe(page, `the view at ${hash}`);
+    if (hash === "#/") await shot(page, "admin-overview");
+  }
+  assert.deepEqual(errors, []);
+  await page.close();
 });
 
 test("a hostile connection name is shown as text and runs nothing", async () => {
@@ -309,6 +335,9 @@ test("a hostile connection name is shown as text and runs nothing", async () => 
   await page.getByRole("button", { name: "Next" }).click();
   await page.getByRole("button", { name: "Connect", exact: true }).click();
   await page.getByRole("heading", { name: "Status" }).waitFor();
+  await view(page, "Overview");
+  await page.locator("table a").filter({ hasText: hostile }).waitFor();
+  await view(page, "Connections");
   await page.locator(".connections h3").filter({ hasText: hostile }).waitFor();
   await page.waitForTimeout(500);
   assert.equal(await page.locator("img").count(), 0, "no element made from the name");

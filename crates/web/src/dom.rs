@@ -49,6 +49,10 @@ pub fn hide(node: &Element) {
     }
 }
 
+pub fn is_shown(node: &Element) -> bool {
+    node.dyn_ref::<HtmlElement>().is_some_and(|h| !h.hidden())
+}
+
 pub fn focus(node: &Element) {
     if let Some(h) = node.dyn_ref::<HtmlElement>() {
         let _ = h.focus();

@@ -4,9 +4,22 @@
 
 #[cfg(feature = "admin")]
 pub mod admin;
+
+// SAFETY: a page's wasm runs on the one thread of its window; a build with
+// wasm threads (the `atomics` target feature) keeps Rust's own allocator.
+#[cfg(all(
+    feature = "connect",
+    target_arch = "wasm32",
+    not(target_feature = "atomics")
+))]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
+    unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
 mod api;
 pub mod dom;
 pub mod js;
+#[cfg(feature = "connect")]
+mod overview;
 #[cfg(feature = "connect")]
 mod validate;
 #[cfg(feature = "connect")]
@@ -33,21 +46,38 @@ pub fn show_health(api_base: String, target: web_sys::Element) -> js_sys::Promis
 
 pub use api::{api_call, ApiClient, Credential};
 #[cfg(feature = "connect")]
+pub use overview::mount_overview;
+#[cfg(feature = "connect")]
 pub use validate::validate_field;
 #[cfg(feature = "connect")]
 pub use view::render_health;
 #[cfg(feature = "connect")]
 pub use wizard::mount_wizard;
 
+/// Scopes as GET /me lists them (a JavaScript array of strings); unknown
+/// ones are left out.
+#[cfg(feature = "connect")]
+fn scopes_from(scopes: &JsValue) -> snc_core::api::access::PageSections {
+    use snc_core::api::access::{PageSections, Scope};
+    let scopes: Vec<Scope> = js_sys::Array::from(scopes)
+        .iter()
+        .filter_map(|s| Scope::parse(&s.as_string()?))
+        .collect();
+    PageSections::for_scopes(&scopes)
+}
+
+#[cfg(feature = "connect")]
+fn set(target: &js_sys::Object, name: &str, value: &JsValue) {
+    let _ = js_sys::Reflect::set(target, &name.into(), value);
+}
+
 /// What the hosted page offers a caller with `scopes` (GET /me's list):
 /// `{wizard, connections, keys, sinks, sinksChange, audit}`, core's
 /// `PageSections`, so the page decides nothing of its own.
 #[cfg(feature = "connect")]
 #[wasm_bindgen(js_name = pageSections)]
-pub fn page_sections(scopes: Vec<String>) -> JsValue {
-    use snc_core::api::access::{PageSections, Scope};
-    let scopes: Vec<Scope> = scopes.iter().filter_map(|s| Scope::parse(s)).collect();
-    let shown = PageSections::for_scopes(&scopes);
+pub fn page_sections(scopes: JsValue) -> JsValue {
+    let shown = scopes_from(&scopes);
     let out = js_sys::Object::new();
     for (name, on) in [
         ("wizard", shown.wizard),
@@ -57,7 +87,48 @@ pub fn page_sections(scopes: Vec<String>) -> JsValue {
         ("sinksChange", shown.sinks_change),
         ("audit", shown.audit),
     ] {
-        let _ = js_sys::Reflect::set(&out, &name.into(), &on.into());
+        set(&out, name, &on.into());
     }
     out.into()
+}
+
+/// The view the address `hash` shows a caller with `scopes`:
+/// `{view, id, hash, admin}` (`hash` the address to show, `admin` whether
+/// the view is the admin module's), or `null` when the caller may see no
+/// view. Core's `PageRoute::shown`.
+#[cfg(feature = "connect")]
+#[wasm_bindgen(js_name = pageRoute)]
+pub fn page_route(hash: String, scopes: JsValue) -> JsValue {
+    use snc_core::api::page::{PageRoute, ViewModule};
+    let Some(route) = PageRoute::shown(&hash, &scopes_from(&scopes)) else {
+        return JsValue::NULL;
+    };
+    let out = js_sys::Object::new();
+    set(&out, "view", &route.view.as_str().into());
+    set(
+        &out,
+        "id",
+        &route.id.as_deref().map_or(JsValue::NULL, JsValue::from_str),
+    );
+    set(&out, "hash", &route.hash().into());
+    set(
+        &out,
+        "admin",
+        &(route.view.module() == ViewModule::Admin).into(),
+    );
+    out.into()
+}
+
+/// The navigation for a caller with `scopes`: `[[view, label, hash], …]`.
+#[cfg(feature = "connect")]
+#[wasm_bindgen(js_name = pageNav)]
+pub fn page_nav(scopes: JsValue) -> js_sys::Array {
+    use snc_core::api::page::PageRoute;
+    PageRoute::nav(&scopes_from(&scopes))
+        .into_iter()
+        .map(|v| {
+            let hash = PageRoute { view: v, id: None }.hash();
+            js_sys::Array::of3(&v.as_str().into(), &v.label().into(), &hash.into())
+        })
+        .collect()
 }

@@ -11,7 +11,8 @@ use wasm_bindgen::prelude::*;
 /// `{field, code, message}`. Built by hand: serde's JS bridge would cost
 /// the page more bytes than this whole module. `allow_loopback` is the
 /// deployment's `ALLOW_LOOPBACK_INSTANCES` as `/settings` answers it.
-#[wasm_bindgen(js_name = validateField)]
+/// Not exported: the wizard calls core's checks itself, so an export would
+/// be page bytes no script uses; the browser tests call it from Rust.
 pub fn validate_field(
     field: &str,
     value: &str,

@@ -630,6 +630,9 @@ mod tests {
         assert!(allowed(&connect, "POST", "tickets"));
         assert!(!allowed(&connect, "GET", "connections"));
         assert!(!allowed(&connect, "DELETE", "keys/k"));
+        // One alert, as the page's shared links read it: readers only.
+        assert!(allowed(&read, "GET", "alerts/al_1"));
+        assert!(!allowed(&connect, "GET", "alerts/al_1"));
         let both = key(&[Scope::Read, Scope::Connect]);
         assert!(allowed(&both, "GET", "connections") && allowed(&both, "POST", "connections"));
         assert!(!allowed(&both, "PATCH", "connections/x"));

@@ -6,5 +6,6 @@ pub mod access;
 pub mod access_jwt;
 pub mod connection;
 pub mod health;
+pub mod page;
 pub mod routes;
 pub mod settings;

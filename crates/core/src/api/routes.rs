@@ -135,7 +135,7 @@ impl Resource {
             | Resource::PostureCheck(_) => &[Post],
             Resource::Keys | Resource::Connections | Resource::Sinks => &[Get, Post],
             Resource::Key(_) => &[Delete],
-            Resource::Alert(_) => &[Patch],
+            Resource::Alert(_) => &[Get, Patch],
             Resource::Connection(_) | Resource::Sink(_) => &[Get, Patch, Delete],
         }
     }

@@ -1,5 +1,6 @@
 //! Every connection's alerts: filtered by status, their evidence on demand,
-//! acknowledged, closed or reopened in place.
+//! acknowledged, closed or reopened in place. An alert's evidence has its
+//! own address (`#/alerts/<id>`), so a link to it can be shared.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -17,8 +18,6 @@ use crate::js::spawn;
 
 pub struct View {
     client: Rc<ApiClient>,
-    /// Called after an alert's status changed (the connections' counts).
-    changed: Box<dyn Fn()>,
     status: HtmlSelectElement,
     note: Element,
     table: Element,
@@ -43,7 +42,47 @@ impl Action {
     }
 }
 
-pub fn mount(root: &Element, client: Rc<ApiClient>, changed: Box<dyn Fn()>) -> Rc<View> {
+/// Mounts the alerts view in `root` with `{apiBase, token}`; answers
+/// `{open(id), refresh}`: the evidence of the alert an address names, and
+/// the list read again (the page asks each time it shows the view).
+#[wasm_bindgen(js_name = mountAlerts)]
+pub fn mount_alerts(root: Element, options: JsValue) -> JsValue {
+    let _ = root.append_child(
+        &h("h2")
+            .id("alerts-title")
+            .attr("tabindex", "-1")
+            .class("section-title")
+            .text("Alerts")
+            .el(),
+    );
+    let view = mount(&root, super::client(&options));
+    let v = view.clone();
+    let open = Closure::<dyn FnMut(String)>::new(move |id: String| {
+        spawn(Box::pin(open(v.clone(), id)));
+    });
+    let again = Closure::<dyn FnMut()>::new(move || spawn(Box::pin(load(view.clone()))));
+    let answer = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&answer, &"open".into(), open.as_ref());
+    let _ = js_sys::Reflect::set(&answer, &"refresh".into(), again.as_ref());
+    open.forget();
+    again.forget();
+    answer.into()
+}
+
+/// The alert an address names, read on its own: it need not be among the
+/// listed ones (another status, or older than the list's page).
+async fn open(view: Rc<View>, id: String) -> Result<JsValue, JsValue> {
+    let path = format!("/alerts/{}", encode(&id));
+    match view.client.fetch::<StoredAlert>(&path).await {
+        Ok(alert) => evidence(view, alert).await,
+        Err(p) => {
+            view.note.set_text_content(Some(&problem_text(&p)));
+            Ok(JsValue::UNDEFINED)
+        }
+    }
+}
+
+pub fn mount(root: &Element, client: Rc<ApiClient>) -> Rc<View> {
     let status = h("select")
         .id("al-status")
         .children(
@@ -66,7 +105,6 @@ pub fn mount(root: &Element, client: Rc<ApiClient>, changed: Box<dyn Fn()>) -> R
         .el();
     let view = Rc::new(View {
         client,
-        changed,
         status: status.unchecked_into(),
         note: live(),
         table: h("table").class("events alerts-table").el(),
@@ -89,7 +127,11 @@ pub fn mount(root: &Element, client: Rc<ApiClient>, changed: Box<dyn Fn()>) -> R
     let v = view.clone();
     on_action(&view.table, move |action, id| {
         match Action::parse(action, id) {
-            Some(Action::Evidence(id)) => spawn(Box::pin(evidence(v.clone(), id))),
+            Some(Action::Evidence(id)) => {
+                if let Some(alert) = find(&v, &id) {
+                    spawn(Box::pin(evidence(v.clone(), alert)));
+                }
+            }
             Some(Action::Set(id, to)) => spawn(Box::pin(set_status(v.clone(), id, to))),
             None => {}
         }
@@ -201,7 +243,6 @@ async fn set_status(view: Rc<View>, id: String, to: AlertStatus) -> Result<JsVal
         Ok(_) => {
             view.note
                 .set_text_content(Some(&format!("{}: {}.", s.alert.title, to.as_str())));
-            (view.changed)();
             load(view.clone()).await
         }
         Err(p) => {
@@ -211,11 +252,23 @@ async fn set_status(view: Rc<View>, id: String, to: AlertStatus) -> Result<JsVal
     }
 }
 
-async fn evidence(view: Rc<View>, id: String) -> Result<JsValue, JsValue> {
-    let Some(s) = find(&view, &id) else {
-        return Ok(JsValue::UNDEFINED);
-    };
+async fn evidence(view: Rc<View>, s: StoredAlert) -> Result<JsValue, JsValue> {
     let a = &s.alert;
+    // The address now names this alert: the link in the bar can be shared.
+    // (A replaced history entry: no second navigation; not when the admin
+    // has moved to another view meanwhile.)
+    let shown = !matches!(view.evidence.closest("[hidden]"), Ok(Some(_)));
+    if let Some(history) = web_sys::window()
+        .and_then(|w| w.history().ok())
+        .filter(|_| shown)
+    {
+        let hash = snc_core::api::page::PageRoute {
+            view: snc_core::api::page::View::Alerts,
+            id: Some(a.id.clone()),
+        }
+        .hash();
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&hash));
+    }
     // Up to a second past the last evidence: `to` is exclusive.
     let last = js_sys::Date::new(&JsValue::from_str(&a.last_seen));
     let to = js_sys::Date::new(&JsValue::from_f64(last.get_time() + 1_000.0));

@@ -48,6 +48,7 @@ pub fn mount_audit(root: Element, options: JsValue) {
     for part in [
         h("h2")
             .id("audit-title")
+            .attr("tabindex", "-1")
             .class("section-title")
             .text("Audit log")
             .el(),

@@ -2,7 +2,7 @@
 //! progress and actions, updated in place every 3 s (an open reconnect form,
 //! a delete confirmation and the focus stay as they are); every action shows
 //! what really came of it. The detail views (activity, posture, accounts)
-//! and the alerts are their own modules, mounted below the list.
+//! are their own module, drawn below the list.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -81,7 +81,9 @@ pub struct View {
     /// Where the activity, posture and accounts views are drawn.
     pane: Rc<super::details::Pane>,
     rows: RefCell<HashMap<String, Rc<Row>>>,
-    alerts: RefCell<Option<Rc<super::alerts::View>>>,
+    /// The connection an address named (`#/connections/<id>`), shown once
+    /// the list has it.
+    wanted: RefCell<Option<String>>,
     /// The 3 s refresh, stopped when the credential is refused: a revoked
     /// key left open in a tab must not keep knocking.
     timer: RefCell<Option<i32>>,
@@ -101,8 +103,9 @@ fn method_label(m: &str) -> &str {
     }
 }
 
-/// Mounts the connections, detail and alerts views in `root`; answers
-/// `{refresh}` so the page can update the list after a connect.
+/// Mounts the connections and detail views in `root`; answers `{refresh,
+/// open(id)}`: the page reads the list again each time it shows it, and
+/// opens the connection an address names.
 #[wasm_bindgen(js_name = mountAdmin)]
 pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
     let status = live();
@@ -112,13 +115,10 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
         .el();
     let empty = h("p").text("No connections yet.").hidden().el();
     let detail = h("div").class("activity").el();
-    let alerts_box = h("section")
-        .class("alerts")
-        .attr("aria-labelledby", "alerts-title")
-        .el();
     for part in [
         h("h2")
             .id("connections-title")
+            .attr("tabindex", "-1")
             .class("section-title")
             .text("Connections")
             .el(),
@@ -126,12 +126,6 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
         list.clone(),
         empty.clone(),
         detail.clone(),
-        h("h2")
-            .id("alerts-title")
-            .class("section-title")
-            .text("Alerts")
-            .el(),
-        alerts_box.clone(),
     ] {
         let _ = root.append_child(&part);
     }
@@ -146,7 +140,7 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
         list: list.clone(),
         empty,
         rows: RefCell::new(HashMap::new()),
-        alerts: RefCell::new(None),
+        wanted: RefCell::new(None),
         timer: RefCell::new(None),
         moving: Cell::new(true),
         quiet: Cell::new(0),
@@ -170,18 +164,6 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
         let id = form.get_attribute("data-id").unwrap_or_default();
         spawn(Box::pin(reconnect(v.clone(), id, form)));
     });
-    // An alert's status changed: its connection's count of open alerts too.
-    let v = Rc::downgrade(&view);
-    let changed = move || {
-        if let Some(v) = v.upgrade() {
-            spawn(Box::pin(refresh(v)));
-        }
-    };
-    *view.alerts.borrow_mut() = Some(super::alerts::mount(
-        &alerts_box,
-        view.client.clone(),
-        Box::new(changed),
-    ));
     spawn(Box::pin(refresh(view.clone())));
     let v = view.clone();
     // A tab in the background does not refresh, and a quiet list less
@@ -191,7 +173,10 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
         let hidden = web_sys::window()
             .and_then(|w| w.document())
             .is_some_and(|d| d.hidden());
-        if hidden {
+        // Another view shown: the page reads the list again when it
+        // comes back.
+        let elsewhere = matches!(v.list.closest("[hidden]"), Ok(Some(_)));
+        if hidden || elsewhere {
             // Back in front, the first tick refreshes.
             v.quiet.set(snc_core::api::connection::QUIET_LIST_TICKS);
             return;
@@ -217,7 +202,40 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
     let answer = js_sys::Object::new();
     let _ = js_sys::Reflect::set(&answer, &"refresh".into(), again.as_ref());
     again.forget();
+    let v = view.clone();
+    let open = Closure::<dyn FnMut(String)>::new(move |id: String| {
+        *v.wanted.borrow_mut() = Some(id);
+        show_wanted(&v);
+    });
+    let _ = js_sys::Reflect::set(&answer, &"open".into(), open.as_ref());
+    open.forget();
     answer.into()
+}
+
+/// The connection an address named: its entry scrolled to and focused, its
+/// activity drawn below the list. Waits for the list when it has not come.
+fn show_wanted(view: &Rc<View>) {
+    let Some(id) = view.wanted.borrow().clone() else {
+        return;
+    };
+    let row = view.rows.borrow().get(&id).cloned();
+    match row {
+        Some(row) => {
+            *view.wanted.borrow_mut() = None;
+            let _ = row.name.set_attribute("tabindex", "-1");
+            focus(&row.name);
+            act(view, &row, Action::Activity);
+        }
+        None if view.list.child_element_count() > 0 || crate::dom::is_shown(&view.empty) => {
+            *view.wanted.borrow_mut() = None;
+            say(
+                view,
+                &format!("There is no connection {id} (deleted?)."),
+                "error",
+            );
+        }
+        None => {}
+    }
 }
 
 fn make_row(c: &Connection) -> Row {
@@ -614,5 +632,7 @@ pub async fn refresh(view: Rc<View>) -> Result<JsValue, JsValue> {
     } else {
         crate::dom::hide(&view.empty);
     }
+    drop(rows);
+    show_wanted(&view);
     Ok(JsValue::UNDEFINED)
 }

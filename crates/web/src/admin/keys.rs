@@ -155,6 +155,7 @@ pub fn mount_keys(root: Element, options: JsValue) {
     for part in [
         h("h2")
             .id("keys-title")
+            .attr("tabindex", "-1")
             .class("section-title")
             .text("API keys")
             .el(),

@@ -123,6 +123,7 @@ pub fn mount_sinks(root: Element, options: JsValue) {
     for part in [
         h("h2")
             .id("sinks-title")
+            .attr("tabindex", "-1")
             .class("section-title")
             .text("Forwarding")
             .el(),

@@ -1,5 +1,6 @@
 //! `/alerts`: every connection's alerts, newest first, filtered and paged;
-//! `PATCH /alerts/{id}` to acknowledge or close; `alerts.ndjson` (OCSF
+//! `GET /alerts/{id}` (the page's shared links), `PATCH /alerts/{id}` to
+//! acknowledge or close; `alerts.ndjson` (OCSF
 //! Detection Finding 2004 with `format=ocsf`).
 
 use serde::Deserialize;
@@ -155,6 +156,20 @@ fn valid_alert_id(id: &str) -> bool {
         && id[3..]
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// One alert, as the list has it. An id no alert can have is not echoed.
+pub async fn get(env: &Env, id: &str) -> Answer {
+    if !valid_alert_id(id) {
+        return respond::fail(
+            ProblemCode::NotFound,
+            "There is no such alert (ids are al_ and 16 hex characters).",
+        );
+    }
+    match store(env)?.get(id).await? {
+        Some(alert) => respond::json(200, &alert),
+        None => respond::fail(ProblemCode::NotFound, &format!("There is no alert {id}.")),
+    }
 }
 
 pub async fn patch(mut req: Request, env: &Env, id: &str) -> Answer {

@@ -399,6 +399,7 @@ async fn dispatch(
         (Get, R::Audit) => audit_log::list(req, env).await,
         (Get, R::Alerts) => alerts::list(req, env).await,
         (Get, R::AlertsNdjson) => alerts::ndjson(req, env).await,
+        (Get, R::Alert(id)) => alerts::get(env, id).await,
         (Patch, R::Alert(id)) => alerts::patch(req, env, id).await,
         (Get, R::Sinks) => sinks::list(env, access::SinkDetail::for_caller(caller)).await,
         (Post, R::Sinks) => sinks::create(req, env, config).await,
