@@ -1,7 +1,7 @@
 // The hosted page's shell: sign-in (docs/architecture.md, "web") and hash
 // routes, whose decisions are core's (pageRoute, pageNav). Every byte here
 // counts against the page's 64 KB.
-import init, { showHealth, pageSections, pageRoute, pageNav, mountOverview, apiCall } from "./pkg/snc_web.js";
+import init, { showHealth, pageRoute, pageNav, mountOverview, apiCall } from "./pkg/snc_web.js";
 
 const base = location.origin;
 const tokenForm = document.getElementById("token-form");
@@ -29,7 +29,11 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// The views of the last show(): gone with a refusal.
+let shown = new AbortController();
+
 function refuse(problem) {
+  shown.abort();
   main.replaceChildren(tokenForm);
   tokenForm.hidden = false;
   const err = document.getElementById("token-error");
@@ -65,9 +69,12 @@ async function start({ quiet = false } = {}) {
 
 /** Draws who `me` (a GET /me answer) is and the navigation; answers a function showing the views. */
 function show(me) {
+  shown.abort();
+  shown = new AbortController();
+  const { signal } = shown;
   tokenForm.hidden = true;
   const scopes = me.scopes;
-  const opts = { apiBase: base, token };
+  const opts = { apiBase: base, token, scopes };
   const as = { admin_token: "Signed in with the admin token", access: `Signed in as ${me.name} (Cloudflare Access` }[me.kind] ?? `Signed in as ${me.name ?? me.id} (${me.kind}`;
   const who = el("p", { class: "signed-in" }, el("span", { text: `${as}${me.kind === "admin_token" ? " (" : "; "}${scopes.join(", ")}). ` }));
   if (me.kind !== "access") {
@@ -86,6 +93,7 @@ function show(me) {
     await m.default({ module_or_path: new URL("./pkg/snc_admin_bg.wasm", import.meta.url) });
     return m;
   });
+  const viewOf = (name) => async (s) => (await adminModule())[name](s, opts);
   const mount = {
     overview: async (s) => mountOverview(s, opts),
     connect: async (s) => {
@@ -93,11 +101,11 @@ function show(me) {
       const { mountWizard } = await import("./wizard.js");
       await mountWizard(s, opts);
     },
-    connections: async (s) => (await adminModule()).mountAdmin(s, opts),
-    alerts: async (s) => (await adminModule()).mountAlerts(s, opts),
-    keys: async (s) => (await adminModule()).mountKeys(s, opts),
-    sinks: async (s) => (await adminModule()).mountSinks(s, { ...opts, canChange: pageSections(scopes).sinksChange }),
-    audit: async (s) => (await adminModule()).mountAudit(s, opts),
+    connections: viewOf("mountAdmin"),
+    alerts: viewOf("mountAlerts"),
+    keys: viewOf("mountKeys"),
+    sinks: viewOf("mountSinks"),
+    audit: viewOf("mountAudit"),
   };
   let first = true;
   // A navigation overtaken by a later one while its view loaded stops there.
@@ -133,11 +141,13 @@ function show(me) {
     else if (!wasFirst) v.section.querySelector("h2")?.focus();
   };
   return () => {
-    addEventListener("hashchange", route);
+    addEventListener("hashchange", route, { signal });
     route();
   };
 }
 
+// Any view's call refused for the sign-in (a key revoked meanwhile).
+addEventListener("snc-unauthorized", () => { if (tokenForm.hidden) refuse({ code: "unauthorized" }); });
 tokenForm.addEventListener("submit", (ev) => {
   ev.preventDefault();
   const input = document.getElementById("token");

@@ -86,13 +86,33 @@ test("Keys view: create with scopes, the key shown once, signed in with it, revo
   await reader.waitForURL(/#\/$/);
   await reader.getByRole("heading", { name: "Overview" }).waitFor();
   assert.equal(await reader.getByRole("heading", { name: "API keys" }).count(), 0);
-  await reader.close();
+  const reloaded = await browser.newPage();
+  await signIn(reloaded, key, "#/connections");
+  await reloaded.getByRole("heading", { name: "Connections" }).waitFor();
 
   // Revoked from the page: refused at once.
   await page.getByRole("button", { name: "Revoke reader" }).click();
   await page.getByRole("button", { name: "Revoke for good" }).click();
   await page.getByText("reader revoked.").waitFor();
   assert.equal((await asApi(key, "/connections")).status, 401);
+  // The reader's tab, still open: its next call signs it out, whichever
+  // view makes it (here the alerts view's, in the same document).
+  const viewRefused = [];
+  reader.on("response", (r) => { if (r.status() === 401) viewRefused.push(new URL(r.url()).pathname); });
+  await reader.goto(worker.url + "/#/alerts");
+  await reader.getByText("not a valid admin token or API key").waitFor();
+  assert.deepEqual(viewRefused, ["/api/v1/alerts"], "signed out by the view's call, not a reload's /me");
+  assert.equal(await reader.getByRole("navigation", { name: "Views" }).count(), 0, "the views are gone");
+  await reader.close();
+  // A tab reloaded with the revoked key: one refused call (its /me), not
+  // one a view; the page asks for a credential again.
+  const refused = [];
+  reloaded.on("response", (r) => { if (r.status() === 401) refused.push(new URL(r.url()).pathname); });
+  await reloaded.reload();
+  await reloaded.getByText("not a valid admin token or API key").waitFor();
+  await reloaded.waitForTimeout(1000);
+  assert.deepEqual(refused, ["/api/v1/me"]);
+  await reloaded.close();
   const again = await browser.newPage();
   await signIn(again, key);
   await again.getByText("not a valid admin token or API key").waitFor();

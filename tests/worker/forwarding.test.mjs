@@ -207,7 +207,10 @@ test("every stored event and alert reaches every matching sink, through failures
   const alerts = await alertIds(conn.id);
   assert.ok(events.length > 3000, `${events.length} events`);
   assert.ok(alerts.length >= 1, "the attack raised an alert");
-  // HEC comes back once the backfill is over.
+  // HEC comes back once the backfill is over, and once it has refused at
+  // least one delivery (a backfill done in one slice ends before the
+  // sink's first step).
+  await waitFor("Splunk refused a delivery", () => hec.calls > 0, 60_000);
   hec.plan.length = 0;
 
   const missing = (r, ids, prefix = "") => ids.filter((id) => !r.got.has(prefix + id)).length;

@@ -10,15 +10,19 @@ import { join } from "node:path";
 import { startWorker, startSim, objectFiles, sqliteFiles } from "../support/harness.mjs";
 import { client, waitFor } from "../support/pulls.mjs";
 
-let worker, c, sim;
+let worker, c, sim, logging;
 before(async () => {
   worker = await startWorker({ vars: { PULL_INTERVAL_SECS: "30" } });
   c = client(worker);
-  // A quiet instance: its newest records lie well before the overlap.
-  sim = await startSim(["--days", "2", "--events-per-day", "40", "--seed", "5"]);
+  // Quiet instances: their newest records lie well before the overlap. The
+  // second writes every API call to syslog_transaction, as real ones do.
+  [sim, logging] = await Promise.all([
+    startSim(["--days", "2", "--events-per-day", "40", "--seed", "5"]),
+    startSim(["--days", "2", "--events-per-day", "40", "--seed", "6", "--log-api-calls"]),
+  ]);
 });
 after(async () => {
-  await sim?.stop();
+  await Promise.all([sim?.stop(), logging?.stop()]);
   await worker?.stop();
 });
 
@@ -53,7 +57,7 @@ function d1File(persist) {
   return found[0];
 }
 
-const simStats = async () => (await fetch(`${sim.instance_url}/__sim/stats`)).json();
+const simStats = async (of = sim) => (await fetch(`${of.instance_url}/__sim/stats`)).json();
 const pulls = async (id) => (await c.api("GET", `/api/v1/connections/${id}/runs`)).json;
 
 test("a pull that finds nothing is one call, writes no D1 row and one object row", async () => {
@@ -104,4 +108,40 @@ test("a pull that finds nothing is one call, writes no D1 row and one object row
   assert.ok(Date.parse(shown.next_pull_at) > Date.parse(shown.last_pull_at), JSON.stringify(shown));
   const listed = (await c.api("GET", "/api/v1/connections")).json.connections.find((k) => k.id === conn.id);
   assert.ok(Date.parse(listed.last_pull_at) >= Date.parse(shown.last_pull_at), `${listed.last_pull_at} ${shown.last_pull_at}`);
+});
+
+test("where the instance logs every call, the connector's own are not news: its pulls stay idle, and a call it did not make under its account is stored", async () => {
+  const conn = await c.connect(logging, "logged");
+  await c.waitCaughtUp(conn.id);
+  const objectFile = objectFiles(worker.persist).filter((p) => p.endsWith(".sqlite"))
+    .find((p) => JSON.stringify(rowsOf(p).meta ?? []).includes(conn.id));
+  assert.ok(objectFile, "the connection's object is found");
+  const db = d1File(worker.persist);
+  // The connect's own calls (its checks, the backfill's pages) are stored
+  // once; then the pulls find nothing but their own calls.
+  await waitFor("an idle pull", async () => (await pulls(conn.id)).runs[0]?.detail?.includes("found nothing new"), 150_000);
+  const ours = async () => (await c.api("GET", `/api/v1/connections/${conn.id}/events?kind=transaction&actor=${encodeURIComponent(logging.username)}&limit=1000`)).json.events;
+  const before = (await ours()).length;
+  const at = (await pulls(conn.id)).pulls;
+  await waitFor("the next pull", async () => (await pulls(conn.id)).pulls > at, 90_000);
+  const start = { object: rowsOf(objectFile), d1: rowsOf(db), sim: await simStats(logging) };
+  await waitFor("the pull after", async () => (await pulls(conn.id)).pulls > at + 1, 90_000);
+  const end = { object: rowsOf(objectFile), d1: rowsOf(db), sim: await simStats(logging) };
+  assert.deepEqual(changed(start.d1, end.d1), {}, "no D1 row written");
+  const rows = changed(start.object, end.object);
+  // The schedule, and syslog_transaction's cursor moved past the call.
+  assert.deepEqual(Object.keys(rows).sort(), ["cursors", "meta"], JSON.stringify(rows));
+  assert.equal(rows.meta.added.length, 1, JSON.stringify(rows.meta));
+  assert.match(rows.cursors.added[0], /syslog_transaction/);
+  assert.equal(end.sim.requests - start.sim.requests, 1, "one ServiceNow call");
+  assert.equal((await ours()).length, before, "none of the connector's own calls stored");
+  assert.match((await pulls(conn.id)).runs[0].detail, /found nothing new/);
+  // A Batch API call under the connector's account that it did not make
+  // (a stolen credential's), committed late at a moment before the
+  // connection made any call of its own: stored with the next pull.
+  const when = Math.floor(Date.parse(conn.created_at) / 1000) - 30;
+  const made = await (await fetch(`${logging.instance_url}/__sim/insert`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ table: "syslog_transaction", count: 1, created_on: when, fields: { sys_created_by: logging.username, url: "/api/now/v1/batch" } }) })).json();
+  assert.equal(made.inserted, 1);
+  await waitFor("the stranger's call stored", async () => (await ours()).some((e) => e.id === `syslog_transaction:${made.sys_ids[0]}`), 90_000);
+  assert.equal((await ours()).length, before + 1, "that one, and none of the connector's");
 });

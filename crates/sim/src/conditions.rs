@@ -50,6 +50,11 @@ pub struct Conditions {
     /// Tables answered 503, as when the node serving them is failing (in a
     /// batch too, item by item).
     pub erroring_tables: Vec<String>,
+    /// Every API call is written to `syslog_transaction`, as a real instance
+    /// writes every transaction, the connector's own calls included: one
+    /// row per HTTP call (a Batch API call is one row). Off by default, so
+    /// a test's events are the generated ones.
+    pub log_api_calls: bool,
 }
 
 impl Default for Conditions {
@@ -74,6 +79,7 @@ impl Default for Conditions {
             acl_hidden_fraction: 0.0,
             invalid_tables: Vec::new(),
             erroring_tables: Vec::new(),
+            log_api_calls: false,
         }
     }
 }

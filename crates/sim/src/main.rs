@@ -39,6 +39,10 @@ struct Args {
     /// No Batch API (as on old releases): /api/now/v1/batch answers 400.
     #[arg(long)]
     batch_api_off: bool,
+    /// Write every API call to syslog_transaction, as a real instance does
+    /// (the connector's own calls included).
+    #[arg(long)]
+    log_api_calls: bool,
     /// Share (0..1) of Table API calls answered 429 with Retry-After.
     #[arg(long, default_value_t = 0.0)]
     rate_limit_fraction: f64,
@@ -101,6 +105,7 @@ async fn main() -> std::process::ExitCode {
         rest_api_off: args.rest_api_off,
         hibernating: args.hibernating,
         batch_api_off: args.batch_api_off,
+        log_api_calls: args.log_api_calls,
         rate_limit_fraction: args.rate_limit_fraction,
         rate_limit_per_hour: args.rate_limit_per_hour,
         error_fraction: args.error_fraction,

@@ -496,16 +496,41 @@ async fn table_api(
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    let resp = serve_table(
-        &state,
-        &cond,
-        &session,
-        &table_name,
-        raw_query.as_deref().unwrap_or(""),
-        v2,
-    )
-    .await;
+    let query = raw_query.as_deref().unwrap_or("");
+    let resp = serve_table(&state, &cond, &session, &table_name, query, v2).await;
+    if cond.log_api_calls {
+        let version = if v2 { "v2/" } else { "" };
+        let url = format!("/api/now/{version}table/{table_name}?{query}");
+        log_call(&state, &session, &url, resp.status());
+    }
     with_headers(resp, &session.rate_headers)
+}
+
+/// The call's `syslog_transaction` row, written once it is served (so its
+/// own answer does not hold it), as `log_api_calls` asks.
+fn log_call(state: &State, session: &Session, url: &str, status: StatusCode) {
+    let Ok(mut g) = state.generator.lock() else {
+        return;
+    };
+    let mut record = g.event("syslog_transaction", state.clock.now());
+    drop(g);
+    for (name, value) in record.fields.iter_mut() {
+        let v = match *name {
+            "url" => url.to_string(),
+            "sys_created_by" => session.user_name.clone(),
+            "type" => "rest".to_string(),
+            "response_status" => status.as_u16().to_string(),
+            "remote_ip" => "127.0.0.1".to_string(),
+            _ => continue,
+        };
+        *value = Value::Str(v);
+    }
+    if let Ok(mut tables) = state.tables.write() {
+        tables
+            .entry("syslog_transaction")
+            .or_default()
+            .insert_sorted(vec![record]);
+    }
 }
 
 async fn serve_table(
@@ -654,6 +679,9 @@ async fn batch(AxState(state): AxState<Arc<State>>, headers: HeaderMap, body: By
             "headers": item_headers,
             "execution_time": started.elapsed().as_millis() as u64,
         }));
+    }
+    if cond.log_api_calls {
+        log_call(&state, &session, "/api/now/v1/batch", StatusCode::OK);
     }
     let answer = serde_json::json!({
         "batch_request_id": req.batch_request_id.unwrap_or_default(),

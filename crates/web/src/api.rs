@@ -121,6 +121,17 @@ impl ApiClient {
             }
         }
         let status = response.status();
+        if status == 401 {
+            // The sign-in was refused (a key revoked while the tab was
+            // open): the hosted page signs out once, whichever view asked
+            // (a portal's page has no listener: its ticket was renewed
+            // above when it could be).
+            if let Some(w) = web_sys::window() {
+                if let Ok(ev) = web_sys::Event::new("snc-unauthorized") {
+                    let _ = w.dispatch_event(&ev);
+                }
+            }
+        }
         let text = response
             .text()
             .await

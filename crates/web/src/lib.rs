@@ -71,27 +71,6 @@ fn set(target: &js_sys::Object, name: &str, value: &JsValue) {
     let _ = js_sys::Reflect::set(target, &name.into(), value);
 }
 
-/// What the hosted page offers a caller with `scopes` (GET /me's list):
-/// `{wizard, connections, keys, sinks, sinksChange, audit}`, core's
-/// `PageSections`, so the page decides nothing of its own.
-#[cfg(feature = "connect")]
-#[wasm_bindgen(js_name = pageSections)]
-pub fn page_sections(scopes: JsValue) -> JsValue {
-    let shown = scopes_from(&scopes);
-    let out = js_sys::Object::new();
-    for (name, on) in [
-        ("wizard", shown.wizard),
-        ("connections", shown.connections),
-        ("keys", shown.keys),
-        ("sinks", shown.sinks),
-        ("sinksChange", shown.sinks_change),
-        ("audit", shown.audit),
-    ] {
-        set(&out, name, &on.into());
-    }
-    out.into()
-}
-
 /// The view the address `hash` shows a caller with `scopes`:
 /// `{view, id, hash, admin}` (`hash` the address to show, `admin` whether
 /// the view is the admin module's), or `null` when the caller may see no

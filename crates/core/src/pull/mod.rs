@@ -6,5 +6,6 @@ pub mod archive;
 pub mod cursor;
 pub mod events;
 pub mod index;
+pub mod own_calls;
 pub mod run;
 pub mod schedule;

@@ -19,6 +19,7 @@ use crate::pull::cursor::{
 };
 use crate::pull::events::parse_servicenow_time;
 use crate::pull::events::Event;
+use crate::pull::own_calls::{OwnCall, OwnCalls, OwnFilter};
 use crate::pull::schedule::PullInterval;
 use crate::secret::{AccessToken, OpenedSecret, Password, RefreshToken, SecretKind};
 use crate::servicenow::batch::{self, ReadRoute};
@@ -477,6 +478,12 @@ pub struct PullRun {
     inventory_refreshed: bool,
     /// The sync's first reads, to ride in the run's Batch API call.
     inventory_reads: Vec<batch::BatchItem>,
+    /// Which `syslog_transaction` records are the connector's own calls.
+    own: Option<OwnFilter>,
+    /// The calls this run made, for the next runs' filter.
+    made: Vec<OwnCall>,
+    /// Which of them is the page asked for ahead (`SendAhead`).
+    ahead_call: Option<usize>,
     /// Their answers, once the batch brought them.
     inventory_answered: InventoryAnswers,
     /// They rode in the batch.
@@ -550,6 +557,9 @@ impl PullRun {
             inventory_due: config.inventory == InventoryFirst::Sync,
             inventory_refreshed: false,
             inventory_reads: Vec::new(),
+            own: None,
+            made: Vec::new(),
+            ahead_call: None,
             inventory_answered: InventoryAnswers::NotAsked,
             inventory_rode: false,
             batch_done: false,
@@ -570,6 +580,49 @@ impl PullRun {
     pub fn with_inventory_reads(mut self, items: Vec<batch::BatchItem>) -> Self {
         self.inventory_reads = items;
         self
+    }
+
+    /// The connection's `account` (its `sys_user.user_name`) and the calls
+    /// it made lately (`own_calls`): their `syslog_transaction` records are
+    /// not stored, so a pull after an idle one finds nothing.
+    pub fn with_own_calls(mut self, account: &str, calls: &OwnCalls) -> Self {
+        self.own = OwnFilter::new(account, calls);
+        self
+    }
+
+    /// The calls to ServiceNow this run made (its token refreshes aside).
+    pub fn made_calls(&self) -> &[OwnCall] {
+        &self.made
+    }
+
+    /// The run's call `n` ended with `answer` (at `now_ms` when known): a
+    /// 2xx keeps it as the connector's own, anything else drops it.
+    fn call_ended(
+        &mut self,
+        n: Option<usize>,
+        now_ms: Option<u64>,
+        answer: &Result<HttpResponse, CallError>,
+    ) {
+        let kept = matches!(answer, Ok(r) if (200..300).contains(&r.status));
+        let Some(call) = n.and_then(|n| self.made.get_mut(n)) else {
+            return;
+        };
+        call.answered(now_ms.map(|ms| (ms / 1000) as i64), kept);
+        let call = *call;
+        if let (Some(own), Some(n)) = (&mut self.own, n) {
+            own.set(n, call);
+        }
+    }
+
+    /// A call leaves at `now_ms`: counted, and kept as the connector's own.
+    fn sent(&mut self, req: HttpRequest, now_ms: u64) -> HttpRequest {
+        self.calls += 1;
+        let call = OwnCall::sent(&req.url, (now_ms / 1000) as i64);
+        self.made.push(call);
+        if let Some(own) = &mut self.own {
+            own.add(call);
+        }
+        req
     }
 
     /// Whether the first Batch API call carries the inventory's reads.
@@ -766,9 +819,9 @@ impl PullRun {
                     .map(|(id, path)| (format!("{INVENTORY_ITEM}{id}"), path.clone()))
                     .collect();
                 items.extend(self.batch_items());
-                self.calls += 1;
                 self.waiting = Waiting::Batch;
-                return Action::Send(batch::request(&self.instance, &auth, "pull", &items));
+                let req = batch::request(&self.instance, &auth, "pull", &items);
+                return Action::Send(self.sent(req, now_ms));
             }
         }
         if self.inventory_due && !self.token_expiring(now_ms) {
@@ -787,9 +840,9 @@ impl PullRun {
             if self.config.route == ReadRoute::Batch && self.config.max_calls > 1 && items.len() > 1
             {
                 if let Some(auth) = self.api_auth() {
-                    self.calls += 1;
                     self.waiting = Waiting::Batch;
-                    return Action::Send(batch::request(&self.instance, &auth, "pull", &items));
+                    let req = batch::request(&self.instance, &auth, "pull", &items);
+                    return Action::Send(self.sent(req, now_ms));
                 }
             }
         }
@@ -828,15 +881,19 @@ impl PullRun {
                 );
             };
             let path = self.tables[i].pull.next_path().unwrap_or_default();
-            self.calls += 1;
             self.waiting = Waiting::Page;
-            return Action::Send(table::get(&self.instance, &path, &auth));
+            let req = table::get(&self.instance, &path, &auth);
+            return Action::Send(self.sent(req, now_ms));
         }
         self.finish(Outcome::Done, Some(now + self.config.interval.secs()), None)
     }
 
     /// The answer to the last `Send` (or the transport's failure).
     pub fn handle_response(&mut self, now_ms: u64, answer: Result<HttpResponse, CallError>) {
+        if matches!(self.waiting, Waiting::Batch | Waiting::Page) {
+            let call = self.made.len().checked_sub(1);
+            self.call_ended(call, Some(now_ms), &answer);
+        }
         let waiting = std::mem::replace(&mut self.waiting, Waiting::Nothing);
         match waiting {
             Waiting::Batch => self.on_batch(answer),
@@ -944,6 +1001,13 @@ impl PullRun {
             t.first_page = false;
         }
         let reader = self.ahead_for.take().unwrap_or(self.current);
+        let call = self.ahead_call.take();
+        match &ahead {
+            Some(answer) => self.call_ended(call, None, answer),
+            // Never awaited (the run stopped before): it may have left a
+            // record, or none; none is assumed, so nothing is dropped for it.
+            None => self.call_ended(call, None, &Err(CallError::Failed(String::new()))),
+        }
         if let (Some(t), Some(answer)) = (self.tables.get_mut(reader), ahead) {
             t.ready = Some(answer);
         }
@@ -1162,9 +1226,10 @@ impl PullRun {
                     });
                 match ahead {
                     Some((j, req)) => {
-                        self.calls += 1;
                         self.unread = Some(page);
                         self.ahead_for = Some(j);
+                        let req = self.sent(req, now_ms);
+                        self.ahead_call = Some(self.made.len() - 1);
                         Action::SendAhead(req)
                     }
                     None => self.store(page),
@@ -1222,6 +1287,9 @@ impl PullRun {
 
     fn store(&mut self, UnreadPage { head, mut page }: UnreadPage) -> Action {
         page.events = head.events(&self.connection_id, page.source);
+        if let Some(own) = &mut self.own {
+            page.events.retain(|e| !own.is_own(e));
+        }
         self.waiting = Waiting::Stored;
         Action::Store(page)
     }

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pull::own_calls::OwnCalls;
+
 /// Seconds between the pulls of a caught-up connection, unless configured:
 /// an attack is seen within a minute or two, at one ServiceNow call a
 /// minute when nothing happened (60 an hour; 12 at 300).
@@ -87,7 +89,7 @@ impl std::fmt::Display for PullIntervalError {
 }
 
 /// The object's clocks, kept in its storage between alarms.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schedule {
     /// When the next pull is due. `None` for an object that has never
     /// recorded one (new, or from a release before this schedule): due now.
@@ -114,6 +116,11 @@ pub struct Schedule {
     /// When the retention last ran.
     #[serde(default)]
     pub retained_at: Option<i64>,
+    /// The calls the last pulls made, whose `syslog_transaction` records
+    /// are not stored (`own_calls`). Kept here: this row is written with
+    /// every pull anyway.
+    #[serde(default)]
+    pub own_calls: OwnCalls,
 }
 
 /// How often a pull that found nothing applies the retention (each one
@@ -428,7 +435,7 @@ mod tests {
         );
         assert_eq!(s.pulls, 152, "every pull counted");
         // A failed slice counts, and closes an open idle hour first.
-        let mut failing = s;
+        let mut failing = s.clone();
         failing.ended(idle(at + 80), at + 81);
         assert_eq!(failing.failed().map(|i| i.pulls), Some(1));
         assert_eq!(failing.failed(), None);
@@ -557,16 +564,16 @@ mod tests {
             pull_at: Some(100),
             ..Schedule::default()
         };
-        let mut read_again = at_start;
+        let mut read_again = at_start.clone();
         read_again.pull_now(130);
         read_again.pulled_since(&at_start, 400);
         assert_eq!(read_again.pull_at, Some(130));
         assert!(read_again.on_alarm(131).pull);
-        let mut untouched = at_start;
+        let mut untouched = at_start.clone();
         untouched.pulled_since(&at_start, 400);
         assert_eq!(untouched.pull_at, Some(400));
         // Asked for in the very second the running pull started.
-        let mut same_second = at_start;
+        let mut same_second = at_start.clone();
         same_second.pull_now(100);
         same_second.pulled_since(&at_start, 400);
         assert_eq!(same_second.pull_at, Some(100));

@@ -173,6 +173,13 @@ pub fn mount_admin(root: Element, options: JsValue) -> JsValue {
         let hidden = web_sys::window()
             .and_then(|w| w.document())
             .is_some_and(|d| d.hidden());
+        // The page signed out (its views are gone): no more reads.
+        if !v.list.is_connected() {
+            if let (Some(w), Some(t)) = (web_sys::window(), v.timer.borrow_mut().take()) {
+                w.clear_interval_with_handle(t);
+            }
+            return;
+        }
         // Another view shown: the page reads the list again when it
         // comes back.
         let elsewhere = matches!(v.list.closest("[hidden]"), Ok(Some(_)));

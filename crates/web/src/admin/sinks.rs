@@ -107,10 +107,14 @@ fn input(el: &Element) -> HtmlInputElement {
 
 #[wasm_bindgen(js_name = mountSinks)]
 pub fn mount_sinks(root: Element, options: JsValue) {
-    let can_change = js_sys::Reflect::get(&options, &"canChange".into())
-        .ok()
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+    // The caller's scopes (GET /me's list) decide, through core's
+    // `PageSections`, whether the view offers changes.
+    let scopes = js_sys::Reflect::get(&options, &"scopes".into()).unwrap_or(JsValue::UNDEFINED);
+    let scopes: Vec<snc_core::api::access::Scope> = js_sys::Array::from(&scopes)
+        .iter()
+        .filter_map(|s| snc_core::api::access::Scope::parse(&s.as_string()?))
+        .collect();
+    let can_change = snc_core::api::access::PageSections::for_scopes(&scopes).sinks_change;
     let caller = if can_change {
         Caller::Admin
     } else {

@@ -34,6 +34,7 @@ pub use plane::{AccountsQuery, IndexQuery};
 use plane::{Plane, RunRow};
 use pull::{RunOutcome, Slice};
 use reads::{read_events, EventsRead};
+use snc_core::pull::own_calls::OwnCall;
 use snc_core::pull::schedule::{EndedRun, RunShape, WatchdogCopy};
 
 /// The object's count of slices failed in a row (meta key).
@@ -262,6 +263,8 @@ struct PullEnd {
     watchdog: WatchdogCopy,
     /// The run to record, and how it ended (none: no pull ran).
     run: Option<(RunRow, EndedRun)>,
+    /// The calls the pull made (`own_calls`).
+    made: Vec<OwnCall>,
 }
 
 impl PullEnd {
@@ -270,6 +273,7 @@ impl PullEnd {
             next,
             watchdog: WatchdogCopy::AsRead,
             run: None,
+            made: Vec::new(),
         }
     }
 }
@@ -418,13 +422,15 @@ impl ConnectionObject {
         let mut schedule = plane.schedule()?;
         let pulled = schedule.on_alarm(now()).pull;
         if pulled {
-            let at_start = schedule;
+            let at_start = schedule.clone();
             let Some(end) = self.pull(&plane, &bucket, store, &row, &config).await? else {
                 return Ok(None);
             };
             // Read again: a pull asked for while this one ran stays due.
             schedule = plane.schedule()?;
             schedule.pulled_since(&at_start, end.next);
+            // After the comparison above: the calls are not an ask.
+            schedule.own_calls = schedule.own_calls.merged(&end.made, now());
             if let Some((run, mut ended)) = end.run {
                 ended.asked_at_start = at_start.asked;
                 // One object row for a pull that found nothing: this
@@ -548,6 +554,7 @@ impl ConnectionObject {
             next: snc_core::pull::run::next_pull_at(end.outcome, end.next_at, now()),
             watchdog: end.watchdog,
             run,
+            made: std::mem::take(&mut slice.stats.made),
         }))
     }
 

@@ -24,6 +24,7 @@ use crate::d1::alerts::AlertStore;
 use crate::d1::connections::{ConnectionRow, Fence};
 use crate::{now, now_ms, transport};
 use snc_core::pull::index::{self, IndexedEvent};
+use snc_core::pull::own_calls::OwnCall;
 use snc_core::pull::schedule::{row_after_pull, RowFacts, WatchdogCopy};
 
 /// The connection's row gets the progress at most this often during a run.
@@ -62,6 +63,9 @@ pub struct RunStats {
     /// From the slice's start until its pull decided to end.
     pub run_ms: u64,
     pub calls: u32,
+    /// The calls themselves, kept so the next pulls know their records in
+    /// `syslog_transaction` (`own_calls`).
+    pub made: Vec<OwnCall>,
     /// R2 PUTs (archive objects written).
     pub statements: usize,
     /// Writes to the connection's D1 row (progress, schedule, tokens).
@@ -491,7 +495,8 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
         backfill_from,
         now_ms(),
     )
-    .with_inventory_reads(super::inventory::from_storage(slice.plane)?.riding_items());
+    .with_inventory_reads(super::inventory::from_storage(slice.plane)?.riding_items())
+    .with_own_calls(&row.username, &slice.plane.schedule()?.own_calls);
     let deadline = config.call_deadline;
     slice.stats.setup_ms = now_ms().saturating_sub(slice.started_ms);
     // The next page's call, sent before the page being stored was read.
@@ -499,6 +504,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
     loop {
         if (slice.stopping)() {
             slice.stats.calls = pull.calls();
+            slice.stats.made = pull.made_calls().to_vec();
             return Ok(SliceEnd::new(RunOutcome::Superseded, None));
         }
         let t0 = now_ms();
@@ -545,6 +551,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                 pull.handle_stored(answer_ahead);
                 if (slice.stopping)() || !slice.maybe_progress().await? {
                     slice.stats.calls = pull.calls();
+                    slice.stats.made = pull.made_calls().to_vec();
                     return Ok(SliceEnd::new(RunOutcome::Superseded, None));
                 }
             }
@@ -567,6 +574,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
                 }
                 if !written {
                     slice.stats.calls = pull.calls();
+                    slice.stats.made = pull.made_calls().to_vec();
                     return Ok(SliceEnd::new(RunOutcome::Superseded, None));
                 }
             }
@@ -610,6 +618,7 @@ pub async fn run(slice: &mut Slice<'_>) -> Result<SliceEnd> {
             }
             Action::Finish(end) => {
                 slice.stats.calls = pull.calls();
+                slice.stats.made = pull.made_calls().to_vec();
                 slice.stats.run_ms = now_ms().saturating_sub(slice.started_ms);
                 if end.detail.is_some() {
                     slice.stats.detail = end.detail.clone();
