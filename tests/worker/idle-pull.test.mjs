@@ -57,15 +57,21 @@ function d1File(persist) {
   return found[0];
 }
 
+/** The SQLite file of a connection's object (its meta names the connection). */
+function objectFileOf(id) {
+  const file = objectFiles(worker.persist).filter((p) => p.endsWith(".sqlite"))
+    .find((p) => JSON.stringify(rowsOf(p).meta ?? []).includes(id));
+  assert.ok(file, "the connection's object is found");
+  return file;
+}
+
 const simStats = async (of = sim) => (await fetch(`${of.instance_url}/__sim/stats`)).json();
 const pulls = async (id) => (await c.api("GET", `/api/v1/connections/${id}/runs`)).json;
 
 test("a pull that finds nothing is one call, writes no D1 row and one object row", async () => {
   const conn = await c.connect(sim, "quiet");
   await c.waitCaughtUp(conn.id);
-  const objectFile = objectFiles(worker.persist).filter((p) => p.endsWith(".sqlite"))
-    .find((p) => JSON.stringify(rowsOf(p).meta ?? []).includes(conn.id));
-  assert.ok(objectFile, "the connection's object is found");
+  const objectFile = objectFileOf(conn.id);
   const db = d1File(worker.persist);
   // Pulls go on every 30 s on their own; once one finds nothing (the
   // simulator's newest records lie hours back, past the overlap), the next
@@ -113,9 +119,7 @@ test("a pull that finds nothing is one call, writes no D1 row and one object row
 test("where the instance logs every call, the connector's own are not news: its pulls stay idle, and a call it did not make under its account is stored", async () => {
   const conn = await c.connect(logging, "logged");
   await c.waitCaughtUp(conn.id);
-  const objectFile = objectFiles(worker.persist).filter((p) => p.endsWith(".sqlite"))
-    .find((p) => JSON.stringify(rowsOf(p).meta ?? []).includes(conn.id));
-  assert.ok(objectFile, "the connection's object is found");
+  const objectFile = objectFileOf(conn.id);
   const db = d1File(worker.persist);
   // The connect's own calls (its checks, the backfill's pages) are stored
   // once; then the pulls find nothing but their own calls.

@@ -61,6 +61,18 @@ impl Obj<'_> {
     }
 }
 
+/// What the page offers a caller whose scopes are `scopes` (GET /me's
+/// list, a JavaScript array of strings; unknown ones are left out): core's
+/// `PageSections`, for the page's routes and the admin views alike.
+pub fn page_sections(scopes: &JsValue) -> snc_core::api::access::PageSections {
+    use snc_core::api::access::{PageSections, Scope};
+    let scopes: Vec<Scope> = js_sys::Array::from(scopes)
+        .iter()
+        .filter_map(|s| Scope::parse(&s.as_string()?))
+        .collect();
+    PageSections::for_scopes(&scopes)
+}
+
 /// Reading one of core's types from parsed JSON; `None` when it is not one.
 pub trait FromJs: Sized {
     fn from_js(value: &JsValue) -> Option<Self>;

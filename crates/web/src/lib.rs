@@ -58,12 +58,7 @@ pub use wizard::mount_wizard;
 /// ones are left out.
 #[cfg(feature = "connect")]
 fn scopes_from(scopes: &JsValue) -> snc_core::api::access::PageSections {
-    use snc_core::api::access::{PageSections, Scope};
-    let scopes: Vec<Scope> = js_sys::Array::from(scopes)
-        .iter()
-        .filter_map(|s| Scope::parse(&s.as_string()?))
-        .collect();
-    PageSections::for_scopes(&scopes)
+    js::page_sections(scopes)
 }
 
 #[cfg(feature = "connect")]

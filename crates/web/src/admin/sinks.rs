@@ -110,11 +110,7 @@ pub fn mount_sinks(root: Element, options: JsValue) {
     // The caller's scopes (GET /me's list) decide, through core's
     // `PageSections`, whether the view offers changes.
     let scopes = js_sys::Reflect::get(&options, &"scopes".into()).unwrap_or(JsValue::UNDEFINED);
-    let scopes: Vec<snc_core::api::access::Scope> = js_sys::Array::from(&scopes)
-        .iter()
-        .filter_map(|s| snc_core::api::access::Scope::parse(&s.as_string()?))
-        .collect();
-    let can_change = snc_core::api::access::PageSections::for_scopes(&scopes).sinks_change;
+    let can_change = crate::js::page_sections(&scopes).sinks_change;
     let caller = if can_change {
         Caller::Admin
     } else {
