@@ -133,10 +133,12 @@ test("where the instance logs every call, the connector's own are not news: its 
   const end = { object: rowsOf(objectFile), d1: rowsOf(db), sim: await simStats(logging) };
   assert.deepEqual(changed(start.d1, end.d1), {}, "no D1 row written");
   const rows = changed(start.object, end.object);
-  // The schedule, and syslog_transaction's cursor moved past the call.
-  assert.deepEqual(Object.keys(rows).sort(), ["cursors", "meta"], JSON.stringify(rows));
+  // Only the schedule: syslog_transaction's cursor stays behind the young
+  // records of the connector's own calls (it moves past them once every
+  // 5 minutes, which core's tests drive on a fake clock).
+  assert.deepEqual(Object.keys(rows), ["meta"], JSON.stringify(rows));
   assert.equal(rows.meta.added.length, 1, JSON.stringify(rows.meta));
-  assert.match(rows.cursors.added[0], /syslog_transaction/);
+  assert.match(rows.meta.added[0], /^\["schedule",/);
   assert.equal(end.sim.requests - start.sim.requests, 1, "one ServiceNow call");
   assert.equal((await ours()).length, before, "none of the connector's own calls stored");
   assert.match((await pulls(conn.id)).runs[0].detail, /found nothing new/);

@@ -713,9 +713,18 @@ pub(crate) mod tests {
     /// answers like ServiceNow (ordered, limited, counted, ACL-trimmed).
     pub(crate) struct Fake {
         pub(crate) rows: Vec<Row>,
+        /// A transaction log's records: sys_id to (sys_created_by, url).
+        pub(crate) logged: std::collections::HashMap<String, (String, String)>,
     }
 
     impl Fake {
+        pub(crate) fn of(rows: Vec<Row>) -> Fake {
+            Fake {
+                rows,
+                logged: Default::default(),
+            }
+        }
+
         pub(crate) fn answer(&self, path: &str) -> HttpResponse {
             let query: std::collections::HashMap<String, String> =
                 form_urlencoded::parse(path.split_once('?').unwrap().1.as_bytes())
@@ -758,7 +767,14 @@ pub(crate) mod tests {
                 .skip(offset)
                 .take(limit)
                 .filter(|r| r.2)
-                .map(|r| serde_json::json!({"sys_id": r.1, "name": "login", "parm1": "u", "sys_created_on": servicenow_time(r.0)}))
+                .map(|r| {
+                    let mut record = serde_json::json!({"sys_id": r.1, "name": "login", "parm1": "u", "sys_created_on": servicenow_time(r.0)});
+                    if let Some((by, url)) = self.logged.get(&r.1) {
+                        record["sys_created_by"] = by.as_str().into();
+                        record["url"] = url.as_str().into();
+                    }
+                    record
+                })
                 .map(|mut record| {
                     // Only the fields asked for, as ServiceNow answers.
                     if let (Some(fields), Some(map)) =
@@ -857,7 +873,7 @@ pub(crate) mod tests {
         let t0 = 1_700_000_000;
         let mut rows: Vec<Row> = (0..25_000).map(|n| (t0 + 10, id(n), true)).collect();
         rows.extend((25_000..25_100).map(|n| (t0 + 5 + (n as i64 % 20), id(n), true)));
-        let fake = Fake { rows: rows.clone() };
+        let fake = Fake::of(rows.clone());
         let mut got = Vec::new();
         let (cursor, pages) = run(&fake, None, t0, 10_000, &mut got);
         assert_eq!(got.len(), 25_100, "each record once");
@@ -935,14 +951,14 @@ pub(crate) mod tests {
         let t0 = 1_700_000_000;
         let mut rows: Vec<Row> = (0..300).map(|n| (t0 + n as i64, id(n), true)).collect();
         let mut stored = Vec::new();
-        let (cursor, _) = run(&Fake { rows: rows.clone() }, None, t0, 100, &mut stored);
+        let (cursor, _) = run(&Fake::of(rows.clone()), None, t0, 100, &mut stored);
         // Committed now, stamped before the cursor: within the overlap, and
         // one in the cursor's own second with a lower sys_id.
         let last_t = t0 + 299;
         rows.push((last_t - 120, id(10_001), true));
         rows.push((last_t, "0".repeat(32), true));
         rows.extend((300..350).map(|n| (t0 + n as i64, id(n), true)));
-        let (_, _) = run(&Fake { rows: rows.clone() }, cursor, t0, 100, &mut stored);
+        let (_, _) = run(&Fake::of(rows.clone()), cursor, t0, 100, &mut stored);
         let unique: BTreeSet<String> = stored.iter().cloned().collect();
         assert_eq!(unique, visible(&rows, t0), "nothing lost");
         // Re-reads of the overlap are duplicates the store ignores (keyed by sys_id).
@@ -962,7 +978,7 @@ pub(crate) mod tests {
             })
             .collect();
         let mut got = Vec::new();
-        run(&Fake { rows: rows.clone() }, None, t0, 500, &mut got);
+        run(&Fake::of(rows.clone()), None, t0, 500, &mut got);
         assert_eq!(
             got.iter().cloned().collect::<BTreeSet<_>>(),
             visible(&rows, t0)
@@ -984,7 +1000,7 @@ pub(crate) mod tests {
         for rows in [base.clone(), reversed, interleaved] {
             for limit in [1, 7, 100, 10_000] {
                 let mut got = Vec::new();
-                run(&Fake { rows: rows.clone() }, None, t0, limit, &mut got);
+                run(&Fake::of(rows.clone()), None, t0, limit, &mut got);
                 assert_eq!(got.len(), 2_000, "limit {limit}");
                 assert_eq!(
                     got.iter().cloned().collect::<BTreeSet<_>>(),

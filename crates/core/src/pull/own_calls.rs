@@ -17,13 +17,13 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::pull::cursor::OVERLAP_SECS;
-use crate::pull::events::Event;
+use crate::pull::cursor::{Key, OVERLAP_SECS};
+use crate::pull::events::{parse_servicenow_time, Event};
 
 /// The table ServiceNow writes its transactions to.
 pub const TRANSACTIONS: &str = "syslog_transaction";
-/// Calls kept: enough for the overlap's 12 minutes at a pull every 30 s
-/// with a few calls each; past it the oldest go first (their records are
+/// Calls kept: enough for `KEEP_SECS` (17 minutes) at a pull every 30 s
+/// with two calls each; past it the oldest go first (their records are
 /// then stored, never lost).
 pub const CALLS_KEPT: usize = 96;
 /// Seconds around a call within which its record may be dated: the two
@@ -32,8 +32,13 @@ pub const SLACK_SECS: i64 = 2;
 /// A call's end when its answer's time is not known: the transport's
 /// default deadline (`transport::CALL_DEADLINE` in the worker).
 const DEADLINE_SECS: i64 = 70;
-/// Kept as long as the overlap reads a record again, and a little more.
-pub const KEEP_SECS: i64 = OVERLAP_SECS + 120;
+/// How long the cursor may stay behind records that are all the
+/// connector's own calls (`CursorHold`).
+pub const HOLD_SECS: i64 = 300;
+/// Kept as long as a later pull may read a call's record again, and a
+/// little more: the cursor held `HOLD_SECS` behind it, then the overlap
+/// before the read that moved it (`cursor::resume_start`).
+pub const KEEP_SECS: i64 = HOLD_SECS + OVERLAP_SECS + 120;
 
 /// One call the connector made: `[from, to]` in seconds, and its URL's hash.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +186,62 @@ impl OwnFilter {
     }
 }
 
+/// Whether a table's stored cursor stays where it is after a page read:
+/// an idle pull on an instance that logs its calls reads only its
+/// predecessors' records past the cursor, and moving the cursor over them
+/// would be one object row on every pull. So while every record past the
+/// cursor is the connector's own, and the oldest of them younger than
+/// `HOLD_SECS`, the cursor stays and the next pull reads them again (and
+/// drops them again); after that, or with any other record past it, the
+/// cursor moves as usual: at most one row every `HOLD_SECS`.
+#[derive(Debug)]
+pub struct CursorHold {
+    /// The stored cursor: `(sys_created_on, sys_id)` in unix seconds.
+    stored: (i64, String),
+    /// The oldest own record past it (`None`: none yet).
+    oldest_own: Option<i64>,
+    /// A record past it that is not the connector's own.
+    other: bool,
+}
+
+impl CursorHold {
+    /// For a page read after the stored cursor `stored`; none without one
+    /// (a first backfill moves it).
+    pub fn new(stored: Option<&Key>) -> Option<CursorHold> {
+        let stored = stored?;
+        let at = parse_servicenow_time(&stored.created_on)?;
+        Some(CursorHold {
+            stored: (at, stored.sys_id.clone()),
+            oldest_own: None,
+            other: false,
+        })
+    }
+
+    /// One record of the page, and whether it was the connector's own.
+    pub fn saw(&mut self, event: &Event, own: bool) {
+        let Some(at) = crate::clock::parse_rfc3339(&event.occurred_at) else {
+            self.other = true;
+            return;
+        };
+        let (stored_at, stored_id) = (self.stored.0, self.stored.1.as_str());
+        // At or before the cursor: the overlap's re-reads, already decided.
+        if (at, event.sys_id()) <= (stored_at, stored_id) {
+            return;
+        }
+        if own {
+            self.oldest_own = Some(self.oldest_own.map_or(at, |o| o.min(at)));
+        } else {
+            self.other = true;
+        }
+    }
+
+    /// After the page's last record, read at `now` (seconds): whether the
+    /// cursor stays.
+    pub fn holds(&self, now: i64) -> bool {
+        !self.other && self.oldest_own.is_some_and(|at| at > now - HOLD_SECS)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +375,49 @@ mod tests {
         );
         assert_ne!(url_hash(BATCH), url_hash("/api/now/v1/batch?x=1"));
         assert_eq!(url_hash("http://127.0.0.1:9/"), url_hash("/"));
+    }
+
+    fn key(at: &str, sys_id: &str) -> Key {
+        Key {
+            created_on: at.into(),
+            sys_id: sys_id.into(),
+        }
+    }
+
+    #[test]
+    fn the_cursor_stays_behind_young_own_records_only() {
+        let stored = key("2025-12-06 05:46:40", "m");
+        let young = transaction("n", "svc", BATCH, AT);
+        let now = T0 + 60;
+        // Only own records past the cursor, the oldest a minute old: held.
+        let mut hold = CursorHold::new(Some(&stored)).unwrap();
+        hold.saw(&young, true);
+        assert!(hold.holds(now));
+        // The same, read again until they are HOLD_SECS old: it moves.
+        assert!(!hold.holds(T0 + 1 + HOLD_SECS));
+        // Anything else past the cursor moves it.
+        let mut hold = CursorHold::new(Some(&stored)).unwrap();
+        hold.saw(&young, true);
+        hold.saw(&transaction("o", "svc", BATCH, AT), false);
+        assert!(!hold.holds(now));
+        let mut unreadable = CursorHold::new(Some(&stored)).unwrap();
+        unreadable.saw(&transaction("p", "svc", BATCH, "garbage"), true);
+        assert!(!unreadable.holds(now));
+        // Re-reads at or before the cursor (the overlap) do not count
+        // either way; with nothing past it there is nothing to hold.
+        let mut overlap = CursorHold::new(Some(&stored)).unwrap();
+        overlap.saw(&transaction("a", "x", BATCH, "2025-12-06T05:46:40Z"), false);
+        overlap.saw(&transaction("m", "x", BATCH, "2025-12-06T05:46:40Z"), false);
+        overlap.saw(&transaction("z", "x", BATCH, "2025-12-06T05:40:00Z"), false);
+        assert!(!overlap.holds(now), "nothing past the cursor");
+        overlap.saw(&young, true);
+        assert!(overlap.holds(now));
+        // The cursor's own second, a later sys_id: past it.
+        let mut same_second = CursorHold::new(Some(&stored)).unwrap();
+        same_second.saw(&transaction("q", "x", BATCH, "2025-12-06T05:46:40Z"), false);
+        assert!(!same_second.holds(now));
+        // No stored cursor (a first backfill): nothing holds it.
+        assert!(CursorHold::new(None).is_none());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::pull::cursor::{
 };
 use crate::pull::events::parse_servicenow_time;
 use crate::pull::events::Event;
-use crate::pull::own_calls::{OwnCall, OwnCalls, OwnFilter};
+use crate::pull::own_calls::{CursorHold, OwnCall, OwnCalls, OwnFilter};
 use crate::pull::schedule::PullInterval;
 use crate::secret::{AccessToken, OpenedSecret, Password, RefreshToken, SecretKind};
 use crate::servicenow::batch::{self, ReadRoute};
@@ -1288,7 +1288,22 @@ impl PullRun {
     fn store(&mut self, UnreadPage { head, mut page }: UnreadPage) -> Action {
         page.events = head.events(&self.connection_id, page.source);
         if let Some(own) = &mut self.own {
-            page.events.retain(|e| !own.is_own(e));
+            // A table's one page that reads to the present may leave its
+            // cursor behind the connector's own young records (`CursorHold`).
+            let table = self.tables.iter().find(|t| t.pull.source == page.source);
+            let mut hold = table
+                .filter(|t| t.pages == 1 && page.caught_up && page.cursor.is_some())
+                .and_then(|t| CursorHold::new(t.found.as_ref()));
+            page.events.retain(|e| {
+                let mine = own.is_own(e);
+                if let Some(hold) = &mut hold {
+                    hold.saw(e, mine);
+                }
+                !mine
+            });
+            if hold.is_some_and(|h| h.holds((self.started_ms / 1000) as i64)) {
+                page.cursor = None;
+            }
         }
         self.waiting = Waiting::Stored;
         Action::Store(page)
@@ -1443,6 +1458,11 @@ mod tests {
         heavy: Option<(String, usize)>,
         hibernating: bool,
         basic_ok: bool,
+        /// Logs every call it answers with a 2xx in `syslog_transaction`,
+        /// under this account, as real instances do.
+        logs_calls: Option<&'static str>,
+        /// The instance's clock (unix seconds), for the log.
+        now: i64,
     }
 
     impl Instance {
@@ -1454,7 +1474,7 @@ mod tests {
                     let rows: Vec<Row> = (0..per_table)
                         .map(|n| (T0 + (n / 3) as i64, id(n * 7 + t as u64), true))
                         .collect();
-                    (*name, Fake { rows })
+                    (*name, Fake::of(rows))
                 })
                 .collect();
             Instance {
@@ -1472,7 +1492,32 @@ mod tests {
                 heavy: None,
                 hibernating: false,
                 basic_ok: true,
+                logs_calls: None,
+                now: T0,
             }
+        }
+
+        /// A call's answer, logged when the instance logs its calls.
+        fn answer(&mut self, req: &HttpRequest) -> HttpResponse {
+            let a = self.serve(req);
+            if let (Some(by), true) = (self.logs_calls, (200..300).contains(&a.status)) {
+                let path = req.url.trim_start_matches("https://acme.service-now.com");
+                self.log_transaction(by, path, self.now);
+            }
+            a
+        }
+
+        /// A `syslog_transaction` record at `at`; its sys_id.
+        fn log_transaction(&mut self, by: &str, url: &str, at: i64) -> String {
+            let log = self
+                .tables
+                .get_mut(crate::pull::own_calls::TRANSACTIONS)
+                .unwrap();
+            let sys_id = format!("tx{:06}", log.logged.len());
+            log.rows.push((at, sys_id.clone(), true));
+            log.logged
+                .insert(sys_id.clone(), (by.to_string(), url.to_string()));
+            sys_id
         }
 
         fn truth(&self) -> BTreeSet<(String, String)> {
@@ -1586,7 +1631,7 @@ mod tests {
             }
         }
 
-        fn answer(&mut self, req: &HttpRequest) -> HttpResponse {
+        fn serve(&mut self, req: &HttpRequest) -> HttpResponse {
             let path = req.url.trim_start_matches("https://acme.service-now.com");
             if path == "/oauth_token.do" {
                 self.token_requests += 1;
@@ -1657,6 +1702,11 @@ mod tests {
         inventory_reads: Vec<batch::BatchItem>,
         /// Calls sent to the instance.
         sent: u32,
+        /// The connection's account and its last calls (`OwnCalls`), kept
+        /// from run to run as the object's schedule keeps them.
+        own: Option<(&'static str, OwnCalls)>,
+        /// Pages whose store moved a table's cursor, per table.
+        cursor_moves: HashMap<&'static str, u32>,
     }
 
     fn config(max_calls: u32, use_batch: bool) -> PullConfig {
@@ -1700,10 +1750,14 @@ mod tests {
         let instance = parse("acme", &HostPolicy::default()).unwrap();
         let mut run = PullRun::new(instance, "c", cfg, auth, &stored, T0, *clock)
             .with_inventory_reads(host.inventory_reads.clone());
+        if let Some((account, calls)) = &host.own {
+            run = run.with_own_calls(account, calls);
+        }
         // Answered when sent, handed back when the page is stored.
         let mut ahead = None;
         for _ in 0..100_000 {
             *clock += 10;
+            inst.now = now_s(*clock);
             match run.poll(*clock) {
                 Action::Send(req) => {
                     host.sent += 1;
@@ -1736,6 +1790,9 @@ mod tests {
                         ));
                     }
                     let entry = host.cursors.entry(page.source).or_default();
+                    if page.cursor.is_some() && page.cursor != entry.cursor {
+                        *host.cursor_moves.entry(page.source).or_default() += 1;
+                    }
                     if page.cursor.is_some() {
                         entry.cursor = page.cursor.clone();
                         entry.read_at = Some(page.read_at);
@@ -1763,7 +1820,12 @@ mod tests {
                     run.handle_inventory(*clock, SyncEnd::Current, None)
                 }
                 Action::Sleep(ms) => *clock += ms,
-                Action::Finish(end) => return end,
+                Action::Finish(end) => {
+                    if let Some((_, calls)) = &mut host.own {
+                        *calls = calls.merged(run.made_calls(), now_s(*clock));
+                    }
+                    return end;
+                }
             }
         }
         panic!("the run never finished");
@@ -2173,6 +2235,63 @@ mod tests {
         drive_oauth(&mut inst, &mut host, &mut clock, one_by_one);
         assert_eq!(host.inventory_rode, 1, "nothing rode");
         assert_eq!(host.sent as usize, PULL_TABLES.len());
+    }
+
+    /// An instance that logs every call it answers, as real ones do: the
+    /// pulls after the backfill read their predecessors' records, store
+    /// none, and move `syslog_transaction`'s cursor (an object row) once
+    /// every `HOLD_SECS`; a call under the account the connector did not
+    /// make is stored.
+    #[test]
+    fn where_the_instance_logs_its_calls_idle_pulls_store_nothing_and_move_the_cursor_rarely() {
+        use crate::pull::own_calls::{HOLD_SECS, TRANSACTIONS};
+        let mut inst = Instance::new(30);
+        inst.logs_calls = Some("svc");
+        let mut host = Host {
+            own: Some(("svc", OwnCalls::default())),
+            ..Host::default()
+        };
+        let mut clock = (T0 as u64 + 86_400) * 1000;
+        let cfg = config(40, true);
+        let end = drive_past_more(&mut inst, &mut host, &mut clock, cfg);
+        assert_eq!(end.outcome, Outcome::Done, "{end:?}");
+        assert_eq!(
+            host.archived,
+            30 * PULL_TABLES.len(),
+            "the backfill's own calls are not stored"
+        );
+        let moves = |host: &Host| host.cursor_moves.get(TRANSACTIONS).copied().unwrap_or(0);
+        let mut moved_at = Vec::new();
+        for minute in 1..=20 {
+            clock += 60_000;
+            let before = moves(&host);
+            host.sent = 0;
+            let end = drive_oauth(&mut inst, &mut host, &mut clock, cfg);
+            assert_eq!(end.outcome, Outcome::Done, "{end:?}");
+            assert_eq!(host.sent, 1);
+            if moves(&host) > before {
+                moved_at.push(minute);
+            }
+        }
+        assert_eq!(host.archived, 30 * PULL_TABLES.len(), "none of its calls");
+        assert!((3..=4).contains(&moved_at.len()), "{moved_at:?}");
+        assert!(
+            moved_at.windows(2).all(|w| w[1] - w[0] == 5),
+            "once every 5 pulls: {moved_at:?}"
+        );
+        let cursor = host.cursors[TRANSACTIONS].cursor.clone().unwrap();
+        let cursor_at = parse_servicenow_time(&cursor.created_on).unwrap();
+        assert!(
+            cursor_at >= now_s(clock) - HOLD_SECS - 60,
+            "never far behind"
+        );
+        // A batch call under the account half a minute after the last one:
+        // not the connector's, stored by the next pull.
+        let stranger = inst.log_transaction("svc", "/api/now/v1/batch", now_s(clock) + 30);
+        clock += 60_000;
+        drive_oauth(&mut inst, &mut host, &mut clock, cfg);
+        assert!(host.index.contains(&(TRANSACTIONS.to_string(), stranger)));
+        assert_eq!(host.archived, 30 * PULL_TABLES.len() + 1);
     }
 
     #[test]
