@@ -3,7 +3,7 @@
 // score against them, and the accounts the instance's own tables hold.
 import assert from "node:assert/strict";
 
-export const RULES = ["failed_login_burst", "password_spray", "login_after_failures", "admin_role_granted", "admin_impersonated", "security_elevation", "mass_delete", "bulk_export", "login_by_inactive_user", "posture_drift"];
+export const RULES = ["failed_login_burst", "password_spray", "login_after_failures", "admin_role_granted", "admin_impersonated", "security_elevation", "mass_delete", "bulk_export", "login_by_inactive_user", "posture_drift", "new_country", "mass_download"];
 
 export async function plant(sim, name, variant, at) {
   const r = await fetch(`${sim.instance_url}/__sim/scenario`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name, variant, at }) });

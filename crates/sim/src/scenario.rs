@@ -27,6 +27,8 @@ pub enum Scenario {
     BulkExport,
     LoginByInactiveUser,
     PostureDrift,
+    NewCountry,
+    MassDownload,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -39,6 +41,62 @@ pub enum Variant {
     Below,
     /// Spread wider than the window (or another nearest benign event).
     Outside,
+}
+
+/// A country's public block, to sign in from: real organisations'
+/// addresses, written into records only (the simulator sends nothing to
+/// them), whose country the connector's IP data gives as `country`.
+#[derive(Clone, Copy, Debug)]
+pub struct Place {
+    pub country: &'static str,
+    /// The block's first three octets: a /24 wholly of that country.
+    pub block: &'static str,
+}
+
+impl Place {
+    /// The `n`th address of the block (1 to 250).
+    pub fn address(&self, n: i64) -> String {
+        format!("{}.{}", self.block, 1 + n.rem_euclid(250))
+    }
+}
+
+/// Blocks of several countries (the IP data's countries, 2026-06).
+pub const PLACES: [Place; 6] = [
+    Place {
+        country: "US",
+        block: "8.8.8",
+    },
+    Place {
+        country: "BR",
+        block: "200.160.2",
+    },
+    Place {
+        country: "DE",
+        block: "193.99.144",
+    },
+    Place {
+        country: "JP",
+        block: "203.178.141",
+    },
+    Place {
+        country: "GB",
+        block: "212.58.244",
+    },
+    Place {
+        country: "ZA",
+        block: "41.0.0",
+    },
+];
+
+/// A planting's home and another country.
+fn places_for(seq: usize) -> (Place, Place) {
+    let home = PLACES[seq % PLACES.len()];
+    let away = PLACES[(seq + 1 + seq / PLACES.len()) % PLACES.len()];
+    if away.country == home.country {
+        (home, PLACES[(seq + 2) % PLACES.len()])
+    } else {
+        (home, away)
+    }
 }
 
 /// A rule that must fire, and for whom.
@@ -416,6 +474,59 @@ pub fn plant(
             out.push(("sys_audit", r));
             planted.target = Some(name.into());
             planted.expect = expect(Some(person.clone()), None);
+        }
+        Scenario::MassDownload => {
+            // 60 attachment downloads in 5 minutes by someone with no
+            // downloads before; 45; 60 in 5 minutes by someone who
+            // downloaded 120 a day on each of the three days before.
+            let n = if variant == Variant::Below { 45 } else { 60 };
+            if variant == Variant::Outside {
+                for day in 1..=3 {
+                    for i in 0..120 {
+                        let when = at - day * 86_400 + i * 240;
+                        let url = format!("/sys_attachment.do?sys_id={}", g.sys_id());
+                        out.push((
+                            "syslog_transaction",
+                            transaction(g, &person, &url, &ip, when),
+                        ));
+                    }
+                }
+            }
+            for i in 0..n {
+                let url = if i % 3 == 0 {
+                    format!("/api/now/attachment/{}/file", g.sys_id())
+                } else {
+                    format!("/sys_attachment.do?sys_id={}", g.sys_id())
+                };
+                out.push((
+                    "syslog_transaction",
+                    transaction(g, &person, &url, &ip, at + i * 5),
+                ));
+            }
+            planted.ip = Some(ip.clone());
+            planted.expect = expect(Some(person.clone()), Some(ip));
+        }
+        Scenario::NewCountry => {
+            // Six sign-ins over three days from one country's address,
+            // then one from another country's; four (too little history),
+            // then the other country; six, then another address of the
+            // same country.
+            let (home, away) = places_for(seq);
+            let history = if variant == Variant::Below { 4 } else { 6 };
+            for i in 0..history {
+                let when = at - 3 * 86_400 + i * 43_200;
+                out.push((
+                    "sysevent",
+                    sysevent(g, "login", &person, &home.address(i), when),
+                ));
+            }
+            let last = match variant {
+                Variant::Outside => home.address(history + 1),
+                _ => away.address(seq as i64),
+            };
+            out.push(("sysevent", sysevent(g, "login", &person, &last, at)));
+            planted.ip = Some(last.clone());
+            planted.expect = expect(Some(person.clone()), Some(last));
         }
     }
     planted.records = out.len();

@@ -6,6 +6,7 @@ mod config;
 mod connection_object;
 mod d1;
 mod gzip;
+mod ip_table;
 mod respond;
 mod routes;
 mod schedule;

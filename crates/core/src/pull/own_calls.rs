@@ -192,8 +192,12 @@ impl OwnFilter {
 /// would be one object row on every pull. So while every record past the
 /// cursor is the connector's own, and the oldest of them younger than
 /// `HOLD_SECS`, the cursor stays and the next pull reads them again (and
-/// drops them again); after that, or with any other record past it, the
-/// cursor moves as usual: at most one row every `HOLD_SECS`.
+/// drops them again); after that, or with any other record past the
+/// cursor, the cursor moves as usual: at most one row every `HOLD_SECS`.
+/// Records at or before the cursor (the overlap's re-reads) are the
+/// store's to judge: one it finds new (a late commit) has the held cursor
+/// written after all (`PageToStore::cursor_to_write`), with its recent
+/// keys, so the next pull does not store it again.
 #[derive(Debug)]
 pub struct CursorHold {
     /// The stored cursor: `(sys_created_on, sys_id)` in unix seconds.
@@ -224,7 +228,8 @@ impl CursorHold {
             return;
         };
         let (stored_at, stored_id) = (self.stored.0, self.stored.1.as_str());
-        // At or before the cursor: the overlap's re-reads, already decided.
+        // At or before the cursor: the overlap's re-reads (the store
+        // decides whether one is new).
         if (at, event.sys_id()) <= (stored_at, stored_id) {
             return;
         }
@@ -403,15 +408,29 @@ mod tests {
         let mut unreadable = CursorHold::new(Some(&stored)).unwrap();
         unreadable.saw(&transaction("p", "svc", BATCH, "garbage"), true);
         assert!(!unreadable.holds(now));
-        // Re-reads at or before the cursor (the overlap) do not count
-        // either way; with nothing past it there is nothing to hold.
+        // Own re-reads at or before the cursor (the overlap) do not start
+        // the hold's clock; with nothing past it there is nothing to hold.
         let mut overlap = CursorHold::new(Some(&stored)).unwrap();
-        overlap.saw(&transaction("a", "x", BATCH, "2025-12-06T05:46:40Z"), false);
-        overlap.saw(&transaction("m", "x", BATCH, "2025-12-06T05:46:40Z"), false);
-        overlap.saw(&transaction("z", "x", BATCH, "2025-12-06T05:40:00Z"), false);
+        overlap.saw(
+            &transaction("a", "svc", BATCH, "2025-12-06T05:40:00Z"),
+            true,
+        );
+        overlap.saw(
+            &transaction("m", "svc", BATCH, "2025-12-06T05:46:40Z"),
+            true,
+        );
         assert!(!overlap.holds(now), "nothing past the cursor");
         overlap.saw(&young, true);
         assert!(overlap.holds(now));
+        // Another's record before the cursor (stored before, or a late
+        // commit): the store decides (`PageToStore::cursor_to_write`).
+        let mut late = CursorHold::new(Some(&stored)).unwrap();
+        late.saw(
+            &transaction("b", "admin", BATCH, "2025-12-06T05:40:00Z"),
+            false,
+        );
+        late.saw(&young, true);
+        assert!(late.holds(now));
         // The cursor's own second, a later sys_id: past it.
         let mut same_second = CursorHold::new(Some(&stored)).unwrap();
         same_second.saw(&transaction("q", "x", BATCH, "2025-12-06T05:46:40Z"), false);

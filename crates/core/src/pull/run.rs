@@ -306,6 +306,10 @@ pub struct PageToStore {
     pub before: Key,
     pub events: Vec<Event>,
     pub cursor: Option<Key>,
+    /// The cursor a page of the connector's own calls left where it was
+    /// (`own_calls::CursorHold`): written after all if the store finds a
+    /// record of the page new (`cursor_to_write`).
+    pub held: Option<Key>,
     /// `X-Total-Count` of a table's first page ever: the progress bar's total.
     pub total: Option<u64>,
     pub caught_up: bool,
@@ -313,6 +317,18 @@ pub struct PageToStore {
     /// The run's start (unix seconds): stored with the cursor, it tells the
     /// next run whether late commits can still land before the cursor.
     pub read_at: i64,
+}
+
+impl PageToStore {
+    /// The cursor the store writes, given how many of the page's events it
+    /// found new: a held cursor stays unwritten only while nothing is (an
+    /// overlap's late commit needs the cursor's write and its recent keys,
+    /// or the next pull would store it again).
+    pub fn cursor_to_write(&self, fresh: usize) -> Option<&Key> {
+        self.cursor
+            .as_ref()
+            .or(self.held.as_ref().filter(|_| fresh > 0))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1202,6 +1218,7 @@ impl PullRun {
                         before,
                         events: Vec::new(),
                         cursor,
+                        held: None,
                         total: (table.first_ever && table.first_page)
                             .then_some(head.total)
                             .flatten(),
@@ -1302,7 +1319,7 @@ impl PullRun {
                 !mine
             });
             if hold.is_some_and(|h| h.holds((self.started_ms / 1000) as i64)) {
-                page.cursor = None;
+                page.held = page.cursor.take();
             }
         }
         self.waiting = Waiting::Stored;
@@ -1324,6 +1341,35 @@ mod tests {
         for outcome in RunOutcome::ALL {
             assert_eq!(outcome.recorded(), outcome != RunOutcome::Skipped);
         }
+    }
+
+    #[test]
+    fn a_held_cursor_is_written_once_the_store_finds_a_record_of_the_page_new() {
+        let key = |at: &str| Key {
+            created_on: at.into(),
+            sys_id: "x".into(),
+        };
+        let held = PageToStore {
+            source: "syslog_transaction",
+            before: key("2026-01-01 00:00:00"),
+            events: Vec::new(),
+            cursor: None,
+            held: Some(key("2026-01-01 00:05:00")),
+            total: None,
+            caught_up: true,
+            page_size: 100,
+            read_at: 0,
+        };
+        assert_eq!(held.cursor_to_write(0), None, "only own calls: not written");
+        // A late commit in the overlap, new to the index: the cursor and
+        // its recent keys are written, so the next pull skips it.
+        assert_eq!(held.cursor_to_write(1), held.held.as_ref());
+        let moved = PageToStore {
+            cursor: Some(key("2026-01-01 00:06:00")),
+            held: None,
+            ..held
+        };
+        assert_eq!(moved.cursor_to_write(0), moved.cursor.as_ref());
     }
 
     #[test]

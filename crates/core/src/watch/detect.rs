@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::pull::events::{Event, Kind};
+use crate::watch::baseline::{self, DailyCounts, PlaceVerdict, Places};
 use crate::watch::inventory::PRIVILEGED_ROLES;
 use crate::watch::posture::{Reads, Severity, CHECKS};
+use snc_ipdata::IpData;
 
 /// Windows and per-user histories older than this behind the newest event
 /// seen are dropped.
@@ -45,10 +47,12 @@ pub enum Rule {
     BulkExport,
     LoginByInactiveUser,
     PostureDrift,
+    NewCountry,
+    MassDownload,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 12] = [
         Rule::FailedLoginBurst,
         Rule::PasswordSpray,
         Rule::LoginAfterFailures,
@@ -59,6 +63,8 @@ impl Rule {
         Rule::BulkExport,
         Rule::LoginByInactiveUser,
         Rule::PostureDrift,
+        Rule::NewCountry,
+        Rule::MassDownload,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +79,8 @@ impl Rule {
             Rule::BulkExport => "bulk_export",
             Rule::LoginByInactiveUser => "login_by_inactive_user",
             Rule::PostureDrift => "posture_drift",
+            Rule::NewCountry => "new_country",
+            Rule::MassDownload => "mass_download",
         }
     }
 
@@ -88,16 +96,17 @@ impl Rule {
                 Some("sysevent")
             }
             Rule::MassDelete => Some("sys_audit_delete"),
-            Rule::BulkExport => Some("syslog_transaction"),
+            Rule::BulkExport | Rule::MassDownload => Some("syslog_transaction"),
             _ => None,
         }
     }
 
     pub fn severity(self) -> Severity {
         match self {
-            Rule::FailedLoginBurst | Rule::SecurityElevation | Rule::PostureDrift => {
-                Severity::Medium
-            }
+            Rule::FailedLoginBurst
+            | Rule::SecurityElevation
+            | Rule::PostureDrift
+            | Rule::NewCountry => Severity::Medium,
             _ => Severity::High,
         }
     }
@@ -115,6 +124,8 @@ impl Rule {
             Rule::BulkExport => &["T1213", "T1530"],
             Rule::LoginByInactiveUser => &["T1078"],
             Rule::PostureDrift => &["T1562"],
+            Rule::NewCountry => &["T1078"],
+            Rule::MassDownload => &["T1213", "T1530"],
         }
     }
 }
@@ -136,6 +147,9 @@ pub struct RuleConfig {
     pub login_after_failures: Threshold,
     pub mass_delete: Threshold,
     pub bulk_export: Threshold,
+    /// Attachment downloads of a user; at least `DOWNLOAD_MULTIPLE` times
+    /// their busiest day too, once they have a history.
+    pub mass_download: Threshold,
 }
 
 impl Default for RuleConfig {
@@ -150,6 +164,7 @@ impl Default for RuleConfig {
             login_after_failures: t(5),
             mass_delete: t(100),
             bulk_export: t(20),
+            mass_download: t(50),
         }
     }
 }
@@ -164,6 +179,7 @@ impl RuleConfig {
             ("login_after_failures", self.login_after_failures, 1),
             ("mass_delete", self.mass_delete, 2),
             ("bulk_export", self.bulk_export, 2),
+            ("mass_download", self.mass_download, 2),
         ] {
             if t.count < min {
                 return Err(format!("{name}: the count must be at least {min}"));
@@ -337,6 +353,10 @@ pub struct DetectorState {
     failures: BTreeMap<String, Vec<(i64, String)>>,
     /// Recent sign-ins per user: (time, event id, source IP).
     logins: BTreeMap<String, Vec<(i64, String, Option<String>)>>,
+    /// Each user's sign-in countries (`baseline`).
+    places: BTreeMap<String, Places>,
+    /// Each user's attachment downloads a day (`baseline`).
+    downloads: BTreeMap<String, DailyCounts>,
     /// The newest event time seen per source table. Tables are read side by
     /// side, each at its own pace (a page of a busy table spans fewer hours),
     /// so a rule's windows age by the table its events come from: one
@@ -370,6 +390,9 @@ mod pairs {
 pub struct Detector {
     config: RuleConfig,
     state: DetectorState,
+    /// Where addresses are (an empty table knows nowhere: the rules that
+    /// need it then judge nothing).
+    ip_data: IpData<'static>,
 }
 
 fn alert_id(connection_id: &str, rule: Rule, key: &str, start: i64) -> String {
@@ -389,6 +412,30 @@ fn from_ip(ip: &Option<String>) -> String {
 
 /// The export processors a list or form URL can carry.
 const EXPORTS: [&str; 8] = ["csv", "excel", "xls", "xlsx", "pdf", "xml", "jsonv2", "unl"];
+
+/// How many times their busiest day of the last 30 a user's downloads in
+/// one window must be, once they have a history (`mass_download`).
+pub const DOWNLOAD_MULTIPLE: u32 = 3;
+
+/// Whether a transaction's URL downloads an attachment: the UI's
+/// `/sys_attachment.do?sys_id=…`, or the Attachment API's
+/// `/api/now/attachment/{sys_id}/file`.
+pub fn is_download(url: &str) -> bool {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let path = path.to_ascii_lowercase();
+    if path == "/sys_attachment.do" {
+        return query.split('&').any(|p| {
+            p.split('=')
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("sys_id"))
+        });
+    }
+    let api = path
+        .strip_prefix("/api/now/attachment/")
+        .or_else(|| path.strip_prefix("/api/now/v1/attachment/"));
+    api.and_then(|rest| rest.strip_suffix("/file"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
 
 /// Whether a transaction's URL asks for an export (`incident_list.do?CSV&…`).
 pub fn is_export(url: &str) -> bool {
@@ -422,7 +469,14 @@ impl Detector {
         Detector {
             config,
             state: DetectorState::default(),
+            ip_data: IpData::empty(),
         }
+    }
+
+    /// With the table that says where addresses are.
+    pub fn with_ip_data(mut self, ip_data: IpData<'static>) -> Detector {
+        self.ip_data = ip_data;
+        self
     }
 
     /// Restores a saved state; an unreadable one starts afresh (the rules
@@ -431,7 +485,11 @@ impl Detector {
         let state = saved
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
-        Detector { config, state }
+        Detector {
+            config,
+            state,
+            ip_data: IpData::empty(),
+        }
     }
 
     pub fn save(&self) -> String {
@@ -491,6 +549,14 @@ impl Detector {
             list.retain(|(t, _, _)| *t >= cutoff);
         }
         self.state.logins.retain(|_, l| !l.is_empty());
+        baseline::prune(
+            &mut self.state.places,
+            marks.get("sysevent").copied().unwrap_or(newest),
+        );
+        baseline::prune(
+            &mut self.state.downloads,
+            marks.get("syslog_transaction").copied().unwrap_or(newest),
+        );
     }
 
     fn one(&mut self, conn: &str, e: &Event, at: i64, dir: &dyn Directory) -> Vec<Alert> {
@@ -537,6 +603,7 @@ impl Detector {
                         e.source_ip.clone(),
                     ));
                     out.extend(self.after_failures(conn, user, at..at + 1));
+                    out.extend(self.new_country(seen, user, dir));
                     if let Some(p) = dir.person(user).filter(|p| !p.active || p.locked_out) {
                         let state = if p.active { "locked-out" } else { "inactive" };
                         out.push(self.single(
@@ -610,6 +677,11 @@ impl Detector {
             }
             Kind::Transaction => {
                 let url = e.new_value.as_deref().unwrap_or("");
+                if is_download(url) {
+                    if let Some(user) = actor {
+                        out.extend(self.mass_download(seen, user));
+                    }
+                }
                 if is_export(url) {
                     if let Some(user) = actor {
                         let t = self.config.bulk_export;
@@ -632,6 +704,74 @@ impl Detector {
             _ => {}
         }
         out
+    }
+
+    /// A successful sign-in from a country the user's history does not
+    /// hold, once it is long enough (`baseline::Places`); learned either
+    /// way. High for a privileged account.
+    fn new_country(&mut self, seen: Seen<'_>, user: &str, dir: &dyn Directory) -> Option<Alert> {
+        let e = seen.event;
+        let ip: std::net::IpAddr = e.source_ip.as_deref()?.parse().ok()?;
+        let place = self.ip_data.lookup(ip);
+        let country = place.country?;
+        let places = self.state.places.entry(user.to_string()).or_default();
+        let verdict = places.judge(country, seen.at);
+        let history = (verdict == PlaceVerdict::New).then(|| places.describe());
+        places.learn(country, seen.at);
+        let history = history?;
+        let network = place
+            .network
+            .map(|n| match n.name {
+                "" => format!(", {}", n.asn),
+                name => format!(", {} {name}", n.asn),
+            })
+            .unwrap_or_default();
+        let privileged = dir.person(user).is_some_and(|p| p.privileged);
+        let mut alert = self.single(
+            seen,
+            Rule::NewCountry,
+            &format!("{user}|{country}|{}", seen.at.div_euclid(86_400)),
+            format!("{user} signed in from a new country: {country}"),
+            format!(
+                "{user}{} signed in from {ip} ({country}{network}) at {}: the first sign-in from {country} in their history of the last {} days ({history}).",
+                if privileged { ", who holds a privileged role," } else { "" },
+                e.occurred_at,
+                baseline::KEEP_DAYS,
+            ),
+        );
+        if privileged {
+            alert.severity = Severity::High;
+        }
+        Some(alert)
+    }
+
+    /// Counts a download; the window's threshold is the configured count,
+    /// or `DOWNLOAD_MULTIPLE` times the user's busiest day of the last 30
+    /// when that is more (a user who always downloads a lot is judged by
+    /// their own days; one with too little history by the count alone).
+    fn mass_download(&mut self, seen: Seen<'_>, user: &str) -> Vec<Alert> {
+        let t = self.config.mass_download;
+        let counts = self.state.downloads.entry(user.to_string()).or_default();
+        let usual = counts.usual_peak(seen.at);
+        counts.count(seen.at);
+        let count = usual.map_or(t.count, |peak| {
+            t.count.max(peak.saturating_mul(DOWNLOAD_MULTIPLE))
+        });
+        let actor = seen.event.actor.clone();
+        let threshold = Threshold { count, ..t };
+        let mut alerts = self.count(seen, Rule::MassDownload, user, None, threshold, actor);
+        let history = match usual {
+            Some(0) => " They downloaded none on the other days of the last 30.".to_string(),
+            Some(peak) => format!(
+                " Their busiest day of the last 30 had {peak} download{}.",
+                if peak == 1 { "" } else { "s" }
+            ),
+            None => " Their history is too short to say what is usual for them.".to_string(),
+        };
+        for a in &mut alerts {
+            a.summary.push_str(&history);
+        }
+        alerts
     }
 
     /// An alert of a single event, folded with others of its key.
@@ -782,6 +922,10 @@ impl Detector {
                 Rule::MassDelete => (
                     format!("{key} deleted {n} records"),
                     format!("{key} deleted {n} records between {first} and {last}."),
+                ),
+                Rule::MassDownload => (
+                    format!("{key} downloaded {n} attachments"),
+                    format!("{key} downloaded {n} attachments between {first} and {last}{}.", from_ip(&e.source_ip)),
                 ),
                 Rule::BulkExport => (
                     format!("{key} made {n} export requests"),
@@ -1105,6 +1249,221 @@ mod tests {
     fn run(d: &mut Detector, events: &[Event]) -> Vec<Alert> {
         let refs: Vec<&Event> = events.iter().collect();
         d.handle("c", &refs, &dir())
+    }
+
+    /// A table of three places: 10.0.0.0/8 in the US (AS64500 "Home
+    /// ISP"), 11.0.0.0/8 in Brazil, 2001:db8::/32 in Germany.
+    fn places() -> IpData<'static> {
+        let bytes = snc_ipdata::build::table(&snc_ipdata::build::Sources {
+            release: "t",
+            country_v4: "167772160,184549375,US\n184549376,201326591,BR\n",
+            country_v6: "42540766411282592856903984951653826560,42540766490510755389615066618907328511,DE\n",
+            network_v4: "167772160,184549375,64500,Home ISP\n",
+            network_v6: "",
+        })
+        .unwrap();
+        IpData::open(Box::leak(bytes.into_boxed_slice())).unwrap()
+    }
+
+    /// `n` sign-ins of `user` from `ip`, one every `step` seconds from `start`.
+    fn sign_ins(first: u32, n: u32, user: &str, ip: &str, start: i64, step: i64) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                ev(
+                    first + i,
+                    "sysevent",
+                    Kind::Login,
+                    start + i64::from(i) * step,
+                    user,
+                    Some(ip),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sign_in_from_a_new_country_alerts_once_the_history_is_long_enough() {
+        let mut d = Detector::new(RuleConfig::default()).with_ip_data(places());
+        // Five sign-ins from the US over three days: the history.
+        let mut events = sign_ins(0, 5, "ann", "10.1.2.3", T0, 12 * 3_600);
+        // Then Brazil, then Brazil again (learned: no second alert), then
+        // Germany over IPv6.
+        events.extend(sign_ins(10, 2, "ann", "11.9.9.9", T0 + 3 * 86_400, 60));
+        events.extend(sign_ins(20, 1, "ann", "2001:db8::7", T0 + 4 * 86_400, 60));
+        let alerts = run(&mut d, &events);
+        let mine: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.rule == Rule::NewCountry)
+            .collect();
+        assert_eq!(mine.len(), 2, "{mine:#?}");
+        let br = mine.iter().find(|a| a.title.ends_with("BR")).unwrap();
+        assert_eq!(br.severity, Severity::Medium);
+        assert_eq!(br.event_ids, [events[5].id.clone()]);
+        assert!(
+            br.summary.contains("from 11.9.9.9 (BR)")
+                && br.summary.contains("(5 sign-ins from US over 3 days)"),
+            "{}",
+            br.summary
+        );
+        let de = mine.iter().find(|a| a.title.ends_with("DE")).unwrap();
+        assert!(
+            de.summary
+                .contains("5 sign-ins from US and 2 from BR over 4 days"),
+            "{}",
+            de.summary
+        );
+        // Saved and restored, the history goes on: ann's US is usual.
+        let mut again =
+            Detector::restore(RuleConfig::default(), Some(&d.save())).with_ip_data(places());
+        let later = run(
+            &mut again,
+            &sign_ins(30, 1, "ann", "10.7.7.7", T0 + 5 * 86_400, 60),
+        );
+        assert!(later.iter().all(|a| a.rule != Rule::NewCountry));
+    }
+
+    #[test]
+    fn near_misses_of_a_new_country_do_not_alert() {
+        let mut d = Detector::new(RuleConfig::default()).with_ip_data(places());
+        // Too little history: four sign-ins, then Brazil.
+        let mut events = sign_ins(0, 4, "ann", "10.1.2.3", T0, 12 * 3_600);
+        events.extend(sign_ins(10, 1, "ann", "11.1.1.1", T0 + 3 * 86_400, 60));
+        // Many sign-ins, all within one day, then Brazil.
+        events.extend(sign_ins(20, 9, "root", "10.1.2.3", T0, 600));
+        events.extend(sign_ins(40, 1, "root", "11.1.1.1", T0 + 7_200, 60));
+        // An address the table does not place, and none at all.
+        events.extend(sign_ins(50, 6, "stuck", "10.1.2.3", T0, 86_400));
+        events.extend(sign_ins(60, 1, "stuck", "192.0.2.1", T0 + 7 * 86_400, 60));
+        events.push(ev(
+            70,
+            "sysevent",
+            Kind::Login,
+            T0 + 7 * 86_400,
+            "stuck",
+            None,
+        ));
+        let alerts = run(&mut d, &events);
+        assert!(
+            alerts.iter().all(|a| a.rule != Rule::NewCountry),
+            "{alerts:#?}"
+        );
+        // Without a table, nothing is placed and nothing judged.
+        let mut blind = Detector::new(RuleConfig::default());
+        let mut history = sign_ins(0, 6, "ann", "10.1.2.3", T0, 86_400);
+        history.extend(sign_ins(10, 1, "ann", "11.1.1.1", T0 + 7 * 86_400, 60));
+        assert!(run(&mut blind, &history)
+            .iter()
+            .all(|a| a.rule != Rule::NewCountry));
+    }
+
+    #[test]
+    fn a_privileged_account_in_a_new_country_is_high() {
+        let mut d = Detector::new(RuleConfig::default()).with_ip_data(places());
+        let mut events = sign_ins(0, 6, "root", "10.1.2.3", T0, 86_400);
+        events.extend(sign_ins(10, 1, "root", "11.1.1.1", T0 + 7 * 86_400, 60));
+        let alerts = run(&mut d, &events);
+        let a = alerts.iter().find(|a| a.rule == Rule::NewCountry).unwrap();
+        assert_eq!(a.severity, Severity::High);
+        assert!(
+            a.summary.contains("root, who holds a privileged role,"),
+            "{}",
+            a.summary
+        );
+        assert!(a.summary.contains("(BR)"), "{}", a.summary);
+        // The US network is named where the table knows it.
+        let mut d = Detector::new(RuleConfig::default()).with_ip_data(places());
+        let mut events = sign_ins(0, 6, "ann", "11.1.1.1", T0, 86_400);
+        events.extend(sign_ins(10, 1, "ann", "10.1.1.1", T0 + 7 * 86_400, 60));
+        let a = run(&mut d, &events)
+            .into_iter()
+            .find(|a| a.rule == Rule::NewCountry)
+            .unwrap();
+        assert!(
+            a.summary.contains("(US, AS64500 Home ISP)"),
+            "{}",
+            a.summary
+        );
+    }
+
+    /// `n` downloads by `user`, one every `step` seconds from `start`.
+    fn downloads(first: u32, n: u32, user: &str, start: i64, step: i64) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let mut e = ev(
+                    first + i,
+                    "syslog_transaction",
+                    Kind::Transaction,
+                    start + i64::from(i) * step,
+                    user,
+                    Some("198.51.100.7"),
+                );
+                e.new_value = Some(format!("/sys_attachment.do?sys_id={:032x}", first + i));
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn downloads_are_told_by_url() {
+        assert!(is_download("/sys_attachment.do?sys_id=0123"));
+        assert!(is_download("/SYS_ATTACHMENT.DO?view=true&SYS_ID=0123"));
+        assert!(is_download("/api/now/attachment/0123/file"));
+        assert!(is_download("/api/now/v1/attachment/0123/file?x=1"));
+        assert!(!is_download("/sys_attachment.do"));
+        assert!(!is_download("/api/now/attachment/0123"), "its metadata");
+        assert!(!is_download("/api/now/attachment//file"));
+        assert!(!is_download("/api/now/attachment/a/b/file"));
+        assert!(!is_download("/incident_list.do?CSV"));
+    }
+
+    #[test]
+    fn a_burst_of_downloads_alerts_unless_the_user_always_downloads_as_much() {
+        let mut d = Detector::new(RuleConfig::default());
+        // 60 in 5 minutes by someone with no history: the count alone.
+        let alerts = run(&mut d, &downloads(0, 60, "ann", T0, 5));
+        let a: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.rule == Rule::MassDownload)
+            .collect();
+        assert_eq!(a.len(), 1, "{alerts:#?}");
+        assert!(
+            a[0].count >= 50 && a[0].title == format!("ann downloaded {} attachments", a[0].count)
+        );
+        assert!(a[0].summary.contains("too short"), "{}", a[0].summary);
+        // 45: below the count.
+        let mut d = Detector::new(RuleConfig::default());
+        assert!(run(&mut d, &downloads(0, 45, "ann", T0, 5)).is_empty());
+        // 120 a day for three days, then 60 in 5 minutes: usual for them.
+        let mut d = Detector::new(RuleConfig::default());
+        let mut events = Vec::new();
+        for day in 0..3 {
+            events.extend(downloads(
+                1_000 * day as u32,
+                120,
+                "bob",
+                T0 + day * 86_400,
+                240,
+            ));
+        }
+        events.extend(downloads(9_000, 60, "bob", T0 + 3 * 86_400, 5));
+        let alerts = run(&mut d, &events);
+        assert!(
+            alerts.iter().all(|a| a.rule != Rule::MassDownload),
+            "{alerts:#?}"
+        );
+        // The same user, 400 in 10 minutes the next day: over 3 x 120.
+        let alerts = run(&mut d, &downloads(20_000, 400, "bob", T0 + 4 * 86_400, 1));
+        let a = alerts
+            .iter()
+            .find(|a| a.rule == Rule::MassDownload)
+            .expect("an alert");
+        assert!(a.count >= 360, "{}", a.count);
+        assert!(
+            a.summary
+                .contains("busiest day of the last 30 had 120 downloads"),
+            "{}",
+            a.summary
+        );
     }
 
     fn failures(

@@ -111,11 +111,23 @@ pub fn mount(root: &Element, client: Rc<ApiClient>) -> Rc<View> {
         evidence: h("div").class("evidence").el(),
         alerts: RefCell::new(Vec::new()),
     });
+    // The data behind the places alerts name asks for this link (README).
+    let credit = h("p")
+        .class("small")
+        .text("Countries and networks of addresses: ")
+        .child(
+            h("a")
+                .attr("href", "https://db-ip.com")
+                .text("IP Geolocation by DB-IP"),
+        )
+        .child(h("span").text(", RouteViews and NRO (CC BY 4.0)."))
+        .el();
     for part in [
         form.clone(),
         view.note.clone(),
         view.table.clone(),
         view.evidence.clone(),
+        credit,
     ] {
         let _ = root.append_child(&part);
     }

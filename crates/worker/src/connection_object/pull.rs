@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use snc_core::problem::ProblemCode;
 use snc_core::pull::archive;
+use snc_core::pull::cursor::Key;
 use snc_core::pull::events::{parse_servicenow_time, Event};
 pub use snc_core::pull::run::RunOutcome;
 use snc_core::pull::run::{
@@ -250,11 +251,12 @@ impl<'a> Slice<'a> {
     async fn store_page(&mut self, page: &PageToStore) -> Result<()> {
         let fresh = self.fresh_events(page)?;
         let events: Vec<&Event> = fresh.iter().map(|(e, _)| *e).collect();
-        let archived = self.archive_page(page, &events).await?;
+        let cursor = page.cursor_to_write(fresh.len());
+        let archived = self.archive_page(page, cursor, &events).await?;
         if (self.stopping)() {
             return Ok(());
         }
-        let inserted = self.index_page(page, &fresh, &archived)?;
+        let inserted = self.index_page(page, cursor, &fresh, &archived)?;
         self.judge(&events).await?;
         self.stats.events += inserted;
         Ok(())
@@ -292,11 +294,16 @@ impl<'a> Slice<'a> {
     /// The new events' archive object, written before anything points at
     /// it (written again, the same key is overwritten); none for a page
     /// with nothing new.
-    async fn archive_page(&mut self, page: &PageToStore, fresh: &[&Event]) -> Result<ArchivedPage> {
+    async fn archive_page(
+        &mut self,
+        page: &PageToStore,
+        cursor: Option<&Key>,
+        fresh: &[&Event],
+    ) -> Result<ArchivedPage> {
         let t0 = now_ms();
-        let to = page.cursor.clone().unwrap_or_else(|| page.before.clone());
+        let to = cursor.unwrap_or(&page.before);
         let ids: Vec<&str> = fresh.iter().map(|e| e.sys_id()).collect();
-        let key = archive::page_key(&self.row.id, page.source, &page.before, &to, &ids);
+        let key = archive::page_key(&self.row.id, page.source, &page.before, to, &ids);
         let mut archived = ArchivedPage {
             key,
             members: String::new(),
@@ -324,6 +331,7 @@ impl<'a> Slice<'a> {
     fn index_page(
         &mut self,
         page: &PageToStore,
+        cursor: Option<&Key>,
         fresh: &[(&Event, i64)],
         archived: &ArchivedPage,
     ) -> Result<u64> {
@@ -337,10 +345,7 @@ impl<'a> Slice<'a> {
                 actor: e.actor.as_deref(),
             })
             .collect();
-        let cursor_at = page
-            .cursor
-            .as_ref()
-            .and_then(|k| parse_servicenow_time(&k.created_on));
+        let cursor_at = cursor.and_then(|k| parse_servicenow_time(&k.created_on));
         let inserted = self.plane.store_page(&StoredPage {
             source_table: page.source,
             key: &archived.key,
@@ -351,10 +356,7 @@ impl<'a> Slice<'a> {
                 .zip(parse_servicenow_time(&page.before.created_on))
                 .map(|(at, before)| index::prune_floor(before, at, page.read_at)),
             entries,
-            cursor: page
-                .cursor
-                .as_ref()
-                .map(|k| (k.created_on.as_str(), k.sys_id.as_str())),
+            cursor: cursor.map(|k| (k.created_on.as_str(), k.sys_id.as_str())),
             backfill_total: page.total,
             caught_up: page.caught_up,
             page_size: page.page_size,
@@ -377,10 +379,10 @@ impl<'a> Slice<'a> {
         let t2 = now_ms();
         let detector = match self.detector.as_mut() {
             Some(d) => d,
-            None => self.detector.insert(Detector::restore(
-                self.config.rules(),
-                self.plane.meta("detector")?.as_deref(),
-            )),
+            None => self.detector.insert(
+                Detector::restore(self.config.rules(), self.plane.meta("detector")?.as_deref())
+                    .with_ip_data(crate::ip_table::get()),
+            ),
         };
         let alerts = detector.handle(&self.row.id, fresh, self.plane);
         self.plane.set_meta("detector", &detector.save())?;

@@ -1,0 +1,335 @@
+//! What is normal for each user, learned from the events the connection
+//! stores as the rules see them (each once, a table's in time order), so
+//! the 7-day backfill seeds it at connect and each event is judged against
+//! what came before it: last week's sign-in from a new country is an alert
+//! at connect.
+//!
+//! Sign-in places (`Places`): per user, the countries of their successful
+//! sign-ins, each with its sign-ins counted since it was first seen and
+//! the day of the last; a country unused for `KEEP_DAYS` is forgotten. A
+//! country is news once the user's history holds at least `MIN_SIGN_INS`
+//! sign-ins spanning at least `MIN_DAYS` days; before that the user is
+//! still learning and nothing is judged. Bounded, as it is kept in the
+//! rules' one state row: `COUNTRIES_KEPT` countries a user (the least used
+//! go first) and `USERS_KEPT` users (those with the fewest sign-ins go
+//! first, so a flood of throwaway accounts does not push out the history
+//! of the people who sign in every day).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use snc_ipdata::Country;
+
+/// A country unused this long is forgotten; a user too.
+pub const KEEP_DAYS: i64 = 30;
+/// Sign-ins a user's history needs before a new country is news.
+pub const MIN_SIGN_INS: u32 = 5;
+/// Days those sign-ins must span (the first and the last counted).
+pub const MIN_DAYS: i64 = 2;
+pub const COUNTRIES_KEPT: usize = 6;
+pub const USERS_KEPT: usize = 5_000;
+
+const DAY: i64 = 86_400;
+
+/// One user's sign-in countries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Places {
+    /// The first and the last day (Unix days) of the history kept.
+    from: i64,
+    to: i64,
+    /// (country, sign-ins, last day), most used first.
+    seen: Vec<(String, u32, i64)>,
+}
+
+/// A sign-in's country against the user's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlaceVerdict {
+    /// Too little history to judge.
+    Learning,
+    /// A country of the history.
+    Usual,
+    /// None of the history's, which is long enough.
+    New,
+}
+
+impl Places {
+    pub fn sign_ins(&self) -> u32 {
+        self.seen.iter().map(|s| s.1).sum()
+    }
+
+    /// Days the history spans.
+    pub fn days(&self) -> i64 {
+        if self.seen.is_empty() {
+            0
+        } else {
+            self.to - self.from + 1
+        }
+    }
+
+    /// A sign-in from `country` at `at` (Unix seconds), judged against
+    /// the history before it.
+    pub fn judge(&self, country: Country, at: i64) -> PlaceVerdict {
+        let day = at.div_euclid(DAY);
+        let kept = || self.seen.iter().filter(|s| s.2 > day - KEEP_DAYS);
+        if kept().any(|s| s.0 == country.as_str()) {
+            return PlaceVerdict::Usual;
+        }
+        let sign_ins: u32 = kept().map(|s| s.1).sum();
+        let from = self.from.max(day - KEEP_DAYS + 1);
+        if sign_ins >= MIN_SIGN_INS && self.to - from + 1 >= MIN_DAYS {
+            PlaceVerdict::New
+        } else {
+            PlaceVerdict::Learning
+        }
+    }
+
+    /// Counts a sign-in from `country` at `at`.
+    pub fn learn(&mut self, country: Country, at: i64) {
+        let day = at.div_euclid(DAY);
+        self.seen.retain(|s| s.2 > day - KEEP_DAYS);
+        if self.seen.is_empty() {
+            self.from = day;
+            self.to = day;
+        }
+        self.from = self.from.max(day - KEEP_DAYS + 1).min(day);
+        self.to = self.to.max(day);
+        match self.seen.iter_mut().find(|s| s.0 == country.as_str()) {
+            Some(s) => {
+                s.1 = s.1.saturating_add(1);
+                s.2 = s.2.max(day);
+            }
+            None => {
+                if self.seen.len() >= COUNTRIES_KEPT {
+                    self.seen.pop();
+                }
+                self.seen.push((country.as_str().to_string(), 1, day));
+            }
+        }
+        self.seen
+            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    }
+
+    /// The history in words: "41 sign-ins from US and 2 from DE over 9
+    /// days".
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .seen
+            .iter()
+            .enumerate()
+            .map(|(n, (country, count, _))| match n {
+                0 => format!("{count} sign-in{} from {country}", plural(*count)),
+                _ => format!("{count} from {country}"),
+            })
+            .collect();
+        let list = match parts.as_slice() {
+            [] => "no sign-ins".to_string(),
+            [one] => one.clone(),
+            [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        };
+        let days = self.days();
+        format!("{list} over {days} day{}", plural(days as u32))
+    }
+}
+
+/// One user's count of something a day (attachment downloads), for
+/// `KEEP_DAYS`: what their busiest day was, to judge a burst against.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyCounts(Vec<(i64, u32)>);
+
+impl DailyCounts {
+    /// One more at `at` (Unix seconds).
+    pub fn count(&mut self, at: i64) {
+        let day = at.div_euclid(DAY);
+        self.0.retain(|d| d.0 > day - KEEP_DAYS);
+        match self.0.iter_mut().find(|d| d.0 == day) {
+            Some(d) => d.1 = d.1.saturating_add(1),
+            None => {
+                self.0.push((day, 1));
+                self.0.sort_unstable();
+            }
+        }
+    }
+
+    /// The busiest day's count before the day of `at`, over the last
+    /// `KEEP_DAYS`; `None` while the history spans fewer than `MIN_DAYS`
+    /// days before it (too little to say what is usual).
+    pub fn usual_peak(&self, at: i64) -> Option<u32> {
+        let day = at.div_euclid(DAY);
+        let before = || self.0.iter().filter(|d| d.0 < day && d.0 > day - KEEP_DAYS);
+        let first = before().map(|d| d.0).min()?;
+        (day - first >= MIN_DAYS).then(|| before().map(|d| d.1).max().unwrap_or(0))
+    }
+
+    pub fn total(&self) -> u32 {
+        self.0.iter().map(|d| d.1).sum()
+    }
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// What a user's history weighs (what the bound keeps first) and when it
+/// was last added to.
+pub trait History {
+    fn weight(&self) -> u32;
+    fn last_day(&self) -> i64;
+}
+
+impl History for Places {
+    fn weight(&self) -> u32 {
+        self.sign_ins()
+    }
+    fn last_day(&self) -> i64 {
+        self.to
+    }
+}
+
+impl History for DailyCounts {
+    fn weight(&self) -> u32 {
+        self.total()
+    }
+    fn last_day(&self) -> i64 {
+        self.0.last().map_or(i64::MIN, |d| d.0)
+    }
+}
+
+/// Drops the users unseen for `KEEP_DAYS` before `now`, then, past
+/// `USERS_KEPT`, those whose history weighs least (unseen longest first
+/// among equals).
+pub fn prune<H: History>(users: &mut BTreeMap<String, H>, now: i64) {
+    let today = now.div_euclid(DAY);
+    users.retain(|_, h| h.last_day() > today - KEEP_DAYS);
+    if users.len() > USERS_KEPT {
+        let mut order: Vec<(u32, i64, String)> = users
+            .iter()
+            .map(|(k, h)| (h.weight(), h.last_day(), k.clone()))
+            .collect();
+        order.sort_unstable();
+        for (_, _, user) in order.into_iter().take(users.len() - USERS_KEPT) {
+            users.remove(&user);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_765_000_000;
+
+    fn c(code: &str) -> Country {
+        Country::parse(code).unwrap()
+    }
+
+    #[test]
+    fn a_new_country_is_news_only_after_enough_history() {
+        let mut p = Places::default();
+        // Four sign-ins from the US over two days: still learning.
+        for i in 0..4 {
+            assert_ne!(p.judge(c("US"), T0 + i * 40_000), PlaceVerdict::New);
+            p.learn(c("US"), T0 + i * 40_000);
+        }
+        assert_eq!(p.judge(c("BR"), T0 + 200_000), PlaceVerdict::Learning);
+        p.learn(c("US"), T0 + 200_000);
+        assert_eq!(p.judge(c("US"), T0 + 210_000), PlaceVerdict::Usual);
+        assert_eq!(p.judge(c("BR"), T0 + 210_000), PlaceVerdict::New);
+        assert_eq!(p.describe(), "5 sign-ins from US over 3 days");
+        p.learn(c("BR"), T0 + 210_000);
+        assert_eq!(
+            p.judge(c("BR"), T0 + 220_000),
+            PlaceVerdict::Usual,
+            "learned"
+        );
+        assert_eq!(p.describe(), "5 sign-ins from US and 1 from BR over 3 days");
+        // Five sign-ins in one day are not enough: they must span two.
+        let mut busy = Places::default();
+        for i in 0..10 {
+            busy.learn(c("US"), T0 - T0 % DAY + i * 60);
+        }
+        assert_eq!(
+            busy.judge(c("BR"), T0 - T0 % DAY + 3_600),
+            PlaceVerdict::Learning
+        );
+    }
+
+    #[test]
+    fn a_users_busiest_day_is_known_once_two_days_of_history_lie_before() {
+        let day0 = T0 - T0.rem_euclid(DAY);
+        let mut d = DailyCounts::default();
+        for i in 0..30 {
+            d.count(day0 + i * 60);
+        }
+        d.count(day0 + DAY);
+        assert_eq!(d.usual_peak(day0 + DAY + 60), None, "one day before");
+        assert_eq!(d.usual_peak(day0 + 2 * DAY), Some(30));
+        // Today's own count does not raise what is usual today.
+        for i in 0..100 {
+            d.count(day0 + 2 * DAY + i);
+        }
+        assert_eq!(d.usual_peak(day0 + 2 * DAY + 200), Some(30));
+        assert_eq!(d.usual_peak(day0 + 3 * DAY), Some(100));
+        // Thirty days on, the old days are gone.
+        assert_eq!(d.usual_peak(day0 + 40 * DAY), None);
+        d.count(day0 + 40 * DAY);
+        assert_eq!(d.total(), 1);
+        let mut users: BTreeMap<String, DailyCounts> = BTreeMap::new();
+        users.insert("old".into(), DailyCounts(vec![(day0.div_euclid(DAY), 5)]));
+        users.insert("new".into(), d);
+        prune(&mut users, day0 + 40 * DAY);
+        assert_eq!(users.keys().collect::<Vec<_>>(), ["new"]);
+    }
+
+    #[test]
+    fn countries_unused_for_thirty_days_are_forgotten_and_the_history_is_bounded() {
+        let mut p = Places::default();
+        for i in 0..6 {
+            p.learn(c("DE"), T0 + i * DAY);
+        }
+        let later = T0 + 5 * DAY + KEEP_DAYS * DAY;
+        assert_eq!(p.judge(c("DE"), later), PlaceVerdict::Learning, "forgotten");
+        p.learn(c("FR"), later);
+        assert_eq!(p.sign_ins(), 1);
+        for (n, code) in [
+            "AT", "BE", "CH", "CZ", "DK", "ES", "FI", "GB", "HU", "IE", "IT", "LU", "NL", "PL",
+        ]
+        .iter()
+        .enumerate()
+        {
+            p.learn(c(code), later + n as i64);
+        }
+        assert_eq!(p.seen.len(), COUNTRIES_KEPT);
+        let mut users: BTreeMap<String, Places> = BTreeMap::new();
+        users.insert("old".into(), {
+            let mut o = Places::default();
+            o.learn(c("US"), T0);
+            o
+        });
+        users.insert("new".into(), p);
+        prune(&mut users, later);
+        assert_eq!(users.keys().collect::<Vec<_>>(), ["new"]);
+        // Past the bound, the accounts with the fewest sign-ins go: a
+        // flood of new ones does not push out a daily user's history.
+        let mut many: BTreeMap<String, Places> = (0..USERS_KEPT + 10)
+            .map(|i| {
+                let mut o = Places::default();
+                o.learn(c("US"), T0 + 20 * DAY + (i as i64 % 1000));
+                (format!("u{i}"), o)
+            })
+            .collect();
+        let mut daily = Places::default();
+        for d in 0..10 {
+            daily.learn(c("US"), T0 + d * DAY);
+        }
+        many.insert("daily".into(), daily);
+        prune(&mut many, T0 + 25 * DAY);
+        assert_eq!(many.len(), USERS_KEPT);
+        assert!(many.contains_key("daily"), "the long history stays");
+        let text = serde_json::to_string(many.values().next().unwrap()).unwrap();
+        assert!(text.len() < 60, "{text}");
+    }
+}
