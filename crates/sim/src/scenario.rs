@@ -478,12 +478,12 @@ pub fn plant(
         Scenario::MassDownload => {
             // 60 attachment downloads in 5 minutes by someone with no
             // downloads before; 45; 60 in 5 minutes by someone who
-            // downloaded 120 a day on each of the three days before.
+            // downloaded 40 in 4 minutes on each of the three days before.
             let n = if variant == Variant::Below { 45 } else { 60 };
             if variant == Variant::Outside {
                 for day in 1..=3 {
-                    for i in 0..120 {
-                        let when = at - day * 86_400 + i * 240;
+                    for i in 0..40 {
+                        let when = at - day * 86_400 + i * 6;
                         let url = format!("/sys_attachment.do?sys_id={}", g.sys_id());
                         out.push((
                             "syslog_transaction",
@@ -493,10 +493,16 @@ pub fn plant(
                 }
             }
             for i in 0..n {
-                let url = if i % 3 == 0 {
-                    format!("/api/now/attachment/{}/file", g.sys_id())
-                } else {
-                    format!("/sys_attachment.do?sys_id={}", g.sys_id())
+                // The UI's download, spelled as a browser may send it, and
+                // the Attachment API's.
+                let url = match i % 3 {
+                    0 => format!("/api/now/attachment/{}/file", g.sys_id()),
+                    1 => format!(
+                        "/sys_attachment.do;jsessionid={:X}?sys_id={}",
+                        at,
+                        g.sys_id()
+                    ),
+                    _ => format!("/sys_attachment.do?sys_id={}", g.sys_id()),
                 };
                 out.push((
                     "syslog_transaction",

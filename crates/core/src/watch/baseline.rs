@@ -54,7 +54,9 @@ pub enum PlaceVerdict {
 
 impl Places {
     pub fn sign_ins(&self) -> u32 {
-        self.seen.iter().map(|s| s.1).sum()
+        self.seen
+            .iter()
+            .fold(0u32, |sum, s| sum.saturating_add(s.1))
     }
 
     /// Days the history spans.
@@ -131,37 +133,52 @@ impl Places {
     }
 }
 
-/// One user's count of something a day (attachment downloads), for
-/// `KEEP_DAYS`: what their busiest day was, to judge a burst against.
+/// One user's busiest window of something (attachment downloads) each
+/// day, for `KEEP_DAYS`: what a burst of theirs is judged against. A day
+/// on which one of their windows raised an alert is spoiled and never
+/// counts, so an attack (its first part included) does not teach the rule
+/// to let the next one pass.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DailyCounts(Vec<(i64, u32)>);
+pub struct BusiestWindows(Vec<(i64, u32, bool)>);
 
-impl DailyCounts {
-    /// One more at `at` (Unix seconds).
-    pub fn count(&mut self, at: i64) {
+impl BusiestWindows {
+    /// A window of `count` at `at` (Unix seconds): its day keeps the
+    /// largest.
+    pub fn learn(&mut self, at: i64, count: u32) {
+        let d = self.day(at);
+        d.1 = d.1.max(count);
+    }
+
+    /// The day of `at` raised an alert: it never counts.
+    pub fn spoil(&mut self, at: i64) {
+        self.day(at).2 = true;
+    }
+
+    fn day(&mut self, at: i64) -> &mut (i64, u32, bool) {
         let day = at.div_euclid(DAY);
         self.0.retain(|d| d.0 > day - KEEP_DAYS);
-        match self.0.iter_mut().find(|d| d.0 == day) {
-            Some(d) => d.1 = d.1.saturating_add(1),
-            None => {
-                self.0.push((day, 1));
-                self.0.sort_unstable();
+        let at = match self.0.binary_search_by_key(&day, |d| d.0) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.insert(i, (day, 0, false));
+                i
             }
-        }
+        };
+        &mut self.0[at]
     }
 
-    /// The busiest day's count before the day of `at`, over the last
-    /// `KEEP_DAYS`; `None` while the history spans fewer than `MIN_DAYS`
-    /// days before it (too little to say what is usual).
-    pub fn usual_peak(&self, at: i64) -> Option<u32> {
+    /// The busiest window of the unspoiled days before the day of `at`,
+    /// over the last `KEEP_DAYS`; `None` while the first of them is fewer
+    /// than `MIN_DAYS` days back (too little to say what is usual).
+    pub fn usual(&self, at: i64) -> Option<u32> {
         let day = at.div_euclid(DAY);
-        let before = || self.0.iter().filter(|d| d.0 < day && d.0 > day - KEEP_DAYS);
+        let before = || {
+            self.0
+                .iter()
+                .filter(|d| d.0 < day && d.0 > day - KEEP_DAYS && !d.2)
+        };
         let first = before().map(|d| d.0).min()?;
         (day - first >= MIN_DAYS).then(|| before().map(|d| d.1).max().unwrap_or(0))
-    }
-
-    pub fn total(&self) -> u32 {
-        self.0.iter().map(|d| d.1).sum()
     }
 }
 
@@ -189,9 +206,9 @@ impl History for Places {
     }
 }
 
-impl History for DailyCounts {
+impl History for BusiestWindows {
     fn weight(&self) -> u32 {
-        self.total()
+        self.0.iter().fold(0u32, |sum, d| sum.saturating_add(d.1))
     }
     fn last_day(&self) -> i64 {
         self.0.last().map_or(i64::MIN, |d| d.0)
@@ -199,18 +216,18 @@ impl History for DailyCounts {
 }
 
 /// Drops the users unseen for `KEEP_DAYS` before `now`, then, past
-/// `USERS_KEPT`, those whose history weighs least (unseen longest first
-/// among equals).
-pub fn prune<H: History>(users: &mut BTreeMap<String, H>, now: i64) {
+/// `keep`, those whose history weighs least (unseen longest first among
+/// equals).
+pub fn prune<H: History>(users: &mut BTreeMap<String, H>, now: i64, keep: usize) {
     let today = now.div_euclid(DAY);
     users.retain(|_, h| h.last_day() > today - KEEP_DAYS);
-    if users.len() > USERS_KEPT {
+    if users.len() > keep {
         let mut order: Vec<(u32, i64, String)> = users
             .iter()
             .map(|(k, h)| (h.weight(), h.last_day(), k.clone()))
             .collect();
         order.sort_unstable();
-        for (_, _, user) in order.into_iter().take(users.len() - USERS_KEPT) {
+        for (_, _, user) in order.into_iter().take(users.len() - keep) {
             users.remove(&user);
         }
     }
@@ -258,29 +275,33 @@ mod tests {
     }
 
     #[test]
-    fn a_users_busiest_day_is_known_once_two_days_of_history_lie_before() {
+    fn a_users_busiest_window_is_known_once_two_days_of_history_lie_before() {
         let day0 = T0 - T0.rem_euclid(DAY);
-        let mut d = DailyCounts::default();
-        for i in 0..30 {
-            d.count(day0 + i * 60);
-        }
-        d.count(day0 + DAY);
-        assert_eq!(d.usual_peak(day0 + DAY + 60), None, "one day before");
-        assert_eq!(d.usual_peak(day0 + 2 * DAY), Some(30));
-        // Today's own count does not raise what is usual today.
-        for i in 0..100 {
-            d.count(day0 + 2 * DAY + i);
-        }
-        assert_eq!(d.usual_peak(day0 + 2 * DAY + 200), Some(30));
-        assert_eq!(d.usual_peak(day0 + 3 * DAY), Some(100));
+        let mut w = BusiestWindows::default();
+        w.learn(day0 + 60, 12);
+        w.learn(day0 + 120, 30);
+        w.learn(day0 + 180, 7);
+        w.learn(day0 + DAY, 3);
+        assert_eq!(w.usual(day0 + DAY + 60), None, "one day before");
+        assert_eq!(w.usual(day0 + 2 * DAY), Some(30));
+        // Today's own windows do not raise what is usual today.
+        w.learn(day0 + 2 * DAY + 10, 100);
+        assert_eq!(w.usual(day0 + 2 * DAY + 200), Some(30));
+        assert_eq!(w.usual(day0 + 3 * DAY), Some(100));
+        // A spoiled day (one that raised an alert) never counts.
+        w.spoil(day0 + 2 * DAY + 20);
+        assert_eq!(w.usual(day0 + 3 * DAY), Some(30));
         // Thirty days on, the old days are gone.
-        assert_eq!(d.usual_peak(day0 + 40 * DAY), None);
-        d.count(day0 + 40 * DAY);
-        assert_eq!(d.total(), 1);
-        let mut users: BTreeMap<String, DailyCounts> = BTreeMap::new();
-        users.insert("old".into(), DailyCounts(vec![(day0.div_euclid(DAY), 5)]));
-        users.insert("new".into(), d);
-        prune(&mut users, day0 + 40 * DAY);
+        assert_eq!(w.usual(day0 + 40 * DAY), None);
+        w.learn(day0 + 40 * DAY, 1);
+        assert_eq!(w.weight(), 1);
+        let mut users: BTreeMap<String, BusiestWindows> = BTreeMap::new();
+        users.insert(
+            "old".into(),
+            BusiestWindows(vec![(day0.div_euclid(DAY), 5, false)]),
+        );
+        users.insert("new".into(), w);
+        prune(&mut users, day0 + 40 * DAY, USERS_KEPT);
         assert_eq!(users.keys().collect::<Vec<_>>(), ["new"]);
     }
 
@@ -310,7 +331,7 @@ mod tests {
             o
         });
         users.insert("new".into(), p);
-        prune(&mut users, later);
+        prune(&mut users, later, USERS_KEPT);
         assert_eq!(users.keys().collect::<Vec<_>>(), ["new"]);
         // Past the bound, the accounts with the fewest sign-ins go: a
         // flood of new ones does not push out a daily user's history.
@@ -326,7 +347,7 @@ mod tests {
             daily.learn(c("US"), T0 + d * DAY);
         }
         many.insert("daily".into(), daily);
-        prune(&mut many, T0 + 25 * DAY);
+        prune(&mut many, T0 + 25 * DAY, USERS_KEPT);
         assert_eq!(many.len(), USERS_KEPT);
         assert!(many.contains_key("daily"), "the long history stays");
         let text = serde_json::to_string(many.values().next().unwrap()).unwrap();

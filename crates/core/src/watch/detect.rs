@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::pull::events::{Event, Kind};
-use crate::watch::baseline::{self, DailyCounts, PlaceVerdict, Places};
+use crate::watch::baseline::{self, BusiestWindows, PlaceVerdict, Places};
 use crate::watch::inventory::PRIVILEGED_ROLES;
 use crate::watch::posture::{Reads, Severity, CHECKS};
 use snc_ipdata::IpData;
@@ -148,7 +148,8 @@ pub struct RuleConfig {
     pub mass_delete: Threshold,
     pub bulk_export: Threshold,
     /// Attachment downloads of a user; at least `DOWNLOAD_MULTIPLE` times
-    /// their busiest day too, once they have a history.
+    /// their busiest window of the days before too, once they have a
+    /// history.
     pub mass_download: Threshold,
 }
 
@@ -355,8 +356,8 @@ pub struct DetectorState {
     logins: BTreeMap<String, Vec<(i64, String, Option<String>)>>,
     /// Each user's sign-in countries (`baseline`).
     places: BTreeMap<String, Places>,
-    /// Each user's attachment downloads a day (`baseline`).
-    downloads: BTreeMap<String, DailyCounts>,
+    /// Each user's busiest window of attachment downloads a day (`baseline`).
+    downloads: BTreeMap<String, BusiestWindows>,
     /// The newest event time seen per source table. Tables are read side by
     /// side, each at its own pace (a page of a busy table spans fewer hours),
     /// so a rule's windows age by the table its events come from: one
@@ -413,28 +414,69 @@ fn from_ip(ip: &Option<String>) -> String {
 /// The export processors a list or form URL can carry.
 const EXPORTS: [&str; 8] = ["csv", "excel", "xls", "xlsx", "pdf", "xml", "jsonv2", "unl"];
 
-/// How many times their busiest day of the last 30 a user's downloads in
-/// one window must be, once they have a history (`mass_download`).
+/// How many times their busiest window of the last 30 days a user's
+/// downloads in one window must be, once they have a history
+/// (`mass_download`).
 pub const DOWNLOAD_MULTIPLE: u32 = 3;
+/// Users whose downloads are kept (`baseline::prune`).
+pub const DOWNLOAD_USERS_KEPT: usize = 2_000;
+/// The rules' state row is kept under this (Durable Object rows hold 2 MB):
+/// past it, the baselines lose their lightest users first (`save`).
+pub const STATE_MAX_BYTES: usize = 1_500_000;
+
+/// A URL's path as a servlet container resolves it: percent escapes
+/// decoded, `;` parameters dropped from each segment, empty and `.`
+/// segments gone, lower case.
+fn resolved_path(path: &str) -> String {
+    let decoded: Vec<u8> = percent_decoded(path.as_bytes());
+    let decoded = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+    let segments: Vec<&str> = decoded
+        .split('/')
+        .map(|seg| seg.split(';').next().unwrap_or(""))
+        .filter(|seg| !seg.is_empty() && *seg != ".")
+        .collect();
+    format!("/{}", segments.join("/"))
+}
+
+fn percent_decoded(raw: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match (
+            raw[i],
+            raw.get(i + 1).copied().and_then(hex),
+            raw.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h * 16 + l);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
 
 /// Whether a transaction's URL downloads an attachment: the UI's
 /// `/sys_attachment.do?sys_id=…`, or the Attachment API's
-/// `/api/now/attachment/{sys_id}/file`.
+/// `/api/now/attachment/{sys_id}/file`, however its path is spelled
+/// (case, escapes, `;jsessionid=…`, doubled slashes).
 pub fn is_download(url: &str) -> bool {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let path = path.to_ascii_lowercase();
+    let path = resolved_path(path);
     if path == "/sys_attachment.do" {
-        return query.split('&').any(|p| {
-            p.split('=')
-                .next()
-                .is_some_and(|k| k.eq_ignore_ascii_case("sys_id"))
-        });
+        return form_urlencoded::parse(query.as_bytes())
+            .any(|(k, _)| k.eq_ignore_ascii_case("sys_id"));
     }
     let api = path
         .strip_prefix("/api/now/attachment/")
         .or_else(|| path.strip_prefix("/api/now/v1/attachment/"));
     api.and_then(|rest| rest.strip_suffix("/file"))
-        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        .is_some_and(|id| !id.contains('/'))
 }
 
 /// Whether a transaction's URL asks for an export (`incident_list.do?CSV&…`).
@@ -492,9 +534,21 @@ impl Detector {
         }
     }
 
-    pub fn save(&self) -> String {
+    /// The state as one row, under `STATE_MAX_BYTES`: past it, each
+    /// baseline keeps half its users (the heaviest histories) until it fits.
+    pub fn save(&mut self) -> String {
         // Every member serializes (maps keyed by text, or written as pairs).
-        serde_json::to_string(&self.state).unwrap_or_default()
+        let mut text = serde_json::to_string(&self.state).unwrap_or_default();
+        let newest = self.state.watermarks.values().copied().max().unwrap_or(0);
+        while text.len() > STATE_MAX_BYTES
+            && !(self.state.places.is_empty() && self.state.downloads.is_empty())
+        {
+            let (places, downloads) = (self.state.places.len(), self.state.downloads.len());
+            baseline::prune(&mut self.state.places, newest, places / 2);
+            baseline::prune(&mut self.state.downloads, newest, downloads / 2);
+            text = serde_json::to_string(&self.state).unwrap_or_default();
+        }
+        text
     }
 
     /// Feeds events (any order); returns the alerts raised or grown, each
@@ -552,10 +606,12 @@ impl Detector {
         baseline::prune(
             &mut self.state.places,
             marks.get("sysevent").copied().unwrap_or(newest),
+            baseline::USERS_KEPT,
         );
         baseline::prune(
             &mut self.state.downloads,
             marks.get("syslog_transaction").copied().unwrap_or(newest),
+            DOWNLOAD_USERS_KEPT,
         );
     }
 
@@ -751,20 +807,33 @@ impl Detector {
     /// their own days; one with too little history by the count alone).
     fn mass_download(&mut self, seen: Seen<'_>, user: &str) -> Vec<Alert> {
         let t = self.config.mass_download;
-        let counts = self.state.downloads.entry(user.to_string()).or_default();
-        let usual = counts.usual_peak(seen.at);
-        counts.count(seen.at);
-        let count = usual.map_or(t.count, |peak| {
-            t.count.max(peak.saturating_mul(DOWNLOAD_MULTIPLE))
+        // What was usual before the day the window started: a burst that
+        // runs past midnight is not judged against its own first part.
+        let usual = self
+            .state
+            .downloads
+            .get(user)
+            .and_then(|h| h.usual(seen.at - t.window_secs));
+        let count = usual.map_or(t.count, |u| {
+            t.count.max(u.saturating_mul(DOWNLOAD_MULTIPLE))
         });
         let actor = seen.event.actor.clone();
         let threshold = Threshold { count, ..t };
         let mut alerts = self.count(seen, Rule::MassDownload, user, None, threshold, actor);
+        let busiest = self.busiest_window(Rule::MassDownload, user, seen.at, t);
+        let history = self.state.downloads.entry(user.to_string()).or_default();
+        if alerts.is_empty() {
+            history.learn(seen.at, busiest);
+        } else {
+            // The window's days: a burst's first part is not learned either.
+            history.spoil(seen.at);
+            history.spoil(seen.at - t.window_secs);
+        }
+        let minutes = t.window_secs / 60;
         let history = match usual {
-            Some(0) => " They downloaded none on the other days of the last 30.".to_string(),
-            Some(peak) => format!(
-                " Their busiest day of the last 30 had {peak} download{}.",
-                if peak == 1 { "" } else { "s" }
+            Some(u) => format!(
+                " Their busiest {minutes} minutes on the days before, in the last 30, had {u} download{}.",
+                if u == 1 { "" } else { "s" }
             ),
             None => " Their history is too short to say what is usual for them.".to_string(),
         };
@@ -772,6 +841,18 @@ impl Detector {
             a.summary.push_str(&history);
         }
         alerts
+    }
+
+    /// The largest count of `key` in the windows holding `at`.
+    fn busiest_window(&self, rule: Rule, key: &str, at: i64, t: Threshold) -> u32 {
+        let hop = (t.window_secs / 2).max(1);
+        let newest = at.div_euclid(hop) * hop;
+        [newest - hop, newest]
+            .iter()
+            .filter_map(|start| self.state.windows.get(&(rule, key.to_string(), *start)))
+            .map(|w| w.count)
+            .max()
+            .unwrap_or(0)
     }
 
     /// An alert of a single event, folded with others of its key.
@@ -1404,20 +1485,36 @@ mod tests {
     }
 
     #[test]
-    fn downloads_are_told_by_url() {
-        assert!(is_download("/sys_attachment.do?sys_id=0123"));
-        assert!(is_download("/SYS_ATTACHMENT.DO?view=true&SYS_ID=0123"));
-        assert!(is_download("/api/now/attachment/0123/file"));
-        assert!(is_download("/api/now/v1/attachment/0123/file?x=1"));
-        assert!(!is_download("/sys_attachment.do"));
-        assert!(!is_download("/api/now/attachment/0123"), "its metadata");
-        assert!(!is_download("/api/now/attachment//file"));
-        assert!(!is_download("/api/now/attachment/a/b/file"));
-        assert!(!is_download("/incident_list.do?CSV"));
+    fn downloads_are_told_by_url_however_it_is_spelled() {
+        for url in [
+            "/sys_attachment.do?sys_id=0123",
+            "/SYS_ATTACHMENT.DO?view=true&SYS_ID=0123",
+            "/sys_attachment.do;jsessionid=AB12?sys_id=0123",
+            "//sys_attachment.do?sys_id=0123",
+            "/./sys_attachment.do?sys%5Fid=0123",
+            "/sys%5Fattachment.do?sys_id=0123",
+            "/api/now/attachment/0123/file",
+            "/api/now/v1/attachment/0123/file?x=1",
+            "/api/now/attachment/0123/file/",
+            "/api/now/attachment/0123/fil%65",
+        ] {
+            assert!(is_download(url), "{url}");
+        }
+        for url in [
+            "/sys_attachment.do",
+            "/sys_attachment.do?sys_idx=1",
+            "/api/now/attachment/0123",
+            "/api/now/attachment/a/b/file",
+            "/incident_list.do?CSV",
+            "%",
+            "/%zz%",
+        ] {
+            assert!(!is_download(url), "{url}");
+        }
     }
 
     #[test]
-    fn a_burst_of_downloads_alerts_unless_the_user_always_downloads_as_much() {
+    fn a_burst_of_downloads_alerts_unless_the_user_often_downloads_as_much() {
         let mut d = Detector::new(RuleConfig::default());
         // 60 in 5 minutes by someone with no history: the count alone.
         let alerts = run(&mut d, &downloads(0, 60, "ann", T0, 5));
@@ -1433,16 +1530,17 @@ mod tests {
         // 45: below the count.
         let mut d = Detector::new(RuleConfig::default());
         assert!(run(&mut d, &downloads(0, 45, "ann", T0, 5)).is_empty());
-        // 120 a day for three days, then 60 in 5 minutes: usual for them.
+        // A burst of 40 on each of three days, then 60 in 5 minutes:
+        // usual for them (under 3 x 40).
         let mut d = Detector::new(RuleConfig::default());
         let mut events = Vec::new();
         for day in 0..3 {
             events.extend(downloads(
                 1_000 * day as u32,
-                120,
+                40,
                 "bob",
                 T0 + day * 86_400,
-                240,
+                5,
             ));
         }
         events.extend(downloads(9_000, 60, "bob", T0 + 3 * 86_400, 5));
@@ -1451,19 +1549,80 @@ mod tests {
             alerts.iter().all(|a| a.rule != Rule::MassDownload),
             "{alerts:#?}"
         );
-        // The same user, 400 in 10 minutes the next day: over 3 x 120.
-        let alerts = run(&mut d, &downloads(20_000, 400, "bob", T0 + 4 * 86_400, 1));
+        // The next day, 190 in 10 minutes: over 3 x 60.
+        let alerts = run(
+            &mut d,
+            &downloads(20_000, 190, "bob", T0 + 4 * 86_400 + 3_600, 3),
+        );
         let a = alerts
             .iter()
             .find(|a| a.rule == Rule::MassDownload)
             .expect("an alert");
-        assert!(a.count >= 360, "{}", a.count);
+        assert!(a.count >= 180, "{}", a.count);
         assert!(
-            a.summary
-                .contains("busiest day of the last 30 had 120 downloads"),
+            a.summary.contains(
+                "busiest 10 minutes on the days before, in the last 30, had 60 downloads"
+            ),
             "{}",
             a.summary
         );
+        // What alerted is not learned: the day after, 190 again alerts.
+        let alerts = run(
+            &mut d,
+            &downloads(30_000, 190, "bob", T0 + 5 * 86_400 + 3_600, 3),
+        );
+        assert!(alerts.iter().any(|a| a.rule == Rule::MassDownload));
+    }
+
+    #[test]
+    fn the_state_row_stays_under_its_bound_keeping_the_heaviest_histories() {
+        let mut d = Detector::new(RuleConfig::default()).with_ip_data(places());
+        // 20,000 users of one sign-in each under long names: far past the bound.
+        for i in 0..20_000 {
+            let mut p = Places::default();
+            p.learn(snc_ipdata::Country::parse("US").unwrap(), T0);
+            d.state.places.insert(format!("{i:0>90}"), p);
+        }
+        let mut heavy = Places::default();
+        for day in 0..10 {
+            heavy.learn(snc_ipdata::Country::parse("DE").unwrap(), T0 + day * 60);
+        }
+        d.state.places.insert("heavy".into(), heavy);
+        d.state.watermarks.insert("sysevent".into(), T0);
+        let saved = d.save();
+        assert!(saved.len() <= STATE_MAX_BYTES, "{}", saved.len());
+        assert!(
+            saved.len() > STATE_MAX_BYTES / 4,
+            "only what it must: {}",
+            saved.len()
+        );
+        let back = Detector::restore(RuleConfig::default(), Some(&saved));
+        assert!(back.state.places.contains_key("heavy"));
+    }
+
+    #[test]
+    fn a_burst_across_midnight_is_judged_by_the_days_before_it() {
+        let mut d = Detector::new(RuleConfig::default());
+        let midnight = T0 + 4 * 86_400; // T0 is a midnight
+        let mut events = Vec::new();
+        for day in 1..=3 {
+            events.extend(downloads(
+                1_000 * day as u32,
+                10,
+                "cat",
+                midnight - day * 86_400 + 3_600,
+                5,
+            ));
+        }
+        // 45 in the last four minutes of the day, 20 in the first of the next.
+        events.extend(downloads(9_000, 45, "cat", midnight - 240, 5));
+        events.extend(downloads(9_100, 20, "cat", midnight + 5, 3));
+        let alerts = run(&mut d, &events);
+        let a = alerts
+            .iter()
+            .find(|a| a.rule == Rule::MassDownload)
+            .expect("an alert");
+        assert!(a.count >= 50, "{}", a.count);
     }
 
     fn failures(
