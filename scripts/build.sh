@@ -44,17 +44,10 @@ CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
 bindgen_opt snc_admin
 
 echo "build: worker -> crates/worker/build"
-# The IP table the worker carries is built from these (crates/worker/build.rs;
-# SNC_IP_DATA_DIR names another copy); a worker without them would place no
-# address, so none is built.
-IP_DATA_DIR=${SNC_IP_DATA_DIR:-node_modules/@ip-location-db}
-for f in geo-whois-asn-country/geo-whois-asn-country-ipv4-num.csv geo-whois-asn-country/geo-whois-asn-country-ipv6-num.csv \
-  asn/asn-ipv4-num.csv asn/asn-ipv6-num.csv; do
-  if [[ ! -s "$IP_DATA_DIR/$f" ]]; then
-    echo "build: $IP_DATA_DIR/$f is missing: run npm ci (make install)" >&2
-    exit 1
-  fi
-done
+# The IP table the worker carries is built from node_modules/@ip-location-db
+# (crates/worker/build.rs; SNC_IP_DATA_DIR names another copy); a worker
+# without it would place no address, so this makes its build fail instead.
+export SNC_IP_DATA_REQUIRED=1
 # Speed over size for the worker: its CPU per event is what costs money.
 # Whole-program LTO in one unit inlines across core and serde: a fifth less
 # CPU per event than the default sixteen units (make bench, 2026-11-27).

@@ -7,27 +7,22 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use snc_ipdata::build::{table, Sources};
+use snc_ipdata::build::{table, Installed, FILES};
 use snc_ipdata::IpData;
 
 fn main() {
     let root =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../node_modules/@ip-location-db");
-    let read = |p: &str| {
-        std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| {
-            eprintln!("{}: {e} (run npm ci)", root.join(p).display());
-            std::process::exit(1)
-        })
+    let Some(installed) = Installed::read(&root) else {
+        eprintln!(
+            "{} does not hold {} (run npm ci)",
+            root.display(),
+            FILES.join(", ")
+        );
+        std::process::exit(1)
     };
     let started = Instant::now();
-    let bytes = table(&Sources {
-        release: "",
-        country_v4: &read("geo-whois-asn-country/geo-whois-asn-country-ipv4-num.csv"),
-        country_v6: &read("geo-whois-asn-country/geo-whois-asn-country-ipv6-num.csv"),
-        network_v4: &read("asn/asn-ipv4-num.csv"),
-        network_v6: &read("asn/asn-ipv6-num.csv"),
-    })
-    .unwrap_or_else(|e| {
+    let bytes = table(&installed.sources("")).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(1)
     });

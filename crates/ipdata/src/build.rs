@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 
 use crate::{v6_key, BLOCK, MAGIC, NAME_MAX};
 
@@ -14,6 +15,37 @@ pub struct Sources<'a> {
     pub country_v6: &'a str,
     pub network_v4: &'a str,
     pub network_v6: &'a str,
+}
+
+/// The four files under the packages' folder (`node_modules/@ip-location-db`),
+/// in [`Sources`]' order: countries IPv4 and IPv6, networks IPv4 and IPv6.
+pub const FILES: [&str; 4] = [
+    "geo-whois-asn-country/geo-whois-asn-country-ipv4-num.csv",
+    "geo-whois-asn-country/geo-whois-asn-country-ipv6-num.csv",
+    "asn/asn-ipv4-num.csv",
+    "asn/asn-ipv6-num.csv",
+];
+
+/// The four files' text, read from a folder.
+pub struct Installed([String; 4]);
+
+impl Installed {
+    /// [`FILES`] under `root`; `None` when one does not read.
+    pub fn read(root: &Path) -> Option<Installed> {
+        let [a, b, c, d] = FILES.map(|file| std::fs::read_to_string(root.join(file)).ok());
+        Some(Installed([a?, b?, c?, d?]))
+    }
+
+    pub fn sources<'a>(&'a self, release: &'a str) -> Sources<'a> {
+        let [country_v4, country_v6, network_v4, network_v6] = &self.0;
+        Sources {
+            release,
+            country_v4,
+            country_v6,
+            network_v4,
+            network_v6,
+        }
+    }
 }
 
 /// A line the table cannot take.

@@ -363,7 +363,7 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::build::{table, Sources};
+    use super::build::{table, Installed, Sources};
     use super::*;
 
     const V4: &str = "\
@@ -573,10 +573,11 @@ mod tests {
             eprintln!("skipped: node_modules/@ip-location-db is not installed (npm ci)");
             return;
         };
-        let bytes = table(&sources.sources()).unwrap();
+        let bytes = table(&sources.sources("")).unwrap();
         let data = IpData::open(&bytes).unwrap();
         let mut checked = 0;
-        for (text, v6) in [(&sources.country_v4, false), (&sources.country_v6, true)] {
+        let s = sources.sources("");
+        for (text, v6) in [(s.country_v4, false), (s.country_v6, true)] {
             for (first, last, line) in alone(text).into_iter().step_by(97) {
                 let f: Vec<&str> = line.split(',').collect();
                 if v6 && (first as u64 != 0 || last as u64 != u64::MAX) {
@@ -597,7 +598,7 @@ mod tests {
                 }
             }
         }
-        for (first, _, line) in alone(&sources.network_v4).into_iter().step_by(97) {
+        for (first, _, line) in alone(s.network_v4).into_iter().step_by(97) {
             let f: Vec<&str> = line.splitn(4, ',').collect();
             let a = first as u32;
             let asn: u32 = f[2].parse().unwrap();
@@ -637,36 +638,10 @@ mod tests {
         out
     }
 
-    pub(crate) struct Installed {
-        release: String,
-        country_v4: String,
-        country_v6: String,
-        network_v4: String,
-        network_v6: String,
-    }
-
-    impl Installed {
-        fn sources(&self) -> Sources<'_> {
-            Sources {
-                release: &self.release,
-                country_v4: &self.country_v4,
-                country_v6: &self.country_v6,
-                network_v4: &self.network_v4,
-                network_v6: &self.network_v6,
-            }
-        }
-    }
-
     fn installed() -> Option<Installed> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../node_modules/@ip-location-db");
-        let read = |p: &str| std::fs::read_to_string(root.join(p)).ok();
-        Some(Installed {
-            release: String::new(),
-            country_v4: read("geo-whois-asn-country/geo-whois-asn-country-ipv4-num.csv")?,
-            country_v6: read("geo-whois-asn-country/geo-whois-asn-country-ipv6-num.csv")?,
-            network_v4: read("asn/asn-ipv4-num.csv")?,
-            network_v6: read("asn/asn-ipv6-num.csv")?,
-        })
+        Installed::read(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../node_modules/@ip-location-db"),
+        )
     }
 }

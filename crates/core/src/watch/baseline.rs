@@ -78,7 +78,7 @@ impl Places {
         }
         let sign_ins: u32 = kept().map(|s| s.1).sum();
         let from = self.from.max(day - KEEP_DAYS + 1);
-        if sign_ins >= MIN_SIGN_INS && self.to - from + 1 >= MIN_DAYS {
+        if sign_ins >= MIN_SIGN_INS && spans_enough(from, self.to) {
             PlaceVerdict::New
         } else {
             PlaceVerdict::Learning
@@ -178,8 +178,14 @@ impl BusiestWindows {
                 .filter(|d| d.0 < day && d.0 > day - KEEP_DAYS && !d.2)
         };
         let first = before().map(|d| d.0).min()?;
-        (day - first >= MIN_DAYS).then(|| before().map(|d| d.1).max().unwrap_or(0))
+        spans_enough(first, day - 1).then(|| before().map(|d| d.1).max().unwrap_or(0))
     }
+}
+
+/// Whether a history from the day `first` to the day `last` (both
+/// counted) is long enough to say what is usual.
+fn spans_enough(first: i64, last: i64) -> bool {
+    last - first + 1 >= MIN_DAYS
 }
 
 fn plural(n: u32) -> &'static str {

@@ -428,37 +428,15 @@ pub const STATE_MAX_BYTES: usize = 1_500_000;
 /// decoded, `;` parameters dropped from each segment, empty and `.`
 /// segments gone, lower case.
 fn resolved_path(path: &str) -> String {
-    let decoded: Vec<u8> = percent_decoded(path.as_bytes());
-    let decoded = String::from_utf8_lossy(&decoded).to_ascii_lowercase();
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .to_ascii_lowercase();
     let segments: Vec<&str> = decoded
         .split('/')
         .map(|seg| seg.split(';').next().unwrap_or(""))
         .filter(|seg| !seg.is_empty() && *seg != ".")
         .collect();
     format!("/{}", segments.join("/"))
-}
-
-fn percent_decoded(raw: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match (
-            raw[i],
-            raw.get(i + 1).copied().and_then(hex),
-            raw.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push(h * 16 + l);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
 }
 
 /// Whether a transaction's URL downloads an attachment: the UI's
@@ -768,15 +746,17 @@ impl Detector {
     fn new_country(&mut self, seen: Seen<'_>, user: &str, dir: &dyn Directory) -> Option<Alert> {
         let e = seen.event;
         let ip: std::net::IpAddr = e.source_ip.as_deref()?.parse().ok()?;
-        let place = self.ip_data.lookup(ip);
-        let country = place.country?;
+        let country = self.ip_data.country(ip)?;
         let places = self.state.places.entry(user.to_string()).or_default();
         let verdict = places.judge(country, seen.at);
         let history = (verdict == PlaceVerdict::New).then(|| places.describe());
         places.learn(country, seen.at);
         let history = history?;
-        let network = place
-            .network
+        // Only a new country's alert names the network: most sign-ins
+        // need the country alone.
+        let network = self
+            .ip_data
+            .network(ip)
             .map(|n| match n.name {
                 "" => format!(", {}", n.asn),
                 name => format!(", {} {name}", n.asn),
