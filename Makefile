@@ -15,12 +15,14 @@ build: install
 	@scripts/build.sh
 
 # Figures, not pass/fail: the simulator's raw serve rate, the IP table's
-# size and lookup time, then the ceiling,
+# size and lookup time, the rules' CPU with and without their baselines and
+# the baselines' bytes per person, then the ceiling,
 # the pysnow baseline and ours on 350,000 events (bench/bench.mjs).
 bench: build
 	@cargo build --release --quiet -p snc-sim --examples
 	@target/release/examples/serve_rate 1000000
 	@cargo run --release --quiet -p snc-ipdata --example lookup_rate
+	@cargo run --release --quiet -p snc-core --example detect_rate
 	@node bench/bench.mjs
 
 # Where the worker's isolate spends a backfill's time: a V8 CPU profile

@@ -3,7 +3,10 @@
 // score against them, and the accounts the instance's own tables hold.
 import assert from "node:assert/strict";
 
-export const RULES = ["failed_login_burst", "password_spray", "login_after_failures", "admin_role_granted", "admin_impersonated", "security_elevation", "mass_delete", "bulk_export", "login_by_inactive_user", "posture_drift", "new_country", "mass_download"];
+// infrequent_country first: planted most recently, where the instance has the longest history of its own to judge by.
+export const RULES = ["infrequent_country", "failed_login_burst", "password_spray", "login_after_failures", "admin_role_granted", "admin_impersonated", "security_elevation", "mass_delete", "bulk_export", "login_by_inactive_user", "posture_drift", "new_country", "mass_download", "risky_ip", "impossible_travel"];
+/** Rules judged by what the inventory read before the attack (a dormant account's last sign-in): planted after the connect, not in the backfill. */
+export const LIVE_RULES = ["dormant_account_used"];
 
 export async function plant(sim, name, variant, at) {
   const r = await fetch(`${sim.instance_url}/__sim/scenario`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name, variant, at }) });

@@ -3,7 +3,8 @@
 // window, in 7 days of benign noise at 50,000 events a day, before the
 // connect: after the backfill every attack is exactly one alert and nothing
 // else is (the simulator answers the ground truth of each planting). Then:
-// re-reading raises nothing new, a live attack alerts within one pull, a
+// re-reading raises nothing new, a live attack alerts within one pull (and
+// the rules that judge by the inventory's earlier reading are planted), a
 // worker killed mid-backfill gives the same alerts, the admin acknowledges
 // and closes, the OCSF export carries the class's required fields, and the
 // alerts leave with their connection.
@@ -11,7 +12,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startWorker, startSim } from "../support/harness.mjs";
 import { client, waitFor } from "../support/pulls.mjs";
-import { RULES, plant, plantSuite, score, alertsOf as alertsIn } from "../support/truth.mjs";
+import { RULES, LIVE_RULES, plant, plantSuite, score, alertsOf as alertsIn } from "../support/truth.mjs";
 
 const alertsOf = (id, query = "") => alertsIn(c, id, query);
 
@@ -70,9 +71,22 @@ test("a live attack after the backfill alerts within one pull", async () => {
   for (const rule of ["failed_login_burst", "admin_role_granted", "posture_drift"]) {
     live.push(...(await plant(sim, rule, "positive", Math.floor(Date.now() / 1000) - 300)).expect);
   }
+  // Rules that judge by what the inventory read before: their attacks and
+  // near misses (a dormant account's sign-in; one away 7 to 29 days; a
+  // dormant account's failed sign-in) now that the connection has read it.
+  for (const rule of LIVE_RULES) {
+    for (const variant of ["positive", "below", "positive", "outside"]) {
+      live.push(...(await plant(sim, rule, variant, Math.floor(Date.now() / 1000) - 240)).expect);
+    }
+  }
+  assert.equal(live.length, 3 + 2 * LIVE_RULES.length);
   await c.pullOnce(conn.id);
-  const s = score([...expected, ...live], await alertsOf(conn.id));
+  const alerts = await alertsOf(conn.id);
+  const s = score([...expected, ...live], alerts);
   assert.deepEqual(s, { missed: [], duplicated: [], false: [] });
+  const dormant = alerts.filter((a) => a.rule === "dormant_account_used");
+  assert.equal(dormant.length, 2);
+  for (const a of dormant) assert.match(a.summary, /previous sign-in was (3[5-9]|[4-7][0-9]) days earlier/, a.summary);
   const drift = (await alertsOf(conn.id, "&rule=posture_drift")).find((a) => a.summary.includes("480") && a.last_seen > new Date(Date.now() - 3600_000).toISOString());
   assert.equal(drift.severity, "high", "the session timeout check's own severity");
 });

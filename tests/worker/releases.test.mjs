@@ -14,7 +14,8 @@ import { RULES, plant, plantSuite, score, alertsOf, instanceAccounts, accountsVi
 const NO_FAULTS = { missed: [], duplicated: [], false: [] };
 let worker, c, withBatch, without, faulty, failing;
 before(async () => {
-  const data = ["--days", "2", "--events-per-day", "2000", "--people", "200"];
+  // 400 people: every rule's four plantings each name a person of their own.
+  const data = ["--days", "2", "--events-per-day", "2000", "--people", "400"];
   [withBatch, without, faulty, failing] = await Promise.all([
     startSim([...data, "--seed", "121", "--posture", "weak"]),
     startSim([...data, "--seed", "121", "--posture", "weak", "--batch-api-off"]),

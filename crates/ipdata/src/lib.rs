@@ -21,6 +21,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 pub mod build;
+pub mod geo;
 
 /// The table's first bytes: its format.
 pub const MAGIC: &[u8; 8] = b"SNCIP\x00\x00\x01";
@@ -112,6 +113,62 @@ pub struct Summary {
     pub v4_network_ranges: u32,
     pub v6_network_ranges: u32,
     pub networks: u32,
+}
+
+/// Special-purpose blocks (IANA's registries): private, shared, loopback,
+/// link-local, documentation, benchmarking, multicast and reserved space.
+/// No sign-in comes from one across the internet, and the sources place
+/// some of them anyway (203.0.113.0/24, a documentation block, in
+/// Australia), so the rules never place them.
+const SPECIAL_V4: [(u32, u32); 15] = [
+    (0x0000_0000, 8),  // 0.0.0.0/8 "this network"
+    (0x0a00_0000, 8),  // 10.0.0.0/8 private
+    (0x6440_0000, 10), // 100.64.0.0/10 shared (carrier NAT)
+    (0x7f00_0000, 8),  // 127.0.0.0/8 loopback
+    (0xa9fe_0000, 16), // 169.254.0.0/16 link-local
+    (0xac10_0000, 12), // 172.16.0.0/12 private
+    (0xc000_0000, 24), // 192.0.0.0/24 protocol assignments
+    (0xc000_0200, 24), // 192.0.2.0/24 documentation
+    (0xc058_6300, 24), // 192.88.99.0/24 6to4 relay (deprecated)
+    (0xc0a8_0000, 16), // 192.168.0.0/16 private
+    (0xc612_0000, 15), // 198.18.0.0/15 benchmarking
+    (0xc633_6400, 24), // 198.51.100.0/24 documentation
+    (0xcb00_7100, 24), // 203.0.113.0/24 documentation
+    (0xe000_0000, 4),  // 224.0.0.0/4 multicast
+    (0xf000_0000, 4),  // 240.0.0.0/4 reserved, broadcast
+];
+const SPECIAL_V6: [(u128, u32); 8] = [
+    (0, 127),                                    // ::/128 and ::1/128
+    (0x0100_0000_0000_0000 << 64, 64),           // 100::/64 discard
+    (0x2001_0000 << 96, 23),                     // 2001::/23 protocol assignments (Teredo)
+    (0x2001_0db8 << 96, 32),                     // 2001:db8::/32 documentation
+    (0xfc00 << 112, 7),                          // fc00::/7 unique local
+    (0xfe80 << 112, 10),                         // fe80::/10 link-local
+    (0xff00 << 112, 8),                          // ff00::/8 multicast
+    (0x0000_0000_0000_0000_0000_ffff << 32, 96), // ::ffff:0:0/96 mapped IPv4
+];
+
+/// Whether an address lies in a special-purpose block (`SPECIAL_V4`,
+/// `SPECIAL_V6`; an IPv4-mapped IPv6 address as its IPv4 address): one
+/// that no rule should place.
+pub fn is_special(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let a = u32::from(v4);
+            SPECIAL_V4
+                .iter()
+                .any(|&(net, len)| a >> (32 - len) == net >> (32 - len))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_special(IpAddr::V4(v4));
+            }
+            let a = u128::from(v6);
+            SPECIAL_V6
+                .iter()
+                .any(|&(net, len)| a >> (128 - len) == net >> (128 - len))
+        }
+    }
 }
 
 /// An opened table, borrowing its bytes.
@@ -564,12 +621,59 @@ mod tests {
         );
     }
 
+    #[test]
+    fn special_purpose_addresses_are_told_apart() {
+        for a in [
+            "10.1.2.3",
+            "172.20.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "127.0.0.1",
+            "169.254.1.1",
+            "192.0.2.7",
+            "198.51.100.7",
+            "203.0.113.7",
+            "198.19.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "0.1.2.3",
+            "::1",
+            "::",
+            "2001:db8::1",
+            "fd00::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:10.0.0.1",
+            "2001:0:1::1",
+        ] {
+            assert!(is_special(ip(a)), "{a}");
+        }
+        for a in [
+            "8.8.8.8",
+            "203.0.114.1",
+            "198.51.101.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "1.1.1.1",
+            "2a00:1450::1",
+            "2001:4860::8888",
+            "::ffff:8.8.8.8",
+            "11.0.0.1",
+        ] {
+            assert!(!is_special(ip(a)), "{a}");
+        }
+    }
+
     /// The installed data (`npm ci`), when present: a sample of its own
     /// lines answers as the lines say. IPv6 lines are checked where they
     /// cover whole /64s.
     #[test]
     fn the_installed_data_answers_as_its_lines_say() {
         let Some(sources) = installed() else {
+            assert!(
+                std::env::var_os("SNC_TEST_DATA_REQUIRED").is_none(),
+                "the installed data is missing (npm ci)"
+            );
             eprintln!("skipped: node_modules/@ip-location-db is not installed (npm ci)");
             return;
         };

@@ -276,21 +276,43 @@ pub struct Generator {
 /// Roles that make an account privileged (as the connector's detections see it).
 pub const PRIVILEGED: &[&str] = &["admin", "security_admin", "impersonator", "oauth_admin"];
 
-/// Every fifth benign person is kept for the attack scenarios: the noise
+/// Every second benign person is kept for the attack scenarios: the noise
 /// never names them, so a planted attack (or near miss) is all there is of
-/// them and the ground truth stays exact.
+/// them and the ground truth stays exact. Enough that a suite of every
+/// rule's four plantings names each person once (the rules that learn a
+/// person's sign-ins would otherwise see two plantings as one history).
 pub fn reserved_users(tables: &HashMap<&'static str, Table>) -> Vec<String> {
-    benign_users(tables).into_iter().step_by(5).collect()
+    benign_users(tables).into_iter().step_by(2).collect()
 }
 
-/// The people the noise may name: everyone but the reserved.
+/// Whether an account has not signed in for a week before the newest
+/// sign-in of the instance (`newest`): the noise never names it, so a
+/// dormant account stays dormant until a scenario signs it in.
+fn away(r: &Record, newest: i64) -> bool {
+    matches!(r.get("last_login_time"), Some(Value::DateTime(t)) if *t < newest - 7 * 86_400)
+}
+
+fn newest_login(t: &Table) -> i64 {
+    t.records
+        .iter()
+        .filter_map(|r| match r.get("last_login_time") {
+            Some(Value::DateTime(t)) => Some(*t),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The people the noise may name: everyone but the reserved and the away.
 pub fn noise_users(tables: &HashMap<&'static str, Table>) -> Vec<(String, String)> {
     let reserved: std::collections::HashSet<String> = reserved_users(tables).into_iter().collect();
     tables
         .get("sys_user")
         .map(|t| {
+            let newest = newest_login(t);
             t.records
                 .iter()
+                .filter(|r| !away(r, newest))
                 .filter_map(|r| match r.get("user_name") {
                     Some(Value::Str(u)) if !reserved.contains(u) => {
                         Some((u.clone(), r.sys_id.clone()))
@@ -302,7 +324,8 @@ pub fn noise_users(tables: &HashMap<&'static str, Table>) -> Vec<(String, String
         .unwrap_or_default()
 }
 
-/// The benign people of an instance: active, not locked out, no privileged role.
+/// The benign people of an instance: active, not locked out, no privileged
+/// role, signed in this week.
 pub fn benign_users(tables: &HashMap<&'static str, Table>) -> Vec<String> {
     let privileged: std::collections::HashSet<String> = tables
         .get("sys_user_has_role")
@@ -320,8 +343,10 @@ pub fn benign_users(tables: &HashMap<&'static str, Table>) -> Vec<String> {
     tables
         .get("sys_user")
         .map(|t| {
+            let newest = newest_login(t);
             t.records
                 .iter()
+                .filter(|r| !away(r, newest))
                 .filter(|r| matches!(r.get("active"), Some(Value::Bool(true))))
                 .filter(|r| matches!(r.get("locked_out"), Some(Value::Bool(false))))
                 .filter(|r| !privileged.contains(&r.sys_id))
@@ -385,6 +410,37 @@ const AUDITED: &[(&str, &str)] = &[
     ("change_request", "approval"),
     ("sys_properties", "value"),
 ];
+/// The people's networks the noise signs in from, by weight: ISPs' /24s in
+/// six countries (the IP data's, 2026-06: Comcast, Deutsche Telekom, BT,
+/// NTT, Telefonica Brasil, Vodacom). Written into records only.
+const HOMES: &[(&str, u32)] = &[
+    ("73.0.0", 8),
+    ("80.128.0", 4),
+    ("86.128.0", 3),
+    ("153.128.0", 2),
+    ("189.0.0", 2),
+    ("41.13.0", 2),
+];
+
+/// A person's own address: each signs in from home, always the same one.
+fn home(user: &str) -> String {
+    // FNV-1a: stable across runs and platforms.
+    let h = user.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let total: u32 = HOMES.iter().map(|(_, w)| w).sum();
+    let mut pick = (h % u64::from(total)) as u32;
+    let block = HOMES
+        .iter()
+        .find(|(_, w)| {
+            let here = pick < *w;
+            pick = pick.saturating_sub(*w);
+            here
+        })
+        .map_or("73.0.0", |(b, _)| b);
+    format!("{block}.{}", 1 + (h >> 32) % 250)
+}
+
 const URLS: &[&str] = &[
     "/api/now/table/incident",
     "/incident.do",
@@ -447,10 +503,11 @@ impl Generator {
                 "logout"
             };
             let user = self.benign_user();
+            let from = user.as_deref().map_or_else(|| self.ip(), home);
             for (name, v) in r.fields.iter_mut() {
                 match *name {
                     "name" => *v = Value::Str(quiet.into()),
-                    "parm2" => *v = Value::Str(self.ip()),
+                    "parm2" => *v = Value::Str(from.clone()),
                     "parm1" | "sys_created_by" => {
                         if let Some(u) = &user {
                             *v = Value::Str(u.clone());
@@ -494,6 +551,9 @@ impl Generator {
                     self.benign_user().unwrap_or_else(|| self.user().0)
                 } else if name.starts_with("security.elevated") {
                     "security_admin".into()
+                } else if name.starts_with("login") || name.starts_with("external.authentication") {
+                    // People sign in from home.
+                    home(&user)
                 } else {
                     self.ip()
                 };
@@ -728,6 +788,14 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
         let person = i > 0 && user_name != spec.app_user && !fleet;
         let inactive = person && i % 17 == 0;
         let locked = person && i % 23 == 0;
+        // Most people signed in within the day; one in 25 not for 35 to 74
+        // days (a dormant account) and one in 25 not for 15 to 24 (away a
+        // while): the noise never signs either in (`away`).
+        let last_login = match i % 25 {
+            7 if person => spec.now - 86_400 * (35 + (i as i64 % 40)),
+            8 if person => spec.now - 86_400 * (15 + (i as i64 % 10)),
+            _ => spec.now - 3_600 * (i as i64 % 24 + 1),
+        };
         users.push(Record {
             sys_id: id.clone(),
             created,
@@ -744,10 +812,7 @@ pub fn generate(spec: &DataSpec<'_>) -> HashMap<&'static str, Table> {
                         "web_service_access_only",
                         Value::Bool(user_name == spec.app_user),
                     ),
-                    (
-                        "last_login_time",
-                        Value::DateTime(spec.now - 3_600 * (i as i64 + 1)),
-                    ),
+                    ("last_login_time", Value::DateTime(last_login)),
                     ("sys_created_on", Value::DateTime(created)),
                     ("sys_created_by", Value::Str("admin".into())),
                     ("sys_updated_on", Value::DateTime(created)),
@@ -872,6 +937,30 @@ pub fn remove_property(tables: &mut HashMap<&'static str, Table>, name: &str) {
     if let Some(t) = tables.get_mut("sys_properties") {
         t.records
             .retain(|r| !matches!(r.get("name"), Some(Value::Str(n)) if n == name));
+    }
+}
+
+/// A successful sign-in by `user` at `at`, as ServiceNow records it on the
+/// account: `last_login_time` moves to it (when later), and the record is
+/// updated `now`.
+pub fn signed_in(tables: &mut HashMap<&'static str, Table>, user: &str, at: i64, now: i64) {
+    let Some(t) = tables.get_mut("sys_user") else {
+        return;
+    };
+    for r in t
+        .records
+        .iter_mut()
+        .filter(|r| matches!(r.get("user_name"), Some(Value::Str(u)) if u == user))
+    {
+        for (name, v) in r.fields.iter_mut() {
+            match (*name, &v) {
+                ("last_login_time", Value::DateTime(t)) if *t >= at => {}
+                ("last_login_time", _) => *v = Value::DateTime(at),
+                ("sys_updated_on", Value::DateTime(t)) if *t >= now => {}
+                ("sys_updated_on", _) => *v = Value::DateTime(now),
+                _ => {}
+            }
+        }
     }
 }
 

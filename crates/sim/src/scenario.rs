@@ -29,6 +29,10 @@ pub enum Scenario {
     PostureDrift,
     NewCountry,
     MassDownload,
+    DormantAccountUsed,
+    RiskyIp,
+    ImpossibleTravel,
+    InfrequentCountry,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -87,6 +91,36 @@ pub const PLACES: [Place; 6] = [
         block: "41.0.0",
     },
 ];
+
+/// Blocks of hosting networks in the US (the IP data's, 2026-06): Amazon
+/// Web Services (AS14618), DigitalOcean (AS14061), Microsoft Azure
+/// (AS8075). Written into records only, like `PLACES`.
+pub const HOSTING: [Place; 3] = [
+    Place {
+        country: "US",
+        block: "3.80.0",
+    },
+    Place {
+        country: "US",
+        block: "104.131.0",
+    },
+    Place {
+        country: "US",
+        block: "20.42.0",
+    },
+];
+
+/// A people's network of a country the noise never signs in from (Vietnam:
+/// VNPT), for `infrequent_country`; and one of a country it often does
+/// (Germany: Deutsche Telekom).
+pub const RARE: Place = Place {
+    country: "VN",
+    block: "113.160.0",
+};
+pub const COMMON: Place = Place {
+    country: "DE",
+    block: "80.128.0",
+};
 
 /// A planting's home and another country.
 fn places_for(seq: usize) -> (Place, Place) {
@@ -202,17 +236,52 @@ fn role_id(tables: &HashMap<&'static str, Table>, role: &str) -> Option<String> 
     })
 }
 
-/// Writes a scenario's records at `at` (unix seconds). `seq` numbers the
-/// plantings, so each picks people and addresses of its own.
+/// What to plant, and when.
+#[derive(Clone, Copy, Debug)]
+pub struct Planting {
+    pub scenario: Scenario,
+    pub variant: Variant,
+    /// The attack's time (unix seconds).
+    pub at: i64,
+    /// The simulator's clock: records the planting changes are updated now.
+    pub now: i64,
+    /// Numbers the plantings, so each picks people and addresses of its own.
+    pub seq: usize,
+}
+
+/// Active accounts, not locked out, whose last sign-in lies `days` (whole
+/// days) before `at`.
+fn signed_in_last(
+    tables: &HashMap<&'static str, Table>,
+    at: i64,
+    days: std::ops::Range<i64>,
+) -> Vec<String> {
+    find_user(tables, |r| {
+        matches!(r.get("active"), Some(Value::Bool(true)))
+            && matches!(r.get("locked_out"), Some(Value::Bool(false)))
+            && matches!(r.get("last_login_time"), Some(Value::DateTime(t))
+                if days.contains(&((at - t).div_euclid(86_400))))
+    })
+    .into_iter()
+    .map(|(u, _)| u)
+    .collect()
+}
+
+/// Writes a scenario's records. A sign-in updates its account's
+/// `last_login_time` as ServiceNow does.
 pub fn plant(
     tables: &mut HashMap<&'static str, Table>,
     g: &mut Generator,
     reserved: &[String],
-    scenario: Scenario,
-    variant: Variant,
-    at: i64,
-    seq: usize,
+    planting: &Planting,
 ) -> Result<Planted, String> {
+    let Planting {
+        scenario,
+        variant,
+        at,
+        now,
+        seq,
+    } = *planting;
     // People the noise never names: what the scenario makes of them is
     // all there is of them.
     let benign: Vec<String> = reserved.to_vec();
@@ -220,7 +289,7 @@ pub fn plant(
         return Err("the instance needs at least 60 benign people (--people)".into());
     }
     // Each planting its own person, address and window of people.
-    let person = benign[(seq * 7) % benign.len()].clone();
+    let person = benign[seq % benign.len()].clone();
     let ip = format!("203.0.{}.{}", 113 + seq / 250, 1 + seq % 250);
     let mut out: Vec<(&'static str, Record)> = Vec::new();
     let mut planted = Planted {
@@ -514,13 +583,14 @@ pub fn plant(
         }
         Scenario::NewCountry => {
             // Six sign-ins over three days from one country's address,
-            // then one from another country's; four (too little history),
-            // then the other country; six, then another address of the
-            // same country.
+            // then, a day and a half after the last, one from another
+            // country's (a flight away: not impossible travel); four (too
+            // little history), then the other country; six, then another
+            // address of the same country.
             let (home, away) = places_for(seq);
             let history = if variant == Variant::Below { 4 } else { 6 };
             for i in 0..history {
-                let when = at - 3 * 86_400 + i * 43_200;
+                let when = at - 4 * 86_400 + i * 43_200;
                 out.push((
                     "sysevent",
                     sysevent(g, "login", &person, &home.address(i), when),
@@ -533,6 +603,97 @@ pub fn plant(
             out.push(("sysevent", sysevent(g, "login", &person, &last, at)));
             planted.ip = Some(last.clone());
             planted.expect = expect(Some(person.clone()), Some(last));
+        }
+        Scenario::DormantAccountUsed => {
+            // A sign-in by an account unused for 30 days or more; by one
+            // unused for 7 to 29; a failed sign-in by a dormant account. The
+            // connector judges by its inventory, so plant this after the
+            // connection has read it: before, the record it reads already
+            // holds this sign-in.
+            let (days, name) = match variant {
+                Variant::Positive => (30..10_000, "login"),
+                Variant::Below => (7..30, "login"),
+                Variant::Outside => (30..10_000, "login.failed"),
+            };
+            let pool = signed_in_last(tables, at, days);
+            let user = pool
+                .get(seq % pool.len().max(1))
+                .cloned()
+                .ok_or("no account of that age left (one person in 25 is dormant: --people)")?;
+            out.push(("sysevent", sysevent(g, name, &user, &ip, at)));
+            planted.actor = Some(user.clone());
+            planted.ip = Some(ip.clone());
+            planted.expect = expect(Some(user), Some(ip));
+        }
+        Scenario::RiskyIp => {
+            // Six sign-ins over three days from a US address of a people's
+            // network, then one from a US hosting network; six from the
+            // hosting network, then another (the user always signs in from
+            // the cloud); six from home, then a failed sign-in from the
+            // hosting network.
+            let home = PLACES[0];
+            let cloud = HOSTING[seq % HOSTING.len()];
+            let from = if variant == Variant::Below {
+                cloud
+            } else {
+                home
+            };
+            for i in 0..6 {
+                let when = at - 3 * 86_400 + i * 43_200;
+                out.push((
+                    "sysevent",
+                    sysevent(g, "login", &person, &from.address(seq as i64 + i), when),
+                ));
+            }
+            let last = cloud.address(seq as i64);
+            let name = if variant == Variant::Outside {
+                "login.failed"
+            } else {
+                "login"
+            };
+            out.push(("sysevent", sysevent(g, name, &person, &last, at)));
+            planted.ip = Some(last.clone());
+            planted.expect = expect(Some(person.clone()), Some(last));
+        }
+        Scenario::InfrequentCountry => {
+            // A person's first sign-in, from a country nobody in the
+            // instance signs in from; from one many do; a failed one from
+            // the rare country.
+            let (place, name) = match variant {
+                Variant::Positive => (RARE, "login"),
+                Variant::Below => (COMMON, "login"),
+                Variant::Outside => (RARE, "login.failed"),
+            };
+            let ip = place.address(seq as i64);
+            out.push(("sysevent", sysevent(g, name, &person, &ip, at)));
+            planted.ip = Some(ip.clone());
+            planted.expect = expect(Some(person.clone()), Some(ip));
+        }
+        Scenario::ImpossibleTravel => {
+            // A sign-in from the US, then from Japan two hours later; the
+            // same twelve hours apart (a flight); from the UK, then from
+            // Germany half an hour later (near: no flight needed).
+            let (first, second, gap) = match variant {
+                Variant::Positive => (PLACES[0], PLACES[3], 2 * 3_600),
+                Variant::Below => (PLACES[0], PLACES[3], 12 * 3_600),
+                Variant::Outside => (PLACES[4], PLACES[2], 1_800),
+            };
+            let n = seq as i64;
+            out.push((
+                "sysevent",
+                sysevent(g, "login", &person, &first.address(n), at - gap),
+            ));
+            let last = second.address(n);
+            out.push(("sysevent", sysevent(g, "login", &person, &last, at)));
+            planted.ip = Some(last.clone());
+            planted.expect = expect(Some(person.clone()), Some(last));
+        }
+    }
+    for (_, r) in out.iter().filter(|(t, _)| *t == "sysevent") {
+        if let (Some(Value::Str(name)), Some(Value::Str(user))) = (r.get("name"), r.get("parm1")) {
+            if name == "login" {
+                data::signed_in(tables, user, r.created, now);
+            }
         }
     }
     planted.records = out.len();

@@ -806,16 +806,14 @@ async fn plant_scenario(
     let (Ok(mut tables), Ok(mut g)) = (state.tables.write(), state.generator.lock()) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let seq = state.scenarios.fetch_add(1, Ordering::Relaxed) as usize;
-    match crate::scenario::plant(
-        &mut tables,
-        &mut g,
-        &state.reserved,
-        req.name,
-        req.variant,
+    let planting = crate::scenario::Planting {
+        scenario: req.name,
+        variant: req.variant,
         at,
-        seq,
-    ) {
+        now: state.clock.now(),
+        seq: state.scenarios.fetch_add(1, Ordering::Relaxed) as usize,
+    };
+    match crate::scenario::plant(&mut tables, &mut g, &state.reserved, &planting) {
         Ok(planted) => Json(planted).into_response(),
         Err(e) => (
             StatusCode::BAD_REQUEST,

@@ -20,9 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::pull::events::{Event, Kind};
-use crate::watch::baseline::{self, BusiestWindows, PlaceVerdict, Places};
+use crate::watch::baseline::{
+    self, BusiestWindows, InstanceCountries, LastSignIn, PlaceVerdict, Places,
+};
 use crate::watch::inventory::PRIVILEGED_ROLES;
 use crate::watch::posture::{Reads, Severity, CHECKS};
+use crate::watch::travel;
 use snc_ipdata::IpData;
 
 /// Windows and per-user histories older than this behind the newest event
@@ -49,10 +52,14 @@ pub enum Rule {
     PostureDrift,
     NewCountry,
     MassDownload,
+    DormantAccountUsed,
+    RiskyIp,
+    ImpossibleTravel,
+    InfrequentCountry,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 12] = [
+    pub const ALL: [Rule; 16] = [
         Rule::FailedLoginBurst,
         Rule::PasswordSpray,
         Rule::LoginAfterFailures,
@@ -65,6 +72,10 @@ impl Rule {
         Rule::PostureDrift,
         Rule::NewCountry,
         Rule::MassDownload,
+        Rule::DormantAccountUsed,
+        Rule::RiskyIp,
+        Rule::ImpossibleTravel,
+        Rule::InfrequentCountry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +92,10 @@ impl Rule {
             Rule::PostureDrift => "posture_drift",
             Rule::NewCountry => "new_country",
             Rule::MassDownload => "mass_download",
+            Rule::DormantAccountUsed => "dormant_account_used",
+            Rule::RiskyIp => "risky_ip",
+            Rule::ImpossibleTravel => "impossible_travel",
+            Rule::InfrequentCountry => "infrequent_country",
         }
     }
 
@@ -106,7 +121,11 @@ impl Rule {
             Rule::FailedLoginBurst
             | Rule::SecurityElevation
             | Rule::PostureDrift
-            | Rule::NewCountry => Severity::Medium,
+            | Rule::NewCountry
+            | Rule::DormantAccountUsed
+            | Rule::RiskyIp
+            | Rule::ImpossibleTravel
+            | Rule::InfrequentCountry => Severity::Medium,
             _ => Severity::High,
         }
     }
@@ -126,6 +145,10 @@ impl Rule {
             Rule::PostureDrift => &["T1562"],
             Rule::NewCountry => &["T1078"],
             Rule::MassDownload => &["T1213", "T1530"],
+            Rule::DormantAccountUsed => &["T1078"],
+            Rule::RiskyIp => &["T1078", "T1090"],
+            Rule::ImpossibleTravel => &["T1078"],
+            Rule::InfrequentCountry => &["T1078"],
         }
     }
 }
@@ -203,6 +226,12 @@ pub struct Person {
     pub active: bool,
     pub locked_out: bool,
     pub privileged: bool,
+    /// Its `last_login_time` as the inventory last read it, and the value
+    /// that one replaced (Unix seconds): a sign-in updates the record, so
+    /// once the inventory has caught up with a sign-in, the value before
+    /// is the only trace of the sign-in before it.
+    pub last_login: Option<i64>,
+    pub login_before: Option<i64>,
 }
 
 /// A role as the inventory knows it.
@@ -356,8 +385,12 @@ pub struct DetectorState {
     logins: BTreeMap<String, Vec<(i64, String, Option<String>)>>,
     /// Each user's sign-in countries (`baseline`).
     places: BTreeMap<String, Places>,
+    /// The instance's sign-in countries (`baseline`).
+    countries: InstanceCountries,
     /// Each user's busiest window of attachment downloads a day (`baseline`).
     downloads: BTreeMap<String, BusiestWindows>,
+    /// Each user's latest sign-in seen (`baseline`).
+    last_sign_in: BTreeMap<String, LastSignIn>,
     /// The newest event time seen per source table. Tables are read side by
     /// side, each at its own pace (a page of a busy table spans fewer hours),
     /// so a rule's windows age by the table its events come from: one
@@ -475,6 +508,16 @@ fn role_is_privileged(role: &Option<RoleInfo>, name: &str) -> bool {
     }
 }
 
+/// A user's entry in a baseline, made when missing; the name is copied
+/// only then (most events are of users already known).
+fn user_entry<'m, V: Default>(map: &'m mut BTreeMap<String, V>, user: &str) -> Option<&'m mut V> {
+    if map.contains_key(user) {
+        map.get_mut(user)
+    } else {
+        Some(map.entry(user.to_string()).or_default())
+    }
+}
+
 /// The event a rule is looking at: whose connection, which event, and its
 /// time in Unix seconds.
 #[derive(Clone, Copy)]
@@ -519,11 +562,18 @@ impl Detector {
         let mut text = serde_json::to_string(&self.state).unwrap_or_default();
         let newest = self.state.watermarks.values().copied().max().unwrap_or(0);
         while text.len() > STATE_MAX_BYTES
-            && !(self.state.places.is_empty() && self.state.downloads.is_empty())
+            && !(self.state.places.is_empty()
+                && self.state.downloads.is_empty()
+                && self.state.last_sign_in.is_empty())
         {
-            let (places, downloads) = (self.state.places.len(), self.state.downloads.len());
+            let (places, downloads, last) = (
+                self.state.places.len(),
+                self.state.downloads.len(),
+                self.state.last_sign_in.len(),
+            );
             baseline::prune(&mut self.state.places, newest, places / 2);
             baseline::prune(&mut self.state.downloads, newest, downloads / 2);
+            baseline::prune(&mut self.state.last_sign_in, newest, last / 2);
             text = serde_json::to_string(&self.state).unwrap_or_default();
         }
         text
@@ -581,11 +631,9 @@ impl Detector {
             list.retain(|(t, _, _)| *t >= cutoff);
         }
         self.state.logins.retain(|_, l| !l.is_empty());
-        baseline::prune(
-            &mut self.state.places,
-            marks.get("sysevent").copied().unwrap_or(newest),
-            baseline::USERS_KEPT,
-        );
+        let sign_ins = marks.get("sysevent").copied().unwrap_or(newest);
+        baseline::prune(&mut self.state.places, sign_ins, baseline::USERS_KEPT);
+        baseline::prune(&mut self.state.last_sign_in, sign_ins, baseline::USERS_KEPT);
         baseline::prune(
             &mut self.state.downloads,
             marks.get("syslog_transaction").copied().unwrap_or(newest),
@@ -637,7 +685,8 @@ impl Detector {
                         e.source_ip.clone(),
                     ));
                     out.extend(self.after_failures(conn, user, at..at + 1));
-                    out.extend(self.new_country(seen, user, dir));
+                    out.extend(self.sign_in_place(seen, user, dir));
+                    out.extend(self.dormant_account_used(seen, user, dir));
                     if let Some(p) = dir.person(user).filter(|p| !p.active || p.locked_out) {
                         let state = if p.active { "locked-out" } else { "inactive" };
                         out.push(self.single(
@@ -740,39 +789,202 @@ impl Detector {
         out
     }
 
-    /// A successful sign-in from a country the user's history does not
-    /// hold, once it is long enough (`baseline::Places`); learned either
-    /// way. High for a privileged account.
-    fn new_country(&mut self, seen: Seen<'_>, user: &str, dir: &dyn Directory) -> Option<Alert> {
+    /// A successful sign-in's place against the user's history
+    /// (`baseline::Places`), then learned: `new_country` for a country
+    /// the history, once long enough, does not hold; `risky_ip` for a
+    /// hosting network (`watch::hosting`) it does not hold, judged for a
+    /// privileged account even while the history is short. Each high for a
+    /// privileged account.
+    fn sign_in_place(&mut self, seen: Seen<'_>, user: &str, dir: &dyn Directory) -> Vec<Alert> {
         let e = seen.event;
-        let ip: std::net::IpAddr = e.source_ip.as_deref()?.parse().ok()?;
-        let country = self.ip_data.country(ip)?;
-        let places = self.state.places.entry(user.to_string()).or_default();
+        let Some((raw_ip, ip)) = e
+            .source_ip
+            .as_deref()
+            .and_then(|raw| Some((raw, raw.parse::<std::net::IpAddr>().ok()?)))
+        else {
+            return Vec::new();
+        };
+        // Private, documentation and other special-purpose addresses are
+        // nowhere, whatever the sources say.
+        if snc_ipdata::is_special(ip) {
+            return Vec::new();
+        }
+        let place = self.ip_data.lookup(ip);
+        let Some(country) = place.country else {
+            return Vec::new();
+        };
+        let hosting = place
+            .network
+            .and_then(|n| crate::watch::hosting::hosting(n.asn).map(|h| (n, h)));
+        let rare = self.state.countries.rare(country, seen.at);
+        self.state.countries.learn(country, seen.at);
+        let Some(places) = user_entry(&mut self.state.places, user) else {
+            return Vec::new();
+        };
         let verdict = places.judge(country, seen.at);
-        let history = (verdict == PlaceVerdict::New).then(|| places.describe());
-        places.learn(country, seen.at);
-        let history = history?;
-        // Only a new country's alert names the network: most sign-ins
-        // need the country alone.
-        let network = self
-            .ip_data
-            .network(ip)
+        // For a user with too little history of their own, the instance's
+        // is what a country is judged by (one with a history has
+        // new_country).
+        let infrequent = rare
+            .filter(|_| verdict == PlaceVerdict::Learning)
+            .map(|share| (share, places.describe()));
+        let new_country = (verdict == PlaceVerdict::New).then(|| places.describe());
+        let risky = hosting.map(|(n, h)| {
+            let verdict = places.judge_network(n.asn, seen.at);
+            let networks = (verdict == PlaceVerdict::New).then(|| places.describe_networks());
+            (n, h, verdict, networks)
+        });
+        // A country the user signed in from in the last 30 days is no trip:
+        // a user whose VPN or addresses alternate between two countries
+        // alerts once, not every day.
+        let trip = places
+            .last()
+            .filter(|_| verdict != PlaceVerdict::Usual)
+            .and_then(|last| {
+                let trip = travel::impossible(last.country, last.at, country, seen.at)?;
+                Some((last.country, last.at, last.ip.to_string(), trip))
+            });
+        places.learn(raw_ip, country, place.network.map(|n| n.asn), seen.at);
+        if new_country.is_none() && risky.is_none() && trip.is_none() && infrequent.is_none() {
+            return Vec::new();
+        }
+        let privileged = dir.person(user).is_some_and(|p| p.privileged);
+        let who = if privileged {
+            ", who holds a privileged role,"
+        } else {
+            ""
+        };
+        let network = place
+            .network
             .map(|n| match n.name {
                 "" => format!(", {}", n.asn),
                 name => format!(", {} {name}", n.asn),
             })
             .unwrap_or_default();
-        let privileged = dir.person(user).is_some_and(|p| p.privileged);
+        let day = seen.at.div_euclid(86_400);
+        let mut out = Vec::new();
+        if let Some(history) = new_country {
+            out.push(self.single(
+                seen,
+                Rule::NewCountry,
+                &format!("{user}|{country}|{day}"),
+                format!("{user} signed in from a new country: {country}"),
+                format!(
+                    "{user}{who} signed in from {ip} ({country}{network}) at {}: the first sign-in from {country} in their history of the last {} days ({history}).",
+                    e.occurred_at,
+                    baseline::KEEP_DAYS,
+                ),
+            ));
+        }
+        if let Some((n, h, verdict, networks)) = risky {
+            let judged = match verdict {
+                PlaceVerdict::New => Some(format!(
+                    "none of their sign-ins of the last {} days came from it (they came from {})",
+                    baseline::KEEP_DAYS,
+                    networks.unwrap_or_default()
+                )),
+                PlaceVerdict::Learning if privileged => Some(
+                    "their history is too short to say which networks are usual for them"
+                        .to_string(),
+                ),
+                _ => None,
+            };
+            if let Some(judged) = judged {
+                out.push(self.single(
+                    seen,
+                    Rule::RiskyIp,
+                    &format!("{user}|{}|{day}", n.asn),
+                    format!("{user} signed in from a hosting network: {}", h.what),
+                    format!(
+                        "{user}{who} signed in from {ip} ({country}{network}) at {}: a network of servers ({}), where people do not sit but rented machines, proxies and VPN exits do; {judged}.",
+                        e.occurred_at,
+                        h.what,
+                    ),
+                ));
+            }
+        }
+        if let Some((share, history)) = infrequent {
+            out.push(self.single(
+                seen,
+                Rule::InfrequentCountry,
+                &format!("{user}|{country}|{day}"),
+                format!("{user} signed in from {country}, rare for this instance"),
+                format!(
+                    "{user}{who} signed in from {ip} ({country}{network}) at {}: {} of the instance's {} recent sign-ins came from {country} (under {} %; counts halve every {} days), and {user}'s own history is too short to judge by ({history}).",
+                    e.occurred_at,
+                    share.sign_ins,
+                    share.of,
+                    baseline::RARE_PERCENT,
+                    baseline::KEEP_DAYS,
+                ),
+            ));
+        }
+        if let Some((from, from_at, from_ip, t)) = trip {
+            out.push(self.single(
+                seen,
+                Rule::ImpossibleTravel,
+                &format!("{user}|{from}|{country}|{day}"),
+                format!("{user} signed in from {from} and {country} {} apart", travel::duration(t.secs)),
+                format!(
+                    "{user}{who} signed in from {ip} ({country}{network}) at {}, {} after signing in from {from_ip} ({from}) at {}: {} km apart centre to centre, at least {} km once both countries' size is allowed for, which needs {} km/h (an airliner flies under {}).",
+                    e.occurred_at,
+                    travel::duration(t.secs),
+                    rfc3339(from_at),
+                    t.km,
+                    t.at_least_km,
+                    t.kmh,
+                    travel::AIRLINER_KMH,
+                ),
+            ));
+        }
+        if privileged {
+            for a in &mut out {
+                a.severity = Severity::High;
+            }
+        }
+        out
+    }
+
+    /// A successful sign-in whose previous sign-in is `DORMANT_DAYS` or
+    /// more before it, by what the rules saw or the inventory read
+    /// (`baseline::sign_in_before`); learned either way. High for a
+    /// privileged account.
+    fn dormant_account_used(
+        &mut self,
+        seen: Seen<'_>,
+        user: &str,
+        dir: &dyn Directory,
+    ) -> Option<Alert> {
+        let at = seen.at;
+        let person = dir.person(user);
+        let inventory = person
+            .as_ref()
+            .map_or([None, None], |p| [p.last_login, p.login_before]);
+        let last = self.state.last_sign_in.get(user).copied();
+        let before = baseline::sign_in_before(at, last, inventory);
+        match self.state.last_sign_in.get_mut(user) {
+            Some(l) => l.0 = l.0.max(at),
+            None => {
+                self.state
+                    .last_sign_in
+                    .insert(user.to_string(), LastSignIn(at));
+            }
+        }
+        let before = before.filter(|b| at - b >= baseline::DORMANT_DAYS * 86_400)?;
+        let days = (at - before).div_euclid(86_400);
+        let privileged = person.as_ref().is_some_and(|p| p.privileged);
         let mut alert = self.single(
             seen,
-            Rule::NewCountry,
-            &format!("{user}|{country}|{}", seen.at.div_euclid(86_400)),
-            format!("{user} signed in from a new country: {country}"),
+            Rule::DormantAccountUsed,
+            &format!("{user}|{}", at.div_euclid(86_400)),
+            format!("Dormant account {user} signed in after {days} days"),
             format!(
-                "{user}{} signed in from {ip} ({country}{network}) at {}: the first sign-in from {country} in their history of the last {} days ({history}).",
+                "{user}{} signed in{} at {}: their previous sign-in was {days} days earlier, at {} (an account unused for {} days or more).",
                 if privileged { ", who holds a privileged role," } else { "" },
-                e.occurred_at,
-                baseline::KEEP_DAYS,
+                from_ip(&seen.event.source_ip),
+                seen.event.occurred_at,
+                rfc3339(before),
+                baseline::DORMANT_DAYS,
             ),
         );
         if privileged {
@@ -801,13 +1013,15 @@ impl Detector {
         let threshold = Threshold { count, ..t };
         let mut alerts = self.count(seen, Rule::MassDownload, user, None, threshold, actor);
         let busiest = self.busiest_window(Rule::MassDownload, user, seen.at, t);
-        let history = self.state.downloads.entry(user.to_string()).or_default();
-        if alerts.is_empty() {
-            history.learn(seen.at, busiest);
-        } else {
-            // The window's days: a burst's first part is not learned either.
-            history.spoil(seen.at);
-            history.spoil(seen.at - t.window_secs);
+        if let Some(history) = user_entry(&mut self.state.downloads, user) {
+            if alerts.is_empty() {
+                history.learn(seen.at, busiest);
+            } else {
+                // The window's days: a burst's first part is not learned
+                // either.
+                history.spoil(seen.at);
+                history.spoil(seen.at - t.window_secs);
+            }
         }
         let minutes = t.window_secs / 60;
         let history = match usual {
@@ -1244,6 +1458,8 @@ mod tests {
             active,
             locked_out,
             privileged,
+            last_login: None,
+            login_before: None,
         }
     }
 
@@ -1312,14 +1528,16 @@ mod tests {
         d.handle("c", &refs, &dir())
     }
 
-    /// A table of three places: 10.0.0.0/8 in the US (AS64500 "Home
-    /// ISP"), 11.0.0.0/8 in Brazil, 2001:db8::/32 in Germany.
+    /// A table of five places: 13.0.0.0/8 in the US (AS64500 "Home
+    /// ISP"), 11.0.0.0/8 in Brazil, 12.0.0.0/8 in the US (AS16509, a
+    /// hosting network), 2a01::/32 in Germany, and 203.0.113.0/24 (a
+    /// documentation block, which the real sources place too) in Australia.
     fn places() -> IpData<'static> {
         let bytes = snc_ipdata::build::table(&snc_ipdata::build::Sources {
             release: "t",
-            country_v4: "167772160,184549375,US\n184549376,201326591,BR\n",
-            country_v6: "42540766411282592856903984951653826560,42540766490510755389615066618907328511,DE\n",
-            network_v4: "167772160,184549375,64500,Home ISP\n",
+            country_v4: "184549376,201326591,BR\n201326592,218103807,US\n218103808,234881023,US\n3405803776,3405804031,AU\n",
+            country_v6: "55832768119825001489588427028103692288,55832768199053164003852764621647642623,DE\n",
+            network_v4: "201326592,218103807,16509,Amazon.com\n218103808,234881023,64500,Home ISP\n",
             network_v6: "",
         })
         .unwrap();
@@ -1343,14 +1561,255 @@ mod tests {
     }
 
     #[test]
+    fn a_country_rare_for_the_instance_judges_a_user_with_too_little_history() {
+        // 120 sign-ins from the US over three days, by 40 people, ann among
+        // them with a history of her own.
+        let mut events: Vec<Event> = (0..120u32)
+            .map(|n| {
+                let user = if n % 40 == 0 {
+                    "ann".to_string()
+                } else {
+                    format!("p{}", n % 40)
+                };
+                ev(
+                    n,
+                    "sysevent",
+                    Kind::Login,
+                    T0 + i64::from(n) * 2_000,
+                    &user,
+                    Some("13.0.0.1"),
+                )
+            })
+            .collect();
+        events.extend(sign_ins(200, 5, "ann", "13.0.0.2", T0 + 1_000, 60_000));
+        let later = T0 + 300_000;
+        // kim's first sign-in, from Brazil: rare for the instance.
+        events.push(ev(
+            300,
+            "sysevent",
+            Kind::Login,
+            later,
+            "kim",
+            Some("11.0.0.1"),
+        ));
+        // Near misses: ann from Brazil (her own history judges: new_country);
+        // lee's first, from the US; a failed sign-in from Brazil.
+        events.push(ev(
+            301,
+            "sysevent",
+            Kind::Login,
+            later + 60,
+            "ann",
+            Some("11.0.0.2"),
+        ));
+        events.push(ev(
+            302,
+            "sysevent",
+            Kind::Login,
+            later + 120,
+            "lee",
+            Some("13.0.0.9"),
+        ));
+        events.push(ev(
+            303,
+            "sysevent",
+            Kind::LoginFailed,
+            later + 180,
+            "max",
+            Some("11.0.0.3"),
+        ));
+        // A documentation address the table places in Australia: nowhere.
+        events.push(ev(
+            304,
+            "sysevent",
+            Kind::Login,
+            later + 240,
+            "sam",
+            Some("203.0.113.9"),
+        ));
+        events.sort_by_key(|e| e.occurred_at.clone());
+        let mut d = Detector::new(RuleConfig::default()).with_ip_data(places());
+        let all = run(&mut d, &events);
+        let rules: BTreeSet<(&str, &str)> = all
+            .iter()
+            .filter(|a| matches!(a.rule, Rule::InfrequentCountry | Rule::NewCountry))
+            .map(|a| (a.rule.as_str(), a.actor.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            rules,
+            BTreeSet::from([("infrequent_country", "kim"), ("new_country", "ann")])
+        );
+        let kim = &all[all
+            .iter()
+            .position(|a| a.rule == Rule::InfrequentCountry)
+            .unwrap()];
+        assert!(
+            kim.summary.contains(
+                "0 of the instance's 125 recent sign-ins came from BR (under 1 %; counts halve every 30 days)"
+            ),
+            "{}",
+            kim.summary
+        );
+    }
+
+    #[test]
+    fn two_sign_ins_farther_apart_than_an_airliner_flies_are_impossible_travel() {
+        let login = |n: u32, at: i64, user: &str, ip: &str| {
+            ev(n, "sysevent", Kind::Login, at, user, Some(ip))
+        };
+        let events = [
+            // ann: the US, then Brazil an hour later.
+            login(1, T0, "ann", "13.0.0.1"),
+            login(2, T0 + 3_600, "ann", "11.0.0.1"),
+            // Near misses: bob's trip takes eight hours; kim stays in the
+            // US (a hosting network's address there).
+            login(3, T0, "bob", "13.0.0.2"),
+            login(4, T0 + 8 * 3_600, "bob", "11.0.0.2"),
+            login(5, T0, "kim", "13.0.0.3"),
+            login(6, T0 + 60, "kim", "12.0.0.3"),
+            // root, privileged: Brazil then the US ten minutes later.
+            login(7, T0, "root", "11.0.0.4"),
+            login(8, T0 + 600, "root", "13.0.0.4"),
+            // ann again: back in the US ten minutes after Brazil, and in
+            // Brazil again ten minutes on: both are her countries now (a VPN
+            // flipping between them alerts once, not each time).
+            login(9, T0 + 4_200, "ann", "13.0.0.1"),
+            login(10, T0 + 4_800, "ann", "11.0.0.1"),
+        ];
+        let mut sorted = events.to_vec();
+        sorted.sort_by_key(|e| e.occurred_at.clone());
+        let mut d = Detector::new(RuleConfig::default()).with_ip_data(places());
+        let alerts: Vec<Alert> = run(&mut d, &sorted)
+            .into_iter()
+            .filter(|a| a.rule == Rule::ImpossibleTravel)
+            .collect();
+        let who: Vec<(&str, Severity)> = alerts
+            .iter()
+            .map(|a| (a.actor.as_deref().unwrap_or(""), a.severity))
+            .collect();
+        assert_eq!(who, [("ann", Severity::Medium), ("root", Severity::High)]);
+        let a = &alerts[0];
+        assert_eq!(a.title, "ann signed in from US and BR 1 h apart");
+        assert!(
+            a.summary.contains("signed in from 11.0.0.1 (BR) at 2026-01-01T01:00:00Z, 1 h after signing in from 13.0.0.1 (US) at 2026-01-01T00:00:00Z")
+                && a.summary.contains("km/h (an airliner flies under 1000)"),
+            "{}",
+            a.summary
+        );
+        assert_eq!(a.source_ip.as_deref(), Some("11.0.0.1"));
+        // Read again after a restart: nothing new, the same alert ids.
+        let mut again =
+            Detector::restore(RuleConfig::default(), Some(&d.save())).with_ip_data(places());
+        let twice: Vec<Alert> = run(&mut again, &sorted)
+            .into_iter()
+            .filter(|x| x.rule == Rule::ImpossibleTravel)
+            .collect();
+        assert!(
+            twice.iter().all(|x| alerts.iter().any(|a| a.id == x.id)),
+            "{twice:?}"
+        );
+        // The same stream read by another detector: the same alerts.
+        let mut other = Detector::new(RuleConfig::default()).with_ip_data(places());
+        let same: Vec<String> = run(&mut other, &sorted)
+            .into_iter()
+            .filter(|x| x.rule == Rule::ImpossibleTravel)
+            .map(|x| x.id)
+            .collect();
+        assert_eq!(
+            same,
+            alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+            "deterministic ids"
+        );
+    }
+
+    #[test]
+    fn a_sign_in_from_a_hosting_network_new_to_the_user_is_a_risky_ip() {
+        let mut events = sign_ins(1, 5, "ann", "13.0.0.1", T0, 40_000);
+        events.push(ev(
+            6,
+            "sysevent",
+            Kind::Login,
+            T0 + 300_000,
+            "ann",
+            Some("12.0.0.7"),
+        ));
+        // Near misses: bob always signs in from the cloud (his first
+        // sign-ins are learning, the later usual); a failed sign-in from it;
+        // kim's first sign-in ever, from it (too little history).
+        events.extend(sign_ins(20, 6, "bob", "12.0.0.8", T0, 40_000));
+        events.push(ev(
+            40,
+            "sysevent",
+            Kind::LoginFailed,
+            T0 + 2_000,
+            "ann",
+            Some("12.0.0.7"),
+        ));
+        events.push(ev(
+            41,
+            "sysevent",
+            Kind::Login,
+            T0 + 3_000,
+            "kim",
+            Some("12.0.0.10"),
+        ));
+        // A privileged account is judged with no history.
+        events.push(ev(
+            42,
+            "sysevent",
+            Kind::Login,
+            T0 + 1_000,
+            "root",
+            Some("12.0.0.9"),
+        ));
+        events.sort_by_key(|e| e.occurred_at.clone());
+        let mut d = Detector::new(RuleConfig::default()).with_ip_data(places());
+        let all = run(&mut d, &events);
+        let alerts: Vec<&Alert> = all.iter().filter(|a| a.rule == Rule::RiskyIp).collect();
+        let who: Vec<(&str, Severity)> = alerts
+            .iter()
+            .map(|a| (a.actor.as_deref().unwrap_or(""), a.severity))
+            .collect();
+        assert_eq!(who, [("ann", Severity::Medium), ("root", Severity::High)]);
+        assert!(
+            alerts[0].summary.contains("(US, AS16509 Amazon.com) at 2026-01-04T11:20:00Z: a network of servers (Amazon Web Services)")
+                && alerts[0].summary.contains("they came from AS64500 (5)"),
+            "{}",
+            alerts[0].summary
+        );
+        assert!(
+            alerts[1].summary.contains("too short"),
+            "{}",
+            alerts[1].summary
+        );
+        // The same country: no new_country beside it.
+        assert!(all.iter().all(|a| a.rule != Rule::NewCountry), "{all:?}");
+        // Read again after a restart: the same alerts, nothing new.
+        let ids: Vec<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
+        let mut again =
+            Detector::restore(RuleConfig::default(), Some(&d.save())).with_ip_data(places());
+        let twice: Vec<Alert> = run(&mut again, &events);
+        assert!(twice
+            .iter()
+            .all(|a| a.rule != Rule::RiskyIp || ids.contains(&a.id.as_str())));
+        let mut other = Detector::new(RuleConfig::default()).with_ip_data(places());
+        let same: Vec<String> = run(&mut other, &events)
+            .into_iter()
+            .filter(|a| a.rule == Rule::RiskyIp)
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(same, ids, "deterministic ids");
+    }
+
+    #[test]
     fn a_sign_in_from_a_new_country_alerts_once_the_history_is_long_enough() {
         let mut d = Detector::new(RuleConfig::default()).with_ip_data(places());
         // Five sign-ins from the US over three days: the history.
-        let mut events = sign_ins(0, 5, "ann", "10.1.2.3", T0, 12 * 3_600);
+        let mut events = sign_ins(0, 5, "ann", "13.1.2.3", T0, 12 * 3_600);
         // Then Brazil, then Brazil again (learned: no second alert), then
         // Germany over IPv6.
         events.extend(sign_ins(10, 2, "ann", "11.9.9.9", T0 + 3 * 86_400, 60));
-        events.extend(sign_ins(20, 1, "ann", "2001:db8::7", T0 + 4 * 86_400, 60));
+        events.extend(sign_ins(20, 1, "ann", "2a01::7", T0 + 4 * 86_400, 60));
         let alerts = run(&mut d, &events);
         let mine: Vec<&Alert> = alerts
             .iter()
@@ -1378,7 +1837,7 @@ mod tests {
             Detector::restore(RuleConfig::default(), Some(&d.save())).with_ip_data(places());
         let later = run(
             &mut again,
-            &sign_ins(30, 1, "ann", "10.7.7.7", T0 + 5 * 86_400, 60),
+            &sign_ins(30, 1, "ann", "13.7.7.7", T0 + 5 * 86_400, 60),
         );
         assert!(later.iter().all(|a| a.rule != Rule::NewCountry));
     }
@@ -1387,13 +1846,13 @@ mod tests {
     fn near_misses_of_a_new_country_do_not_alert() {
         let mut d = Detector::new(RuleConfig::default()).with_ip_data(places());
         // Too little history: four sign-ins, then Brazil.
-        let mut events = sign_ins(0, 4, "ann", "10.1.2.3", T0, 12 * 3_600);
+        let mut events = sign_ins(0, 4, "ann", "13.1.2.3", T0, 12 * 3_600);
         events.extend(sign_ins(10, 1, "ann", "11.1.1.1", T0 + 3 * 86_400, 60));
         // Many sign-ins, all within one day, then Brazil.
-        events.extend(sign_ins(20, 9, "root", "10.1.2.3", T0, 600));
+        events.extend(sign_ins(20, 9, "root", "13.1.2.3", T0, 600));
         events.extend(sign_ins(40, 1, "root", "11.1.1.1", T0 + 7_200, 60));
         // An address the table does not place, and none at all.
-        events.extend(sign_ins(50, 6, "stuck", "10.1.2.3", T0, 86_400));
+        events.extend(sign_ins(50, 6, "stuck", "13.1.2.3", T0, 86_400));
         events.extend(sign_ins(60, 1, "stuck", "192.0.2.1", T0 + 7 * 86_400, 60));
         events.push(ev(
             70,
@@ -1410,7 +1869,7 @@ mod tests {
         );
         // Without a table, nothing is placed and nothing judged.
         let mut blind = Detector::new(RuleConfig::default());
-        let mut history = sign_ins(0, 6, "ann", "10.1.2.3", T0, 86_400);
+        let mut history = sign_ins(0, 6, "ann", "13.1.2.3", T0, 86_400);
         history.extend(sign_ins(10, 1, "ann", "11.1.1.1", T0 + 7 * 86_400, 60));
         assert!(run(&mut blind, &history)
             .iter()
@@ -1420,7 +1879,7 @@ mod tests {
     #[test]
     fn a_privileged_account_in_a_new_country_is_high() {
         let mut d = Detector::new(RuleConfig::default()).with_ip_data(places());
-        let mut events = sign_ins(0, 6, "root", "10.1.2.3", T0, 86_400);
+        let mut events = sign_ins(0, 6, "root", "13.1.2.3", T0, 86_400);
         events.extend(sign_ins(10, 1, "root", "11.1.1.1", T0 + 7 * 86_400, 60));
         let alerts = run(&mut d, &events);
         let a = alerts.iter().find(|a| a.rule == Rule::NewCountry).unwrap();
@@ -1434,7 +1893,7 @@ mod tests {
         // The US network is named where the table knows it.
         let mut d = Detector::new(RuleConfig::default()).with_ip_data(places());
         let mut events = sign_ins(0, 6, "ann", "11.1.1.1", T0, 86_400);
-        events.extend(sign_ins(10, 1, "ann", "10.1.1.1", T0 + 7 * 86_400, 60));
+        events.extend(sign_ins(10, 1, "ann", "13.1.1.1", T0 + 7 * 86_400, 60));
         let a = run(&mut d, &events)
             .into_iter()
             .find(|a| a.rule == Rule::NewCountry)
@@ -1560,12 +2019,22 @@ mod tests {
         // 20,000 users of one sign-in each under long names: far past the bound.
         for i in 0..20_000 {
             let mut p = Places::default();
-            p.learn(snc_ipdata::Country::parse("US").unwrap(), T0);
+            p.learn(
+                "192.0.2.1",
+                snc_ipdata::Country::parse("US").unwrap(),
+                None,
+                T0,
+            );
             d.state.places.insert(format!("{i:0>90}"), p);
         }
         let mut heavy = Places::default();
         for day in 0..10 {
-            heavy.learn(snc_ipdata::Country::parse("DE").unwrap(), T0 + day * 60);
+            heavy.learn(
+                "192.0.2.1",
+                snc_ipdata::Country::parse("DE").unwrap(),
+                None,
+                T0 + day * 60,
+            );
         }
         d.state.places.insert("heavy".into(), heavy);
         d.state.watermarks.insert("sysevent".into(), T0);
@@ -1776,6 +2245,89 @@ mod tests {
         assert!(run(&mut d, &one)
             .iter()
             .all(|a| a.rule != Rule::PasswordSpray));
+    }
+
+    #[test]
+    fn a_sign_in_thirty_days_after_the_last_is_a_dormant_account_used() {
+        const DAY: i64 = 86_400;
+        let mut people = dir();
+        let login = |n: u32, at: i64, user: &str| {
+            ev(n, "sysevent", Kind::Login, at, user, Some("203.0.113.9"))
+        };
+        // ann: the inventory read her last sign-in 45 days ago and has not
+        // caught up with this one.
+        people.people.get_mut("ann").unwrap().last_login = Some(T0 - 45 * DAY);
+        // root, privileged: the inventory caught up (stamped 2 s after the
+        // event); what it said before was 60 days back.
+        let root = people.people.get_mut("root").unwrap();
+        root.last_login = Some(T0 + 3_602);
+        root.login_before = Some(T0 - 60 * DAY);
+        // Near misses: 29 days; never signed in before (the inventory's only
+        // value is this sign-in); unknown to the inventory.
+        let mut kim = person("kim", true, false, false);
+        kim.last_login = Some(T0 - 29 * DAY);
+        people.people.insert("kim".into(), kim);
+        let mut new = person("new", true, false, false);
+        new.last_login = Some(T0 + 100);
+        people.people.insert("new".into(), new);
+        let events = [
+            login(1, T0, "ann"),
+            // Her second sign-in follows the first the rules saw.
+            login(2, T0 + 600, "ann"),
+            login(3, T0 + 3_600, "root"),
+            login(4, T0 + 60, "kim"),
+            login(5, T0 + 100, "new"),
+            login(6, T0 + 200, "stranger"),
+            ev(7, "sysevent", Kind::LoginFailed, T0 + 300, "kim", None),
+        ];
+        let mut d = Detector::new(RuleConfig::default());
+        let refs: Vec<&Event> = events.iter().collect();
+        let alerts: Vec<Alert> = d
+            .handle("c", &refs, &people)
+            .into_iter()
+            .filter(|a| a.rule == Rule::DormantAccountUsed)
+            .collect();
+        let who: Vec<(&str, Severity, u32)> = alerts
+            .iter()
+            .map(|a| (a.actor.as_deref().unwrap_or(""), a.severity, a.count))
+            .collect();
+        assert_eq!(
+            who,
+            [("ann", Severity::Medium, 1), ("root", Severity::High, 1)]
+        );
+        assert!(
+            alerts[0]
+                .summary
+                .contains("45 days earlier, at 2025-11-17T00:00:00Z"),
+            "{}",
+            alerts[0].summary
+        );
+        assert!(
+            alerts[1].summary.contains("60 days"),
+            "{}",
+            alerts[1].summary
+        );
+        // Read again (the overlap) and after a restart: the same alerts.
+        let mut again = Detector::restore(RuleConfig::default(), Some(&d.save()));
+        let ids: Vec<String> = again
+            .handle("c", &refs[..1], &people)
+            .into_iter()
+            .filter(|a| a.rule == Rule::DormantAccountUsed)
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(ids, [alerts[0].id.clone()]);
+        // Thirty-one days on, the inventory caught up with the sign-in:
+        // dormant again, by the rules' record and the inventory's both.
+        let later = T0 + 600 + 31 * DAY;
+        let ann = people.people.get_mut("ann").unwrap();
+        ann.last_login = Some(later + 2);
+        ann.login_before = Some(T0 + 600);
+        let late = again.handle("c", &[&login(8, later, "ann")], &people);
+        assert!(
+            late.iter()
+                .any(|a| a.rule == Rule::DormantAccountUsed && a.summary.contains("31 days")),
+            "{late:?}"
+        );
     }
 
     #[test]

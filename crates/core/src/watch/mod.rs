@@ -3,5 +3,7 @@
 
 pub mod baseline;
 pub mod detect;
+pub mod hosting;
 pub mod inventory;
 pub mod posture;
+pub mod travel;

@@ -2,6 +2,7 @@
 //! keeps, the accounts API's reads of it, and the detector's view of it.
 
 use serde::{Deserialize, Serialize};
+use snc_core::clock::parse_rfc3339;
 use snc_core::watch::detect::{Directory, Person, RoleInfo};
 use snc_core::watch::inventory::{privileged, InventoryPage, InventoryRecord, InventoryTable};
 use worker::{Result, SqlStorageValue as V};
@@ -46,11 +47,13 @@ impl Directory for Plane {
             active: bool,
             #[serde(deserialize_with = "snc_core::stored::flag")]
             locked_out: bool,
+            last_login_at: Option<String>,
+            previous_login_at: Option<String>,
         }
         let row: Row = self
             .sql
             .exec(
-                "SELECT sys_id, user_name, active, locked_out FROM inv_users WHERE user_name = ?1 OR sys_id = ?1 LIMIT 1",
+                "SELECT sys_id, user_name, active, locked_out, last_login_at, previous_login_at FROM inv_users WHERE user_name = ?1 OR sys_id = ?1 LIMIT 1",
                 vec![text(user)],
             )
             .ok()?
@@ -78,6 +81,8 @@ impl Directory for Plane {
             user_name: row.user_name,
             active: row.active,
             locked_out: row.locked_out,
+            last_login: row.last_login_at.as_deref().and_then(parse_rfc3339),
+            login_before: row.previous_login_at.as_deref().and_then(parse_rfc3339),
         })
     }
 
@@ -183,6 +188,26 @@ impl Plane {
         Ok(out)
     }
 
+    /// Adds what an object made before it lacks: `previous_login_at`, the
+    /// `last_login_time` a sync replaced (the dormant account rule's).
+    pub(super) fn upgrade_directory(&self) -> Result<()> {
+        #[derive(Deserialize)]
+        struct Column {
+            name: String,
+        }
+        let columns: Vec<Column> = self
+            .sql
+            .exec("SELECT name FROM pragma_table_info('inv_users')", None)?
+            .to_array()?;
+        if !columns.iter().any(|c| c.name == "previous_login_at") {
+            self.sql.exec(
+                "ALTER TABLE inv_users ADD COLUMN previous_login_at TEXT",
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Upserts one page of an inventory table and moves its cursor, in one
     /// step (no await between); a record read again unchanged (the sync
     /// re-reads its overlap every pull) writes no row.
@@ -191,7 +216,7 @@ impl Plane {
         for r in &page.records {
             match r {
                 InventoryRecord::User(u) => self.sql.exec(
-                    "INSERT INTO inv_users (sys_id, user_name, name, email, active, locked_out, web_service_only, last_login_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sys_id) DO UPDATE SET user_name = excluded.user_name, name = excluded.name, email = excluded.email, active = excluded.active, locked_out = excluded.locked_out, web_service_only = excluded.web_service_only, last_login_at = excluded.last_login_at WHERE (user_name, name, email, active, locked_out, web_service_only, last_login_at) IS NOT (excluded.user_name, excluded.name, excluded.email, excluded.active, excluded.locked_out, excluded.web_service_only, excluded.last_login_at)",
+                    "INSERT INTO inv_users (sys_id, user_name, name, email, active, locked_out, web_service_only, last_login_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sys_id) DO UPDATE SET user_name = excluded.user_name, name = excluded.name, email = excluded.email, active = excluded.active, locked_out = excluded.locked_out, web_service_only = excluded.web_service_only, last_login_at = excluded.last_login_at, previous_login_at = CASE WHEN excluded.last_login_at IS NOT last_login_at AND last_login_at IS NOT NULL THEN last_login_at ELSE previous_login_at END WHERE (user_name, name, email, active, locked_out, web_service_only, last_login_at) IS NOT (excluded.user_name, excluded.name, excluded.email, excluded.active, excluded.locked_out, excluded.web_service_only, excluded.last_login_at)",
                     vec![text(&u.sys_id), text(&u.user_name), text(&u.name), opt_text(u.email.as_deref()), flag(u.active), flag(u.locked_out), flag(u.web_service_only), opt_text(u.last_login_at.as_deref())],
                 )?,
                 InventoryRecord::Role { sys_id, name, elevated } => self.sql.exec(

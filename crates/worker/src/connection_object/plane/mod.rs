@@ -44,8 +44,9 @@ const SCHEMA: &[&str] = &[
     // the latest.
     "CREATE TABLE IF NOT EXISTS posture (checked_at INTEGER PRIMARY KEY, score INTEGER NOT NULL, report TEXT NOT NULL)",
     // The inventory: accounts, roles, groups, role grants and group
-    // memberships as last read (upserts by sys_id), cursors in `meta`.
-    "CREATE TABLE IF NOT EXISTS inv_users (sys_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, name TEXT NOT NULL, email TEXT, active INTEGER NOT NULL, locked_out INTEGER NOT NULL, web_service_only INTEGER NOT NULL, last_login_at TEXT)",
+    // memberships as last read (upserts by sys_id), cursors in `meta`; an
+    // account's `previous_login_at` is the `last_login_at` a sync replaced.
+    "CREATE TABLE IF NOT EXISTS inv_users (sys_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, name TEXT NOT NULL, email TEXT, active INTEGER NOT NULL, locked_out INTEGER NOT NULL, web_service_only INTEGER NOT NULL, last_login_at TEXT, previous_login_at TEXT)",
     "CREATE INDEX IF NOT EXISTS inv_users_by_name ON inv_users (user_name, sys_id)",
     "CREATE TABLE IF NOT EXISTS inv_roles (sys_id TEXT PRIMARY KEY, name TEXT NOT NULL, elevated INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS inv_groups (sys_id TEXT PRIMARY KEY, name TEXT NOT NULL)",
@@ -95,6 +96,7 @@ impl Plane {
         let plane = Plane::opened(sql);
         plane.upgrade_index()?;
         plane.upgrade_runs()?;
+        plane.upgrade_directory()?;
         Ok(plane)
     }
 
