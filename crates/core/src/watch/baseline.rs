@@ -200,11 +200,15 @@ impl Places {
         }
     }
 
-    /// The networks in words: "AS64500 (5) and AS64501 (1)".
-    pub fn describe_networks(&self) -> String {
+    /// The networks of the history before `at` in words: "AS64500 (5)
+    /// and AS64501 (1)" (one unused for `KEEP_DAYS` is not told, though
+    /// not yet forgotten).
+    pub fn describe_networks(&self, at: i64) -> String {
+        let day = at.div_euclid(DAY);
         let parts: Vec<String> = self
             .nets
             .iter()
+            .filter(|s| s.2 > day - KEEP_DAYS)
             .map(|(asn, count, _)| format!("AS{asn} ({count})"))
             .collect();
         match parts.as_slice() {
@@ -214,12 +218,14 @@ impl Places {
         }
     }
 
-    /// The history in words: "41 sign-ins from US and 2 from DE over 9
-    /// days".
-    pub fn describe(&self) -> String {
+    /// The history before `at` in words: "41 sign-ins from US and 2 from
+    /// DE over 9 days" (as `judge` sees it: the last `KEEP_DAYS`).
+    pub fn describe(&self, at: i64) -> String {
+        let day = at.div_euclid(DAY);
         let parts: Vec<String> = self
             .seen
             .iter()
+            .filter(|s| s.2 > day - KEEP_DAYS)
             .enumerate()
             .map(|(n, (country, count, _))| match n {
                 0 => format!("{count} sign-in{} from {country}", plural(*count)),
@@ -231,7 +237,11 @@ impl Places {
             [one] => one.clone(),
             [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
         };
-        let days = self.days();
+        let days = if parts.is_empty() {
+            0
+        } else {
+            self.to - self.from.max(day - KEEP_DAYS + 1) + 1
+        };
         format!("{list} over {days} day{}", plural(days as u32))
     }
 }
@@ -497,14 +507,25 @@ mod tests {
         p.learn("192.0.2.1", c("US"), None, T0 + 200_000);
         assert_eq!(p.judge(c("US"), T0 + 210_000), PlaceVerdict::Usual);
         assert_eq!(p.judge(c("BR"), T0 + 210_000), PlaceVerdict::New);
-        assert_eq!(p.describe(), "5 sign-ins from US over 3 days");
+        assert_eq!(p.describe(T0 + 210_000), "5 sign-ins from US over 3 days");
         p.learn("192.0.2.1", c("BR"), None, T0 + 210_000);
         assert_eq!(
             p.judge(c("BR"), T0 + 220_000),
             PlaceVerdict::Usual,
             "learned"
         );
-        assert_eq!(p.describe(), "5 sign-ins from US and 1 from BR over 3 days");
+        assert_eq!(
+            p.describe(T0 + 220_000),
+            "5 sign-ins from US and 1 from BR over 3 days"
+        );
+        // Thirty days after the US was last used, only Brazil (used two
+        // days later) is told.
+        let mut later = p.clone();
+        later.learn("192.0.2.1", c("BR"), None, T0 + 210_000 + 2 * DAY);
+        let month = T0 + 200_000 + KEEP_DAYS * DAY;
+        let told = later.describe(month);
+        assert!(told.starts_with("2 sign-ins from BR over"), "{told}");
+        assert!(!told.contains("US"), "{told}");
         // Five sign-ins in one day are not enough: they must span two.
         let mut busy = Places::default();
         for i in 0..10 {
@@ -647,10 +668,18 @@ mod tests {
         // A sign-in whose network the data does not name counts for the
         // history's length, not for any network.
         p.learn("192.0.2.1", c("US"), None, T0 + 310_000);
-        assert_eq!(p.describe_networks(), "AS64500 (5)");
+        assert_eq!(p.describe_networks(T0 + 310_000), "AS64500 (5)");
         p.learn("192.0.2.1", c("US"), Some(cloud), T0 + 320_000);
         assert_eq!(p.judge_network(cloud, T0 + 330_000), PlaceVerdict::Usual);
-        assert_eq!(p.describe_networks(), "AS64500 (5) and AS16509 (1)");
+        assert_eq!(
+            p.describe_networks(T0 + 330_000),
+            "AS64500 (5) and AS16509 (1)"
+        );
+        assert_eq!(
+            p.describe_networks(T0 + 160_000 + KEEP_DAYS * DAY),
+            "AS16509 (1)",
+            "the home network unused for thirty days"
+        );
         // Forgotten with the days, and bounded.
         assert_eq!(
             p.judge_network(cloud, T0 + 320_000 + KEEP_DAYS * DAY),
@@ -671,7 +700,7 @@ mod tests {
         let mut old: Places =
             serde_json::from_str(r#"{"from":20000,"to":20003,"seen":[["US",7,20003]]}"#).unwrap();
         assert_eq!(old.sign_ins(), 7);
-        assert_eq!(old.describe_networks(), "no network the IP data names");
+        assert_eq!(old.describe_networks(0), "no network the IP data names");
         let upgraded = 20_004 * DAY;
         assert_eq!(old.judge(c("US"), upgraded), PlaceVerdict::Usual);
         assert_eq!(old.judge_network(cloud, upgraded), PlaceVerdict::Learning);

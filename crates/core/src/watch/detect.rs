@@ -827,11 +827,12 @@ impl Detector {
         // new_country).
         let infrequent = rare
             .filter(|_| verdict == PlaceVerdict::Learning)
-            .map(|share| (share, places.describe()));
-        let new_country = (verdict == PlaceVerdict::New).then(|| places.describe());
+            .map(|share| (share, places.describe(seen.at)));
+        let new_country = (verdict == PlaceVerdict::New).then(|| places.describe(seen.at));
         let risky = hosting.map(|(n, h)| {
             let verdict = places.judge_network(n.asn, seen.at);
-            let networks = (verdict == PlaceVerdict::New).then(|| places.describe_networks());
+            let networks =
+                (verdict == PlaceVerdict::New).then(|| places.describe_networks(seen.at));
             (n, h, verdict, networks)
         });
         // A country the user signed in from in the last 30 days is no trip:
