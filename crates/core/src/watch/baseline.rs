@@ -181,13 +181,7 @@ impl Places {
             None => self.last = Some((country.as_str().to_string(), at, ip.to_string())),
         }
         let day = at.div_euclid(DAY);
-        self.seen.retain(|s| s.2 > day - KEEP_DAYS);
-        if self.seen.is_empty() {
-            self.from = day;
-            self.to = day;
-        }
-        self.from = self.from.max(day - KEEP_DAYS + 1).min(day);
-        self.to = self.to.max(day);
+        keep_recent(&mut self.seen, (&mut self.from, &mut self.to), day);
         count(&mut self.seen, country.as_str(), day, COUNTRIES_KEPT);
         self.nets.retain(|s| s.2 > day - KEEP_DAYS);
         if self.nets.is_empty() {
@@ -324,6 +318,18 @@ impl BusiestWindows {
     }
 }
 
+/// Forgets the countries of `seen` unused for `KEEP_DAYS` before `day`,
+/// and moves the history's span (its first and last day) to hold `day`.
+fn keep_recent(seen: &mut Vec<(String, u32, i64)>, (from, to): (&mut i64, &mut i64), day: i64) {
+    seen.retain(|s| s.2 > day - KEEP_DAYS);
+    if seen.is_empty() {
+        *from = day;
+        *to = day;
+    }
+    *from = (*from).max(day - KEEP_DAYS + 1).min(day);
+    *to = (*to).max(day);
+}
+
 /// Counts one more for `key` on `day` in a list of (key, count, last day)
 /// kept most used first and at most `keep` long (the least used goes).
 fn count<K, Q>(list: &mut Vec<(K, u32, i64)>, key: &Q, day: i64, keep: usize)
@@ -440,13 +446,7 @@ impl InstanceCountries {
 
     pub fn learn(&mut self, country: Country, at: i64) {
         let day = at.div_euclid(DAY);
-        self.seen.retain(|s| s.2 > day - KEEP_DAYS);
-        if self.seen.is_empty() {
-            self.from = day;
-            self.to = day;
-        }
-        self.from = self.from.max(day - KEEP_DAYS + 1).min(day);
-        self.to = self.to.max(day);
+        keep_recent(&mut self.seen, (&mut self.from, &mut self.to), day);
         if self.halved == 0 {
             self.halved = day;
         } else if day - self.halved >= KEEP_DAYS {
